@@ -1,0 +1,1 @@
+//! The dm-log disk dirty log (the region log of the `mirror` target).

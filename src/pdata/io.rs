@@ -1,0 +1,277 @@
+//! Block I/O: whole 4096-byte metadata blocks on a file, a block device or memory.
+//!
+//! Every reader and writer in the crate goes through [`BlockIo`], so tests can swap the
+//! device for memory (and, later, for a fault-injecting backend).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Size of every metadata block, in bytes.
+pub const BLOCK_SIZE: usize = 4096;
+
+/// One metadata block. Page-aligned so that it can be handed to `O_DIRECT` I/O as it is.
+#[repr(C, align(4096))]
+#[derive(Clone)]
+pub struct Block(pub [u8; BLOCK_SIZE]);
+
+impl Block {
+    /// A zero-filled block on the heap.
+    pub fn zeroed() -> Box<Block> {
+        Box::new(Block([0; BLOCK_SIZE]))
+    }
+}
+
+impl Deref for Block {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl DerefMut for Block {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+/// A device made of 4096-byte blocks.
+pub trait BlockIo: Send + Sync {
+    /// Whole blocks on the device; a partial trailing block is never used.
+    fn nr_blocks(&self) -> u64;
+    /// Reads block `loc` into `buf`.
+    fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()>;
+    /// Writes `buf` to block `loc`.
+    fn write(&self, loc: u64, buf: &Block) -> io::Result<()>;
+    /// Makes every completed write durable.
+    fn flush(&self) -> io::Result<()>;
+
+    /// Reads block `loc` into a fresh buffer.
+    fn read_new(&self, loc: u64) -> io::Result<Box<Block>> {
+        let mut b = Block::zeroed();
+        self.read(loc, &mut b)?;
+        Ok(b)
+    }
+}
+
+fn beyond_end(loc: u64, nr_blocks: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("block {loc} is beyond the end of the device ({nr_blocks} blocks)"),
+    )
+}
+
+/// How a [`FileIo`] opens its device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only. A block device is opened with `O_EXCL`, so a device that a live target
+    /// holds is refused instead of read while it changes.
+    ReadExclusive,
+    /// Read only, without `O_EXCL`: for the held metadata snapshot of a live target, which
+    /// the kernel keeps open.
+    ReadShared,
+    /// Read and write; a block device is opened with `O_EXCL`.
+    Write,
+}
+
+/// A regular file or a block device. Block devices are opened with `O_DIRECT`, because the
+/// kernel writes metadata around the page cache and a buffered reader could see stale blocks.
+pub struct FileIo {
+    file: File,
+    path: PathBuf,
+    nr_blocks: u64,
+    size_bytes: u64,
+    is_block_device: bool,
+}
+
+impl FileIo {
+    /// Opens `path`. Errors keep the OS error kind: `NotFound`, and `ResourceBusy` (EBUSY)
+    /// for a block device that someone else holds open exclusively.
+    pub fn open(path: &Path, mode: OpenMode) -> io::Result<FileIo> {
+        let meta = std::fs::metadata(path)?;
+        let ft = meta.file_type();
+        let is_block_device = ft.is_block_device();
+        if !is_block_device && !ft.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a block device or regular file",
+            ));
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        if mode == OpenMode::Write {
+            opts.write(true);
+        }
+        if is_block_device {
+            let mut flags = libc::O_DIRECT;
+            if mode != OpenMode::ReadShared {
+                flags |= libc::O_EXCL;
+            }
+            opts.custom_flags(flags);
+        }
+        let mut file = opts.open(path)?;
+        let size_bytes = if is_block_device {
+            file.seek(SeekFrom::End(0))?
+        } else {
+            meta.len()
+        };
+        Ok(FileIo {
+            file,
+            path: path.to_path_buf(),
+            nr_blocks: size_bytes / BLOCK_SIZE as u64,
+            size_bytes,
+            is_block_device,
+        })
+    }
+
+    /// The path the device was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size in bytes, including a partial trailing block.
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    /// Whether the path is a block device (opened with `O_DIRECT`).
+    pub fn is_block_device(&self) -> bool {
+        self.is_block_device
+    }
+
+    /// Reads `buf.len()` bytes at byte `offset`; `buf` must be page-aligned in length and
+    /// address when the device is a block device. Used for formats that are not made of
+    /// 4096-byte blocks.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+
+    /// Writes `buf` at byte `offset`, with the same alignment rules as [`FileIo::read_at`].
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+}
+
+impl BlockIo for FileIo {
+    fn nr_blocks(&self) -> u64 {
+        self.nr_blocks
+    }
+
+    fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()> {
+        if loc >= self.nr_blocks {
+            return Err(beyond_end(loc, self.nr_blocks));
+        }
+        self.file.read_exact_at(&mut buf.0, loc * BLOCK_SIZE as u64)
+    }
+
+    fn write(&self, loc: u64, buf: &Block) -> io::Result<()> {
+        if loc >= self.nr_blocks {
+            return Err(beyond_end(loc, self.nr_blocks));
+        }
+        self.file.write_all_at(&buf.0, loc * BLOCK_SIZE as u64)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+}
+
+/// A device in memory, for tests and for building images before they are written.
+pub struct MemIo {
+    data: Mutex<Vec<u8>>,
+    nr_blocks: u64,
+}
+
+impl MemIo {
+    /// A zero-filled device of `nr_blocks` blocks.
+    pub fn new(nr_blocks: u64) -> MemIo {
+        MemIo::from_bytes(vec![0; nr_blocks as usize * BLOCK_SIZE])
+    }
+
+    /// A device holding `bytes`; a partial trailing block is kept but never addressed.
+    pub fn from_bytes(bytes: Vec<u8>) -> MemIo {
+        let nr_blocks = (bytes.len() / BLOCK_SIZE) as u64;
+        MemIo {
+            data: Mutex::new(bytes),
+            nr_blocks,
+        }
+    }
+
+    /// The device's bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.data.into_inner().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn range(&self, loc: u64) -> io::Result<std::ops::Range<usize>> {
+        if loc >= self.nr_blocks {
+            return Err(beyond_end(loc, self.nr_blocks));
+        }
+        let start = loc as usize * BLOCK_SIZE;
+        Ok(start..start + BLOCK_SIZE)
+    }
+}
+
+impl BlockIo for MemIo {
+    fn nr_blocks(&self) -> u64 {
+        self.nr_blocks
+    }
+
+    fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()> {
+        let r = self.range(loc)?;
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        buf.0.copy_from_slice(&data[r]);
+        Ok(())
+    }
+
+    fn write(&self, loc: u64, buf: &Block) -> io::Result<()> {
+        let r = self.range(loc)?;
+        let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        data[r].copy_from_slice(&buf.0);
+        Ok(())
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_io_reads_back_what_was_written_and_bounds_block_numbers() {
+        let io = MemIo::new(3);
+        let mut b = Block::zeroed();
+        b[0] = 7;
+        b[4095] = 9;
+        io.write(2, &b).unwrap();
+        let r = io.read_new(2).unwrap();
+        assert_eq!((r[0], r[4095]), (7, 9));
+        assert_eq!(io.read_new(0).unwrap()[0], 0);
+        let err = io.read_new(3).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(io.write(3, &b).is_err());
+    }
+
+    #[test]
+    fn file_io_ignores_a_partial_trailing_block() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(&mut f, &vec![1u8; BLOCK_SIZE * 2 + 100]).unwrap();
+        let io = FileIo::open(f.path(), OpenMode::ReadExclusive).unwrap();
+        assert_eq!(io.nr_blocks(), 2);
+        assert_eq!(io.size_bytes(), BLOCK_SIZE as u64 * 2 + 100);
+        assert!(io.read_new(2).is_err());
+        assert_eq!(io.read_new(1).unwrap()[4095], 1);
+    }
+
+    #[test]
+    fn file_io_refuses_a_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let err = FileIo::open(d.path(), OpenMode::ReadExclusive).err().unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+}
