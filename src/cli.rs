@@ -2,8 +2,11 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::ExitCode;
+
+use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -16,10 +19,15 @@ pub const EXIT_USAGE: u8 = 2;
 /// line on stderr (`tool: message: cause`), except a broken pipe on stdout, which ends the
 /// tool quietly (`era_dump … | head`).
 pub fn run(tool: &str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
+    run_quiet(tool, false, body)
+}
+
+/// Like [`run`], but with `quiet` an error shows only in the exit code.
+pub fn run_quiet(tool: &str, quiet: bool, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
     match body() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            if is_broken_pipe(&e) {
+            if quiet || is_broken_pipe(&e) {
                 return ExitCode::from(EXIT_ERROR);
             }
             eprintln!("{tool}: {}", one_line(&e));
@@ -63,4 +71,53 @@ pub fn output(path: Option<&Path>) -> io::Result<Box<dyn Write>> {
 pub fn stderr_is_tty() -> bool {
     use std::io::IsTerminal;
     io::stderr().is_terminal()
+}
+
+/// Opens a binary metadata input the way the era tools do, with the messages scripts grep
+/// for: a missing file, a file of the wrong type, a file too small to be metadata, and XML
+/// given where binary metadata was expected.
+pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
+    let meta = std::fs::metadata(path)
+        .map_err(|_| anyhow::anyhow!("Couldn't find input file '{}'", path.display()))?;
+    let ft = meta.file_type();
+    if !ft.is_file() && !ft.is_block_device() {
+        anyhow::bail!("Not a block device or regular file '{}'.", path.display());
+    }
+    let io = FileIo::open(path, mode).map_err(|e| open_error(path, e))?;
+    let head = if io.nr_blocks() > 0 {
+        io.read_new(0)
+            .map_err(|e| anyhow::anyhow!("{}: read error in block 0: {e}", path.display()))?
+            .to_vec()
+    } else {
+        std::fs::read(path).unwrap_or_default()
+    };
+    if looks_like_xml(&head) {
+        anyhow::bail!("This looks like XML.  This tool only supports the binary metadata format.");
+    }
+    if io.nr_blocks() == 0 {
+        anyhow::bail!("Metadata device/file too small.  Is this binary metadata?");
+    }
+    Ok(io)
+}
+
+fn open_error(path: &Path, e: io::Error) -> anyhow::Error {
+    if e.raw_os_error() == Some(libc::EBUSY) {
+        anyhow::anyhow!(
+            "{} is in use (is a live target holding it?); read its held metadata snapshot \
+             with --metadata-snap instead",
+            path.display()
+        )
+    } else {
+        anyhow::anyhow!("{}: {e}", path.display())
+    }
+}
+
+/// Whether a file starts like XML (after optional white space): `<` and then a name, `?` or
+/// `!`.
+pub fn looks_like_xml(head: &[u8]) -> bool {
+    let mut bytes = head.iter().skip_while(|b| b.is_ascii_whitespace());
+    bytes.next() == Some(&b'<')
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'?' || *b == b'!')
 }

@@ -271,7 +271,9 @@ mod tests {
     #[test]
     fn file_io_refuses_a_directory() {
         let d = tempfile::tempdir().unwrap();
-        let err = FileIo::open(d.path(), OpenMode::ReadExclusive).err().unwrap();
+        let err = FileIo::open(d.path(), OpenMode::ReadExclusive)
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 }

@@ -1,1 +1,13 @@
+//! Generic persistent-data structures, as the kernel's `persistent-data` library writes them.
+//! Nothing here knows about era or mirrors.
+
+pub mod array;
+pub mod bitset;
+pub mod btree;
+pub mod checksum;
+pub mod error;
 pub mod io;
+pub mod refs;
+pub mod report;
+pub mod space_map;
+pub mod walk;

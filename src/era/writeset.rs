@@ -1,0 +1,48 @@
+//! Writesets: one bitset per era, archived in the writeset tree or current in the superblock.
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+/// Bytes of a writeset-tree leaf value.
+pub const WRITESET_VALUE_SIZE: u32 = 12;
+
+/// `writeset_disk`: a bitset's length and root. Root 0 means "none".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WritesetDisk {
+    /// Bits in the bitset: the origin's block count when the era began.
+    pub nr_bits: u32,
+    /// Root of the bitset's array b-tree.
+    pub root: u64,
+}
+
+impl WritesetDisk {
+    /// Decodes the 12 packed bytes.
+    pub fn unpack(b: &[u8]) -> WritesetDisk {
+        WritesetDisk {
+            nr_bits: LE::read_u32(b),
+            root: LE::read_u64(&b[4..]),
+        }
+    }
+
+    /// Encodes into 12 bytes.
+    pub fn pack(&self, b: &mut [u8]) {
+        LE::write_u32(b, self.nr_bits);
+        LE::write_u64(&mut b[4..], self.root);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let w = WritesetDisk {
+            nr_bits: 1024,
+            root: 0x0102_0304_0506,
+        };
+        let mut b = [0u8; 12];
+        w.pack(&mut b);
+        assert_eq!(b[0..4], 1024u32.to_le_bytes());
+        assert_eq!(WritesetDisk::unpack(&b), w);
+    }
+}

@@ -1,0 +1,209 @@
+//! `dm-array`: fixed-size values packed into array blocks, indexed by a b-tree whose keys are
+//! the array-block numbers 0, 1, 2, … and whose values are the array blocks' locations.
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use crate::pdata::checksum::{self, BlockKind};
+use crate::pdata::error::{Error, Fault};
+use crate::pdata::io::BLOCK_SIZE;
+use crate::pdata::report::Severity;
+use crate::pdata::walk::Walker;
+
+/// Bytes before the values.
+pub const ARRAY_HEADER_SIZE: usize = 24;
+
+/// Values of `value_size` bytes that fit in one array block.
+pub fn array_max_entries(value_size: u32) -> u32 {
+    (BLOCK_SIZE - ARRAY_HEADER_SIZE) as u32 / value_size.max(1)
+}
+
+/// The header of an array block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArrayBlockHeader {
+    /// Capacity.
+    pub max_entries: u32,
+    /// Values in use.
+    pub nr_entries: u32,
+    /// Bytes per value.
+    pub value_size: u32,
+    /// Where the block says it lives.
+    pub blocknr: u64,
+}
+
+impl ArrayBlockHeader {
+    /// Decodes the header of an array block.
+    pub fn unpack(b: &[u8]) -> ArrayBlockHeader {
+        ArrayBlockHeader {
+            max_entries: LE::read_u32(&b[4..]),
+            nr_entries: LE::read_u32(&b[8..]),
+            value_size: LE::read_u32(&b[12..]),
+            blocknr: LE::read_u64(&b[16..]),
+        }
+    }
+
+    /// Encodes the header (the checksum is left to [`checksum::seal`]).
+    pub fn pack(&self, b: &mut [u8]) {
+        LE::write_u32(&mut b[4..], self.max_entries);
+        LE::write_u32(&mut b[8..], self.nr_entries);
+        LE::write_u32(&mut b[12..], self.value_size);
+        LE::write_u64(&mut b[16..], self.blocknr);
+    }
+
+    /// Checks an array block read from `loc` that should hold `value_size`-byte values.
+    pub fn parse(block: &[u8], loc: u64, value_size: u32) -> Result<ArrayBlockHeader, Fault> {
+        checksum::verify(block, BlockKind::ArrayBlock, loc)?;
+        let h = ArrayBlockHeader::unpack(block);
+        if h.value_size != value_size {
+            return Err(Fault::Invalid(format!(
+                "value size {}, expected {value_size}",
+                h.value_size
+            )));
+        }
+        let max = array_max_entries(value_size);
+        if h.max_entries != max {
+            return Err(Fault::Invalid(format!(
+                "max_entries {}, expected {max}",
+                h.max_entries
+            )));
+        }
+        if h.nr_entries > max {
+            return Err(Fault::Invalid(format!(
+                "nr_entries {} exceeds max_entries {max}",
+                h.nr_entries
+            )));
+        }
+        Ok(h)
+    }
+}
+
+/// Called for each array block in order: `(walker, index of its first value, the bytes of
+/// its values in use)`.
+pub type ValuesVisitor<'v, 'w> = dyn FnMut(&mut Walker<'w>, u64, &[u8]) + 'v;
+
+struct Progress {
+    next_key: u64,
+    len: u64,
+    last_short: Option<u64>,
+    intact: bool,
+}
+
+impl<'w> Walker<'w> {
+    /// Walks the array at `root`, which should hold `expected_len` values of `value_size`
+    /// bytes, handing each array block's values to `visit` in index order. Checks key
+    /// continuity, that only the last block is partly filled, and the total length. Returns
+    /// whether the whole array was read and had the expected length.
+    pub fn walk_array(
+        &mut self,
+        structure: &str,
+        root: u64,
+        value_size: u32,
+        expected_len: u64,
+        counting: bool,
+        visit: &mut ValuesVisitor<'_, 'w>,
+    ) -> bool {
+        let per_block = array_max_entries(value_size) as u64;
+        let nr_ablocks = expected_len.div_ceil(per_block);
+        let mut p = Progress {
+            next_key: 0,
+            len: 0,
+            last_short: None,
+            intact: true,
+        };
+        let tree_ok = self.walk_btree(structure, root, 8, counting, &mut |w, key, value, c| {
+            let loc = LE::read_u64(value);
+            if key != p.next_key || key >= nr_ablocks {
+                p.intact = false;
+                let what = if key >= nr_ablocks {
+                    format!(
+                        "array block {key} is past the end of an array of {expected_len} values"
+                    )
+                } else {
+                    format!("array block {} is missing (next key is {key})", p.next_key)
+                };
+                w.report(
+                    Severity::Fatal,
+                    Error::structure(structure, Fault::Invalid(what)),
+                );
+                if key >= nr_ablocks {
+                    return;
+                }
+            }
+            p.next_key = key + 1;
+            w.count(loc, c);
+            let block = match w.try_read(BlockKind::ArrayBlock, loc) {
+                Ok(b) => b,
+                Err(f) => {
+                    p.intact = false;
+                    let e = Error::block(structure, BlockKind::ArrayBlock, loc, f);
+                    return w.report(Severity::Fatal, e);
+                }
+            };
+            let h = match ArrayBlockHeader::parse(&block, loc, value_size) {
+                Ok(h) => h,
+                Err(f) => {
+                    p.intact = false;
+                    let e = Error::block(structure, BlockKind::ArrayBlock, loc, f);
+                    return w.report(Severity::Fatal, e);
+                }
+            };
+            if let Some(short) = p.last_short.take() {
+                p.intact = false;
+                let e = Error::structure(
+                    structure,
+                    Fault::Invalid(format!(
+                        "array block {short} is only partly filled but is not the last"
+                    )),
+                );
+                w.report(Severity::Fatal, e);
+            }
+            if h.nr_entries == 0 || (h.nr_entries as u64) < per_block {
+                p.last_short = Some(key);
+            }
+            p.len += h.nr_entries as u64;
+            let used = h.nr_entries as usize * value_size as usize;
+            visit(
+                w,
+                key * per_block,
+                &block[ARRAY_HEADER_SIZE..ARRAY_HEADER_SIZE + used],
+            );
+        });
+        if tree_ok && p.intact && p.len != expected_len {
+            p.intact = false;
+            let e = Error::structure(
+                structure,
+                Fault::Invalid(format!("holds {} values, expected {expected_len}", p.len)),
+            );
+            self.report(Severity::Fatal, e);
+        }
+        tree_ok && p.intact
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities_match_the_kernel() {
+        assert_eq!(array_max_entries(4), 1018);
+        assert_eq!(array_max_entries(8), 509);
+    }
+
+    #[test]
+    fn header_round_trip_and_checks() {
+        let mut b = vec![0u8; BLOCK_SIZE];
+        let h = ArrayBlockHeader {
+            max_entries: 1018,
+            nr_entries: 3,
+            value_size: 4,
+            blocknr: 9,
+        };
+        h.pack(&mut b);
+        checksum::seal(&mut b, BlockKind::ArrayBlock, 9);
+        assert_eq!(ArrayBlockHeader::parse(&b, 9, 4), Ok(h));
+        assert!(ArrayBlockHeader::parse(&b, 9, 8).is_err());
+        LE::write_u32(&mut b[8..], 1019);
+        checksum::reseal(&mut b, BlockKind::ArrayBlock);
+        assert!(ArrayBlockHeader::parse(&b, 9, 4).is_err());
+    }
+}

@@ -1,0 +1,98 @@
+//! Typed errors of the persistent-data layer: which structure, which block, what was wrong.
+
+use std::fmt;
+
+use super::checksum::BlockKind;
+
+/// What is wrong with a block or a structure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// The device could not be read (or written) there.
+    Io(String),
+    /// A block number points past what the device (or its space map) holds.
+    OutOfRange { limit: u64 },
+    /// The checksum matches no known structure.
+    BadChecksum,
+    /// The checksum is that of another kind of block.
+    WrongType { found: BlockKind },
+    /// The checksum is right but the block says it lives elsewhere.
+    BlockNr { found: u64 },
+    /// Any other broken rule, described in words.
+    Invalid(String),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Io(e) => write!(f, "read error: {e}"),
+            Fault::OutOfRange { limit } => {
+                write!(
+                    f,
+                    "block number out of range (the metadata has {limit} blocks)"
+                )
+            }
+            Fault::BadChecksum => write!(f, "bad checksum"),
+            Fault::WrongType { found } => write!(f, "wrong block type (this is a {found})"),
+            Fault::BlockNr { found } => {
+                write!(
+                    f,
+                    "block number mismatch (the block says it is block {found})"
+                )
+            }
+            Fault::Invalid(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A fault located in the metadata: `writeset tree (era 7), node at block 1234: bad checksum`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    /// The structure, as reached from the superblock, e.g. `era array` or
+    /// `writeset tree (era 7)`; empty when the block is the structure (a superblock).
+    pub structure: String,
+    /// The block at fault and the kind of block it should have been, if one is to blame.
+    pub at: Option<(BlockKind, u64)>,
+    /// What was wrong.
+    pub fault: Fault,
+}
+
+impl Error {
+    /// A fault of a whole structure rather than of one block.
+    pub fn structure(structure: impl Into<String>, fault: Fault) -> Error {
+        Error {
+            structure: structure.into(),
+            at: None,
+            fault,
+        }
+    }
+
+    /// A fault of one block of a structure.
+    pub fn block(structure: impl Into<String>, kind: BlockKind, loc: u64, fault: Fault) -> Error {
+        Error {
+            structure: structure.into(),
+            at: Some((kind, loc)),
+            fault,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.at {
+            Some((kind, loc)) if self.structure.is_empty() => {
+                write!(f, "{kind} at block {loc}: {}", self.fault)
+            }
+            Some((kind, loc)) => write!(
+                f,
+                "{}, {} at block {}: {}",
+                self.structure, kind, loc, self.fault
+            ),
+            None => write!(f, "{}: {}", self.structure, self.fault),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Results of the persistent-data layer.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,226 @@
+//! Reading the metadata space map for a check, and comparing its counts with the references
+//! a walk of the metadata found.
+
+use std::collections::BTreeMap;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::bitmap::{get_code, CODE_OVERFLOW};
+use super::index::IndexBlock;
+use super::root::SmRoot;
+use super::{ENTRIES_PER_BITMAP, MAX_INDEX_ENTRIES, OVERFLOW_VALUE_SIZE};
+use crate::pdata::checksum::BlockKind;
+use crate::pdata::error::{Error, Fault};
+use crate::pdata::report::Severity;
+use crate::pdata::walk::Walker;
+
+const STRUCTURE: &str = "metadata space map";
+const OVERFLOW: &str = "metadata space map overflow tree";
+/// Mismatching blocks named one by one before the rest are only counted.
+const MAX_NAMED_MISMATCHES: usize = 20;
+
+/// The counts a space map stores, as read from disk.
+pub struct StoredCounts {
+    codes: Vec<u8>,
+    overflow: BTreeMap<u64, u32>,
+    intact: bool,
+}
+
+impl StoredCounts {
+    /// The stored count of `loc`, or `None` when a code 3 has no overflow entry.
+    fn count(&self, loc: u64) -> Option<u32> {
+        match self.codes[loc as usize] {
+            CODE_OVERFLOW => self.overflow.get(&loc).copied(),
+            c => Some(c as u32),
+        }
+    }
+}
+
+fn invalid(msg: String) -> Fault {
+    Fault::Invalid(msg)
+}
+
+/// Reads and checks the metadata space map at `root`, counting its own blocks as references
+/// (the index block, each bitmap, each overflow-tree node). The walker's limit must already
+/// be `root.nr_blocks` bounded by the device.
+pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
+    let nr_blocks = w.limit();
+    let mut stored = StoredCounts {
+        codes: vec![0; nr_blocks as usize],
+        overflow: BTreeMap::new(),
+        intact: true,
+    };
+    w.count(root.bitmap_root, true);
+    let Some(index) = w.read(STRUCTURE, BlockKind::SmIndex, root.bitmap_root) else {
+        stored.intact = false;
+        return stored;
+    };
+    let index = IndexBlock::unpack(&index);
+    let used = nr_blocks.div_ceil(ENTRIES_PER_BITMAP) as usize;
+    for (k, e) in index.entries.iter().enumerate() {
+        if k >= used {
+            if e.blocknr != 0 {
+                let f = invalid(format!(
+                    "index entry {k} is set but the map needs only {used}"
+                ));
+                w.report(
+                    Severity::NonFatal,
+                    Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
+                );
+            }
+            continue;
+        }
+        w.count(e.blocknr, true);
+        let Some(bitmap) = w.read(STRUCTURE, BlockKind::SmBitmap, e.blocknr) else {
+            stored.intact = false;
+            continue;
+        };
+        let base = k as u64 * ENTRIES_PER_BITMAP;
+        let mut free = 0u32;
+        let mut first_free = None;
+        for j in 0..ENTRIES_PER_BITMAP {
+            let code = get_code(&bitmap, j);
+            if code == 0 {
+                free += 1;
+                first_free.get_or_insert(j);
+            } else if base + j < nr_blocks {
+                stored.codes[(base + j) as usize] = code;
+            } else {
+                let f = invalid(format!(
+                    "entry for block {} is past the end of the map",
+                    base + j
+                ));
+                w.report(
+                    Severity::NonFatal,
+                    Error::block(STRUCTURE, BlockKind::SmBitmap, e.blocknr, f),
+                );
+            }
+        }
+        if free != e.nr_free {
+            let f = invalid(format!(
+                "index entry {k} says {} free, the bitmap has {free}",
+                e.nr_free
+            ));
+            w.report(
+                Severity::NonFatal,
+                Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
+            );
+        }
+        if let Some(ff) = first_free {
+            if e.none_free_before as u64 > ff {
+                let f = invalid(format!(
+                    "index entry {k}: none_free_before {} but entry {ff} is free",
+                    e.none_free_before
+                ));
+                w.report(
+                    Severity::NonFatal,
+                    Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
+                );
+            }
+        }
+    }
+    debug_assert!(used <= MAX_INDEX_ENTRIES);
+    let overflow = &mut stored.overflow;
+    let tree_ok = w.walk_btree(
+        OVERFLOW,
+        root.ref_count_root,
+        OVERFLOW_VALUE_SIZE,
+        true,
+        &mut |_, key, value, _| {
+            overflow.insert(key, LE::read_u32(value));
+        },
+    );
+    stored.intact &= tree_ok;
+    stored
+}
+
+/// Compares the counts a walk found with the stored ones and reports every difference:
+/// a leak (stored > 0, no reference) is non-fatal; any other difference is fatal, because
+/// an under-count lets the kernel reuse a block still in use. Also checks the overflow tree
+/// against the bitmaps and `nr_allocated`.
+pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
+    let Some(refs) = w.refs.take() else { return };
+    let mut leaks = Vec::new();
+    let mut nr_leaks = 0u64;
+    let mut named = 0usize;
+    let mut unnamed = 0u64;
+    let mut allocated = 0u64;
+    let mut errors = Vec::new();
+    for loc in 0..refs.len() {
+        let expected = refs.get(loc);
+        let Some(on_disk) = stored.count(loc) else {
+            errors.push(format!(
+                "block {loc}: count 3 or more in the bitmap but no overflow entry"
+            ));
+            continue;
+        };
+        if on_disk > 0 {
+            allocated += 1;
+        }
+        if on_disk == expected {
+            continue;
+        }
+        if expected == 0 {
+            nr_leaks += 1;
+            if leaks.len() < MAX_NAMED_MISMATCHES {
+                leaks.push(loc);
+            }
+        } else if stored.intact {
+            if named < MAX_NAMED_MISMATCHES {
+                named += 1;
+                let kind = if on_disk < expected {
+                    "under-counted"
+                } else {
+                    "over-counted"
+                };
+                errors.push(format!(
+                    "block {loc} {kind}: {expected} references, but the space map holds {on_disk}"
+                ));
+            } else {
+                unnamed += 1;
+            }
+        }
+    }
+    for (&loc, &count) in &stored.overflow {
+        let code = stored.codes.get(loc as usize).copied();
+        if code != Some(CODE_OVERFLOW) {
+            errors.push(format!(
+                "overflow entry for block {loc} whose bitmap count is not 3 or more"
+            ));
+        } else if count <= 2 {
+            errors.push(format!(
+                "overflow entry for block {loc} holds count {count}"
+            ));
+        }
+    }
+    if unnamed > 0 {
+        errors.push(format!("{unnamed} more blocks with wrong reference counts"));
+    }
+    for e in errors {
+        w.report(
+            Severity::Fatal,
+            Error::structure(STRUCTURE, Fault::Invalid(e)),
+        );
+    }
+    if nr_leaks > 0 {
+        let list: Vec<String> = leaks.iter().map(u64::to_string).collect();
+        let more = if nr_leaks > leaks.len() as u64 {
+            ", …"
+        } else {
+            ""
+        };
+        let f = invalid(format!(
+            "{nr_leaks} metadata blocks have leaked (blocks {}{more})",
+            list.join(", ")
+        ));
+        w.report(Severity::NonFatal, Error::structure(STRUCTURE, f));
+    }
+    if stored.intact && allocated != root.nr_allocated {
+        let f = invalid(format!(
+            "nr_allocated is {}, but {allocated} blocks have a count",
+            root.nr_allocated
+        ));
+        w.report(Severity::NonFatal, Error::structure(STRUCTURE, f));
+    }
+    w.refs = Some(refs);
+}
