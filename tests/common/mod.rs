@@ -1,0 +1,122 @@
+//! Helpers shared by the integration tests: kernel fixtures, temporary images, running the
+//! binaries.
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use era_log_tools::pdata::checksum::{self, BlockKind};
+use era_log_tools::pdata::io::BLOCK_SIZE;
+
+/// The folder of the kernel-written fixtures.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel")
+}
+
+/// A fixture image, decompressed.
+pub fn fixture(file: &str) -> Vec<u8> {
+    let f = std::fs::File::open(fixtures_dir().join(file)).expect("fixture present");
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(f)
+        .read_to_end(&mut out)
+        .expect("fixture decompresses");
+    out
+}
+
+/// A fixture's JSON manifest.
+pub fn manifest(scenario: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures_dir().join(format!("{scenario}.json")))
+        .expect("manifest present");
+    serde_json::from_str(&text).expect("manifest parses")
+}
+
+/// Every era metadata image among the fixtures, by file name.
+pub fn era_images() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures folder")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("era-") && n.ends_with(".img.gz"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Writes `bytes` to a new temporary file.
+pub fn temp_image(bytes: &[u8]) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(f.path(), bytes).expect("write temp image");
+    f
+}
+
+/// What a run of one of the binaries did.
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs binary `bin` of this crate with `args`.
+pub fn run(bin: &str, args: &[&str]) -> Outcome {
+    let exe = match bin {
+        "era_check" => env!("CARGO_BIN_EXE_era_check"),
+        other => panic!("unknown binary {other}"),
+    };
+    let out = Command::new(exe).args(args).output().expect("binary runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The 4096 bytes of block `loc`.
+pub fn block(img: &[u8], loc: u64) -> &[u8] {
+    let s = loc as usize * BLOCK_SIZE;
+    &img[s..s + BLOCK_SIZE]
+}
+
+/// The 4096 bytes of block `loc`, writable.
+pub fn block_mut(img: &mut [u8], loc: u64) -> &mut [u8] {
+    let s = loc as usize * BLOCK_SIZE;
+    &mut img[s..s + BLOCK_SIZE]
+}
+
+/// Recomputes the checksum of block `loc` as a block of `kind`.
+pub fn reseal(img: &mut [u8], loc: u64, kind: BlockKind) {
+    checksum::reseal(block_mut(img, loc), kind);
+}
+
+pub fn le64(b: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+pub fn le32(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
+}
+
+pub fn put64(b: &mut [u8], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn put32(b: &mut [u8], off: usize, v: u32) {
+    b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A small deterministic pseudo-random sequence (SplitMix64), so that failures replay.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
