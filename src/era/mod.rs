@@ -4,4 +4,5 @@ pub mod check;
 pub mod era_array;
 pub mod metadata;
 pub mod superblock;
+pub mod view;
 pub mod writeset;
