@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod era_array;
+pub mod invalidate;
+pub mod invalidate_output;
 pub mod metadata;
 pub mod superblock;
 pub mod view;

@@ -61,6 +61,7 @@ pub struct Outcome {
 pub fn run(bin: &str, args: &[&str]) -> Outcome {
     let exe = match bin {
         "era_check" => env!("CARGO_BIN_EXE_era_check"),
+        "era_invalidate" => env!("CARGO_BIN_EXE_era_invalidate"),
         other => panic!("unknown binary {other}"),
     };
     let out = Command::new(exe).args(args).output().expect("binary runs");

@@ -1,0 +1,213 @@
+//! "Blocks written since era N": the era array, the archived writesets and, when reading
+//! block 0, the current writeset (era-format.md §8).
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::era_array::ERA_VALUE_SIZE;
+use super::view::View;
+use crate::pdata::error::Error;
+use crate::pdata::io::BlockIo;
+use crate::pdata::report::{Problem, Severity};
+use crate::pdata::walk::Walker;
+
+/// The answer: one bit per origin block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenBlocks {
+    /// Origin blocks covered.
+    pub nr_blocks: u64,
+    /// Bit `b % 64` of word `b / 64` is set when block `b` was written since the era asked.
+    pub words: Vec<u64>,
+    /// Problems that did not stop the computation (stray bits, eras above the current
+    /// one), to be shown to the user.
+    pub warnings: Vec<Problem>,
+}
+
+impl WrittenBlocks {
+    fn empty(nr_blocks: u64) -> WrittenBlocks {
+        WrittenBlocks {
+            nr_blocks,
+            words: vec![0; nr_blocks.div_ceil(64) as usize],
+            warnings: Vec::new(),
+        }
+    }
+
+    fn set_all(&mut self) {
+        self.words.fill(u64::MAX);
+        self.mask_tail();
+    }
+
+    fn mask_tail(&mut self) {
+        if self.nr_blocks % 64 != 0 {
+            if let Some(last) = self.words.last_mut() {
+                *last &= (1u64 << (self.nr_blocks % 64)) - 1;
+            }
+        }
+    }
+
+    /// ORs in a run of bitset words starting at word `first`, ignoring bits past the end.
+    fn or_words(&mut self, first: u64, words: &[u64]) {
+        let first = first as usize;
+        if first >= self.words.len() {
+            return;
+        }
+        let n = words.len().min(self.words.len() - first);
+        for (dst, src) in self.words[first..first + n].iter_mut().zip(words) {
+            *dst |= src;
+        }
+        if first + n == self.words.len() {
+            self.mask_tail();
+        }
+    }
+
+    /// Whether block `b` is listed.
+    pub fn contains(&self, b: u64) -> bool {
+        b < self.nr_blocks && self.words[(b / 64) as usize] >> (b % 64) & 1 == 1
+    }
+
+    /// Maximal runs of listed blocks, ascending, as half-open `[begin, end)` ranges.
+    pub fn runs(&self) -> Runs<'_> {
+        Runs { set: self, pos: 0 }
+    }
+}
+
+/// Iterator over the runs of a [`WrittenBlocks`].
+pub struct Runs<'a> {
+    set: &'a WrittenBlocks,
+    pos: u64,
+}
+
+impl Runs<'_> {
+    /// The first position at or after `self.pos` whose bit equals `want`, or the end.
+    fn seek(&self, from: u64, want: bool) -> u64 {
+        let words = &self.set.words;
+        let mut i = (from / 64) as usize;
+        let mut pos = from;
+        while i < words.len() {
+            let w = if want { words[i] } else { !words[i] };
+            let w = w & (u64::MAX << (pos % 64));
+            if w != 0 {
+                return (i as u64 * 64 + w.trailing_zeros() as u64).min(self.set.nr_blocks);
+            }
+            i += 1;
+            pos = i as u64 * 64;
+        }
+        self.set.nr_blocks
+    }
+}
+
+impl Iterator for Runs<'_> {
+    type Item = (u64, u64);
+
+    fn next(&mut self) -> Option<(u64, u64)> {
+        if self.pos >= self.set.nr_blocks {
+            return None;
+        }
+        let begin = self.seek(self.pos, true);
+        if begin >= self.set.nr_blocks {
+            self.pos = begin;
+            return None;
+        }
+        let end = self.seek(begin, false);
+        self.pos = end;
+        Some((begin, end))
+    }
+}
+
+/// Computes the blocks written in era `since` or later, as seen by `view`. Unreadable
+/// metadata is an error: a missing block would be silent data loss for the caller.
+pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<WrittenBlocks, Error> {
+    let nr_blocks = view.nr_blocks();
+    let mut out = WrittenBlocks::empty(nr_blocks);
+    if since == 0 {
+        out.set_all();
+        return Ok(out);
+    }
+    let era = view.current_era();
+    let mut w = Walker::new(io, view.limit(io));
+    let mut wrapped = false;
+    for ws in view.writesets(&mut w) {
+        wrapped |= ws.era > era;
+        if ws.era < since {
+            continue;
+        }
+        w.walk_bitset(
+            &ws.name,
+            ws.disk.root,
+            ws.disk.nr_bits as u64,
+            false,
+            &mut |_, first, words| out.or_words(first, words),
+        );
+    }
+    let words = &mut out.words;
+    let mut above = false;
+    w.walk_array(
+        &view.era_array_name(),
+        view.sb.era_array_root,
+        ERA_VALUE_SIZE,
+        nr_blocks,
+        false,
+        &mut |_, first, bytes| {
+            for (i, v) in bytes.chunks_exact(4).map(LE::read_u32).enumerate() {
+                above |= v > era;
+                if v >= since {
+                    let b = first + i as u64;
+                    words[(b / 64) as usize] |= 1 << (b % 64);
+                }
+            }
+        },
+    );
+    wrapped |= above;
+    if let Some(p) = w.problems.first_fatal() {
+        return Err(p.error.clone());
+    }
+    out.warnings = w.problems.kept().to_vec();
+    if wrapped {
+        out.warnings.push(Problem {
+            severity: Severity::Warning,
+            error: Error::structure(
+                view.era_array_name(),
+                crate::pdata::error::Fault::Invalid(format!(
+                    "eras above the current era {era}: the era counter may have wrapped \
+                     around, so every block is listed"
+                )),
+            ),
+        });
+        out.set_all();
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(nr_blocks: u64, blocks: &[u64]) -> WrittenBlocks {
+        let mut s = WrittenBlocks::empty(nr_blocks);
+        for &b in blocks {
+            s.words[(b / 64) as usize] |= 1 << (b % 64);
+        }
+        s
+    }
+
+    #[test]
+    fn runs_are_maximal_and_cross_word_boundaries() {
+        let s = set(200, &[0, 1, 4, 5, 8, 63, 64, 65, 127, 128, 199]);
+        let runs: Vec<_> = s.runs().collect();
+        assert_eq!(
+            runs,
+            vec![(0, 2), (4, 6), (8, 9), (63, 66), (127, 129), (199, 200)]
+        );
+        assert_eq!(set(130, &[]).runs().count(), 0);
+        let mut all = WrittenBlocks::empty(130);
+        all.set_all();
+        assert_eq!(all.runs().collect::<Vec<_>>(), vec![(0, 130)]);
+    }
+
+    #[test]
+    fn or_words_ignores_bits_past_the_end() {
+        let mut s = WrittenBlocks::empty(70);
+        s.or_words(0, &[1, u64::MAX, u64::MAX]);
+        assert_eq!(s.runs().collect::<Vec<_>>(), vec![(0, 1), (64, 70)]);
+        assert!(s.contains(69) && !s.contains(70) && !s.contains(1));
+    }
+}

@@ -1,0 +1,353 @@
+//! era_invalidate against the kernel's ground truth: the manifests record which blocks were
+//! written in which era, and which were in flight at a crash.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use era_log_tools::era::invalidate::{written_since, WrittenBlocks};
+use era_log_tools::era::view::View;
+use era_log_tools::pdata::io::MemIo;
+use serde_json::Value;
+
+/// The newest era in which each block was written, from a scenario's acknowledged writes up
+/// to `after_step` (all of them for a final image), starting from the history of the image
+/// the scenario's metadata disk started from.
+fn last_written(scenario: &str, after_step: Option<u64>, max_era: Option<u64>) -> Vec<u64> {
+    let m = manifest(scenario);
+    assert!(
+        m.get("nr_blocks_history").is_none(),
+        "{scenario}: resized scenarios need the shrink rule"
+    );
+    let nr_blocks = m["era"]["nr_blocks"].as_u64().expect("nr_blocks") as usize;
+    let mut last = vec![0u64; nr_blocks];
+    let meta = m["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .find(|d| d["name"] == "meta")
+        .expect("meta disk");
+    if let Some(from) = meta["initial_content"]["from_host_file"].as_str() {
+        let earlier = from.split('.').next().expect("scenario name");
+        for (b, e) in last_written(earlier, None, max_era).into_iter().enumerate() {
+            if b < nr_blocks {
+                last[b] = e;
+            }
+        }
+    }
+    for w in m["writes"].as_array().expect("writes") {
+        let included = match (after_step, w["step"].as_u64()) {
+            (None, _) => true,
+            (Some(limit), Some(step)) => step <= limit,
+            (Some(_), None) => false,
+        };
+        let era = w["era"].as_u64().expect("era");
+        if !included || max_era.is_some_and(|m| era > m) {
+            continue;
+        }
+        let (b, e) = (
+            w["blocks"][0].as_u64().unwrap(),
+            w["blocks"][1].as_u64().unwrap(),
+        );
+        for blk in b..e {
+            last[blk as usize] = last[blk as usize].max(era);
+        }
+    }
+    last
+}
+
+fn listed(set: &WrittenBlocks) -> Vec<u64> {
+    set.runs().flat_map(|(b, e)| b..e).collect()
+}
+
+fn since(last: &[u64], n: u64) -> Vec<u64> {
+    (0..last.len() as u64)
+        .filter(|&b| last[b as usize] >= n)
+        .collect()
+}
+
+fn ranges_to_blocks(v: &Value) -> Vec<u64> {
+    v.as_array()
+        .expect("ranges")
+        .iter()
+        .flat_map(|r| r[0].as_u64().unwrap()..r[1].as_u64().unwrap())
+        .collect()
+}
+
+/// The snapshot event held when the image was captured, if any.
+fn held_snapshot(m: &Value, after_step: Option<u64>) -> Option<Value> {
+    let ms = &m["ground_truth"]["metadata_snapshot"];
+    let events = ms["events"].as_array()?;
+    let mut held = None;
+    for e in events {
+        let step = e["step"].as_u64().expect("event step");
+        if after_step.is_some_and(|s| step > s) {
+            break;
+        }
+        held = (e["what"] == "taken").then(|| e.clone());
+    }
+    if after_step.is_none() && ms["held_at_end"] != true {
+        return None;
+    }
+    held
+}
+
+struct Case {
+    scenario: String,
+    file: String,
+    after_step: Option<u64>,
+}
+
+fn cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    for file in era_images() {
+        let scenario = file.split('.').next().unwrap().to_owned();
+        let m = manifest(&scenario);
+        let img = m["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["file"] == file.as_str())
+            .unwrap_or_else(|| panic!("{file} not in its manifest"))
+            .clone();
+        out.push(Case {
+            scenario,
+            file,
+            after_step: img["after_step"].as_u64(),
+        });
+    }
+    out
+}
+
+#[test]
+fn live_view_equals_the_ground_truth_for_every_era() {
+    let mut checked = 0;
+    for c in cases() {
+        let m = manifest(&c.scenario);
+        let img = fixture(&c.file);
+        let io = MemIo::from_bytes(img);
+        let view = View::open(&io, false).unwrap();
+        let last = last_written(&c.scenario, c.after_step, None);
+        assert_eq!(view.nr_blocks(), last.len() as u64, "{}", c.file);
+        let crash = &m["ground_truth"]["crash"];
+        let mut in_flight: Vec<(u64, u64)> = Vec::new();
+        if !crash.is_null() && c.after_step.is_none() {
+            for w in crash["in_flight_writes"].as_array().unwrap() {
+                let era = w["era"].as_u64().unwrap();
+                for b in w["blocks"][0].as_u64().unwrap()..w["blocks"][1].as_u64().unwrap() {
+                    in_flight.push((b, era));
+                }
+            }
+        }
+        for n in 1..=view.current_era() as u64 + 1 {
+            let got = listed(&written_since(&io, &view, n as u32).unwrap());
+            let want = since(&last, n);
+            if in_flight.is_empty() {
+                assert_eq!(got, want, "{} --written-since {n}", c.file);
+            } else {
+                let missing: Vec<_> = want.iter().filter(|b| !got.contains(b)).collect();
+                assert!(
+                    missing.is_empty(),
+                    "{} since {n}: missing {missing:?}",
+                    c.file
+                );
+                let extra: Vec<_> = got
+                    .iter()
+                    .filter(|b| !want.contains(b))
+                    .filter(|b| !in_flight.iter().any(|&(f, e)| f == **b && e >= n))
+                    .collect();
+                assert!(extra.is_empty(), "{} since {n}: extra {extra:?}", c.file);
+            }
+            checked += 1;
+        }
+        let all = written_since(&io, &view, 0).unwrap();
+        assert_eq!(all.runs().collect::<Vec<_>>(), vec![(0, last.len() as u64)]);
+        let above = written_since(&io, &view, view.current_era() + 1).unwrap();
+        assert_eq!(above.runs().count(), 0, "{}", c.file);
+    }
+    assert!(checked > 500, "{checked}");
+}
+
+#[test]
+fn crash_image_lists_every_acknowledged_write_of_the_current_era() {
+    let m = manifest("era-crash");
+    let io = MemIo::from_bytes(fixture("era-crash.meta.img.gz"));
+    let view = View::open(&io, false).unwrap();
+    let era = view.current_era();
+    assert_ne!(
+        view.sb.current_writeset.root, 0,
+        "the crash left a live current writeset"
+    );
+    let acknowledged: Vec<u64> = m["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["era"].as_u64() == Some(era as u64))
+        .flat_map(|w| w["blocks"][0].as_u64().unwrap()..w["blocks"][1].as_u64().unwrap())
+        .collect();
+    assert!(!acknowledged.is_empty());
+    let set = written_since(&io, &view, era).unwrap();
+    for b in acknowledged {
+        assert!(set.contains(b), "block {b} of era {era} missing");
+    }
+}
+
+#[test]
+fn snapshot_view_equals_snapshot_written_since() {
+    let mut held_images = 0;
+    for c in cases() {
+        let m = manifest(&c.scenario);
+        let io = MemIo::from_bytes(fixture(&c.file));
+        let Some(event) = held_snapshot(&m, c.after_step) else {
+            let err = View::open(&io, true).unwrap_err();
+            assert!(
+                err.to_string().contains("no current metadata snap"),
+                "{}",
+                c.file
+            );
+            continue;
+        };
+        held_images += 1;
+        let view = View::open(&io, true).unwrap();
+        assert_eq!(view.sb.blocknr, event["held_root_after"].as_u64().unwrap());
+        let covers = event["snapshot_covers_eras_up_to"].as_u64().unwrap();
+        let last = last_written(&c.scenario, c.after_step, Some(covers));
+        let table: BTreeMap<u64, Vec<u64>> = event["snapshot_written_since"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.parse().unwrap(), ranges_to_blocks(v)))
+            .collect();
+        assert!(!table.is_empty());
+        for n in 1..=covers + 2 {
+            let got = listed(&written_since(&io, &view, n as u32).unwrap());
+            let want = table.get(&n).cloned().unwrap_or_else(|| since(&last, n));
+            assert_eq!(
+                got, want,
+                "{} --metadata-snapshot --written-since {n}",
+                c.file
+            );
+            assert_eq!(
+                got,
+                since(&last, n),
+                "manifest table agrees with its writes"
+            );
+        }
+    }
+    assert!(held_images >= 3, "{held_images}");
+}
+
+#[test]
+fn binary_xml_matches_the_peer_format() {
+    let f = temp_image(&fixture("era-basic.meta.img.gz"));
+    let path = f.path().to_str().unwrap();
+    let out = run("era_invalidate", &["--written-since", "3", path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "<blocks>\n  <block block=\"0\"/>\n  <block block=\"100\"/>\n  <block block=\"300\"/>\n  <range begin=\"1008\" end=\"1024\"/>\n</blocks>"
+    );
+    let out = run("era_invalidate", &["--written-since", "5", path]);
+    assert_eq!(out.stdout, "<blocks>\n</blocks>");
+    let out = run("era_invalidate", &["--written-since", "0", path]);
+    assert_eq!(
+        out.stdout,
+        "<blocks>\n  <range begin=\"0\" end=\"1024\"/>\n</blocks>"
+    );
+}
+
+#[test]
+fn binary_text_and_json_in_sectors_and_bytes() {
+    let f = temp_image(&fixture("era-basic.meta.img.gz"));
+    let path = f.path().to_str().unwrap();
+    let out = run(
+        "era_invalidate",
+        &[
+            "--written-since",
+            "4",
+            "--format",
+            "text",
+            "--units",
+            "sectors",
+            path,
+        ],
+    );
+    assert_eq!(out.stdout, "12800 12928\n38400 38528\n");
+    let out = run(
+        "era_invalidate",
+        &[
+            "--written-since",
+            "4",
+            "--format",
+            "json",
+            "--units",
+            "bytes",
+            path,
+        ],
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["ranges"][0]["begin"], 100 * 65536);
+    assert_eq!(v["ranges"][1]["end"], 301 * 65536);
+    assert_eq!(v["block_size_sectors"], 128);
+    let out = run(
+        "era_invalidate",
+        &["--written-since", "4", "--units", "bytes", path],
+    );
+    assert_eq!(out.code, 2, "units need text or json");
+}
+
+#[test]
+fn binary_snapshot_mode_and_errors() {
+    let f = temp_image(&fixture("era-snap-held.removed-snap-held.img.gz"));
+    let path = f.path().to_str().unwrap();
+    let out = run(
+        "era_invalidate",
+        &["--metadata-snapshot", "--written-since", "2", path],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>"
+    );
+    let g = temp_image(&fixture("era-basic.meta.img.gz"));
+    let out = run(
+        "era_invalidate",
+        &[
+            "--metadata-snapshot",
+            "--written-since",
+            "1",
+            g.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("no current metadata snap"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        run("era_invalidate", &["--written-since", "-1", path]).code,
+        2
+    );
+    assert_eq!(run("era_invalidate", &[path]).code, 2);
+}
+
+#[test]
+fn damaged_metadata_is_an_error_not_a_short_list() {
+    let mut img = fixture("era-basic.meta.img.gz");
+    let ea = le64(block(&img, 0), 208);
+    block_mut(&mut img, ea)[200] ^= 1;
+    let f = temp_image(&img);
+    let out = run(
+        "era_invalidate",
+        &["--written-since", "1", f.path().to_str().unwrap()],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("era array, node at block"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}
