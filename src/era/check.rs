@@ -5,7 +5,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::era_array::ERA_VALUE_SIZE;
 use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
-use super::superblock::{Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS};
+use super::superblock::{check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS};
 use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
@@ -38,7 +38,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
             return problems;
         }
     };
-    check_superblock_fields(&mut problems, "superblock", &sb);
+    check_superblock_fields(&mut problems, "superblock", &sb, io.nr_blocks());
     if opts.super_block_only || problems.worst() == Some(Severity::Fatal) {
         return problems;
     }
@@ -86,7 +86,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
 
 fn check_snapshot(w: &mut Walker, snap: &Superblock, counting: bool) {
     let mut p = std::mem::take(&mut w.problems);
-    check_superblock_fields(&mut p, SNAPSHOT, snap);
+    check_superblock_fields(&mut p, SNAPSHOT, snap, w.io().nr_blocks());
     w.problems = p;
     if snap.metadata_snap != 0 {
         w.report(
@@ -97,7 +97,7 @@ fn check_snapshot(w: &mut Walker, snap: &Superblock, counting: bool) {
     walk_view(w, "metadata snapshot ", snap, false, counting);
 }
 
-fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock) {
+fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, dev_blocks: u64) {
     if sb.data_block_size == 0 || sb.data_block_size % 8 != 0 {
         p.push(
             Severity::Fatal,
@@ -122,14 +122,8 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock) {
             ),
         );
     }
-    if sb.nr_blocks as u64 >= MAX_NR_BLOCKS {
-        p.push(
-            Severity::Fatal,
-            invalid(
-                structure,
-                format!("nr_blocks {} is 2^31 or more", sb.nr_blocks),
-            ),
-        );
+    if let Err(f) = check_nr_blocks(sb, dev_blocks) {
+        p.push(Severity::Fatal, Error::structure(structure, f));
     }
     if sb.current_writeset.nr_bits as u64 >= MAX_NR_BLOCKS {
         p.push(

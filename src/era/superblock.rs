@@ -2,7 +2,9 @@
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
+use super::era_array::ERA_VALUE_SIZE;
 use super::writeset::WritesetDisk;
+use crate::pdata::array::array_max_entries;
 use crate::pdata::checksum::{self, BlockKind};
 use crate::pdata::error::Fault;
 use crate::pdata::space_map::root::{SmRoot, SM_ROOT_SIZE};
@@ -112,4 +114,23 @@ impl Superblock {
         }
         Ok(sb)
     }
+}
+
+/// Checks that `nr_blocks` is one the kernel accepts and that an era array of that length
+/// fits in a metadata device of `metadata_blocks` blocks. Readers allocate per origin block,
+/// so this bounds their memory by the device they read rather than by a field.
+pub fn check_nr_blocks(sb: &Superblock, metadata_blocks: u64) -> Result<(), Fault> {
+    let nr_blocks = sb.nr_blocks as u64;
+    if nr_blocks >= MAX_NR_BLOCKS {
+        return Err(Fault::Invalid(format!(
+            "nr_blocks {nr_blocks} is 2^31 or more"
+        )));
+    }
+    let room = metadata_blocks.saturating_mul(array_max_entries(ERA_VALUE_SIZE) as u64);
+    if nr_blocks > room {
+        return Err(Fault::Invalid(format!(
+            "nr_blocks {nr_blocks} needs a larger era array than {metadata_blocks} metadata blocks can hold"
+        )));
+    }
+    Ok(())
 }

@@ -1,8 +1,8 @@
 //! What a reader of era metadata may follow: block 0's roots (with the current writeset),
 //! or a held snapshot's two roots only.
 
-use super::metadata::{read_live_superblock, read_snapshot_superblock};
-use super::superblock::Superblock;
+use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
+use super::superblock::{check_nr_blocks, Superblock};
 use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
@@ -43,6 +43,8 @@ impl View {
         } else {
             live.clone()
         };
+        let structure = if snapshot { SNAPSHOT } else { "superblock" };
+        check_nr_blocks(&sb, io.nr_blocks()).map_err(|f| Error::structure(structure, f))?;
         Ok(View { sb, live, snapshot })
     }
 
