@@ -6,6 +6,7 @@ pub mod bitset;
 pub mod btree;
 pub mod checksum;
 pub mod error;
+pub mod fault_io;
 pub mod io;
 pub mod refs;
 pub mod report;

@@ -1,0 +1,75 @@
+//! era_check and era_invalidate on kernel-written images patched by the input: a sequence of
+//! `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]` records.
+#![no_main]
+
+use std::io::Read;
+use std::sync::OnceLock;
+
+use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::invalidate::written_since;
+use era_log_tools::era::view::View;
+use era_log_tools::pdata::checksum::{checksum, reseal, BlockKind};
+use era_log_tools::pdata::io::{MemIo, BLOCK_SIZE};
+use libfuzzer_sys::fuzz_target;
+
+fn image(i: usize) -> &'static [u8] {
+    static IMAGES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    let all = IMAGES.get_or_init(|| {
+        [
+            &include_bytes!("../../tests/fixtures/kernel/era-basic.meta.img.gz")[..],
+            &include_bytes!("../../tests/fixtures/kernel/era-snap-held.removed-snap-held.img.gz")[..],
+            &include_bytes!("../../tests/fixtures/kernel/era-crash.meta.img.gz")[..],
+        ]
+        .iter()
+        .map(|gz| {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(*gz)
+                .read_to_end(&mut out)
+                .expect("fixture decompresses");
+            out
+        })
+        .collect()
+    });
+    &all[i % all.len()]
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&which, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut img = image(which as usize).to_vec();
+    let nr_blocks = img.len() / BLOCK_SIZE;
+    while rest.len() >= 5 {
+        let blk = u16::from_le_bytes([rest[0], rest[1]]) as usize % nr_blocks;
+        let off = u16::from_le_bytes([rest[2], rest[3]]) as usize % BLOCK_SIZE;
+        let len = (rest[4] as usize).min(rest.len() - 5);
+        let bytes = &rest[5..5 + len];
+        rest = &rest[5 + len..];
+        let b = &mut img[blk * BLOCK_SIZE..(blk + 1) * BLOCK_SIZE];
+        // The block's kind, as its intact checksum tells it, for re-sealing after the patch.
+        let stored = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let kind = BlockKind::ALL.iter().find(|&&k| checksum(b, k) == stored).copied();
+        let end = (off + bytes.len()).min(BLOCK_SIZE);
+        b[off..end].copy_from_slice(&bytes[..end - off]);
+        let reseal_it = rest.first().is_some_and(|r| r & 1 == 1);
+        rest = rest.get(1..).unwrap_or(&[]);
+        if let (true, Some(k)) = (reseal_it, kind) {
+            reseal(b, k);
+        }
+    }
+    let io = MemIo::from_bytes(img);
+    for snap in [false, true] {
+        let _ = check(
+            &io,
+            CheckOptions {
+                super_block_only: false,
+                metadata_snap: snap,
+            },
+        );
+        if let Ok(view) = View::open(&io, snap) {
+            for n in [1, 2, view.current_era()] {
+                let _ = written_since(&io, &view, n);
+            }
+        }
+    }
+});
