@@ -175,6 +175,9 @@ pub fn describe_changes(old: &[u8], new: &[u8]) -> Vec<String> {
 }
 
 #[cfg(test)]
+// A list holding one range of regions is a value under test here, not a mistaken
+// `vec![a; n]`.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 
