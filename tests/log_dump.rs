@@ -242,6 +242,10 @@ fn xml_and_text_outputs_describe_the_same_ranges() {
     let text = ok("log_dump", &["--format", "text", p]);
     assert!(text.contains(&format!("dirty regions:      {}", j["dirty"])));
     assert!(text.contains(&format!("  {}..{}", r.start, r.end)));
+    // A region size the kernel would refuse is an error, not a silently dropped option.
+    let o = run("log_dump", &["--region-size", "100", p]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("region size 100"));
     let out = dir.path().join("out.xml");
     ok("log_dump", &["-o", out.to_str().unwrap(), p]);
     assert_eq!(std::fs::read_to_string(out).unwrap(), ok("log_dump", &[p]));

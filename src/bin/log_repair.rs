@@ -36,7 +36,7 @@ Every mode writes only the first buf_size bytes of the log (header, header area,
 in one O_DIRECT write followed by fsync, with version 2 in the header. The mirror must be
 inactive (on every cluster node): block devices are opened O_EXCL. --backup FILE saves the
 bytes about to be overwritten as a raw copy; put it back with
-  dd if=FILE of=LOG conv=notrunc,fsync oflag=direct bs=$(stat -c %s FILE)";
+  dd if=FILE of=LOG bs=$(stat -c %s FILE) count=1 conv=notrunc,fsync oflag=direct";
 
 /// Repair a dm-log "disk" dirty log (the region log of the device-mapper mirror target).
 #[derive(Parser)]

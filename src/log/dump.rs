@@ -114,6 +114,11 @@ pub fn inspect(io: &FileIo, opts: &DumpOptions) -> Result<Report, LogError> {
     }
     let geometry = match (opts.region_size, opts.length) {
         (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
+        (Some(rs), None) => {
+            // Checks the region size alone; the length comes from the region count below.
+            Geometry::new(rs, rs)?;
+            None
+        }
         _ => None,
     };
     let mut count = opts.nr_regions;
