@@ -1,1 +1,23 @@
 //! The dm-log disk dirty log (the region log of the `mirror` target).
+//!
+//! Layout (dirty-log-format.md §3): a 16-byte little-endian header `{magic "MiRr",
+//! version 2, nr_regions}` at offset 0, one clean bit per region from byte 1024 (least
+//! significant bit first, 1 = in sync), the whole rounded up to the log device's logical
+//! block size (`buf_size`), which the kernel reads and writes in one I/O.
+//!
+//! [`header`], [`bitmap`] and [`geometry`] are the on-disk structures and sizes; [`image`]
+//! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
+//! are the library halves of `log_dump`, `log_restore` and `log_repair`.
+
+pub mod bitmap;
+pub mod device;
+pub mod dump;
+pub mod error;
+pub mod geometry;
+pub mod header;
+pub mod image;
+pub mod repair;
+pub mod restore;
+pub mod resync;
+
+pub use error::LogError;

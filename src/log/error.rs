@@ -1,0 +1,156 @@
+//! Typed errors of the dirty-log library. Each message names the structure at fault; the
+//! binaries add the file name in front.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong while reading, checking or rewriting a dirty log.
+#[derive(Debug)]
+pub enum LogError {
+    /// An I/O error, with what was being done when it happened.
+    Io {
+        /// What the tool was doing, e.g. "reading the log buffer".
+        doing: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The device is too short to hold the structure named.
+    Truncated {
+        /// The structure that does not fit ("log header", "clean bitmap", "log buffer").
+        what: &'static str,
+        /// Bytes from offset 0 the structure needs.
+        need: u64,
+        /// Bytes the device holds.
+        size: u64,
+    },
+    /// The first four bytes are not the disk log magic.
+    BadMagic {
+        /// The magic as read (little-endian).
+        found: u32,
+    },
+    /// A version other than 1 or 2.
+    BadVersion {
+        /// The version as read.
+        found: u32,
+    },
+    /// `nr_regions` is at least 2^32 and not LVM's all-ones value.
+    BadNrRegions {
+        /// The value as read.
+        found: u64,
+    },
+    /// `nr_regions` is LVM's "initialised, never activated" value and no count was given.
+    UnknownNrRegions,
+    /// Region size, length or region count do not describe a valid mirror.
+    Geometry(String),
+    /// A mirror leg cannot be used.
+    Leg {
+        /// Position of the leg in table order (0 = default mirror).
+        index: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The XML input of `log_restore` is malformed or inconsistent.
+    Xml {
+        /// 1-based line of the construct at fault.
+        line: u64,
+        /// 1-based column (in bytes) of the construct at fault.
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// A command-line value (ranges, leg specification) is malformed.
+    Invalid(String),
+}
+
+impl LogError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(doing: impl Into<String>, source: io::Error) -> LogError {
+        LogError::Io {
+            doing: doing.into(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::Io { doing, source } => {
+                if source.raw_os_error() == Some(libc::EBUSY) {
+                    write!(
+                        f,
+                        "{doing}: device is busy: an active mirror (or another program) holds it \
+                         open exclusively; deactivate the mirror first"
+                    )
+                } else {
+                    write!(f, "{doing}: {source}")
+                }
+            }
+            LogError::Truncated { what, need, size } => write!(
+                f,
+                "{what}: device holds {size} bytes, but {need} bytes are needed"
+            ),
+            LogError::BadMagic { found } => {
+                if found.swap_bytes() == super::header::MAGIC {
+                    write!(
+                        f,
+                        "log header: magic {found:#010x} is the disk-log magic in big-endian byte \
+                         order (a clustered-disk log written on a big-endian host?); not supported"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "log header: bad magic {found:#010x} (expected {:#010x} \"MiRr\"): not a \
+                         dm-log disk log, or never initialised",
+                        super::header::MAGIC
+                    )
+                }
+            }
+            LogError::BadVersion { found } => write!(
+                f,
+                "log header: unsupported version {found} (expected 2, or 1): the kernel marks \
+                 such a log failed and resynchronises the whole mirror at every activation"
+            ),
+            LogError::BadNrRegions { found } => write!(
+                f,
+                "log header: nr_regions {found} is not below 2^32 (the kernel would truncate it)"
+            ),
+            LogError::UnknownNrRegions => write!(
+                f,
+                "log header: nr_regions is all ones (initialised by LVM, never activated); the \
+                 region count must be given (--nr-regions, or --region-size with --length)"
+            ),
+            LogError::Geometry(m) => write!(f, "mirror geometry: {m}"),
+            LogError::Leg { index, message } => write!(f, "leg {index}: {message}"),
+            LogError::Xml {
+                line,
+                column,
+                message,
+            } => write!(f, "{line}:{column}: {message}"),
+            LogError::Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for LogError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_devices_get_a_message_that_says_what_to_do() {
+        let e = LogError::io("opening", io::Error::from_raw_os_error(libc::EBUSY));
+        assert!(e.to_string().contains("deactivate the mirror"));
+    }
+
+    #[test]
+    fn a_byte_swapped_magic_is_recognised() {
+        let e = LogError::BadMagic {
+            found: super::super::header::MAGIC.swap_bytes(),
+        };
+        assert!(e.to_string().contains("big-endian"));
+        let e = LogError::BadMagic { found: 0 };
+        assert!(e.to_string().contains("bad magic 0x00000000"));
+    }
+}

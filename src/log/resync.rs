@@ -1,0 +1,322 @@
+//! Offline resynchronisation and verification of mirror legs, region by region, the way the
+//! kernel would do it at the next activation: leg 0 (the default mirror) is the source.
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+
+use super::bitmap::Bitmap;
+use super::device::{open, same_file, AlignedBuf};
+use super::error::LogError;
+use super::geometry::{Geometry, SECTOR_SIZE};
+
+/// Bytes copied or compared per I/O: large regions are handled in pieces of this size.
+const CHUNK: u64 = 1 << 20;
+
+/// A leg as given on the command line: `PATH[:OFFSET]`, offset in sectors as in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegSpec {
+    /// Device or image file.
+    pub path: PathBuf,
+    /// Start of the mirror on this leg, in sectors.
+    pub offset: u64,
+}
+
+impl LegSpec {
+    /// Parses `PATH[:OFFSET]`. A colon followed by anything but digits is part of the path.
+    pub fn parse(s: &str) -> Result<LegSpec, LogError> {
+        if let Some((p, o)) = s.rsplit_once(':') {
+            if !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()) {
+                let offset = o
+                    .parse()
+                    .map_err(|_| LogError::Invalid(format!("leg {s}: offset {o} is too large")))?;
+                if p.is_empty() {
+                    return Err(LogError::Invalid(format!("leg {s}: empty path")));
+                }
+                return Ok(LegSpec {
+                    path: PathBuf::from(p),
+                    offset,
+                });
+            }
+        }
+        if s.is_empty() {
+            return Err(LogError::Invalid("leg: empty path".into()));
+        }
+        Ok(LegSpec {
+            path: PathBuf::from(s),
+            offset: 0,
+        })
+    }
+}
+
+/// The legs of a mirror, opened: leg 0 read-only, the others for writing when asked.
+pub struct Legs {
+    legs: Vec<(LegSpec, FileIo)>,
+    geometry: Geometry,
+}
+
+impl Legs {
+    /// Opens and checks the legs: at least two, all distinct and distinct from the log, each
+    /// large enough for `offset + length` sectors. Block devices are opened `O_EXCL`, so legs
+    /// of an active mirror are refused.
+    pub fn open(
+        specs: &[LegSpec],
+        geometry: Geometry,
+        log: &Path,
+        write: bool,
+    ) -> Result<Legs, LogError> {
+        if specs.len() < 2 {
+            return Err(LogError::Invalid(format!(
+                "a mirror has at least 2 legs; {} given",
+                specs.len()
+            )));
+        }
+        for (i, s) in specs.iter().enumerate() {
+            if same_file(&s.path, log) {
+                return Err(LogError::Leg {
+                    index: i,
+                    message: format!("{} is the log itself", s.path.display()),
+                });
+            }
+            for (j, t) in specs.iter().enumerate().take(i) {
+                if same_file(&s.path, &t.path) {
+                    return Err(LogError::Leg {
+                        index: i,
+                        message: format!("{} is the same device as leg {j}", s.path.display()),
+                    });
+                }
+            }
+        }
+        let mut legs = Vec::with_capacity(specs.len());
+        for (i, s) in specs.iter().enumerate() {
+            let mode = if write && i > 0 {
+                OpenMode::Write
+            } else {
+                OpenMode::ReadExclusive
+            };
+            let io = open(&s.path, mode).map_err(|e| LogError::Leg {
+                index: i,
+                message: format!("{}: {e}", s.path.display()),
+            })?;
+            let need = s
+                .offset
+                .checked_add(geometry.length())
+                .and_then(|n| n.checked_mul(SECTOR_SIZE))
+                .ok_or_else(|| LogError::Leg {
+                    index: i,
+                    message: "offset + length overflow".into(),
+                })?;
+            if io.size_bytes() < need {
+                return Err(LogError::Leg {
+                    index: i,
+                    message: format!(
+                        "{} holds {} bytes, but the mirror needs {need} (offset {} + length {} \
+                         sectors)",
+                        s.path.display(),
+                        io.size_bytes(),
+                        s.offset,
+                        geometry.length()
+                    ),
+                });
+            }
+            legs.push((s.clone(), io));
+        }
+        Ok(Legs { legs, geometry })
+    }
+
+    /// The mirror geometry the legs were checked against.
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// Bytes of mirror data in the dirty regions of `bitmap`: what a resync copies from
+    /// leg 0 (to each other leg) and what a verification reads per leg.
+    pub fn dirty_bytes(&self, bitmap: &Bitmap) -> u64 {
+        bitmap
+            .dirty_ranges()
+            .iter()
+            .map(|r| {
+                let s = self.geometry.range_sectors(r);
+                (s.end - s.start) * SECTOR_SIZE
+            })
+            .sum()
+    }
+
+    fn io_error(&self, i: usize, doing: &str, e: std::io::Error) -> LogError {
+        LogError::Leg {
+            index: i,
+            message: format!("{}: {doing}: {e}", self.legs[i].0.path.display()),
+        }
+    }
+
+    /// Runs `f` on every chunk of region `r`: (byte offset within the mirror, length).
+    fn chunks(&self, r: u64) -> impl Iterator<Item = (u64, u64)> {
+        let s = self.geometry.region_sectors(r);
+        let (begin, end) = (s.start * SECTOR_SIZE, s.end * SECTOR_SIZE);
+        (begin..end)
+            .step_by(CHUNK as usize)
+            .map(move |off| (off, CHUNK.min(end - off)))
+    }
+
+    fn at(&self, i: usize, off: u64) -> u64 {
+        self.legs[i].0.offset * SECTOR_SIZE + off
+    }
+
+    /// Copies every dirty region of `bitmap` from leg 0 to every other leg (the last region
+    /// only up to the mirror's length), makes the legs durable, and only then marks those
+    /// regions clean in `bitmap`. Clean regions and leg 0 are never written. Returns the
+    /// regions copied. `progress` gets the bytes read from leg 0 as they are copied.
+    pub fn resync(
+        &self,
+        bitmap: &mut Bitmap,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<Range<u64>>, LogError> {
+        let dirty = bitmap.dirty_ranges();
+        let mut buf = AlignedBuf::zeroed(CHUNK as usize);
+        for r in dirty.iter().flat_map(|d| d.clone()) {
+            for (off, len) in self.chunks(r) {
+                let data = &mut buf.as_mut_slice()[..len as usize];
+                self.legs[0]
+                    .1
+                    .read_at(data, self.at(0, off))
+                    .map_err(|e| self.io_error(0, "reading", e))?;
+                for i in 1..self.legs.len() {
+                    self.legs[i]
+                        .1
+                        .write_at(data, self.at(i, off))
+                        .map_err(|e| self.io_error(i, "writing", e))?;
+                }
+                progress(len);
+            }
+        }
+        for i in 1..self.legs.len() {
+            self.legs[i]
+                .1
+                .flush()
+                .map_err(|e| self.io_error(i, "flushing", e))?;
+        }
+        for d in &dirty {
+            bitmap.set_range(d.clone(), true);
+        }
+        Ok(dirty)
+    }
+
+    /// Compares every dirty region of `bitmap` across all legs and marks clean in `bitmap`
+    /// those where every leg holds the same bytes. Returns the regions that differ (left
+    /// dirty). No leg is written. `progress` gets the bytes compared per leg.
+    pub fn verify(
+        &self,
+        bitmap: &mut Bitmap,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Vec<Range<u64>>, LogError> {
+        let mut differ: Vec<Range<u64>> = Vec::new();
+        let mut a = AlignedBuf::zeroed(CHUNK as usize);
+        let mut b = AlignedBuf::zeroed(CHUNK as usize);
+        for r in bitmap.dirty_ranges().into_iter().flatten() {
+            let mut same = true;
+            for (off, len) in self.chunks(r) {
+                if !same {
+                    progress(len);
+                    continue;
+                }
+                let x = &mut a.as_mut_slice()[..len as usize];
+                self.legs[0]
+                    .1
+                    .read_at(x, self.at(0, off))
+                    .map_err(|e| self.io_error(0, "reading", e))?;
+                for i in 1..self.legs.len() {
+                    let y = &mut b.as_mut_slice()[..len as usize];
+                    self.legs[i]
+                        .1
+                        .read_at(y, self.at(i, off))
+                        .map_err(|e| self.io_error(i, "reading", e))?;
+                    if x != y {
+                        same = false;
+                        break;
+                    }
+                }
+                progress(len);
+            }
+            if same {
+                bitmap.set(r, true);
+            } else {
+                match differ.last_mut() {
+                    Some(last) if last.end == r => last.end = r + 1,
+                    _ => differ.push(r..r + 1),
+                }
+            }
+        }
+        Ok(differ)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leg_specs_take_an_optional_sector_offset() {
+        assert_eq!(
+            LegSpec::parse("/dev/sdb:2048").unwrap(),
+            LegSpec {
+                path: "/dev/sdb".into(),
+                offset: 2048
+            }
+        );
+        assert_eq!(LegSpec::parse("/dev/sdb").unwrap().offset, 0);
+        assert_eq!(LegSpec::parse("a:b").unwrap().path, PathBuf::from("a:b"));
+        assert!(LegSpec::parse(":5").is_err());
+        assert!(LegSpec::parse("x:99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn resync_copies_dirty_regions_only_and_verify_finds_differences() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        std::fs::write(&log, [0u8; 2048]).unwrap();
+        let l0 = dir.path().join("l0");
+        let l1 = dir.path().join("l1");
+        // 4 regions of 8 sectors; leg 1 starts 16 sectors in.
+        let a: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8).collect();
+        let mut b = vec![0xEEu8; 8192];
+        b.extend_from_slice(&a);
+        std::fs::write(&l0, &a).unwrap();
+        std::fs::write(&l1, &b).unwrap();
+        let g = Geometry::new(8, 32).unwrap();
+        let specs = [
+            LegSpec::parse(l0.to_str().unwrap()).unwrap(),
+            LegSpec {
+                path: l1.clone(),
+                offset: 16,
+            },
+        ];
+        // Make regions 1 and 3 differ on leg 1.
+        let mut b2 = b.clone();
+        b2[8192 + 4096] ^= 1;
+        b2[8192 + 3 * 4096 + 100] ^= 1;
+        std::fs::write(&l1, &b2).unwrap();
+        let mut bm = Bitmap::filled(4, true);
+        bm.set_range(0..2, false);
+        let legs = Legs::open(&specs, g, &log, false).unwrap();
+        let differ = legs.verify(&mut bm, &mut |_| {}).unwrap();
+        assert_eq!(differ, vec![1..2]);
+        assert_eq!(bm.dirty_ranges(), vec![1..2]);
+        drop(legs);
+        let legs = Legs::open(&specs, g, &log, true).unwrap();
+        let mut copied = 0;
+        assert_eq!(
+            legs.resync(&mut bm, &mut |n| copied += n).unwrap(),
+            vec![1..2]
+        );
+        assert_eq!(copied, 4096);
+        assert_eq!(bm.count_dirty(), 0);
+        let after = std::fs::read(&l1).unwrap();
+        assert_eq!(&after[8192 + 4096..8192 + 8192], &a[4096..8192]);
+        assert_ne!(after[8192 + 3 * 4096 + 100], a[3 * 4096 + 100]);
+        assert_eq!(std::fs::read(&l0).unwrap(), a);
+        assert!(Legs::open(&specs[..1], g, &log, false).is_err());
+        let same = [specs[0].clone(), specs[0].clone()];
+        assert!(Legs::open(&same, g, &log, false).is_err());
+    }
+}

@@ -1,0 +1,111 @@
+//! log_restore: log_dump's XML written back, on every kernel log image.
+
+mod common_log;
+
+use std::path::Path;
+
+use common_log::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn kernel_log_images() -> Vec<String> {
+    let mut v = Vec::new();
+    for scenario in log_scenarios() {
+        let m = manifest(&scenario);
+        for img in m["images"].as_array().unwrap() {
+            if img["disk"] == "log" {
+                v.push(img["file"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn dump_then_restore_undoes_a_repair_on_every_kernel_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = kernel_log_images();
+    assert!(images.len() >= 20);
+    for file in images {
+        let log = unpack(&file, dir.path());
+        let orig = std::fs::read(&log).unwrap();
+        let xml = dir.path().join("dump.xml");
+        ok("log_dump", &["-o", s(&xml), s(&log)]);
+        ok("log_repair", &["--force-resync", s(&log)]);
+        assert_ne!(
+            std::fs::read(&log).unwrap(),
+            orig,
+            "{file}: repair changed nothing"
+        );
+        ok("log_restore", &["-i", s(&xml), "-o", s(&log)]);
+        assert!(
+            std::fs::read(&log).unwrap() == orig,
+            "{file}: not restored byte for byte"
+        );
+    }
+}
+
+#[test]
+fn restore_creates_a_new_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let xml = dir.path().join("dump.xml");
+    ok(
+        "log_dump",
+        &["--region-size", "128", "-o", s(&xml), s(&log)],
+    );
+    let new = dir.path().join("new.img");
+    ok("log_restore", &["-i", s(&xml), "-o", s(&new)]);
+    let made = std::fs::read(&new).unwrap();
+    assert_eq!(made.len(), 1536);
+    assert_eq!(made, std::fs::read(&log).unwrap()[..1536]);
+    assert_eq!(ok("log_dump", &[s(&new)]), ok("log_dump", &[s(&log)]));
+}
+
+#[test]
+fn bad_xml_is_refused_with_line_and_column_and_nothing_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let orig = std::fs::read(&log).unwrap();
+    let cases = [
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"10\" end=\"513\"/>\n</dirty_log>\n",
+            "2:3: <dirty>: range 10..513 goes past the last region",
+        ),
+        (
+            "<dirty_log version=\"7\" nr_regions=\"512\">\n</dirty_log>\n",
+            "1:1: <dirty_log>: version 7",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"x\" end=\"2\"/>\n",
+            "2:3: <dirty>: attribute begin=\"x\" is not an unsigned integer",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"1\" end=\"2\">\n</dirty_log>\n",
+            "3:1: malformed XML",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\" dirty=\"3\">\n  <dirty begin=\"1\" end=\"2\"/>\n</dirty_log>\n",
+            "1:1: <dirty_log>: dirty=\"3\", but the ranges hold 1 regions",
+        ),
+    ];
+    for (xml, expect) in cases {
+        let x = dir.path().join("bad.xml");
+        std::fs::write(&x, xml).unwrap();
+        let o = run("log_restore", &["-i", s(&x), "-o", s(&log)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("log_restore: {}: {expect}", s(&x))),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&log).unwrap(), orig);
+        let new = dir.path().join("never.img");
+        let o = run("log_restore", &["-i", s(&x), "-o", s(&new)]);
+        assert_eq!(code(&o), 1);
+        assert!(!new.exists(), "a target was created for bad XML");
+    }
+}
