@@ -1,9 +1,9 @@
 //! log_dump against every log image the kernel wrote, checked against the scenario
 //! manifests (table geometry, status lines, writes, crash ground truth).
 
-mod common_log;
+mod common;
 
-use common_log::*;
+use common::log::*;
 use serde_json::Value;
 
 /// The status lines of mirror `name` read at steps `from..`, as (step, in_sync, synced).

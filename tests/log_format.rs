@@ -1,9 +1,9 @@
 //! The on-disk structures of the disk log unpacked and packed again on every kernel image:
 //! the round trip must give back the kernel's bytes.
 
-mod common_log;
+mod common;
 
-use common_log::*;
+use common::log::*;
 use era_log_tools::log::bitmap::Bitmap;
 use era_log_tools::log::geometry::{bitset_bytes, buf_size};
 use era_log_tools::log::header::{Header, Padding, MAGIC};

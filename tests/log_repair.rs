@@ -1,11 +1,11 @@
 //! log_repair on the kernel's crash image and its two legs, on the other kernel images,
 //! and on hostile logs.
 
-mod common_log;
+mod common;
 
 use std::path::{Path, PathBuf};
 
-use common_log::*;
+use common::log::*;
 
 const REGION_BYTES: usize = 128 * 512;
 

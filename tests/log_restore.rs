@@ -1,10 +1,10 @@
 //! log_restore: log_dump's XML written back, on every kernel log image.
 
-mod common_log;
+mod common;
 
 use std::path::Path;
 
-use common_log::*;
+use common::log::*;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: kernel fixtures, temporary images, running the
 //! binaries.
+// Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
+
+pub mod log;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -57,14 +60,24 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-/// Runs binary `bin` of this crate with `args`.
-pub fn run(bin: &str, args: &[&str]) -> Outcome {
-    let exe = match bin {
+/// The path of binary `bin` of this crate.
+pub fn exe(bin: &str) -> &'static str {
+    match bin {
         "era_check" => env!("CARGO_BIN_EXE_era_check"),
         "era_invalidate" => env!("CARGO_BIN_EXE_era_invalidate"),
+        "log_dump" => env!("CARGO_BIN_EXE_log_dump"),
+        "log_restore" => env!("CARGO_BIN_EXE_log_restore"),
+        "log_repair" => env!("CARGO_BIN_EXE_log_repair"),
         other => panic!("unknown binary {other}"),
-    };
-    let out = Command::new(exe).args(args).output().expect("binary runs");
+    }
+}
+
+/// Runs binary `bin` of this crate with `args`.
+pub fn run(bin: &str, args: &[&str]) -> Outcome {
+    let out = Command::new(exe(bin))
+        .args(args)
+        .output()
+        .expect("binary runs");
     Outcome {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

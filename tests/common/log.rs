@@ -1,36 +1,20 @@
-//! Helpers shared by the log tool tests: kernel fixtures and running the binaries.
-// Each test crate uses a different subset of these helpers.
-#![allow(dead_code)]
+//! Helpers shared by the log tool tests.
 
-use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The directory of the kernel-lab fixtures.
-pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kernel")
-}
+// Not every test crate that compiles this module uses these.
+#[allow(unused_imports)]
+pub use super::{fixtures_dir as fixtures, manifest};
 
 /// Decompresses fixture `name` (a `.img.gz`) into `dir`, returning the image path.
 pub fn unpack(name: &str, dir: &Path) -> PathBuf {
-    let gz = File::open(fixtures().join(name)).expect("fixture");
-    let mut data = Vec::new();
-    flate2::read::GzDecoder::new(gz)
-        .read_to_end(&mut data)
-        .expect("gunzip");
     let out = dir.join(name.trim_end_matches(".gz"));
-    std::fs::write(&out, data).expect("write image");
+    std::fs::write(&out, super::fixture(name)).expect("write image");
     out
-}
-
-/// The manifest of scenario `name` (e.g. "log-crash").
-pub fn manifest(name: &str) -> Value {
-    let text = std::fs::read_to_string(fixtures().join(format!("{name}.json"))).expect("manifest");
-    serde_json::from_str(&text).expect("manifest JSON")
 }
 
 /// Every log scenario with a manifest.
@@ -48,13 +32,10 @@ pub fn log_scenarios() -> Vec<String> {
 
 /// Runs one of the crate's binaries.
 pub fn run(bin: &str, args: &[&str]) -> Output {
-    let exe = match bin {
-        "log_dump" => env!("CARGO_BIN_EXE_log_dump"),
-        "log_restore" => env!("CARGO_BIN_EXE_log_restore"),
-        "log_repair" => env!("CARGO_BIN_EXE_log_repair"),
-        other => panic!("unknown binary {other}"),
-    };
-    Command::new(exe).args(args).output().expect("run binary")
+    Command::new(super::exe(bin))
+        .args(args)
+        .output()
+        .expect("run binary")
 }
 
 /// Stdout of a run that must succeed.
