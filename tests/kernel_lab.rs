@@ -3,25 +3,44 @@
 //! tests/kernel-lab/run.sh); run with
 //! `cargo test --release --test kernel_lab -- --ignored --nocapture`.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 use serde_json::Value;
 
-fn out_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kernel-lab/out")
+fn target() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kernel-lab")
 }
 
-fn run_lab(scenario: &str) -> Value {
+fn out_dir() -> PathBuf {
+    target().join("out")
+}
+
+/// Runs `scenario` with `env` set, writing to `target/kernel-lab/<out>`, and returns its
+/// manifest.
+fn run_lab_in(scenario: &str, out: &str, env: &[(&str, &Path)]) -> Value {
+    // Runs share the lab's scratch folder (kernel, initramfs): one at a time.
+    static LAB: Mutex<()> = Mutex::new(());
+    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel-lab/run.sh");
+    let dir = target().join(out);
     let status = Command::new(script)
         .arg(scenario)
+        .env("KLAB_OUT", &dir)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .status()
         .expect("run.sh starts");
     assert!(status.success(), "the lab run failed");
-    let text = std::fs::read_to_string(out_dir().join(format!("{scenario}.json"))).unwrap();
+    let text = std::fs::read_to_string(dir.join(format!("{scenario}.json"))).unwrap();
     serde_json::from_str(&text).unwrap()
+}
+
+fn run_lab(scenario: &str) -> Value {
+    run_lab_in(scenario, "out", &[])
 }
 
 struct Run {
@@ -133,4 +152,110 @@ fn live_target_with_a_held_snapshot() {
     {
         assert_eq!(dump["exit_code"], 0, "era_dump --metadata-snap in the VM");
     }
+}
+
+/// The log-crash log and legs, unpacked into `dir`, with leg 1 changed in region `region`
+/// (64 KiB regions).
+fn crash_mirror(dir: &Path, region: u64) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let write = |name: &str, bytes: Vec<u8>| {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    };
+    let log = write("log.img", common::fixture("log-crash.log.img.gz"));
+    let leg0 = write("leg0.img", common::fixture("log-crash.leg0.img.gz"));
+    let mut l1 = common::fixture("log-crash.leg1.img.gz");
+    let at = (region * 65536 + 1000) as usize;
+    l1[at..at + 16].copy_from_slice(b"DIFFERS FROM L0!");
+    let leg1 = write("leg1.img", l1);
+    (log, leg0, leg1)
+}
+
+fn in_sync_at_create(m: &Value) -> (u64, u64) {
+    let create = m["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "create")
+        .expect("create step");
+    let line = create["status"][0]["line"].as_str().unwrap();
+    let field = line
+        .split_whitespace()
+        .find(|f| f.contains('/'))
+        .expect("in-sync field");
+    let (a, b) = field.split_once('/').unwrap();
+    (a.parse().unwrap(), b.parse().unwrap())
+}
+
+fn assert_legs_equal_after_sync(dir: &str) {
+    let rc =
+        std::fs::read_to_string(target().join(dir).join("log-host-image.run.legs-cmp.rc")).unwrap();
+    assert_eq!(rc.trim(), "0", "legs differ after the kernel's resync");
+}
+
+#[test]
+#[ignore = "boots a VM: needs QEMU and the shared kernel-lab"]
+fn mirror_after_offline_resync_is_in_sync_at_once() {
+    let dir = target().join("inputs-resync");
+    // Region 50 is dirty in the crash log.
+    let (log, leg0, leg1) = crash_mirror(&dir, 50);
+    let out = Command::new(common::exe("log_repair"))
+        .args(["--resync", "--region-size", "128", "--leg"])
+        .arg(&leg0)
+        .arg("--leg")
+        .arg(&leg1)
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&leg0).unwrap(), std::fs::read(&leg1).unwrap());
+    let m = run_lab_in(
+        "log-host-image",
+        "out-resync",
+        &[
+            ("KLAB_DISK_log", &log),
+            ("KLAB_DISK_leg0", &leg0),
+            ("KLAB_DISK_leg1", &leg1),
+        ],
+    );
+    let (in_sync, total) = in_sync_at_create(&m);
+    println!("after our offline resync the kernel reports {in_sync}/{total} in sync at activation");
+    assert_eq!(in_sync, total);
+    assert_legs_equal_after_sync("out-resync");
+}
+
+#[test]
+#[ignore = "boots a VM: needs QEMU and the shared kernel-lab"]
+fn mirror_after_force_resync_copies_every_region() {
+    let dir = target().join("inputs-force");
+    // Region 10 is clean in the crash log: only a full resync makes the legs equal again.
+    let (log, leg0, leg1) = crash_mirror(&dir, 10);
+    let out = Command::new(common::exe("log_repair"))
+        .arg("--force-resync")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = run_lab_in(
+        "log-host-image",
+        "out-force",
+        &[
+            ("KLAB_DISK_log", &log),
+            ("KLAB_DISK_leg0", &leg0),
+            ("KLAB_DISK_leg1", &leg1),
+        ],
+    );
+    let (in_sync, total) = in_sync_at_create(&m);
+    println!("after --force-resync the kernel reports {in_sync}/{total} in sync at activation");
+    assert!(in_sync < total);
+    assert_legs_equal_after_sync("out-force");
 }

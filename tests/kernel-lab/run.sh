@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Opt-in: runs one of our kernel-lab scenarios in a QEMU VM with our release binaries carried
 # into the guest. Outputs land in target/kernel-lab/out, scratch space in target/kernel-lab/work.
+# KLAB_OUT and KLAB_WORK may point elsewhere (under target/).
 # Needs: qemu-system-x86 busybox-static dmsetup cpio kmod file gzip (Debian packages) and
 # the shared kernel-lab beside the project (../shared/kernel-lab).
 #
@@ -19,7 +20,7 @@ for b in era_check era_dump era_invalidate era_restore log_dump log_repair; do
 done
 scenario=$name
 [ -f "tests/kernel-lab/$name.sh" ] && scenario="--scenario tests/kernel-lab/$name.sh"
-mkdir -p target/kernel-lab/work target/kernel-lab/out
+export KLAB_WORK=${KLAB_WORK:-target/kernel-lab/work} KLAB_OUT=${KLAB_OUT:-target/kernel-lab/out}
+mkdir -p "$KLAB_WORK" "$KLAB_OUT"
 # shellcheck disable=SC2086
-KLAB_WORK=target/kernel-lab/work KLAB_OUT=target/kernel-lab/out KLAB_CARRY="$carry" \
-  "$lab/run-all.sh" --no-verify $scenario
+KLAB_CARRY="$carry" "$lab/run-all.sh" --no-verify $scenario
