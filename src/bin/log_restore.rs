@@ -13,7 +13,7 @@ use era_log_tools::log::device::{logical_block_size, open, read_prefix, write_pr
 use era_log_tools::log::geometry::buf_size;
 use era_log_tools::log::image::compose;
 use era_log_tools::log::restore::parse;
-use era_log_tools::pdata::io::OpenMode;
+use era_log_tools::pdata::io::{ByteIo, OpenMode};
 
 const EXAMPLES: &str = "\
 Examples:

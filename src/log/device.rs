@@ -6,7 +6,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use crate::pdata::io::{Block, BlockIo, FileIo, OpenMode, BLOCK_SIZE};
+use crate::pdata::io::{Block, ByteIo, FileIo, OpenMode, BLOCK_SIZE};
 
 use super::error::LogError;
 use super::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
@@ -102,7 +102,7 @@ pub fn logical_block_size(path: &Path, forced: Option<u32>) -> Result<u32, LogEr
 /// Reads the first `len` bytes of the device in one I/O. `len` must not exceed the device
 /// size (callers check it first, so that no length field read from disk sizes an allocation
 /// beyond the device).
-pub fn read_prefix(io: &FileIo, len: u64) -> Result<AlignedBuf, LogError> {
+pub fn read_prefix(io: &dyn ByteIo, len: u64) -> Result<AlignedBuf, LogError> {
     if len > io.size_bytes() {
         return Err(LogError::Truncated {
             what: "log buffer",
@@ -117,10 +117,10 @@ pub fn read_prefix(io: &FileIo, len: u64) -> Result<AlignedBuf, LogError> {
 }
 
 /// Writes `buf` at offset 0 in one I/O and makes it durable.
-pub fn write_prefix(io: &FileIo, buf: &AlignedBuf) -> Result<(), LogError> {
+pub fn write_prefix(io: &dyn ByteIo, buf: &AlignedBuf) -> Result<(), LogError> {
     io.write_at(buf.as_slice(), 0)
         .map_err(|e| LogError::io(format!("writing the first {} bytes", buf.len()), e))?;
-    io.flush().map_err(|e| LogError::io("flushing the log", e))
+    io.sync().map_err(|e| LogError::io("flushing the log", e))
 }
 
 /// Whether two paths name the same file or device.

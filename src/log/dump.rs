@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::ops::Range;
 
-use crate::pdata::io::FileIo;
+use crate::pdata::io::ByteIo;
 
 use super::error::LogError;
 use super::geometry::{bitset_bytes, buf_size, Geometry};
@@ -90,7 +90,7 @@ fn note(findings: &mut Vec<Finding>, message: String) {
 /// Reads and checks a log. The errors of §9.2 (bad magic, bad version, invalid `nr_regions`,
 /// truncated bitmap, device smaller than `buf_size`) are returned as errors; the rest become
 /// findings.
-pub fn inspect(io: &FileIo, opts: &DumpOptions) -> Result<Report, LogError> {
+pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> {
     let (header, padding) = read_header(io)?;
     header.check_magic()?;
     header.check_version()?;

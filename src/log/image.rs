@@ -1,7 +1,7 @@
 //! A disk log as read from its device: header, header area and clean bitmap, checked the
 //! way the kernel reads them at activation.
 
-use crate::pdata::io::FileIo;
+use crate::pdata::io::ByteIo;
 
 use super::bitmap::Bitmap;
 use super::device::{read_prefix, AlignedBuf};
@@ -50,7 +50,7 @@ pub struct LogImage {
 }
 
 /// Reads the header alone: the device must hold 16 bytes.
-pub fn read_header(io: &FileIo) -> Result<(Header, Padding), LogError> {
+pub fn read_header(io: &dyn ByteIo) -> Result<(Header, Padding), LogError> {
     let size = io.size_bytes();
     if size < HEADER_SIZE as u64 {
         return Err(LogError::Truncated {
@@ -70,7 +70,7 @@ pub fn read_header(io: &FileIo) -> Result<(Header, Padding), LogError> {
 impl LogImage {
     /// Reads and checks a log: magic, version, `nr_regions`, then the whole kernel buffer,
     /// which must fit on the device (the bitmap first, then the rounded buffer).
-    pub fn read(io: &FileIo, opts: &ReadOptions) -> Result<LogImage, LogError> {
+    pub fn read(io: &dyn ByteIo, opts: &ReadOptions) -> Result<LogImage, LogError> {
         let (header, _) = read_header(io)?;
         if !opts.accept_bad_magic {
             header.check_magic()?;
@@ -153,7 +153,7 @@ impl LogImage {
     /// bytes beyond what was read come from `io`.
     pub fn render(
         &self,
-        io: &FileIo,
+        io: &dyn ByteIo,
         header: &Header,
         bitmap: &Bitmap,
         len: u64,

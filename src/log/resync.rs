@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+use crate::pdata::io::{ByteIo, FileIo, OpenMode};
 
 use super::bitmap::Bitmap;
 use super::device::{open, same_file, AlignedBuf};
@@ -193,7 +193,7 @@ impl Legs {
         for i in 1..self.legs.len() {
             self.legs[i]
                 .1
-                .flush()
+                .sync()
                 .map_err(|e| self.io_error(i, "flushing", e))?;
         }
         for d in &dirty {

@@ -1,10 +1,11 @@
 //! A device that fails on purpose, for testing writers against interruption: it records
 //! every write and flush, and fails the k-th write once or stops (like a power cut) there.
+//! It wraps block devices ([`BlockIo`]) and byte devices ([`ByteIo`]) alike.
 
 use std::io;
 use std::sync::Mutex;
 
-use super::io::{Block, BlockIo};
+use super::io::{Block, BlockIo, ByteIo};
 
 /// Which write fails, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +24,14 @@ pub enum Inject {
 pub enum Op {
     /// A block was written (whether or not it reached the device).
     Write(u64),
+    /// Bytes were written at this offset (whether or not they reached the device).
+    WriteAt(u64),
     /// A flush was asked for.
     Flush,
 }
 
 /// Wraps a device and injects a [`Inject`].
-pub struct FaultIo<D: BlockIo> {
+pub struct FaultIo<D> {
     inner: D,
     fault: Inject,
     state: Mutex<State>,
@@ -45,7 +48,7 @@ fn injected() -> io::Error {
     io::Error::other("injected fault")
 }
 
-impl<D: BlockIo> FaultIo<D> {
+impl<D> FaultIo<D> {
     /// Wraps `inner`.
     pub fn new(inner: D, fault: Inject) -> FaultIo<D> {
         FaultIo {
@@ -70,6 +73,54 @@ impl<D: BlockIo> FaultIo<D> {
     }
 }
 
+impl<D> FaultIo<D> {
+    /// Counts a write and says whether it may go through.
+    fn admit_write(&self, op: Op) -> io::Result<()> {
+        let mut s = self.lock();
+        s.ops.push(op);
+        let k = s.writes;
+        s.writes += 1;
+        match self.fault {
+            Inject::FailOnce(at) if at == k => Err(injected()),
+            Inject::StopAt(at) if at <= k => {
+                s.stopped = true;
+                Err(injected())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a flush and says whether it may go through.
+    fn admit_flush(&self) -> io::Result<()> {
+        let mut s = self.lock();
+        s.ops.push(Op::Flush);
+        if s.stopped {
+            return Err(injected());
+        }
+        Ok(())
+    }
+}
+
+impl<D: ByteIo> ByteIo for FaultIo<D> {
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.inner.read_at(buf, offset)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.admit_write(Op::WriteAt(offset))?;
+        self.inner.write_at(buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.admit_flush()?;
+        self.inner.sync()
+    }
+}
+
 impl<D: BlockIo> BlockIo for FaultIo<D> {
     fn nr_blocks(&self) -> u64 {
         self.inner.nr_blocks()
@@ -80,29 +131,12 @@ impl<D: BlockIo> BlockIo for FaultIo<D> {
     }
 
     fn write(&self, loc: u64, buf: &Block) -> io::Result<()> {
-        let mut s = self.lock();
-        s.ops.push(Op::Write(loc));
-        let k = s.writes;
-        s.writes += 1;
-        match self.fault {
-            Inject::FailOnce(at) if at == k => return Err(injected()),
-            Inject::StopAt(at) if at <= k => {
-                s.stopped = true;
-                return Err(injected());
-            }
-            _ => {}
-        }
-        drop(s);
+        self.admit_write(Op::Write(loc))?;
         self.inner.write(loc, buf)
     }
 
     fn flush(&self) -> io::Result<()> {
-        let mut s = self.lock();
-        s.ops.push(Op::Flush);
-        if s.stopped {
-            return Err(injected());
-        }
-        drop(s);
+        self.admit_flush()?;
         self.inner.flush()
     }
 }

@@ -64,6 +64,20 @@ fn beyond_end(loc: u64, nr_blocks: u64) -> io::Error {
     )
 }
 
+/// A device addressed in bytes, for formats that are not made of 4096-byte blocks (the
+/// dirty log, mirror legs). With `O_DIRECT`, buffers, offsets and lengths must be aligned to
+/// the device's logical block size.
+pub trait ByteIo: Send + Sync {
+    /// Size in bytes.
+    fn size_bytes(&self) -> u64;
+    /// Reads `buf.len()` bytes at byte `offset`.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes `buf` at byte `offset`.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes every completed write durable.
+    fn sync(&self) -> io::Result<()>;
+}
+
 /// How a [`FileIo`] opens its device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpenMode {
@@ -132,26 +146,27 @@ impl FileIo {
         &self.path
     }
 
-    /// Size in bytes, including a partial trailing block.
-    pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
-    }
-
     /// Whether the path is a block device (opened with `O_DIRECT`).
     pub fn is_block_device(&self) -> bool {
         self.is_block_device
     }
+}
 
-    /// Reads `buf.len()` bytes at byte `offset`; `buf` must be page-aligned in length and
-    /// address when the device is a block device. Used for formats that are not made of
-    /// 4096-byte blocks.
-    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+impl ByteIo for FileIo {
+    fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
     }
 
-    /// Writes `buf` at byte `offset`, with the same alignment rules as [`FileIo::read_at`].
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
     }
 }
 
@@ -214,6 +229,43 @@ impl MemIo {
     }
 }
 
+impl ByteIo for MemIo {
+    fn size_bytes(&self) -> u64 {
+        self.data.lock().unwrap_or_else(|e| e.into_inner()).len() as u64
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let r = byte_range(offset, buf.len(), data.len())?;
+        buf.copy_from_slice(&data[r]);
+        Ok(())
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let mut data = self.data.lock().unwrap_or_else(|e| e.into_inner());
+        let r = byte_range(offset, buf.len(), data.len())?;
+        data[r].copy_from_slice(buf);
+        Ok(())
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn byte_range(offset: u64, len: usize, size: usize) -> io::Result<std::ops::Range<usize>> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|o| Some(o..o.checked_add(len)?))
+        .filter(|r| r.end <= size)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{len} bytes at offset {offset} run past the end ({size} bytes)"),
+            )
+        })
+}
+
 impl BlockIo for MemIo {
     fn nr_blocks(&self) -> u64 {
         self.nr_blocks
@@ -263,9 +315,20 @@ mod tests {
         std::io::Write::write_all(&mut f, &vec![1u8; BLOCK_SIZE * 2 + 100]).unwrap();
         let io = FileIo::open(f.path(), OpenMode::ReadExclusive).unwrap();
         assert_eq!(io.nr_blocks(), 2);
-        assert_eq!(io.size_bytes(), BLOCK_SIZE as u64 * 2 + 100);
+        assert_eq!(ByteIo::size_bytes(&io), BLOCK_SIZE as u64 * 2 + 100);
         assert!(io.read_new(2).is_err());
         assert_eq!(io.read_new(1).unwrap()[4095], 1);
+    }
+
+    #[test]
+    fn mem_io_bytes_are_bounded() {
+        let io = MemIo::from_bytes(vec![0; 100]);
+        io.write_at(&[1, 2], 98).unwrap();
+        let mut b = [0u8; 2];
+        io.read_at(&mut b, 98).unwrap();
+        assert_eq!(b, [1, 2]);
+        assert!(io.write_at(&[1, 2], 99).is_err());
+        assert!(io.read_at(&mut b, u64::MAX).is_err());
     }
 
     #[test]
