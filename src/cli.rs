@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -98,6 +98,40 @@ pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
         anyhow::bail!("Metadata device/file too small.  Is this binary metadata?");
     }
     Ok(io)
+}
+
+/// Opens the device or file a tool writes metadata to, with the messages scripts grep for:
+/// it must already exist, be a regular file or a block device, not be the input, and not
+/// be held open by anyone else (block devices are opened with `O_EXCL`).
+pub fn open_era_output(path: &Path, input: &Path) -> anyhow::Result<FileIo> {
+    let meta = std::fs::metadata(path)
+        .map_err(|_| anyhow::anyhow!("Couldn't find output file '{}'", path.display()))?;
+    let ft = meta.file_type();
+    if !ft.is_file() && !ft.is_block_device() {
+        anyhow::bail!("Not a block device or regular file '{}'.", path.display());
+    }
+    if let Ok(im) = std::fs::metadata(input) {
+        let same_node = im.dev() == meta.dev() && im.ino() == meta.ino();
+        let same_device = ft.is_block_device()
+            && im.file_type().is_block_device()
+            && im.rdev() == meta.rdev();
+        if same_node || same_device {
+            anyhow::bail!(
+                "the output '{}' is the input; write to another device or file",
+                path.display()
+            );
+        }
+    }
+    FileIo::open(path, OpenMode::Write).map_err(|e| {
+        if e.raw_os_error() == Some(libc::EBUSY) {
+            anyhow::anyhow!(
+                "{} is in use (is a live target holding it?); refusing to write to it",
+                path.display()
+            )
+        } else {
+            anyhow::anyhow!("{}: {e}", path.display())
+        }
+    })
 }
 
 fn open_error(path: &Path, e: io::Error) -> anyhow::Error {

@@ -1,10 +1,16 @@
 //! dm-era metadata: the superblock, writesets, the era array, and the tools built on them.
 
+pub mod build;
 pub mod check;
+pub mod dump;
 pub mod era_array;
 pub mod invalidate;
 pub mod invalidate_output;
 pub mod metadata;
+pub mod repair;
+pub mod restore;
+pub mod sink;
 pub mod superblock;
 pub mod view;
 pub mod writeset;
+pub mod xml;

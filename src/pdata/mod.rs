@@ -2,6 +2,7 @@
 //! Nothing here knows about era or mirrors.
 
 pub mod array;
+pub mod array_build;
 pub mod bitset;
 pub mod btree;
 pub mod checksum;
@@ -12,3 +13,4 @@ pub mod refs;
 pub mod report;
 pub mod space_map;
 pub mod walk;
+pub mod write;

@@ -2,6 +2,7 @@
 //! metadata it describes (index block, bitmap blocks of 2-bit counts, overflow b-tree).
 
 pub mod bitmap;
+pub mod build;
 pub mod check;
 pub mod index;
 pub mod root;

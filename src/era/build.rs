@@ -1,0 +1,279 @@
+//! Writing era metadata from scratch, as the kernel lays it out: every writeset in the
+//! writeset tree, the era array, the metadata space map, and the superblock last.
+
+use std::fmt;
+use std::io;
+
+use super::era_array::ERA_VALUE_SIZE;
+use super::sink::{EraSink, Header};
+use super::superblock::{
+    Superblock, METADATA_BLOCK_SIZE_SECTORS, SUPERBLOCK_LOCATION, SUPERBLOCK_MAGIC,
+    SUPERBLOCK_VERSION,
+};
+use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
+use crate::pdata::array_build::{array_blocks, ArrayBuilder};
+use crate::pdata::bitset::{nr_words, WORD_SIZE};
+use crate::pdata::btree::build::{btree_nodes, BtreeBuilder};
+use crate::pdata::checksum::BlockKind;
+use crate::pdata::io::{Block, BlockIo, BLOCK_SIZE};
+use crate::pdata::space_map::build::{space_map_blocks, write_space_map};
+use crate::pdata::space_map::MAX_METADATA_BLOCKS;
+use crate::pdata::write::BlockWriter;
+
+/// The smallest output accepted, in bytes (what thin-provisioning-tools requires too).
+pub const MIN_OUTPUT_BYTES: u64 = 40_960;
+
+/// Why metadata could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The output is smaller than [`MIN_OUTPUT_BYTES`].
+    BelowMinimum,
+    /// The output cannot hold the metadata.
+    TooSmall {
+        /// Blocks the metadata needs.
+        needed: u64,
+        /// Blocks the output offers.
+        available: u64,
+    },
+    /// The stream broke the [`EraSink`] contract.
+    Invalid(String),
+    /// Writing failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::BelowMinimum => write!(f, "Output file too small."),
+            BuildError::TooSmall { needed, available } => write!(
+                f,
+                "Output file too small. The metadata needs {needed} blocks of {BLOCK_SIZE} \
+                 bytes, the output holds {available}"
+            ),
+            BuildError::Invalid(s) => f.write_str(s),
+            BuildError::Io(e) => write!(f, "write error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for BuildError {
+    fn from(e: io::Error) -> BuildError {
+        BuildError::Io(e)
+    }
+}
+
+/// Blocks one writeset of `nr_bits` bits takes (its bitset's array blocks and b-tree).
+pub fn writeset_blocks(nr_bits: u32) -> u64 {
+    array_blocks(nr_words(nr_bits as u64), WORD_SIZE)
+}
+
+/// Blocks the metadata takes, besides the writesets' own (see [`writeset_blocks`]), on an
+/// output whose space map covers `sm_blocks` blocks: the superblock, the writeset tree,
+/// the era array and the space map.
+pub fn fixed_blocks(nr_blocks: u32, nr_writesets: u64, sm_blocks: u64) -> u64 {
+    1 + btree_nodes(nr_writesets, WRITESET_VALUE_SIZE)
+        + array_blocks(nr_blocks as u64, ERA_VALUE_SIZE)
+        + space_map_blocks(sm_blocks)
+}
+
+/// Blocks of `io` the space map will cover: all of them, up to what one index block maps.
+pub fn space_map_size(io: &dyn BlockIo) -> u64 {
+    io.nr_blocks().min(MAX_METADATA_BLOCKS)
+}
+
+/// Checks that `io` can hold metadata of `nr_blocks` origin blocks and writesets whose
+/// blocks add up to `writeset_total` (see [`writeset_blocks`]).
+pub fn check_room(
+    io: &dyn BlockIo,
+    nr_blocks: u32,
+    nr_writesets: u64,
+    writeset_total: u64,
+) -> Result<(), BuildError> {
+    let available = space_map_size(io);
+    let needed = fixed_blocks(nr_blocks, nr_writesets, available) + writeset_total;
+    if io.nr_blocks().saturating_mul(BLOCK_SIZE as u64) < MIN_OUTPUT_BYTES {
+        return Err(BuildError::BelowMinimum);
+    }
+    if needed > available {
+        return Err(BuildError::TooSmall { needed, available });
+    }
+    Ok(())
+}
+
+/// An [`EraSink`] that writes binary metadata to a device. Nothing is written to block 0
+/// until [`EraBuilder::finish`], which writes it last, after a flush.
+pub struct EraBuilder<'a> {
+    w: BlockWriter<'a>,
+    header: Option<Header>,
+    tree: Option<BtreeBuilder>,
+    tree_root: Option<u64>,
+    last_era: Option<u32>,
+    writeset: Option<(u32, u32, u64, ArrayBuilder)>,
+    eras: Option<(u64, ArrayBuilder)>,
+    era_array_root: Option<u64>,
+}
+
+impl<'a> EraBuilder<'a> {
+    /// A builder for metadata of `nr_blocks` origin blocks and writesets of the given
+    /// lengths; fails before writing anything when `io` is too small for them.
+    pub fn new(
+        io: &'a dyn BlockIo,
+        nr_blocks: u32,
+        writeset_nr_bits: &[u32],
+    ) -> Result<EraBuilder<'a>, BuildError> {
+        let ws_total = writeset_nr_bits.iter().map(|&n| writeset_blocks(n)).sum();
+        check_room(io, nr_blocks, writeset_nr_bits.len() as u64, ws_total)?;
+        Ok(EraBuilder {
+            w: BlockWriter::new(io, SUPERBLOCK_LOCATION + 1, space_map_size(io)),
+            header: None,
+            tree: Some(BtreeBuilder::new(WRITESET_VALUE_SIZE)),
+            tree_root: None,
+            last_era: None,
+            writeset: None,
+            eras: None,
+            era_array_root: None,
+        })
+    }
+
+    fn misuse(what: &str) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidInput, what.to_string())
+    }
+
+    fn finish_tree(&mut self) -> io::Result<()> {
+        if let Some(t) = self.tree.take() {
+            self.tree_root = Some(t.finish(&mut self.w)?);
+        }
+        Ok(())
+    }
+
+    /// Writes the space map, flushes, writes the superblock and flushes again.
+    pub fn finish(mut self) -> Result<(), BuildError> {
+        let (Some(h), Some(tree_root), Some(era_array_root)) =
+            (self.header, self.tree_root, self.era_array_root)
+        else {
+            return Err(BuildError::Invalid(
+                "the metadata stream ended early".into(),
+            ));
+        };
+        let sm_blocks = space_map_size(self.w.io());
+        let sm_root = write_space_map(&mut self.w, sm_blocks)?;
+        let io = self.w.io();
+        io.flush()?;
+        let sb = Superblock {
+            // The kernel writes 0 and never reads the field; thin-provisioning-tools' restore
+            // writes 1 ("clean"), which nothing reads either.
+            flags: 0,
+            blocknr: SUPERBLOCK_LOCATION,
+            uuid: [0; 16],
+            magic: SUPERBLOCK_MAGIC,
+            version: SUPERBLOCK_VERSION,
+            sm_root,
+            data_block_size: h.block_size,
+            metadata_block_size: METADATA_BLOCK_SIZE_SECTORS,
+            nr_blocks: h.nr_blocks,
+            current_era: h.current_era,
+            current_writeset: WritesetDisk {
+                nr_bits: h.nr_blocks,
+                root: 0,
+            },
+            writeset_tree_root: tree_root,
+            era_array_root,
+            metadata_snap: 0,
+        };
+        let mut b = Block::zeroed();
+        sb.pack(&mut b);
+        self.w.write(BlockKind::EraSuperblock, SUPERBLOCK_LOCATION, &mut b)?;
+        io.flush()?;
+        Ok(())
+    }
+}
+
+impl EraSink for EraBuilder<'_> {
+    fn superblock_begin(&mut self, header: &Header) -> io::Result<()> {
+        self.header = Some(*header);
+        Ok(())
+    }
+
+    fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> io::Result<()> {
+        if self.tree.is_none() || self.writeset.is_some() {
+            return Err(Self::misuse("writeset out of place"));
+        }
+        if self.last_era.is_some_and(|l| l >= era) {
+            return Err(Self::misuse("writesets not in ascending era"));
+        }
+        self.last_era = Some(era);
+        self.writeset = Some((era, nr_bits, 0, ArrayBuilder::new(WORD_SIZE)));
+        Ok(())
+    }
+
+    fn writeset_words(&mut self, words: &[u64]) -> io::Result<()> {
+        let Some((_, _, n, a)) = self.writeset.as_mut() else {
+            return Err(Self::misuse("words outside a writeset"));
+        };
+        for word in words {
+            a.push(&mut self.w, &word.to_le_bytes())?;
+        }
+        *n += words.len() as u64;
+        Ok(())
+    }
+
+    fn writeset_end(&mut self) -> io::Result<()> {
+        let Some((era, nr_bits, n, a)) = self.writeset.take() else {
+            return Err(Self::misuse("writeset end outside a writeset"));
+        };
+        if n != nr_words(nr_bits as u64) {
+            return Err(Self::misuse("writeset of the wrong length"));
+        }
+        let root = a.finish(&mut self.w)?;
+        let mut v = [0u8; WRITESET_VALUE_SIZE as usize];
+        WritesetDisk { nr_bits, root }.pack(&mut v);
+        match self.tree.as_mut() {
+            Some(t) => t.push(&mut self.w, era as u64, &v),
+            None => Err(Self::misuse("writeset out of place")),
+        }
+    }
+
+    fn era_array_begin(&mut self) -> io::Result<()> {
+        if self.writeset.is_some() || self.eras.is_some() || self.era_array_root.is_some() {
+            return Err(Self::misuse("era array out of place"));
+        }
+        self.finish_tree()?;
+        self.eras = Some((0, ArrayBuilder::new(ERA_VALUE_SIZE)));
+        Ok(())
+    }
+
+    fn eras(&mut self, eras: &[u32]) -> io::Result<()> {
+        let Some((n, a)) = self.eras.as_mut() else {
+            return Err(Self::misuse("eras outside the era array"));
+        };
+        for era in eras {
+            a.push(&mut self.w, &era.to_le_bytes())?;
+        }
+        *n += eras.len() as u64;
+        Ok(())
+    }
+
+    fn era_array_end(&mut self) -> io::Result<()> {
+        let Some((n, a)) = self.eras.take() else {
+            return Err(Self::misuse("era array end outside the era array"));
+        };
+        if Some(n) != self.header.map(|h| h.nr_blocks as u64) {
+            return Err(Self::misuse("era array of the wrong length"));
+        }
+        self.era_array_root = Some(a.finish(&mut self.w)?);
+        Ok(())
+    }
+
+    fn superblock_end(&mut self) -> io::Result<()> {
+        self.finish_tree()
+    }
+}

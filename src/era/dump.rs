@@ -1,0 +1,425 @@
+//! Reading era metadata as a stream for a dump or a repair: the writesets in ascending era,
+//! then the era array, optionally folded (`--logical`) or salvaged (`--repair`).
+
+use std::fmt;
+use std::io;
+
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use super::era_array::ERA_VALUE_SIZE;
+use super::sink::{EraSink, Header};
+use super::superblock::MAX_NR_BLOCKS;
+use super::view::{View, WritesetRef};
+use crate::pdata::bitset::nr_words;
+use crate::pdata::error::{Error, Fault};
+use crate::pdata::io::BlockIo;
+use crate::pdata::report::{Problems, Severity};
+use crate::pdata::walk::Walker;
+
+/// Words handed to a sink at a time when filling a gap.
+const FILL_CHUNK: u64 = 512;
+
+/// How to read the metadata.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DumpOptions {
+    /// Fold the writesets into the era array and print no writeset.
+    pub logical: bool,
+    /// Skip what cannot be read instead of failing, and make the result restorable.
+    pub repair: bool,
+    /// Read the held metadata snapshot instead of block 0.
+    pub metadata_snap: bool,
+}
+
+/// Why a dump stopped.
+#[derive(Debug)]
+pub enum DumpError {
+    /// The metadata is damaged (without `repair`), or its superblock is unusable.
+    Metadata(Error),
+    /// Writing the output failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for DumpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DumpError::Metadata(e) => e.fmt(f),
+            DumpError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DumpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DumpError::Metadata(e) => Some(e),
+            DumpError::Io(e) => Some(e),
+        }
+    }
+}
+
+impl From<io::Error> for DumpError {
+    fn from(e: io::Error) -> DumpError {
+        DumpError::Io(e)
+    }
+}
+
+fn invalid(structure: &str, msg: String) -> Error {
+    Error::structure(structure, Fault::Invalid(msg))
+}
+
+/// Era metadata opened for reading in order.
+///
+/// In repair mode, what cannot be read is filled in on the safe side for every consumer
+/// of era data (listing a block too many is harmless, missing one is not): lost bitset
+/// words read as all blocks written in that era, lost era-array entries as the current
+/// era. Writesets that cannot be restored (a repeated era, an era above the current one,
+/// an impossible length) are dropped. Each such decision is recorded as a problem.
+pub struct Source<'a> {
+    view: View,
+    writesets: Vec<WritesetRef>,
+    walker: Walker<'a>,
+    repair: bool,
+}
+
+impl<'a> Source<'a> {
+    /// Reads the superblock (block 0, or the held snapshot) and the writeset tree.
+    pub fn open(io: &'a dyn BlockIo, opts: &DumpOptions) -> Result<Source<'a>, DumpError> {
+        let view = View::open(io, opts.metadata_snap).map_err(DumpError::Metadata)?;
+        let sb_name = if opts.metadata_snap {
+            "metadata snapshot"
+        } else {
+            "superblock"
+        };
+        if view.sb.nr_blocks as u64 >= MAX_NR_BLOCKS {
+            let msg = format!("nr_blocks {} is 2^31 or more", view.sb.nr_blocks);
+            return Err(DumpError::Metadata(invalid(sb_name, msg)));
+        }
+        let mut walker = Walker::new(io, view.limit(io));
+        let writesets = view.writesets(&mut walker);
+        let mut src = Source {
+            view,
+            writesets,
+            walker,
+            repair: opts.repair,
+        };
+        src.fail_on_fatal()?;
+        src.screen_writesets()?;
+        Ok(src)
+    }
+
+    /// The superblock fields of the view.
+    pub fn header(&self) -> Header {
+        Header {
+            block_size: self.view.sb.data_block_size,
+            nr_blocks: self.view.sb.nr_blocks,
+            current_era: self.view.sb.current_era,
+        }
+    }
+
+    /// The lengths of the writesets that will be streamed, in order.
+    pub fn writeset_nr_bits(&self) -> Vec<u32> {
+        self.writesets.iter().map(|w| w.disk.nr_bits).collect()
+    }
+
+    /// What was found wrong (and, in repair mode, what was done about it).
+    pub fn problems(&self) -> &Problems {
+        &self.walker.problems
+    }
+
+    /// What was found wrong, handed over.
+    pub fn into_problems(self) -> Problems {
+        self.walker.problems
+    }
+
+    fn fail_on_fatal(&self) -> Result<(), DumpError> {
+        if self.repair {
+            return Ok(());
+        }
+        match self.walker.problems.first_fatal() {
+            Some(p) => Err(DumpError::Metadata(p.error.clone())),
+            None if self.walker.problems.worst() == Some(Severity::Fatal) => Err(
+                DumpError::Metadata(invalid("metadata", "too many errors".into())),
+            ),
+            None => Ok(()),
+        }
+    }
+
+    fn drop_note(&mut self, name: &str, why: String) {
+        self.walker.report(
+            Severity::NonFatal,
+            invalid(name, format!("{why}; writeset left out")),
+        );
+    }
+
+    /// Rejects (or, repairing, drops) writesets that no reader could use.
+    fn screen_writesets(&mut self) -> Result<(), DumpError> {
+        let era = self.view.sb.current_era;
+        let mut kept: Vec<WritesetRef> = Vec::with_capacity(self.writesets.len());
+        for ws in std::mem::take(&mut self.writesets) {
+            let why = if ws.disk.nr_bits as u64 >= MAX_NR_BLOCKS {
+                Some(format!("nr_bits {} is 2^31 or more", ws.disk.nr_bits))
+            } else if ws.disk.root == 0 {
+                Some("bitset root is 0".to_string())
+            } else if !self.repair {
+                None
+            } else if ws.era > era {
+                Some(format!("era {} is above the current era {era}", ws.era))
+            } else if kept.last().is_some_and(|k| k.era == ws.era) {
+                Some(format!("era {} appears twice", ws.era))
+            } else {
+                None
+            };
+            match why {
+                Some(why) if self.repair => self.drop_note(&ws.name, why),
+                Some(why) => return Err(DumpError::Metadata(invalid(&ws.name, why))),
+                None => kept.push(ws),
+            }
+        }
+        self.writesets = kept;
+        Ok(())
+    }
+
+    /// Streams the metadata as it is: every writeset, then the era array.
+    pub fn stream(&mut self, sink: &mut dyn EraSink) -> Result<(), DumpError> {
+        sink.superblock_begin(&self.header())?;
+        let list = std::mem::take(&mut self.writesets);
+        for ws in &list {
+            sink.writeset_begin(ws.era, ws.disk.nr_bits)?;
+            self.read_bitset(ws, &mut |words| sink.writeset_words(words))?;
+            sink.writeset_end()?;
+        }
+        self.writesets = list;
+        sink.era_array_begin()?;
+        self.read_eras(&mut |_, eras| sink.eras(eras))?;
+        sink.era_array_end()?;
+        sink.superblock_end()?;
+        Ok(())
+    }
+
+    /// Streams the era array as it will be once every writeset is digested: for each
+    /// block, the era of the newest writeset that marks it, else its era-array value.
+    /// Holds the writesets in memory, one bit per origin block each.
+    pub fn stream_logical(&mut self, sink: &mut dyn EraSink) -> Result<(), DumpError> {
+        let nr_blocks = self.view.sb.nr_blocks as u64;
+        let limit = nr_words(nr_blocks) as usize;
+        let mut marked: Vec<(u32, Vec<u64>)> = Vec::new();
+        let list = std::mem::take(&mut self.writesets);
+        for ws in &list {
+            let mut words = Vec::new();
+            self.read_bitset(ws, &mut |chunk| {
+                let room = limit.saturating_sub(words.len()).min(chunk.len());
+                words.extend_from_slice(&chunk[..room]);
+                Ok(())
+            })?;
+            if nr_blocks % 64 != 0 && words.len() == limit {
+                if let Some(last) = words.last_mut() {
+                    *last &= (1u64 << (nr_blocks % 64)) - 1;
+                }
+            }
+            if words.iter().any(|&w| w != 0) {
+                marked.push((ws.era, words));
+            }
+        }
+        self.writesets = list;
+        marked.reverse();
+        sink.superblock_begin(&self.header())?;
+        sink.era_array_begin()?;
+        self.read_eras(&mut |first, eras| {
+            for (i, v) in eras.iter_mut().enumerate() {
+                let b = first + i as u64;
+                let (w, bit) = ((b / 64) as usize, b % 64);
+                if let Some((era, _)) = marked
+                    .iter()
+                    .find(|(_, words)| words.get(w).is_some_and(|x| x >> bit & 1 != 0))
+                {
+                    *v = *era;
+                }
+            }
+            sink.eras(eras)
+        })?;
+        sink.era_array_end()?;
+        sink.superblock_end()?;
+        Ok(())
+    }
+
+    /// Hands the words of `ws` to `f` in order, exactly `ceil(nr_bits / 64)` of them.
+    fn read_bitset(
+        &mut self,
+        ws: &WritesetRef,
+        f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
+    ) -> Result<(), DumpError> {
+        let nr_bits = ws.disk.nr_bits as u64;
+        let total = nr_words(nr_bits);
+        let repair = self.repair;
+        // A lost word may have held any bit: say every block was written.
+        let fill = if repair { u64::MAX } else { 0 };
+        let mut next = 0u64;
+        let mut lost = 0u64;
+        let mut err = None;
+        self.walker
+            .walk_bitset(&ws.name, ws.disk.root, nr_bits, false, &mut |w, first, words| {
+                if err.is_some() || first < next || (!repair && has_fatal(w)) {
+                    return;
+                }
+                let r = fill_words(next, first, total, nr_bits, fill, f).and_then(|()| {
+                    let take = (total.saturating_sub(first) as usize).min(words.len());
+                    f(&words[..take])
+                });
+                lost += first - next;
+                next = (first + words.len() as u64).min(total);
+                if let Err(e) = r {
+                    err = Some(e);
+                }
+            });
+        if let Some(e) = err {
+            return Err(DumpError::Io(e));
+        }
+        self.fail_on_fatal()?;
+        lost += total - next;
+        fill_words(next, total, total, nr_bits, fill, f)?;
+        if lost > 0 {
+            let msg = format!(
+                "{lost} of its {total} words could not be read; their {} blocks are taken as written in era {}",
+                lost * 64,
+                ws.era
+            );
+            self.walker.report(Severity::NonFatal, invalid(&ws.name, msg));
+        }
+        Ok(())
+    }
+
+    /// Hands the era array's values to `f` in order, with the index of the first one,
+    /// exactly `nr_blocks` of them.
+    fn read_eras(
+        &mut self,
+        f: &mut dyn FnMut(u64, &mut [u32]) -> io::Result<()>,
+    ) -> Result<(), DumpError> {
+        let name = self.view.era_array_name();
+        let total = self.view.sb.nr_blocks as u64;
+        let current = self.view.sb.current_era;
+        let repair = self.repair;
+        // A lost entry may have been written at any time: say it was written last.
+        let fill = if repair { current } else { 0 };
+        let mut buf: Vec<u32> = Vec::with_capacity(1024);
+        let mut next = 0u64;
+        let mut lost = 0u64;
+        let mut clamped = 0u64;
+        let mut err = None;
+        let root = self.view.sb.era_array_root;
+        self.walker.walk_array(
+            &name,
+            root,
+            ERA_VALUE_SIZE,
+            total,
+            false,
+            &mut |w, first, bytes| {
+                if err.is_some() || first < next || (!repair && has_fatal(w)) {
+                    return;
+                }
+                if let Err(e) = fill_eras(next, first, fill, &mut buf, f) {
+                    err = Some(e);
+                    return;
+                }
+                lost += first - next;
+                let take = (total.saturating_sub(first) as usize).min(bytes.len() / 4);
+                buf.clear();
+                buf.extend(bytes[..take * 4].chunks_exact(4).map(LE::read_u32));
+                if repair {
+                    for v in buf.iter_mut().filter(|v| **v > current) {
+                        *v = current;
+                        clamped += 1;
+                    }
+                }
+                next = first + take as u64;
+                if let Err(e) = f(first, &mut buf) {
+                    err = Some(e);
+                }
+            },
+        );
+        if let Some(e) = err {
+            return Err(DumpError::Io(e));
+        }
+        self.fail_on_fatal()?;
+        lost += total - next;
+        fill_eras(next, total, fill, &mut buf, f)?;
+        if lost > 0 {
+            let msg = format!(
+                "{lost} entries could not be read; they are taken as written in the current era {current}"
+            );
+            self.walker.report(Severity::NonFatal, invalid(&name, msg));
+        }
+        if clamped > 0 {
+            let msg = format!("{clamped} entries above the current era {current} lowered to it");
+            self.walker.report(Severity::NonFatal, invalid(&name, msg));
+        }
+        Ok(())
+    }
+}
+
+/// Hands entries `from..to` of the era array, all equal to `fill`.
+fn fill_eras(
+    from: u64,
+    to: u64,
+    fill: u32,
+    buf: &mut Vec<u32>,
+    f: &mut dyn FnMut(u64, &mut [u32]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut i = from;
+    while i < to {
+        let n = (to - i).min(FILL_CHUNK);
+        buf.clear();
+        buf.resize(n as usize, fill);
+        f(i, buf)?;
+        i += n;
+    }
+    Ok(())
+}
+
+fn has_fatal(w: &Walker) -> bool {
+    w.problems.worst() == Some(Severity::Fatal)
+}
+
+/// Hands words `from..to` of a bitset of `total` words (`nr_bits` bits), all equal to
+/// `fill` except that no bit at or past `nr_bits` is set.
+fn fill_words(
+    from: u64,
+    to: u64,
+    total: u64,
+    nr_bits: u64,
+    fill: u64,
+    f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut chunk = Vec::new();
+    let mut i = from;
+    while i < to {
+        let n = (to - i).min(FILL_CHUNK);
+        chunk.clear();
+        chunk.resize(n as usize, fill);
+        if i + n == total && nr_bits % 64 != 0 {
+            if let Some(last) = chunk.last_mut() {
+                *last &= (1u64 << (nr_bits % 64)) - 1;
+            }
+        }
+        f(&chunk)?;
+        i += n;
+    }
+    Ok(())
+}
+
+/// Dumps the metadata on `io` as XML into `out`. Returns what was found wrong but did not
+/// stop the dump (everything, in repair mode).
+pub fn dump(
+    io: &dyn BlockIo,
+    opts: &DumpOptions,
+    out: &mut dyn io::Write,
+) -> Result<Problems, DumpError> {
+    let mut src = Source::open(io, opts)?;
+    let mut xml = super::xml::write::XmlWriter::new(out);
+    if opts.logical {
+        src.stream_logical(&mut xml)?;
+    } else {
+        src.stream(&mut xml)?;
+    }
+    xml.into_inner()?;
+    Ok(src.into_problems())
+}

@@ -1,0 +1,403 @@
+//! `era_restore`: XML to binary metadata, in two passes over the input.
+//!
+//! The first pass checks the whole document and keeps the writesets in memory (bits may
+//! come in any order); nothing is written unless it succeeds. The second pass streams the
+//! era array into the output, so memory stays at one bit per block per writeset.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::path::Path;
+
+use super::build::{check_room, writeset_blocks, BuildError, EraBuilder};
+use super::sink::{EraSink, Header};
+use super::superblock::MAX_NR_BLOCKS;
+use super::xml::read::{parse, ParseError, VisitError, XmlError, XmlVisitor};
+use crate::pdata::array::array_max_entries;
+use crate::pdata::bitset::nr_words;
+use crate::pdata::io::BlockIo;
+
+/// Input read at a time.
+const READ_BUFFER: usize = 1 << 16;
+/// Words handed to the builder at a time for a writeset without set bits.
+const ZERO_CHUNK: usize = 512;
+
+/// Why a restore failed.
+#[derive(Debug)]
+pub enum RestoreError {
+    /// The input could not be read.
+    Input(io::Error),
+    /// The input is not acceptable (nothing was written).
+    Xml(XmlError),
+    /// The output is too small, or writing it failed.
+    Build(BuildError),
+}
+
+impl fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestoreError::Input(e) => write!(f, "read error: {e}"),
+            RestoreError::Xml(e) => e.fmt(f),
+            RestoreError::Build(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RestoreError::Input(e) => Some(e),
+            RestoreError::Xml(e) => Some(e),
+            RestoreError::Build(e) => Some(e),
+        }
+    }
+}
+
+impl From<BuildError> for RestoreError {
+    fn from(e: BuildError) -> RestoreError {
+        RestoreError::Build(e)
+    }
+}
+
+impl From<io::Error> for RestoreError {
+    fn from(e: io::Error) -> RestoreError {
+        RestoreError::Build(BuildError::Io(e))
+    }
+}
+
+/// A writeset as the first pass keeps it; no memory until a bit is set.
+struct Writeset {
+    era: u32,
+    nr_bits: u32,
+    words: Option<Vec<u64>>,
+}
+
+impl Writeset {
+    fn words(&mut self) -> &mut Vec<u64> {
+        let n = nr_words(self.nr_bits as u64) as usize;
+        self.words.get_or_insert_with(|| vec![0; n])
+    }
+}
+
+fn bad(msg: String) -> VisitError {
+    VisitError::Invalid(msg)
+}
+
+/// The first pass: every rule, and the writesets' bits.
+struct Validator<'o> {
+    out: &'o dyn BlockIo,
+    header: Option<Header>,
+    writesets: Vec<Writeset>,
+    eras: HashSet<u32>,
+    in_writeset: bool,
+    writeset_total: u64,
+    era_array_seen: bool,
+    last_block: Option<u32>,
+    too_small: Option<BuildError>,
+}
+
+impl Validator<'_> {
+    fn header(&self) -> Result<Header, VisitError> {
+        self.header
+            .ok_or_else(|| bad("element outside <superblock>".into()))
+    }
+
+    fn current(&mut self) -> Result<&mut Writeset, VisitError> {
+        match self.writesets.last_mut() {
+            Some(ws) if self.in_writeset => Ok(ws),
+            _ => Err(bad("bit outside <writeset>".into())),
+        }
+    }
+
+    fn room(&mut self, nr_blocks: u32) -> Result<(), VisitError> {
+        let n = self.writesets.len() as u64;
+        check_room(self.out, nr_blocks, n, self.writeset_total).map_err(|e| {
+            let msg = e.to_string();
+            self.too_small = Some(e);
+            bad(msg)
+        })
+    }
+}
+
+impl XmlVisitor for Validator<'_> {
+    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+        if h.nr_blocks as u64 >= MAX_NR_BLOCKS {
+            return Err(bad(format!(
+                "nr_blocks {} is 2^31 or more (the kernel's limit)",
+                h.nr_blocks
+            )));
+        }
+        if h.block_size == 0 || h.block_size % 8 != 0 {
+            return Err(bad(format!(
+                "block_size {} is not a positive multiple of 8 sectors",
+                h.block_size
+            )));
+        }
+        self.header = Some(h);
+        self.room(h.nr_blocks)
+    }
+
+    fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> Result<(), VisitError> {
+        let h = self.header()?;
+        if era > h.current_era {
+            return Err(bad(format!(
+                "writeset era {era} is above current_era {}",
+                h.current_era
+            )));
+        }
+        if !self.eras.insert(era) {
+            return Err(bad(format!("duplicated writeset era {era}")));
+        }
+        if nr_bits as u64 >= MAX_NR_BLOCKS {
+            return Err(bad(format!("writeset nr_bits {nr_bits} is 2^31 or more")));
+        }
+        self.writeset_total += writeset_blocks(nr_bits);
+        self.writesets.push(Writeset {
+            era,
+            nr_bits,
+            words: None,
+        });
+        // Checked before any bit is stored: the output bounds the memory the bits take.
+        self.room(h.nr_blocks)?;
+        self.in_writeset = true;
+        Ok(())
+    }
+
+    fn bit(&mut self, block: u32, value: bool) -> Result<(), VisitError> {
+        let nr_blocks = self.header()?.nr_blocks;
+        let ws = self.current()?;
+        if value {
+            if block >= ws.nr_bits {
+                return Err(bad(format!(
+                    "bit {block} is set but the writeset has only {} bits",
+                    ws.nr_bits
+                )));
+            }
+            ws.words()[(block / 64) as usize] |= 1 << (block % 64);
+        } else if block >= ws.nr_bits.max(nr_blocks) {
+            return Err(bad(format!(
+                "bit {block} is past both nr_bits {} and nr_blocks {nr_blocks}",
+                ws.nr_bits
+            )));
+        }
+        Ok(())
+    }
+
+    fn marked(&mut self, begin: u32, len: u32) -> Result<(), VisitError> {
+        let ws = self.current()?;
+        if len == 0 {
+            return Err(bad("<marked> range of length 0".into()));
+        }
+        let end = begin as u64 + len as u64;
+        if end > ws.nr_bits as u64 {
+            return Err(bad(format!(
+                "<marked> range [{begin}, {end}) runs past the writeset's {} bits",
+                ws.nr_bits
+            )));
+        }
+        let words = ws.words();
+        let mut b = begin as u64;
+        while b < end {
+            let bit = b % 64;
+            let n = (64 - bit).min(end - b);
+            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            words[(b / 64) as usize] |= mask;
+            b += n;
+        }
+        Ok(())
+    }
+
+    fn writeset_end(&mut self) -> Result<(), VisitError> {
+        self.in_writeset = false;
+        Ok(())
+    }
+
+    fn era_array_begin(&mut self) -> Result<(), VisitError> {
+        if self.era_array_seen {
+            return Err(bad("duplicated <era_array>".into()));
+        }
+        self.era_array_seen = true;
+        Ok(())
+    }
+
+    fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
+        let h = self.header()?;
+        check_era_entry(&h, self.last_block, block, era)?;
+        self.last_block = Some(block);
+        Ok(())
+    }
+
+    fn era_array_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn superblock_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+}
+
+fn check_era_entry(h: &Header, last: Option<u32>, block: u32, era: u32) -> Result<(), VisitError> {
+    if block >= h.nr_blocks {
+        return Err(bad(format!(
+            "era entry for block {block}, but nr_blocks is {}",
+            h.nr_blocks
+        )));
+    }
+    match last {
+        Some(l) if l == block => return Err(bad(format!("duplicated era entry for block {block}"))),
+        Some(l) if l > block => {
+            return Err(bad(format!(
+                "era entry for block {block} comes after block {l} (entries must ascend)"
+            )))
+        }
+        _ => {}
+    }
+    if era > h.current_era {
+        return Err(bad(format!(
+            "era {era} of block {block} is above current_era {}",
+            h.current_era
+        )));
+    }
+    Ok(())
+}
+
+/// The second pass: the era array, gaps filled with 0, into the builder.
+struct EraStream<'b, 'o> {
+    builder: &'b mut EraBuilder<'o>,
+    header: Header,
+    last: Option<u32>,
+    next: u64,
+    buf: Vec<u32>,
+}
+
+impl EraStream<'_, '_> {
+    fn push(&mut self, era: u32) -> io::Result<()> {
+        self.buf.push(era);
+        self.next += 1;
+        if self.buf.len() == self.buf.capacity() {
+            self.builder.eras(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn fill_to(&mut self, end: u64) -> io::Result<()> {
+        while self.next < end {
+            self.push(0)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.fill_to(self.header.nr_blocks as u64)?;
+        self.builder.eras(&self.buf)
+    }
+}
+
+impl XmlVisitor for EraStream<'_, '_> {
+    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+        if h != self.header {
+            return Err(bad("the input changed since it was checked".into()));
+        }
+        Ok(())
+    }
+    fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn bit(&mut self, _: u32, _: bool) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn marked(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn writeset_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn era_array_begin(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
+        check_era_entry(&self.header, self.last, block, era)?;
+        self.last = Some(block);
+        self.fill_to(block as u64)?;
+        self.push(era)?;
+        Ok(())
+    }
+    fn era_array_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+    fn superblock_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+}
+
+fn parse_file<V: XmlVisitor>(input: &Path, v: &mut V) -> Result<(), RestoreError> {
+    let f = File::open(input).map_err(RestoreError::Input)?;
+    match parse(BufReader::with_capacity(READ_BUFFER, f), v) {
+        Ok(()) => Ok(()),
+        Err(ParseError::Xml(e)) => Err(RestoreError::Xml(e)),
+        Err(ParseError::Io(e)) => Err(RestoreError::Input(e)),
+    }
+}
+
+/// Restores the XML file `input` into `out`. The input is read twice, so it must be a
+/// regular file. Nothing is written unless the whole input is valid and fits; block 0 is
+/// written last.
+pub fn restore(input: &Path, out: &dyn BlockIo) -> Result<(), RestoreError> {
+    let mut v = Validator {
+        out,
+        header: None,
+        writesets: Vec::new(),
+        eras: HashSet::new(),
+        in_writeset: false,
+        writeset_total: 0,
+        era_array_seen: false,
+        last_block: None,
+        too_small: None,
+    };
+    if let Err(e) = parse_file(input, &mut v) {
+        return Err(match v.too_small.take() {
+            Some(t) => RestoreError::Build(t),
+            None => e,
+        });
+    }
+    let Some(header) = v.header else {
+        return Err(RestoreError::Input(io::Error::other("no superblock")));
+    };
+    let mut writesets = v.writesets;
+    writesets.sort_by_key(|w| w.era);
+    let nr_bits: Vec<u32> = writesets.iter().map(|w| w.nr_bits).collect();
+    let mut b = EraBuilder::new(out, header.nr_blocks, &nr_bits)?;
+    b.superblock_begin(&header)?;
+    let zeros = [0u64; ZERO_CHUNK];
+    for ws in writesets {
+        b.writeset_begin(ws.era, ws.nr_bits)?;
+        match &ws.words {
+            Some(words) => b.writeset_words(words)?,
+            None => {
+                let mut left = nr_words(ws.nr_bits as u64) as usize;
+                while left > 0 {
+                    let n = left.min(ZERO_CHUNK);
+                    b.writeset_words(&zeros[..n])?;
+                    left -= n;
+                }
+            }
+        }
+        b.writeset_end()?;
+    }
+    b.era_array_begin()?;
+    let mut s = EraStream {
+        builder: &mut b,
+        header,
+        last: None,
+        next: 0,
+        buf: Vec::with_capacity(array_max_entries(4) as usize),
+    };
+    parse_file(input, &mut s)?;
+    s.finish()?;
+    b.era_array_end()?;
+    b.superblock_end()?;
+    b.finish()?;
+    Ok(())
+}
