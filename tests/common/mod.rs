@@ -64,6 +64,9 @@ pub struct Outcome {
 pub fn exe(bin: &str) -> &'static str {
     match bin {
         "era_check" => env!("CARGO_BIN_EXE_era_check"),
+        "era_dump" => env!("CARGO_BIN_EXE_era_dump"),
+        "era_restore" => env!("CARGO_BIN_EXE_era_restore"),
+        "era_repair" => env!("CARGO_BIN_EXE_era_repair"),
         "era_invalidate" => env!("CARGO_BIN_EXE_era_invalidate"),
         "log_dump" => env!("CARGO_BIN_EXE_log_dump"),
         "log_restore" => env!("CARGO_BIN_EXE_log_restore"),
@@ -83,6 +86,18 @@ pub fn run(bin: &str, args: &[&str]) -> Outcome {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// A zero-filled temporary file of `len` bytes, e.g. an output for era_restore.
+pub fn temp_zeroed(len: u64) -> tempfile::NamedTempFile {
+    let f = tempfile::NamedTempFile::new().expect("temp file");
+    f.as_file().set_len(len).expect("size temp file");
+    f
+}
+
+/// The path of a temporary file as a `&str`.
+pub fn path_str(f: &tempfile::NamedTempFile) -> &str {
+    f.path().to_str().expect("utf-8 temp path")
 }
 
 /// The 4096 bytes of block `loc`.

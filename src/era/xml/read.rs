@@ -149,9 +149,9 @@ impl<R: BufRead> BufRead for Counting<R> {
         // buffer returns it without reading.
         if let Ok(buf) = self.inner.fill_buf() {
             let done = &buf[..n.min(buf.len())];
-            for (i, _) in done.iter().enumerate().filter(|(_, &b)| b == b'\n') {
-                self.line += 1;
-                self.line_start = self.offset + i as u64 + 1;
+            if let Some(last) = done.iter().rposition(|&b| b == b'\n') {
+                self.line += done.iter().filter(|&&b| b == b'\n').count() as u64;
+                self.line_start = self.offset + last as u64 + 1;
             }
         }
         self.offset += n as u64;
