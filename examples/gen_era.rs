@@ -100,7 +100,10 @@ fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!((args.nr_blocks as u64) < 1 << 31, "--nr-blocks must be below 2^31");
+    anyhow::ensure!(
+        (args.nr_blocks as u64) < 1 << 31,
+        "--nr-blocks must be below 2^31"
+    );
     if !args.binary {
         let out = BufWriter::new(File::create(&args.output)?);
         let mut xml = XmlWriter::new(out);
@@ -111,7 +114,7 @@ fn main() -> anyhow::Result<()> {
     let nr_bits = vec![args.nr_blocks; args.writesets as usize];
     let ws: u64 = nr_bits.iter().map(|&b| writeset_blocks(b)).sum();
     let guess = (ws + fixed_blocks(args.nr_blocks, nr_bits.len() as u64, 0)) * 9 / 8 + 64;
-    let blocks = guess.min(MAX_METADATA_BLOCKS).max(10);
+    let blocks = guess.clamp(10, MAX_METADATA_BLOCKS);
     let f = OpenOptions::new()
         .create(true)
         .truncate(true)

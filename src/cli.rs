@@ -112,9 +112,8 @@ pub fn open_era_output(path: &Path, input: &Path) -> anyhow::Result<FileIo> {
     }
     if let Ok(im) = std::fs::metadata(input) {
         let same_node = im.dev() == meta.dev() && im.ino() == meta.ino();
-        let same_device = ft.is_block_device()
-            && im.file_type().is_block_device()
-            && im.rdev() == meta.rdev();
+        let same_device =
+            ft.is_block_device() && im.file_type().is_block_device() && im.rdev() == meta.rdev();
         if same_node || same_device {
             anyhow::bail!(
                 "the output '{}' is the input; write to another device or file",

@@ -49,15 +49,25 @@ fn every_kernel_image_round_trips_exactly_and_the_restored_image_passes_era_chec
         let img = temp_image(&bytes);
         let (o, first) = dump_to_file(path_str(&img), &[]);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
-        assert!(first.starts_with("<superblock uuid=\"\" block_size=\""), "{name}");
+        assert!(
+            first.starts_with("<superblock uuid=\"\" block_size=\""),
+            "{name}"
+        );
         assert!(first.ends_with("</superblock>"), "{name}: trailing bytes");
         let xml = temp_image(first.as_bytes());
         let out = temp_zeroed(bytes.len() as u64);
         let o = run("era_restore", &["-i", path_str(&xml), "-o", path_str(&out)]);
-        assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""), "{name}");
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (0, "", ""),
+            "{name}"
+        );
         let (o, second) = dump_to_file(path_str(&out), &[]);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
-        assert!(first == second, "{name}: the restored image dumps differently");
+        assert!(
+            first == second,
+            "{name}: the restored image dumps differently"
+        );
         let o = run("era_check", &[path_str(&out)]);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
         done += 1;
@@ -235,7 +245,10 @@ fn runs(v: &serde_json::Value) -> Vec<(u64, u64, u64)> {
 /// ground truth of their own and are covered by the fold test.
 #[test]
 fn logical_matches_the_kernel_ground_truth() {
-    for name in era_images().into_iter().filter(|n| n.ends_with(".meta.img.gz")) {
+    for name in era_images()
+        .into_iter()
+        .filter(|n| n.ends_with(".meta.img.gz"))
+    {
         let scenario = name.trim_end_matches(".meta.img.gz");
         let m = manifest(scenario);
         let gt = &m["ground_truth"];
@@ -244,7 +257,10 @@ fn logical_matches_the_kernel_ground_truth() {
         // era-host-image ran on a copy of era-basic's final image: that history first.
         let mut sources = vec![gt["last_written_era"].clone()];
         if scenario == "era-host-image" {
-            sources.insert(0, manifest("era-basic")["ground_truth"]["last_written_era"].clone());
+            sources.insert(
+                0,
+                manifest("era-basic")["ground_truth"]["last_written_era"].clone(),
+            );
         }
         for src in &sources {
             for (b, e, era) in runs(src) {
@@ -256,7 +272,10 @@ fn logical_matches_the_kernel_ground_truth() {
         let mut in_flight: BTreeMap<usize, u32> = BTreeMap::new();
         if let Some(w) = gt["crash"]["in_flight_writes"].as_array() {
             for x in w {
-                let (b, e) = (x["blocks"][0].as_u64().unwrap(), x["blocks"][1].as_u64().unwrap());
+                let (b, e) = (
+                    x["blocks"][0].as_u64().unwrap(),
+                    x["blocks"][1].as_u64().unwrap(),
+                );
                 for blk in b..e {
                     in_flight.insert(blk as usize, x["era"].as_u64().unwrap() as u32);
                 }
@@ -273,7 +292,10 @@ fn logical_matches_the_kernel_ground_truth() {
                 (Some(w), _) => got == *w,
                 (None, _) => got == 0,
             };
-            assert!(fine, "{name}: block {b} has era {got}, ground truth {want:?}");
+            assert!(
+                fine,
+                "{name}: block {b} has era {got}, ground truth {want:?}"
+            );
         }
     }
 }
@@ -335,5 +357,9 @@ fn a_closed_pipe_ends_the_dump_quietly() {
     let out = child.wait_with_output().expect("exits");
     assert!(head.starts_with(b"<superblock"));
     assert_ne!(out.status.code(), Some(0));
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

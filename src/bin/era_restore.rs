@@ -38,9 +38,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
-        let meta = std::fs::metadata(&args.input).map_err(|_| {
-            anyhow::anyhow!("Couldn't find input file '{}'", args.input.display())
-        })?;
+        let meta = std::fs::metadata(&args.input)
+            .map_err(|_| anyhow::anyhow!("Couldn't find input file '{}'", args.input.display()))?;
         if !meta.is_file() {
             anyhow::bail!(
                 "Not a regular file '{}' (the XML is read twice).",

@@ -191,7 +191,8 @@ impl<'a> EraBuilder<'a> {
         };
         let mut b = Block::zeroed();
         sb.pack(&mut b);
-        self.w.write(BlockKind::EraSuperblock, SUPERBLOCK_LOCATION, &mut b)?;
+        self.w
+            .write(BlockKind::EraSuperblock, SUPERBLOCK_LOCATION, &mut b)?;
         io.flush()?;
         Ok(())
     }

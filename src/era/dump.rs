@@ -256,8 +256,12 @@ impl<'a> Source<'a> {
         let mut next = 0u64;
         let mut lost = 0u64;
         let mut err = None;
-        self.walker
-            .walk_bitset(&ws.name, ws.disk.root, nr_bits, false, &mut |w, first, words| {
+        self.walker.walk_bitset(
+            &ws.name,
+            ws.disk.root,
+            nr_bits,
+            false,
+            &mut |w, first, words| {
                 if err.is_some() || first < next || (!repair && has_fatal(w)) {
                     return;
                 }
@@ -270,7 +274,8 @@ impl<'a> Source<'a> {
                 if let Err(e) = r {
                     err = Some(e);
                 }
-            });
+            },
+        );
         if let Some(e) = err {
             return Err(DumpError::Io(e));
         }
@@ -283,7 +288,8 @@ impl<'a> Source<'a> {
                 lost * 64,
                 ws.era
             );
-            self.walker.report(Severity::NonFatal, invalid(&ws.name, msg));
+            self.walker
+                .report(Severity::NonFatal, invalid(&ws.name, msg));
         }
         Ok(())
     }

@@ -201,7 +201,11 @@ impl XmlVisitor for Validator<'_> {
         while b < end {
             let bit = b % 64;
             let n = (64 - bit).min(end - b);
-            let mask = if n == 64 { u64::MAX } else { ((1u64 << n) - 1) << bit };
+            let mask = if n == 64 {
+                u64::MAX
+            } else {
+                ((1u64 << n) - 1) << bit
+            };
             words[(b / 64) as usize] |= mask;
             b += n;
         }
@@ -245,7 +249,9 @@ fn check_era_entry(h: &Header, last: Option<u32>, block: u32, era: u32) -> Resul
         )));
     }
     match last {
-        Some(l) if l == block => return Err(bad(format!("duplicated era entry for block {block}"))),
+        Some(l) if l == block => {
+            return Err(bad(format!("duplicated era entry for block {block}")))
+        }
         Some(l) if l > block => {
             return Err(bad(format!(
                 "era entry for block {block} comes after block {l} (entries must ascend)"

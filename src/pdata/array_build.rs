@@ -95,9 +95,17 @@ mod tests {
             let mut got = Vec::new();
             let ok = wk.walk_array("a", root, 4, len, false, &mut |_, first, bytes| {
                 assert_eq!(first, got.len() as u64);
-                got.extend(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())));
+                got.extend(
+                    bytes
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes(c.try_into().unwrap())),
+                );
             });
-            assert!(ok && wk.problems.kept().is_empty(), "{len}: {:?}", wk.problems.kept());
+            assert!(
+                ok && wk.problems.kept().is_empty(),
+                "{len}: {:?}",
+                wk.problems.kept()
+            );
             assert!(got.iter().enumerate().all(|(i, v)| *v == i as u32 * 7));
         }
     }

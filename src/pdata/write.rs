@@ -39,10 +39,10 @@ impl<'a> BlockWriter<'a> {
     /// Hands out the next free block.
     pub fn alloc(&mut self) -> io::Result<u64> {
         if self.next >= self.limit {
-            return Err(io::Error::new(
-                io::ErrorKind::StorageFull,
-                format!("no free metadata block left ({} blocks)", self.limit),
-            ));
+            return Err(io::Error::other(format!(
+                "no free metadata block left ({} blocks)",
+                self.limit
+            )));
         }
         self.next += 1;
         Ok(self.next - 1)

@@ -266,7 +266,10 @@ impl<V: XmlVisitor> Parser<'_, V> {
             } else if tag == "superblock" && s == State::Done {
                 Err(Fail::Msg("duplicated <superblock>".into()))
             } else {
-                Err(Fail::Msg(format!("<{tag}> is not allowed in {}", s.element())))
+                Err(Fail::Msg(format!(
+                    "<{tag}> is not allowed in {}",
+                    s.element()
+                )))
             }
         };
         match name {
@@ -317,7 +320,9 @@ impl<V: XmlVisitor> Parser<'_, V> {
                 };
                 expect(parent, tag, self.state)?;
                 if !empty {
-                    return Err(Fail::Msg(format!("<{tag}> must be an empty element (<{tag} …/>)")));
+                    return Err(Fail::Msg(format!(
+                        "<{tag}> must be an empty element (<{tag} …/>)"
+                    )));
                 }
                 match name {
                     "bit" => {
@@ -400,9 +405,10 @@ pub fn parse<R: BufRead, V: XmlVisitor>(input: R, visitor: &mut V) -> Result<(),
             Event::Empty(e) => p.start(&e, true),
             Event::End(e) => p.end(e.name().as_ref()),
             Event::Text(t) if t.bytes().all(|b| b.is_ascii_whitespace()) => Ok(()),
-            Event::Text(_) | Event::GeneralRef(_) => {
-                Err(Fail::Msg(format!("unexpected text in {}", p.state.element())))
-            }
+            Event::Text(_) | Event::GeneralRef(_) => Err(Fail::Msg(format!(
+                "unexpected text in {}",
+                p.state.element()
+            ))),
             Event::Comment(_) => Ok(()),
             Event::Decl(_) if first => Ok(()),
             Event::Decl(_) => Err(Fail::Msg(

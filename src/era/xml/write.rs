@@ -85,7 +85,8 @@ fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
 impl<W: Write> EraSink for XmlWriter<W> {
     fn superblock_begin(&mut self, h: &Header) -> io::Result<()> {
         self.nr_blocks = h.nr_blocks as u64;
-        self.buf.extend_from_slice(b"<superblock uuid=\"\" block_size=\"");
+        self.buf
+            .extend_from_slice(b"<superblock uuid=\"\" block_size=\"");
         put_u64(&mut self.buf, h.block_size as u64);
         self.buf.extend_from_slice(b"\" nr_blocks=\"");
         put_u64(&mut self.buf, h.nr_blocks as u64);

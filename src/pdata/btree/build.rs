@@ -18,7 +18,9 @@ use crate::pdata::write::BlockWriter;
 /// Nodes of a tree of `nr_entries` leaf entries of `value_size` bytes built by
 /// [`BtreeBuilder`] (an empty tree is one empty leaf).
 pub fn btree_nodes(nr_entries: u64, value_size: u32) -> u64 {
-    let mut level = nr_entries.div_ceil(calc_max_entries(value_size) as u64).max(1);
+    let mut level = nr_entries
+        .div_ceil(calc_max_entries(value_size) as u64)
+        .max(1);
     let mut total = level;
     let fanout = calc_max_entries(INTERNAL_VALUE_SIZE) as u64;
     while level > 1 {
@@ -94,7 +96,13 @@ impl BtreeBuilder {
         self.push_at(w, 0, key, value)
     }
 
-    fn push_at(&mut self, w: &mut BlockWriter, level: usize, key: u64, value: &[u8]) -> io::Result<()> {
+    fn push_at(
+        &mut self,
+        w: &mut BlockWriter,
+        level: usize,
+        key: u64,
+        value: &[u8],
+    ) -> io::Result<()> {
         let l = &mut self.levels[level];
         debug_assert_eq!(value.len(), l.value_size);
         l.keys.push(key);
@@ -104,14 +112,21 @@ impl BtreeBuilder {
         if l.keys.len() == 2 * l.max {
             let max = l.max;
             let (first, loc) = l.write_node(w, max)?;
-            self.to_parent(w, level, first, loc)?;
+            self.push_parent(w, level, first, loc)?;
         }
         Ok(())
     }
 
-    fn to_parent(&mut self, w: &mut BlockWriter, level: usize, key: u64, loc: u64) -> io::Result<()> {
+    fn push_parent(
+        &mut self,
+        w: &mut BlockWriter,
+        level: usize,
+        key: u64,
+        loc: u64,
+    ) -> io::Result<()> {
         if self.levels.len() == level + 1 {
-            self.levels.push(Level::new(INTERNAL_NODE, INTERNAL_VALUE_SIZE));
+            self.levels
+                .push(Level::new(INTERNAL_NODE, INTERNAL_VALUE_SIZE));
         }
         self.push_at(w, level + 1, key, &loc.to_le_bytes())
     }
@@ -134,12 +149,12 @@ impl BtreeBuilder {
                 l.max
             };
             let (k, loc) = l.write_node(w, first_n)?;
-            self.to_parent(w, level, k, loc)?;
+            self.push_parent(w, level, k, loc)?;
             let l = &mut self.levels[level];
             if !l.keys.is_empty() {
                 let n = l.keys.len();
                 let (k, loc) = l.write_node(w, n)?;
-                self.to_parent(w, level, k, loc)?;
+                self.push_parent(w, level, k, loc)?;
             }
             level += 1;
         }
@@ -149,7 +164,7 @@ impl BtreeBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdata::io::MemIo;
+    use crate::pdata::io::{BlockIo, MemIo};
     use crate::pdata::walk::Walker;
 
     fn build(n: u64, vs: u32) -> (MemIo, u64, u64) {
@@ -168,7 +183,15 @@ mod tests {
 
     #[test]
     fn node_counts_match_the_prediction_and_the_walk_sees_every_entry() {
-        for (n, vs) in [(0, 8), (1, 12), (201, 12), (202, 12), (268, 12), (403, 12), (252 * 252 + 5, 8)] {
+        for (n, vs) in [
+            (0, 8),
+            (1, 12),
+            (201, 12),
+            (202, 12),
+            (268, 12),
+            (403, 12),
+            (252 * 252 + 5, 8),
+        ] {
             let (io, root, used) = build(n, vs);
             assert_eq!(used, btree_nodes(n, vs), "{n} entries of {vs}");
             let mut w = Walker::new(&io, io.nr_blocks());

@@ -83,7 +83,11 @@ mod tests {
             }
             let stored = read_metadata_space_map(&mut wk, &root);
             compare_counts(&mut wk, &root, &stored);
-            assert!(wk.problems.kept().is_empty(), "{nr_blocks}: {:?}", wk.problems.kept());
+            assert!(
+                wk.problems.kept().is_empty(),
+                "{nr_blocks}: {:?}",
+                wk.problems.kept()
+            );
         }
     }
 }

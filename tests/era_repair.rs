@@ -1,0 +1,146 @@
+//! era_repair and era_dump --repair: intact metadata comes through unchanged, lost blocks
+//! are reported and filled in on the safe side, and the result is valid metadata.
+
+mod common;
+
+use common::*;
+use era_log_tools::era::superblock::Superblock;
+use era_log_tools::pdata::btree::node::{NodeHeader, NODE_HEADER_SIZE};
+
+/// The first key and value of the leftmost leaf under `root`.
+fn first_entry(img: &[u8], mut loc: u64) -> (u64, &[u8]) {
+    loop {
+        let h = NodeHeader::unpack(block(img, loc));
+        let v = NODE_HEADER_SIZE + 8 * h.max_entries as usize;
+        if h.flags == 2 {
+            assert!(h.nr_entries > 0, "non-empty tree");
+            let key = le64(block(img, loc), NODE_HEADER_SIZE);
+            return (key, &block(img, loc)[v..v + h.value_size as usize]);
+        }
+        loc = le64(block(img, loc), v);
+    }
+}
+
+fn first_value(img: &[u8], root: u64) -> &[u8] {
+    first_entry(img, root).1
+}
+
+fn repair_to_file(img: &tempfile::NamedTempFile, size: u64) -> (Outcome, tempfile::NamedTempFile) {
+    let out = temp_zeroed(size);
+    let o = run("era_repair", &["-i", path_str(img), "-o", path_str(&out)]);
+    (o, out)
+}
+
+#[test]
+fn intact_metadata_comes_through_unchanged() {
+    for name in ["era-snap-held.live-snap-held.img.gz", "era-odd.meta.img.gz"] {
+        let bytes = fixture(name);
+        let img = temp_image(&bytes);
+        let (o, out) = repair_to_file(&img, bytes.len() as u64);
+        assert_eq!((o.code, o.stderr.as_str()), (0, ""), "{name}");
+        assert_eq!(run("era_check", &[path_str(&out)]).code, 0, "{name}");
+        let a = run("era_dump", &[path_str(&img)]);
+        let b = run("era_dump", &[path_str(&out)]);
+        assert!(a.code == 0 && a.stdout == b.stdout, "{name}");
+    }
+}
+
+fn lines_with(text: &str, from: &str, to: &str) -> Vec<String> {
+    let s = text.find(from).expect("section start");
+    let e = s + text[s..].find(to).expect("section end");
+    text[s..e].lines().map(str::to_string).collect()
+}
+
+#[test]
+fn a_lost_writeset_block_is_reported_and_counts_as_written() {
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    let sb = Superblock::unpack(block(&bytes, 0));
+    let (key, ws) = first_entry(&bytes, sb.writeset_tree_root);
+    let ws = ws.to_vec();
+    let (nr_bits, root) = (le32(&ws, 0), le64(&ws, 4));
+    let ablock = le64(first_value(&bytes, root), 0);
+    block_mut(&mut bytes, ablock)[100] ^= 0xFF;
+    let img = temp_image(&bytes);
+
+    let o = run("era_dump", &[path_str(&img)]);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains(&format!("array block at block {ablock}: bad checksum")),
+        "{}",
+        o.stderr
+    );
+
+    let o = run("era_dump", &["--repair", path_str(&img)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains(&format!("block {ablock}")),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("taken as written"), "{}", o.stderr);
+    let section = lines_with(
+        &o.stdout,
+        &format!("<writeset era=\"{key}\""),
+        "</writeset>",
+    );
+    let bits: Vec<&String> = section.iter().filter(|l| l.contains("<bit ")).collect();
+    assert_eq!((bits.len(), nr_bits), (sb.nr_blocks as usize, sb.nr_blocks));
+    assert!(bits.iter().all(|l| l.contains("value=\"true\"")));
+    let salvaged = o.stdout;
+
+    let xml = temp_image(salvaged.as_bytes());
+    let out = temp_zeroed(bytes.len() as u64);
+    assert_eq!(
+        run("era_restore", &["-i", path_str(&xml), "-o", path_str(&out)]).code,
+        0
+    );
+
+    let (o, out) = repair_to_file(&img, bytes.len() as u64);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("taken as written"), "{}", o.stderr);
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+    assert_eq!(run("era_dump", &[path_str(&out)]).stdout, salvaged);
+
+    let o = run(
+        "era_repair",
+        &["-q", "-i", path_str(&img), "-o", path_str(&out)],
+    );
+    assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+}
+
+#[test]
+fn a_lost_era_array_block_counts_as_the_current_era() {
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    let sb = Superblock::unpack(block(&bytes, 0));
+    let ablock = le64(first_value(&bytes, sb.era_array_root), 0);
+    block_mut(&mut bytes, ablock)[50] ^= 1;
+    let img = temp_image(&bytes);
+    let o = run("era_dump", &["--repair", path_str(&img)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.contains("current era"), "{}", o.stderr);
+    let eras = lines_with(&o.stdout, "<era_array>", "</era_array>");
+    let want = format!("era=\"{}\"/>", sb.current_era);
+    let filled = eras.iter().filter(|l| l.ends_with(&want)).count();
+    assert!(filled >= 1018.min(sb.nr_blocks as usize), "{filled}");
+    let (o, out) = repair_to_file(&img, bytes.len() as u64);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+}
+
+#[test]
+fn a_bad_superblock_cannot_be_repaired_and_the_output_is_left_alone() {
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    block_mut(&mut bytes, 0)[300] ^= 1;
+    let img = temp_image(&bytes);
+    let (o, out) = repair_to_file(&img, bytes.len() as u64);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("bad checksum"), "{}", o.stderr);
+    assert!(std::fs::read(out.path())
+        .expect("read")
+        .iter()
+        .all(|&b| b == 0));
+    let o = run("era_repair", &["-i", path_str(&img), "-o", path_str(&img)]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("is the input"), "{}", o.stderr);
+}

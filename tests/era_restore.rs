@@ -1,0 +1,319 @@
+//! era_restore: the byte format of era-xml.md §2.3 and §3, the accepted input variants,
+//! and hostile input (exit 1, a line:column message, the output left alone).
+
+mod common;
+
+use common::*;
+
+/// era-xml.md §5.1: the compact form thin-provisioning-tools' tests use.
+const COMPACT: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
+  <writeset era="2" nr_bits="4">
+    <marked block_begin="1" len="2"/>
+  </writeset>
+  <writeset era="3" nr_bits="4">
+    <marked block_begin="0" len="1"/>
+  </writeset>
+  <era_array>
+    <era block="0" era="1"/>
+    <era block="2" era="1"/>
+  </era_array>
+</superblock>
+"#;
+
+/// era-xml.md §2.3: what thin-provisioning-tools 1.3.3 dumps for it (no final newline).
+const DUMPED: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
+  <writeset era="2" nr_bits="4">
+    <bit block="0" value="false"/>
+    <bit block="1" value="true"/>
+    <bit block="2" value="true"/>
+    <bit block="3" value="false"/>
+  </writeset>
+  <writeset era="3" nr_bits="4">
+    <bit block="0" value="true"/>
+    <bit block="1" value="false"/>
+    <bit block="2" value="false"/>
+    <bit block="3" value="false"/>
+  </writeset>
+  <era_array>
+    <era block="0" era="1"/>
+    <era block="1" era="0"/>
+    <era block="2" era="1"/>
+    <era block="3" era="0"/>
+  </era_array>
+</superblock>"#;
+
+/// era-xml.md §3: `--logical` of the same metadata.
+const LOGICAL: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
+  <era_array>
+    <era block="0" era="3"/>
+    <era block="1" era="2"/>
+    <era block="2" era="2"/>
+    <era block="3" era="0"/>
+  </era_array>
+</superblock>"#;
+
+const OUT_SIZE: u64 = 1 << 20;
+
+fn restore(xml: &str, out: &tempfile::NamedTempFile) -> Outcome {
+    let input = temp_image(xml.as_bytes());
+    run(
+        "era_restore",
+        &["-i", path_str(&input), "-o", path_str(out)],
+    )
+}
+
+fn dump(out: &tempfile::NamedTempFile, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.push(path_str(out));
+    let o = run("era_dump", &all);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    o.stdout
+}
+
+#[test]
+fn the_compact_example_dumps_as_the_peer_prints_it() {
+    let out = temp_zeroed(OUT_SIZE);
+    let o = restore(COMPACT, &out);
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (0, "", ""));
+    assert_eq!(dump(&out, &[]), DUMPED);
+    assert_eq!(dump(&out, &["--logical"]), LOGICAL);
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+}
+
+#[test]
+fn the_dump_restores_to_itself_with_a_declaration_and_bits_in_any_order() {
+    let out = temp_zeroed(OUT_SIZE);
+    assert_eq!(restore(DUMPED, &out).code, 0);
+    assert_eq!(dump(&out, &[]), DUMPED);
+
+    let shuffled = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<!-- hand-written -->\n{}",
+        DUMPED
+            .replace(
+                "<bit block=\"1\" value=\"true\"/>\n    <bit block=\"2\" value=\"true\"/>",
+                "<bit block=\"2\" value=\"true\"/>\n    <marked block_begin=\"1\" len=\"2\"/>\n    <bit block=\"1\" value=\"true\"/>",
+            )
+    );
+    let out = temp_zeroed(OUT_SIZE);
+    let o = restore(&shuffled, &out);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(dump(&out, &[]), DUMPED);
+}
+
+#[test]
+fn writesets_may_follow_the_era_array_and_bits_past_a_short_writeset_are_false() {
+    let xml = r#"<superblock uuid="x" block_size="8" nr_blocks="70" current_era="9">
+  <era_array>
+    <era block="69" era="2"/>
+  </era_array>
+  <writeset era="9" nr_bits="66">
+    <marked block_begin="60" len="6"/>
+    <bit block="69" value="false"/>
+  </writeset>
+  <writeset era="4" nr_bits="80"><bit block="79" value="true"/></writeset>
+</superblock>"#;
+    let out = temp_zeroed(OUT_SIZE);
+    let o = restore(xml, &out);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let text = dump(&out, &[]);
+    let ws4 = text
+        .find("<writeset era=\"4\" nr_bits=\"80\">")
+        .expect("era 4 first");
+    let ws9 = text
+        .find("<writeset era=\"9\" nr_bits=\"66\">")
+        .expect("era 9");
+    assert!(ws4 < ws9);
+    // A writeset longer than the origin prints its set bits past nr_blocks.
+    assert!(text[ws4..ws9].contains("<bit block=\"79\" value=\"true\"/>"));
+    assert!(!text[ws4..ws9].contains("<bit block=\"70\""));
+    let ws9_text = &text[ws9..];
+    for b in 60..66 {
+        assert!(ws9_text.contains(&format!("<bit block=\"{b}\" value=\"true\"/>")));
+    }
+    assert!(ws9_text.contains("<bit block=\"69\" value=\"false\"/>"));
+    assert!(text.contains("<era block=\"68\" era=\"0\"/>\n    <era block=\"69\" era=\"2\"/>"));
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+}
+
+/// Each hostile input, with a fragment its message must contain.
+fn hostile() -> Vec<(&'static str, String, &'static str)> {
+    let sb = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">"#;
+    let doc = |body: &str| format!("{sb}\n{body}\n</superblock>");
+    let mut garbage = Vec::new();
+    let mut rng = Rng(7);
+    for _ in 0..3000 {
+        garbage.push((rng.next() % 95 + 32) as u8);
+    }
+    vec![
+        ("truncated", DUMPED[..DUMPED.len() - 60].to_string(), "end of input"),
+        ("empty", String::new(), "no <superblock>"),
+        ("garbage", String::from_utf8(garbage).expect("ascii"), ""),
+        (
+            "huge number",
+            doc(r#"<era_array><era block="0" era="99999999999"/></era_array>"#),
+            "does not fit in 32 bits",
+        ),
+        (
+            "negative",
+            doc(r#"<era_array><era block="-1" era="1"/></era_array>"#),
+            "not a non-negative integer",
+        ),
+        (
+            "duplicated writeset",
+            doc("<writeset era=\"2\" nr_bits=\"4\"/>\n<writeset era=\"2\" nr_bits=\"4\"/>"),
+            "duplicated writeset era 2",
+        ),
+        (
+            "duplicated era entry",
+            doc(r#"<era_array><era block="1" era="1"/><era block="1" era="1"/></era_array>"#),
+            "duplicated era entry",
+        ),
+        (
+            "unordered era entries",
+            doc(r#"<era_array><era block="2" era="1"/><era block="1" era="1"/></era_array>"#),
+            "must ascend",
+        ),
+        ("era past nr_blocks", doc(r#"<era_array><era block="4" era="1"/></era_array>"#), "nr_blocks"),
+        ("era above current", doc(r#"<era_array><era block="0" era="4"/></era_array>"#), "above current_era"),
+        ("writeset above current", doc(r#"<writeset era="4" nr_bits="4"/>"#), "above current_era"),
+        (
+            "bit past nr_bits",
+            doc(r#"<writeset era="1" nr_bits="4"><bit block="4" value="true"/></writeset>"#),
+            "only 4 bits",
+        ),
+        (
+            "zero-length range",
+            doc(r#"<writeset era="1" nr_bits="4"><marked block_begin="0" len="0"/></writeset>"#),
+            "length 0",
+        ),
+        (
+            "range past nr_bits",
+            doc(r#"<writeset era="1" nr_bits="4"><marked block_begin="3" len="2"/></writeset>"#),
+            "runs past",
+        ),
+        (
+            "bit in era array",
+            doc(r#"<era_array><bit block="0" value="true"/></era_array>"#),
+            "not allowed in <era_array>",
+        ),
+        (
+            "nested writesets",
+            doc(r#"<writeset era="1" nr_bits="4"><writeset era="2" nr_bits="4"/></writeset>"#),
+            "not allowed in <writeset>",
+        ),
+        ("writeset outside", r#"<writeset era="1" nr_bits="4"/>"#.to_string(), "not allowed"),
+        ("second superblock", format!("{}\n{sb}</superblock>", doc("")), "duplicated <superblock>"),
+        ("unknown element", doc("<foo/>"), "unknown element <foo>"),
+        ("unknown attribute", doc(r#"<writeset era="1" nr_bits="4" x="1"/>"#), "unknown attribute 'x'"),
+        ("missing attribute", doc(r#"<writeset era="1"/>"#), "missing attribute 'nr_bits'"),
+        ("bad bool", doc(r#"<writeset era="1" nr_bits="4"><bit block="0" value="1"/></writeset>"#), "true or false"),
+        ("text", doc("hello"), "unexpected text"),
+        ("doctype", format!("<!DOCTYPE x>\n{}", doc("")), "DOCTYPE"),
+        ("mismatched end", doc("<era_array></writeset>"), ""),
+        (
+            "too many blocks",
+            r#"<superblock uuid="" block_size="128" nr_blocks="2147483648" current_era="3"></superblock>"#.to_string(),
+            "2^31",
+        ),
+        (
+            "block size",
+            r#"<superblock uuid="" block_size="12" nr_blocks="4" current_era="3"></superblock>"#.to_string(),
+            "multiple of 8",
+        ),
+    ]
+}
+
+#[test]
+fn hostile_xml_fails_with_a_position_and_writes_nothing() {
+    for (what, xml, fragment) in hostile() {
+        let out = temp_zeroed(OUT_SIZE);
+        let o = restore(&xml, &out);
+        assert_eq!(o.code, 1, "{what}: {}", o.stderr);
+        assert_eq!(o.stderr.lines().count(), 1, "{what}: {}", o.stderr);
+        assert!(
+            o.stderr.contains("line ") && o.stderr.contains("column "),
+            "{what}: {}",
+            o.stderr
+        );
+        assert!(o.stderr.contains(fragment), "{what}: {}", o.stderr);
+        assert!(!o.stderr.contains("panicked"), "{what}");
+        let bytes = std::fs::read(out.path()).expect("output");
+        assert!(bytes.iter().all(|&b| b == 0), "{what}: output written");
+        assert_eq!(run("era_check", &[path_str(&out)]).code, 1, "{what}");
+    }
+}
+
+#[test]
+fn a_failed_restore_leaves_earlier_metadata_untouched() {
+    let out = temp_zeroed(OUT_SIZE);
+    assert_eq!(restore(COMPACT, &out).code, 0);
+    let before = std::fs::read(out.path()).expect("output");
+    for (what, xml, _) in hostile() {
+        assert_eq!(restore(&xml, &out).code, 1, "{what}");
+        assert!(
+            std::fs::read(out.path()).expect("output") == before,
+            "{what}"
+        );
+    }
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+}
+
+#[test]
+fn the_line_and_column_point_at_the_offending_element() {
+    let xml = "<superblock uuid=\"\" block_size=\"128\" nr_blocks=\"4\" current_era=\"3\">\n  <era_array>\n     <era block=\"9\" era=\"1\"/>\n  </era_array>\n</superblock>";
+    let o = restore(xml, &temp_zeroed(OUT_SIZE));
+    assert!(o.stderr.contains("line 3, column 6:"), "{}", o.stderr);
+}
+
+#[test]
+fn outputs_that_are_too_small_missing_or_the_input_are_refused() {
+    let small = temp_zeroed(40_959);
+    let o = restore(COMPACT, &small);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("Output file too small."), "{}", o.stderr);
+
+    // 40960 bytes is the minimum, but this metadata needs more blocks.
+    let big =
+        r#"<superblock uuid="" block_size="128" nr_blocks="100000" current_era="3"></superblock>"#;
+    let o = restore(big, &temp_zeroed(40_960));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("Output file too small."), "{}", o.stderr);
+
+    let input = temp_image(COMPACT.as_bytes());
+    let o = run(
+        "era_restore",
+        &["-i", path_str(&input), "-o", "/nonexistent/out"],
+    );
+    assert_eq!(o.code, 1);
+    assert!(o
+        .stderr
+        .contains("Couldn't find output file '/nonexistent/out'"));
+    let o = run(
+        "era_restore",
+        &["-i", "/nonexistent/in", "-o", path_str(&input)],
+    );
+    assert!(o
+        .stderr
+        .contains("Couldn't find input file '/nonexistent/in'"));
+
+    let padded = temp_zeroed(OUT_SIZE);
+    std::fs::write(padded.path(), COMPACT).expect("write");
+    padded.as_file().set_len(OUT_SIZE).expect("size");
+    let o = run(
+        "era_restore",
+        &["-i", path_str(&padded), "-o", path_str(&padded)],
+    );
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("is the input"), "{}", o.stderr);
+    assert!(std::fs::read(padded.path())
+        .expect("read")
+        .starts_with(COMPACT.as_bytes()));
+
+    let o = run("era_restore", &["-i", path_str(&input)]);
+    assert_eq!(o.code, 2, "usage error");
+    let o = run(
+        "era_restore",
+        &["-q", "-i", path_str(&input), "-o", path_str(&small)],
+    );
+    assert_eq!((o.code, o.stdout.as_str(), o.stderr.as_str()), (1, "", ""));
+}
