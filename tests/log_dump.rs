@@ -312,3 +312,16 @@ fn the_kernel_took_the_crash_log_the_way_log_dump_reads_it() {
     // And after the resync its legs compared equal.
     assert_eq!(m["carried_runs"][0]["exit_code"], 0);
 }
+
+#[test]
+fn the_report_is_never_written_over_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let before = std::fs::read(&log).unwrap();
+    let p = log.to_str().unwrap();
+    let o = run("log_dump", &["-o", p, p]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("refusing"), "{err}");
+    assert_eq!(std::fs::read(&log).unwrap(), before);
+}

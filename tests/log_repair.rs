@@ -533,3 +533,33 @@ fn a_backup_file_is_never_overwritten() {
     assert_eq!(std::fs::read(&bak).unwrap(), b"keep");
     assert_eq!(std::fs::read(&p).unwrap(), before);
 }
+
+#[test]
+fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
+    let c = crash();
+    let log0 = std::fs::read(&c.log).unwrap();
+    let mut leg1 = std::fs::read(&c.leg1).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES);
+    std::fs::write(&c.leg1, &leg1).unwrap();
+    let bak = c.log.with_extension("no-such-dir").join("bak");
+    let o = run(
+        "log_repair",
+        &[
+            "--resync",
+            "--region-size",
+            "128",
+            "--leg",
+            s(&c.leg0),
+            "--leg",
+            s(&c.leg1),
+            "--backup",
+            s(&bak),
+            s(&c.log),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(err.contains("creating the backup"), "{err}");
+    assert_eq!(std::fs::read(&c.leg1).unwrap(), leg1, "a leg was written");
+    assert_eq!(std::fs::read(&c.log).unwrap(), log0);
+}

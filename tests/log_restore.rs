@@ -109,3 +109,22 @@ fn bad_xml_is_refused_with_line_and_column_and_nothing_written() {
         assert!(!new.exists(), "a target was created for bad XML");
     }
 }
+
+#[test]
+fn restore_refuses_to_write_the_log_over_its_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let xml = dir.path().join("dump.xml");
+    ok("log_dump", &["-o", s(&xml), s(&log)]);
+    let before = std::fs::read(&xml).unwrap();
+    // The same file under another name too.
+    let link = dir.path().join("link.xml");
+    std::fs::hard_link(&xml, &link).unwrap();
+    for out in [&xml, &link] {
+        let o = run("log_restore", &["-i", s(&xml), "-o", s(out)]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{err}");
+        assert!(err.contains("refusing"), "{err}");
+        assert_eq!(std::fs::read(&xml).unwrap(), before);
+    }
+}

@@ -1,22 +1,19 @@
 //! log_repair: rewrite the header or the clean bits of a dm-log disk dirty log, or
 //! resynchronise the mirror legs offline.
 
-use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use clap::{ArgGroup, CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use era_log_tools::cli::{run, stderr_is_tty, EXIT_OK};
-use era_log_tools::log::device::{logical_block_size, open, write_prefix};
-use era_log_tools::log::geometry::{buf_size, Geometry};
-use era_log_tools::log::header::{Header, NrRegions};
-use era_log_tools::log::image::{read_header, LogImage, ReadOptions};
-use era_log_tools::log::repair::{count, describe_changes, format_ranges, parse_ranges, BitRepair};
-use era_log_tools::log::resync::{LegSpec, Legs};
+use era_log_tools::log::device::{logical_block_size, open};
+use era_log_tools::log::repair::parse_ranges;
+use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
+use era_log_tools::log::run::{repair as run_repair, Mode, Progress, RepairOptions};
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
@@ -108,15 +105,28 @@ fn usage_error(msg: &str) -> ! {
         .exit()
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
-    if !stderr_is_tty() {
-        return ProgressBar::hidden();
+/// The progress bar of a leg pass, shown only on a terminal.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn begin(&mut self, total: u64) {
+        if !stderr_is_tty() {
+            return;
+        }
+        let style = ProgressStyle::with_template(
+            "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+        self.0 = ProgressBar::new(total).with_style(style);
     }
-    let style = ProgressStyle::with_template(
-        "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::new(total).with_style(style)
+
+    fn advance(&mut self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+
+    fn end(&mut self) {
+        self.0.finish_and_clear();
+    }
 }
 
 fn main() -> ExitCode {
@@ -135,9 +145,25 @@ fn main() -> ExitCode {
     run("log_repair", || repair(&cli))
 }
 
+/// The error as the user sees it: the log's name in front of what concerns the log, and
+/// what to do about the header problems the options can fix.
+fn explain(name: &str, e: LogError) -> anyhow::Error {
+    match e {
+        LogError::BadMagic { .. } => anyhow!("{name}: {e}; --force repairs it anyway"),
+        LogError::BadVersion { .. } => {
+            anyhow!("{name}: {e}; fix it first with --rewrite-header (or --force-resync)")
+        }
+        LogError::RegionCountMismatch { .. } => anyhow!(
+            "{name}: {e}; check --region-size/--length, or fix the header first with \
+             --rewrite-header"
+        ),
+        e if e.names_its_subject() => e.into(),
+        e => anyhow::Error::new(e).context(name.to_string()),
+    }
+}
+
 fn repair(cli: &Cli) -> anyhow::Result<u8> {
     let name = cli.log.display().to_string();
-    let mut stdout = std::io::stdout().lock();
     if cli.clustered {
         eprintln!(
             "log_repair: warning: {name}: clustered-disk log (cmirrord): treated as a kernel disk \
@@ -145,15 +171,7 @@ fn repair(cli: &Cli) -> anyhow::Result<u8> {
              may have the mirror active"
         );
     }
-    if let Some(b) = &cli.backup {
-        if b.exists() {
-            bail!(
-                "{}: backup file exists; refusing to overwrite it",
-                b.display()
-            );
-        }
-    }
-    let legs = cli
+    let specs = cli
         .legs
         .iter()
         .map(|s| LegSpec::parse(s))
@@ -167,164 +185,40 @@ fn repair(cli: &Cli) -> anyhow::Result<u8> {
         OpenMode::Write
     };
     let io = open(&cli.log, mode).context(name.clone())?;
-    let (header, _) = read_header(&io).context(name.clone())?;
-    if !cli.force {
-        header
-            .check_magic()
-            .map_err(|e| anyhow!("{name}: {e}; --force repairs it anyway"))?;
-    }
-    let rewrites_header = cli.rewrite_header || cli.force_resync;
-    if !rewrites_header {
-        header.check_version().map_err(|e| {
-            anyhow!("{name}: {e}; fix it first with --rewrite-header (or --force-resync)")
-        })?;
-    }
-
-    let geometry_count = match (cli.region_size, cli.length) {
-        (Some(rs), Some(len)) => Some(Geometry::new(rs, len).context(name.clone())?.region_count()),
-        _ => None,
-    };
-    let header_count = match header.regions() {
-        NrRegions::Count(n) => Ok(n),
-        NrRegions::LvmInitialised => Err(LogError::UnknownNrRegions),
-        NrRegions::Invalid(n) => Err(LogError::BadNrRegions { found: n }),
-    };
-    let nr = if rewrites_header {
-        if let (Some(a), Some(b)) = (cli.nr_regions, geometry_count) {
-            if a != b {
-                bail!("--nr-regions {a} disagrees with --region-size/--length ({b} regions)");
-            }
-        }
-        match cli.nr_regions.or(geometry_count) {
-            Some(n) => n,
-            None => header_count.context(name.clone())?,
-        }
+    let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)?;
+    let legs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
+    let mode = if cli.rewrite_header {
+        Mode::RewriteHeader
+    } else if cli.force_resync {
+        Mode::ForceResync
+    } else if cli.clear_stray_bits {
+        Mode::ClearStrayBits
+    } else if cli.resync {
+        Mode::Resync(&legs)
+    } else if cli.verify {
+        Mode::Verify(&legs)
+    } else if let Some(r) = mark {
+        Mode::MarkClean(r)
     } else {
-        let n = header_count.context(name.clone())?;
-        if let Some(g) = geometry_count {
-            if g != n {
-                bail!(
-                    "{name}: log header: nr_regions {n} differs from the mirror's region count \
-                     {g}; check --region-size/--length, or fix the header first with \
-                     --rewrite-header"
-                );
-            }
-        }
-        n
+        usage_error("give one mode")
     };
-    let ro = ReadOptions {
+    let opts = RepairOptions {
+        mode,
+        nr_regions: cli.nr_regions,
+        region_size: cli.region_size,
+        length: cli.length,
         logical_block_size: lbs,
-        nr_regions: Some(nr),
-        accept_bad_magic: cli.force,
-        accept_bad_version: rewrites_header,
+        dry_run: cli.dry_run,
+        force: cli.force,
+        backup: cli.backup.as_deref(),
     };
-    let img = LogImage::read(&io, &ro).context(name.clone())?;
-
-    let bits = if cli.resync || cli.verify {
-        let rs = cli.region_size.unwrap_or(0);
-        let geometry = match cli.length {
-            Some(len) => Geometry::new(rs, len),
-            None => Geometry::from_region_count(rs, nr),
-        }
-        .context(name.clone())?;
-        let legs = Legs::open(&legs, geometry, &cli.log, cli.resync && !cli.dry_run)?;
-        let mut bits = img.bitmap.clone();
-        let total = legs.dirty_bytes(&bits);
-        if cli.resync && cli.dry_run {
-            let dirty = bits.dirty_ranges();
-            writeln!(
-                stdout,
-                "{name}: would copy {} dirty regions ({total} bytes) from leg 0 to {} other \
-                 legs: {}",
-                count(&dirty),
-                cli.legs.len() - 1,
-                format_ranges(&dirty, 32)
-            )?;
-            // A resync leaves every region clean.
-            bits.set_range(0..nr, true);
-            bits
-        } else {
-            let pb = progress_bar(total);
-            let mut tick = |n: u64| pb.inc(n);
-            if cli.resync {
-                let copied = legs.resync(&mut bits, &mut tick)?;
-                pb.finish_and_clear();
-                writeln!(
-                    stdout,
-                    "{name}: copied {} regions from leg 0 to {} other legs ({total} bytes): {}",
-                    count(&copied),
-                    cli.legs.len() - 1,
-                    format_ranges(&copied, 32)
-                )?;
-            } else {
-                let differ = legs.verify(&mut bits, &mut tick)?;
-                pb.finish_and_clear();
-                if differ.is_empty() {
-                    writeln!(
-                        stdout,
-                        "{name}: every dirty region is identical on all legs"
-                    )?;
-                } else {
-                    writeln!(
-                        stdout,
-                        "{name}: {} regions differ between legs and stay dirty: {}",
-                        count(&differ),
-                        format_ranges(&differ, usize::MAX)
-                    )?;
-                }
-            }
-            bits
-        }
-    } else {
-        let repair = if cli.force_resync {
-            BitRepair::ForceResync
-        } else if cli.clear_stray_bits {
-            BitRepair::ClearStrayBits
-        } else if let Some(r) = mark {
-            BitRepair::MarkClean(r)
-        } else {
-            BitRepair::KeepBits
-        };
-        repair.apply(&img.bitmap).context(name.clone())?
-    };
-
-    let (old, new) = img
-        .render(&io, &Header::new(nr), &bits, buf_size(nr, lbs))
-        .context(name.clone())?;
-    let changes = describe_changes(old.as_slice(), new.as_slice());
-    if changes.is_empty() {
-        writeln!(stdout, "{name}: the log needs no change; nothing written")?;
-        return Ok(EXIT_OK);
+    let mut report = Vec::new();
+    let result = run_repair(&io, &opts, &mut Bar(ProgressBar::hidden()), &mut report);
+    // What was done before an error is reported too.
+    let mut stdout = std::io::stdout().lock();
+    for line in &report {
+        writeln!(stdout, "{name}: {line}")?;
     }
-    let verb = if cli.dry_run {
-        "would change"
-    } else {
-        "changes"
-    };
-    for c in &changes {
-        writeln!(stdout, "{name}: {verb}: {c}")?;
-    }
-    if cli.dry_run {
-        writeln!(stdout, "{name}: dry run; nothing written")?;
-        return Ok(EXIT_OK);
-    }
-    if let Some(b) = &cli.backup {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(b)
-            .with_context(|| format!("{}: creating the backup", b.display()))?;
-        f.write_all(old.as_slice())
-            .and_then(|()| f.sync_all())
-            .with_context(|| format!("{}: writing the backup", b.display()))?;
-        writeln!(
-            stdout,
-            "{name}: saved the {} bytes about to be overwritten to {}",
-            old.len(),
-            b.display()
-        )?;
-    }
-    write_prefix(&io, &new).context(name.clone())?;
-    writeln!(stdout, "{name}: wrote {} bytes and flushed", new.len())?;
+    result.map_err(|e| explain(&name, e))?;
     Ok(EXIT_OK)
 }

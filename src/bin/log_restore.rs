@@ -9,11 +9,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use era_log_tools::cli::{run, EXIT_OK};
-use era_log_tools::log::device::{logical_block_size, open, read_prefix, write_prefix, AlignedBuf};
-use era_log_tools::log::geometry::buf_size;
-use era_log_tools::log::image::compose;
+use era_log_tools::log::device::{logical_block_size, open, same_file};
+use era_log_tools::log::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
-use era_log_tools::pdata::io::{ByteIo, OpenMode};
+use era_log_tools::log::run::restore;
+use era_log_tools::pdata::io::OpenMode;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -48,17 +48,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     run("log_restore", || {
         let xml = cli.input.display().to_string();
+        let log = cli.output.display().to_string();
+        if same_file(&cli.input, &cli.output) {
+            bail!("{log}: is the input XML {xml}; refusing to write a log over it");
+        }
         let file = File::open(&cli.input).with_context(|| xml.clone())?;
         let spec = parse(BufReader::new(file)).with_context(|| xml.clone())?;
 
-        let log = cli.output.display().to_string();
         let exists = cli.output.exists();
         let lbs = if exists {
             logical_block_size(&cli.output, cli.logical_block_size).context(log.clone())?
         } else {
-            cli.logical_block_size.unwrap_or(512)
+            cli.logical_block_size
+                .map(check_logical_block_size)
+                .transpose()
+                .context(log.clone())?
+                .unwrap_or(DEFAULT_LOGICAL_BLOCK_SIZE)
         };
-        let len = buf_size(spec.regions, lbs);
         if !exists {
             OpenOptions::new()
                 .write(true)
@@ -67,23 +73,8 @@ fn main() -> ExitCode {
                 .with_context(|| format!("{log}: creating"))?;
         }
         let io = open(&cli.output, OpenMode::Write).context(log.clone())?;
-        let base = if io.size_bytes() >= len {
-            read_prefix(&io, len).context(log.clone())?
-        } else if io.is_block_device() {
-            bail!(
-                "{log}: log buffer: device holds {} bytes, but {len} bytes are needed",
-                io.size_bytes()
-            );
-        } else {
-            // A short image file: keep what it has, zero the rest.
-            let mut b = AlignedBuf::zeroed(len as usize);
-            let have = io.size_bytes() as usize;
-            io.read_at(&mut b.as_mut_slice()[..have], 0)
-                .with_context(|| format!("{log}: reading"))?;
-            b
-        };
-        let new = compose(&base, &spec.header(), &spec.bitmap());
-        write_prefix(&io, &new).context(log)?;
+        // An image file may be extended; a block device has the size it has.
+        restore(&io, &spec, lbs, !io.is_block_device()).context(log)?;
         Ok(EXIT_OK)
     })
 }

@@ -60,9 +60,40 @@ pub enum LogError {
     },
     /// A command-line value (ranges, leg specification) is malformed.
     Invalid(String),
+    /// The header's `nr_regions` is not the region count of the mirror described by the
+    /// region size and length given.
+    RegionCountMismatch {
+        /// `nr_regions` in the header.
+        header: u64,
+        /// The mirror's region count.
+        mirror: u64,
+    },
+    /// `--nr-regions` and `--region-size`/`--length` give different region counts.
+    CountConflict {
+        /// The count given directly.
+        given: u64,
+        /// The count from the region size and length.
+        geometry: u64,
+    },
+    /// The backup file of `log_repair` cannot be made.
+    Backup {
+        /// The backup file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl LogError {
+    /// Whether the message names what it is about (a leg, the backup file, the options);
+    /// the others concern the log and get its name in front.
+    pub fn names_its_subject(&self) -> bool {
+        matches!(
+            self,
+            LogError::Leg { .. } | LogError::CountConflict { .. } | LogError::Backup { .. }
+        )
+    }
+
     /// Wraps an I/O error with what was being done.
     pub fn io(doing: impl Into<String>, source: io::Error) -> LogError {
         LogError::Io {
@@ -128,6 +159,15 @@ impl fmt::Display for LogError {
                 message,
             } => write!(f, "{line}:{column}: {message}"),
             LogError::Invalid(m) => f.write_str(m),
+            LogError::RegionCountMismatch { header, mirror } => write!(
+                f,
+                "log header: nr_regions {header} differs from the mirror's region count {mirror}"
+            ),
+            LogError::CountConflict { given, geometry } => write!(
+                f,
+                "--nr-regions {given} disagrees with --region-size/--length ({geometry} regions)"
+            ),
+            LogError::Backup { path, message } => write!(f, "{}: {message}", path.display()),
         }
     }
 }

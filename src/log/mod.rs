@@ -7,7 +7,8 @@
 //!
 //! [`header`], [`bitmap`] and [`geometry`] are the on-disk structures and sizes; [`image`]
 //! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
-//! are the library halves of `log_dump`, `log_restore` and `log_repair`.
+//! are the library halves of `log_dump`, `log_restore` and `log_repair`, and [`run`] runs
+//! the writing tools on devices the caller opened.
 
 pub mod bitmap;
 pub mod device;
@@ -19,5 +20,6 @@ pub mod image;
 pub mod repair;
 pub mod restore;
 pub mod resync;
+pub mod run;
 
 pub use error::LogError;

@@ -50,46 +50,52 @@ impl LegSpec {
     }
 }
 
-/// The legs of a mirror, opened: leg 0 read-only, the others for writing when asked.
-pub struct Legs {
-    legs: Vec<(LegSpec, FileIo)>,
-    geometry: Geometry,
+/// A leg opened by [`open_legs`]: its specification and its device.
+pub struct OpenLeg {
+    /// As given on the command line.
+    pub spec: LegSpec,
+    /// The device, opened `O_EXCL` if it is a block device.
+    pub io: FileIo,
+    name: String,
 }
 
-impl Legs {
-    /// Opens and checks the legs: at least two, all distinct and distinct from the log, each
-    /// large enough for `offset + length` sectors. Block devices are opened `O_EXCL`, so legs
-    /// of an active mirror are refused.
-    pub fn open(
-        specs: &[LegSpec],
-        geometry: Geometry,
-        log: &Path,
-        write: bool,
-    ) -> Result<Legs, LogError> {
-        if specs.len() < 2 {
-            return Err(LogError::Invalid(format!(
-                "a mirror has at least 2 legs; {} given",
-                specs.len()
-            )));
+impl OpenLeg {
+    /// The leg as [`Legs`] takes it, named by its path.
+    pub fn as_leg(&self) -> Leg<'_> {
+        Leg {
+            name: &self.name,
+            offset: self.spec.offset,
+            io: &self.io,
         }
-        for (i, s) in specs.iter().enumerate() {
-            if same_file(&s.path, log) {
+    }
+}
+
+/// Checks that the legs are distinct and distinct from the log, then opens them: leg 0
+/// read-only, the others for writing when `write` is set. Block devices are opened
+/// `O_EXCL`, so legs of an active mirror are refused. Paths are compared before anything is
+/// opened, because an exclusive open of the same device twice would fail with a misleading
+/// "busy".
+pub fn open_legs(specs: &[LegSpec], log: &Path, write: bool) -> Result<Vec<OpenLeg>, LogError> {
+    for (i, s) in specs.iter().enumerate() {
+        if same_file(&s.path, log) {
+            return Err(LogError::Leg {
+                index: i,
+                message: format!("{} is the log itself", s.path.display()),
+            });
+        }
+        for (j, t) in specs.iter().enumerate().take(i) {
+            if same_file(&s.path, &t.path) {
                 return Err(LogError::Leg {
                     index: i,
-                    message: format!("{} is the log itself", s.path.display()),
+                    message: format!("{} is the same device as leg {j}", s.path.display()),
                 });
             }
-            for (j, t) in specs.iter().enumerate().take(i) {
-                if same_file(&s.path, &t.path) {
-                    return Err(LogError::Leg {
-                        index: i,
-                        message: format!("{} is the same device as leg {j}", s.path.display()),
-                    });
-                }
-            }
         }
-        let mut legs = Vec::with_capacity(specs.len());
-        for (i, s) in specs.iter().enumerate() {
+    }
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
             let mode = if write && i > 0 {
                 OpenMode::Write
             } else {
@@ -99,7 +105,44 @@ impl Legs {
                 index: i,
                 message: format!("{}: {e}", s.path.display()),
             })?;
-            let need = s
+            Ok(OpenLeg {
+                spec: s.clone(),
+                io,
+                name: s.path.display().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One mirror leg, on a device the caller opened.
+#[derive(Clone, Copy)]
+pub struct Leg<'a> {
+    /// How messages name the leg (its path).
+    pub name: &'a str,
+    /// Start of the mirror on this leg, in sectors.
+    pub offset: u64,
+    /// The device: read for leg 0, written for the others by a resync.
+    pub io: &'a dyn ByteIo,
+}
+
+/// The legs of a mirror, in table order (leg 0 is the default mirror, the source of a
+/// resync), checked against the mirror's geometry.
+pub struct Legs<'a> {
+    legs: Vec<Leg<'a>>,
+    geometry: Geometry,
+}
+
+impl<'a> Legs<'a> {
+    /// Checks the legs: at least two, each large enough for `offset + length` sectors.
+    pub fn new(legs: &[Leg<'a>], geometry: Geometry) -> Result<Legs<'a>, LogError> {
+        if legs.len() < 2 {
+            return Err(LogError::Invalid(format!(
+                "a mirror has at least 2 legs; {} given",
+                legs.len()
+            )));
+        }
+        for (i, leg) in legs.iter().enumerate() {
+            let need = leg
                 .offset
                 .checked_add(geometry.length())
                 .and_then(|n| n.checked_mul(SECTOR_SIZE))
@@ -107,22 +150,29 @@ impl Legs {
                     index: i,
                     message: "offset + length overflow".into(),
                 })?;
-            if io.size_bytes() < need {
+            let size = leg.io.size_bytes();
+            if size < need {
                 return Err(LogError::Leg {
                     index: i,
                     message: format!(
-                        "{} holds {} bytes, but the mirror needs {need} (offset {} + length {} \
-                         sectors)",
-                        s.path.display(),
-                        io.size_bytes(),
-                        s.offset,
+                        "{} holds {size} bytes, but the mirror needs {need} (offset {} + length \
+                         {} sectors)",
+                        leg.name,
+                        leg.offset,
                         geometry.length()
                     ),
                 });
             }
-            legs.push((s.clone(), io));
         }
-        Ok(Legs { legs, geometry })
+        Ok(Legs {
+            legs: legs.to_vec(),
+            geometry,
+        })
+    }
+
+    /// Number of legs, leg 0 included.
+    pub fn leg_count(&self) -> usize {
+        self.legs.len()
     }
 
     /// The mirror geometry the legs were checked against.
@@ -146,7 +196,7 @@ impl Legs {
     fn io_error(&self, i: usize, doing: &str, e: std::io::Error) -> LogError {
         LogError::Leg {
             index: i,
-            message: format!("{}: {doing}: {e}", self.legs[i].0.path.display()),
+            message: format!("{}: {doing}: {e}", self.legs[i].name),
         }
     }
 
@@ -160,7 +210,7 @@ impl Legs {
     }
 
     fn at(&self, i: usize, off: u64) -> u64 {
-        self.legs[i].0.offset * SECTOR_SIZE + off
+        self.legs[i].offset * SECTOR_SIZE + off
     }
 
     /// Copies every dirty region of `bitmap` from leg 0 to every other leg (the last region
@@ -178,12 +228,12 @@ impl Legs {
             for (off, len) in self.chunks(r) {
                 let data = &mut buf.as_mut_slice()[..len as usize];
                 self.legs[0]
-                    .1
+                    .io
                     .read_at(data, self.at(0, off))
                     .map_err(|e| self.io_error(0, "reading", e))?;
                 for i in 1..self.legs.len() {
                     self.legs[i]
-                        .1
+                        .io
                         .write_at(data, self.at(i, off))
                         .map_err(|e| self.io_error(i, "writing", e))?;
                 }
@@ -192,7 +242,7 @@ impl Legs {
         }
         for i in 1..self.legs.len() {
             self.legs[i]
-                .1
+                .io
                 .sync()
                 .map_err(|e| self.io_error(i, "flushing", e))?;
         }
@@ -222,13 +272,13 @@ impl Legs {
                 }
                 let x = &mut a.as_mut_slice()[..len as usize];
                 self.legs[0]
-                    .1
+                    .io
                     .read_at(x, self.at(0, off))
                     .map_err(|e| self.io_error(0, "reading", e))?;
                 for i in 1..self.legs.len() {
                     let y = &mut b.as_mut_slice()[..len as usize];
                     self.legs[i]
-                        .1
+                        .io
                         .read_at(y, self.at(i, off))
                         .map_err(|e| self.io_error(i, "reading", e))?;
                     if x != y {
@@ -298,12 +348,17 @@ mod tests {
         std::fs::write(&l1, &b2).unwrap();
         let mut bm = Bitmap::filled(4, true);
         bm.set_range(0..2, false);
-        let legs = Legs::open(&specs, g, &log, false).unwrap();
+        let opened = open_legs(&specs, &log, false).unwrap();
+        let refs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
+        let legs = Legs::new(&refs, g).unwrap();
         let differ = legs.verify(&mut bm, &mut |_| {}).unwrap();
         assert_eq!(differ, vec![1..2]);
         assert_eq!(bm.dirty_ranges(), vec![1..2]);
         drop(legs);
-        let legs = Legs::open(&specs, g, &log, true).unwrap();
+        drop(refs);
+        let opened = open_legs(&specs, &log, true).unwrap();
+        let refs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
+        let legs = Legs::new(&refs, g).unwrap();
         let mut copied = 0;
         assert_eq!(
             legs.resync(&mut bm, &mut |n| copied += n).unwrap(),
@@ -315,8 +370,14 @@ mod tests {
         assert_eq!(&after[8192 + 4096..8192 + 8192], &a[4096..8192]);
         assert_ne!(after[8192 + 3 * 4096 + 100], a[3 * 4096 + 100]);
         assert_eq!(std::fs::read(&l0).unwrap(), a);
-        assert!(Legs::open(&specs[..1], g, &log, false).is_err());
+        assert!(Legs::new(&refs[..1], g).is_err());
+        assert!(Legs::new(&refs, Geometry::new(8, 64).unwrap()).is_err());
         let same = [specs[0].clone(), specs[0].clone()];
-        assert!(Legs::open(&same, g, &log, false).is_err());
+        assert!(open_legs(&same, &log, false).is_err());
+        let with_log = [
+            specs[0].clone(),
+            LegSpec::parse(log.to_str().unwrap()).unwrap(),
+        ];
+        assert!(open_legs(&with_log, &log, false).is_err());
     }
 }

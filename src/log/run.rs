@@ -1,0 +1,424 @@
+//! The whole runs of `log_repair` and `log_restore` on devices the caller opened: every
+//! check, the work on the legs, the new buffer, the report, and the single write of the
+//! log. The binaries parse arguments, open files and print what these functions report.
+//!
+//! Order of a repair (dirty-log-format.md §9.3): everything is read and checked, and the
+//! new buffer rendered, before the first write anywhere; a resync makes the legs durable
+//! before the log is written; the log's first `buf_size` bytes go out in one write followed
+//! by a flush.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::ops::Range;
+use std::path::Path;
+
+use crate::pdata::io::ByteIo;
+
+use super::device::{read_prefix, write_prefix, AlignedBuf};
+use super::error::LogError;
+use super::geometry::{buf_size, Geometry};
+use super::header::{Header, NrRegions};
+use super::image::{compose, read_header, LogImage, ReadOptions};
+use super::repair::{count, describe_changes, format_ranges, BitRepair};
+use super::restore::LogSpec;
+use super::resync::{Leg, Legs};
+
+/// What `log_repair` is asked to do.
+pub enum Mode<'a> {
+    /// Rewrite the header; keep the bits.
+    RewriteHeader,
+    /// Rewrite the header and mark every region dirty.
+    ForceResync,
+    /// Clear the bits past the last region.
+    ClearStrayBits,
+    /// Mark these regions clean (the caller has confirmed the legs are identical there).
+    MarkClean(Vec<Range<u64>>),
+    /// Copy every dirty region from leg 0 to the other legs, then mark them clean.
+    Resync(&'a [Leg<'a>]),
+    /// Mark clean the dirty regions that are identical on every leg.
+    Verify(&'a [Leg<'a>]),
+}
+
+impl Mode<'_> {
+    /// The header rewrites: they choose `nr_regions` and fix a bad version.
+    fn rewrites_header(&self) -> bool {
+        matches!(self, Mode::RewriteHeader | Mode::ForceResync)
+    }
+}
+
+/// A repair request: the mode and what the command line says about the mirror.
+pub struct RepairOptions<'a> {
+    /// What to do.
+    pub mode: Mode<'a>,
+    /// Region count for the header rewrites.
+    pub nr_regions: Option<u64>,
+    /// Region size of the mirror in sectors (needed by the modes with legs).
+    pub region_size: Option<u64>,
+    /// Length of the mirror in sectors (default for the legs: `nr_regions` × region size).
+    pub length: Option<u64>,
+    /// Logical block size of the log device.
+    pub logical_block_size: u32,
+    /// Report what would change; write nothing, legs included.
+    pub dry_run: bool,
+    /// Repair a device without the disk-log magic.
+    pub force: bool,
+    /// A new file to save the bytes about to be overwritten to.
+    pub backup: Option<&'a Path>,
+}
+
+/// Where a long leg pass reports how far it got, in bytes.
+pub trait Progress {
+    /// A pass over `total` bytes starts.
+    fn begin(&mut self, total: u64);
+    /// `bytes` more bytes were copied or compared.
+    fn advance(&mut self, bytes: u64);
+    /// The pass is over (whether or not it succeeded).
+    fn end(&mut self);
+}
+
+/// A [`Progress`] that shows nothing.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn begin(&mut self, _total: u64) {}
+    fn advance(&mut self, _bytes: u64) {}
+    fn end(&mut self) {}
+}
+
+/// How a repair ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The log already holds what the repair would write; nothing was written.
+    Unchanged,
+    /// A dry run: nothing was written.
+    DryRun,
+    /// The log's first `bytes` bytes were written and flushed.
+    Written {
+        /// `buf_size` of the new log.
+        bytes: u64,
+    },
+}
+
+/// The region count to repair for, from the header and the options.
+fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogError> {
+    let geometry_count = match (opts.region_size, opts.length) {
+        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?.region_count()),
+        _ => None,
+    };
+    let header_count = match header.regions() {
+        NrRegions::Count(n) => Ok(n),
+        NrRegions::LvmInitialised => Err(LogError::UnknownNrRegions),
+        NrRegions::Invalid(n) => Err(LogError::BadNrRegions { found: n }),
+    };
+    if opts.mode.rewrites_header() {
+        if let (Some(given), Some(geometry)) = (opts.nr_regions, geometry_count) {
+            if given != geometry {
+                return Err(LogError::CountConflict { given, geometry });
+            }
+        }
+        return match opts.nr_regions.or(geometry_count) {
+            Some(n) => Ok(n),
+            None => header_count,
+        };
+    }
+    let n = header_count?;
+    match geometry_count {
+        Some(g) if g != n => Err(LogError::RegionCountMismatch {
+            header: n,
+            mirror: g,
+        }),
+        _ => Ok(n),
+    }
+}
+
+/// Leg work still to do once the new log is known: a resync's copy.
+struct PendingCopy<'a> {
+    legs: Legs<'a>,
+    dirty: Vec<Range<u64>>,
+    total: u64,
+}
+
+impl PendingCopy<'_> {
+    fn line(&self, copied: &[Range<u64>]) -> String {
+        format!(
+            "copied {} regions from leg 0 to {} other legs ({} bytes): {}",
+            count(copied),
+            self.legs.leg_count() - 1,
+            self.total,
+            format_ranges(copied, 32)
+        )
+    }
+}
+
+/// Repairs the log on `log` as `opts` asks. Lines for the user are appended to `report` as
+/// the work is done, so that on an error they still say what happened before it.
+///
+/// Nothing is written before the log has been read and checked and the new buffer rendered.
+/// A resync writes the legs other than leg 0 and flushes them before the log is written; a
+/// failure there leaves the log as it was, so no region is marked clean whose copy did not
+/// reach every leg. The log is then written in one write of its first `buf_size` bytes,
+/// followed by a flush.
+pub fn repair(
+    log: &dyn ByteIo,
+    opts: &RepairOptions<'_>,
+    progress: &mut dyn Progress,
+    report: &mut Vec<String>,
+) -> Result<Outcome, LogError> {
+    if let Some(b) = opts.backup {
+        if b.exists() {
+            return Err(LogError::Backup {
+                path: b.to_path_buf(),
+                message: "backup file exists; refusing to overwrite it".into(),
+            });
+        }
+    }
+    let (header, _) = read_header(log)?;
+    if !opts.force {
+        header.check_magic()?;
+    }
+    let rewrites_header = opts.mode.rewrites_header();
+    if !rewrites_header {
+        header.check_version()?;
+    }
+    let nr = region_count(&header, opts)?;
+    let img = LogImage::read(
+        log,
+        &ReadOptions {
+            logical_block_size: opts.logical_block_size,
+            nr_regions: Some(nr),
+            accept_bad_magic: opts.force,
+            accept_bad_version: rewrites_header,
+        },
+    )?;
+
+    let mut copy = None;
+    let bits = match &opts.mode {
+        Mode::Resync(legs) | Mode::Verify(legs) => {
+            let rs = opts.region_size.unwrap_or(0);
+            let geometry = match opts.length {
+                Some(len) => Geometry::new(rs, len),
+                None => Geometry::from_region_count(rs, nr),
+            }?;
+            let legs = Legs::new(legs, geometry)?;
+            let mut bits = img.bitmap.clone();
+            let total = legs.dirty_bytes(&bits);
+            if matches!(opts.mode, Mode::Resync(_)) {
+                let dirty = bits.dirty_ranges();
+                if opts.dry_run {
+                    report.push(format!(
+                        "would copy {} dirty regions ({total} bytes) from leg 0 to {} other \
+                         legs: {}",
+                        count(&dirty),
+                        legs.leg_count() - 1,
+                        format_ranges(&dirty, 32)
+                    ));
+                }
+                // The copy comes later, once the new log is known to be writable; a resync
+                // marks exactly the dirty regions clean.
+                for d in &dirty {
+                    bits.set_range(d.clone(), true);
+                }
+                copy = Some(PendingCopy { legs, dirty, total });
+            } else {
+                progress.begin(total);
+                let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
+                progress.end();
+                let differ = differ?;
+                report.push(if differ.is_empty() {
+                    "every dirty region is identical on all legs".to_string()
+                } else {
+                    format!(
+                        "{} regions differ between legs and stay dirty: {}",
+                        count(&differ),
+                        format_ranges(&differ, usize::MAX)
+                    )
+                });
+            }
+            bits
+        }
+        mode => bit_repair(mode).apply(&img.bitmap)?,
+    };
+
+    let (old, new) = img.render(
+        log,
+        &Header::new(nr),
+        &bits,
+        buf_size(nr, opts.logical_block_size),
+    )?;
+    let changes = describe_changes(old.as_slice(), new.as_slice());
+    if changes.is_empty() {
+        if let (Some(c), false) = (&copy, opts.dry_run) {
+            // Nothing is dirty: the copy is empty.
+            report.push(c.line(&c.dirty));
+        }
+        report.push("the log needs no change; nothing written".into());
+        return Ok(Outcome::Unchanged);
+    }
+    if opts.dry_run {
+        report.extend(changes.iter().map(|c| format!("would change: {c}")));
+        report.push("dry run; nothing written".into());
+        return Ok(Outcome::DryRun);
+    }
+    let change_lines = changes.iter().map(|c| format!("changes: {c}"));
+    if copy.is_none() {
+        report.extend(change_lines.clone());
+    }
+    // The backup comes before any write, legs included: if it cannot be made, nothing has
+    // been touched.
+    if let Some(b) = opts.backup {
+        save_backup(b, &old)?;
+        report.push(format!(
+            "saved the {} bytes about to be overwritten to {}",
+            old.len(),
+            b.display()
+        ));
+    }
+    let new = match &copy {
+        Some(c) => {
+            progress.begin(c.total);
+            let mut copied_bits = img.bitmap.clone();
+            let copied = c
+                .legs
+                .resync(&mut copied_bits, &mut |n| progress.advance(n));
+            progress.end();
+            let copied = copied?;
+            report.push(c.line(&copied));
+            report.extend(change_lines);
+            // The log marks clean what the resync says reached every leg (the same regions
+            // as planned).
+            compose(&old, &Header::new(nr), &copied_bits)
+        }
+        None => new,
+    };
+    write_prefix(log, &new)?;
+    report.push(format!("wrote {} bytes and flushed", new.len()));
+    Ok(Outcome::Written {
+        bytes: new.len() as u64,
+    })
+}
+
+/// The bit repair of a mode without legs.
+fn bit_repair(mode: &Mode<'_>) -> BitRepair {
+    match mode {
+        Mode::ForceResync => BitRepair::ForceResync,
+        Mode::ClearStrayBits => BitRepair::ClearStrayBits,
+        Mode::MarkClean(r) => BitRepair::MarkClean(r.clone()),
+        Mode::RewriteHeader | Mode::Resync(_) | Mode::Verify(_) => BitRepair::KeepBits,
+    }
+}
+
+/// Saves `old` to the new file `path` and makes it durable, before the log is overwritten.
+fn save_backup(path: &Path, old: &AlignedBuf) -> Result<(), LogError> {
+    let fail = |doing: &str, e: std::io::Error| LogError::Backup {
+        path: path.to_path_buf(),
+        message: format!("{doing}: {e}"),
+    };
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| fail("creating the backup", e))?;
+    f.write_all(old.as_slice())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| fail("writing the backup", e))
+}
+
+/// Writes the log `spec` describes onto `log`: header and bits into the first `buf_size`
+/// bytes, which keep the rest of their content (header area, bytes after the bitmap), in one
+/// write followed by a flush. A device shorter than `buf_size` is refused unless `can_grow`
+/// (an image file, which keeps what it has and gets zeros after). Returns `buf_size`.
+pub fn restore(
+    log: &dyn ByteIo,
+    spec: &LogSpec,
+    logical_block_size: u32,
+    can_grow: bool,
+) -> Result<u64, LogError> {
+    let len = buf_size(spec.regions, logical_block_size);
+    let size = log.size_bytes();
+    let base = if size >= len {
+        read_prefix(log, len)?
+    } else if !can_grow {
+        return Err(LogError::Truncated {
+            what: "log buffer",
+            need: len,
+            size,
+        });
+    } else {
+        let mut b = AlignedBuf::zeroed(len as usize);
+        log.read_at(&mut b.as_mut_slice()[..size as usize], 0)
+            .map_err(|e| LogError::io("reading", e))?;
+        b
+    };
+    let new = compose(&base, &spec.header(), &spec.bitmap());
+    write_prefix(log, &new)?;
+    Ok(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::io::MemIo;
+
+    fn spec(regions: u64, dirty: Vec<Range<u64>>) -> LogSpec {
+        LogSpec {
+            version: 2,
+            nr_regions: regions,
+            regions,
+            dirty,
+        }
+    }
+
+    #[test]
+    fn restore_keeps_the_bytes_around_the_header_and_bits() {
+        let io = MemIo::from_bytes(vec![0xAB; 4096]);
+        let s = spec(16, vec![3..5, 9..10]);
+        assert_eq!(restore(&io, &s, 512, false).unwrap(), 1536);
+        let b = io.into_bytes();
+        assert_eq!(&b[0..4], &[0x72, 0x52, 0x69, 0x4D]);
+        assert_eq!(&b[16..1024], &[0xAB; 1008][..]);
+        // Regions 0..16 clean except 3, 4 and 9; the rest of the 64-bit word is clear.
+        assert_eq!(&b[1024..1032], &[0xE7, 0xFD, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(&b[1032..], &vec![0xAB; 4096 - 1032][..]);
+    }
+
+    #[test]
+    fn restore_refuses_a_short_device_unless_it_can_grow() {
+        let io = MemIo::from_bytes(vec![7; 1100]);
+        assert!(matches!(
+            restore(&io, &spec(16, vec![]), 512, false),
+            Err(LogError::Truncated {
+                need: 1536,
+                size: 1100,
+                ..
+            })
+        ));
+        assert_eq!(io.into_bytes(), vec![7; 1100]);
+    }
+
+    #[test]
+    fn a_conflicting_region_count_is_refused_before_reading_the_bits() {
+        let mut raw = vec![0u8; 1536];
+        Header::new(512).pack(&mut raw);
+        let io = MemIo::from_bytes(raw.clone());
+        let opts = RepairOptions {
+            mode: Mode::ForceResync,
+            nr_regions: Some(100),
+            region_size: Some(128),
+            length: Some(65536),
+            logical_block_size: 512,
+            dry_run: false,
+            force: false,
+            backup: None,
+        };
+        let mut report = Vec::new();
+        assert!(matches!(
+            repair(&io, &opts, &mut NoProgress, &mut report),
+            Err(LogError::CountConflict {
+                given: 100,
+                geometry: 512
+            })
+        ));
+        assert!(report.is_empty());
+        assert_eq!(io.into_bytes(), raw);
+    }
+}
