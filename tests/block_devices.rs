@@ -1,0 +1,184 @@
+//! The tools on real block devices (loop devices): O_DIRECT reads and writes, and O_EXCL
+//! refusing a device that someone else holds. Needs root and loop devices; where they are
+//! missing (an unprivileged sandbox) each test says so on stderr and checks nothing.
+
+mod common;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+/// A loop device over a temporary image, detached on drop.
+struct Loop {
+    dev: PathBuf,
+    backing: tempfile::NamedTempFile,
+}
+
+impl Loop {
+    fn new(content: &[u8]) -> Option<Loop> {
+        let backing = temp_image(content);
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(backing.path())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: no loop device ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        Some(Loop {
+            dev,
+            backing,
+        })
+    }
+
+    fn path(&self) -> &str {
+        self.dev.to_str().expect("utf-8 device path")
+    }
+
+    fn contents(&self, len: usize) -> Vec<u8> {
+        let mut v = std::fs::read(self.backing.path()).expect("backing file");
+        v.truncate(len);
+        v
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+/// Holds `dev` open with O_EXCL, as a live target (or a mounted file system) does.
+fn hold(dev: &Path) -> File {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_EXCL)
+        .open(dev)
+        .expect("exclusive open")
+}
+
+fn assert_refused_as_busy(out: &Outcome, what: &str) {
+    assert_eq!(out.code, 1, "{what}: {}", out.stderr);
+    assert!(out.stderr.contains("in use"), "{what}: {}", out.stderr);
+}
+
+#[test]
+fn era_readers_use_the_device_and_refuse_it_when_held() {
+    let img = fixture("era-snap-held.removed-snap-held.img.gz");
+    let Some(lo) = Loop::new(&img) else { return };
+    let out = run("era_check", &[lo.path()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let file = temp_image(&img);
+    let from_file = run("era_invalidate", &["--written-since", "1", path_str(&file)]);
+    let from_dev = run("era_invalidate", &["--written-since", "1", lo.path()]);
+    assert_eq!(from_dev.code, 0, "{}", from_dev.stderr);
+    assert_eq!(from_dev.stdout, from_file.stdout);
+
+    let _held = hold(&lo.dev);
+    assert_refused_as_busy(&run("era_check", &[lo.path()]), "era_check");
+    assert_refused_as_busy(
+        &run("era_invalidate", &["--written-since", "1", lo.path()]),
+        "era_invalidate",
+    );
+    assert_refused_as_busy(&run("era_dump", &[lo.path()]), "era_dump");
+    // The held snapshot is read without O_EXCL.
+    let snap = run("era_check", &["--metadata-snap", lo.path()]);
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+    let snap = run(
+        "era_invalidate",
+        &["--metadata-snapshot", "--written-since", "2", lo.path()],
+    );
+    assert_eq!(snap.code, 0, "{}", snap.stderr);
+    assert_eq!(
+        snap.stdout,
+        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>"
+    );
+    let dump = run("era_dump", &["--metadata-snap", lo.path()]);
+    assert_eq!(dump.code, 0, "{}", dump.stderr);
+}
+
+#[test]
+fn era_writers_write_the_device_and_refuse_it_when_held() {
+    let img = fixture("era-basic.meta.img.gz");
+    let xml = run("era_dump", &[path_str(&temp_image(&img))]);
+    assert_eq!(xml.code, 0);
+    let xml_file = temp_image(xml.stdout.as_bytes());
+    let Some(lo) = Loop::new(&vec![0u8; img.len()]) else {
+        return;
+    };
+    let out = run("era_restore", &["-i", path_str(&xml_file), "-o", lo.path()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(run("era_check", &[lo.path()]).code, 0);
+    let again = run("era_dump", &[lo.path()]);
+    assert_eq!(again.stdout, xml.stdout);
+
+    let src = temp_image(&img);
+    {
+        let _held = hold(&lo.dev);
+        let before = lo.contents(img.len());
+        assert_refused_as_busy(
+            &run("era_restore", &["-i", path_str(&xml_file), "-o", lo.path()]),
+            "era_restore",
+        );
+        assert_refused_as_busy(
+            &run("era_repair", &["-i", path_str(&src), "-o", lo.path()]),
+            "era_repair",
+        );
+        assert_eq!(
+            lo.contents(img.len()),
+            before,
+            "a refused writer wrote nothing"
+        );
+    }
+    let out = run("era_repair", &["-i", path_str(&src), "-o", lo.path()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(run("era_check", &[lo.path()]).code, 0);
+}
+
+#[test]
+fn every_writer_refuses_output_equal_to_input() {
+    let img = fixture("era-basic.meta.img.gz");
+    let f = temp_image(&img);
+    let out = run("era_repair", &["-i", path_str(&f), "-o", path_str(&f)]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(std::fs::read(f.path()).unwrap(), img);
+    let Some(lo) = Loop::new(&img) else { return };
+    let out = run("era_repair", &["-i", lo.path(), "-o", lo.path()]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(lo.contents(img.len()), img);
+}
+
+#[test]
+fn log_tools_use_the_device_and_refuse_it_when_held() {
+    let log = fixture("log-crash.log.img.gz");
+    let Some(lo) = Loop::new(&log) else { return };
+    let file = temp_image(&log);
+    let from_file = run("log_dump", &[path_str(&file)]);
+    let from_dev = run("log_dump", &[lo.path()]);
+    assert_eq!(from_dev.code, 0, "{}", from_dev.stderr);
+    assert_eq!(from_dev.stdout, from_file.stdout);
+    {
+        let _held = hold(&lo.dev);
+        let out = run("log_repair", &["--force-resync", lo.path()]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("in use") || out.stderr.contains("busy"),
+            "{}",
+            out.stderr
+        );
+        assert_eq!(lo.contents(log.len()), log);
+    }
+    let out = run("log_repair", &["--force-resync", lo.path()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let dump = run("log_dump", &["--format", "json", lo.path()]);
+    let v: serde_json::Value = serde_json::from_str(&dump.stdout).unwrap();
+    assert_eq!(v["clean"], 0, "{}", dump.stdout);
+}
