@@ -33,10 +33,7 @@ impl Loop {
             return None;
         }
         let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        Some(Loop {
-            dev,
-            backing,
-        })
+        Some(Loop { dev, backing })
     }
 
     fn path(&self) -> &str {

@@ -109,8 +109,14 @@ pub fn check_room(
     Ok(())
 }
 
-/// An [`EraSink`] that writes binary metadata to a device. Nothing is written to block 0
-/// until [`EraBuilder::finish`], which writes it last, after a flush.
+/// What block 0 holds while a build is under way: not a superblock (its checksum is wrong and
+/// it is not all zeroes), so that an interrupted build leaves metadata that every reader
+/// refuses, and that the kernel refuses to load instead of formatting it afresh.
+pub const BUILD_IN_PROGRESS: &[u8] = b"era-log-tools: metadata being written; not usable\n";
+
+/// An [`EraSink`] that writes binary metadata to a device. Block 0 is first overwritten with
+/// [`BUILD_IN_PROGRESS`] and flushed, so that no old superblock can point into blocks being
+/// rewritten; the new superblock is written last by [`EraBuilder::finish`], after a flush.
 pub struct EraBuilder<'a> {
     w: BlockWriter<'a>,
     header: Option<Header>,
@@ -132,6 +138,10 @@ impl<'a> EraBuilder<'a> {
     ) -> Result<EraBuilder<'a>, BuildError> {
         let ws_total = writeset_nr_bits.iter().map(|&n| writeset_blocks(n)).sum();
         check_room(io, nr_blocks, writeset_nr_bits.len() as u64, ws_total)?;
+        let mut marker = Block::zeroed();
+        marker[..BUILD_IN_PROGRESS.len()].copy_from_slice(BUILD_IN_PROGRESS);
+        io.write(SUPERBLOCK_LOCATION, &marker)?;
+        io.flush()?;
         Ok(EraBuilder {
             w: BlockWriter::new(io, SUPERBLOCK_LOCATION + 1, space_map_size(io)),
             header: None,
