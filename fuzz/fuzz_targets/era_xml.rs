@@ -1,0 +1,24 @@
+//! era_restore on arbitrary XML: it must reject or restore, and what it restores must pass
+//! era_check.
+#![no_main]
+
+use std::io::Write;
+
+use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::restore::restore;
+use era_log_tools::pdata::io::MemIo;
+use era_log_tools::pdata::report::Severity;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(data).expect("write input");
+    let out = MemIo::new(64);
+    if restore(f.path(), &out).is_ok() {
+        let worst = check(&out, CheckOptions::default()).worst();
+        assert!(
+            worst < Some(Severity::NonFatal),
+            "restored metadata fails era_check"
+        );
+    }
+});
