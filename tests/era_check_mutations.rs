@@ -9,9 +9,14 @@ use std::time::Duration;
 
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::dump::{dump, DumpOptions};
+use era_log_tools::era::invalidate::written_since;
+use era_log_tools::era::repair::repair;
 use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::view::View;
 use era_log_tools::pdata::checksum::{checksum, BlockKind};
-use era_log_tools::pdata::io::{MemIo, BLOCK_SIZE};
+use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
+use era_log_tools::pdata::report::Severity;
 use era_log_tools::pdata::space_map::bitmap::get_code;
 use era_log_tools::pdata::space_map::index::IndexBlock;
 
@@ -128,6 +133,56 @@ fn mutated_images_exit_0_or_1_without_panicking() {
             let out = run("era_check", &[f.path().to_str().expect("utf-8")]);
             assert!(out.code == 0 || out.code == 1, "{name}: exit {}", out.code);
             assert!(!out.stderr.contains("panicked"), "{name}: {}", out.stderr);
+        }
+    }
+}
+
+/// Every reader on one damaged image, and era_repair: whatever era_repair writes must pass
+/// era_check. Returns false when that does not hold.
+fn every_reader(img: Vec<u8>) -> bool {
+    let io = MemIo::from_bytes(img);
+    for snap in [false, true] {
+        if let Ok(view) = View::open(&io, snap) {
+            for n in [1, view.current_era()] {
+                let _ = written_since(&io, &view, n);
+            }
+        }
+        for (logical, repair) in [(false, false), (true, false), (false, true)] {
+            let opts = DumpOptions {
+                logical,
+                repair,
+                metadata_snap: snap,
+            };
+            let _ = dump(&io, &opts, &mut std::io::sink());
+        }
+    }
+    let out = MemIo::new(io.nr_blocks());
+    match repair(&io, &out) {
+        Ok(_) => check(&out, CheckOptions::default()).worst() < Some(Severity::NonFatal),
+        Err(_) => true,
+    }
+}
+
+#[test]
+fn mutated_images_through_every_reader_and_repair() {
+    let mut rng = Rng(7);
+    for name in IMAGES {
+        let img = fixture(name);
+        let blocks = metadata_blocks(&img);
+        let rounds = if img.len() > 8 << 20 { 20 } else { 80 };
+        for i in 0..rounds {
+            let (m, _) = mutate(&img, &blocks, &mut rng);
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(every_reader(m));
+            });
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(ok) => assert!(
+                    ok,
+                    "{name}: mutation {i}: era_repair wrote metadata era_check rejects"
+                ),
+                Err(_) => panic!("{name}: mutation {i} panicked or hung"),
+            }
         }
     }
 }

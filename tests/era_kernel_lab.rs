@@ -34,7 +34,10 @@ fn the_kernel_accepts_restored_and_repaired_metadata() {
         println!(
             "{name}: our superblock era {} with {}/{} blocks used; the kernel's status at \
              activation: {}",
-            sb.current_era, sb.sm_root.nr_allocated, sb.sm_root.nr_blocks, create["status"][0]["line"]
+            sb.current_era,
+            sb.sm_root.nr_allocated,
+            sb.sm_root.nr_blocks,
+            create["status"][0]["line"]
         );
         // The first resume rolls the era over once.
         assert_eq!(st["current_era"], sb.current_era as u64 + 1, "{name}");

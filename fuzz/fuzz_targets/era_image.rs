@@ -1,15 +1,19 @@
-//! era_check and era_invalidate on kernel-written images patched by the input: a sequence of
-//! `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]` records.
+//! era_check, era_invalidate, era_dump and era_repair on kernel-written images patched by
+//! the input: a sequence of `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]`
+//! records. Whatever era_repair writes must pass era_check.
 #![no_main]
 
 use std::io::Read;
 use std::sync::OnceLock;
 
 use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::dump::{dump, DumpOptions};
+use era_log_tools::era::repair::repair;
+use era_log_tools::pdata::report::Severity;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::checksum::{checksum, reseal, BlockKind};
-use era_log_tools::pdata::io::{MemIo, BLOCK_SIZE};
+use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
 use libfuzzer_sys::fuzz_target;
 
 fn image(i: usize) -> &'static [u8] {
@@ -71,5 +75,18 @@ fuzz_target!(|data: &[u8]| {
                 let _ = written_since(&io, &view, n);
             }
         }
+        for (logical, repair) in [(false, false), (true, false), (false, true)] {
+            let opts = DumpOptions {
+                logical,
+                repair,
+                metadata_snap: snap,
+            };
+            let _ = dump(&io, &opts, &mut std::io::sink());
+        }
+    }
+    let out = MemIo::new(io.nr_blocks());
+    if repair(&io, &out).is_ok() {
+        let worst = check(&out, CheckOptions::default()).worst();
+        assert!(worst < Some(Severity::NonFatal), "era_repair wrote bad metadata");
     }
 });
