@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+use crate::pdata::report::Problems;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -65,6 +66,20 @@ pub fn output(path: Option<&Path>) -> io::Result<Box<dyn Write>> {
         Some(p) => Box::new(BufWriter::with_capacity(1 << 16, File::create(p)?)),
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     })
+}
+
+/// Prints the problems found in `input` on stderr, one line each, `tool: input: problem`.
+pub fn report_problems(tool: &str, input: &Path, problems: &Problems) {
+    for p in problems.kept() {
+        eprintln!("{tool}: {}: {p}", input.display());
+    }
+    if problems.dropped() > 0 {
+        eprintln!(
+            "{tool}: {}: … and {} more problems",
+            input.display(),
+            problems.dropped()
+        );
+    }
 }
 
 /// Whether stderr is a terminal, i.e. whether progress bars make sense.

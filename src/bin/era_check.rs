@@ -62,12 +62,7 @@ fn main() -> ExitCode {
             },
         );
         if !quiet {
-            for p in problems.kept() {
-                eprintln!("{}: {p}", args.input.display());
-            }
-            if problems.dropped() > 0 {
-                eprintln!("… and {} more problems", problems.dropped());
-            }
+            cli::report_problems("era_check", &args.input, &problems);
         }
         let failed = match problems.worst() {
             Some(Severity::Fatal) => {

@@ -7,7 +7,6 @@ use clap::Parser;
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::era::dump::{dump, DumpError, DumpOptions};
 use era_log_tools::pdata::io::OpenMode;
-use era_log_tools::pdata::report::Problems;
 
 #[derive(Parser)]
 #[command(
@@ -48,15 +47,6 @@ struct Args {
     repair: bool,
 }
 
-fn report(input: &std::path::Path, problems: &Problems) {
-    for p in problems.kept() {
-        eprintln!("era_dump: {}: {p}", input.display());
-    }
-    if problems.dropped() > 0 {
-        eprintln!("era_dump: … and {} more problems", problems.dropped());
-    }
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run("era_dump", || {
@@ -75,7 +65,7 @@ fn main() -> ExitCode {
         };
         match dump(&io, &opts, &mut out) {
             Ok(problems) => {
-                report(&args.input, &problems);
+                cli::report_problems("era_dump", &args.input, &problems);
                 Ok(EXIT_OK)
             }
             Err(e @ DumpError::Metadata(_)) => {

@@ -45,12 +45,7 @@ fn main() -> ExitCode {
         match repair(&input, &output) {
             Ok(problems) => {
                 if !args.quiet {
-                    for p in problems.kept() {
-                        eprintln!("era_repair: {}: {p}", args.input.display());
-                    }
-                    if problems.dropped() > 0 {
-                        eprintln!("era_repair: … and {} more problems", problems.dropped());
-                    }
+                    cli::report_problems("era_repair", &args.input, &problems);
                 }
                 Ok(EXIT_OK)
             }
