@@ -1,4 +1,5 @@
-//! era_dump and era_restore against the kernel-written images: exact XML round trips,
+//! era_dump and era_restore against the kernel-written images: exact XML round trips (with
+//! the same era_invalidate answers before and after),
 //! `--logical` against an independent fold of the plain dump and against the manifests'
 //! ground truth, the held snapshot, and a broken pipe.
 
@@ -11,9 +12,29 @@ use std::process::{Command, Stdio};
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{DumpOptions, Source};
+use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
 use era_log_tools::era::sink::{EraSink, Header};
-use era_log_tools::pdata::io::MemIo;
+use era_log_tools::era::view::View;
+use era_log_tools::pdata::io::BlockIo;
+use era_log_tools::pdata::io::{FileIo, MemIo, OpenMode};
+
+/// Asserts that era_invalidate gives the same answer on both images for every era (every
+/// seventh era, and the last ones, when there are hundreds).
+fn same_invalidation(name: &str, a: &dyn BlockIo, b: &dyn BlockIo) {
+    let (va, vb) = (View::open(a, false).unwrap(), View::open(b, false).unwrap());
+    let c = va.current_era();
+    assert_eq!(c, vb.current_era(), "{name}");
+    let step = if c > 50 { 7 } else { 1 };
+    for n in (0..=c + 1).step_by(step).chain([c, c + 1]) {
+        let x = written_since(a, &va, n).unwrap();
+        let y = written_since(b, &vb, n).unwrap();
+        assert!(
+            x.words == y.words,
+            "{name}: --written-since {n} differs after the round trip"
+        );
+    }
+}
 
 /// Images whose plain dump (one line per block per writeset) stays small enough for a test.
 const MAX_BIT_LINES: u64 = 20_000_000;
@@ -70,6 +91,8 @@ fn every_kernel_image_round_trips_exactly_and_the_restored_image_passes_era_chec
         );
         let o = run("era_check", &[path_str(&out)]);
         assert_eq!(o.code, 0, "{name}: {}", o.stderr);
+        let restored = FileIo::open(out.path(), OpenMode::ReadExclusive).unwrap();
+        same_invalidation(&name, &MemIo::from_bytes(bytes.clone()), &restored);
         done += 1;
     }
     assert!(done >= 14, "only {done} images round-tripped");
@@ -139,6 +162,7 @@ fn large_images_round_trip_through_the_builder() {
         assert!(record(&input) == record(&output), "{name}: content differs");
         let p = check(&output, CheckOptions::default());
         assert!(p.kept().is_empty(), "{name}: {:?}", p.kept());
+        same_invalidation(&name, &input, &output);
     }
 }
 
