@@ -103,7 +103,7 @@ fn restore_interrupted_at_every_write() {
         let xml = xml_of(&MemIo::from_bytes(img.clone()));
         let file = temp_image(&xml);
         let path = file.path().to_path_buf();
-        let write = move |io: &dyn BlockIo| restore(&path, io).is_ok();
+        let write = move |io: &dyn BlockIo| restore(&path, io, &|_| {}).is_ok();
         exercise(src, &write, &xml, img.len());
     }
 }

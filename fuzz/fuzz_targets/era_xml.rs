@@ -14,7 +14,7 @@ fuzz_target!(|data: &[u8]| {
     let mut f = tempfile::NamedTempFile::new().expect("temp file");
     f.write_all(data).expect("write input");
     let out = MemIo::new(64);
-    if restore(f.path(), &out).is_ok() {
+    if restore(f.path(), &out, &|_| {}).is_ok() {
         let worst = check(&out, CheckOptions::default()).worst();
         assert!(
             worst < Some(Severity::NonFatal),

@@ -47,7 +47,11 @@ fn main() -> ExitCode {
             );
         }
         let io = cli::open_era_output(&args.output, &args.input)?;
-        match restore(&args.input, &io) {
+        let bar = cli::byte_progress(2 * meta.len(), args.quiet);
+        bar.set_message("era_restore");
+        let result = restore(&args.input, &io, &|n| bar.inc(n));
+        bar.finish_and_clear();
+        match result {
             Ok(()) => Ok(EXIT_OK),
             Err(e @ (RestoreError::Xml(_) | RestoreError::Input(_))) => {
                 Err(anyhow::Error::new(e).context(args.input.display().to_string()))

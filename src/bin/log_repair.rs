@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
 use clap::{ArgGroup, CommandFactory, Parser};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
-use era_log_tools::cli::{run, stderr_is_tty, EXIT_OK};
+use era_log_tools::cli::{byte_progress, run, EXIT_OK};
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::repair::parse_ranges;
 use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
@@ -110,14 +110,7 @@ struct Bar(ProgressBar);
 
 impl Progress for Bar {
     fn begin(&mut self, total: u64) {
-        if !stderr_is_tty() {
-            return;
-        }
-        let style = ProgressStyle::with_template(
-            "{wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        self.0 = ProgressBar::new(total).with_style(style);
+        self.0 = byte_progress(total, false);
     }
 
     fn advance(&mut self, bytes: u64) {

@@ -338,9 +338,28 @@ impl XmlVisitor for EraStream<'_, '_> {
     }
 }
 
-fn parse_file<V: XmlVisitor>(input: &Path, v: &mut V) -> Result<(), RestoreError> {
+/// Reports the bytes read through it, for a progress bar.
+struct Counting<'p, R> {
+    inner: R,
+    progress: &'p dyn Fn(u64),
+}
+
+impl<R: io::Read> io::Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
+}
+
+fn parse_file<V: XmlVisitor>(
+    input: &Path,
+    v: &mut V,
+    progress: &dyn Fn(u64),
+) -> Result<(), RestoreError> {
     let f = File::open(input).map_err(RestoreError::Input)?;
-    match parse(BufReader::with_capacity(READ_BUFFER, f), v) {
+    let counted = Counting { inner: f, progress };
+    match parse(BufReader::with_capacity(READ_BUFFER, counted), v) {
         Ok(()) => Ok(()),
         Err(ParseError::Xml(e)) => Err(RestoreError::Xml(e)),
         Err(ParseError::Io(e)) => Err(RestoreError::Input(e)),
@@ -348,9 +367,13 @@ fn parse_file<V: XmlVisitor>(input: &Path, v: &mut V) -> Result<(), RestoreError
 }
 
 /// Restores the XML file `input` into `out`. The input is read twice, so it must be a
-/// regular file. Nothing is written unless the whole input is valid and fits; block 0 is
-/// written last.
-pub fn restore(input: &Path, out: &dyn BlockIo) -> Result<(), RestoreError> {
+/// regular file; `progress` is told the bytes read, twice the file's size in all. Nothing
+/// is written unless the whole input is valid and fits; block 0 is written last.
+pub fn restore(
+    input: &Path,
+    out: &dyn BlockIo,
+    progress: &dyn Fn(u64),
+) -> Result<(), RestoreError> {
     let mut v = Validator {
         out,
         header: None,
@@ -362,7 +385,7 @@ pub fn restore(input: &Path, out: &dyn BlockIo) -> Result<(), RestoreError> {
         last_block: None,
         too_small: None,
     };
-    if let Err(e) = parse_file(input, &mut v) {
+    if let Err(e) = parse_file(input, &mut v, progress) {
         return Err(match v.too_small.take() {
             Some(t) => RestoreError::Build(t),
             None => e,
@@ -400,7 +423,7 @@ pub fn restore(input: &Path, out: &dyn BlockIo) -> Result<(), RestoreError> {
         next: 0,
         buf: Vec::with_capacity(array_max_entries(4) as usize),
     };
-    parse_file(input, &mut s)?;
+    parse_file(input, &mut s, progress)?;
     s.finish()?;
     b.era_array_end()?;
     b.superblock_end()?;
