@@ -63,7 +63,13 @@ fn main() -> ExitCode {
             repair: args.repair,
             metadata_snap: args.metadata_snap,
         };
-        match dump(&io, &opts, &mut out) {
+        let result = dump(&io, &opts, &mut out);
+        drop(out);
+        if let (Err(_), Some(path)) = (&result, &args.output) {
+            // A partial dump must not be mistaken for a whole one.
+            let _ = std::fs::remove_file(path);
+        }
+        match result {
             Ok(problems) => {
                 cli::report_problems("era_dump", &args.input, &problems);
                 Ok(EXIT_OK)
