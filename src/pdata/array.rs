@@ -1,11 +1,14 @@
 //! `dm-array`: fixed-size values packed into array blocks, indexed by a b-tree whose keys are
 //! the array-block numbers 0, 1, 2, … and whose values are the array blocks' locations.
 
+use std::sync::OnceLock;
+
 use byteorder::{ByteOrder, LittleEndian as LE};
+use rayon::prelude::*;
 
 use crate::pdata::checksum::{self, BlockKind};
 use crate::pdata::error::{Error, Fault};
-use crate::pdata::io::BLOCK_SIZE;
+use crate::pdata::io::{Block, BLOCK_SIZE};
 use crate::pdata::report::Severity;
 use crate::pdata::walk::Walker;
 
@@ -87,6 +90,119 @@ struct Progress {
     intact: bool,
 }
 
+/// Array blocks whose reads are issued together. On a block device opened with `O_DIRECT`
+/// every read goes to the device, so keeping several in flight is what makes a large array
+/// fast to read.
+const READ_BATCH: usize = 64;
+/// Reads in flight at once (threads of the reading pool).
+const READS_IN_FLIGHT: usize = 8;
+
+/// The pool that issues batched reads, or `None` when no thread could be started (reads are
+/// then issued one by one).
+fn read_pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(READS_IN_FLIGHT)
+            .thread_name(|i| format!("read-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Reads the array blocks at `locs`, several at a time.
+fn read_all(w: &Walker, locs: &[u64]) -> Vec<Result<Box<Block>, Fault>> {
+    let one = |&loc: &u64| w.try_read(BlockKind::ArrayBlock, loc);
+    match read_pool() {
+        Some(pool) if locs.len() > 1 => pool.install(|| locs.par_iter().map(one).collect()),
+        _ => locs.iter().map(one).collect(),
+    }
+}
+
+/// The array blocks found so far, waiting to be read, checked and visited in order.
+struct Batch<'a, 'v, 'w> {
+    structure: &'a str,
+    value_size: u32,
+    per_block: u64,
+    expected_len: u64,
+    p: &'a mut Progress,
+    visit: &'a mut ValuesVisitor<'v, 'w>,
+}
+
+impl<'w> Batch<'_, '_, 'w> {
+    /// Checks every pending `(key, location, counting)` in key order, reads the blocks
+    /// that belong to the array (in parallel), and checks and visits them in order.
+    fn take(&mut self, w: &mut Walker<'w>, pending: &mut Vec<(u64, u64, bool)>) {
+        let nr_ablocks = self.expected_len.div_ceil(self.per_block);
+        let locs: Vec<u64> = pending
+            .iter()
+            .filter(|&&(key, _, _)| key < nr_ablocks)
+            .map(|&(_, loc, _)| loc)
+            .collect();
+        let mut blocks = read_all(w, &locs).into_iter();
+        for (key, loc, c) in pending.drain(..) {
+            if key != self.p.next_key || key >= nr_ablocks {
+                self.p.intact = false;
+                let what = if key >= nr_ablocks {
+                    format!(
+                        "array block {key} is past the end of an array of {} values",
+                        self.expected_len
+                    )
+                } else {
+                    format!(
+                        "array block {} is missing (next key is {key})",
+                        self.p.next_key
+                    )
+                };
+                w.report(
+                    Severity::Fatal,
+                    Error::structure(self.structure, Fault::Invalid(what)),
+                );
+                if key >= nr_ablocks {
+                    continue;
+                }
+            }
+            self.p.next_key = key + 1;
+            let Some(block) = blocks.next() else {
+                break;
+            };
+            w.count(loc, c);
+            let header = block
+                .and_then(|b| ArrayBlockHeader::parse(&b, loc, self.value_size).map(|h| (h, b)));
+            let (h, block) = match header {
+                Ok(hb) => hb,
+                Err(f) => {
+                    self.p.intact = false;
+                    let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
+                    w.report(Severity::Fatal, e);
+                    continue;
+                }
+            };
+            if let Some(short) = self.p.last_short.take() {
+                self.p.intact = false;
+                let e = Error::structure(
+                    self.structure,
+                    Fault::Invalid(format!(
+                        "array block {short} is only partly filled but is not the last"
+                    )),
+                );
+                w.report(Severity::Fatal, e);
+            }
+            if h.nr_entries == 0 || (h.nr_entries as u64) < self.per_block {
+                self.p.last_short = Some(key);
+            }
+            self.p.len += h.nr_entries as u64;
+            let used = h.nr_entries as usize * self.value_size as usize;
+            (self.visit)(
+                w,
+                key * self.per_block,
+                &block[ARRAY_HEADER_SIZE..ARRAY_HEADER_SIZE + used],
+            );
+        }
+    }
+}
+
 impl<'w> Walker<'w> {
     /// Walks the array at `root`, which should hold `expected_len` values of `value_size`
     /// bytes, handing each array block's values to `visit` in index order. Checks key
@@ -102,71 +218,36 @@ impl<'w> Walker<'w> {
         visit: &mut ValuesVisitor<'_, 'w>,
     ) -> bool {
         let per_block = array_max_entries(value_size) as u64;
-        let nr_ablocks = expected_len.div_ceil(per_block);
         let mut p = Progress {
             next_key: 0,
             len: 0,
             last_short: None,
             intact: true,
         };
+        let mut batch = Vec::with_capacity(READ_BATCH);
         let tree_ok = self.walk_btree(structure, root, 8, counting, &mut |w, key, value, c| {
-            let loc = LE::read_u64(value);
-            if key != p.next_key || key >= nr_ablocks {
-                p.intact = false;
-                let what = if key >= nr_ablocks {
-                    format!(
-                        "array block {key} is past the end of an array of {expected_len} values"
-                    )
-                } else {
-                    format!("array block {} is missing (next key is {key})", p.next_key)
-                };
-                w.report(
-                    Severity::Fatal,
-                    Error::structure(structure, Fault::Invalid(what)),
-                );
-                if key >= nr_ablocks {
-                    return;
-                }
-            }
-            p.next_key = key + 1;
-            w.count(loc, c);
-            let block = match w.try_read(BlockKind::ArrayBlock, loc) {
-                Ok(b) => b,
-                Err(f) => {
-                    p.intact = false;
-                    let e = Error::block(structure, BlockKind::ArrayBlock, loc, f);
-                    return w.report(Severity::Fatal, e);
-                }
-            };
-            let h = match ArrayBlockHeader::parse(&block, loc, value_size) {
-                Ok(h) => h,
-                Err(f) => {
-                    p.intact = false;
-                    let e = Error::block(structure, BlockKind::ArrayBlock, loc, f);
-                    return w.report(Severity::Fatal, e);
-                }
-            };
-            if let Some(short) = p.last_short.take() {
-                p.intact = false;
-                let e = Error::structure(
+            batch.push((key, LE::read_u64(value), c));
+            if batch.len() == READ_BATCH {
+                let mut b = Batch {
                     structure,
-                    Fault::Invalid(format!(
-                        "array block {short} is only partly filled but is not the last"
-                    )),
-                );
-                w.report(Severity::Fatal, e);
+                    value_size,
+                    per_block,
+                    expected_len,
+                    p: &mut p,
+                    visit: &mut *visit,
+                };
+                b.take(w, &mut batch);
             }
-            if h.nr_entries == 0 || (h.nr_entries as u64) < per_block {
-                p.last_short = Some(key);
-            }
-            p.len += h.nr_entries as u64;
-            let used = h.nr_entries as usize * value_size as usize;
-            visit(
-                w,
-                key * per_block,
-                &block[ARRAY_HEADER_SIZE..ARRAY_HEADER_SIZE + used],
-            );
         });
+        Batch {
+            structure,
+            value_size,
+            per_block,
+            expected_len,
+            p: &mut p,
+            visit,
+        }
+        .take(self, &mut batch);
         if tree_ok && p.intact && p.len != expected_len {
             p.intact = false;
             let e = Error::structure(
