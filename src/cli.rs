@@ -2,11 +2,11 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+use crate::pdata::io::{same_file, BlockIo, FileIo, OpenMode};
 use crate::pdata::report::Problems;
 
 /// Exit code for success.
@@ -60,12 +60,27 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Where a tool writes its report: stdout, or a file created (or truncated) for it.
-pub fn output(path: Option<&Path>) -> io::Result<Box<dyn Write>> {
+/// Where a tool writes its report about `input`: stdout, or a file created (or truncated)
+/// for it, which must not be the input.
+pub fn output(path: Option<&Path>, input: &Path) -> anyhow::Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(BufWriter::with_capacity(1 << 16, File::create(p)?)),
+        Some(p) => {
+            refuse_input_as_output(p, input)?;
+            let f = File::create(p).map_err(|e| anyhow::anyhow!("output error: {e}"))?;
+            Box::new(BufWriter::with_capacity(1 << 16, f))
+        }
         None => Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
     })
+}
+
+fn refuse_input_as_output(output: &Path, input: &Path) -> anyhow::Result<()> {
+    if same_file(output, input) {
+        anyhow::bail!(
+            "the output '{}' is the input; write to another device or file",
+            output.display()
+        );
+    }
+    Ok(())
 }
 
 /// Prints the problems found in `input` on stderr, one line each, `tool: input: problem`.
@@ -140,17 +155,7 @@ pub fn open_era_output(path: &Path, input: &Path) -> anyhow::Result<FileIo> {
     if !ft.is_file() && !ft.is_block_device() {
         anyhow::bail!("Not a block device or regular file '{}'.", path.display());
     }
-    if let Ok(im) = std::fs::metadata(input) {
-        let same_node = im.dev() == meta.dev() && im.ino() == meta.ino();
-        let same_device =
-            ft.is_block_device() && im.file_type().is_block_device() && im.rdev() == meta.rdev();
-        if same_node || same_device {
-            anyhow::bail!(
-                "the output '{}' is the input; write to another device or file",
-                path.display()
-            );
-        }
-    }
+    refuse_input_as_output(path, input)?;
     FileIo::open(path, OpenMode::Write).map_err(|e| {
         if e.raw_os_error() == Some(libc::EBUSY) {
             anyhow::anyhow!(

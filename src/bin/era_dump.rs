@@ -56,8 +56,7 @@ fn main() -> ExitCode {
             OpenMode::ReadExclusive
         };
         let io = cli::open_era_input(&args.input, mode)?;
-        let mut out = cli::output(args.output.as_deref())
-            .map_err(|e| anyhow::anyhow!("output error: {e}"))?;
+        let mut out = cli::output(args.output.as_deref(), &args.input)?;
         let opts = DumpOptions {
             logical: args.logical,
             repair: args.repair,

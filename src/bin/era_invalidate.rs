@@ -102,7 +102,7 @@ fn main() -> ExitCode {
         for w in &set.warnings {
             eprintln!("era_invalidate: {name}: {w}");
         }
-        let mut out = cli::output(args.output.as_deref()).context("output error")?;
+        let mut out = cli::output(args.output.as_deref(), &args.input)?;
         write(
             &mut out,
             &set,

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Parser, ValueEnum};
 
 use era_log_tools::cli::{output, run, EXIT_OK};
-use era_log_tools::log::device::{logical_block_size, open, same_file};
+use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
 use era_log_tools::pdata::io::OpenMode;
 
@@ -68,14 +68,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     run("log_dump", || {
         let name = cli.log.display().to_string();
-        if let Some(o) = &cli.output {
-            if same_file(o, &cli.log) {
-                bail!(
-                    "{}: is the log being dumped; refusing to overwrite it",
-                    o.display()
-                );
-            }
-        }
         let lbs = logical_block_size(&cli.log, cli.logical_block_size).context(name.clone())?;
         let io = open(&cli.log, OpenMode::ReadExclusive).context(name.clone())?;
         let opts = DumpOptions {
@@ -94,12 +86,7 @@ fn main() -> ExitCode {
             Fmt::Json => Format::Json,
             Fmt::Text => Format::Text,
         };
-        let mut out = output(cli.output.as_deref()).with_context(|| {
-            format!(
-                "creating {}",
-                cli.output.as_deref().unwrap_or("-".as_ref()).display()
-            )
-        })?;
+        let mut out = output(cli.output.as_deref(), &cli.log)?;
         render(&report, format, &mut out)?;
         out.flush()?;
         Ok(EXIT_OK)

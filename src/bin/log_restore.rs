@@ -9,10 +9,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 
 use era_log_tools::cli::{run, EXIT_OK};
-use era_log_tools::log::device::{logical_block_size, open, same_file};
+use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;
+use era_log_tools::pdata::io::same_file;
 use era_log_tools::pdata::io::OpenMode;
 
 const EXAMPLES: &str = "\

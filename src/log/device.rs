@@ -123,21 +123,6 @@ pub fn write_prefix(io: &dyn ByteIo, buf: &AlignedBuf) -> Result<(), LogError> {
     io.sync().map_err(|e| LogError::io("flushing the log", e))
 }
 
-/// Whether two paths name the same file or device.
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => {
-            if x.file_type().is_block_device() && y.file_type().is_block_device() {
-                x.rdev() == y.rdev()
-            } else {
-                x.dev() == y.dev() && x.ino() == y.ino()
-            }
-        }
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -35,6 +35,22 @@ impl Deref for Block {
 impl DerefMut for Block {
     fn deref_mut(&mut self) -> &mut [u8] {
         &mut self.0
+    }
+}
+
+/// Whether two paths name the same file, or the same block device through two device nodes.
+/// Tools compare their output with their input with it, so that a typo cannot make them
+/// overwrite what they read.
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => {
+            if x.file_type().is_block_device() && y.file_type().is_block_device() {
+                x.rdev() == y.rdev()
+            } else {
+                x.dev() == y.dev() && x.ino() == y.ino()
+            }
+        }
+        _ => false,
     }
 }
 
