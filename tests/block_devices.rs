@@ -179,27 +179,3 @@ fn log_tools_use_the_device_and_refuse_it_when_held() {
     let v: serde_json::Value = serde_json::from_str(&dump.stdout).unwrap();
     assert_eq!(v["clean"], 0, "{}", dump.stdout);
 }
-
-#[test]
-fn era_reports_never_overwrite_their_input() {
-    let img = fixture("era-basic.meta.img.gz");
-    let f = temp_image(&img);
-    let p = path_str(&f);
-    for args in [
-        vec!["era_dump", "-o", p, p],
-        vec!["era_invalidate", "--written-since", "1", "-o", p, p],
-    ] {
-        let out = run(args[0], &args[1..]);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("is the input"),
-            "{args:?}: {}",
-            out.stderr
-        );
-        assert_eq!(
-            std::fs::read(f.path()).unwrap(),
-            img,
-            "{args:?} touched its input"
-        );
-    }
-}

@@ -401,3 +401,27 @@ fn a_failed_dump_leaves_no_partial_file() {
     assert!(o.stderr.contains("era array"), "{}", o.stderr);
     assert!(!out.exists(), "a partial dump was left behind");
 }
+
+#[test]
+fn era_reports_never_overwrite_their_input() {
+    let img = fixture("era-basic.meta.img.gz");
+    let f = temp_image(&img);
+    let p = path_str(&f);
+    for args in [
+        vec!["era_dump", "-o", p, p],
+        vec!["era_invalidate", "--written-since", "1", "-o", p, p],
+    ] {
+        let out = run(args[0], &args[1..]);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("is the input"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            std::fs::read(f.path()).unwrap(),
+            img,
+            "{args:?} touched its input"
+        );
+    }
+}
