@@ -40,6 +40,15 @@ fn invalid(msg: String) -> Fault {
     Fault::Invalid(msg)
 }
 
+/// Reports a non-fatal problem of a space-map block: wrong free counts and the like make
+/// the kernel's accounting wrong but lose nothing.
+fn non_fatal(w: &mut Walker, kind: BlockKind, loc: u64, msg: String) {
+    w.report(
+        Severity::NonFatal,
+        Error::block(STRUCTURE, kind, loc, invalid(msg)),
+    );
+}
+
 /// Reads and checks the metadata space map at `root`, counting its own blocks as references
 /// (the index block, each bitmap, each overflow-tree node). The walker's limit must already
 /// be `root.nr_blocks` bounded by the device.
@@ -60,13 +69,8 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
     for (k, e) in index.entries.iter().enumerate() {
         if k >= used {
             if e.blocknr != 0 {
-                let f = invalid(format!(
-                    "index entry {k} is set but the map needs only {used}"
-                ));
-                w.report(
-                    Severity::NonFatal,
-                    Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
-                );
+                let msg = format!("index entry {k} is set but the map needs only {used}");
+                non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
             }
             continue;
         }
@@ -78,6 +82,7 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
         let base = k as u64 * ENTRIES_PER_BITMAP;
         let mut free = 0u32;
         let mut first_free = None;
+        let mut past_end = 0u32;
         for j in 0..ENTRIES_PER_BITMAP {
             let code = get_code(&bitmap, j);
             if code == 0 {
@@ -86,37 +91,27 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
             } else if base + j < nr_blocks {
                 stored.codes[(base + j) as usize] = code;
             } else {
-                let f = invalid(format!(
-                    "entry for block {} is past the end of the map",
-                    base + j
-                ));
-                w.report(
-                    Severity::NonFatal,
-                    Error::block(STRUCTURE, BlockKind::SmBitmap, e.blocknr, f),
-                );
+                past_end += 1;
             }
+        }
+        if past_end > 0 {
+            let msg =
+                format!("{past_end} entries past the end of the map ({nr_blocks} blocks) are set");
+            non_fatal(w, BlockKind::SmBitmap, e.blocknr, msg);
         }
         if free != e.nr_free {
-            let f = invalid(format!(
+            let msg = format!(
                 "index entry {k} says {} free, the bitmap has {free}",
                 e.nr_free
-            ));
-            w.report(
-                Severity::NonFatal,
-                Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
             );
+            non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
         }
-        if let Some(ff) = first_free {
-            if e.none_free_before as u64 > ff {
-                let f = invalid(format!(
-                    "index entry {k}: none_free_before {} but entry {ff} is free",
-                    e.none_free_before
-                ));
-                w.report(
-                    Severity::NonFatal,
-                    Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f),
-                );
-            }
+        if let Some(ff) = first_free.filter(|&ff| e.none_free_before as u64 > ff) {
+            let msg = format!(
+                "index entry {k}: none_free_before {} but entry {ff} is free",
+                e.none_free_before
+            );
+            non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
         }
     }
     debug_assert!(used <= MAX_INDEX_ENTRIES);
