@@ -53,5 +53,14 @@ if command -v era_check >/dev/null && [ "$(command -v era_check)" != "$PWD/$bin/
   measure "  era_dump" "" era_dump -o "$dir/peer-dump.xml" "$img"
   cp --sparse=always "$img" "$dir/peer-restored.img"
   measure "  era_restore" "" era_restore -i "$xml" -o "$dir/peer-restored.img"
+  # Each side reads what the other wrote.
+  if "$bin/era_check" -q "$dir/peer-restored.img" &&
+     "$bin/era_dump" "$dir/peer-restored.img" | cmp -s - "$xml" &&
+     era_check "$dir/restored.img" >/dev/null 2>&1; then
+    echo "compatible: ours read the peer's restore exactly, the peer's era_check accepts ours"
+  else
+    echo "INCOMPATIBLE: see era_check/era_dump on $dir/peer-restored.img and $dir/restored.img"
+    fail=1
+  fi
 fi
 exit $fail
