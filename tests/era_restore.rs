@@ -206,6 +206,11 @@ fn hostile() -> Vec<(&'static str, String, &'static str)> {
         ("unknown element", doc("<foo/>"), "unknown element <foo>"),
         ("unknown attribute", doc(r#"<writeset era="1" nr_bits="4" x="1"/>"#), "unknown attribute 'x'"),
         ("missing attribute", doc(r#"<writeset era="1"/>"#), "missing attribute 'nr_bits'"),
+        (
+            "duplicated attribute",
+            doc(r#"<era_array><era block="0" era="1" era="2"/></era_array>"#),
+            "duplicated attribute 'era'",
+        ),
         ("bad bool", doc(r#"<writeset era="1" nr_bits="4"><bit block="0" value="1"/></writeset>"#), "true or false"),
         ("text", doc("hello"), "unexpected text"),
         ("doctype", format!("<!DOCTYPE x>\n{}", doc("")), "DOCTYPE"),

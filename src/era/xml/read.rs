@@ -149,8 +149,8 @@ impl<R: BufRead> BufRead for Counting<R> {
         // buffer returns it without reading.
         if let Ok(buf) = self.inner.fill_buf() {
             let done = &buf[..n.min(buf.len())];
-            if let Some(last) = done.iter().rposition(|&b| b == b'\n') {
-                self.line += done.iter().filter(|&&b| b == b'\n').count() as u64;
+            if let Some(last) = memchr::memrchr(b'\n', done) {
+                self.line += memchr::memchr_iter(b'\n', done).count() as u64;
                 self.line_start = self.offset + last as u64 + 1;
             }
         }
@@ -187,13 +187,17 @@ fn attributes<'a, const N: usize>(
     names: [&str; N],
 ) -> Result<[Cow<'a, str>; N], String> {
     let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    for a in e.attributes() {
+    // quick-xml's own duplicate check allocates per element; with a handful of known
+    // names a duplicate is simply a name seen twice.
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| format!("bad attribute in <{tag}>: {err}"))?;
         let key = a.key.as_ref();
         let Some(i) = names.iter().position(|n| *n == key) else {
             return Err(format!("unknown attribute '{key}' in <{tag}>"));
         };
-        found[i] = Some(a.value);
+        if found[i].replace(a.value).is_some() {
+            return Err(format!("duplicated attribute '{key}' in <{tag}>"));
+        }
     }
     let mut out: [Cow<'a, str>; N] = std::array::from_fn(|_| Cow::Borrowed(""));
     for (i, f) in found.into_iter().enumerate() {
