@@ -3,6 +3,8 @@
 //! `cargo test --release --test era_kernel_lab -- --ignored --nocapture`
 //! (LAB=path/to/kernel-lab).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -24,20 +26,12 @@ fn the_kernel_accepts_restored_and_repaired_metadata() {
         let text =
             std::fs::read_to_string(dir.join(format!("out/{name}/era-restored.json"))).unwrap();
         let m: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let create = m["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["kind"] == "create")
-            .expect("create step");
-        let st = &create["status"][0]["parsed"];
+        let status = common::create_status(&m);
+        let st = &status["parsed"];
         println!(
             "{name}: our superblock era {} with {}/{} blocks used; the kernel's status at \
              activation: {}",
-            sb.current_era,
-            sb.sm_root.nr_allocated,
-            sb.sm_root.nr_blocks,
-            create["status"][0]["line"]
+            sb.current_era, sb.sm_root.nr_allocated, sb.sm_root.nr_blocks, status["line"]
         );
         // The first resume rolls the era over once.
         assert_eq!(st["current_era"], sb.current_era as u64 + 1, "{name}");

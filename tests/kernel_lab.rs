@@ -190,14 +190,26 @@ fn crash_mirror(dir: &Path, region: u64) -> (PathBuf, PathBuf, PathBuf) {
     (log, leg0, leg1)
 }
 
+/// Activates the mirror of `log` and legs in the VM, the results going to `out`; returns
+/// the manifest, after checking that the legs compared equal once the kernel had synced.
+fn activate_mirror(out: &str, (log, leg0, leg1): &(PathBuf, PathBuf, PathBuf)) -> Value {
+    let m = run_lab_in(
+        "log-host-image",
+        out,
+        &[
+            ("KLAB_DISK_log", log),
+            ("KLAB_DISK_leg0", leg0),
+            ("KLAB_DISK_leg1", leg1),
+        ],
+    );
+    let rc =
+        std::fs::read_to_string(target().join(out).join("log-host-image.run.legs-cmp.rc")).unwrap();
+    assert_eq!(rc.trim(), "0", "legs differ after the kernel's resync");
+    m
+}
+
 fn in_sync_at_create(m: &Value) -> (u64, u64) {
-    let create = m["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "create")
-        .expect("create step");
-    let line = create["status"][0]["line"].as_str().unwrap();
+    let line = common::create_status(m)["line"].as_str().unwrap();
     let field = line
         .split_whitespace()
         .find(|f| f.contains('/'))
@@ -206,24 +218,19 @@ fn in_sync_at_create(m: &Value) -> (u64, u64) {
     (a.parse().unwrap(), b.parse().unwrap())
 }
 
-fn assert_legs_equal_after_sync(dir: &str) {
-    let rc =
-        std::fs::read_to_string(target().join(dir).join("log-host-image.run.legs-cmp.rc")).unwrap();
-    assert_eq!(rc.trim(), "0", "legs differ after the kernel's resync");
-}
-
 #[test]
 #[ignore = "boots a VM: needs QEMU and the shared kernel-lab"]
 fn mirror_after_offline_resync_is_in_sync_at_once() {
     let dir = target().join("inputs-resync");
     // Region 50 is dirty in the crash log.
-    let (log, leg0, leg1) = crash_mirror(&dir, 50);
+    let disks = crash_mirror(&dir, 50);
+    let (log, leg0, leg1) = &disks;
     let out = Command::new(common::exe("log_repair"))
         .args(["--resync", "--region-size", "128", "--leg"])
-        .arg(&leg0)
+        .arg(leg0)
         .arg("--leg")
-        .arg(&leg1)
-        .arg(&log)
+        .arg(leg1)
+        .arg(log)
         .output()
         .unwrap();
     assert!(
@@ -231,20 +238,11 @@ fn mirror_after_offline_resync_is_in_sync_at_once() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(&leg0).unwrap(), std::fs::read(&leg1).unwrap());
-    let m = run_lab_in(
-        "log-host-image",
-        "out-resync",
-        &[
-            ("KLAB_DISK_log", &log),
-            ("KLAB_DISK_leg0", &leg0),
-            ("KLAB_DISK_leg1", &leg1),
-        ],
-    );
+    assert_eq!(std::fs::read(leg0).unwrap(), std::fs::read(leg1).unwrap());
+    let m = activate_mirror("out-resync", &disks);
     let (in_sync, total) = in_sync_at_create(&m);
     println!("after our offline resync the kernel reports {in_sync}/{total} in sync at activation");
     assert_eq!(in_sync, total);
-    assert_legs_equal_after_sync("out-resync");
 }
 
 #[test]
@@ -252,10 +250,10 @@ fn mirror_after_offline_resync_is_in_sync_at_once() {
 fn mirror_after_force_resync_copies_every_region() {
     let dir = target().join("inputs-force");
     // Region 10 is clean in the crash log: only a full resync makes the legs equal again.
-    let (log, leg0, leg1) = crash_mirror(&dir, 10);
+    let disks = crash_mirror(&dir, 10);
     let out = Command::new(common::exe("log_repair"))
         .arg("--force-resync")
-        .arg(&log)
+        .arg(&disks.0)
         .output()
         .unwrap();
     assert!(
@@ -263,17 +261,8 @@ fn mirror_after_force_resync_copies_every_region() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let m = run_lab_in(
-        "log-host-image",
-        "out-force",
-        &[
-            ("KLAB_DISK_log", &log),
-            ("KLAB_DISK_leg0", &leg0),
-            ("KLAB_DISK_leg1", &leg1),
-        ],
-    );
+    let m = activate_mirror("out-force", &disks);
     let (in_sync, total) = in_sync_at_create(&m);
     println!("after --force-resync the kernel reports {in_sync}/{total} in sync at activation");
     assert!(in_sync < total);
-    assert_legs_equal_after_sync("out-force");
 }

@@ -34,6 +34,17 @@ pub fn manifest(scenario: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("manifest parses")
 }
 
+/// The first status a kernel-lab manifest recorded for its `create` step.
+pub fn create_status(m: &serde_json::Value) -> &serde_json::Value {
+    let create = m["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["kind"] == "create")
+        .expect("create step");
+    &create["status"][0]
+}
+
 /// Every era metadata image among the fixtures, by file name.
 pub fn era_images() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(fixtures_dir())
