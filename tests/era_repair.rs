@@ -144,3 +144,38 @@ fn a_bad_superblock_cannot_be_repaired_and_the_output_is_left_alone() {
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("is the input"), "{}", o.stderr);
 }
+
+/// Found by the mutation tests: a superblock whose block size is 0 was copied into the
+/// repaired metadata, which era_check then rejected. Nothing tells what the size should
+/// have been (the kernel's table line must match it), so repair refuses.
+#[test]
+fn an_impossible_block_size_is_refused_not_copied() {
+    let mut img = fixture("era-basic.meta.img.gz");
+    put32(block_mut(&mut img, 0), 172, 0);
+    reseal(
+        &mut img,
+        0,
+        era_log_tools::pdata::checksum::BlockKind::EraSuperblock,
+    );
+    let input = temp_image(&img);
+    let out = temp_zeroed(img.len() as u64);
+    let before = std::fs::read(out.path()).unwrap();
+    let o = run(
+        "era_repair",
+        &["-i", path_str(&input), "-o", path_str(&out)],
+    );
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("data block size 0 is not a positive multiple of 8"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        std::fs::read(out.path()).unwrap(),
+        before,
+        "nothing written"
+    );
+    let o = run("era_dump", &["--repair", path_str(&input)]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+}

@@ -5,7 +5,9 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::era_array::ERA_VALUE_SIZE;
 use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
-use super::superblock::{check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS};
+use super::superblock::{
+    check_data_block_size, check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS,
+};
 use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
@@ -98,17 +100,8 @@ fn check_snapshot(w: &mut Walker, snap: &Superblock, counting: bool) {
 }
 
 fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, dev_blocks: u64) {
-    if sb.data_block_size == 0 || sb.data_block_size % 8 != 0 {
-        p.push(
-            Severity::Fatal,
-            invalid(
-                structure,
-                format!(
-                    "data block size {} is not a positive multiple of 8 sectors",
-                    sb.data_block_size
-                ),
-            ),
-        );
+    if let Err(f) = check_data_block_size(sb.data_block_size) {
+        p.push(Severity::Fatal, Error::structure(structure, f));
     }
     if sb.metadata_block_size != METADATA_BLOCK_SIZE_SECTORS {
         p.push(

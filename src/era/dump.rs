@@ -8,7 +8,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::era_array::ERA_VALUE_SIZE;
 use super::sink::{EraSink, Header};
-use super::superblock::MAX_NR_BLOCKS;
+use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::view::{View, WritesetRef};
 use crate::pdata::bitset::nr_words;
 use crate::pdata::error::{Error, Fault};
@@ -90,9 +90,11 @@ impl<'a> Source<'a> {
         } else {
             "superblock"
         };
-        if view.sb.nr_blocks as u64 >= MAX_NR_BLOCKS {
-            let msg = format!("nr_blocks {} is 2^31 or more", view.sb.nr_blocks);
-            return Err(DumpError::Metadata(invalid(sb_name, msg)));
+        if opts.repair {
+            // Nothing says what the block size should have been: the table line given to
+            // the kernel must match it, so guessing would only move the failure there.
+            check_data_block_size(view.sb.data_block_size)
+                .map_err(|f| DumpError::Metadata(Error::structure(sb_name, f)))?;
         }
         let mut walker = Walker::new(io, view.limit(io));
         let writesets = view.writesets(&mut walker);

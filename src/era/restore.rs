@@ -12,7 +12,7 @@ use std::path::Path;
 
 use super::build::{check_room, writeset_blocks, BuildError, EraBuilder};
 use super::sink::{EraSink, Header};
-use super::superblock::MAX_NR_BLOCKS;
+use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::xml::read::{parse, ParseError, VisitError, XmlError, XmlVisitor};
 use crate::pdata::array::array_max_entries;
 use crate::pdata::bitset::nr_words;
@@ -128,12 +128,7 @@ impl XmlVisitor for Validator<'_> {
                 h.nr_blocks
             )));
         }
-        if h.block_size == 0 || h.block_size % 8 != 0 {
-            return Err(bad(format!(
-                "block_size {} is not a positive multiple of 8 sectors",
-                h.block_size
-            )));
-        }
+        check_data_block_size(h.block_size).map_err(|f| bad(format!("block_size: {f}")))?;
         self.header = Some(h);
         self.room(h.nr_blocks)
     }

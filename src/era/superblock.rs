@@ -116,6 +116,17 @@ impl Superblock {
     }
 }
 
+/// Checks an origin block size in sectors as the kernel does: positive and a multiple of 8
+/// (4 KiB).
+pub fn check_data_block_size(sectors: u32) -> Result<(), Fault> {
+    if sectors == 0 || sectors % 8 != 0 {
+        return Err(Fault::Invalid(format!(
+            "data block size {sectors} is not a positive multiple of 8 sectors"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `nr_blocks` is one the kernel accepts and that an era array of that length
 /// fits in a metadata device of `metadata_blocks` blocks. Readers allocate per origin block,
 /// so this bounds their memory by the device they read rather than by a field.
