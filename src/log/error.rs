@@ -40,6 +40,8 @@ pub enum LogError {
     },
     /// `nr_regions` is LVM's "initialised, never activated" value and no count was given.
     UnknownNrRegions,
+    /// `nr_regions` is 0, which no mirror has, and no count was given.
+    NoRegions,
     /// Region size, length or region count do not describe a valid mirror.
     Geometry(String),
     /// A mirror leg cannot be used.
@@ -145,6 +147,11 @@ impl fmt::Display for LogError {
             LogError::BadNrRegions { found } => write!(
                 f,
                 "log header: nr_regions {found} is not below 2^32 (the kernel would truncate it)"
+            ),
+            LogError::NoRegions => write!(
+                f,
+                "log header: nr_regions is 0, which no mirror has; the region count must be \
+                 given (--nr-regions, or --region-size with --length)"
             ),
             LogError::UnknownNrRegions => write!(
                 f,

@@ -106,6 +106,9 @@ fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogErr
         _ => None,
     };
     let header_count = match header.regions() {
+        // A repair writes the count back: a log for no region would only make the kernel
+        // resynchronise the mirror at every activation.
+        NrRegions::Count(0) => Err(LogError::NoRegions),
         NrRegions::Count(n) => Ok(n),
         NrRegions::LvmInitialised => Err(LogError::UnknownNrRegions),
         NrRegions::Invalid(n) => Err(LogError::BadNrRegions { found: n }),
