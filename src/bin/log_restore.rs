@@ -29,7 +29,7 @@ write followed by fsync; the header area and the bytes after the bitmap keep the
 
 /// Write a dm-log "disk" dirty log from the XML of log_dump.
 ///
-/// Every region is clean except the <dirty> ranges. The whole XML is checked before anything
+/// Every region is clean except the dirty ranges. The whole XML is checked before anything
 /// is written; errors name the line and column.
 #[derive(Parser)]
 #[command(name = "log_restore", version, after_help = EXAMPLES)]
