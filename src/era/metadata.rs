@@ -57,3 +57,67 @@ pub fn read_snapshot_superblock(io: &dyn BlockIo, live: &Superblock) -> Result<S
     }
     read_superblock(io, SNAPSHOT, live.metadata_snap)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::era::superblock::SUPERBLOCK_MAGIC;
+    use crate::pdata::checksum::seal;
+    use crate::pdata::io::{Block, MemIo};
+
+    /// Block 0 reads torn (one byte off) for the first `torn` reads, as when the kernel is
+    /// rewriting it.
+    struct Torn {
+        inner: MemIo,
+        torn: AtomicU32,
+    }
+
+    impl BlockIo for Torn {
+        fn nr_blocks(&self) -> u64 {
+            self.inner.nr_blocks()
+        }
+        fn read(&self, loc: u64, buf: &mut Block) -> std::io::Result<()> {
+            self.inner.read(loc, buf)?;
+            if loc == 0 && self.torn.load(Ordering::SeqCst) > 0 {
+                self.torn.fetch_sub(1, Ordering::SeqCst);
+                buf[300] ^= 1;
+            }
+            Ok(())
+        }
+        fn write(&self, loc: u64, buf: &Block) -> std::io::Result<()> {
+            self.inner.write(loc, buf)
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn device(torn: u32) -> Torn {
+        let inner = MemIo::new(4);
+        let mut b = Block::zeroed();
+        let sb = Superblock::unpack(&b);
+        Superblock {
+            magic: SUPERBLOCK_MAGIC,
+            version: 1,
+            ..sb
+        }
+        .pack(&mut b);
+        seal(&mut b, BlockKind::EraSuperblock, 0);
+        inner.write(0, &b).unwrap();
+        Torn {
+            inner,
+            torn: AtomicU32::new(torn),
+        }
+    }
+
+    #[test]
+    fn a_torn_superblock_is_read_again_only_on_a_live_device() {
+        assert!(read_live_superblock(&device(3), true).is_ok());
+        let e = read_live_superblock(&device(3), false).unwrap_err();
+        assert_eq!(e.fault, Fault::BadChecksum);
+        let e = read_live_superblock(&device(LIVE_RETRIES + 1), true).unwrap_err();
+        assert_eq!(e.fault, Fault::BadChecksum);
+    }
+}
