@@ -8,7 +8,7 @@ use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
 use super::superblock::{
     check_data_block_size, check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS,
 };
-use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
+use super::view::{View, WritesetRef};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problems, Severity};
@@ -49,7 +49,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         let mut w = Walker::new(io, limit);
         w.problems = problems;
         match read_snapshot_superblock(io, &sb) {
-            Ok(snap) => check_snapshot(&mut w, &snap, false),
+            Ok(snap) => check_snapshot(&mut w, &sb, snap, false),
             Err(e) => w.report(Severity::Fatal, e),
         }
         return w.problems;
@@ -73,11 +73,11 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let mut w = Walker::counting(io, limit);
     w.problems = problems;
     w.count(0, true);
-    walk_view(&mut w, "", &sb, true, true);
+    walk_view(&mut w, &View::live(sb.clone()), true);
     if sb.metadata_snap != 0 {
         let counting = w.count(sb.metadata_snap, true);
         match read_snapshot_superblock(io, &sb) {
-            Ok(snap) => check_snapshot(&mut w, &snap, counting),
+            Ok(snap) => check_snapshot(&mut w, &sb, snap, counting),
             Err(e) => w.report(Severity::Fatal, e),
         }
     }
@@ -86,9 +86,9 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     w.problems
 }
 
-fn check_snapshot(w: &mut Walker, snap: &Superblock, counting: bool) {
+fn check_snapshot(w: &mut Walker, live: &Superblock, snap: Superblock, counting: bool) {
     let mut p = std::mem::take(&mut w.problems);
-    check_superblock_fields(&mut p, SNAPSHOT, snap, w.io().nr_blocks());
+    check_superblock_fields(&mut p, SNAPSHOT, &snap, w.io().nr_blocks());
     w.problems = p;
     if snap.metadata_snap != 0 {
         w.report(
@@ -96,7 +96,7 @@ fn check_snapshot(w: &mut Walker, snap: &Superblock, counting: bool) {
             invalid(SNAPSHOT, "the snapshot itself points at a snapshot".into()),
         );
     }
-    walk_view(w, "metadata snapshot ", snap, false, counting);
+    walk_view(w, &View::snapshot(live.clone(), snap), counting);
 }
 
 fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, dev_blocks: u64) {
@@ -142,90 +142,72 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, d
 
 /// Walks one view of the metadata: the writeset tree and every writeset in it, the current
 /// writeset (only for block 0: a snapshot's copy is stale) and the era array.
-fn walk_view(w: &mut Walker, prefix: &str, sb: &Superblock, live: bool, counting: bool) {
+fn walk_view(w: &mut Walker, view: &View, counting: bool) {
+    let sb = &view.sb;
     let era = sb.current_era;
-    let wt = format!("{prefix}writeset tree");
-    let mut keys = Vec::new();
-    if sb.writeset_tree_root != 0 {
-        w.walk_btree(
-            &wt,
-            sb.writeset_tree_root,
-            WRITESET_VALUE_SIZE,
-            counting,
-            &mut |w, key, value, c| {
-                keys.push(key);
-                check_writeset(w, &wt, &format!("{wt} (era {key})"), key, era, value, c);
-            },
-        );
-    }
-    for pair in keys.windows(2) {
+    let writesets = if sb.writeset_tree_root != 0 {
+        view.writesets(w, counting)
+    } else {
+        Vec::new()
+    };
+    let archived: Vec<u32> = writesets
+        .iter()
+        .filter(|ws| !ws.current)
+        .map(|ws| ws.era)
+        .collect();
+    for pair in archived.windows(2) {
         if pair[1] != pair[0] + 1 {
             let e = invalid(
-                &wt,
+                &view.writeset_tree_name(),
                 format!("eras {} and {} are not contiguous", pair[0], pair[1]),
             );
             w.report(Severity::Warning, e);
         }
     }
-    let cw = sb.current_writeset;
-    if live && cw.root != 0 {
-        let name = format!("current writeset (era {era})");
-        if keys.contains(&(era as u64)) {
-            let e = invalid(&name, format!("era {era} is in the writeset tree too"));
-            w.report(Severity::Fatal, e);
-        }
-        w.walk_bitset(
-            &name,
-            cw.root,
-            cw.nr_bits as u64,
-            counting,
-            &mut |_, _, _| {},
-        );
+    for ws in &writesets {
+        check_writeset(w, view, ws, era);
     }
     if sb.era_array_root != 0 {
-        check_era_array(w, prefix, sb, counting);
+        check_era_array(w, view, counting);
     }
 }
 
-fn check_writeset(
-    w: &mut Walker,
-    tree: &str,
-    name: &str,
-    key: u64,
-    era: u32,
-    value: &[u8],
-    counting: bool,
-) {
-    let ws = WritesetDisk::unpack(value);
-    if key > u32::MAX as u64 {
-        let e = invalid(tree, format!("key {key} is not a 32-bit era"));
-        return w.report(Severity::Fatal, e);
-    }
-    if key > era as u64 {
+fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
+    if ws.era > era {
         let e = invalid(
-            tree,
-            format!("era {key} is above the current era {era} (wrapped around?)"),
+            &view.writeset_tree_name(),
+            format!(
+                "era {} is above the current era {era} (wrapped around?)",
+                ws.era
+            ),
         );
         w.report(Severity::Warning, e);
     }
-    if ws.root == 0 {
-        return w.report(Severity::Fatal, invalid(name, "bitset root is 0".into()));
+    if ws.disk.root == 0 {
+        return w.report(
+            Severity::Fatal,
+            invalid(&ws.name, "bitset root is 0".into()),
+        );
     }
-    if ws.nr_bits as u64 >= MAX_NR_BLOCKS {
-        let e = invalid(name, format!("nr_bits {} is 2^31 or more", ws.nr_bits));
+    if ws.disk.nr_bits as u64 >= MAX_NR_BLOCKS {
+        let e = invalid(
+            &ws.name,
+            format!("nr_bits {} is 2^31 or more", ws.disk.nr_bits),
+        );
         return w.report(Severity::Fatal, e);
     }
     w.walk_bitset(
-        name,
-        ws.root,
-        ws.nr_bits as u64,
-        counting,
+        &ws.name,
+        ws.disk.root,
+        ws.disk.nr_bits as u64,
+        ws.counting,
         &mut |_, _, _| {},
     );
 }
 
-fn check_era_array(w: &mut Walker, prefix: &str, sb: &Superblock, counting: bool) {
-    let name = format!("{prefix}era array");
+fn check_era_array(w: &mut Walker, view: &View, counting: bool) {
+    let sb = &view.sb;
+    let name = view.era_array_name();
     let era = sb.current_era;
     let mut above = 0u64;
     let mut first_above = None;

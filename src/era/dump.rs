@@ -97,7 +97,7 @@ impl<'a> Source<'a> {
                 .map_err(|f| DumpError::Metadata(Error::structure(sb_name, f)))?;
         }
         let mut walker = Walker::new(io, view.limit(io));
-        let writesets = view.writesets(&mut walker);
+        let writesets = view.writesets(&mut walker, false);
         let mut src = Source {
             view,
             writesets,

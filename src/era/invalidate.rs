@@ -125,7 +125,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
     let era = view.current_era();
     let mut w = Walker::new(io, view.limit(io));
     let mut wrapped = false;
-    for ws in view.writesets(&mut w) {
+    for ws in view.writesets(&mut w, false) {
         wrapped |= ws.era > era;
         if ws.era < since {
             continue;

@@ -20,6 +20,8 @@ pub struct WritesetRef {
     pub current: bool,
     /// How messages name it.
     pub name: String,
+    /// Whether the pointer to its bitset is to be counted (see [`Walker::count`]).
+    pub counting: bool,
 }
 
 /// A consistent set of roots to read.
@@ -48,6 +50,24 @@ impl View {
         Ok(View { sb, live, snapshot })
     }
 
+    /// Block 0's view, from a superblock already read and checked.
+    pub fn live(sb: Superblock) -> View {
+        View {
+            sb: sb.clone(),
+            live: sb,
+            snapshot: false,
+        }
+    }
+
+    /// The held snapshot's view, from superblocks already read and checked.
+    pub fn snapshot(live: Superblock, snap: Superblock) -> View {
+        View {
+            sb: snap,
+            live,
+            snapshot: true,
+        }
+    }
+
     /// Origin blocks covered.
     pub fn nr_blocks(&self) -> u64 {
         self.sb.nr_blocks as u64
@@ -73,16 +93,17 @@ impl View {
 
     /// The writesets to read, in ascending era: the writeset tree's entries and, for
     /// block 0's view, the current writeset when its root is set. A snapshot's current
-    /// writeset is stale and never returned. Problems go to the walker.
-    pub fn writesets(&self, w: &mut Walker) -> Vec<WritesetRef> {
-        let tree = format!("{}writeset tree", self.prefix());
+    /// writeset is stale and never returned. Problems go to the walker; with `counting`, so
+    /// do the references found (the tree's nodes; the bitsets are the caller's to walk).
+    pub fn writesets(&self, w: &mut Walker, counting: bool) -> Vec<WritesetRef> {
+        let tree = self.writeset_tree_name();
         let mut out = Vec::new();
         w.walk_btree(
             &tree,
             self.sb.writeset_tree_root,
             WRITESET_VALUE_SIZE,
-            false,
-            &mut |w, key, value, _| {
+            counting,
+            &mut |w, key, value, c| {
                 let Ok(era) = u32::try_from(key) else {
                     let f = Fault::Invalid(format!("key {key} is not a 32-bit era"));
                     return w.report(Severity::Fatal, Error::structure(&tree, f));
@@ -92,6 +113,7 @@ impl View {
                     disk: WritesetDisk::unpack(value),
                     current: false,
                     name: format!("{tree} (era {era})"),
+                    counting: c,
                 });
             },
         );
@@ -110,10 +132,16 @@ impl View {
                 disk: cw,
                 current: true,
                 name: format!("current writeset (era {era})"),
+                counting,
             });
         }
         out.sort_by_key(|ws| ws.era);
         out
+    }
+
+    /// How messages name the writeset tree.
+    pub fn writeset_tree_name(&self) -> String {
+        format!("{}writeset tree", self.prefix())
     }
 
     /// How messages name the era array.
