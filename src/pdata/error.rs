@@ -5,7 +5,7 @@ use std::fmt;
 use super::checksum::BlockKind;
 
 /// What is wrong with a block or a structure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// The device could not be read (or written) there.
     Io(String),
@@ -45,7 +45,7 @@ impl fmt::Display for Fault {
 }
 
 /// A fault located in the metadata: `writeset tree (era 7), node at block 1234: bad checksum`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Error {
     /// The structure, as reached from the superblock, e.g. `era array` or
     /// `writeset tree (era 7)`; empty when the block is the structure (a superblock).

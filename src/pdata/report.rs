@@ -1,11 +1,12 @@
 //! Findings of a walk: each problem with its severity, kept in bounded memory.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use super::error::Error;
 
 /// How bad a problem is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// Informational: the metadata is unusual but fine.
     Warning,
@@ -27,7 +28,7 @@ impl fmt::Display for Severity {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// How bad it is.
     pub severity: Severity,
@@ -49,6 +50,7 @@ pub const MAX_KEPT_PROBLEMS: usize = 1000;
 #[derive(Debug, Default)]
 pub struct Problems {
     kept: Vec<Problem>,
+    seen: HashSet<Problem>,
     dropped: u64,
     worst: Option<Severity>,
 }
@@ -59,10 +61,11 @@ impl Problems {
     pub fn push(&mut self, severity: Severity, error: Error) {
         self.worst = self.worst.max(Some(severity));
         let p = Problem { severity, error };
-        if self.kept.contains(&p) {
+        if self.seen.contains(&p) {
             return;
         }
         if self.kept.len() < MAX_KEPT_PROBLEMS {
+            self.seen.insert(p.clone());
             self.kept.push(p);
         } else {
             self.dropped += 1;
@@ -87,5 +90,30 @@ impl Problems {
     /// The first fatal problem, if any.
     pub fn first_fatal(&self) -> Option<&Problem> {
         self.kept.iter().find(|p| p.severity == Severity::Fatal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::error::Fault;
+
+    fn problem(i: usize) -> Error {
+        Error::structure("era array", Fault::Invalid(format!("problem {i}")))
+    }
+
+    #[test]
+    fn keeps_each_problem_once_and_counts_past_the_cap() {
+        let mut p = Problems::default();
+        p.push(Severity::Warning, problem(0));
+        p.push(Severity::Warning, problem(0));
+        assert_eq!(p.kept().len(), 1);
+        for i in 0..MAX_KEPT_PROBLEMS + 5 {
+            p.push(Severity::NonFatal, problem(i));
+        }
+        assert_eq!(p.kept().len(), MAX_KEPT_PROBLEMS);
+        assert_eq!(p.dropped(), 6);
+        assert_eq!(p.worst(), Some(Severity::NonFatal));
+        assert!(p.first_fatal().is_none());
     }
 }
