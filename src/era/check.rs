@@ -45,8 +45,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         return problems;
     }
     if opts.metadata_snap {
-        let limit = sb.sm_root.nr_blocks.min(io.nr_blocks());
-        let mut w = Walker::new(io, limit);
+        let mut w = Walker::new(io, View::live(sb.clone()).limit(io));
         w.problems = problems;
         match read_snapshot_superblock(io, &sb) {
             Ok(snap) => check_snapshot(&mut w, &sb, snap, false),
