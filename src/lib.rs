@@ -4,5 +4,6 @@
 //! [`era`] and [`log`] know the two formats, and [`cli`] holds what the binaries share.
 pub mod cli;
 pub mod era;
+pub mod identify;
 pub mod log;
 pub mod pdata;

@@ -194,8 +194,8 @@ fn resize_images_carry_the_region_count_of_each_table() {
     // counted.
     assert_eq!(shrunk["dirty"], 0);
     assert!(shrunk["stale_bytes_after_bitmap"].as_u64().unwrap() > 0);
-    // Read for the old 512-region table with the final 256-region header, the region count
-    // mismatch is a warning.
+    // Read for the old 512-region table with the final 256-region header, the dump is
+    // refused: its sector ranges would be those of another mirror.
     let o = run(
         "log_dump",
         &[
@@ -206,12 +206,17 @@ fn resize_images_carry_the_region_count_of_each_table() {
             dir.path().join("log-resize.log.img").to_str().unwrap(),
         ],
     );
-    assert!(o.status.success());
+    assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("warning") && err.contains("nr_regions 256 differs"),
+        err.contains(
+            "the log has 256 regions, but 65536 sectors (from --length) in regions of \
+                      128 sectors make 512; the region size is likely 256 (or, with regions of \
+                      128 sectors, the length is at most 32768)"
+        ),
         "{err}"
     );
+    assert!(o.stdout.is_empty());
 }
 
 #[test]

@@ -255,7 +255,10 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     );
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("leg 1") && err.contains("needs"), "{err}");
+    assert!(
+        err.contains("leg 0: 65536 sectors, leg 1: 2048 sectors") && err.contains("--length"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&short).unwrap(), vec![0u8; 1 << 20]);
     // A region size that does not match the log's region count.
     let o = run(

@@ -48,7 +48,7 @@ fn dump_then_restore_undoes_a_repair_on_every_kernel_image() {
 }
 
 #[test]
-fn restore_creates_a_new_image() {
+fn restore_writes_a_new_image_that_exists_and_refuses_a_missing_one() {
     let dir = tempfile::tempdir().unwrap();
     let log = unpack("log-crash.log.img.gz", dir.path());
     let xml = dir.path().join("dump.xml");
@@ -57,10 +57,26 @@ fn restore_creates_a_new_image() {
         &["--region-size", "128", "-o", s(&xml), s(&log)],
     );
     let new = dir.path().join("new.img");
+    // As with era_restore, the output must exist: no file is created for a typo.
+    let o = run("log_restore", &["-i", s(&xml), "-o", s(&new)]);
+    assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("Couldn't find output file '{}'", s(&new))),
+        "{err}"
+    );
+    assert!(!new.exists());
+    // A zeroed image is the normal new target; one too small for the log is refused.
+    std::fs::write(&new, vec![0u8; 1024]).unwrap();
+    let o = run("log_restore", &["-i", s(&xml), "-o", s(&new)]);
+    assert_eq!(code(&o), 1);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1536 bytes are needed"));
+    assert_eq!(std::fs::read(&new).unwrap(), vec![0u8; 1024]);
+    std::fs::write(&new, vec![0u8; 4096]).unwrap();
     ok("log_restore", &["-i", s(&xml), "-o", s(&new)]);
     let made = std::fs::read(&new).unwrap();
-    assert_eq!(made.len(), 1536);
-    assert_eq!(made, std::fs::read(&log).unwrap()[..1536]);
+    assert_eq!(made[..1536], std::fs::read(&log).unwrap()[..1536]);
+    assert_eq!(made[1536..], vec![0u8; 4096 - 1536]);
     assert_eq!(ok("log_dump", &[s(&new)]), ok("log_dump", &[s(&log)]));
 }
 

@@ -67,7 +67,7 @@ fn main() -> ExitCode {
         let failed = match problems.worst() {
             Some(Severity::Fatal) => {
                 if !quiet {
-                    eprintln!("fatal errors in metadata");
+                    cli::say("fatal errors in metadata");
                 }
                 true
             }

@@ -37,7 +37,8 @@ struct Args {
     /// target's metadata can be read
     #[arg(long, visible_alias = "metadata-snapshot")]
     metadata_snap: bool,
-    /// Write the XML to FILE instead of stdout
+    /// Write the XML to FILE instead of stdout (- for stdout); a regular FILE is replaced
+    /// only when the dump succeeds
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Skip what cannot be read, report it on stderr, and still write XML that era_restore
@@ -56,20 +57,16 @@ fn main() -> ExitCode {
             OpenMode::ReadExclusive
         };
         let io = cli::open_era_input(&args.input, mode)?;
-        let mut out = cli::output(args.output.as_deref(), &args.input)?;
+        let mut out = cli::Output::create(args.output.as_deref(), &[&args.input])?;
         let opts = DumpOptions {
             logical: args.logical,
             repair: args.repair,
             metadata_snap: args.metadata_snap,
         };
-        let result = dump(&io, &opts, &mut out);
-        drop(out);
-        if let (Err(_), Some(path)) = (&result, &args.output) {
-            // A partial dump must not be mistaken for a whole one.
-            let _ = std::fs::remove_file(path);
-        }
-        match result {
+        // A failed dump leaves a previous file of the same name as it was.
+        match dump(&io, &opts, &mut out) {
             Ok(problems) => {
+                out.commit()?;
                 cli::report_problems("era_dump", &args.input, &problems);
                 Ok(EXIT_OK)
             }

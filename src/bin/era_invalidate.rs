@@ -57,7 +57,8 @@ struct Args {
     /// Read the held metadata snapshot of a live target (the device is opened without O_EXCL)
     #[arg(long, visible_alias = "metadata-snap")]
     metadata_snapshot: bool,
-    /// Write to FILE instead of stdout
+    /// Write to FILE instead of stdout (- for stdout); a regular FILE is replaced only when
+    /// the run succeeds
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Output format
@@ -100,9 +101,9 @@ fn main() -> ExitCode {
         let set =
             written_since(&io, &view, args.written_since).with_context(|| name.to_string())?;
         for w in &set.warnings {
-            eprintln!("era_invalidate: {name}: {w}");
+            cli::say(&format!("era_invalidate: {name}: {w}"));
         }
-        let mut out = cli::output(args.output.as_deref(), &args.input)?;
+        let mut out = cli::Output::create(args.output.as_deref(), &[&args.input])?;
         write(
             &mut out,
             &set,
@@ -111,6 +112,7 @@ fn main() -> ExitCode {
             view.sb.data_block_size,
             args.written_since,
         )?;
+        out.commit()?;
         Ok(EXIT_OK)
     })
 }

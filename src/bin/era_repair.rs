@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::era::build::BuildError;
 use era_log_tools::era::repair::{repair, RepairError};
@@ -35,14 +36,26 @@ struct Args {
     /// Print nothing; report through the exit status only
     #[arg(short, long)]
     quiet: bool,
+    /// Write even over a device that holds something else (a filesystem, a disk log, …)
+    #[arg(long)]
+    force: bool,
 }
+
+/// The state an interrupted repair leaves its output in.
+const UNFINISHED: &str = "the output holds an unfinished repair that no tool or kernel will \
+load; run era_repair again";
 
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_repair", args.quiet, || {
         let input = cli::open_era_input(&args.input, OpenMode::ReadExclusive)?;
-        let output = cli::open_era_output(&args.output, &args.input)?;
-        match repair(&input, &output) {
+        let output = cli::open_era_output(&args.output, &args.input, args.force)?;
+        interrupt::writing_to(&args.output.display().to_string());
+        let result = repair(&input, &Guarded::new(&output));
+        if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
+            return Ok(status);
+        }
+        match result {
             Ok(problems) => {
                 if !args.quiet {
                     cli::report_problems("era_repair", &args.input, &problems);

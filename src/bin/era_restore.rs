@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::era::build::BuildError;
 use era_log_tools::era::restore::{restore, RestoreError};
@@ -33,7 +34,14 @@ struct Args {
     /// Print nothing; report through the exit status only
     #[arg(short, long)]
     quiet: bool,
+    /// Write even over a device that holds something else (a filesystem, a disk log, …)
+    #[arg(long)]
+    force: bool,
 }
+
+/// The state an interrupted restore leaves its output in.
+const UNFINISHED: &str = "the output holds an unfinished restore that no tool or kernel will \
+load; run era_restore again";
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -46,11 +54,15 @@ fn main() -> ExitCode {
                 args.input.display()
             );
         }
-        let io = cli::open_era_output(&args.output, &args.input)?;
+        let io = cli::open_era_output(&args.output, &args.input, args.force)?;
+        interrupt::writing_to(&args.output.display().to_string());
         let bar = cli::byte_progress(2 * meta.len(), args.quiet);
         bar.set_message("era_restore");
-        let result = restore(&args.input, &io, &|n| bar.inc(n));
+        let result = restore(&args.input, &Guarded::new(&io), &|n| bar.inc(n));
         bar.finish_and_clear();
+        if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
+            return Ok(status);
+        }
         match result {
             Ok(()) => Ok(EXIT_OK),
             Err(e @ (RestoreError::Xml(_) | RestoreError::Input(_))) => {

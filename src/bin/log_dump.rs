@@ -3,12 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 
-use era_log_tools::cli::{output, run, EXIT_OK};
+use era_log_tools::cli::open::advice;
+use era_log_tools::cli::{run, say, Output, EXIT_OK};
+use era_log_tools::identify::Family;
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
+use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
 const EXAMPLES: &str = "\
@@ -57,7 +60,8 @@ struct Cli {
     /// The log is a clustered-disk log of cmirrord (warns about host byte order).
     #[arg(long)]
     clustered: bool,
-    /// Write the report to FILE instead of stdout.
+    /// Write the report to FILE instead of stdout (- for stdout); a regular FILE is replaced
+    /// only when the run succeeds.
     #[arg(short = 'o', long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// The log device or image.
@@ -77,18 +81,28 @@ fn main() -> ExitCode {
             nr_regions: cli.nr_regions,
             clustered: cli.clustered,
         };
-        let report = inspect(&io, &opts).context(name.clone())?;
+        let report = match inspect(&io, &opts) {
+            Err(e @ LogError::BadMagic { .. }) => match advice(&io, Family::Log) {
+                Some(a) => bail!("{name}: {e}; {a}"),
+                None => return Err(anyhow::Error::new(e).context(name)),
+            },
+            r => r.context(name.clone())?,
+        };
         for f in &report.findings {
-            eprintln!("log_dump: {}: {name}: {}", f.severity.name(), f.message);
+            say(&format!(
+                "log_dump: {}: {name}: {}",
+                f.severity.name(),
+                f.message
+            ));
         }
         let format = match cli.format {
             Fmt::Xml => Format::Xml,
             Fmt::Json => Format::Json,
             Fmt::Text => Format::Text,
         };
-        let mut out = output(cli.output.as_deref(), &cli.log)?;
+        let mut out = Output::create(cli.output.as_deref(), &[&cli.log])?;
         render(&report, format, &mut out)?;
-        out.flush()?;
+        out.commit()?;
         Ok(EXIT_OK)
     })
 }

@@ -9,12 +9,16 @@ use anyhow::{anyhow, Context};
 use clap::{ArgGroup, CommandFactory, Parser};
 use indicatif::ProgressBar;
 
-use era_log_tools::cli::{byte_progress, run, EXIT_OK};
+use era_log_tools::cli::interrupt::{self, Guarded};
+use era_log_tools::cli::open::{advice, check_target};
+use era_log_tools::cli::{byte_progress, run, say, EXIT_OK};
+use era_log_tools::identify::Family;
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::repair::parse_ranges;
-use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
+use era_log_tools::log::resync::{open_legs, Leg, LegSpec};
 use era_log_tools::log::run::{repair as run_repair, Mode, Progress, RepairOptions};
 use era_log_tools::log::LogError;
+use era_log_tools::pdata::io::ByteIo;
 use era_log_tools::pdata::io::OpenMode;
 
 const EXAMPLES: &str = "\
@@ -138,11 +142,20 @@ fn main() -> ExitCode {
     run("log_repair", || repair(&cli))
 }
 
+/// The state an interrupted repair leaves the log and the legs in.
+const UNCHANGED: &str = "the log was not written and is unchanged (a resync may have copied \
+part of the dirty regions; they stay dirty, and a new run copies them again)";
+
 /// The error as the user sees it: the log's name in front of what concerns the log, and
 /// what to do about the header problems the options can fix.
-fn explain(name: &str, e: LogError) -> anyhow::Error {
+fn explain(name: &str, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
     match e {
-        LogError::BadMagic { .. } => anyhow!("{name}: {e}; --force repairs it anyway"),
+        LogError::BadMagic { .. } => {
+            let advice = advice(log, Family::Log)
+                .map(|a| format!("; {a}"))
+                .unwrap_or_default();
+            anyhow!("{name}: {e}{advice}; --force repairs it anyway")
+        }
         LogError::BadVersion { .. } => {
             anyhow!("{name}: {e}; fix it first with --rewrite-header (or --force-resync)")
         }
@@ -158,11 +171,11 @@ fn explain(name: &str, e: LogError) -> anyhow::Error {
 fn repair(cli: &Cli) -> anyhow::Result<u8> {
     let name = cli.log.display().to_string();
     if cli.clustered {
-        eprintln!(
+        say(&format!(
             "log_repair: warning: {name}: clustered-disk log (cmirrord): treated as a kernel disk \
              log, which is right only if it was written on a little-endian host; no cluster node \
              may have the mirror active"
-        );
+        ));
     }
     let specs = cli
         .legs
@@ -178,8 +191,18 @@ fn repair(cli: &Cli) -> anyhow::Result<u8> {
         OpenMode::Write
     };
     let io = open(&cli.log, mode).context(name.clone())?;
+    check_target(&io, &cli.log, Family::Log, cli.force)?;
     let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)?;
-    let legs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
+    interrupt::writing_to(&name);
+    let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
+    let legs: Vec<Leg> = opened
+        .iter()
+        .zip(&guarded)
+        .map(|(l, g)| Leg {
+            io: g,
+            ..l.as_leg()
+        })
+        .collect();
     let mode = if cli.rewrite_header {
         Mode::RewriteHeader
     } else if cli.force_resync {
@@ -206,12 +229,16 @@ fn repair(cli: &Cli) -> anyhow::Result<u8> {
         backup: cli.backup.as_deref(),
     };
     let mut report = Vec::new();
-    let result = run_repair(&io, &opts, &mut Bar(ProgressBar::hidden()), &mut report);
+    let log = Guarded::new(&io);
+    let result = run_repair(&log, &opts, &mut Bar(ProgressBar::hidden()), &mut report);
     // What was done before an error is reported too.
     let mut stdout = std::io::stdout().lock();
     for line in &report {
         writeln!(stdout, "{name}: {line}")?;
     }
-    result.map_err(|e| explain(&name, e))?;
+    if let Some(status) = interrupt::after_write(&cli.log, &result, UNCHANGED) {
+        return Ok(status);
+    }
+    result.map_err(|e| explain(&name, &io, e))?;
     Ok(EXIT_OK)
 }

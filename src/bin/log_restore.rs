@@ -1,16 +1,19 @@
 //! log_restore: write a dm-log disk dirty log from log_dump's XML.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::BufReader;
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 
+use era_log_tools::cli::interrupt::{self, Guarded};
+use era_log_tools::cli::open::check_target;
 use era_log_tools::cli::{run, EXIT_OK};
+use era_log_tools::identify::Family;
 use era_log_tools::log::device::{logical_block_size, open};
-use era_log_tools::log::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;
 use era_log_tools::pdata::io::same_file;
@@ -21,8 +24,8 @@ Examples:
   log_dump /dev/vg/lv_mlog > before.xml
   log_restore -i before.xml -o /dev/vg/lv_mlog
       put a log back as it was dumped (e.g. to undo a log_repair)
-  log_restore -i edited.xml -o new-log.img
-      create an image file holding the log the XML describes
+  truncate -s 1M new-log.img && log_restore -i edited.xml -o new-log.img
+      write the log the XML describes into a new image file
 
 Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one
 write followed by fsync; the header area and the bytes after the bitmap keep their content.";
@@ -37,13 +40,20 @@ struct Cli {
     /// The XML written by log_dump.
     #[arg(short = 'i', long, value_name = "XML")]
     input: PathBuf,
-    /// The log device or image to write (an image file is created if missing).
+    /// The log device or image to write; it must exist and hold the log's buffer.
     #[arg(short = 'o', long, value_name = "LOG")]
     output: PathBuf,
+    /// Write even over a device that holds something else (a filesystem, dm-era metadata,
+    /// the log of a mirror with another region count).
+    #[arg(long)]
+    force: bool,
     /// Logical block size of the log device in bytes (default: the device's, else 512).
     #[arg(long, value_name = "BYTES")]
     logical_block_size: Option<u32>,
 }
+
+/// The state a log_restore stopped before its write leaves the log in.
+const UNCHANGED: &str = "the log was not written and is unchanged";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -56,26 +66,20 @@ fn main() -> ExitCode {
         let file = File::open(&cli.input).with_context(|| xml.clone())?;
         let spec = parse(BufReader::new(file)).with_context(|| xml.clone())?;
 
-        let exists = cli.output.exists();
-        let lbs = if exists {
-            logical_block_size(&cli.output, cli.logical_block_size).context(log.clone())?
-        } else {
-            cli.logical_block_size
-                .map(check_logical_block_size)
-                .transpose()
-                .context(log.clone())?
-                .unwrap_or(DEFAULT_LOGICAL_BLOCK_SIZE)
-        };
-        if !exists {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&cli.output)
-                .with_context(|| format!("{log}: creating"))?;
+        let meta = std::fs::metadata(&cli.output)
+            .map_err(|_| anyhow::anyhow!("Couldn't find output file '{log}'"))?;
+        if !meta.is_file() && !meta.file_type().is_block_device() {
+            bail!("Not a block device or regular file '{log}'.");
         }
+        let lbs = logical_block_size(&cli.output, cli.logical_block_size).context(log.clone())?;
         let io = open(&cli.output, OpenMode::Write).context(log.clone())?;
-        // An image file may be extended; a block device has the size it has.
-        restore(&io, &spec, lbs, !io.is_block_device()).context(log)?;
+        check_target(&io, &cli.output, Family::Log, cli.force)?;
+        interrupt::writing_to(&log);
+        let result = restore(&Guarded::new(&io), &spec, lbs, cli.force);
+        if let Some(status) = interrupt::after_write(&cli.output, &result, UNCHANGED) {
+            return Ok(status);
+        }
+        result.context(log)?;
         Ok(EXIT_OK)
     })
 }

@@ -6,57 +6,10 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use crate::pdata::io::{Block, ByteIo, FileIo, OpenMode, BLOCK_SIZE};
+use crate::pdata::io::{AlignedBuf, ByteIo, FileIo, OpenMode};
 
 use super::error::LogError;
 use super::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
-
-/// A page-aligned byte buffer, usable for `O_DIRECT` I/O of any length.
-pub struct AlignedBuf {
-    blocks: Vec<Block>,
-    len: usize,
-}
-
-impl AlignedBuf {
-    /// `len` zero bytes.
-    pub fn zeroed(len: usize) -> AlignedBuf {
-        AlignedBuf {
-            blocks: vec![Block([0; BLOCK_SIZE]); len.div_ceil(BLOCK_SIZE)],
-            len,
-        }
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the buffer is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The bytes.
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `Block` is `repr(C)` with size == alignment == 4096, so a `Vec<Block>` is
-        // one contiguous run of initialised bytes, and `len` never exceeds its byte length.
-        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.len) }
-    }
-
-    /// The bytes, mutable.
-    pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`; the borrow of `self` is exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), self.len) }
-    }
-
-    /// A copy of the bytes in a fresh aligned buffer.
-    pub fn duplicate(&self) -> AlignedBuf {
-        AlignedBuf {
-            blocks: self.blocks.clone(),
-            len: self.len,
-        }
-    }
-}
 
 /// Opens a log or a leg. Block devices get `O_DIRECT` and `O_EXCL` (except with
 /// [`OpenMode::ReadShared`]), so a device an active mirror holds is refused with a message
@@ -126,16 +79,6 @@ pub fn write_prefix(io: &dyn ByteIo, buf: &AlignedBuf) -> Result<(), LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aligned_buffers_are_page_aligned_and_sized() {
-        let mut b = AlignedBuf::zeroed(1536);
-        assert_eq!(b.len(), 1536);
-        assert_eq!(b.as_slice().as_ptr() as usize % BLOCK_SIZE, 0);
-        b.as_mut_slice()[1535] = 7;
-        assert_eq!(b.duplicate().as_slice()[1535], 7);
-        assert!(AlignedBuf::zeroed(0).is_empty());
-    }
 
     #[test]
     fn prefix_reads_are_bounded_by_the_device_size() {

@@ -7,7 +7,7 @@ use std::ops::Range;
 use crate::pdata::io::ByteIo;
 
 use super::error::LogError;
-use super::geometry::{bitset_bytes, buf_size, Geometry};
+use super::geometry::{bitset_bytes, buf_size, check_region_count, Geometry, LengthSource};
 use super::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
 
@@ -121,6 +121,12 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
         }
         _ => None,
     };
+    // A wrong region size or length would label every range with the wrong sectors.
+    if let (Some(g), NrRegions::Count(n)) = (geometry, header.regions()) {
+        if opts.nr_regions.is_none() {
+            check_region_count(n, &g, LengthSource::Given)?;
+        }
+    }
     let mut count = opts.nr_regions;
     match header.regions() {
         NrRegions::Invalid(n) if count.is_none() => {
@@ -171,29 +177,6 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
             Some(LogImage::read(io, &ro)?)
         }
     };
-    if let (Some(g), Some(img)) = (geometry, image.as_ref()) {
-        let expected = g.region_count();
-        if img.nr_regions != expected && header.regions() != NrRegions::LvmInitialised {
-            let effect = if img.nr_regions < expected {
-                format!(
-                    "regions {}..{expected} will be resynchronised at activation",
-                    img.nr_regions
-                )
-            } else {
-                "the bits past the mirror's end are ignored".into()
-            };
-            warn(
-                &mut findings,
-                format!(
-                    "log header: nr_regions {} differs from the mirror's region count \
-                     {expected} (region size {}, length {}): {effect}",
-                    img.nr_regions,
-                    g.region_size(),
-                    g.length()
-                ),
-            );
-        }
-    }
     if let Some(img) = image.as_ref() {
         let stray = img.bitmap.stray_bits();
         if stray > 0 {

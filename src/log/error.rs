@@ -69,6 +69,14 @@ pub enum LogError {
         header: u64,
         /// The mirror's region count.
         mirror: u64,
+        /// The region size given, in sectors.
+        region_size: u64,
+        /// The mirror length, in sectors.
+        length: u64,
+        /// Where the length came from.
+        length_from: super::geometry::LengthSource,
+        /// The region size that would agree with the header, if one would.
+        likely_region_size: Option<u64>,
     },
     /// `--nr-regions` and `--region-size`/`--length` give different region counts.
     CountConflict {
@@ -76,6 +84,13 @@ pub enum LogError {
         given: u64,
         /// The count from the region size and length.
         geometry: u64,
+    },
+    /// The device holds a log for another region count than the one being restored.
+    OtherMirror {
+        /// `nr_regions` of the log on the device.
+        on_device: u64,
+        /// `nr_regions` of the log being written.
+        described: u64,
     },
     /// The backup file of `log_repair` cannot be made.
     Backup {
@@ -166,13 +181,39 @@ impl fmt::Display for LogError {
                 message,
             } => write!(f, "{line}:{column}: {message}"),
             LogError::Invalid(m) => f.write_str(m),
-            LogError::RegionCountMismatch { header, mirror } => write!(
-                f,
-                "log header: nr_regions {header} differs from the mirror's region count {mirror}"
-            ),
+            LogError::RegionCountMismatch {
+                header,
+                mirror,
+                region_size,
+                length,
+                length_from,
+                likely_region_size,
+            } => {
+                write!(
+                    f,
+                    "mirror geometry: the log has {header} regions, but {length} sectors \
+                     (from {length_from}) in regions of {region_size} sectors make {mirror}"
+                )?;
+                if let Some(rs) = likely_region_size {
+                    write!(f, "; the region size is likely {rs}")?;
+                }
+                write!(
+                    f,
+                    " (or, with regions of {region_size} sectors, the length is at most {})",
+                    header.saturating_mul(*region_size)
+                )
+            }
             LogError::CountConflict { given, geometry } => write!(
                 f,
                 "--nr-regions {given} disagrees with --region-size/--length ({geometry} regions)"
+            ),
+            LogError::OtherMirror {
+                on_device,
+                described,
+            } => write!(
+                f,
+                "log header: the device holds a log of {on_device} regions, the XML describes \
+                 {described}: a dump of another mirror? (--force writes it anyway)"
             ),
             LogError::Backup { path, message } => write!(f, "{}: {message}", path.display()),
         }

@@ -4,10 +4,10 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::pdata::io::{same_file, ByteIo, FileIo, OpenMode};
+use crate::pdata::io::{same_file, AlignedBuf, ByteIo, FileIo, OpenMode};
 
 use super::bitmap::Bitmap;
-use super::device::{open, AlignedBuf};
+use super::device::open;
 use super::error::LogError;
 use super::geometry::{Geometry, SECTOR_SIZE};
 

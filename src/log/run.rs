@@ -12,12 +12,12 @@ use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::pdata::io::ByteIo;
+use crate::pdata::io::{AlignedBuf, ByteIo};
 
-use super::device::{read_prefix, write_prefix, AlignedBuf};
+use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
-use super::geometry::{buf_size, Geometry};
-use super::header::{Header, NrRegions};
+use super::geometry::{buf_size, check_region_count, length_from_legs, Geometry, LengthSource};
+use super::header::{Header, NrRegions, MAGIC};
 use super::image::{compose, read_header, LogImage, ReadOptions};
 use super::repair::{count, describe_changes, format_ranges, BitRepair};
 use super::restore::LogSpec;
@@ -102,7 +102,9 @@ pub enum Outcome {
 /// The region count to repair for, from the header and the options.
 fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogError> {
     let geometry_count = match (opts.region_size, opts.length) {
-        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?.region_count()),
+        (Some(rs), Some(len)) if opts.mode.rewrites_header() => {
+            Some(Geometry::new(rs, len)?.region_count())
+        }
         _ => None,
     };
     let header_count = match header.regions() {
@@ -125,13 +127,26 @@ fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogErr
         };
     }
     let n = header_count?;
-    match geometry_count {
-        Some(g) if g != n => Err(LogError::RegionCountMismatch {
-            header: n,
-            mirror: g,
-        }),
-        _ => Ok(n),
+    if let (Some(rs), Some(len)) = (opts.region_size, opts.length) {
+        check_region_count(n, &Geometry::new(rs, len)?, LengthSource::Given)?;
     }
+    Ok(n)
+}
+
+/// The geometry of a mode with legs: the region size given, and the length given or else
+/// the legs', which must cut the mirror into the log's `nr` regions.
+fn leg_geometry(legs: &[Leg<'_>], nr: u64, opts: &RepairOptions<'_>) -> Result<Geometry, LogError> {
+    let (length, from) = match opts.length {
+        Some(len) => (len, LengthSource::Given),
+        None => {
+            let sizes: Vec<(u64, u64)> =
+                legs.iter().map(|l| (l.io.size_bytes(), l.offset)).collect();
+            (length_from_legs(&sizes)?, LengthSource::Legs)
+        }
+    };
+    let geometry = Geometry::new(opts.region_size.unwrap_or(0), length)?;
+    check_region_count(nr, &geometry, from)?;
+    Ok(geometry)
 }
 
 /// Leg work still to do once the new log is known: a resync's copy.
@@ -184,6 +199,11 @@ pub fn repair(
         header.check_version()?;
     }
     let nr = region_count(&header, opts)?;
+    // The legs' geometry is settled before anything is read for the repair.
+    let geometry = match &opts.mode {
+        Mode::Resync(legs) | Mode::Verify(legs) => Some(leg_geometry(legs, nr, opts)?),
+        _ => None,
+    };
     let img = LogImage::read(
         log,
         &ReadOptions {
@@ -197,11 +217,7 @@ pub fn repair(
     let mut copy = None;
     let bits = match &opts.mode {
         Mode::Resync(legs) | Mode::Verify(legs) => {
-            let rs = opts.region_size.unwrap_or(0);
-            let geometry = match opts.length {
-                Some(len) => Geometry::new(rs, len),
-                None => Geometry::from_region_count(rs, nr),
-            }?;
+            let geometry = geometry.ok_or(LogError::Invalid("no mirror geometry".into()))?;
             let legs = Legs::new(legs, geometry)?;
             let mut bits = img.bitmap.clone();
             let total = legs.dirty_bytes(&bits);
@@ -328,30 +344,38 @@ fn save_backup(path: &Path, old: &AlignedBuf) -> Result<(), LogError> {
 
 /// Writes the log `spec` describes onto `log`: header and bits into the first `buf_size`
 /// bytes, which keep the rest of their content (header area, bytes after the bitmap), in one
-/// write followed by a flush. A device shorter than `buf_size` is refused unless `can_grow`
-/// (an image file, which keeps what it has and gets zeros after). Returns `buf_size`.
+/// write followed by a flush. Returns `buf_size`.
+///
+/// A device shorter than `buf_size` is refused before anything is allocated, so a region
+/// count in the XML never sizes memory beyond what the device holds. Unless `force`, so is a
+/// device whose log is for another region count: the XML of another mirror.
 pub fn restore(
     log: &dyn ByteIo,
     spec: &LogSpec,
     logical_block_size: u32,
-    can_grow: bool,
+    force: bool,
 ) -> Result<u64, LogError> {
     let len = buf_size(spec.regions, logical_block_size);
     let size = log.size_bytes();
-    let base = if size >= len {
-        read_prefix(log, len)?
-    } else if !can_grow {
+    if size < len {
         return Err(LogError::Truncated {
             what: "log buffer",
             need: len,
             size,
         });
-    } else {
-        let mut b = AlignedBuf::zeroed(len as usize);
-        log.read_at(&mut b.as_mut_slice()[..size as usize], 0)
-            .map_err(|e| LogError::io("reading", e))?;
-        b
-    };
+    }
+    let base = read_prefix(log, len)?;
+    if !force {
+        let old = Header::unpack(base.as_slice())?;
+        if let (true, NrRegions::Count(n)) = (old.magic == MAGIC, old.regions()) {
+            if n != 0 && n != spec.nr_regions {
+                return Err(LogError::OtherMirror {
+                    on_device: n,
+                    described: spec.nr_regions,
+                });
+            }
+        }
+    }
     let new = compose(&base, &spec.header(), &spec.bitmap());
     write_prefix(log, &new)?;
     Ok(len)
@@ -385,17 +409,39 @@ mod tests {
     }
 
     #[test]
-    fn restore_refuses_a_short_device_unless_it_can_grow() {
+    fn restore_refuses_a_short_device_before_allocating() {
         let io = MemIo::from_bytes(vec![7; 1100]);
         assert!(matches!(
-            restore(&io, &spec(16, vec![]), 512, false),
+            restore(&io, &spec(16, vec![]), 512, true),
             Err(LogError::Truncated {
                 need: 1536,
                 size: 1100,
                 ..
             })
         ));
+        // 2^32 - 1 regions would need 512 MiB of bitmap: refused by the device's size alone.
+        assert!(matches!(
+            restore(&io, &spec(u32::MAX.into(), vec![]), 512, true),
+            Err(LogError::Truncated { size: 1100, .. })
+        ));
         assert_eq!(io.into_bytes(), vec![7; 1100]);
+    }
+
+    #[test]
+    fn restore_refuses_the_log_of_another_mirror_unless_forced() {
+        let mut raw = vec![0u8; 1536];
+        Header::new(512).pack(&mut raw);
+        let io = MemIo::from_bytes(raw.clone());
+        assert!(matches!(
+            restore(&io, &spec(16, vec![]), 512, false),
+            Err(LogError::OtherMirror {
+                on_device: 512,
+                described: 16
+            })
+        ));
+        assert_eq!(io.into_bytes(), raw);
+        let io = MemIo::from_bytes(raw);
+        assert_eq!(restore(&io, &spec(16, vec![]), 512, true).unwrap(), 1536);
     }
 
     #[test]

@@ -79,6 +79,18 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.at {
+            // The words scripts written for thin-provisioning-tools look for.
+            Some((BlockKind::EraSuperblock, loc)) if self.fault == Fault::BadChecksum => {
+                let prefix = if self.structure.is_empty() {
+                    String::new()
+                } else {
+                    format!("{}, ", self.structure)
+                };
+                write!(
+                    f,
+                    "{prefix}superblock at block {loc}: bad checksum in superblock"
+                )
+            }
             Some((kind, loc)) if self.structure.is_empty() => {
                 write!(f, "{kind} at block {loc}: {}", self.fault)
             }

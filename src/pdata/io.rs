@@ -38,6 +38,53 @@ impl DerefMut for Block {
     }
 }
 
+/// A page-aligned byte buffer, usable for `O_DIRECT` I/O of any length.
+pub struct AlignedBuf {
+    blocks: Vec<Block>,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// `len` zero bytes.
+    pub fn zeroed(len: usize) -> AlignedBuf {
+        AlignedBuf {
+            blocks: vec![Block([0; BLOCK_SIZE]); len.div_ceil(BLOCK_SIZE)],
+            len,
+        }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `Block` is `repr(C)` with size == alignment == 4096, so a `Vec<Block>` is
+        // one contiguous run of initialised bytes, and `len` never exceeds its byte length.
+        unsafe { std::slice::from_raw_parts(self.blocks.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    /// The bytes, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; the borrow of `self` is exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.blocks.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+
+    /// A copy of the bytes in a fresh aligned buffer.
+    pub fn duplicate(&self) -> AlignedBuf {
+        AlignedBuf {
+            blocks: self.blocks.clone(),
+            len: self.len,
+        }
+    }
+}
+
 /// Whether two paths name the same file, or the same block device through two device nodes.
 /// Tools compare their output with their input with it, so that a typo cannot make them
 /// overwrite what they read.
@@ -309,6 +356,16 @@ impl BlockIo for MemIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_buffers_are_page_aligned_and_sized() {
+        let mut b = AlignedBuf::zeroed(1536);
+        assert_eq!(b.len(), 1536);
+        assert_eq!(b.as_slice().as_ptr() as usize % BLOCK_SIZE, 0);
+        b.as_mut_slice()[1535] = 7;
+        assert_eq!(b.duplicate().as_slice()[1535], 7);
+        assert!(AlignedBuf::zeroed(0).is_empty());
+    }
 
     #[test]
     fn mem_io_reads_back_what_was_written_and_bounds_block_numbers() {

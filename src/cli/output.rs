@@ -1,0 +1,291 @@
+//! Where a tool writes its report (`-o FILE`, `-o -`, or stdout), so that a failed run never
+//! costs the user the file that was there before.
+//!
+//! - A regular file (or a symlink to one) is written under a temporary name in the same
+//!   directory, made durable, and renamed over the file only when the tool succeeds; a
+//!   symlink stays a symlink, and the file it names is replaced.
+//! - Anything else (a character or block device, a FIFO, a socket, `/dev/stdout` and the
+//!   other names under `/dev` and `/proc`) is written in place: never created, truncated,
+//!   removed or replaced.
+//! - `-o -` is stdout.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail};
+
+use super::interrupt;
+use crate::pdata::io::same_file;
+
+/// Bytes buffered before a write reaches the file.
+const BUFFER: usize = 1 << 20;
+
+/// A report being written.
+pub struct Output {
+    sink: Sink,
+}
+
+enum Sink {
+    Stdout(BufWriter<io::Stdout>),
+    InPlace(BufWriter<File>),
+    Replace(Replacement),
+}
+
+/// A temporary file that becomes `dest` on [`Output::commit`] and disappears otherwise.
+struct Replacement {
+    file: BufWriter<File>,
+    temp: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+impl Drop for Replacement {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+            interrupt::forget(&self.temp);
+        }
+    }
+}
+
+/// Whether `path` names stdout: `-`.
+pub fn is_stdout(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Names the system keeps for streams and devices (`/dev/stdout`, `/dev/fd/N`,
+/// `/proc/self/fd/N`): written in place even when they lead to a regular file, because the
+/// file is the caller's open stream.
+fn is_system_name(path: &Path) -> bool {
+    let under = |p: &Path| p.starts_with("/dev") || p.starts_with("/proc");
+    under(path) || std::fs::canonicalize(path).is_ok_and(|c| under(&c))
+}
+
+impl Output {
+    /// Opens the output `path` (stdout for `None` or `-`) for a report about `inputs`, none
+    /// of which it may be.
+    pub fn create(path: Option<&Path>, inputs: &[&Path]) -> anyhow::Result<Output> {
+        let Some(path) = path.filter(|p| !is_stdout(p)) else {
+            return Ok(Output {
+                sink: Sink::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+            });
+        };
+        if let Some(input) = inputs.iter().find(|i| same_file(path, i)) {
+            bail!(
+                "{}: is the input {}; write the output somewhere else",
+                path.display(),
+                input.display()
+            );
+        }
+        let sink = match std::fs::metadata(path) {
+            Ok(m) if m.is_dir() => bail!("{}: is a directory", path.display()),
+            Ok(m) if !m.is_file() || is_system_name(path) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| anyhow!("{}: opening the output: {e}", path.display()))?;
+                Sink::InPlace(BufWriter::with_capacity(BUFFER, f))
+            }
+            Ok(m) => {
+                let dest =
+                    std::fs::canonicalize(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                Sink::Replace(Replacement::create(dest, Some(m.permissions().mode()))?)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if std::fs::symlink_metadata(path).is_ok() {
+                    bail!(
+                        "{}: is a symlink to nothing; give the file it should name",
+                        path.display()
+                    );
+                }
+                Sink::Replace(Replacement::create(path.to_path_buf(), None)?)
+            }
+            Err(e) => bail!("{}: {e}", path.display()),
+        };
+        Ok(Output { sink })
+    }
+
+    /// Finishes the output: flushes it and, for a regular file, makes the new content
+    /// durable and moves it into place. Dropping an `Output` without committing it leaves
+    /// a regular file as it was before the run.
+    pub fn commit(mut self) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Stdout(w) => w.flush(),
+            Sink::InPlace(w) => w.flush(),
+            Sink::Replace(r) => r.commit(),
+        }
+    }
+}
+
+impl Replacement {
+    fn create(dest: PathBuf, mode: Option<u32>) -> anyhow::Result<Replacement> {
+        let dir = match dest.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut attempt = 0u32;
+        loop {
+            let temp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+            // The file is registered before it exists, so that a signal can never leave it.
+            interrupt::remove_on_signal(&temp);
+            let opened = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode.unwrap_or(0o666) & 0o7777)
+                .open(&temp);
+            match opened {
+                Ok(f) => {
+                    return Ok(Replacement {
+                        file: BufWriter::with_capacity(BUFFER, f),
+                        temp,
+                        dest,
+                        committed: false,
+                    })
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
+                    interrupt::forget(&temp);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    interrupt::forget(&temp);
+                    bail!(
+                        "{}: cannot create a temporary file beside it: {e}",
+                        dest.display()
+                    );
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        std::fs::rename(&self.temp, &self.dest)?;
+        self.committed = true;
+        interrupt::forget(&self.temp);
+        // The rename is durable once the directory is.
+        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.sink {
+            Sink::Stdout(w) => w.write(buf),
+            Sink::InPlace(w) => w.write(buf),
+            Sink::Replace(r) => r.file.write(buf),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Stdout(w) => w.write_all(buf),
+            Sink::InPlace(w) => w.write_all(buf),
+            Sink::Replace(r) => r.file.write_all(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.sink {
+            Sink::Stdout(w) => w.flush(),
+            Sink::InPlace(w) => w.flush(),
+            Sink::Replace(r) => r.file.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_regular_file_changes_only_on_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("dump.xml");
+        std::fs::write(&p, b"yesterday").unwrap();
+        let mut o = Output::create(Some(&p), &[]).unwrap();
+        o.write_all(b"half a dump").unwrap();
+        drop(o);
+        assert_eq!(std::fs::read(&p).unwrap(), b"yesterday");
+        assert_eq!(files_in(d.path()), ["dump.xml"]);
+
+        let mut o = Output::create(Some(&p), &[]).unwrap();
+        o.write_all(b"today").unwrap();
+        o.commit().unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"today");
+        assert_eq!(files_in(d.path()), ["dump.xml"]);
+    }
+
+    #[test]
+    fn a_symlink_stays_a_symlink_and_its_file_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let real = d.path().join("real.xml");
+        let link = d.path().join("link.xml");
+        std::fs::write(&real, b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let mut o = Output::create(Some(&link), &[]).unwrap();
+        o.write_all(b"new").unwrap();
+        o.commit().unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read(&real).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_new_file_is_created_only_on_commit() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("new.xml");
+        drop(Output::create(Some(&p), &[]).unwrap());
+        assert!(!p.exists());
+        assert!(files_in(d.path()).is_empty());
+    }
+
+    #[test]
+    fn the_input_a_directory_and_a_dangling_link_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let input = d.path().join("meta.img");
+        std::fs::write(&input, b"metadata").unwrap();
+        let hard = d.path().join("hard");
+        std::fs::hard_link(&input, &hard).unwrap();
+        assert!(Output::create(Some(&hard), &[&input]).is_err());
+        assert!(Output::create(Some(d.path()), &[]).is_err());
+        let dangling = d.path().join("dangling");
+        std::os::unix::fs::symlink(d.path().join("nowhere"), &dangling).unwrap();
+        assert!(Output::create(Some(&dangling), &[]).is_err());
+        assert_eq!(std::fs::read(&input).unwrap(), b"metadata");
+    }
+
+    #[test]
+    fn a_device_is_written_in_place() {
+        let mut o = Output::create(Some(Path::new("/dev/null")), &[]).unwrap();
+        o.write_all(b"x").unwrap();
+        drop(o);
+        assert!(Path::new("/dev/null").exists());
+        assert!(matches!(
+            Output::create(Some(Path::new("-")), &[]).unwrap().sink,
+            Sink::Stdout(_)
+        ));
+    }
+}
