@@ -48,9 +48,9 @@ load; run era_repair again";
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_repair", args.quiet, || {
+        interrupt::writing_to(&args.output.display().to_string());
         let input = cli::open_era_input(&args.input, OpenMode::ReadExclusive)?;
         let output = cli::open_era_output(&args.output, &args.input, args.force)?;
-        interrupt::writing_to(&args.output.display().to_string());
         let result = repair(&input, &Guarded::new(&output));
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);

@@ -46,6 +46,7 @@ load; run era_restore again";
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
+        interrupt::writing_to(&args.output.display().to_string());
         let meta = std::fs::metadata(&args.input)
             .map_err(|_| anyhow::anyhow!("Couldn't find input file '{}'", args.input.display()))?;
         if !meta.is_file() {
@@ -55,7 +56,6 @@ fn main() -> ExitCode {
             );
         }
         let io = cli::open_era_output(&args.output, &args.input, args.force)?;
-        interrupt::writing_to(&args.output.display().to_string());
         let bar = cli::byte_progress(2 * meta.len(), args.quiet);
         bar.set_message("era_restore");
         let result = restore(&args.input, &Guarded::new(&io), &|n| bar.inc(n));

@@ -135,8 +135,7 @@ fn main() -> ExitCode {
     if with_legs && cli.legs.len() < 2 {
         usage_error("a mirror has at least 2 legs: give --leg for each, in table order");
     }
-    if (cli.rewrite_header || cli.force_resync) && cli.region_size.is_some() && cli.length.is_none()
-    {
+    if !with_legs && cli.region_size.is_some() && cli.length.is_none() {
         usage_error("--region-size needs --length to give a region count");
     }
     run("log_repair", || repair(&cli))
@@ -160,8 +159,8 @@ fn explain(name: &str, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
             anyhow!("{name}: {e}; fix it first with --rewrite-header (or --force-resync)")
         }
         LogError::RegionCountMismatch { .. } => anyhow!(
-            "{name}: {e}; check --region-size/--length, or fix the header first with \
-             --rewrite-header"
+            "{name}: {e}; check --region-size and --length (if the header's count is what is \
+             wrong, rewrite it with --rewrite-header --nr-regions N)"
         ),
         e if e.names_its_subject() => e.into(),
         e => anyhow::Error::new(e).context(name.to_string()),
@@ -170,6 +169,7 @@ fn explain(name: &str, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
 
 fn repair(cli: &Cli) -> anyhow::Result<u8> {
     let name = cli.log.display().to_string();
+    interrupt::writing_to(&name);
     if cli.clustered {
         say(&format!(
             "log_repair: warning: {name}: clustered-disk log (cmirrord): treated as a kernel disk \
@@ -193,7 +193,6 @@ fn repair(cli: &Cli) -> anyhow::Result<u8> {
     let io = open(&cli.log, mode).context(name.clone())?;
     check_target(&io, &cli.log, Family::Log, cli.force)?;
     let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)?;
-    interrupt::writing_to(&name);
     let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
     let legs: Vec<Leg> = opened
         .iter()

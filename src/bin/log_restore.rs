@@ -60,6 +60,7 @@ fn main() -> ExitCode {
     run("log_restore", || {
         let xml = cli.input.display().to_string();
         let log = cli.output.display().to_string();
+        interrupt::writing_to(&log);
         if same_file(&cli.input, &cli.output) {
             bail!("{log}: is the input XML {xml}; refusing to write a log over it");
         }
@@ -74,7 +75,6 @@ fn main() -> ExitCode {
         let lbs = logical_block_size(&cli.output, cli.logical_block_size).context(log.clone())?;
         let io = open(&cli.output, OpenMode::Write).context(log.clone())?;
         check_target(&io, &cli.output, Family::Log, cli.force)?;
-        interrupt::writing_to(&log);
         let result = restore(&Guarded::new(&io), &spec, lbs, cli.force);
         if let Some(status) = interrupt::after_write(&cli.output, &result, UNCHANGED) {
             return Ok(status);

@@ -63,16 +63,27 @@ pub fn signal_name(sig: i32) -> &'static str {
 /// exists. Without it (a thread cannot be started) the signals keep their default action.
 pub fn install(tool: &'static str) {
     state().tool = tool;
-    // SAFETY: `set` is initialised by sigemptyset before use; the calls only read or write
-    // the sigset_t they are given.
+    // SAFETY: `set` and `current` are initialised before use; the calls only read or write
+    // the structures they are given.
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for s in SIGNALS {
-            libc::sigaddset(&mut set, s);
+            // A signal the caller ignores (nohup, a background job of a script) stays ignored.
+            let mut current: libc::sigaction = std::mem::zeroed();
+            let ignored = libc::sigaction(s, std::ptr::null(), &mut current) == 0
+                && current.sa_sigaction == libc::SIG_IGN;
+            if !ignored {
+                libc::sigaddset(&mut set, s);
+            }
         }
         set
     };
+    // Blocked before the thread starts, so that it inherits the mask: sigwait only takes
+    // signals that are blocked in the waiting thread.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: both sets are valid sigset_t values.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
     let waiter = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
@@ -82,9 +93,9 @@ pub fn install(tool: &'static str) {
                 on_signal(sig);
             }
         });
-    if waiter.is_ok() {
-        // SAFETY: as above; the old mask is not wanted.
-        unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if waiter.is_err() {
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
     }
 }
 

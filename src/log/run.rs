@@ -101,10 +101,8 @@ pub enum Outcome {
 
 /// The region count to repair for, from the header and the options.
 fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogError> {
-    let geometry_count = match (opts.region_size, opts.length) {
-        (Some(rs), Some(len)) if opts.mode.rewrites_header() => {
-            Some(Geometry::new(rs, len)?.region_count())
-        }
+    let geometry = match (opts.region_size, opts.length) {
+        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
         _ => None,
     };
     let header_count = match header.regions() {
@@ -115,22 +113,29 @@ fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogErr
         NrRegions::LvmInitialised => Err(LogError::UnknownNrRegions),
         NrRegions::Invalid(n) => Err(LogError::BadNrRegions { found: n }),
     };
-    if opts.mode.rewrites_header() {
-        if let (Some(given), Some(geometry)) = (opts.nr_regions, geometry_count) {
-            if given != geometry {
-                return Err(LogError::CountConflict { given, geometry });
-            }
+    if !opts.mode.rewrites_header() {
+        let n = header_count?;
+        if let Some(g) = geometry {
+            check_region_count(n, &g, LengthSource::Given)?;
         }
-        return match opts.nr_regions.or(geometry_count) {
-            Some(n) => Ok(n),
-            None => header_count,
-        };
+        return Ok(n);
     }
-    let n = header_count?;
-    if let (Some(rs), Some(len)) = (opts.region_size, opts.length) {
-        check_region_count(n, &Geometry::new(rs, len)?, LengthSource::Given)?;
+    match (opts.nr_regions, geometry) {
+        (Some(given), Some(g)) if given != g.region_count() => Err(LogError::CountConflict {
+            given,
+            geometry: g.region_count(),
+        }),
+        (Some(given), _) => Ok(given),
+        (None, Some(g)) => {
+            // A geometry that disagrees with an intact header is more likely a typo than a
+            // damaged header; --nr-regions says the header is what is wrong.
+            if let (true, Ok(n)) = (header.magic == MAGIC, &header_count) {
+                check_region_count(*n, &g, LengthSource::Given)?;
+            }
+            Ok(g.region_count())
+        }
+        (None, None) => header_count,
     }
-    Ok(n)
 }
 
 /// The geometry of a mode with legs: the region size given, and the length given or else

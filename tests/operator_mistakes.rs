@@ -1,0 +1,833 @@
+//! The operator's mistakes, one row per mistake and tool: each must end in exit status 1 or
+//! 2, a message naming the problem, and every file involved exactly as it was (or, for
+//! device nodes and symlinks, still the same node or link). The rows that are the normal
+//! case (a writer onto zeros) say so and must succeed.
+
+mod common;
+
+use std::fs;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::exe;
+use era_log_tools::era::build::BUILD_IN_PROGRESS;
+
+/// What a path is, as far as a mistake could change it.
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Missing,
+    /// Size and crc32c of the content.
+    File(u64, u32),
+    Symlink(PathBuf),
+    Device {
+        char: bool,
+        rdev: u64,
+    },
+    Other,
+}
+
+fn state(p: &Path) -> State {
+    let Ok(m) = fs::symlink_metadata(p) else {
+        return State::Missing;
+    };
+    let ft = m.file_type();
+    if ft.is_symlink() {
+        State::Symlink(fs::read_link(p).unwrap())
+    } else if ft.is_file() {
+        State::File(m.len(), content_hash(p))
+    } else if ft.is_char_device() || ft.is_block_device() {
+        State::Device {
+            char: ft.is_char_device(),
+            rdev: m.rdev(),
+        }
+    } else {
+        State::Other
+    }
+}
+
+fn content_hash(p: &Path) -> u32 {
+    use std::io::Read;
+    let mut f = fs::File::open(p).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut crc = 0;
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            return crc;
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+    }
+}
+
+/// Every entry of `dir` (sorted) with its state: a run that changed nothing leaves the same.
+fn snapshot(dir: &Path) -> Vec<(String, State)> {
+    let mut v: Vec<(String, State)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                state(&e.path()),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+struct Run {
+    code: i32,
+    stderr: String,
+}
+
+fn run(tool: &str, args: &[&str]) -> Run {
+    let o = Command::new(exe(tool)).args(args).output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A refused mistake: `tool args` exits with one of `codes`, names the problem with each of
+/// `words`, and leaves every file in `dir` as it was.
+fn refused(dir: &Path, tool: &str, args: &[&str], codes: &[i32], words: &[&str]) {
+    let before = snapshot(dir);
+    let r = run(tool, args);
+    assert!(
+        codes.contains(&r.code),
+        "{tool} {args:?}: exit {} (want {codes:?}): {}",
+        r.code,
+        r.stderr
+    );
+    for w in words {
+        assert!(
+            r.stderr.contains(w),
+            "{tool} {args:?}: message does not say {w:?}: {}",
+            r.stderr
+        );
+    }
+    assert!(
+        !r.stderr.contains("panicked"),
+        "{tool} {args:?}: {}",
+        r.stderr
+    );
+    assert!(
+        snapshot(dir) == before,
+        "{tool} {args:?}: changed the files around it"
+    );
+}
+
+/// A fixture image, decompressed once for all the tests of this file.
+fn fixture(name: &str) -> Vec<u8> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Vec<u8>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    c.entry(name.to_string())
+        .or_insert_with(|| common::fixture(name))
+        .clone()
+}
+
+fn accepted(tool: &str, args: &[&str]) {
+    let r = run(tool, args);
+    assert_eq!(r.code, 0, "{tool} {args:?}: {}", r.stderr);
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A scratch folder with the images the rows use.
+struct Bench {
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let b = Bench {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        b.put("era.img", &fixture("era-basic.meta.img.gz"));
+        b.put("log.img", &fixture("log-crash.log.img.gz"));
+        b.put("leg0.img", &fixture("log-crash.leg0.img.gz"));
+        b.put("leg1.img", &fixture("log-crash.leg1.img.gz"));
+        // era-basic with its era array's root destroyed: every reader but --repair fails.
+        let mut bad = fixture("era-basic.meta.img.gz");
+        let root = u64::from_le_bytes(bad[208..216].try_into().unwrap()) as usize;
+        bad[root * 4096 + 100] ^= 0xff;
+        b.put("damaged-era.img", &bad);
+        // The crash log with a version no kernel wrote.
+        let mut bad = fixture("log-crash.log.img.gz");
+        bad[4] = 7;
+        b.put("damaged-log.img", &bad);
+        b.put("zeros.img", &vec![0u8; 4 << 20]);
+        accepted(
+            "era_dump",
+            &["-o", s(&b.path("era.xml")), s(&b.path("era.img"))],
+        );
+        accepted(
+            "log_dump",
+            &["-o", s(&b.path("log.xml")), s(&b.path("log.img"))],
+        );
+        b
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(name);
+        fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// An ext4 filesystem image, or `None` (with a note) where mkfs.ext4 is missing; CI
+    /// installs it, so there its absence is a failure.
+    fn ext4(&self) -> Option<PathBuf> {
+        let p = self.put("ext4.img", &vec![0u8; 8 << 20]);
+        let made = Command::new("mkfs.ext4")
+            .args(["-q", "-F", s(&p)])
+            .status()
+            .is_ok_and(|st| st.success());
+        if !made {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "mkfs.ext4 is needed in CI"
+            );
+            eprintln!("SKIPPED: ext4 rows (no mkfs.ext4)");
+            fs::remove_file(&p).unwrap();
+            return None;
+        }
+        Some(p)
+    }
+
+    /// A character device node with the numbers of /dev/null (1,3) or /dev/full (1,7), or
+    /// `None` (with a note) when nodes cannot be made (not root).
+    fn node(&self, name: &str, minor: u32) -> Option<PathBuf> {
+        let p = self.path(name);
+        let ok = Command::new("mknod")
+            .args([s(&p), "c", "1", &minor.to_string()])
+            .status()
+            .is_ok_and(|st| st.success());
+        if !ok {
+            eprintln!("SKIPPED: device-node rows for {name} (mknod needs root)");
+            return None;
+        }
+        Some(p)
+    }
+}
+
+#[test]
+fn a_failed_run_never_costs_the_output_file() {
+    let b = Bench::new();
+    let yesterday = b.put("yesterday.xml", b"<yesterday's good dump/>\n");
+    let link = b.path("link.xml");
+    std::os::unix::fs::symlink(&yesterday, &link).unwrap();
+    let mut outputs = vec![yesterday.clone(), link.clone()];
+    if let Some(null) = b.node("null", 3) {
+        let to_node = b.path("link-to-null");
+        std::os::unix::fs::symlink(&null, &to_node).unwrap();
+        outputs.push(null);
+        outputs.push(to_node);
+    }
+    let damaged_era = b.path("damaged-era.img");
+    let damaged_log = b.path("damaged-log.img");
+    let mut rows = 0;
+    for out in &outputs {
+        let o = s(out);
+        refused(
+            b.dir(),
+            "era_dump",
+            &["-o", o, s(&damaged_era)],
+            &[1],
+            &["era array", "bad checksum"],
+        );
+        refused(
+            b.dir(),
+            "era_invalidate",
+            &["--written-since", "1", "-o", o, s(&damaged_era)],
+            &[1],
+            &["era array", "bad checksum"],
+        );
+        refused(
+            b.dir(),
+            "log_dump",
+            &["-o", o, s(&damaged_log)],
+            &[1],
+            &["unsupported version 7"],
+        );
+        rows += 3;
+    }
+    eprintln!("{rows} rows: failed runs with -o onto a file, a symlink and device nodes");
+}
+
+#[test]
+fn a_successful_run_keeps_links_and_nodes_what_they_are() {
+    let b = Bench::new();
+    let real = b.put("real.xml", b"old");
+    let link = b.path("link.xml");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    accepted("era_dump", &["-o", s(&link), s(&b.path("era.img"))]);
+    assert_eq!(state(&link), State::Symlink(real.clone()));
+    assert!(fs::read(&real).unwrap().starts_with(b"<superblock"));
+    if let Some(null) = b.node("null", 3) {
+        let before = state(&null);
+        accepted("era_dump", &["-o", s(&null), s(&b.path("era.img"))]);
+        accepted("log_dump", &["-o", s(&null), s(&b.path("log.img"))]);
+        assert_eq!(state(&null), before);
+    }
+    if let Some(full) = b.node("full", 7) {
+        // A device that fails every write: the error is reported, the node stays.
+        refused(
+            b.dir(),
+            "era_dump",
+            &["-o", s(&full), s(&b.path("era.img"))],
+            &[1],
+            &["No space left on device"],
+        );
+    }
+    // `-o -` is stdout in every tool that writes a report.
+    let o = Command::new(exe("era_invalidate"))
+        .args(["--written-since", "1", "-o", "-", s(&b.path("era.img"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("<blocks>"));
+    assert!(!b.path("-").exists());
+}
+
+/// log-crash's mirror: 512 regions of 128 sectors over two 32 MiB legs.
+const TRUE_REGION_SIZE: u64 = 128;
+
+#[test]
+fn a_wrong_region_size_is_refused_by_every_mode_and_tool() {
+    let b = Bench::new();
+    let (log, leg0, leg1) = (b.path("log.img"), b.path("leg0.img"), b.path("leg1.img"));
+    let mut rows = 0;
+    for wrong in [TRUE_REGION_SIZE / 2, TRUE_REGION_SIZE * 2] {
+        let rs = wrong.to_string();
+        let expect = ["the log has 512 regions", "the region size is likely 128"];
+        for mode in ["--verify", "--resync"] {
+            let legs = ["--leg", s(&leg0), "--leg", s(&leg1)];
+            let mut without_length = vec![mode, "--region-size", &rs];
+            without_length.extend(legs);
+            without_length.push(s(&log));
+            refused(b.dir(), "log_repair", &without_length, &[1], &expect);
+            let mut with_length = vec![mode, "--region-size", &rs, "--length", "65536"];
+            with_length.extend(legs);
+            with_length.push(s(&log));
+            refused(b.dir(), "log_repair", &with_length, &[1], &expect);
+            rows += 2;
+        }
+        let geometry = ["--region-size", &rs, "--length", "65536"];
+        let modes: [&[&str]; 4] = [
+            &["--rewrite-header"],
+            &["--force-resync"],
+            &["--clear-stray-bits"],
+            &["--mark-clean", "0..1", "--unsafe-legs-identical"],
+        ];
+        for mode in modes {
+            let mut args = mode.to_vec();
+            args.extend(geometry);
+            args.push(s(&log));
+            refused(b.dir(), "log_repair", &args, &[1], &expect);
+            // A region size with nothing to check it against is a usage error.
+            let mut args = mode.to_vec();
+            args.extend(["--region-size", &rs, s(&log)]);
+            refused(b.dir(), "log_repair", &args, &[2], &["--length"]);
+            rows += 2;
+        }
+        let mut args = geometry.to_vec();
+        args.push(s(&log));
+        refused(b.dir(), "log_dump", &args, &[1], &expect);
+        rows += 1;
+    }
+    // The right geometry passes the same checks.
+    accepted(
+        "log_repair",
+        &[
+            "--verify",
+            "--dry-run",
+            "--region-size",
+            "128",
+            "--leg",
+            s(&leg0),
+            "--leg",
+            s(&leg1),
+            s(&log),
+        ],
+    );
+    eprintln!("{rows} rows: wrong region sizes");
+}
+
+#[test]
+fn writers_refuse_what_is_not_theirs() {
+    let b = Bench::new();
+    let (era, log, zeros) = (b.path("era.img"), b.path("log.img"), b.path("zeros.img"));
+    let (era_xml, log_xml) = (b.path("era.xml"), b.path("log.xml"));
+    let ext4 = b.ext4();
+    let mut rows = 0;
+    let mut foreign: Vec<(PathBuf, &str)> = vec![];
+    if let Some(e) = &ext4 {
+        foreign.push((e.clone(), "holds an ext4 filesystem"));
+    }
+    // The era writers onto a disk log, the log writers onto era metadata.
+    for (target, what) in foreign
+        .iter()
+        .chain([(log.clone(), "holds a dm-log disk log")].iter())
+    {
+        refused(
+            b.dir(),
+            "era_restore",
+            &["-i", s(&era_xml), "-o", s(target)],
+            &[1],
+            &[what, "--force"],
+        );
+        refused(
+            b.dir(),
+            "era_repair",
+            &["-i", s(&era), "-o", s(target)],
+            &[1],
+            &[what, "--force"],
+        );
+        rows += 2;
+    }
+    let log_modes: [&[&str]; 4] = [
+        &["--force-resync"],
+        &["--rewrite-header", "--nr-regions", "512"],
+        &["--clear-stray-bits"],
+        &["--mark-clean", "0..1", "--unsafe-legs-identical"],
+    ];
+    for (target, what) in foreign
+        .iter()
+        .chain([(era.clone(), "holds dm-era metadata")].iter())
+    {
+        refused(
+            b.dir(),
+            "log_restore",
+            &["-i", s(&log_xml), "-o", s(target)],
+            &[1],
+            &[what, "--force"],
+        );
+        for mode in log_modes {
+            let mut args = mode.to_vec();
+            args.push(s(target));
+            refused(b.dir(), "log_repair", &args, &[1], &[what, "--force"]);
+        }
+        let (leg0, leg1) = (b.path("leg0.img"), b.path("leg1.img"));
+        let legs = ["--region-size", "128", "--leg", s(&leg0), "--leg", s(&leg1)];
+        for mode in ["--resync", "--verify"] {
+            let mut args = vec![mode];
+            args.extend(legs);
+            args.push(s(target));
+            refused(b.dir(), "log_repair", &args, &[1], &[what]);
+        }
+        rows += 7;
+    }
+    // Zeros: a new device. The normal case for era_restore, era_repair and log_restore; a
+    // log_repair there is refused (there is no log to repair).
+    for mode in log_modes {
+        let mut args = mode.to_vec();
+        args.push(s(&zeros));
+        refused(
+            b.dir(),
+            "log_repair",
+            &args,
+            &[1],
+            &["no disk log here (all zeros)"],
+        );
+        rows += 1;
+    }
+    let fresh = b.put("fresh.img", &vec![0u8; 4 << 20]);
+    accepted("era_restore", &["-i", s(&era_xml), "-o", s(&fresh)]);
+    accepted("era_check", &[s(&fresh)]);
+    let fresh = b.put("fresh2.img", &vec![0u8; 4 << 20]);
+    accepted("era_repair", &["-i", s(&era), "-o", s(&fresh)]);
+    accepted("era_check", &[s(&fresh)]);
+    let fresh = b.put("fresh3.img", &vec![0u8; 4096]);
+    accepted("log_restore", &["-i", s(&log_xml), "-o", s(&fresh)]);
+    // Writing era metadata over era metadata is the normal case too.
+    let again = b.put("again.img", &fixture("era-large.meta.img.gz"));
+    accepted("era_restore", &["-i", s(&era_xml), "-o", s(&again)]);
+    // --force overrides the refusal.
+    if let Some(e) = &ext4 {
+        accepted("era_restore", &["--force", "-i", s(&era_xml), "-o", s(e)]);
+        accepted("era_check", &[s(e)]);
+    }
+    eprintln!("{rows} rows: writers onto foreign targets and zeros");
+}
+
+#[test]
+fn the_output_is_never_the_input_under_another_name() {
+    let b = Bench::new();
+    let (era, log, era_xml, log_xml) = (
+        b.path("era.img"),
+        b.path("log.img"),
+        b.path("era.xml"),
+        b.path("log.xml"),
+    );
+    let mut rows = 0;
+    for (target, kind) in [
+        (&era, "era"),
+        (&log, "log"),
+        (&era_xml, "exml"),
+        (&log_xml, "lxml"),
+    ] {
+        let hard = b.path(&format!("hard-{kind}"));
+        fs::hard_link(target, &hard).unwrap();
+        let soft = b.path(&format!("soft-{kind}"));
+        std::os::unix::fs::symlink(target, &soft).unwrap();
+        for alias in [&hard, &soft] {
+            let a = s(alias);
+            match kind {
+                "era" => {
+                    refused(b.dir(), "era_dump", &["-o", a, s(&era)], &[1], &["input"]);
+                    refused(
+                        b.dir(),
+                        "era_invalidate",
+                        &["--written-since", "0", "-o", a, s(&era)],
+                        &[1],
+                        &["input"],
+                    );
+                    refused(
+                        b.dir(),
+                        "era_repair",
+                        &["-i", s(&era), "-o", a],
+                        &[1],
+                        &["input"],
+                    );
+                    rows += 3;
+                }
+                "log" => {
+                    refused(b.dir(), "log_dump", &["-o", a, s(&log)], &[1], &["input"]);
+                    let leg1 = b.path("leg1.img");
+                    let legs = ["--leg", a, "--leg", s(&leg1)];
+                    let mut args = vec!["--verify", "--region-size", "128"];
+                    args.extend(legs);
+                    args.push(s(&log));
+                    refused(b.dir(), "log_repair", &args, &[1], &["is the log itself"]);
+                    rows += 2;
+                }
+                "exml" => {
+                    refused(
+                        b.dir(),
+                        "era_restore",
+                        &["-i", s(&era_xml), "-o", a],
+                        &[1],
+                        &["input"],
+                    );
+                    rows += 1;
+                }
+                _ => {
+                    refused(
+                        b.dir(),
+                        "log_restore",
+                        &["-i", s(&log_xml), "-o", a],
+                        &[1],
+                        &["input"],
+                    );
+                    rows += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{rows} rows: output = input through hard links and symlinks");
+}
+
+/// A pipe whose reading end is already closed.
+fn broken_pipe() -> Stdio {
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills the two descriptors, which are then owned exactly once.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: as above.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    Stdio::from(write)
+}
+
+#[test]
+fn streams_that_went_away_never_make_a_tool_panic() {
+    let b = Bench::new();
+    let era = b.path("era.img");
+    let damaged = b.path("damaged-era.img");
+    let log = b.path("log.img");
+    let missing = b.path("missing.img");
+    let cases: Vec<(&str, Vec<&str>, i32)> = vec![
+        ("era_check", vec![s(&damaged)], 1),
+        ("era_check", vec![s(&missing)], 1),
+        ("era_check", vec!["--no-such-option"], 2),
+        ("era_dump", vec![s(&era)], 0),
+        ("era_dump", vec![s(&missing)], 1),
+        ("era_invalidate", vec!["--written-since", "0", s(&era)], 0),
+        (
+            "era_invalidate",
+            vec!["--written-since", "1", s(&damaged)],
+            1,
+        ),
+        ("era_restore", vec!["-i", s(&missing), "-o", s(&era)], 1),
+        ("era_repair", vec!["-i", s(&missing), "-o", s(&era)], 1),
+        ("log_dump", vec![s(&log)], 0),
+        ("log_dump", vec![s(&missing)], 1),
+        ("log_restore", vec!["-i", s(&missing), "-o", s(&log)], 1),
+        (
+            "log_repair",
+            vec!["--force-resync", "--dry-run", s(&log)],
+            0,
+        ),
+        ("log_repair", vec!["--no-such-option"], 2),
+    ];
+    for (tool, args, code) in &cases {
+        // stderr broken: the exit status is what it would have been.
+        let st = Command::new(exe(tool))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(broken_pipe())
+            .status()
+            .unwrap();
+        assert_eq!(st.code(), Some(*code), "{tool} {args:?} with stderr broken");
+        // stdout broken: a report nobody reads ends the tool quietly, with 0 or 1.
+        let o = Command::new(exe(tool))
+            .args(args)
+            .stdout(broken_pipe())
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{tool} {args:?} with stdout broken: {:?} {err}",
+            o.status
+        );
+        assert!(!err.contains("panicked"), "{tool} {args:?}: {err}");
+    }
+    eprintln!("{} rows: broken stdout and stderr", cases.len() * 2);
+}
+
+#[test]
+fn an_interrupted_restore_is_named_by_every_reader() {
+    use era_log_tools::era::restore::restore;
+    use era_log_tools::pdata::fault_io::{FaultIo, Inject};
+    use era_log_tools::pdata::io::MemIo;
+    let b = Bench::new();
+    let xml = b.path("era.xml");
+    // A write that fails part-way, as on a full or failing device.
+    let io = FaultIo::new(MemIo::new(1024), Inject::StopAt(5));
+    assert!(restore(&xml, &io, &|_| {}).is_err());
+    let half = b.put("half.img", &io.into_inner().into_bytes());
+    assert!(half_written(&half));
+    let again = "an interrupted era_restore or era_repair left this device half-written: run \
+                 it again";
+    let h = s(&half);
+    let zeros = b.path("zeros.img");
+    let readers: [(&str, Vec<&str>); 5] = [
+        ("era_check", vec![h]),
+        ("era_dump", vec![h]),
+        ("era_dump", vec!["--repair", h]),
+        ("era_invalidate", vec!["--written-since", "1", h]),
+        ("era_repair", vec!["-i", h, "-o", s(&zeros)]),
+    ];
+    for (tool, args) in &readers {
+        refused(
+            b.dir(),
+            tool,
+            args,
+            &[1],
+            &[again, "bad checksum in superblock"],
+        );
+    }
+    refused(
+        b.dir(),
+        "log_dump",
+        &[h],
+        &[1],
+        &["this is dm-era metadata, not a disk log; use era_dump"],
+    );
+    // Running the restore again completes it.
+    accepted("era_restore", &["-i", s(&xml), "-o", h]);
+    accepted("era_check", &[h]);
+}
+
+#[test]
+fn readers_say_what_they_were_given_instead() {
+    let b = Bench::new();
+    let cases: Vec<(&str, PathBuf, &str)> = [
+        (
+            "era_check",
+            b.path("zeros.img"),
+            "no dm-era metadata here (all zeros)",
+        ),
+        (
+            "era_check",
+            b.path("log.img"),
+            "this is a mirror's disk log, not dm-era metadata; use log_dump",
+        ),
+        (
+            "era_invalidate",
+            b.path("log.img"),
+            "this is a mirror's disk log",
+        ),
+        (
+            "log_dump",
+            b.path("era.img"),
+            "this is dm-era metadata, not a disk log; use era_dump",
+        ),
+        (
+            "log_dump",
+            b.path("zeros.img"),
+            "no disk log here (all zeros)",
+        ),
+    ]
+    .into_iter()
+    .collect();
+    for (tool, input, words) in &cases {
+        let mut args = vec![];
+        if *tool == "era_invalidate" {
+            args.extend(["--written-since", "1"]);
+        }
+        args.push(s(input));
+        refused(b.dir(), tool, &args, &[1], &[words]);
+    }
+    if let Some(e) = b.ext4() {
+        refused(
+            b.dir(),
+            "era_check",
+            &[s(&e)],
+            &[1],
+            &[
+                "bad checksum in superblock",
+                "the device holds an ext4 filesystem, not dm-era metadata",
+            ],
+        );
+        refused(
+            b.dir(),
+            "log_dump",
+            &[s(&e)],
+            &[1],
+            &["the device holds an ext4 filesystem, not a disk log"],
+        );
+    }
+}
+
+/// Whether block 0 of `img` holds the marker of an unfinished build.
+fn half_written(img: &Path) -> bool {
+    fs::read(img).unwrap().starts_with(BUILD_IN_PROGRESS)
+}
+
+/// Sends `sig` to a running tool after `after`, and returns its exit status and stderr.
+fn interrupt(mut cmd: Command, after: Duration, sig: i32) -> (i32, String) {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    // SAFETY: kill() only sends a signal to the child's pid.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let o = child.wait_with_output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_interrupted_dump_leaves_the_previous_file() {
+    let b = Bench::new();
+    // The pileup image dumps to gigabytes of XML: long enough to be stopped midway.
+    let big = b.put("pileup.img", &fixture("era-writeset-pileup.meta.img.gz"));
+    let out = b.put("dump.xml", b"yesterday");
+    for (sig, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
+        let before = snapshot(b.dir());
+        let mut cmd = Command::new(exe("era_dump"));
+        cmd.args(["-o", s(&out), s(&big)]);
+        let (status, err) = interrupt(cmd, Duration::from_millis(300), sig);
+        assert_eq!(status, code, "{err}");
+        assert!(err.contains(&format!("interrupted by {name}")), "{err}");
+        assert!(snapshot(b.dir()) == before, "the dump changed its folder");
+    }
+}
+
+#[test]
+fn an_interrupted_writer_says_which_state_it_left() {
+    let b = Bench::new();
+    let before = fixture("era-writeset-pileup.meta.img.gz");
+    let src = b.put("pileup.img", &before);
+    let mut seen = (false, false);
+    // Stopped at different moments, the repair either had not written yet (the output is
+    // as it was) or had (the output holds the marker, or is complete); the message says
+    // which, every time.
+    for ms in [20u64, 50, 100, 150, 200, 300, 400] {
+        let out = b.put("out.img", &before);
+        let mut cmd = Command::new(exe("era_repair"));
+        cmd.args(["-i", s(&src), "-o", s(&out)]);
+        let (status, err) = interrupt(cmd, Duration::from_millis(ms), libc::SIGINT);
+        let now = fs::read(&out).unwrap();
+        if status == 0 {
+            // Finished before the signal came.
+            accepted("era_check", &[s(&out)]);
+        } else if err.contains("before anything was written") {
+            assert_eq!(status, 130);
+            assert!(now == before, "{ms} ms: 'unchanged' but the output changed");
+            seen.0 = true;
+        } else if err.contains("unfinished repair") {
+            assert_eq!(status, 130);
+            assert!(
+                half_written(&out),
+                "{ms} ms: 'unfinished' without the marker"
+            );
+            assert!(err.contains("run era_repair again"), "{err}");
+            seen.1 = true;
+        } else if err.contains("completely written") {
+            accepted("era_check", &[s(&out)]);
+        } else {
+            panic!("{ms} ms: exit {status}: {err}");
+        }
+    }
+    eprintln!("states seen: unchanged {}, unfinished {}", seen.0, seen.1);
+}
+
+#[test]
+fn a_writer_stopped_before_its_first_write_says_the_output_is_unchanged() {
+    use std::io::Write;
+    let b = Bench::new();
+    let log = b.path("log.img");
+    let fifo = b.path("xml.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let before = state(&log);
+        let child = Command::new(exe("log_restore"))
+            .args(["-i", s(&fifo), "-o", s(&log)])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Half a document, and the writer keeps the pipe open: the tool waits for the rest.
+        let mut w = fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        w.write_all(b"<dirty_log version=\"2\" nr_regions=\"512\">\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        // SAFETY: kill() only sends a signal to the child's pid.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let o = child.wait_with_output().unwrap();
+        drop(w);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{err}");
+        assert!(
+            err.contains("before anything was written; the output is unchanged"),
+            "{err}"
+        );
+        assert_eq!(state(&log), before);
+    }
+}
