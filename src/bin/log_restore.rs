@@ -2,13 +2,12 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::BufReader;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::Parser;
 
 use era_log_tools::cli::{run, EXIT_OK};
+use era_log_tools::commands::log_restore::Args;
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
@@ -16,37 +15,8 @@ use era_log_tools::log::run::restore;
 use era_log_tools::pdata::io::same_file;
 use era_log_tools::pdata::io::OpenMode;
 
-const EXAMPLES: &str = "\
-Examples:
-  log_dump /dev/vg/lv_mlog > before.xml
-  log_restore -i before.xml -o /dev/vg/lv_mlog
-      put a log back as it was dumped (e.g. to undo a log_repair)
-  log_restore -i edited.xml -o new-log.img
-      create an image file holding the log the XML describes
-
-Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one
-write followed by fsync; the header area and the bytes after the bitmap keep their content.";
-
-/// Write a dm-log "disk" dirty log from the XML of log_dump.
-///
-/// Every region is clean except the dirty ranges. The whole XML is checked before anything
-/// is written; errors name the line and column.
-#[derive(Parser)]
-#[command(name = "log_restore", version, after_help = EXAMPLES)]
-struct Cli {
-    /// The XML written by log_dump.
-    #[arg(short = 'i', long, value_name = "XML")]
-    input: PathBuf,
-    /// The log device or image to write (an image file is created if missing).
-    #[arg(short = 'o', long, value_name = "LOG")]
-    output: PathBuf,
-    /// Logical block size of the log device in bytes (default: the device's, else 512).
-    #[arg(long, value_name = "BYTES")]
-    logical_block_size: Option<u32>,
-}
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Args::parse();
     run("log_restore", || {
         let xml = cli.input.display().to_string();
         let log = cli.output.display().to_string();
