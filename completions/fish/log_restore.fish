@@ -1,0 +1,5 @@
+complete -c log_restore -s i -l input -d 'The XML written by log_dump' -r -F
+complete -c log_restore -s o -l output -d 'The log device or image to write (an image file is created if missing)' -r -F
+complete -c log_restore -l logical-block-size -d 'Logical block size of the log device in bytes (default: the device\'s, else 512)' -r
+complete -c log_restore -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c log_restore -s V -l version -d 'Print version'
