@@ -1,8 +1,10 @@
 //! era-log-tools: offline tools for dm-era metadata and the dm-log disk dirty log.
 //!
 //! Three layers: [`pdata`] reads and writes the generic persistent-data structures,
-//! [`era`] and [`log`] know the two formats, and [`cli`] holds what the binaries share.
+//! [`era`] and [`log`] know the two formats, [`cli`] holds what the binaries share and [`commands`]
+//! their command lines.
 pub mod cli;
+pub mod commands;
 pub mod era;
 pub mod identify;
 pub mod log;

@@ -2,16 +2,16 @@
 //! resynchronise the mirror legs offline.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context};
-use clap::{ArgGroup, CommandFactory, Parser};
+use clap::CommandFactory;
 use indicatif::ProgressBar;
 
 use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::open::{advice, check_target};
 use era_log_tools::cli::{byte_progress, run, say, EXIT_OK};
+use era_log_tools::commands::log_repair::Args;
 use era_log_tools::identify::Family;
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::repair::parse_ranges;
@@ -21,90 +21,8 @@ use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::ByteIo;
 use era_log_tools::pdata::io::OpenMode;
 
-const EXAMPLES: &str = "\
-Examples:
-  log_repair --force-resync --dry-run /dev/vg/lv_mlog
-      show what a full resync at the next activation would take (nothing is written)
-  log_repair --rewrite-header --nr-regions 2048 --backup log.bak /dev/vg/lv_mlog
-      fix a damaged header (bad version or nr_regions); the bits are kept
-  log_repair --resync --region-size 1024 --length 2097152 \\
-             --leg /dev/sdb1 --leg /dev/sdc1:2048 /dev/sdd1
-      copy every dirty region from leg 0 to the other legs, then mark them clean
-  log_repair --verify --region-size 1024 --leg /dev/sdb1 --leg /dev/sdc1 /dev/sdd1
-      mark clean the dirty regions whose content is the same on every leg
-
-Every mode writes only the first buf_size bytes of the log (header, header area, bitmap),
-in one O_DIRECT write followed by fsync, with version 2 in the header. The mirror must be
-inactive (on every cluster node): block devices are opened O_EXCL. --backup FILE saves the
-bytes about to be overwritten as a raw copy; put it back with
-  dd if=FILE of=LOG bs=$(stat -c %s FILE) count=1 conv=notrunc,fsync oflag=direct";
-
-/// Repair a dm-log "disk" dirty log (the region log of the device-mapper mirror target).
-#[derive(Parser)]
-#[command(name = "log_repair", version, after_help = EXAMPLES)]
-#[command(group(ArgGroup::new("mode").required(true).multiple(false).args([
-    "rewrite_header", "force_resync", "clear_stray_bits", "resync", "verify", "mark_clean",
-])))]
-struct Cli {
-    /// Rewrite the header {MiRr, 2, nr_regions}; the bits are kept. nr_regions comes from
-    /// --nr-regions, from --region-size with --length, or stays as it is.
-    #[arg(long)]
-    rewrite_header: bool,
-    /// Mark every region dirty: the kernel resynchronises the whole mirror at the next
-    /// activation. Always safe.
-    #[arg(long)]
-    force_resync: bool,
-    /// Clear the bits past the last region (the kernel does it anyway at activation).
-    #[arg(long)]
-    clear_stray_bits: bool,
-    /// Offline resync: copy each dirty region from leg 0 to every other leg, fsync the legs,
-    /// then mark those regions clean. Needs --region-size and the legs in table order.
-    #[arg(long, requires_all = ["region_size", "legs"])]
-    resync: bool,
-    /// Compare each dirty region across the legs; mark clean those identical on every leg,
-    /// report the others. Needs --region-size and the legs in table order.
-    #[arg(long, requires_all = ["region_size", "legs"])]
-    verify: bool,
-    /// Mark RANGES clean (BEGIN..END end exclusive, or N, comma-separated). Unsafe unless the
-    /// legs are known identical there: needs --unsafe-legs-identical.
-    #[arg(long, value_name = "RANGES", requires = "unsafe_legs_identical")]
-    mark_clean: Option<String>,
-    /// Confirms that the legs hold the same data in the --mark-clean ranges.
-    #[arg(long, requires = "mark_clean")]
-    unsafe_legs_identical: bool,
-    /// Region count to write into the header (--rewrite-header, --force-resync).
-    #[arg(long, value_name = "N", conflicts_with_all = ["clear_stray_bits", "resync", "verify", "mark_clean"])]
-    nr_regions: Option<u64>,
-    /// Region size of the mirror in sectors.
-    #[arg(long, value_name = "SECTORS")]
-    region_size: Option<u64>,
-    /// Length of the mirror in sectors (default: nr_regions × region size).
-    #[arg(long, value_name = "SECTORS", requires = "region_size")]
-    length: Option<u64>,
-    /// A mirror leg, in table order (leg 0 is the source), with its offset in sectors.
-    #[arg(long = "leg", value_name = "PATH[:OFFSET]")]
-    legs: Vec<String>,
-    /// Logical block size of the log device in bytes (default: the device's, else 512).
-    #[arg(long, value_name = "BYTES")]
-    logical_block_size: Option<u32>,
-    /// Print what would change; write nothing (legs included).
-    #[arg(long)]
-    dry_run: bool,
-    /// Save the bytes about to be overwritten to FILE (a new file; raw copy).
-    #[arg(long, value_name = "FILE")]
-    backup: Option<PathBuf>,
-    /// Repair a device that does not carry the disk-log magic.
-    #[arg(long)]
-    force: bool,
-    /// The log is a clustered-disk log of cmirrord (warns about host byte order).
-    #[arg(long)]
-    clustered: bool,
-    /// The log device or image.
-    log: PathBuf,
-}
-
 fn usage_error(msg: &str) -> ! {
-    Cli::command()
+    Args::command()
         .error(clap::error::ErrorKind::ArgumentConflict, msg)
         .exit()
 }
@@ -127,7 +45,7 @@ impl Progress for Bar {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Args::parse();
     let with_legs = cli.resync || cli.verify;
     if !cli.legs.is_empty() && !with_legs {
         usage_error("--leg is only used by --resync and --verify");
@@ -167,7 +85,7 @@ fn explain(name: &str, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
     }
 }
 
-fn repair(cli: &Cli) -> anyhow::Result<u8> {
+fn repair(cli: &Args) -> anyhow::Result<u8> {
     let name = cli.log.display().to_string();
     interrupt::writing_to(&name);
     if cli.clustered {

@@ -3,15 +3,14 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::os::unix::fs::FileTypeExt;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use clap::Parser;
 
 use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::open::check_target;
 use era_log_tools::cli::{run, EXIT_OK};
+use era_log_tools::commands::log_restore::Args;
 use era_log_tools::identify::Family;
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::restore::parse;
@@ -19,44 +18,11 @@ use era_log_tools::log::run::restore;
 use era_log_tools::pdata::io::same_file;
 use era_log_tools::pdata::io::OpenMode;
 
-const EXAMPLES: &str = "\
-Examples:
-  log_dump /dev/vg/lv_mlog > before.xml
-  log_restore -i before.xml -o /dev/vg/lv_mlog
-      put a log back as it was dumped (e.g. to undo a log_repair)
-  truncate -s 1M new-log.img && log_restore -i edited.xml -o new-log.img
-      write the log the XML describes into a new image file
-
-Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one
-write followed by fsync; the header area and the bytes after the bitmap keep their content.";
-
-/// Write a dm-log "disk" dirty log from the XML of log_dump.
-///
-/// Every region is clean except the dirty ranges. The whole XML is checked before anything
-/// is written; errors name the line and column.
-#[derive(Parser)]
-#[command(name = "log_restore", version, after_help = EXAMPLES)]
-struct Cli {
-    /// The XML written by log_dump.
-    #[arg(short = 'i', long, value_name = "XML")]
-    input: PathBuf,
-    /// The log device or image to write; it must exist and hold the log's buffer.
-    #[arg(short = 'o', long, value_name = "LOG")]
-    output: PathBuf,
-    /// Write even over a device that holds something else (a filesystem, dm-era metadata,
-    /// the log of a mirror with another region count).
-    #[arg(long)]
-    force: bool,
-    /// Logical block size of the log device in bytes (default: the device's, else 512).
-    #[arg(long, value_name = "BYTES")]
-    logical_block_size: Option<u32>,
-}
-
 /// The state a log_restore stopped before its write leaves the log in.
 const UNCHANGED: &str = "the log was not written and is unchanged";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Args::parse();
     run("log_restore", || {
         let xml = cli.input.display().to_string();
         let log = cli.output.display().to_string();

@@ -1,0 +1,6 @@
+complete -c era_check -l ignore-non-fatal-errors -d 'Fail only on fatal errors (leaks, stray bits and similar are still reported)'
+complete -c era_check -l metadata-snap -l metadata-snapshot -d 'Check only the held metadata snapshot; the device is opened without O_EXCL so that a live target\'s metadata can be read'
+complete -c era_check -s q -l quiet -d 'Print nothing; report through the exit status only'
+complete -c era_check -l super-block-only -d 'Check the superblock only'
+complete -c era_check -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c era_check -s V -l version -d 'Print version'

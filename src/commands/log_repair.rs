@@ -1,0 +1,122 @@
+//! log_repair's command line.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Parser};
+
+const EXAMPLES: &str = "\
+Examples:
+  log_repair --force-resync --dry-run /dev/vg/lv_mlog
+      show what a full resync at the next activation would take (nothing is written)
+  log_repair --rewrite-header --nr-regions 2048 --backup log.bak /dev/vg/lv_mlog
+      fix a damaged header (bad version or nr_regions); the bits are kept
+  log_repair --resync --region-size 1024 --length 2097152 \\
+             --leg /dev/sdb1 --leg /dev/sdc1:2048 /dev/sdd1
+      copy every dirty region from leg 0 to the other legs, then mark them clean
+  log_repair --verify --region-size 1024 --leg /dev/sdb1 --leg /dev/sdc1 /dev/sdd1
+      mark clean the dirty regions whose content is the same on every leg
+
+Every mode writes only the first buf_size bytes of the log (header, header area, bitmap),
+in one O_DIRECT write followed by fsync, with version 2 in the header. The mirror must be
+inactive (on every cluster node): block devices are opened O_EXCL. --backup FILE saves the
+bytes about to be overwritten as a raw copy; put it back with
+  dd if=FILE of=LOG bs=$(stat -c %s FILE) count=1 conv=notrunc,fsync oflag=direct";
+
+/// Repair a dm-log "disk" dirty log (the region log of the device-mapper mirror target).
+#[derive(Parser)]
+#[command(name = "log_repair", version, after_help = EXAMPLES)]
+#[command(group(ArgGroup::new("mode").required(true).multiple(false).args([
+    "rewrite_header", "force_resync", "clear_stray_bits", "resync", "verify", "mark_clean",
+])))]
+pub struct Args {
+    /// Rewrite the header {MiRr, 2, nr_regions}; the bits are kept. nr_regions comes from
+    /// --nr-regions, from --region-size with --length, or stays as it is.
+    ///
+    /// Fixes a bad version or region count. Safe if the bits are trustworthy.
+    #[arg(long, help_heading = "Modes")]
+    pub rewrite_header: bool,
+    /// Mark every region dirty: the kernel resynchronises the whole mirror at the next
+    /// activation. Always safe.
+    ///
+    /// The bits past the last region are cleared too. The same as activating the mirror once
+    /// with "sync".
+    #[arg(long, help_heading = "Modes")]
+    pub force_resync: bool,
+    /// Clear the bits past the last region (the kernel does it anyway at activation).
+    ///
+    /// Only the bitmap's last 64-bit word can hold such bits: a cosmetic repair.
+    #[arg(long, help_heading = "Modes")]
+    pub clear_stray_bits: bool,
+    /// Offline resync: copy each dirty region from leg 0 to every other leg, fsync the legs,
+    /// then mark those regions clean. Needs --region-size and the legs in table order.
+    ///
+    /// The last region is copied only up to the mirror's length, which defaults to
+    /// nr_regions times the region size. Clean regions are never written, nor is leg 0. On a
+    /// terminal a progress bar shows the throughput.
+    #[arg(long, requires_all = ["region_size", "legs"], help_heading = "Modes")]
+    pub resync: bool,
+    /// Compare each dirty region across the legs; mark clean those identical on every leg,
+    /// report the others. Needs --region-size and the legs in table order.
+    ///
+    /// No leg is written; the regions that differ stay dirty.
+    #[arg(long, requires_all = ["region_size", "legs"], help_heading = "Modes")]
+    pub verify: bool,
+    /// Mark RANGES clean (BEGIN..END end exclusive, or N, comma-separated). Unsafe unless the
+    /// legs are known identical there: needs --unsafe-legs-identical.
+    #[arg(
+        long,
+        value_name = "RANGES",
+        requires = "unsafe_legs_identical",
+        help_heading = "Modes"
+    )]
+    pub mark_clean: Option<String>,
+    /// Confirms that the legs hold the same data in the --mark-clean ranges.
+    #[arg(long, requires = "mark_clean")]
+    pub unsafe_legs_identical: bool,
+    /// Region count to write into the header (--rewrite-header, --force-resync).
+    #[arg(long, value_name = "N", conflicts_with_all = ["clear_stray_bits", "resync", "verify", "mark_clean"])]
+    pub nr_regions: Option<u64>,
+    /// Region size of the mirror in sectors.
+    #[arg(long, value_name = "SECTORS")]
+    pub region_size: Option<u64>,
+    /// Length of the mirror in sectors (default: nr_regions times the region size).
+    #[arg(long, value_name = "SECTORS", requires = "region_size")]
+    pub length: Option<u64>,
+    /// A mirror leg, in table order (leg 0 is the source), with its offset in sectors.
+    ///
+    /// The offset defaults to 0. Give --leg once for each leg; a mirror has at least 2.
+    #[arg(long = "leg", value_name = "PATH[:OFFSET]")]
+    pub legs: Vec<String>,
+    /// Logical block size of the log device in bytes (default: the device's, else 512).
+    #[arg(long, value_name = "BYTES")]
+    pub logical_block_size: Option<u32>,
+    /// Print what would change; write nothing (legs included).
+    ///
+    /// The header fields that would change, and the bits set and cleared, as ranges.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Save the bytes about to be overwritten to FILE (a new file; raw copy).
+    ///
+    /// Written before anything else (legs included); an existing FILE is never overwritten.
+    /// It holds the first buf_size bytes of the log; put them back with
+    /// dd if=FILE of=LOG bs=$(stat -c %s FILE) count=1 conv=notrunc,fsync oflag=direct
+    #[arg(long, value_name = "FILE")]
+    pub backup: Option<PathBuf>,
+    /// Repair a device that does not carry the disk-log magic.
+    ///
+    /// For recreating a log on a device that holds something else or nothing. Without it,
+    /// a device that holds a filesystem, dm-era metadata, LVM, LUKS, swap or a partition
+    /// table is refused.
+    #[arg(long)]
+    pub force: bool,
+    /// The log is a clustered-disk log of cmirrord (warns about host byte order).
+    ///
+    /// Such a log is handled correctly only if it was written on a little-endian host; no
+    /// cluster node may have the mirror active.
+    #[arg(long)]
+    pub clustered: bool,
+    /// The log device or image.
+    pub log: PathBuf,
+}
+
+parse_with_bare_version!(Args);

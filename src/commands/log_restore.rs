@@ -1,0 +1,42 @@
+//! log_restore's command line.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  log_dump /dev/vg/lv_mlog > before.xml
+  log_restore -i before.xml -o /dev/vg/lv_mlog
+      put a log back as it was dumped (e.g. to undo a log_repair)
+  truncate -s 1M new-log.img && log_restore -i edited.xml -o new-log.img
+      write the log the XML describes into a new image file
+
+Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one
+write followed by fsync; the header area and the bytes after the bitmap keep their content.";
+
+/// Write a dm-log "disk" dirty log from the XML of log_dump.
+///
+/// Every region is clean except the dirty ranges. The whole XML is checked before anything
+/// is written; errors name the line and column.
+#[derive(Parser)]
+#[command(name = "log_restore", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// The XML written by log_dump.
+    #[arg(short = 'i', long, value_name = "XML")]
+    pub input: PathBuf,
+    /// The log device or image to write; it must exist and hold the log's buffer.
+    ///
+    /// Never the XML input itself (refused).
+    #[arg(short = 'o', long, value_name = "LOG")]
+    pub output: PathBuf,
+    /// Write even over a device that holds something else (a filesystem, dm-era metadata,
+    /// the log of a mirror with another region count).
+    #[arg(long)]
+    pub force: bool,
+    /// Logical block size of the log device in bytes (default: the device's, else 512).
+    #[arg(long, value_name = "BYTES")]
+    pub logical_block_size: Option<u32>,
+}
+
+parse_with_bare_version!(Args);
