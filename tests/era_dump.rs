@@ -201,8 +201,8 @@ fn parse_plain(text: &str) -> Plain {
     p
 }
 
-/// era-xml.md §3: for each block the era of the newest writeset marking it, else the era
-/// array's value.
+/// docs/era-xml.md §3: for each block the era of the newest writeset marking it, else the
+/// era array's value.
 fn fold(p: &Plain) -> Vec<u32> {
     let mut eras = p.eras.clone();
     let mut ws = p.writesets.clone();

@@ -1,11 +1,11 @@
-//! era_restore: the byte format of era-xml.md §2.3 and §3, the accepted input variants,
+//! era_restore: the byte format of docs/era-xml.md §2.3 and §3, the accepted input variants,
 //! and hostile input (exit 1, a line:column message, the output left alone).
 
 mod common;
 
 use common::*;
 
-/// era-xml.md §5.1: the compact form thin-provisioning-tools' tests use.
+/// docs/era-xml.md §5.1: the compact form thin-provisioning-tools' tests use.
 const COMPACT: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
   <writeset era="2" nr_bits="4">
     <marked block_begin="1" len="2"/>
@@ -20,7 +20,7 @@ const COMPACT: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" curr
 </superblock>
 "#;
 
-/// era-xml.md §2.3: what thin-provisioning-tools 1.3.3 dumps for it (no final newline).
+/// docs/era-xml.md §2.3: what thin-provisioning-tools 1.3.3 dumps for it (no final newline).
 const DUMPED: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
   <writeset era="2" nr_bits="4">
     <bit block="0" value="false"/>
@@ -42,7 +42,7 @@ const DUMPED: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" curre
   </era_array>
 </superblock>"#;
 
-/// era-xml.md §3: `--logical` of the same metadata.
+/// docs/era-xml.md §3: `--logical` of the same metadata.
 const LOGICAL: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
   <era_array>
     <era block="0" era="3"/>

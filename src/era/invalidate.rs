@@ -1,5 +1,5 @@
 //! "Blocks written since era N": the era array, the archived writesets and, when reading
-//! block 0, the current writeset (era-format.md §8).
+//! block 0, the current writeset (docs/era-format.md §8).
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 

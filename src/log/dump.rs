@@ -30,7 +30,7 @@ impl Severity {
     }
 }
 
-/// A problem or remark about a log (dirty-log-format.md §9.2).
+/// A problem or remark about a log (docs/dirty-log-format.md §9.2).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     /// How serious it is.
@@ -87,9 +87,9 @@ fn note(findings: &mut Vec<Finding>, message: String) {
     });
 }
 
-/// Reads and checks a log. The errors of §9.2 (bad magic, bad version, invalid `nr_regions`,
-/// truncated bitmap, device smaller than `buf_size`) are returned as errors; the rest become
-/// findings.
+/// Reads and checks a log. The errors of docs/dirty-log-format.md §9.2 (bad magic, bad
+/// version, invalid `nr_regions`, a region count the geometry given disagrees with, truncated
+/// bitmap, device smaller than `buf_size`) are returned as errors; the rest become findings.
 pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> {
     let (header, padding) = read_header(io)?;
     header.check_magic()?;

@@ -1,6 +1,6 @@
 //! The dm-log disk dirty log (the region log of the `mirror` target).
 //!
-//! Layout (dirty-log-format.md §3): a 16-byte little-endian header `{magic "MiRr",
+//! Layout (docs/dirty-log-format.md §3): a 16-byte little-endian header `{magic "MiRr",
 //! version 2, nr_regions}` at offset 0, one clean bit per region from byte 1024 (least
 //! significant bit first, 1 = in sync), the whole rounded up to the log device's logical
 //! block size (`buf_size`), which the kernel reads and writes in one I/O.

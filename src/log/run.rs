@@ -2,8 +2,8 @@
 //! check, the work on the legs, the new buffer, the report, and the single write of the
 //! log. The binaries parse arguments, open files and print what these functions report.
 //!
-//! Order of a repair (dirty-log-format.md §9.3): everything is read and checked, and the
-//! new buffer rendered, before the first write anywhere; a resync makes the legs durable
+//! Order of a repair (docs/dirty-log-format.md §9.3): everything is read and checked, and
+//! the new buffer rendered, before the first write anywhere; a resync makes the legs durable
 //! before the log is written; the log's first `buf_size` bytes go out in one write followed
 //! by a flush.
 
