@@ -7,5 +7,6 @@ pub mod cli;
 pub mod commands;
 pub mod era;
 pub mod identify;
+pub mod interrupt;
 pub mod log;
 pub mod pdata;

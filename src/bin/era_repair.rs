@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_repair::Args;
 use era_log_tools::era::build::BuildError;
 use era_log_tools::era::repair::{repair, RepairError};
+use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::pdata::io::OpenMode;
 
 /// The state an interrupted repair leaves its output in.

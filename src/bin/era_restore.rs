@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
 use era_log_tools::era::build::BuildError;
 use era_log_tools::era::restore::{restore, RestoreError};
+use era_log_tools::interrupt::{self, Guarded};
 
 /// The state an interrupted restore leaves its output in.
 const UNFINISHED: &str = "the output holds an unfinished restore that no tool or kernel will \

@@ -8,11 +8,11 @@ use anyhow::{anyhow, Context};
 use clap::CommandFactory;
 use indicatif::ProgressBar;
 
-use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::open::{advice, check_target};
 use era_log_tools::cli::{byte_progress, run, say, EXIT_OK};
 use era_log_tools::commands::log_repair::Args;
 use era_log_tools::identify::Family;
+use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::repair::parse_ranges;
 use era_log_tools::log::resync::{open_legs, Leg, LegSpec};

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use era_log_tools::cli::interrupt::{self, Guarded};
 use era_log_tools::cli::open::check_target;
 use era_log_tools::cli::{run, EXIT_OK};
 use era_log_tools::commands::log_restore::Args;
 use era_log_tools::identify::Family;
+use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::log::device::{logical_block_size, open};
 use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;

@@ -1,7 +1,6 @@
 //! What every binary shares: exit codes, messages on stderr, inputs and outputs, progress
 //! bars and what happens on SIGINT/SIGTERM.
 
-pub mod interrupt;
 pub mod open;
 pub mod output;
 pub mod progress;
@@ -37,7 +36,7 @@ pub fn run_quiet(
     quiet: bool,
     body: impl FnOnce() -> anyhow::Result<u8>,
 ) -> ExitCode {
-    interrupt::install(tool);
+    crate::interrupt::install(tool);
     match body() {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

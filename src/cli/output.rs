@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail};
 
-use super::interrupt;
+use crate::interrupt;
 use crate::pdata::io::same_file;
 
 /// Bytes buffered before a write reaches the file.

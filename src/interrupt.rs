@@ -12,11 +12,17 @@
 //!
 //! Writes go through [`Guarded`], which holds the lock for the length of each write: a signal
 //! sees either "no write yet" or a write that has completed.
+//!
+//! A reader that holds something outside the process (a live session's metadata snapshot)
+//! starts a [`Watch`] instead: while one exists a signal only stops the reads of
+//! [`Interruptible`] devices and wakes the watch's owner, which releases what it holds
+//! before the process ends.
 
-use std::io;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
 
 use crate::pdata::io::{Block, BlockIo, ByteIo};
 
@@ -28,13 +34,26 @@ struct State {
     temp_files: Vec<PathBuf>,
     /// The device a writer is writing, and whether the first write has been made.
     output: Option<(String, bool)>,
+    /// Watches alive, and what they were last told: a signal number, or 0 for "finished".
+    watches: usize,
+    watch_event: Option<i32>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
     tool: "",
     temp_files: Vec::new(),
     output: None,
+    watches: 0,
+    watch_event: None,
 });
+
+/// Wakes the owners of [`Watch`]es.
+static WATCH_WAKE: Condvar = Condvar::new();
+
+/// Writes one line on stderr, ignoring a stderr that went away.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "{line}");
+}
 
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|e| e.into_inner())
@@ -99,27 +118,34 @@ pub fn install(tool: &'static str) {
     }
 }
 
-fn on_signal(sig: i32) {
+/// What the signal thread does with signal `sig`.
+pub(crate) fn on_signal(sig: i32) {
     let mut st = state();
     for t in st.temp_files.drain(..) {
         let _ = std::fs::remove_file(t);
     }
     let tool = st.tool;
     let name = signal_name(sig);
+    if st.watches > 0 {
+        STOPPED_BY.store(sig, Ordering::SeqCst);
+        st.watch_event = Some(sig);
+        WATCH_WAKE.notify_all();
+        return;
+    }
     match &st.output {
         Some((_, true)) => {
             // The writer stops at its next write and reports its state itself.
             STOPPED_BY.store(sig, Ordering::SeqCst);
         }
         Some((path, false)) => {
-            super::say(&format!(
+            say(&format!(
                 "{tool}: {path}: interrupted by {name} before anything was written; the \
                  output is unchanged"
             ));
             std::process::exit(exit_status(sig).into());
         }
         None => {
-            super::say(&format!("{tool}: interrupted by {name}"));
+            say(&format!("{tool}: interrupted by {name}"));
             std::process::exit(exit_status(sig).into());
         }
     }
@@ -220,10 +246,144 @@ pub fn after_write<T, E>(output: &Path, result: &Result<T, E>, unfinished: &str)
     let tool = state().tool;
     let name = signal_name(sig);
     let out = output.display();
-    super::say(&if result.is_ok() {
+    say(&if result.is_ok() {
         format!("{tool}: {out}: interrupted by {name} after the output was completely written")
     } else {
         format!("{tool}: {out}: error: interrupted by {name}: {unfinished}")
     });
     Some(exit_status(sig))
+}
+
+/// While it exists, a signal does not end the process: it stops the reads of
+/// [`Interruptible`] devices and is handed to [`Watch::wait`], so that the owner can
+/// release what it holds outside the process (a metadata snapshot) and end the run.
+pub struct Watch(());
+
+impl Watch {
+    /// Starts watching.
+    pub fn start() -> Watch {
+        let mut st = state();
+        st.watches += 1;
+        st.watch_event = None;
+        Watch(())
+    }
+
+    /// Waits for a signal (its number) or for [`Watch::finish`] (0), for at most `timeout`
+    /// (`None`: no limit); `None` when the time ran out.
+    pub fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
+        let st = state();
+        let ready = |st: &mut State| st.watch_event.is_none();
+        let mut st = match timeout {
+            None => WATCH_WAKE
+                .wait_while(st, ready)
+                .unwrap_or_else(|e| e.into_inner()),
+            Some(t) => {
+                WATCH_WAKE
+                    .wait_timeout_while(st, t, ready)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+        st.watch_event.take()
+    }
+
+    /// Wakes a [`Watch::wait`] with 0: the watched work is over.
+    pub fn finish(&self) {
+        let mut st = state();
+        st.watch_event = Some(0);
+        WATCH_WAKE.notify_all();
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut st = state();
+        st.watches = st.watches.saturating_sub(1);
+    }
+}
+
+/// A device whose reads fail once a signal has stopped the tool, so that a reader under a
+/// [`Watch`] stops at its next block. It never writes.
+pub struct Interruptible<'a> {
+    inner: &'a dyn BlockIo,
+}
+
+impl<'a> Interruptible<'a> {
+    /// Reads `inner` until a signal comes.
+    pub fn new(inner: &'a dyn BlockIo) -> Interruptible<'a> {
+        Interruptible { inner }
+    }
+}
+
+impl BlockIo for Interruptible<'_> {
+    fn nr_blocks(&self) -> u64 {
+        self.inner.nr_blocks()
+    }
+
+    fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()> {
+        if let Some(sig) = stopped_by() {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                format!("interrupted by {}", signal_name(sig)),
+            ));
+        }
+        self.inner.read(loc, buf)
+    }
+
+    fn write(&self, _: u64, _: &Block) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "a reader never writes metadata",
+        ))
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::io::MemIo;
+
+    /// The signal state is per process: the tests that change it take turns.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+    #[test]
+    fn a_watch_sees_a_signal_and_stops_the_reads() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mem = MemIo::new(2);
+        let io = Interruptible::new(&mem);
+        let watch = Watch::start();
+        assert!(io.read_new(1).is_ok());
+        assert_eq!(watch.wait(Some(Duration::from_millis(10))), None);
+        // What the signal thread does on SIGHUP; with a watch alive the process goes on.
+        on_signal(libc::SIGHUP);
+        assert_eq!(watch.wait(Some(Duration::from_secs(5))), Some(libc::SIGHUP));
+        let e = io.read_new(1).err().unwrap();
+        assert_eq!(e.to_string(), "interrupted by SIGHUP");
+        assert!(io.write(0, &Block::zeroed()).is_err());
+        watch.finish();
+        assert_eq!(watch.wait(None), Some(0));
+        drop(watch);
+        STOPPED_BY.store(0, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_writer_is_stopped_at_its_next_write_once_it_has_started() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let mem = MemIo::new(2);
+        writing_to("mem");
+        let io = Guarded::new(&mem);
+        io.write(1, &Block::zeroed()).unwrap();
+        // Started: the signal is recorded, not acted on.
+        on_signal(libc::SIGTERM);
+        let e = io.write(1, &Block::zeroed()).err().unwrap();
+        assert_eq!(e.kind(), io::ErrorKind::Interrupted);
+        assert!(io.flush().is_ok(), "a flush is never refused");
+        assert_eq!(stopped_by(), Some(libc::SIGTERM));
+        state().output = None;
+        STOPPED_BY.store(0, Ordering::SeqCst);
+    }
 }
