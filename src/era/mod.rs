@@ -6,6 +6,7 @@ pub mod dump;
 pub mod era_array;
 pub mod invalidate;
 pub mod invalidate_output;
+pub mod live;
 pub mod metadata;
 pub mod repair;
 pub mod restore;
