@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use era_log_tools::cli::{self, EXIT_ERROR, EXIT_OK};
 use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::live::{self, LiveOptions};
 use era_log_tools::pdata::io::OpenMode;
 use era_log_tools::pdata::report::Severity;
 
@@ -23,12 +24,28 @@ unless --ignore-non-fatal-errors), 2 usage error.
 Examples:
   era_check /dev/vg/era-meta
   era_check -q era-meta.img && echo clean
-  era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot"
+  era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot
+  era_check --live era0                          # take, check and drop a snapshot of a live target"
 )]
 struct Args {
     /// Metadata device or file
-    #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    input: Option<PathBuf>,
+    /// Check the live era target DM_NAME (a device-mapper name or its /dev path) through a
+    /// metadata snapshot taken and dropped for this run
+    #[arg(long, value_name = "DM_NAME", conflicts_with = "metadata_snap")]
+    live: Option<String>,
+    /// With --live: send checkpoint before taking the snapshot
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    checkpoint: bool,
+    /// With --live: check the snapshot someone else holds (and leave it held) instead of
+    /// refusing
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    use_held_snapshot: bool,
     /// Fail only on fatal errors (leaks, stray bits and similar are still reported)
     #[arg(long)]
     ignore_non_fatal_errors: bool,
@@ -47,22 +64,33 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let quiet = args.quiet;
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(args.live.clone().unwrap_or_default()));
     cli::run_quiet("era_check", quiet, || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
         } else {
             OpenMode::ReadExclusive
         };
-        let io = cli::open_era_input(&args.input, mode)?;
-        let problems = check(
-            &io,
-            CheckOptions {
-                super_block_only: args.super_block_only,
-                metadata_snap: args.metadata_snap,
-            },
-        );
+        let opts = CheckOptions {
+            super_block_only: args.super_block_only,
+            metadata_snap: args.metadata_snap,
+        };
+        let problems = match &args.live {
+            Some(device) => {
+                let live_opts = LiveOptions {
+                    checkpoint: args.checkpoint,
+                    use_held_snapshot: args.use_held_snapshot,
+                    handle_signals: true,
+                };
+                live::check_snapshot(device, &live_opts, opts)?.0
+            }
+            None => check(&cli::open_era_input(&input, mode)?, opts),
+        };
         if !quiet {
-            cli::report_problems("era_check", &args.input, &problems);
+            cli::report_problems("era_check", &input, &problems);
         }
         let failed = match problems.worst() {
             Some(Severity::Fatal) => {

@@ -1,13 +1,14 @@
 //! era_invalidate: lists the origin blocks written since a given era.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::era::invalidate::written_since;
-use era_log_tools::era::invalidate_output::{write, Format, Units};
+use era_log_tools::era::invalidate_output::{write, write_live, Format, Units};
+use era_log_tools::era::live::{self, LiveOptions};
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::OpenMode;
 
@@ -45,12 +46,32 @@ Examples:
   era_invalidate --written-since 5 /dev/vg/era-meta
   dmsetup message era0 0 take_metadata_snap
   era_invalidate --metadata-snapshot --written-since 5 --format text --units bytes /dev/vg/era-meta
-  dmsetup message era0 0 drop_metadata_snap"
+  dmsetup message era0 0 drop_metadata_snap
+  era_invalidate --live era0 --checkpoint --written-since 5 --units bytes   # all of the above
+
+--live prints JSON unless --format says otherwise; its next_written_since is the value for
+the next incremental run."
 )]
 struct Args {
     /// Metadata device or file
-    #[arg(value_name = "INPUT")]
-    input: PathBuf,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    input: Option<PathBuf>,
+    /// Read the live era target DM_NAME (a device-mapper name or its /dev path) in one step:
+    /// its metadata device comes from its table; a metadata snapshot is taken, read and
+    /// dropped
+    #[arg(long, value_name = "DM_NAME", conflicts_with = "metadata_snapshot")]
+    live: Option<String>,
+    /// With --live: send checkpoint first, so that the next run starts from a new era
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    checkpoint: bool,
+    /// With --live: read the snapshot someone else holds (and leave it held) instead of
+    /// refusing
+    #[arg(long, requires = "live", conflicts_with = "input")]
+    use_held_snapshot: bool,
     /// List the blocks written in this era or later (0 lists every block)
     #[arg(long, value_name = "ERA")]
     written_since: u32,
@@ -60,9 +81,9 @@ struct Args {
     /// Write to FILE instead of stdout
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "xml")]
-    format: FormatArg,
+    /// Output format [default: xml, json with --live]
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
     /// Units of the ranges (text and json only; xml is always in blocks)
     #[arg(long, value_enum, default_value = "blocks")]
     units: UnitsArg,
@@ -71,9 +92,10 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let format = match args.format {
-        FormatArg::Xml => Format::Xml,
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
+        None if args.live.is_some() => Format::Json,
+        None | Some(FormatArg::Xml) => Format::Xml,
+        Some(FormatArg::Text) => Format::Text,
+        Some(FormatArg::Json) => Format::Json,
     };
     let units = match args.units {
         UnitsArg::Blocks => Units::Blocks,
@@ -88,21 +110,46 @@ fn main() -> ExitCode {
             )
             .exit();
     }
+    if let Some(device) = &args.live {
+        return cli::run("era_invalidate", || {
+            let opts = LiveOptions {
+                checkpoint: args.checkpoint,
+                use_held_snapshot: args.use_held_snapshot,
+                handle_signals: true,
+            };
+            let (set, info) = live::invalidate(device, &opts, args.written_since)?;
+            for w in &set.warnings {
+                eprintln!("era_invalidate: {device}: {w}");
+            }
+            let mut out = cli::output(args.output.as_deref(), Path::new(device))?;
+            write_live(&mut out, &set, format, units, args.written_since, &info)?;
+            if format != Format::Json {
+                eprintln!(
+                    "era_invalidate: {device}: read through metadata snapshot {}; next \
+                     --written-since {}",
+                    info.snapshot_root,
+                    info.next_written_since()
+                );
+            }
+            Ok(EXIT_OK)
+        });
+    }
+    let input = args.input.unwrap_or_default();
     cli::run("era_invalidate", || {
         let mode = if args.metadata_snapshot {
             OpenMode::ReadShared
         } else {
             OpenMode::ReadExclusive
         };
-        let io = cli::open_era_input(&args.input, mode)?;
-        let name = args.input.display();
+        let io = cli::open_era_input(&input, mode)?;
+        let name = input.display();
         let view = View::open(&io, args.metadata_snapshot).with_context(|| name.to_string())?;
         let set =
             written_since(&io, &view, args.written_since).with_context(|| name.to_string())?;
         for w in &set.warnings {
             eprintln!("era_invalidate: {name}: {w}");
         }
-        let mut out = cli::output(args.output.as_deref(), &args.input)?;
+        let mut out = cli::output(args.output.as_deref(), &input)?;
         write(
             &mut out,
             &set,

@@ -104,12 +104,12 @@ impl DmDevice {
             return Ok(DmDevice::Name(arg.to_string()));
         }
         let path = PathBuf::from(arg);
-        let meta = std::fs::metadata(&path).map_err(|e| DmError::Path(path.clone(), e))?;
+        let meta = std::fs::metadata(&path).map_err(DmError::Path)?;
         if !meta.file_type().is_block_device() {
-            return Err(DmError::Path(
-                path,
-                io::Error::new(io::ErrorKind::InvalidInput, "not a block device"),
-            ));
+            return Err(DmError::Path(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a block device",
+            )));
         }
         Ok(DmDevice::Dev {
             path,
@@ -177,7 +177,7 @@ pub enum DmError {
     /// A name device-mapper cannot hold.
     BadName(String),
     /// A path that is not a usable block device.
-    Path(PathBuf, io::Error),
+    Path(io::Error),
     /// The kernel refused a request.
     Request {
         /// What was asked (`table`, `status`, `message 'checkpoint'`).
@@ -208,7 +208,7 @@ impl fmt::Display for DmError {
             }
             DmError::NoDevice => f.write_str("no such device-mapper device"),
             DmError::BadName(n) => write!(f, "'{n}' is not a device-mapper name"),
-            DmError::Path(p, e) => write!(f, "{}: {e}", p.display()),
+            DmError::Path(e) => e.fmt(f),
             DmError::Request { what, errno } => write!(
                 f,
                 "device-mapper refused {what}: {}",
@@ -258,7 +258,7 @@ mod tests {
         assert!(e.to_string().contains("not a block device"), "{e}");
         assert!(matches!(
             DmDevice::parse("/no/such/device"),
-            Err(DmError::Path(..))
+            Err(DmError::Path(_))
         ));
     }
 
