@@ -8,6 +8,7 @@ pub mod invalidate;
 pub mod invalidate_output;
 pub mod live;
 pub mod metadata;
+pub mod metadata_size;
 pub mod repair;
 pub mod restore;
 pub mod sink;
