@@ -3,6 +3,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod log;
 
 use std::io::Read;
