@@ -12,11 +12,11 @@ BS=64
 
 # wr NAME BLOCK COUNT -- COUNT blocks of random data at BLOCK (the last may be partial)
 wr() {
-    local s=$(($2 * BS)) n=$(($3 * BS))
-    [ $((s + n)) -gt $LEN ] && n=$((LEN - s))
-    step write "dd if=/dev/urandom of=/dev/mapper/$1 bs=512 seek=$s count=$n oflag=direct conv=notrunc"
-    dd if=/dev/urandom of="/dev/mapper/$1" bs=512 seek="$s" count="$n" oflag=direct \
-        conv=notrunc 2> /dev/null || die_lab "write at block $2 failed"
+    local s=$(($2 * BS)) n=$(($3 * BS)) u=$((BS * 512))
+    if [ $((s + n)) -gt $LEN ]; then n=$((LEN - s)); u=512; fi
+    step write "dd if=/dev/urandom of=/dev/mapper/$1 bs=$u seek=$((s * 512 / u)) count=$((n * 512 / u)) oflag=direct conv=notrunc"
+    dd if=/dev/urandom of="/dev/mapper/$1" bs="$u" seek=$((s * 512 / u)) count=$((n * 512 / u)) \
+        oflag=direct conv=notrunc 2> /dev/null || die_lab "write at block $2 failed"
     ev write "$SEQ" "$ERA" "$2" "$(($2 + $3))"
 }
 
@@ -74,7 +74,8 @@ scenario() {
     meta=$(dev meta)
     BGW=
     era_create e "$meta" "$(dev origin)" $BS $LEN
-    wr e 0 1001                                          # every block, the partial one too
+    wr e 0 1000                                          # every whole block
+    wr e 1000 1                                          # and the partial one
     incremental full
     for r in 1 2 3 4 5 6; do
         writes "$r"
