@@ -13,21 +13,25 @@ pub fn target() -> PathBuf {
 }
 
 /// Runs `scenario` with `env` set, writing to `target/kernel-lab/<out>`, and returns its
-/// manifest.
+/// manifest. With `KLAB_REUSE=1` in the environment, the outputs of an earlier run are
+/// checked again without booting a VM.
 pub fn run_lab_in(scenario: &str, out: &str, env: &[(&str, &Path)]) -> Value {
     // Runs share the lab's scratch folder (kernel, initramfs): one at a time.
     static LAB: Mutex<()> = Mutex::new(());
     let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel-lab/run.sh");
     let dir = target().join(out);
-    let status = Command::new(script)
-        .arg(scenario)
-        .env("KLAB_OUT", &dir)
-        .envs(env.iter().map(|(k, v)| (*k, *v)))
-        .status()
-        .expect("run.sh starts");
-    assert!(status.success(), "the lab run failed");
-    let text = std::fs::read_to_string(dir.join(format!("{scenario}.json"))).unwrap();
+    let manifest = dir.join(format!("{scenario}.json"));
+    if std::env::var_os("KLAB_REUSE").is_none() || !manifest.exists() {
+        let status = Command::new(script)
+            .arg(scenario)
+            .env("KLAB_OUT", &dir)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
+            .status()
+            .expect("run.sh starts");
+        assert!(status.success(), "the lab run failed");
+    }
+    let text = std::fs::read_to_string(manifest).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
