@@ -113,8 +113,15 @@ pub enum LiveFault {
 
 impl fmt::Display for LiveFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe(f, "DEV")
+    }
+}
+
+impl LiveFault {
+    /// The fault in words; `device` is how commands to type name the device.
+    fn describe(&self, f: &mut fmt::Formatter<'_>, device: &str) -> fmt::Result {
         match self {
-            LiveFault::Dm(e) => e.fmt(f),
+            LiveFault::Dm(e) => write!(f, "{e}"),
             LiveFault::Target(s) => f.write_str(s),
             LiveFault::Suspended => f.write_str(
                 "the device is suspended; an era target answers no message until it is \
@@ -123,7 +130,7 @@ impl fmt::Display for LiveFault {
             LiveFault::SnapshotHeld(root) => write!(
                 f,
                 "a metadata snapshot is already held (root {root}), by someone else; read it \
-                 with --use-held-snapshot, or drop it (dmsetup message DEV 0 \
+                 with --use-held-snapshot, or drop it (dmsetup message {device} 0 \
                  drop_metadata_snap) if nobody uses it"
             ),
             LiveFault::CheckpointWithHeld(root) => write!(
@@ -137,7 +144,7 @@ impl fmt::Display for LiveFault {
             LiveFault::Open(p, e) => write!(f, "{}: {e}", p.display()),
             LiveFault::Mismatch(s) => f.write_str(s),
             LiveFault::Metadata(p, e) => write!(f, "{}: {e}", p.display()),
-            LiveFault::Read(e) => e.fmt(f),
+            LiveFault::Read(e) => write!(f, "{e}"),
             LiveFault::Interrupted { signal, dropped } => {
                 write!(f, "interrupted by {}", signals::name(*signal))?;
                 match dropped {
@@ -153,7 +160,7 @@ impl fmt::Display for LiveFault {
             LiveFault::Drop(root, e) => write!(
                 f,
                 "could not drop metadata snapshot {root}: {e}; drop it with dmsetup message \
-                 DEV 0 drop_metadata_snap"
+                 {device} 0 drop_metadata_snap"
             ),
         }
     }
@@ -170,7 +177,8 @@ pub struct LiveError {
 
 impl fmt::Display for LiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.device, self.fault)
+        write!(f, "{}: ", self.device)?;
+        self.fault.describe(f, &self.device)
     }
 }
 
@@ -355,7 +363,17 @@ fn watch(pipe: &SignalPipe, signal: &AtomicI32, holder: &Holder<'_>, dev: &DmDev
         Ok(None) => String::new(),
         Err(e) => format!("; {e}"),
     };
-    eprintln!("{dev}: interrupted by {}{msg}", signals::name(sig));
+    let tool = std::env::args_os()
+        .next()
+        .map(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    eprintln!("{tool}: {dev}: interrupted by {}{msg}", signals::name(sig));
     // SAFETY: ends the process at once; the snapshot, the only state outside it, is gone.
     unsafe { libc::_exit(1) };
 }

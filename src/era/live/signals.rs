@@ -20,8 +20,9 @@ use crate::pdata::io::{Block, BlockIo};
 pub const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// How long the watcher waits for the main thread to unwind before it drops the snapshot
-/// itself.
-pub const GRACE: Duration = Duration::from_secs(2);
+/// itself: reads are checked block by block, but a tool may spend a while between two
+/// reads formatting what it read (era_dump writes 32576 lines per bitset block).
+pub const GRACE: Duration = Duration::from_secs(5);
 
 static WRITE_FD: AtomicI32 = AtomicI32::new(-1);
 
