@@ -34,9 +34,11 @@ struct State {
     temp_files: Vec<PathBuf>,
     /// The device a writer is writing, and whether the first write has been made.
     output: Option<(String, bool)>,
-    /// Watches alive, and what they were last told: a signal number, or 0 for "finished".
+    /// Watches alive, a signal none of them has taken yet, and whether the watched work
+    /// is over.
     watches: usize,
-    watch_event: Option<i32>,
+    watch_signal: Option<i32>,
+    watch_finished: bool,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -44,7 +46,8 @@ static STATE: Mutex<State> = Mutex::new(State {
     temp_files: Vec::new(),
     output: None,
     watches: 0,
-    watch_event: None,
+    watch_signal: None,
+    watch_finished: false,
 });
 
 /// Wakes the owners of [`Watch`]es.
@@ -118,6 +121,18 @@ pub fn install(tool: &'static str) {
     }
 }
 
+/// The signal state is per process: the tests that change it take turns, and reset it with
+/// [`reset`] when done.
+#[cfg(test)]
+pub(crate) static TEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// Forgets a signal a test pretended to receive.
+#[cfg(test)]
+pub(crate) fn reset() {
+    STOPPED_BY.store(0, Ordering::SeqCst);
+    state().output = None;
+}
+
 /// What the signal thread does with signal `sig`.
 pub(crate) fn on_signal(sig: i32) {
     let mut st = state();
@@ -128,7 +143,7 @@ pub(crate) fn on_signal(sig: i32) {
     let name = signal_name(sig);
     if st.watches > 0 {
         STOPPED_BY.store(sig, Ordering::SeqCst);
-        st.watch_event = Some(sig);
+        st.watch_signal = Some(sig);
         WATCH_WAKE.notify_all();
         return;
     }
@@ -264,15 +279,16 @@ impl Watch {
     pub fn start() -> Watch {
         let mut st = state();
         st.watches += 1;
-        st.watch_event = None;
+        st.watch_signal = None;
+        st.watch_finished = false;
         Watch(())
     }
 
-    /// Waits for a signal (its number) or for [`Watch::finish`] (0), for at most `timeout`
-    /// (`None`: no limit); `None` when the time ran out.
+    /// Waits for a signal (its number, handed out once) or for [`Watch::finish`] (0), for
+    /// at most `timeout` (`None`: no limit); `None` when the time ran out.
     pub fn wait(&self, timeout: Option<Duration>) -> Option<i32> {
         let st = state();
-        let ready = |st: &mut State| st.watch_event.is_none();
+        let ready = |st: &mut State| st.watch_signal.is_none() && !st.watch_finished;
         let mut st = match timeout {
             None => WATCH_WAKE
                 .wait_while(st, ready)
@@ -284,13 +300,13 @@ impl Watch {
                     .0
             }
         };
-        st.watch_event.take()
+        st.watch_signal.take().or(st.watch_finished.then_some(0))
     }
 
     /// Wakes a [`Watch::wait`] with 0: the watched work is over.
     pub fn finish(&self) {
         let mut st = state();
-        st.watch_event = Some(0);
+        st.watch_finished = true;
         WATCH_WAKE.notify_all();
     }
 }
@@ -347,12 +363,10 @@ mod tests {
     use super::*;
     use crate::pdata::io::MemIo;
 
-    /// The signal state is per process: the tests that change it take turns.
-    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
     #[test]
     fn a_watch_sees_a_signal_and_stops_the_reads() {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        reset();
         let mem = MemIo::new(2);
         let io = Interruptible::new(&mem);
         let watch = Watch::start();
@@ -367,12 +381,13 @@ mod tests {
         watch.finish();
         assert_eq!(watch.wait(None), Some(0));
         drop(watch);
-        STOPPED_BY.store(0, Ordering::SeqCst);
+        reset();
     }
 
     #[test]
     fn a_writer_is_stopped_at_its_next_write_once_it_has_started() {
-        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        reset();
         let mem = MemIo::new(2);
         writing_to("mem");
         let io = Guarded::new(&mem);
@@ -383,7 +398,6 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::Interrupted);
         assert!(io.flush().is_ok(), "a flush is never refused");
         assert_eq!(stopped_by(), Some(libc::SIGTERM));
-        state().output = None;
-        STOPPED_BY.store(0, Ordering::SeqCst);
+        reset();
     }
 }

@@ -5,6 +5,7 @@
 //! their command lines.
 pub mod cli;
 pub mod commands;
+pub mod dm;
 pub mod era;
 pub mod identify;
 pub mod interrupt;

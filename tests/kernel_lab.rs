@@ -8,60 +8,20 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
+use common::lab::{carried_in, run_lab_in, target, Run};
 use serde_json::Value;
-
-fn target() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kernel-lab")
-}
 
 fn out_dir() -> PathBuf {
     target().join("out")
-}
-
-/// Runs `scenario` with `env` set, writing to `target/kernel-lab/<out>`, and returns its
-/// manifest.
-fn run_lab_in(scenario: &str, out: &str, env: &[(&str, &Path)]) -> Value {
-    // Runs share the lab's scratch folder (kernel, initramfs): one at a time.
-    static LAB: Mutex<()> = Mutex::new(());
-    let _guard = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kernel-lab/run.sh");
-    let dir = target().join(out);
-    let status = Command::new(script)
-        .arg(scenario)
-        .env("KLAB_OUT", &dir)
-        .envs(env.iter().map(|(k, v)| (*k, *v)))
-        .status()
-        .expect("run.sh starts");
-    assert!(status.success(), "the lab run failed");
-    let text = std::fs::read_to_string(dir.join(format!("{scenario}.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
 }
 
 fn run_lab(scenario: &str) -> Value {
     run_lab_in(scenario, "out", &[])
 }
 
-struct Run {
-    rc: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn carried(m: &Value, name: &str) -> Run {
-    let r = m["carried_runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("run {name} missing"));
-    let read = |k: &str| std::fs::read_to_string(out_dir().join(r[k].as_str().unwrap())).unwrap();
-    Run {
-        rc: r["exit_code"].as_i64().unwrap() as i32,
-        stdout: read("stdout"),
-        stderr: read("stderr"),
-    }
+    carried_in(m, "out", name)
 }
 
 /// The blocks of an era_invalidate XML answer.

@@ -1,32 +1,38 @@
 //! era_check: validates dm-era metadata.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use era_log_tools::cli::{self, EXIT_ERROR, EXIT_OK};
 use era_log_tools::commands::era_check::Args;
 use era_log_tools::era::check::{check, CheckOptions};
+use era_log_tools::era::live;
 use era_log_tools::pdata::io::OpenMode;
 use era_log_tools::pdata::report::Severity;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let quiet = args.quiet;
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(args.live.live.clone().unwrap_or_default()));
     cli::run_quiet("era_check", quiet, || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
         } else {
             OpenMode::ReadExclusive
         };
-        let io = cli::open_era_input(&args.input, mode)?;
-        let problems = check(
-            &io,
-            CheckOptions {
-                super_block_only: args.super_block_only,
-                metadata_snap: args.metadata_snap,
-            },
-        );
+        let opts = CheckOptions {
+            super_block_only: args.super_block_only,
+            metadata_snap: args.metadata_snap,
+        };
+        let problems = match &args.live.live {
+            Some(device) => live::check_snapshot(device, &args.live.options(), opts)?.0,
+            None => check(&cli::open_era_input(&input, mode)?, opts),
+        };
         if !quiet {
-            cli::report_problems("era_check", &args.input, &problems);
+            cli::report_problems("era_check", &input, &problems);
         }
         let failed = match problems.worst() {
             Some(Severity::Fatal) => {

@@ -1,38 +1,51 @@
 //! era_dump: writes dm-era metadata as XML.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_dump::Args;
 use era_log_tools::era::dump::{dump, DumpError, DumpOptions};
+use era_log_tools::era::live;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let input = args
+        .input
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(args.live.live.clone().unwrap_or_default()));
     cli::run("era_dump", || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
         } else {
             OpenMode::ReadExclusive
         };
-        let io = cli::open_era_input(&args.input, mode)?;
-        let mut out = cli::Output::create(args.output.as_deref(), &[&args.input])?;
         let opts = DumpOptions {
             logical: args.logical,
             repair: args.repair,
             metadata_snap: args.metadata_snap,
         };
+        let file = match &args.live.live {
+            Some(_) => None,
+            None => Some(cli::open_era_input(&input, mode)?),
+        };
+        let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
         // A failed dump leaves a previous file of the same name as it was.
-        match dump(&io, &opts, &mut out) {
-            Ok(problems) => {
-                out.commit()?;
-                cli::report_problems("era_dump", &args.input, &problems);
-                Ok(EXIT_OK)
+        let problems = match (&file, &args.live.live) {
+            (Some(io), _) => dump(io, &opts, &mut out).map_err(|e| match e {
+                e @ DumpError::Metadata(_) => {
+                    anyhow::Error::new(e).context(input.display().to_string())
+                }
+                e => anyhow::Error::new(e),
+            })?,
+            (None, device) => {
+                let device = device.as_deref().unwrap_or_default();
+                live::dump_snapshot(device, &args.live.options(), &opts, &mut out)?.0
             }
-            Err(e @ DumpError::Metadata(_)) => {
-                Err(anyhow::Error::new(e).context(args.input.display().to_string()))
-            }
-            Err(e) => Err(anyhow::Error::new(e)),
-        }
+        };
+        out.commit()?;
+        cli::report_problems("era_dump", &input, &problems);
+        Ok(EXIT_OK)
     })
 }

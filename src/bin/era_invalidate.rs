@@ -1,21 +1,24 @@
 //! era_invalidate: lists the origin blocks written since a given era.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
-use era_log_tools::era::invalidate_output::{write, Format, Units};
+use era_log_tools::era::invalidate_output::{write, write_live, Format, Units};
+use era_log_tools::era::live;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let format = match args.format {
-        FormatArg::Xml => Format::Xml,
-        FormatArg::Text => Format::Text,
-        FormatArg::Json => Format::Json,
+        None if args.live.live.is_some() => Format::Json,
+        None | Some(FormatArg::Xml) => Format::Xml,
+        Some(FormatArg::Text) => Format::Text,
+        Some(FormatArg::Json) => Format::Json,
     };
     let units = match args.units {
         UnitsArg::Blocks => Units::Blocks,
@@ -30,30 +33,51 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    cli::run("era_invalidate", || {
-        let mode = if args.metadata_snapshot {
-            OpenMode::ReadShared
-        } else {
-            OpenMode::ReadExclusive
-        };
-        let io = cli::open_era_input(&args.input, mode)?;
-        let name = args.input.display();
-        let view = View::open(&io, args.metadata_snapshot).with_context(|| name.to_string())?;
-        let set =
-            written_since(&io, &view, args.written_since).with_context(|| name.to_string())?;
-        for w in &set.warnings {
-            cli::say(&format!("era_invalidate: {name}: {w}"));
+    cli::run("era_invalidate", || match &args.live.live {
+        Some(device) => {
+            let (set, info) = live::invalidate(device, &args.live.options(), args.written_since)?;
+            for w in &set.warnings {
+                cli::say(&format!("era_invalidate: {device}: {w}"));
+            }
+            let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
+            write_live(&mut out, &set, format, units, args.written_since, &info)?;
+            out.commit()?;
+            if format != Format::Json {
+                cli::say(&format!(
+                    "era_invalidate: {device}: read through metadata snapshot {}; next \
+                     --written-since {}",
+                    info.snapshot_root,
+                    info.next_written_since()
+                ));
+            }
+            Ok(EXIT_OK)
         }
-        let mut out = cli::Output::create(args.output.as_deref(), &[&args.input])?;
-        write(
-            &mut out,
-            &set,
-            format,
-            units,
-            view.sb.data_block_size,
-            args.written_since,
-        )?;
-        out.commit()?;
-        Ok(EXIT_OK)
+        None => {
+            let input = args.input.clone().unwrap_or_default();
+            let mode = if args.metadata_snapshot {
+                OpenMode::ReadShared
+            } else {
+                OpenMode::ReadExclusive
+            };
+            let io = cli::open_era_input(&input, mode)?;
+            let name = input.display();
+            let view = View::open(&io, args.metadata_snapshot).with_context(|| name.to_string())?;
+            let set =
+                written_since(&io, &view, args.written_since).with_context(|| name.to_string())?;
+            for w in &set.warnings {
+                cli::say(&format!("era_invalidate: {name}: {w}"));
+            }
+            let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
+            write(
+                &mut out,
+                &set,
+                format,
+                units,
+                view.sb.data_block_size,
+                args.written_since,
+            )?;
+            out.commit()?;
+            Ok(EXIT_OK)
+        }
     })
 }

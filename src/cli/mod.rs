@@ -43,7 +43,11 @@ pub fn run_quiet(
             if !quiet && !is_broken_pipe(&e) {
                 say(&format!("{tool}: {}", one_line(&e)));
             }
-            ExitCode::from(EXIT_ERROR)
+            // An error that a signal caused ends the way the signal would have.
+            match crate::interrupt::stopped_by() {
+                Some(sig) => ExitCode::from(crate::interrupt::exit_status(sig)),
+                None => ExitCode::from(EXIT_ERROR),
+            }
         }
     }
 }

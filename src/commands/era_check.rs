@@ -19,12 +19,19 @@ unless --ignore-non-fatal-errors), 2 usage error.
 Examples:
   era_check /dev/vg/era-meta
   era_check -q era-meta.img && echo clean
-  era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot"
+  era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot
+  era_check --live era0                          # take, check and drop a snapshot of a live target"
 )]
 pub struct Args {
     /// Metadata device or file
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: super::LiveArgs,
     /// Fail only on fatal errors (leaks, stray bits and similar are still reported)
     #[arg(long)]
     pub ignore_non_fatal_errors: bool,
@@ -34,7 +41,7 @@ pub struct Args {
     /// The snapshot is the superblock at block 0's metadata_snap, its writeset tree and its
     /// era array. A superblock read with a bad checksum is read again a few times, as a live
     /// target may be rewriting it. Fails with "no current metadata snap" when none is held.
-    #[arg(long, visible_alias = "metadata-snapshot")]
+    #[arg(long, visible_alias = "metadata-snapshot", conflicts_with = "live")]
     pub metadata_snap: bool,
     /// Print nothing; report through the exit status only
     #[arg(short, long)]

@@ -20,12 +20,19 @@ Examples:
   era_dump -o era.xml era-meta.img
   era_dump --logical era-meta.img          # the era of every block, writesets folded in
   era_dump --repair damaged.img > salvaged.xml && era_restore -i salvaged.xml -o new.img
-  era_dump --metadata-snap /dev/vg/era-meta   # a live device, through its held snapshot"
+  era_dump --metadata-snap /dev/vg/era-meta   # a live device, through its held snapshot
+  era_dump --live era0 -o era0.xml            # take, dump and drop a snapshot of a live target"
 )]
 pub struct Args {
     /// Metadata device or file
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: super::LiveArgs,
     /// Fold every writeset into the era array (newest writeset wins) and print only the
     /// era array
     ///
@@ -41,7 +48,7 @@ pub struct Args {
     /// Only the snapshot's writeset tree and era array are read (its copies of the current
     /// writeset and of the space map are stale). Fails with "no current metadata snap" when
     /// none is held.
-    #[arg(long, visible_alias = "metadata-snapshot")]
+    #[arg(long, visible_alias = "metadata-snapshot", conflicts_with = "live")]
     pub metadata_snap: bool,
     /// Write the XML to FILE instead of stdout
     ///

@@ -49,17 +49,27 @@ Examples:
   era_invalidate --written-since 5 /dev/vg/era-meta
   dmsetup message era0 0 take_metadata_snap
   era_invalidate --metadata-snapshot --written-since 5 --format text --units bytes /dev/vg/era-meta
-  dmsetup message era0 0 drop_metadata_snap"
+  dmsetup message era0 0 drop_metadata_snap
+  era_invalidate --live era0 --checkpoint --written-since 5 --units bytes   # all of the above
+
+--live prints JSON unless --format says otherwise; its next_written_since is the value for
+the next incremental run."
 )]
 pub struct Args {
     /// Metadata device or file
-    #[arg(value_name = "INPUT")]
-    pub input: PathBuf,
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    pub input: Option<PathBuf>,
+    #[command(flatten)]
+    pub live: super::LiveArgs,
     /// List the blocks written in this era or later (0 lists every block)
     #[arg(long, value_name = "ERA")]
     pub written_since: u32,
     /// Read the held metadata snapshot of a live target (the device is opened without O_EXCL)
-    #[arg(long, visible_alias = "metadata-snap")]
+    #[arg(long, visible_alias = "metadata-snap", conflicts_with = "live")]
     pub metadata_snapshot: bool,
     /// Write to FILE instead of stdout
     ///
@@ -68,9 +78,9 @@ pub struct Args {
     /// FIFO or /dev/stdout is written in place. - is stdout.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Output format
-    #[arg(long, value_enum, default_value = "xml")]
-    pub format: FormatArg,
+    /// Output format [default: xml, json with --live]
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
     /// Units of the ranges (text and json only; xml is always in blocks)
     ///
     /// Sectors and bytes come from the block size recorded in the superblock. The last range

@@ -23,6 +23,7 @@ macro_rules! parse_with_bare_version {
 pub mod era_check;
 pub mod era_dump;
 pub mod era_invalidate;
+pub mod era_metadata_size;
 pub mod era_repair;
 pub mod era_restore;
 pub mod log_dump;
@@ -37,12 +38,53 @@ pub fn all() -> Vec<Command> {
         era_check::Args::command(),
         era_dump::Args::command(),
         era_invalidate::Args::command(),
+        era_metadata_size::Args::command(),
         era_repair::Args::command(),
         era_restore::Args::command(),
         log_dump::Args::command(),
         log_repair::Args::command(),
         log_restore::Args::command(),
     ]
+}
+
+/// `--live` and what goes with it, shared by the readers that can take a snapshot of a live
+/// target themselves (era_check, era_dump, era_invalidate).
+#[derive(clap::Args)]
+pub struct LiveArgs {
+    /// Read the live era target DM_NAME through a metadata snapshot taken and dropped for this
+    /// run
+    ///
+    /// DM_NAME is a device-mapper name, or the path of its node such as /dev/mapper/era0. In
+    /// one step: the metadata device is found from the target's table, a metadata snapshot is
+    /// taken (take_metadata_snap), read through the root the status line shows (checked
+    /// against the superblock's metadata_snap; no O_EXCL, O_DIRECT), and dropped
+    /// (drop_metadata_snap) on every way out: success, error, SIGINT, SIGTERM or SIGHUP.
+    /// SIGKILL cannot be caught: a killed run leaves its snapshot held, and the next run
+    /// refuses until it is dropped. A snapshot held by someone else is refused, naming its
+    /// root. Refused with one line and exit 1: no such device, a target that is not one era
+    /// target, a suspended target (the kernel would not answer until it is resumed), missing
+    /// permissions (device-mapper needs root).
+    #[arg(long, value_name = "DM_NAME")]
+    pub live: Option<String>,
+    /// With --live: send checkpoint before taking the snapshot, and take the era from the
+    /// status line after it
+    #[arg(long, requires = "live")]
+    pub checkpoint: bool,
+    /// With --live: read the snapshot someone else holds instead of refusing, and leave it
+    /// held
+    #[arg(long, requires = "live")]
+    pub use_held_snapshot: bool,
+}
+
+impl LiveArgs {
+    /// The session options these arguments ask for; signals are handled (a tool's process).
+    pub fn options(&self) -> crate::era::live::LiveOptions {
+        crate::era::live::LiveOptions {
+            checkpoint: self.checkpoint,
+            use_held_snapshot: self.use_held_snapshot,
+            handle_signals: true,
+        }
+    }
 }
 
 /// The version `-V`/`--version` prints.

@@ -3,6 +3,7 @@
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod lab;
 pub mod log;
 
 use std::io::Read;
@@ -79,6 +80,7 @@ pub fn exe(bin: &str) -> &'static str {
         "era_restore" => env!("CARGO_BIN_EXE_era_restore"),
         "era_repair" => env!("CARGO_BIN_EXE_era_repair"),
         "era_invalidate" => env!("CARGO_BIN_EXE_era_invalidate"),
+        "era_metadata_size" => env!("CARGO_BIN_EXE_era_metadata_size"),
         "log_dump" => env!("CARGO_BIN_EXE_log_dump"),
         "log_restore" => env!("CARGO_BIN_EXE_log_restore"),
         "log_repair" => env!("CARGO_BIN_EXE_log_repair"),

@@ -15,7 +15,7 @@ lab=${KLAB_LAB:-../shared/kernel-lab}
 name=${1:?scenario name}
 cargo build --release --bins
 carry=""
-for b in era_check era_dump era_invalidate era_restore log_dump log_repair; do
+for b in era_check era_dump era_invalidate era_metadata_size era_restore log_dump log_repair; do
   [ -x "target/release/$b" ] && carry="${carry:+$carry:}target/release/$b"
 done
 scenario=$name

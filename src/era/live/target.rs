@@ -1,0 +1,195 @@
+//! What device-mapper says about an era target: its table line and its status line.
+
+use crate::dm::{DevId, TargetLine};
+
+/// An era target's table: `era <metadata dev> <origin dev> <block size>`, as the kernel
+/// prints it (devices as `MAJOR:MINOR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EraTable {
+    /// Length of the target in sectors: the size of the origin it exposes.
+    pub length: u64,
+    /// The metadata device.
+    pub metadata: DevId,
+    /// The origin device.
+    pub origin: DevId,
+    /// Origin block size in sectors.
+    pub block_size: u32,
+}
+
+impl EraTable {
+    /// Reads the table of a device: exactly one `era` target, starting at sector 0 (the
+    /// target tracks blocks by absolute sector, so it is only meaningful there).
+    pub fn from_lines(lines: &[TargetLine]) -> Result<EraTable, String> {
+        let line = match lines {
+            [] => return Err("the device has no table loaded".into()),
+            [one] => one,
+            more => {
+                let types: Vec<&str> = more.iter().map(|l| l.target_type.as_str()).collect();
+                return Err(format!(
+                    "the table has {} targets ({}); expected one era target",
+                    more.len(),
+                    types.join(", ")
+                ));
+            }
+        };
+        if line.target_type != "era" {
+            return Err(format!("the target is '{}', not 'era'", line.target_type));
+        }
+        if line.start != 0 {
+            return Err(format!(
+                "the era target starts at sector {}, not 0",
+                line.start
+            ));
+        }
+        let bad = || format!("cannot read the era table line '{}'", line.params);
+        let f: Vec<&str> = line.params.split_whitespace().collect();
+        let [meta, origin, bs] = f.as_slice() else {
+            return Err(bad());
+        };
+        let block_size: u32 = bs.parse().map_err(|_| bad())?;
+        if block_size == 0 {
+            return Err(bad());
+        }
+        Ok(EraTable {
+            length: line.length,
+            metadata: DevId::parse(meta).ok_or_else(bad)?,
+            origin: DevId::parse(origin).ok_or_else(bad)?,
+            block_size,
+        })
+    }
+
+    /// Origin blocks the target tracks: the last one may be partial.
+    pub fn nr_blocks(&self) -> u64 {
+        self.length.div_ceil(self.block_size as u64)
+    }
+}
+
+/// An era target's status: `<metadata block size> <used>/<total> <current era> <held root|->`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EraStatus {
+    /// Metadata blocks in use.
+    pub used: u64,
+    /// Metadata blocks on the device.
+    pub total: u64,
+    /// The current era.
+    pub era: u32,
+    /// The block of the held metadata snapshot, if one is held.
+    pub held: Option<u64>,
+}
+
+impl EraStatus {
+    /// Reads the status of the single era target. The kernel prints `Error` when it could not
+    /// read its own metadata.
+    pub fn from_lines(lines: &[TargetLine]) -> Result<EraStatus, String> {
+        let [line] = lines else {
+            return Err(format!("expected one status line, got {}", lines.len()));
+        };
+        if line.target_type != "era" {
+            return Err(format!("the target is '{}', not 'era'", line.target_type));
+        }
+        let bad = || format!("cannot read the era status line '{}'", line.params);
+        if line.params.trim() == "Error" {
+            return Err("the era target reports an error reading its metadata".into());
+        }
+        let f: Vec<&str> = line.params.split_whitespace().collect();
+        let [_, space, era, held] = f.as_slice() else {
+            return Err(bad());
+        };
+        let (used, total) = space.split_once('/').ok_or_else(bad)?;
+        Ok(EraStatus {
+            used: used.parse().map_err(|_| bad())?,
+            total: total.parse().map_err(|_| bad())?,
+            era: era.parse().map_err(|_| bad())?,
+            held: match *held {
+                "-" => None,
+                r => Some(r.parse().map_err(|_| bad())?),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(start: u64, length: u64, ty: &str, params: &str) -> TargetLine {
+        TargetLine {
+            start,
+            length,
+            target_type: ty.into(),
+            params: params.into(),
+        }
+    }
+
+    #[test]
+    fn an_era_table_line_gives_devices_block_size_and_length() {
+        let t = EraTable::from_lines(&[line(0, 24010, "era", "253:0 253:16 24")]).unwrap();
+        assert_eq!(t.metadata.to_string(), "253:0");
+        assert_eq!(t.origin.to_string(), "253:16");
+        assert_eq!((t.length, t.block_size), (24010, 24));
+        // 1000 whole blocks and a partial one.
+        assert_eq!(t.nr_blocks(), 1001);
+    }
+
+    #[test]
+    fn tables_that_are_not_one_era_target_are_refused_by_name() {
+        let e = EraTable::from_lines(&[line(0, 8, "linear", "253:0 0")]).unwrap_err();
+        assert_eq!(e, "the target is 'linear', not 'era'");
+        let e = EraTable::from_lines(&[]).unwrap_err();
+        assert!(e.contains("no table"), "{e}");
+        let two = [
+            line(0, 8, "era", "253:0 253:16 8"),
+            line(8, 8, "linear", "253:0 0"),
+        ];
+        let e = EraTable::from_lines(&two).unwrap_err();
+        assert!(e.contains("2 targets (era, linear)"), "{e}");
+        let e = EraTable::from_lines(&[line(8, 8, "era", "253:0 253:16 8")]).unwrap_err();
+        assert!(e.contains("starts at sector 8"), "{e}");
+        for bad in [
+            "253:0 253:16",
+            "253:0 253:16 x",
+            "253:0 253:16 0",
+            "/dev/vda 253:16 8",
+            "253:0 253:16 8 9",
+        ] {
+            let e = EraTable::from_lines(&[line(0, 8, "era", bad)]).unwrap_err();
+            assert!(e.contains("cannot read"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn status_lines_with_and_without_a_held_snapshot() {
+        let s = EraStatus::from_lines(&[line(0, 8, "era", "8 15/1024 3 412")]).unwrap();
+        assert_eq!(
+            s,
+            EraStatus {
+                used: 15,
+                total: 1024,
+                era: 3,
+                held: Some(412)
+            }
+        );
+        let s = EraStatus::from_lines(&[line(0, 8, "era", "8 2144/32768 1 -")]).unwrap();
+        assert_eq!((s.used, s.total, s.era, s.held), (2144, 32768, 1, None));
+    }
+
+    #[test]
+    fn broken_status_lines_are_errors() {
+        let e = EraStatus::from_lines(&[line(0, 8, "era", "Error")]).unwrap_err();
+        assert!(e.contains("reports an error"), "{e}");
+        for bad in [
+            "8 15/1024 3",
+            "8 15-1024 3 -",
+            "8 15/1024 x -",
+            "8 a/1024 3 -",
+            "8 1/2 3 4x",
+        ] {
+            assert!(
+                EraStatus::from_lines(&[line(0, 8, "era", bad)]).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(EraStatus::from_lines(&[line(0, 8, "linear", "")]).is_err());
+        assert!(EraStatus::from_lines(&[]).is_err());
+    }
+}
