@@ -68,11 +68,11 @@ pub struct LiveArgs {
     pub live: Option<String>,
     /// With --live: send checkpoint before taking the snapshot, and take the era from the
     /// status line after it
-    #[arg(long, requires = "live")]
+    #[arg(long, requires = "live", conflicts_with = "input")]
     pub checkpoint: bool,
     /// With --live: read the snapshot someone else holds instead of refusing, and leave it
     /// held
-    #[arg(long, requires = "live")]
+    #[arg(long, requires = "live", conflicts_with = "input")]
     pub use_held_snapshot: bool,
 }
 
