@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
+use super::bitmap::Bitmap;
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::geometry::{buf_size, check_region_count, length_from_legs, Geometry, LengthSource};
@@ -173,20 +174,72 @@ impl PendingCopy<'_> {
     }
 }
 
-/// Repairs the log on `log` as `opts` asks. Lines for the user are appended to `report` as
-/// the work is done, so that on an error they still say what happened before it.
+/// What a repair will do, worked out without writing anything: the log as read, its new
+/// bits, and the leg copy a resync still has to make.
+struct Plan<'a> {
+    nr: u64,
+    img: LogImage,
+    bits: Bitmap,
+    copy: Option<PendingCopy<'a>>,
+}
+
+/// Repairs the log on `log` as `opts` asks, in four phases: plan (read and check
+/// everything, verify the legs), render (the new log buffer), back up, apply. A dry run is
+/// the plan and the render without the rest. Lines for the user are appended to `report`
+/// as the work is done, so that on an error they still say what happened before it.
 ///
 /// Nothing is written before the log has been read and checked and the new buffer rendered.
 /// A resync writes the legs other than leg 0 and flushes them before the log is written; a
 /// failure there leaves the log as it was, so no region is marked clean whose copy did not
 /// reach every leg. The log is then written in one write of its first `buf_size` bytes,
 /// followed by a flush.
-pub fn repair(
+pub fn repair<'a>(
     log: &dyn ByteIo,
-    opts: &RepairOptions<'_>,
+    opts: &RepairOptions<'a>,
     progress: &mut dyn Progress,
     report: &mut Vec<String>,
 ) -> Result<Outcome, LogError> {
+    let plan = plan(log, opts, progress, report)?;
+    let (old, new) = plan.img.render(
+        log,
+        &Header::new(plan.nr),
+        &plan.bits,
+        buf_size(plan.nr, opts.logical_block_size),
+    )?;
+    let changes = describe_changes(old.as_slice(), new.as_slice());
+    if changes.is_empty() {
+        if let (Some(c), false) = (&plan.copy, opts.dry_run) {
+            // Nothing is dirty: the copy is empty.
+            report.push(c.line(&c.dirty));
+        }
+        report.push("the log needs no change; nothing written".into());
+        return Ok(Outcome::Unchanged);
+    }
+    if opts.dry_run {
+        report.extend(changes.iter().map(|c| format!("would change: {c}")));
+        report.push("dry run; nothing written".into());
+        return Ok(Outcome::DryRun);
+    }
+    // The backup comes before any write, legs included: if it cannot be made, nothing has
+    // been touched.
+    if let Some(b) = opts.backup {
+        save_backup(b, &old)?;
+        report.push(format!(
+            "saved the {} bytes about to be overwritten to {}",
+            old.len(),
+            b.display()
+        ));
+    }
+    apply(log, &plan, old, new, &changes, progress, report)
+}
+
+/// The plan phase: every check and every read, the legs' verification included.
+fn plan<'a>(
+    log: &dyn ByteIo,
+    opts: &RepairOptions<'a>,
+    progress: &mut dyn Progress,
+    report: &mut Vec<String>,
+) -> Result<Plan<'a>, LogError> {
     if let Some(b) = opts.backup {
         if b.exists() {
             return Err(LogError::Backup {
@@ -205,8 +258,10 @@ pub fn repair(
     }
     let nr = region_count(&header, opts)?;
     // The legs' geometry is settled before anything is read for the repair.
-    let geometry = match &opts.mode {
-        Mode::Resync(legs) | Mode::Verify(legs) => Some(leg_geometry(legs, nr, opts)?),
+    let legs = match &opts.mode {
+        Mode::Resync(legs) | Mode::Verify(legs) => {
+            Some(Legs::new(legs, leg_geometry(legs, nr, opts)?)?)
+        }
         _ => None,
     };
     let img = LogImage::read(
@@ -218,89 +273,85 @@ pub fn repair(
             accept_bad_version: rewrites_header,
         },
     )?;
-
-    let mut copy = None;
-    let bits = match &opts.mode {
-        Mode::Resync(legs) | Mode::Verify(legs) => {
-            let geometry = geometry.ok_or(LogError::Invalid("no mirror geometry".into()))?;
-            let legs = Legs::new(legs, geometry)?;
-            let mut bits = img.bitmap.clone();
-            let total = legs.dirty_bytes(&bits);
-            if matches!(opts.mode, Mode::Resync(_)) {
-                let dirty = bits.dirty_ranges();
-                if opts.dry_run {
-                    report.push(format!(
-                        "would copy {} dirty regions ({total} bytes) from leg 0 to {} other \
-                         legs: {}",
-                        count(&dirty),
-                        legs.leg_count() - 1,
-                        format_ranges(&dirty, 32)
-                    ));
-                }
-                // The copy comes later, once the new log is known to be writable; a resync
-                // marks exactly the dirty regions clean.
-                for d in &dirty {
-                    bits.set_range(d.clone(), true);
-                }
-                copy = Some(PendingCopy { legs, dirty, total });
-            } else {
-                progress.begin(total);
-                let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
-                progress.end();
-                let differ = differ?;
-                report.push(if differ.is_empty() {
-                    "every dirty region is identical on all legs".to_string()
-                } else {
-                    format!(
-                        "{} regions differ between legs and stay dirty: {}",
-                        count(&differ),
-                        format_ranges(&differ, usize::MAX)
-                    )
-                });
+    let (bits, copy) = match (&opts.mode, legs) {
+        (Mode::Resync(_), Some(legs)) => {
+            let copy = plan_copy(legs, &img.bitmap);
+            if opts.dry_run {
+                report.push(format!(
+                    "would copy {} dirty regions ({} bytes) from leg 0 to {} other legs: {}",
+                    count(&copy.dirty),
+                    copy.total,
+                    copy.legs.leg_count() - 1,
+                    format_ranges(&copy.dirty, 32)
+                ));
             }
-            bits
+            // A resync marks exactly the dirty regions clean.
+            let mut bits = img.bitmap.clone();
+            for d in &copy.dirty {
+                bits.set_range(d.clone(), true);
+            }
+            (bits, Some(copy))
         }
-        mode => bit_repair(mode).apply(&img.bitmap)?,
+        (Mode::Verify(_), Some(legs)) => (verify(&legs, &img.bitmap, progress, report)?, None),
+        (mode, _) => (bit_repair(mode).apply(&img.bitmap)?, None),
     };
+    Ok(Plan {
+        nr,
+        img,
+        bits,
+        copy,
+    })
+}
 
-    let (old, new) = img.render(
-        log,
-        &Header::new(nr),
-        &bits,
-        buf_size(nr, opts.logical_block_size),
-    )?;
-    let changes = describe_changes(old.as_slice(), new.as_slice());
-    if changes.is_empty() {
-        if let (Some(c), false) = (&copy, opts.dry_run) {
-            // Nothing is dirty: the copy is empty.
-            report.push(c.line(&c.dirty));
-        }
-        report.push("the log needs no change; nothing written".into());
-        return Ok(Outcome::Unchanged);
+/// The copy a resync makes: every dirty region, from leg 0 to the other legs.
+fn plan_copy<'a>(legs: Legs<'a>, bitmap: &Bitmap) -> PendingCopy<'a> {
+    let total = legs.dirty_bytes(bitmap);
+    PendingCopy {
+        legs,
+        dirty: bitmap.dirty_ranges(),
+        total,
     }
-    if opts.dry_run {
-        report.extend(changes.iter().map(|c| format!("would change: {c}")));
-        report.push("dry run; nothing written".into());
-        return Ok(Outcome::DryRun);
-    }
+}
+
+/// A verification: the dirty regions identical on every leg become clean.
+fn verify(
+    legs: &Legs<'_>,
+    bitmap: &Bitmap,
+    progress: &mut dyn Progress,
+    report: &mut Vec<String>,
+) -> Result<Bitmap, LogError> {
+    let mut bits = bitmap.clone();
+    progress.begin(legs.dirty_bytes(&bits));
+    let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
+    progress.end();
+    let differ = differ?;
+    report.push(if differ.is_empty() {
+        "every dirty region is identical on all legs".to_string()
+    } else {
+        format!(
+            "{} regions differ between legs and stay dirty: {}",
+            count(&differ),
+            format_ranges(&differ, usize::MAX)
+        )
+    });
+    Ok(bits)
+}
+
+/// The apply phase: a resync's copy to the legs, then the single write of the log.
+fn apply(
+    log: &dyn ByteIo,
+    plan: &Plan<'_>,
+    old: AlignedBuf,
+    new: AlignedBuf,
+    changes: &[String],
+    progress: &mut dyn Progress,
+    report: &mut Vec<String>,
+) -> Result<Outcome, LogError> {
     let change_lines = changes.iter().map(|c| format!("changes: {c}"));
-    if copy.is_none() {
-        report.extend(change_lines.clone());
-    }
-    // The backup comes before any write, legs included: if it cannot be made, nothing has
-    // been touched.
-    if let Some(b) = opts.backup {
-        save_backup(b, &old)?;
-        report.push(format!(
-            "saved the {} bytes about to be overwritten to {}",
-            old.len(),
-            b.display()
-        ));
-    }
-    let new = match &copy {
+    let new = match &plan.copy {
         Some(c) => {
             progress.begin(c.total);
-            let mut copied_bits = img.bitmap.clone();
+            let mut copied_bits = plan.img.bitmap.clone();
             let copied = c
                 .legs
                 .resync(&mut copied_bits, &mut |n| progress.advance(n));
@@ -310,9 +361,12 @@ pub fn repair(
             report.extend(change_lines);
             // The log marks clean what the resync says reached every leg (the same regions
             // as planned).
-            compose(&old, &Header::new(nr), &copied_bits)
+            compose(&old, &Header::new(plan.nr), &copied_bits)
         }
-        None => new,
+        None => {
+            report.extend(change_lines);
+            new
+        }
     };
     write_prefix(log, &new)?;
     report.push(format!("wrote {} bytes and flushed", new.len()));
