@@ -9,5 +9,6 @@ pub mod dm;
 pub mod era;
 pub mod identify;
 pub mod interrupt;
+pub mod json;
 pub mod log;
 pub mod pdata;

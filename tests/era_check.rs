@@ -411,10 +411,10 @@ fn damage_reached_only_through_the_snapshot_is_named_as_such() {
 }
 
 /// thin-provisioning-tools 0.9 counts only the free entries below the end of the map in an
-/// index entry; the kernel counts the rest of the bitmap as free too. The first is a
-/// warning, any other wrong count a non-fatal error.
+/// index entry; the kernel counts the rest of the bitmap as free too. The first is a note,
+/// any other wrong count a warning (a non-fatal error).
 #[test]
-fn free_counts_of_older_tools_are_a_warning_and_other_wrong_ones_an_error() {
+fn free_counts_of_older_tools_are_a_note_and_other_wrong_ones_a_warning() {
     let img = fixture(BASIC);
     let s = sb(&img);
     let index = s.sm_root.bitmap_root;
@@ -428,14 +428,14 @@ fn free_counts_of_older_tools_are_a_warning_and_other_wrong_ones_an_error() {
     let out = check_bytes(&with_nr_free(in_map_free), &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
-        out.stderr.contains("warning: metadata space map"),
+        out.stderr.contains(": note: metadata space map"),
         "{}",
         out.stderr
     );
     let out = check_bytes(&with_nr_free(in_map_free + 1), &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
-        out.stderr.contains("non-fatal: metadata space map"),
+        out.stderr.contains(": warning: metadata space map"),
         "{}",
         out.stderr
     );

@@ -59,6 +59,6 @@ fn an_unreachable_target_is_one_line_and_exit_1() {
     assert_eq!(out.code, 1);
     assert_eq!(
         out.stderr.trim(),
-        "era_invalidate: /dev/null: not a block device"
+        "era_invalidate: /dev/null: error: not a block device"
     );
 }

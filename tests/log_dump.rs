@@ -246,7 +246,7 @@ fn xml_and_text_outputs_describe_the_same_ranges() {
     assert!(xml.contains("region_size=\"128\""));
     let text = ok("log_dump", &["--format", "text", p]);
     assert!(text.contains(&format!("dirty regions:      {}", j["dirty"])));
-    assert!(text.contains(&format!("  {}..{}", r.start, r.end)));
+    assert!(text.contains(&format!("\n  {} {}\n", r.start, r.end)));
     // A region size the kernel would refuse is an error, not a silently dropped option.
     let o = run("log_dump", &["--region-size", "100", p]);
     assert_eq!(code(&o), 1);

@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
-use era_log_tools::log::dump::{inspect, DumpOptions, Severity};
+use era_log_tools::log::dump::{inspect, DumpOptions};
 use era_log_tools::log::run::{repair, Mode, NoProgress, Outcome, RepairOptions};
 use era_log_tools::pdata::io::MemIo;
+use era_log_tools::pdata::report::Severity;
 
 fn damage(log: &[u8], rng: &mut Rng) -> Vec<u8> {
     let mut m = log.to_vec();
@@ -73,7 +74,7 @@ fn damaged_logs_are_refused_or_repaired_into_clean_logs() {
                     .findings
                     .iter()
                     .filter(|f| f.severity == Severity::Warning)
-                    .map(|f| f.message.clone())
+                    .map(|f| f.to_string())
                     .collect();
                 assert!(warnings.is_empty(), "mutation {i}, {name}: {warnings:?}");
             }

@@ -5,5 +5,6 @@ complete -c era_dump -l use-held-snapshot -d 'With --live: read the snapshot som
 complete -c era_dump -l logical -d 'Fold every writeset into the era array (newest writeset wins) and print only the era array'
 complete -c era_dump -l metadata-snap -l metadata-snapshot -d 'Dump the held metadata snapshot; the device is opened without O_EXCL so that a live target\'s metadata can be read'
 complete -c era_dump -s r -l repair -d 'Skip what cannot be read, report it on stderr, and still write XML that era_restore accepts (unreadable writeset words count as written, unreadable era-array entries as the current era)'
+complete -c era_dump -s q -l quiet -d 'Print nothing on stderr; report through the exit status only'
 complete -c era_dump -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c era_dump -s V -l version -d 'Print version'

@@ -10,5 +10,6 @@ bytes\t'Bytes'"
 complete -c era_invalidate -l checkpoint -d 'With --live: send checkpoint before taking the snapshot, and take the era from the status line after it'
 complete -c era_invalidate -l use-held-snapshot -d 'With --live: read the snapshot someone else holds instead of refusing, and leave it held'
 complete -c era_invalidate -l metadata-snapshot -l metadata-snap -d 'Read the held metadata snapshot of a live target (the device is opened without O_EXCL)'
+complete -c era_invalidate -s q -l quiet -d 'Print nothing on stderr; report through the exit status only'
 complete -c era_invalidate -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c era_invalidate -s V -l version -d 'Print version'

@@ -11,5 +11,6 @@ gib\t'GiB'"
 complete -c era_metadata_size -l format -d 'text: the size; json: the size and its parts, in metadata blocks' -r -f -a "text\t'The size and its unit'
 json\t'The size and its parts, in metadata blocks'"
 complete -c era_metadata_size -s n -l numeric-only -d 'Print the number only'
+complete -c era_metadata_size -s q -l quiet -d 'Print nothing on stderr; report through the exit status only'
 complete -c era_metadata_size -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c era_metadata_size -s V -l version -d 'Print version'

@@ -5,6 +5,8 @@ complete -c log_repair -l length -d 'Length of the mirror in sectors (default: n
 complete -c log_repair -l leg -d 'A mirror leg, in table order (leg 0 is the source), with its offset in sectors' -r
 complete -c log_repair -l logical-block-size -d 'Logical block size of the log device in bytes (default: the device\'s, else 512)' -r
 complete -c log_repair -l backup -d 'Save the bytes about to be overwritten to FILE (a new file; raw copy)' -r -F
+complete -c log_repair -l format -d 'Report format: text (one line per step on stdout) or json (one object on stdout)' -r -f -a "text\t'Lines for people'
+json\t'One JSON object on one line, for scripts'"
 complete -c log_repair -l rewrite-header -d 'Rewrite the header {MiRr, 2, nr_regions}; the bits are kept. nr_regions comes from --nr-regions, from --region-size with --length, or stays as it is'
 complete -c log_repair -l force-resync -d 'Mark every region dirty: the kernel resynchronises the whole mirror at the next activation. Always safe'
 complete -c log_repair -l clear-stray-bits -d 'Clear the bits past the last region (the kernel does it anyway at activation)'
@@ -14,5 +16,6 @@ complete -c log_repair -l unsafe-legs-identical -d 'Confirms that the legs hold 
 complete -c log_repair -l dry-run -d 'Print what would change; write nothing (legs included)'
 complete -c log_repair -l force -d 'Repair a device that does not carry the disk-log magic'
 complete -c log_repair -l clustered -d 'The log is a clustered-disk log of cmirrord (warns about host byte order)'
+complete -c log_repair -s q -l quiet -d 'Print nothing on stderr; report through the exit status only'
 complete -c log_repair -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c log_repair -s V -l version -d 'Print version'

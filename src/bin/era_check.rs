@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use era_log_tools::cli::report::{findings_json, print_findings};
 use era_log_tools::cli::{self, EXIT_ERROR, EXIT_OK};
 use era_log_tools::commands::era_check::Args;
+use era_log_tools::commands::ReportFormat;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::live;
 use era_log_tools::pdata::io::OpenMode;
@@ -28,20 +30,26 @@ fn main() -> ExitCode {
             metadata_snap: args.metadata_snap,
         };
         let problems = match &args.live.live {
-            Some(device) => live::check_snapshot(device, &args.live.options(), opts)?.0,
+            Some(device) => {
+                live::check_snapshot(device, &args.live.options(), opts)
+                    .map_err(cli::live_error)?
+                    .0
+            }
             None => check(&cli::open_era_input(&input, mode)?, opts),
         };
-        if !quiet {
-            cli::report_problems("era_check", &input, &problems);
+        match args.format {
+            ReportFormat::Json => findings_json(&mut std::io::stdout().lock(), &input, &problems)?,
+            ReportFormat::Text if !quiet => print_findings("era_check", &input, &problems),
+            ReportFormat::Text => {}
         }
         let failed = match problems.worst() {
-            Some(Severity::Fatal) => {
+            Some(Severity::Error) => {
                 if !quiet {
                     cli::say("fatal errors in metadata");
                 }
                 true
             }
-            Some(Severity::NonFatal) => !args.ignore_non_fatal_errors,
+            Some(Severity::Warning) => !args.ignore_non_fatal_errors,
             _ => false,
         };
         Ok(if failed { EXIT_ERROR } else { EXIT_OK })

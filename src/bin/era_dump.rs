@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use era_log_tools::cli::report::{file_error, print_findings};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_dump::Args;
 use era_log_tools::era::dump::{dump, DumpError, DumpOptions};
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
         .input
         .clone()
         .unwrap_or_else(|| PathBuf::from(args.live.live.clone().unwrap_or_default()));
-    cli::run("era_dump", || {
+    cli::run_quiet("era_dump", args.quiet, || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
         } else {
@@ -34,18 +35,20 @@ fn main() -> ExitCode {
         // A failed dump leaves a previous file of the same name as it was.
         let problems = match (&file, &args.live.live) {
             (Some(io), _) => dump(io, &opts, &mut out).map_err(|e| match e {
-                e @ DumpError::Metadata(_) => {
-                    anyhow::Error::new(e).context(input.display().to_string())
-                }
+                e @ DumpError::Metadata(_) => file_error(&input, e),
                 e => anyhow::Error::new(e),
             })?,
             (None, device) => {
                 let device = device.as_deref().unwrap_or_default();
-                live::dump_snapshot(device, &args.live.options(), &opts, &mut out)?.0
+                live::dump_snapshot(device, &args.live.options(), &opts, &mut out)
+                    .map_err(cli::live_error)?
+                    .0
             }
         };
         out.commit()?;
-        cli::report_problems("era_dump", &input, &problems);
+        if !args.quiet {
+            print_findings("era_dump", &input, &problems);
+        }
         Ok(EXIT_OK)
     })
 }

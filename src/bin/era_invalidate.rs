@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use era_log_tools::cli::report::{finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
@@ -33,19 +33,26 @@ fn main() -> ExitCode {
             )
             .exit();
     }
-    cli::run("era_invalidate", || match &args.live.live {
+    let quiet = args.quiet;
+    let say = |line: String| {
+        if !quiet {
+            cli::say(&line)
+        }
+    };
+    cli::run_quiet("era_invalidate", quiet, || match &args.live.live {
         Some(device) => {
-            let (set, info) = live::invalidate(device, &args.live.options(), args.written_since)?;
+            let (set, info) = live::invalidate(device, &args.live.options(), args.written_since)
+                .map_err(cli::live_error)?;
             for w in &set.warnings {
-                cli::say(&format!("era_invalidate: {device}: {w}"));
+                say(finding_line("era_invalidate", device, w));
             }
             let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
             write_live(&mut out, &set, format, units, args.written_since, &info)?;
             out.commit()?;
             if format != Format::Json {
-                cli::say(&format!(
-                    "era_invalidate: {device}: read through metadata snapshot {}; next \
-                     --written-since {}",
+                say(format!(
+                    "era_invalidate: {device}: note: metadata snapshot {}: read and dropped; \
+                     next --written-since {}",
                     info.snapshot_root,
                     info.next_written_since()
                 ));
@@ -60,12 +67,14 @@ fn main() -> ExitCode {
                 OpenMode::ReadExclusive
             };
             let io = cli::open_era_input(&input, mode)?;
-            let name = input.display();
-            let view = View::open(&io, args.metadata_snapshot).with_context(|| name.to_string())?;
-            let set =
-                written_since(&io, &view, args.written_since).with_context(|| name.to_string())?;
+            let view = View::open(&io, args.metadata_snapshot).on_file(&input)?;
+            let set = written_since(&io, &view, args.written_since).on_file(&input)?;
             for w in &set.warnings {
-                cli::say(&format!("era_invalidate: {name}: {w}"));
+                say(finding_line(
+                    "era_invalidate",
+                    &input.display().to_string(),
+                    w,
+                ));
             }
             let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
             write(

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
+use era_log_tools::cli::report::{on_side, print_findings};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_repair::Args;
-use era_log_tools::era::build::BuildError;
-use era_log_tools::era::repair::{repair, RepairError};
+use era_log_tools::era::repair::repair;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::pdata::io::OpenMode;
 
@@ -23,20 +23,10 @@ fn main() -> ExitCode {
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }
-        match result {
-            Ok(problems) => {
-                if !args.quiet {
-                    cli::report_problems("era_repair", &args.input, &problems);
-                }
-                Ok(EXIT_OK)
-            }
-            Err(e @ RepairError::Read(_)) => {
-                Err(anyhow::Error::new(e).context(args.input.display().to_string()))
-            }
-            Err(e @ RepairError::Build(BuildError::Io(_))) => {
-                Err(anyhow::Error::new(e).context(args.output.display().to_string()))
-            }
-            Err(e) => Err(anyhow::Error::new(e)),
+        let problems = result.map_err(|e| on_side(e.side(), e, &args.input, &args.output))?;
+        if !args.quiet {
+            print_findings("era_repair", &args.input, &problems);
         }
+        Ok(EXIT_OK)
     })
 }

@@ -2,10 +2,10 @@
 
 use std::process::ExitCode;
 
+use era_log_tools::cli::report::{file_error, on_side};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
-use era_log_tools::era::build::BuildError;
-use era_log_tools::era::restore::{restore, RestoreError};
+use era_log_tools::era::restore::restore;
 use era_log_tools::interrupt::{self, Guarded};
 
 /// The state an interrupted restore leaves its output in.
@@ -16,13 +16,20 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
-        let meta = std::fs::metadata(&args.input)
-            .map_err(|_| anyhow::anyhow!("Couldn't find input file '{}'", args.input.display()))?;
+        let meta = std::fs::metadata(&args.input).map_err(|_| {
+            file_error(
+                &args.input,
+                format!("Couldn't find input file '{}'", args.input.display()),
+            )
+        })?;
         if !meta.is_file() {
-            anyhow::bail!(
-                "Not a regular file '{}' (the XML is read twice).",
-                args.input.display()
-            );
+            return Err(file_error(
+                &args.input,
+                format!(
+                    "Not a regular file '{}' (the XML is read twice).",
+                    args.input.display()
+                ),
+            ));
         }
         let io = cli::open_era_output(&args.output, &args.input, args.force)?;
         let bar = cli::byte_progress(2 * meta.len(), args.quiet);
@@ -32,15 +39,7 @@ fn main() -> ExitCode {
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }
-        match result {
-            Ok(()) => Ok(EXIT_OK),
-            Err(e @ (RestoreError::Xml(_) | RestoreError::Input(_))) => {
-                Err(anyhow::Error::new(e).context(args.input.display().to_string()))
-            }
-            Err(e @ RestoreError::Build(BuildError::Io(_))) => {
-                Err(anyhow::Error::new(e).context(args.output.display().to_string()))
-            }
-            Err(e) => Err(anyhow::Error::new(e)),
-        }
+        result.map_err(|e| on_side(e.side(), e, &args.input, &args.output))?;
+        Ok(EXIT_OK)
     })
 }

@@ -2,51 +2,50 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
-
-use era_log_tools::cli::open::advice;
-use era_log_tools::cli::{run, say, Output, EXIT_OK};
-use era_log_tools::identify::Family;
-
+use era_log_tools::cli::open::{advice, open_log};
+use era_log_tools::cli::report::{file_error, finding_line, OnFileExt};
+use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
-use era_log_tools::log::device::{logical_block_size, open};
+use era_log_tools::identify::Family;
+use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
-    let cli = Args::parse();
-    run("log_dump", || {
-        let name = cli.log.display().to_string();
-        let lbs = logical_block_size(&cli.log, cli.logical_block_size).context(name.clone())?;
-        let io = open(&cli.log, OpenMode::ReadExclusive).context(name.clone())?;
+    let args = Args::parse();
+    run_quiet("log_dump", args.quiet, || {
+        let name = args.log.display().to_string();
+        let io = open_log(&args.log, OpenMode::ReadExclusive)?;
+        let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
         let opts = DumpOptions {
             logical_block_size: lbs,
-            region_size: cli.region_size,
-            length: cli.length,
-            nr_regions: cli.nr_regions,
-            clustered: cli.clustered,
+            region_size: args.region_size,
+            length: args.length,
+            nr_regions: args.nr_regions,
+            clustered: args.clustered,
         };
         let report = match inspect(&io, &opts) {
-            Err(e @ LogError::BadMagic { .. }) => match advice(&io, Family::Log) {
-                Some(a) => bail!("{name}: {e}; {a}"),
-                None => return Err(anyhow::Error::new(e).context(name)),
-            },
-            r => r.context(name.clone())?,
+            Err(e @ LogError::BadMagic { .. }) => {
+                let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
+                return Err(file_error(
+                    &args.log,
+                    format!("{e}{}", advice.unwrap_or_default()),
+                ));
+            }
+            r => r.on_file(&args.log)?,
         };
-        for f in &report.findings {
-            say(&format!(
-                "log_dump: {}: {name}: {}",
-                f.severity.name(),
-                f.message
-            ));
+        if !args.quiet {
+            for f in &report.findings {
+                say(&finding_line("log_dump", &name, f));
+            }
         }
-        let format = match cli.format {
+        let format = match args.format {
             Fmt::Xml => Format::Xml,
             Fmt::Json => Format::Json,
             Fmt::Text => Format::Text,
         };
-        let mut out = Output::create(cli.output.as_deref(), &[&cli.log])?;
+        let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
         render(&report, format, &mut out)?;
         out.commit()?;
         Ok(EXIT_OK)

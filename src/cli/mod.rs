@@ -4,16 +4,14 @@
 pub mod open;
 pub mod output;
 pub mod progress;
+pub mod report;
 
 pub use open::{looks_like_xml, open_era_input, open_era_output};
 pub use output::Output;
 pub use progress::{byte_progress, stderr_is_tty};
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::process::ExitCode;
-
-use crate::pdata::report::Problems;
 
 /// Exit code for success.
 pub const EXIT_OK: u8 = 0;
@@ -41,7 +39,7 @@ pub fn run_quiet(
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if !quiet && !is_broken_pipe(&e) {
-                say(&format!("{tool}: {}", one_line(&e)));
+                say(&report::error_line(tool, &e));
             }
             // An error that a signal caused ends the way the signal would have.
             match crate::interrupt::stopped_by() {
@@ -52,6 +50,11 @@ pub fn run_quiet(
     }
 }
 
+/// A live session's error, as the reporter words it: about the device the user named.
+pub fn live_error(e: crate::era::live::LiveError) -> anyhow::Error {
+    report::file_error(&e.device, e.what())
+}
+
 /// Writes one line on stderr. A stderr that is closed or whose reader went away is not an
 /// error worth dying for: the exit status still tells the outcome.
 pub fn say(line: &str) {
@@ -59,39 +62,9 @@ pub fn say(line: &str) {
     let _ = writeln!(err, "{line}");
 }
 
-/// An error and its causes on one line, each separated by `: `.
-pub fn one_line(e: &anyhow::Error) -> String {
-    let mut s = String::new();
-    for (i, cause) in e.chain().enumerate() {
-        let text = cause.to_string();
-        if i > 0 {
-            if s.ends_with(&text) {
-                continue;
-            }
-            s.push_str(": ");
-        }
-        s.push_str(&text);
-    }
-    s.replace('\n', " ")
-}
-
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
-}
-
-/// Prints the problems found in `input` on stderr, one line each, `tool: input: problem`.
-pub fn report_problems(tool: &str, input: &Path, problems: &Problems) {
-    for p in problems.kept() {
-        say(&format!("{tool}: {}: {p}", input.display()));
-    }
-    if problems.dropped() > 0 {
-        say(&format!(
-            "{tool}: {}: … and {} more problems",
-            input.display(),
-            problems.dropped()
-        ));
-    }
 }

@@ -5,12 +5,48 @@ use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
-use anyhow::{anyhow, bail};
-
+use super::report::file_error;
 use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::identify::{probe, Content, Family};
 use crate::pdata::error::Fault;
-use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode};
+use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE};
+
+/// What to do about a device someone holds, for the era tools' inputs.
+const ERA_BUSY: &str = "read a live target's metadata with --live, or through its held \
+                        snapshot with --metadata-snap";
+/// What to do about a device someone holds, for the log tools.
+const LOG_BUSY: &str = "deactivate the mirror first (on every cluster node)";
+/// What to do about a device someone holds, for a writer.
+const WRITE_BUSY: &str = "refusing to write to it";
+
+/// Opens a file or block device the way every tool does, with one wording for each way it
+/// can fail: missing, not a file or device, no permission, held by someone else (`busy`
+/// says what to do about it).
+fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::Result<FileIo> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::PermissionDenied => permission_denied(path),
+        _ => file_error(
+            path,
+            format!("Couldn't find {role} file '{}'", path.display()),
+        ),
+    })?;
+    let ft = meta.file_type();
+    if !ft.is_file() && !ft.is_block_device() {
+        return Err(file_error(
+            path,
+            format!("Not a block device or regular file '{}'.", path.display()),
+        ));
+    }
+    FileIo::open(path, mode).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) => file_error(path, format!("{IN_USE}; {busy}")),
+        Some(libc::EACCES | libc::EPERM) => permission_denied(path),
+        _ => file_error(path, format!("cannot open: {e}")),
+    })
+}
+
+fn permission_denied(path: &Path) -> anyhow::Error {
+    file_error(path, "permission denied (devices need root)")
+}
 
 /// Opens a binary metadata input the way the era tools do, with the messages scripts grep
 /// for: a missing file, a file of the wrong type, a file too small to be metadata, and XML
@@ -18,25 +54,25 @@ use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode};
 /// something we can name (zeros, a disk log, a filesystem, an interrupted restore), the
 /// error says what it is.
 pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
-    let meta = std::fs::metadata(path)
-        .map_err(|_| anyhow!("Couldn't find input file '{}'", path.display()))?;
-    let ft = meta.file_type();
-    if !ft.is_file() && !ft.is_block_device() {
-        bail!("Not a block device or regular file '{}'.", path.display());
-    }
-    let io = FileIo::open(path, mode).map_err(|e| open_error(path, e))?;
+    let io = open_device(path, mode, "input", ERA_BUSY)?;
     let head = if io.nr_blocks() > 0 {
         io.read_new(SUPERBLOCK_LOCATION)
-            .map_err(|e| anyhow!("{}: read error in block 0: {e}", path.display()))?
+            .map_err(|e| file_error(path, format!("read error in block 0: {e}")))?
             .to_vec()
     } else {
         std::fs::read(path).unwrap_or_default()
     };
     if looks_like_xml(&head) {
-        bail!("This looks like XML.  This tool only supports the binary metadata format.");
+        return Err(file_error(
+            path,
+            "This looks like XML.  This tool only supports the binary metadata format.",
+        ));
     }
     if io.nr_blocks() == 0 {
-        bail!("Metadata device/file too small.  Is this binary metadata?");
+        return Err(file_error(
+            path,
+            "Metadata device/file too small.  Is this binary metadata?",
+        ));
     }
     if let Err(fault) = Superblock::parse(&head, SUPERBLOCK_LOCATION) {
         let found = probe(&io).unwrap_or(Content::Unknown);
@@ -45,39 +81,68 @@ pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
                 Fault::BadChecksum => "bad checksum in superblock".to_string(),
                 other => other.to_string(),
             };
-            bail!(
-                "{}: superblock at block 0: {what}; {advice}",
-                path.display()
-            );
+            return Err(file_error(
+                path,
+                format!("superblock at block 0: {what}; {advice}"),
+            ));
         }
     }
     Ok(io)
 }
 
-/// Opens the device or file a tool writes metadata to, with the messages scripts grep for:
-/// it must already exist, be a regular file or a block device, not be the input, and not
-/// be held open by anyone else (block devices are opened with `O_EXCL`). What it holds is
-/// checked with [`check_target`].
-pub fn open_era_output(path: &Path, input: &Path, force: bool) -> anyhow::Result<FileIo> {
-    let meta = std::fs::metadata(path)
-        .map_err(|_| anyhow!("Couldn't find output file '{}'", path.display()))?;
-    let ft = meta.file_type();
-    if !ft.is_file() && !ft.is_block_device() {
-        bail!("Not a block device or regular file '{}'.", path.display());
+/// Opens a text input (XML): a file, or stdin for `-`.
+pub fn open_text_input(path: &Path) -> anyhow::Result<Box<dyn io::Read>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::stdin()));
     }
-    refuse_input_as_output(path, input)?;
-    let io = FileIo::open(path, OpenMode::Write).map_err(|e| {
-        if e.raw_os_error() == Some(libc::EBUSY) {
-            anyhow!(
-                "{} is in use (is a live target holding it?); refusing to write to it",
-                path.display()
-            )
-        } else {
-            anyhow!("{}: {e}", path.display())
-        }
+    let f = std::fs::File::open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => file_error(
+            path,
+            format!("Couldn't find input file '{}'", path.display()),
+        ),
+        io::ErrorKind::PermissionDenied => permission_denied(path),
+        _ => file_error(path, format!("cannot open: {e}")),
     })?;
-    check_target(&io, path, Family::Era, force)?;
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(file_error(
+            path,
+            format!("Not a block device or regular file '{}'.", path.display()),
+        ));
+    }
+    Ok(Box::new(f))
+}
+
+/// Opens a dirty log (or a leg) for reading, or for writing with `OpenMode::Write`.
+pub fn open_log(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
+    let role = if mode == OpenMode::Write {
+        "output"
+    } else {
+        "input"
+    };
+    open_device(path, mode, role, LOG_BUSY)
+}
+
+/// Opens the device or file a writer of `family` writes, with the messages scripts grep
+/// for: it must already exist, be a regular file or a block device, not be `input`, and
+/// not be held open by anyone else (block devices are opened with `O_EXCL`). What it holds
+/// is checked with [`check_target`].
+pub fn open_output(
+    path: &Path,
+    input: &Path,
+    family: Family,
+    force: bool,
+) -> anyhow::Result<FileIo> {
+    if std::fs::metadata(path).is_ok() {
+        refuse_input_as_output(path, input)?;
+    }
+    let io = open_device(path, OpenMode::Write, "output", WRITE_BUSY)?;
+    check_target(&io, path, family, force)?;
     Ok(io)
+}
+
+/// [`open_output`] for dm-era metadata.
+pub fn open_era_output(path: &Path, input: &Path, force: bool) -> anyhow::Result<FileIo> {
+    open_output(path, input, Family::Era, force)
 }
 
 /// Refuses to write `family`'s format over a device that holds something else we can name
@@ -89,7 +154,7 @@ pub fn check_target(
     family: Family,
     force: bool,
 ) -> anyhow::Result<()> {
-    let found = probe(io).map_err(|e| anyhow!("{}: reading what it holds: {e}", path.display()))?;
+    let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
     if force || found.writable_by(family) {
         return Ok(());
     }
@@ -97,11 +162,13 @@ pub fn check_target(
         Family::Era => "dm-era metadata",
         Family::Log => "a disk log",
     };
-    bail!(
-        "{}: holds {found}; refusing to write {what} over it (check the device name; --force \
-         writes anyway)",
-        path.display()
-    )
+    Err(file_error(
+        path,
+        format!(
+            "holds {found}; refusing to write {what} over it (check the device name; --force \
+             writes anyway)"
+        ),
+    ))
 }
 
 /// What to tell a reader of `family` about a device that does not hold its format, when
@@ -114,24 +181,15 @@ pub fn advice(io: &dyn ByteIo, family: Family) -> Option<String> {
 /// node of the same block device).
 pub fn refuse_input_as_output(output: &Path, input: &Path) -> anyhow::Result<()> {
     if same_file(output, input) {
-        bail!(
-            "the output '{}' is the input; write to another device or file",
-            output.display()
-        );
+        return Err(file_error(
+            output,
+            format!(
+                "is the input '{}' under another name; write to another device or file",
+                input.display()
+            ),
+        ));
     }
     Ok(())
-}
-
-fn open_error(path: &Path, e: io::Error) -> anyhow::Error {
-    if e.raw_os_error() == Some(libc::EBUSY) {
-        anyhow!(
-            "{} is in use (is a live target holding it?); read its held metadata snapshot \
-             with --metadata-snap instead",
-            path.display()
-        )
-    } else {
-        anyhow!("{}: {e}", path.display())
-    }
 }
 
 /// Whether a file starts like XML (after optional white space): `<` and then a name, `?` or

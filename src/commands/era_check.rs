@@ -13,12 +13,13 @@ use clap::Parser;
     long_about = "Validate dm-era metadata: the superblock, the writeset tree and every \
 writeset, the current writeset, the era array, the held metadata snapshot and the reference \
 count of every block against the metadata space map.",
-    after_help = "Exit status: 0 clean (warnings only), 1 errors found (non-fatal ones too, \
-unless --ignore-non-fatal-errors), 2 usage error.
+    after_help = "Exit status: 0 clean (notes only), 1 errors or warnings found (warnings \
+are the non-fatal errors --ignore-non-fatal-errors lets pass), 2 usage error.
 
 Examples:
   era_check /dev/vg/era-meta
   era_check -q era-meta.img && echo clean
+  era_check --format json era-meta.img | jq -r '.findings[].message'
   era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot
   era_check --live era0                          # take, check and drop a snapshot of a live target"
 )]
@@ -32,7 +33,7 @@ pub struct Args {
     pub input: Option<PathBuf>,
     #[command(flatten)]
     pub live: super::LiveArgs,
-    /// Fail only on fatal errors (leaks, stray bits and similar are still reported)
+    /// Fail only on errors: warnings (leaks, stray bits and similar) are still reported
     #[arg(long)]
     pub ignore_non_fatal_errors: bool,
     /// Check only the held metadata snapshot; the device is opened without O_EXCL so that a
@@ -49,6 +50,9 @@ pub struct Args {
     /// Check the superblock only
     #[arg(long)]
     pub super_block_only: bool,
+    /// Report format: text (one line per finding on stderr) or json (one object on stdout)
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    pub format: super::ReportFormat,
 }
 
 parse_with_bare_version!(Args);

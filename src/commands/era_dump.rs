@@ -68,6 +68,9 @@ pub struct Args {
     /// valid.
     #[arg(short, long)]
     pub repair: bool,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);

@@ -87,6 +87,9 @@ pub struct Args {
     /// may extend past the end of the origin when its last block is partial.
     #[arg(long, value_enum, default_value = "blocks")]
     pub units: UnitsArg,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);

@@ -69,6 +69,9 @@ pub struct Args {
     /// text: the size; json: the size and its parts, in metadata blocks
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);

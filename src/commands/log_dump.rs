@@ -72,6 +72,9 @@ pub struct Args {
     pub output: Option<PathBuf>,
     /// The log device or image.
     pub log: PathBuf,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);

@@ -117,6 +117,12 @@ pub struct Args {
     pub clustered: bool,
     /// The log device or image.
     pub log: PathBuf,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Report format: text (one line per step on stdout) or json (one object on stdout)
+    #[arg(long, value_enum, default_value_t = super::ReportFormat::Text)]
+    pub format: super::ReportFormat,
 }
 
 parse_with_bare_version!(Args);

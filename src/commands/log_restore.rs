@@ -37,6 +37,9 @@ pub struct Args {
     /// Logical block size of the log device in bytes (default: the device's, else 512).
     #[arg(long, value_name = "BYTES")]
     pub logical_block_size: Option<u32>,
+    /// Print nothing on stderr; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);

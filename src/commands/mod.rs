@@ -47,6 +47,15 @@ pub fn all() -> Vec<Command> {
     ]
 }
 
+/// `--format` of the tools whose output is a report: for people, or for scripts.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Lines for people
+    Text,
+    /// One JSON object on one line, for scripts
+    Json,
+}
+
 /// `--live` and what goes with it, shared by the readers that can take a snapshot of a live
 /// target themselves (era_check, era_dump, era_invalidate).
 #[derive(clap::Args)]

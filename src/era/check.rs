@@ -36,12 +36,12 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let sb = match read_live_superblock(io, opts.metadata_snap) {
         Ok(sb) => sb,
         Err(e) => {
-            problems.push(Severity::Fatal, e);
+            problems.push(Severity::Error, e);
             return problems;
         }
     };
     check_superblock_fields(&mut problems, "superblock", &sb, io.nr_blocks());
-    if opts.super_block_only || problems.worst() == Some(Severity::Fatal) {
+    if opts.super_block_only || problems.worst() == Some(Severity::Error) {
         return problems;
     }
     if opts.metadata_snap {
@@ -49,7 +49,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         w.problems = problems;
         match read_snapshot_superblock(io, &sb) {
             Ok(snap) => check_snapshot(&mut w, &sb, snap, false),
-            Err(e) => w.report(Severity::Fatal, e),
+            Err(e) => w.report(Severity::Error, e),
         }
         return w.problems;
     }
@@ -57,7 +57,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let sm = sb.sm_root;
     if sm.nr_blocks > io.nr_blocks() || sm.nr_blocks > MAX_METADATA_BLOCKS || sm.nr_blocks == 0 {
         problems.push(
-            Severity::Fatal,
+            Severity::Error,
             invalid(
                 "metadata space map",
                 format!(
@@ -77,7 +77,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         let counting = w.count(sb.metadata_snap, true);
         match read_snapshot_superblock(io, &sb) {
             Ok(snap) => check_snapshot(&mut w, &sb, snap, counting),
-            Err(e) => w.report(Severity::Fatal, e),
+            Err(e) => w.report(Severity::Error, e),
         }
     }
     let stored = read_metadata_space_map(&mut w, &sm);
@@ -91,7 +91,7 @@ fn check_snapshot(w: &mut Walker, live: &Superblock, snap: Superblock, counting:
     w.problems = p;
     if snap.metadata_snap != 0 {
         w.report(
-            Severity::NonFatal,
+            Severity::Warning,
             invalid(SNAPSHOT, "the snapshot itself points at a snapshot".into()),
         );
     }
@@ -100,11 +100,11 @@ fn check_snapshot(w: &mut Walker, live: &Superblock, snap: Superblock, counting:
 
 fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, dev_blocks: u64) {
     if let Err(f) = check_data_block_size(sb.data_block_size) {
-        p.push(Severity::Fatal, Error::structure(structure, f));
+        p.push(Severity::Error, Error::structure(structure, f));
     }
     if sb.metadata_block_size != METADATA_BLOCK_SIZE_SECTORS {
         p.push(
-            Severity::Warning,
+            Severity::Note,
             invalid(
                 structure,
                 format!(
@@ -115,11 +115,11 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, d
         );
     }
     if let Err(f) = check_nr_blocks(sb, dev_blocks) {
-        p.push(Severity::Fatal, Error::structure(structure, f));
+        p.push(Severity::Error, Error::structure(structure, f));
     }
     if sb.current_writeset.nr_bits as u64 >= MAX_NR_BLOCKS {
         p.push(
-            Severity::Fatal,
+            Severity::Error,
             invalid(
                 structure,
                 format!(
@@ -134,7 +134,7 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, d
         ("era array root", sb.era_array_root),
     ] {
         if root == 0 {
-            p.push(Severity::Fatal, invalid(structure, format!("{name} is 0")));
+            p.push(Severity::Error, invalid(structure, format!("{name} is 0")));
         }
     }
 }
@@ -160,7 +160,7 @@ fn walk_view(w: &mut Walker, view: &View, counting: bool) {
                 &view.writeset_tree_name(),
                 format!("eras {} and {} are not contiguous", pair[0], pair[1]),
             );
-            w.report(Severity::Warning, e);
+            w.report(Severity::Note, e);
         }
     }
     for ws in &writesets {
@@ -180,11 +180,11 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
                 ws.era
             ),
         );
-        w.report(Severity::Warning, e);
+        w.report(Severity::Note, e);
     }
     if ws.disk.root == 0 {
         return w.report(
-            Severity::Fatal,
+            Severity::Error,
             invalid(&ws.name, "bitset root is 0".into()),
         );
     }
@@ -193,7 +193,7 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
             &ws.name,
             format!("nr_bits {} is 2^31 or more", ws.disk.nr_bits),
         );
-        return w.report(Severity::Fatal, e);
+        return w.report(Severity::Error, e);
     }
     w.walk_bitset(
         &ws.name,
@@ -233,6 +233,6 @@ fn check_era_array(w: &mut Walker, view: &View, counting: bool) {
                  first: invalid era value at data block {block}: {v}"
             ),
         );
-        w.report(Severity::NonFatal, e);
+        w.report(Severity::Warning, e);
     }
 }

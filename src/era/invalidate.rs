@@ -171,6 +171,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
                      around, so every block is listed"
                 )),
             ),
+            hint: None,
         });
         out.set_all();
     }

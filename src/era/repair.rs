@@ -1,5 +1,6 @@
 //! `era_repair`: a salvaging dump fed straight into the builder, with no XML in between.
 
+use crate::pdata::error::Side;
 use std::fmt;
 
 use super::build::{BuildError, EraBuilder};
@@ -14,6 +15,16 @@ pub enum RepairError {
     Read(DumpError),
     /// The output is too small, or finishing it failed.
     Build(BuildError),
+}
+
+impl RepairError {
+    /// Which file the error is about.
+    pub fn side(&self) -> Side {
+        match self {
+            RepairError::Read(_) => Side::Input,
+            RepairError::Build(_) => Side::Output,
+        }
+    }
 }
 
 impl fmt::Display for RepairError {

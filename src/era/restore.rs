@@ -4,6 +4,7 @@
 //! come in any order); nothing is written unless it succeeds. The second pass streams the
 //! era array into the output, so memory stays at one bit per block per writeset.
 
+use crate::pdata::error::Side;
 use std::collections::HashSet;
 use std::fmt;
 use std::fs::File;
@@ -32,6 +33,16 @@ pub enum RestoreError {
     Xml(XmlError),
     /// The output is too small, or writing it failed.
     Build(BuildError),
+}
+
+impl RestoreError {
+    /// Which file the error is about.
+    pub fn side(&self) -> Side {
+        match self {
+            RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
+            RestoreError::Build(_) => Side::Output,
+        }
+    }
 }
 
 impl fmt::Display for RestoreError {

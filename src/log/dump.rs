@@ -4,40 +4,15 @@
 use std::io::{self, Write};
 use std::ops::Range;
 
+use crate::json::{self, Object};
+use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::ByteIo;
+use crate::pdata::report::{plural, Problem, Severity};
 
 use super::error::LogError;
 use super::geometry::{bitset_bytes, buf_size, check_region_count, Geometry, LengthSource};
 use super::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
-
-/// How serious a finding is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Severity {
-    /// The kernel would misbehave or the log is unusable as it is.
-    Warning,
-    /// Harmless, for information.
-    Note,
-}
-
-impl Severity {
-    /// A word for reports.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Note => "note",
-        }
-    }
-}
-
-/// A problem or remark about a log (docs/dirty-log-format.md §9.2).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Finding {
-    /// How serious it is.
-    pub severity: Severity,
-    /// One line, naming the structure.
-    pub message: String,
-}
 
 /// What `log_dump` knows besides the log itself.
 #[derive(Clone, Copy, Debug, Default)]
@@ -69,22 +44,17 @@ pub struct Report {
     pub image: Option<LogImage>,
     /// Region size and length, when given.
     pub geometry: Option<Geometry>,
-    /// Problems and remarks, most serious first.
-    pub findings: Vec<Finding>,
+    /// Problems and remarks, most serious first (docs/dirty-log-format.md §9.2).
+    pub findings: Vec<Problem>,
 }
 
-fn warn(findings: &mut Vec<Finding>, message: String) {
-    findings.push(Finding {
-        severity: Severity::Warning,
-        message,
-    });
-}
-
-fn note(findings: &mut Vec<Finding>, message: String) {
-    findings.push(Finding {
-        severity: Severity::Note,
-        message,
-    });
+/// A finding about `structure`, with what to do about it.
+fn finding(severity: Severity, structure: &str, what: String, hint: Option<&str>) -> Problem {
+    Problem {
+        severity,
+        error: Error::structure(structure, Fault::Invalid(what)),
+        hint: hint.map(String::from),
+    }
 }
 
 /// Reads and checks a log. The errors of docs/dirty-log-format.md §9.2 (bad magic, bad
@@ -94,79 +64,17 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
     let (header, padding) = read_header(io)?;
     header.check_magic()?;
     header.check_version()?;
-    let mut findings = Vec::new();
-    if opts.clustered {
-        warn(
-            &mut findings,
-            "clustered-disk log (cmirrord): read as a kernel disk log, which is right only if \
-             it was written on a little-endian host (cmirrord stores the header and bitmap \
-             words in host byte order); never modify it while any node has the mirror active"
-                .into(),
-        );
-    }
-    if header.version == VERSION_1 {
-        warn(
-            &mut findings,
-            "log header: version 1 (before 2006): read as version 2, which it equals on \
-             little-endian hosts; the kernel rewrites it as 2 at the next activation"
-                .into(),
-        );
-    }
-    let geometry = match (opts.region_size, opts.length) {
-        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
-        (Some(rs), None) => {
-            // Checks the region size alone; the length comes from the region count below.
-            Geometry::new(rs, rs)?;
-            None
-        }
-        _ => None,
-    };
-    // A wrong region size or length would label every range with the wrong sectors.
-    if let (Some(g), NrRegions::Count(n)) = (geometry, header.regions()) {
-        if opts.nr_regions.is_none() {
-            check_region_count(n, &g, LengthSource::Given)?;
-        }
-    }
-    let mut count = opts.nr_regions;
-    match header.regions() {
-        NrRegions::Invalid(n) if count.is_none() => {
-            return Err(LogError::BadNrRegions { found: n })
-        }
-        NrRegions::LvmInitialised => {
-            note(
-                &mut findings,
-                "log header: nr_regions is all ones: initialised by LVM2 and never activated; \
-                 the kernel takes the bits as they are at the first activation"
-                    .into(),
-            );
-            if count.is_none() {
-                count = geometry.map(|g| g.region_count());
-            }
-        }
-        NrRegions::Count(0) => warn(
-            &mut findings,
-            "log header: nr_regions is 0: the kernel treats every region as new and \
-             resynchronises the whole mirror"
-                .into(),
-        ),
-        _ => {}
-    }
-    if let (Some(c), NrRegions::Count(n)) = (opts.nr_regions, header.regions()) {
-        if c != n {
-            warn(
-                &mut findings,
-                format!("clean bitmap: read for {c} regions (as asked), but the header says {n}"),
-            );
-        }
-    }
+    let mut findings = header_findings(&header, padding, opts);
+    let geometry = given_geometry(&header, opts)?;
+    let count = regions_to_read(&header, opts, geometry, &mut findings)?;
     let image = match count {
         None if header.regions() == NrRegions::LvmInitialised => {
-            warn(
-                &mut findings,
-                "clean bitmap: not read: the region count is unknown (give --nr-regions, or \
-                 --region-size with --length)"
-                    .into(),
-            );
+            findings.push(finding(
+                Severity::Warning,
+                "clean bitmap",
+                "not read: the region count is unknown".into(),
+                Some("give --nr-regions, or --region-size with --length"),
+            ));
             None
         }
         _ => {
@@ -178,37 +86,9 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
         }
     };
     if let Some(img) = image.as_ref() {
-        let stray = img.bitmap.stray_bits();
-        if stray > 0 {
-            note(
-                &mut findings,
-                format!(
-                    "clean bitmap: {stray} stray bits set past region {} in the last 64-bit \
-                     word; the kernel clears them at activation (log_repair --clear-stray-bits)",
-                    img.nr_regions
-                ),
-            );
-        }
-        let stale = img.stale_bytes_after_bitmap();
-        if stale > 0 {
-            note(
-                &mut findings,
-                format!(
-                    "log buffer: {stale} non-zero bytes after the clean bitmap (bits of an \
-                     earlier, larger mirror); the kernel ignores them"
-                ),
-            );
-        }
+        findings.extend(bitmap_findings(img));
     }
-    if padding == Padding::Mixed {
-        note(
-            &mut findings,
-            "log header: bytes 16..1023 are neither all zero nor all 0xff; the kernel \
-             preserves them"
-                .into(),
-        );
-    }
-    findings.sort_by_key(|f| f.severity == Severity::Note);
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(Report {
         header,
         padding,
@@ -225,6 +105,140 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
         }),
         findings,
     })
+}
+
+/// What the header alone says: a clustered log, version 1, the padding.
+fn header_findings(header: &Header, padding: Padding, opts: &DumpOptions) -> Vec<Problem> {
+    let mut findings = Vec::new();
+    if opts.clustered {
+        findings.push(finding(
+            Severity::Warning,
+            "log",
+            "clustered-disk log (cmirrord): read as a kernel disk log, which is right only if \
+             it was written on a little-endian host (cmirrord stores the header and bitmap \
+             words in host byte order)"
+                .into(),
+            Some("never modify it while any node has the mirror active"),
+        ));
+    }
+    if header.version == VERSION_1 {
+        findings.push(finding(
+            Severity::Warning,
+            "log header",
+            "version 1 (before 2006): read as version 2, which it equals on little-endian \
+             hosts"
+                .into(),
+            Some("the kernel rewrites it as 2 at the next activation"),
+        ));
+    }
+    if padding == Padding::Mixed {
+        findings.push(finding(
+            Severity::Note,
+            "log header",
+            "bytes 16..1023 are neither all zero nor all 0xff".into(),
+            Some("the kernel preserves them"),
+        ));
+    }
+    findings
+}
+
+/// The region size and length given, checked against the header: a wrong region size or
+/// length would label every range with the wrong sectors.
+fn given_geometry(header: &Header, opts: &DumpOptions) -> Result<Option<Geometry>, LogError> {
+    let geometry = match (opts.region_size, opts.length) {
+        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
+        (Some(rs), None) => {
+            // Checks the region size alone; the length comes from the region count.
+            Geometry::new(rs, rs)?;
+            None
+        }
+        _ => None,
+    };
+    if let (Some(g), NrRegions::Count(n), None) = (geometry, header.regions(), opts.nr_regions) {
+        check_region_count(n, &g, LengthSource::Given)?;
+    }
+    Ok(geometry)
+}
+
+/// How many regions to read the bits of: `--nr-regions`, the header's count, or for a log
+/// LVM never activated the geometry's.
+fn regions_to_read(
+    header: &Header,
+    opts: &DumpOptions,
+    geometry: Option<Geometry>,
+    findings: &mut Vec<Problem>,
+) -> Result<Option<u64>, LogError> {
+    let mut count = opts.nr_regions;
+    match header.regions() {
+        NrRegions::Invalid(n) if count.is_none() => {
+            return Err(LogError::BadNrRegions { found: n })
+        }
+        NrRegions::LvmInitialised => {
+            findings.push(finding(
+                Severity::Note,
+                "log header",
+                "nr_regions is all ones: initialised by LVM2 and never activated".into(),
+                Some("the kernel takes the bits as they are at the first activation"),
+            ));
+            if count.is_none() {
+                count = geometry.map(|g| g.region_count());
+            }
+        }
+        NrRegions::Count(0) => findings.push(finding(
+            Severity::Warning,
+            "log header",
+            "nr_regions is 0: the kernel treats every region as new and resynchronises the \
+             whole mirror"
+                .into(),
+            None,
+        )),
+        NrRegions::Count(n) => {
+            if let Some(c) = opts.nr_regions.filter(|&c| c != n) {
+                findings.push(finding(
+                    Severity::Warning,
+                    "clean bitmap",
+                    format!("read for {c} regions (as asked), but the header says {n}"),
+                    None,
+                ));
+            }
+        }
+        NrRegions::Invalid(_) => {}
+    }
+    Ok(count)
+}
+
+/// What the bits say besides the dirty regions: stray bits, stale bytes.
+fn bitmap_findings(img: &LogImage) -> Vec<Problem> {
+    let mut findings = Vec::new();
+    let stray = img.bitmap.stray_bits();
+    if stray > 0 {
+        findings.push(finding(
+            Severity::Note,
+            "clean bitmap",
+            format!(
+                "{} set past the last region ({}) in the last 64-bit word",
+                plural(stray, "stray bit"),
+                img.nr_regions
+            ),
+            Some(
+                "harmless; the kernel clears those in the last region's 32-bit word at \
+                 activation, log_repair --clear-stray-bits clears them all",
+            ),
+        ));
+    }
+    let stale = img.stale_bytes_after_bitmap();
+    if stale > 0 {
+        findings.push(finding(
+            Severity::Note,
+            "log buffer",
+            format!(
+                "{} after the clean bitmap (bits of an earlier, larger mirror)",
+                plural(stale, "non-zero byte")
+            ),
+            Some("the kernel ignores them"),
+        ));
+    }
+    findings
 }
 
 /// Output format of `log_dump`.
@@ -287,29 +301,6 @@ fn render_xml(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "</dirty_log>")
 }
 
-/// `s` as a JSON string literal.
-pub fn json_string(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\t' => o.push_str("\\t"),
-            '\r' => o.push_str("\\r"),
-            c if u32::from(c) < 0x20 => o.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
-fn opt(v: Option<u64>) -> String {
-    v.map_or_else(|| "null".to_string(), |v| v.to_string())
-}
-
 fn render_json(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     let img = r.image.as_ref();
     let state = match r.header.regions() {
@@ -317,83 +308,39 @@ fn render_json(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         NrRegions::LvmInitialised => "lvm-initialised",
         NrRegions::Invalid(_) => "invalid",
     };
-    writeln!(out, "{{")?;
-    writeln!(out, "  \"magic\": \"{:#010x}\",", r.header.magic)?;
-    writeln!(out, "  \"magic_ok\": {},", r.header.magic == MAGIC)?;
-    writeln!(out, "  \"version\": {},", r.header.version)?;
-    writeln!(out, "  \"nr_regions\": {},", r.header.nr_regions)?;
-    writeln!(out, "  \"nr_regions_state\": \"{state}\",")?;
-    writeln!(out, "  \"regions\": {},", opt(img.map(|i| i.nr_regions)))?;
-    writeln!(out, "  \"header_padding\": \"{}\",", r.padding.name())?;
-    writeln!(out, "  \"logical_block_size\": {},", r.logical_block_size)?;
-    writeln!(
-        out,
-        "  \"bitset_bytes\": {},",
-        opt(img.map(|i| bitset_bytes(i.nr_regions)))
-    )?;
-    writeln!(out, "  \"buf_size\": {},", opt(img.map(|i| i.buf_size())))?;
-    writeln!(out, "  \"device_size\": {},", r.device_size)?;
-    writeln!(
-        out,
-        "  \"region_size\": {},",
-        opt(r.geometry.map(|g| g.region_size()))
-    )?;
-    writeln!(
-        out,
-        "  \"length\": {},",
-        opt(r.geometry.map(|g| g.length()))
-    )?;
-    writeln!(
-        out,
-        "  \"clean\": {},",
-        opt(img.map(|i| i.bitmap.count_clean()))
-    )?;
-    writeln!(
-        out,
-        "  \"dirty\": {},",
-        opt(img.map(|i| i.bitmap.count_dirty()))
-    )?;
-    writeln!(
-        out,
-        "  \"stray_bits\": {},",
-        opt(img.map(|i| i.bitmap.stray_bits()))
-    )?;
-    writeln!(
-        out,
-        "  \"stale_bytes_after_bitmap\": {},",
-        opt(img.map(|i| i.stale_bytes_after_bitmap()))
-    )?;
-    write!(out, "  \"dirty_ranges\": [")?;
     let ranges = img.map(|i| i.bitmap.dirty_ranges()).unwrap_or_default();
-    for (k, d) in ranges.iter().enumerate() {
-        let sep = if k == 0 { "" } else { "," };
-        write!(
-            out,
-            "{sep}\n    {{\"begin\": {}, \"end\": {}",
-            d.start, d.end
+    let mut o = Object::begin(out)?;
+    o.field("magic", format!("{:#010x}", r.header.magic))?
+        .field("magic_ok", r.header.magic == MAGIC)?
+        .field("version", r.header.version)?
+        .field("nr_regions", r.header.nr_regions)?
+        .field("nr_regions_state", state)?
+        .field("regions", img.map(|i| i.nr_regions))?
+        .field("header_padding", r.padding.name())?
+        .field("logical_block_size", r.logical_block_size)?
+        .field("bitset_bytes", img.map(|i| bitset_bytes(i.nr_regions)))?
+        .field("buf_size", img.map(|i| i.buf_size()))?
+        .field("device_size", r.device_size)?
+        .field("region_size", r.geometry.map(|g| g.region_size()))?
+        .field("length", r.geometry.map(|g| g.length()))?
+        .field("clean", img.map(|i| i.bitmap.count_clean()))?
+        .field("dirty", img.map(|i| i.bitmap.count_dirty()))?
+        .field("stray_bits", img.map(|i| i.bitmap.stray_bits()))?
+        .field(
+            "stale_bytes_after_bitmap",
+            img.map(|i| i.stale_bytes_after_bitmap()),
+        )?
+        .field("units", "regions")?
+        .list("ranges", ranges.iter().map(|d| json::Range(d.start, d.end)))?;
+    if r.geometry.is_some() {
+        let sectors = ranges.iter().filter_map(|d| sectors(r, d));
+        o.list(
+            "sector_ranges",
+            sectors.map(|s| json::Range(s.start, s.end)),
         )?;
-        if let Some(s) = sectors(r, d) {
-            write!(
-                out,
-                ", \"begin_sector\": {}, \"end_sector\": {}",
-                s.start, s.end
-            )?;
-        }
-        write!(out, "}}")?;
     }
-    writeln!(out, "{}],", if ranges.is_empty() { "" } else { "\n  " })?;
-    write!(out, "  \"findings\": [")?;
-    for (k, f) in r.findings.iter().enumerate() {
-        let sep = if k == 0 { "" } else { "," };
-        write!(
-            out,
-            "{sep}\n    {{\"severity\": \"{}\", \"message\": {}}}",
-            f.severity.name(),
-            json_string(&f.message)
-        )?;
-    }
-    writeln!(out, "{}]", if r.findings.is_empty() { "" } else { "\n  " })?;
-    writeln!(out, "}}")
+    o.list("findings", &r.findings)?.end()?;
+    writeln!(out)
 }
 
 fn render_text(r: &Report, out: &mut dyn Write) -> io::Result<()> {
@@ -436,25 +383,15 @@ fn render_text(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     if !ranges.is_empty() {
         writeln!(out, "dirty ranges (end exclusive):")?;
         for d in &ranges {
-            write!(out, "  {}..{}", d.start, d.end)?;
+            write!(out, "  {} {}", d.start, d.end)?;
             if let Some(s) = sectors(r, d) {
-                write!(out, "  (sectors {}..{})", s.start, s.end)?;
+                write!(out, "  (sectors {} {})", s.start, s.end)?;
             }
             writeln!(out)?;
         }
     }
     for f in &r.findings {
-        writeln!(out, "{}: {}", f.severity.name(), f.message)?;
+        writeln!(out, "{f}")?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_strings_are_escaped() {
-        assert_eq!(json_string("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-    }
 }

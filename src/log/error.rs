@@ -127,8 +127,8 @@ impl fmt::Display for LogError {
                 if source.raw_os_error() == Some(libc::EBUSY) {
                     write!(
                         f,
-                        "{doing}: device is busy: an active mirror (or another program) holds it \
-                         open exclusively; deactivate the mirror first"
+                        "{doing}: {}; deactivate the mirror first (on every cluster node)",
+                        crate::pdata::io::IN_USE
                     )
                 } else {
                     write!(f, "{doing}: {source}")

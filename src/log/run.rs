@@ -69,8 +69,9 @@ pub struct RepairOptions<'a> {
 
 /// Where a long leg pass reports how far it got, in bytes.
 pub trait Progress {
-    /// A pass over `total` bytes starts.
-    fn begin(&mut self, total: u64);
+    /// A pass over `total` bytes starts, doing what `phase` says ("copying dirty
+    /// regions").
+    fn begin(&mut self, phase: &str, total: u64);
     /// `bytes` more bytes were copied or compared.
     fn advance(&mut self, bytes: u64);
     /// The pass is over (whether or not it succeeded).
@@ -81,7 +82,7 @@ pub trait Progress {
 pub struct NoProgress;
 
 impl Progress for NoProgress {
-    fn begin(&mut self, _total: u64) {}
+    fn begin(&mut self, _phase: &str, _total: u64) {}
     fn advance(&mut self, _bytes: u64) {}
     fn end(&mut self) {}
 }
@@ -321,7 +322,7 @@ fn verify(
     report: &mut Vec<String>,
 ) -> Result<Bitmap, LogError> {
     let mut bits = bitmap.clone();
-    progress.begin(legs.dirty_bytes(&bits));
+    progress.begin("comparing dirty regions", legs.dirty_bytes(&bits));
     let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
     progress.end();
     let differ = differ?;
@@ -350,7 +351,7 @@ fn apply(
     let change_lines = changes.iter().map(|c| format!("changes: {c}"));
     let new = match &plan.copy {
         Some(c) => {
-            progress.begin(c.total);
+            progress.begin("copying dirty regions", c.total);
             let mut copied_bits = plan.img.bitmap.clone();
             let copied = c
                 .legs

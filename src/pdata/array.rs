@@ -156,7 +156,7 @@ impl<'w> Batch<'_, '_, 'w> {
                     )
                 };
                 w.report(
-                    Severity::Fatal,
+                    Severity::Error,
                     Error::structure(self.structure, Fault::Invalid(what)),
                 );
                 if key >= nr_ablocks {
@@ -175,7 +175,7 @@ impl<'w> Batch<'_, '_, 'w> {
                 Err(f) => {
                     self.p.intact = false;
                     let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
-                    w.report(Severity::Fatal, e);
+                    w.report(Severity::Error, e);
                     continue;
                 }
             };
@@ -187,7 +187,7 @@ impl<'w> Batch<'_, '_, 'w> {
                         "array block {short} is only partly filled but is not the last"
                     )),
                 );
-                w.report(Severity::Fatal, e);
+                w.report(Severity::Error, e);
             }
             if h.nr_entries == 0 || (h.nr_entries as u64) < self.per_block {
                 self.p.last_short = Some(key);
@@ -254,7 +254,7 @@ impl<'w> Walker<'w> {
                 structure,
                 Fault::Invalid(format!("holds {} values, expected {expected_len}", p.len)),
             );
-            self.report(Severity::Fatal, e);
+            self.report(Severity::Error, e);
         }
         tree_ok && p.intact
     }

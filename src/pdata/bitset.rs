@@ -50,7 +50,7 @@ impl<'w> Walker<'w> {
                                 structure,
                                 Fault::Invalid(format!("stray bits set past nr_bits {nr_bits}")),
                             );
-                            w.report(Severity::NonFatal, e);
+                            w.report(Severity::Warning, e);
                             *word &= mask;
                         }
                     }

@@ -106,5 +106,16 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Which of a tool's files an error is about: what it reads, or what it writes. A
+/// writer's errors say it, so that the tool names the right file without knowing the
+/// error's variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The input.
+    Input,
+    /// The output.
+    Output,
+}
+
 /// Results of the persistent-data layer.
 pub type Result<T> = std::result::Result<T, Error>;

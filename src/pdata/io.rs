@@ -85,6 +85,11 @@ impl AlignedBuf {
     }
 }
 
+/// What every tool says of a device someone else holds open exclusively (`EBUSY` on an
+/// `O_EXCL` open).
+pub const IN_USE: &str =
+    "in use: held open exclusively (by a live target, an active mirror or a mounted filesystem?)";
+
 /// Whether two paths name the same file, or the same block device through two device nodes.
 /// Tools compare their output with their input with it, so that a typo cannot make them
 /// overwrite what they read.

@@ -5,40 +5,80 @@ use std::fmt;
 
 use super::error::Error;
 
-/// How bad a problem is.
+/// How bad a finding is. One scale for every tool of the suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
-    /// Informational: the metadata is unusual but fine.
+    /// Unusual but fine: worth knowing, nothing to do (a node under one-third full, an old
+    /// log version the kernel rewrites).
+    Note,
+    /// Wrong, but nothing the kernel could lose data over (a leaked block, stray bits, a
+    /// log whose region count makes the kernel resynchronise everything). era_check fails
+    /// on it unless non-fatal errors are ignored.
     Warning,
-    /// Wrong, but nothing that the kernel could lose data over (a leaked block, stray bits,
-    /// an under-filled node). Fails a check unless non-fatal errors are ignored.
-    NonFatal,
-    /// The metadata cannot be trusted.
-    Fatal,
+    /// The data cannot be trusted.
+    Error,
 }
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Severity::Note => "note",
             Severity::Warning => "warning",
-            Severity::NonFatal => "non-fatal",
-            Severity::Fatal => "error",
+            Severity::Error => "error",
         })
     }
 }
 
-/// One finding.
+/// One finding: how bad, where and what, and what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// How bad it is.
     pub severity: Severity,
-    /// Where and what.
+    /// Where (the structure and block) and what.
     pub error: Error,
+    /// What to do about it, when there is something to say.
+    pub hint: Option<String>,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.severity, self.error)
+        write!(f, "{}: {}", self.severity, self.error)?;
+        match &self.hint {
+            Some(h) => write!(f, "; {h}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `n` and `noun`, in the plural unless `n` is 1: "1 block", "2 blocks", "3 entries".
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        return format!("1 {noun}");
+    }
+    let b = noun.as_bytes();
+    let consonant_y = b.len() >= 2 && b[b.len() - 1] == b'y' && !b"aeiou".contains(&b[b.len() - 2]);
+    if consonant_y {
+        format!("{n} {}ies", &noun[..noun.len() - 1])
+    } else if noun.ends_with('s') || noun.ends_with('x') || noun.ends_with("ch") {
+        format!("{n} {noun}es")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+impl crate::json::ToJson for Problem {
+    /// `{"severity":…,"structure":…,"block":N|null,"block_kind":…|null,"message":…,
+    /// "hint":…|null}`.
+    fn write_json(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let e = &self.error;
+        crate::json::Object::begin(out)?
+            .field("severity", self.severity.to_string())?
+            .field("structure", &e.structure)?
+            .field("block", e.at.map(|(_, loc)| loc))?
+            .field("block_kind", e.at.map(|(kind, _)| kind.to_string()))?
+            .field("message", e.fault.to_string())?
+            .field("hint", &self.hint)?
+            .end()
     }
 }
 
@@ -59,8 +99,16 @@ impl Problems {
     /// Records a problem; the same problem reported twice (a block shared by two trees) is
     /// kept once.
     pub fn push(&mut self, severity: Severity, error: Error) {
-        self.worst = self.worst.max(Some(severity));
-        let p = Problem { severity, error };
+        self.push_problem(Problem {
+            severity,
+            error,
+            hint: None,
+        });
+    }
+
+    /// Records a finding with what to do about it.
+    pub fn push_problem(&mut self, p: Problem) {
+        self.worst = self.worst.max(Some(p.severity));
         if self.seen.contains(&p) {
             return;
         }
@@ -89,7 +137,7 @@ impl Problems {
 
     /// The first fatal problem, if any.
     pub fn first_fatal(&self) -> Option<&Problem> {
-        self.kept.iter().find(|p| p.severity == Severity::Fatal)
+        self.kept.iter().find(|p| p.severity == Severity::Error)
     }
 }
 
@@ -103,17 +151,26 @@ mod tests {
     }
 
     #[test]
+    fn plurals_are_right() {
+        assert_eq!(plural(1, "block"), "1 block");
+        assert_eq!(plural(0, "block"), "0 blocks");
+        assert_eq!(plural(2, "entry"), "2 entries");
+        assert_eq!(plural(3, "day"), "3 days");
+        assert_eq!(plural(2, "pass"), "2 passes");
+    }
+
+    #[test]
     fn keeps_each_problem_once_and_counts_past_the_cap() {
         let mut p = Problems::default();
-        p.push(Severity::Warning, problem(0));
-        p.push(Severity::Warning, problem(0));
+        p.push(Severity::Note, problem(0));
+        p.push(Severity::Note, problem(0));
         assert_eq!(p.kept().len(), 1);
         for i in 0..MAX_KEPT_PROBLEMS + 5 {
-            p.push(Severity::NonFatal, problem(i));
+            p.push(Severity::Warning, problem(i));
         }
         assert_eq!(p.kept().len(), MAX_KEPT_PROBLEMS);
         assert_eq!(p.dropped(), 6);
-        assert_eq!(p.worst(), Some(Severity::NonFatal));
+        assert_eq!(p.worst(), Some(Severity::Warning));
         assert!(p.first_fatal().is_none());
     }
 }

@@ -60,9 +60,10 @@ pub fn dump_json(log: &Path, extra: &[&str]) -> Value {
 
 /// The dirty ranges of a log_dump JSON report.
 pub fn dirty_ranges(j: &Value) -> Vec<Range<u64>> {
-    j["dirty_ranges"]
+    assert_eq!(j["units"], "regions");
+    j["ranges"]
         .as_array()
-        .expect("dirty_ranges")
+        .expect("ranges")
         .iter()
         .map(|r| r["begin"].as_u64().expect("begin")..r["end"].as_u64().expect("end"))
         .collect()

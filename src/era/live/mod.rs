@@ -180,6 +180,19 @@ pub struct LiveError {
     pub fault: LiveFault,
 }
 
+impl LiveError {
+    /// What went wrong, without the device's name in front (the reporter puts it there).
+    pub fn what(&self) -> String {
+        struct What<'a>(&'a LiveError);
+        impl fmt::Display for What<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fault.describe(f, &self.0.device)
+            }
+        }
+        What(self).to_string()
+    }
+}
+
 impl fmt::Display for LiveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.device)?;

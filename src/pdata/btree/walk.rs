@@ -56,7 +56,7 @@ impl<'w> Walker<'w> {
     fn fail(&mut self, t: &mut Tree, loc: u64, fault: Fault) {
         t.intact = false;
         self.report(
-            Severity::Fatal,
+            Severity::Error,
             Error::block(t.structure, BlockKind::BtreeNode, loc, fault),
         );
     }
@@ -91,7 +91,7 @@ impl<'w> Walker<'w> {
         let h = node.header;
         if h.max_entries != calc_max_entries(h.value_size) {
             self.report(
-                Severity::NonFatal,
+                Severity::Warning,
                 Error::block(
                     t.structure,
                     BlockKind::BtreeNode,
@@ -109,7 +109,7 @@ impl<'w> Walker<'w> {
         }
         if depth > 0 && h.nr_entries < h.max_entries / 3 {
             self.report(
-                Severity::Warning,
+                Severity::Note,
                 Error::block(
                     t.structure,
                     BlockKind::BtreeNode,

@@ -1,0 +1,158 @@
+//! The one voice of the suite: every line a tool prints on stderr is made here, in one
+//! grammar,
+//!
+//! ```text
+//! TOOL: FILE: SEVERITY: STRUCTURE: what[; what to do]
+//! ```
+//!
+//! for the findings of a check or a dump ([`Problem`]s) and for the error that ends a run
+//! (`SEVERITY` is then `error`). `FILE` is the file or device the line is about; an error
+//! carries it as an [`OnFile`] context, so that the binaries do not have to know which of
+//! their paths an error concerns.
+
+use std::fmt;
+use std::path::Path;
+
+use crate::json::Object;
+use crate::pdata::error::Side;
+use crate::pdata::report::{plural, Problem, Problems, Severity};
+
+/// The file or device an error is about: attached as an `anyhow` context, it becomes the
+/// `FILE` of the error's line.
+#[derive(Debug)]
+pub struct OnFile(pub String);
+
+impl fmt::Display for OnFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Attaches the file an error is about.
+pub trait OnFileExt<T> {
+    /// The error, about `path`.
+    fn on_file(self, path: impl AsRef<Path>) -> anyhow::Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> OnFileExt<T> for Result<T, E> {
+    fn on_file(self, path: impl AsRef<Path>) -> anyhow::Result<T> {
+        self.map_err(|e| {
+            e.into()
+                .context(OnFile(path.as_ref().display().to_string()))
+        })
+    }
+}
+
+/// An error about `path`, in words.
+pub fn file_error(path: impl AsRef<Path>, what: impl fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("{what}").context(OnFile(path.as_ref().display().to_string()))
+}
+
+/// A writer's error, about its `input` or its `output` as the error says.
+pub fn on_side<E>(side: Side, e: E, input: &Path, output: &Path) -> anyhow::Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let file = match side {
+        Side::Input => input,
+        Side::Output => output,
+    };
+    anyhow::Error::new(e).context(OnFile(file.display().to_string()))
+}
+
+/// The line that reports the error ending a run.
+pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
+    let file = e.downcast_ref::<OnFile>().map(|f| f.0.clone());
+    let mut what = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if Some(&text) == file.as_ref() {
+            continue;
+        }
+        // A cause whose text its context already quotes adds nothing.
+        if text.is_empty() || what.ends_with(&text) {
+            continue;
+        }
+        if !what.is_empty() {
+            what.push_str(": ");
+        }
+        what.push_str(&text);
+    }
+    let what = what.replace('\n', " ");
+    match file {
+        Some(f) => format!("{tool}: {f}: error: {what}"),
+        None => format!("{tool}: error: {what}"),
+    }
+}
+
+/// The line that reports one finding about `file`.
+pub fn finding_line(tool: &str, file: &str, p: &Problem) -> String {
+    format!("{tool}: {file}: {p}")
+}
+
+/// Prints the findings about `file`, one line each, and a last line counting those that
+/// were not kept.
+pub fn print_findings(tool: &str, file: &Path, problems: &Problems) {
+    let f = file.display().to_string();
+    for p in problems.kept() {
+        super::say(&finding_line(tool, &f, p));
+    }
+    if problems.dropped() > 0 {
+        super::say(&format!(
+            "{tool}: {f}: note: … and {} more",
+            plural(problems.dropped(), "problem")
+        ));
+    }
+}
+
+/// Writes the findings about `file` as one JSON object on one line: the file, the worst
+/// severity, and every finding (`pdata::report` gives each one's fields).
+pub fn findings_json(
+    out: &mut dyn std::io::Write,
+    file: &Path,
+    problems: &Problems,
+) -> std::io::Result<()> {
+    let worst = problems.worst().map(|s: Severity| s.to_string());
+    Object::begin(out)?
+        .field("file", file.display().to_string())?
+        .field("worst", worst)?
+        .field("dropped", problems.dropped())?
+        .list("findings", problems.kept())?
+        .end()?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::error::{Error, Fault};
+
+    #[test]
+    fn an_error_names_its_file_once_and_says_error() {
+        let e: anyhow::Result<()> = Err(anyhow::anyhow!("superblock at block 0: bad checksum"));
+        let e = e.on_file("meta.img").unwrap_err();
+        assert_eq!(
+            error_line("era_check", &e),
+            "era_check: meta.img: error: superblock at block 0: bad checksum"
+        );
+        let e = anyhow::anyhow!("--nr-regions 3 disagrees");
+        assert_eq!(
+            error_line("log_repair", &e),
+            "log_repair: error: --nr-regions 3 disagrees"
+        );
+    }
+
+    #[test]
+    fn a_finding_is_one_line_with_its_hint() {
+        let p = Problem {
+            severity: Severity::Warning,
+            error: Error::structure("clean bitmap", Fault::Invalid("3 stray bits".into())),
+            hint: Some("log_repair --clear-stray-bits clears them".into()),
+        };
+        assert_eq!(
+            finding_line("log_dump", "log.img", &p),
+            "log_dump: log.img: warning: clean bitmap: 3 stray bits; log_repair \
+             --clear-stray-bits clears them"
+        );
+    }
+}
