@@ -238,6 +238,7 @@ fn dry_run_resync_writes_nothing() {
 fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     let c = crash();
     let log0 = std::fs::read(&c.log).unwrap();
+    let leg1_before = std::fs::read(&c.leg1).unwrap();
     let short = c.leg1.with_extension("short");
     std::fs::write(&short, vec![0u8; 1 << 20]).unwrap();
     let o = run(
@@ -277,6 +278,16 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
         ],
     );
     assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "the log has 512 regions, but 131072 sectors (from --length) in regions of \
+                      128 sectors make 1024; the region size is likely 256"
+        ),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&c.log).unwrap(), log0);
+    assert_eq!(std::fs::read(&c.leg1).unwrap(), leg1_before);
     // The log given as a leg.
     let o = run(
         "log_repair",
@@ -292,6 +303,11 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
         ],
     );
     assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("leg 1: ") && err.contains("is the log itself"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&c.log).unwrap(), log0);
     // Fewer than two legs is a usage error.
     let o = run(
@@ -499,12 +515,17 @@ fn mark_clean_needs_the_unsafe_flag() {
     let before = std::fs::read(&p).unwrap();
     let o = run("log_repair", &["--mark-clean", "48..50", s(&p)]);
     assert_eq!(code(&o), 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--unsafe-legs-identical"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), before);
     let o = run(
         "log_repair",
         &["--mark-clean", "500..513", "--unsafe-legs-identical", s(&p)],
     );
     assert_eq!(code(&o), 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("500..513") && err.contains("512"), "{err}");
+    assert_eq!(std::fs::read(&p).unwrap(), before);
     ok(
         "log_repair",
         &[
