@@ -193,10 +193,14 @@ impl<'w> Batch<'_, '_, 'w> {
                 self.p.last_short = Some(key);
             }
             self.p.len += h.nr_entries as u64;
-            let used = h.nr_entries as usize * self.value_size as usize;
+            // Values past the expected length are never handed out: the length check
+            // reports them, and a visitor sizes its buffers by the expected length.
+            let first = key * self.per_block;
+            let in_range = (h.nr_entries as u64).min(self.expected_len.saturating_sub(first));
+            let used = in_range as usize * self.value_size as usize;
             (self.visit)(
                 w,
-                key * self.per_block,
+                first,
                 &block[ARRAY_HEADER_SIZE..ARRAY_HEADER_SIZE + used],
             );
         }
