@@ -3,10 +3,11 @@
 
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::report::Severity;
+use crate::pdata::unpack::Unpack;
 use crate::pdata::walk::{Parent, Walker};
 
 /// Bytes per bitset word.
-pub const WORD_SIZE: u32 = 8;
+pub const WORD_SIZE: u32 = <u64 as Unpack>::DISK_SIZE;
 
 /// Words needed for `nr_bits` bits.
 pub fn nr_words(nr_bits: u64) -> u64 {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use super::node::{calc_max_entries, Node};
 use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
+use crate::pdata::io::Block;
 use crate::pdata::report::Severity;
 use crate::pdata::unpack::Unpack;
 use crate::pdata::walk::{Parent, Walker};
@@ -109,7 +110,7 @@ impl<'w> Walker<'w> {
         t: &mut Tree<'_, '_, 'w, V>,
         loc: u64,
         depth: usize,
-    ) -> Option<Box<crate::pdata::io::Block>> {
+    ) -> Option<Box<Block>> {
         if depth > MAX_DEPTH {
             self.fail(t, loc, Fault::Invalid("tree too deep".into()));
             return None;
