@@ -221,43 +221,47 @@ struct Facts {
     newest_era: (u32, u32),
 }
 
+/// The fields of a superblock copy (block 0, or the held snapshot).
+fn superblock_fields(kind: Kind, b: &[u8], facts: &Facts) -> Vec<Field> {
+    let dev = facts.dev_blocks;
+    let newest = match kind {
+        Kind::Superblock => facts.newest_era.0,
+        _ => facts.newest_era.1,
+    };
+    let nr_blocks = le32(b, 180) as u64;
+    vec![
+        field("flags", 4, 4, &[1]),
+        field("blocknr", 8, 8, &[dev]),
+        field("uuid", 16, 8, &[0]),
+        field("magic", 32, 8, &[le64(b, 32)]),
+        field("version", 40, 4, &[1]),
+        field("sm nr_blocks", 44, 8, &[dev, 4_161_600]),
+        field("sm nr_allocated", 52, 8, &[le64(b, 44)]),
+        field("sm bitmap_root", 60, 8, &[dev]),
+        field("sm ref_count_root", 68, 8, &[dev]),
+        data(field("data_block_size", 172, 4, &[8]), Meaning::Data),
+        field("metadata_block_size", 176, 4, &[8]),
+        field("nr_blocks", 180, 4, &[nr_blocks, 1 << 31, dev * 1018]),
+        data(
+            field("current_era", 184, 4, &[le32(b, 184) as u64]),
+            Meaning::CurrentEra(newest),
+        ),
+        data(
+            field("current_writeset nr_bits", 188, 4, &[nr_blocks]),
+            Meaning::Data,
+        ),
+        field("current_writeset root", 192, 8, &[dev]),
+        field("writeset_tree_root", 200, 8, &[dev]),
+        field("era_array_root", 208, 8, &[dev]),
+        field("metadata_snap", 216, 8, &[dev]),
+    ]
+}
+
 /// The header fields of a block of `kind`.
 fn fields_of(kind: Kind, b: &[u8], facts: &Facts) -> Vec<Field> {
     let dev = facts.dev_blocks;
     match kind {
-        Kind::Superblock | Kind::Snapshot => {
-            let newest = match kind {
-                Kind::Superblock => facts.newest_era.0,
-                _ => facts.newest_era.1,
-            };
-            let nr_blocks = le32(b, 180) as u64;
-            vec![
-                field("flags", 4, 4, &[1]),
-                field("blocknr", 8, 8, &[dev]),
-                field("uuid", 16, 8, &[0]),
-                field("magic", 32, 8, &[le64(b, 32)]),
-                field("version", 40, 4, &[1]),
-                field("sm nr_blocks", 44, 8, &[dev, 4_161_600]),
-                field("sm nr_allocated", 52, 8, &[le64(b, 44)]),
-                field("sm bitmap_root", 60, 8, &[dev]),
-                field("sm ref_count_root", 68, 8, &[dev]),
-                data(field("data_block_size", 172, 4, &[8]), Meaning::Data),
-                field("metadata_block_size", 176, 4, &[8]),
-                field("nr_blocks", 180, 4, &[nr_blocks, 1 << 31, dev * 1018]),
-                data(
-                    field("current_era", 184, 4, &[le32(b, 184) as u64]),
-                    Meaning::CurrentEra(newest),
-                ),
-                data(
-                    field("current_writeset nr_bits", 188, 4, &[nr_blocks]),
-                    Meaning::Data,
-                ),
-                field("current_writeset root", 192, 8, &[dev]),
-                field("writeset_tree_root", 200, 8, &[dev]),
-                field("era_array_root", 208, 8, &[dev]),
-                field("metadata_snap", 216, 8, &[dev]),
-            ]
-        }
+        Kind::Superblock | Kind::Snapshot => superblock_fields(kind, b, facts),
         Kind::InternalNode | Kind::WritesetLeaf | Kind::ArrayLeaf | Kind::OverflowLeaf => vec![
             field("flags", 4, 4, &[2]),
             field("blocknr", 8, 8, &[dev]),
