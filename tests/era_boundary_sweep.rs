@@ -23,7 +23,7 @@ use era_log_tools::era::superblock::Superblock;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::btree::node::Node;
 use era_log_tools::pdata::checksum::BlockKind;
-use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
+use era_log_tools::pdata::io::{BlockIo, FileIo, MemIo, OpenMode, BLOCK_SIZE};
 use era_log_tools::pdata::report::Severity;
 
 /// What a block referenced by the metadata is.
@@ -174,6 +174,46 @@ fn an_era_array_block_claiming_the_whole_block_is_an_error_not_a_panic() {
         tried >= 12,
         "only {tried} images with a short last era-array block"
     );
+}
+
+/// A block past the most a metadata space map can map (4,161,600 blocks) is out of range
+/// for era_check and for every reader alike, even on a device that large whose space-map
+/// root claims more: readers used to bound block numbers by the device and the space map
+/// only, and dumped what era_check rejected.
+#[test]
+fn era_check_and_every_reader_share_one_bound_on_block_numbers() {
+    const MAX_MAPPED: u64 = 4_161_600;
+    let mut img = fixture("era-basic.meta.img.gz");
+    let sb = Superblock::unpack(block(&img, 0));
+    let moved = MAX_MAPPED + 5;
+    let mut root = block(&img, sb.era_array_root).to_vec();
+    era_log_tools::pdata::checksum::seal(&mut root, BlockKind::BtreeNode, moved);
+    let sb0 = block_mut(&mut img, 0);
+    put64(sb0, 44, MAX_MAPPED + 10);
+    put64(sb0, 208, moved);
+    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    let f = temp_image(&img);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(f.path())
+        .unwrap();
+    file.set_len((MAX_MAPPED + 10) * BLOCK_SIZE as u64).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &root, moved * BLOCK_SIZE as u64).unwrap();
+    let io = FileIo::open(f.path(), OpenMode::ReadExclusive).unwrap();
+
+    let p = check(&io, CheckOptions::default());
+    let out_of_range =
+        |e: &str| e.contains(&format!("block {moved}")) && e.contains("out of range");
+    assert!(
+        p.kept().iter().any(|p| out_of_range(&p.to_string())),
+        "{:?}",
+        p.kept()
+    );
+    let e = dump(&io, &DumpOptions::default(), &mut std::io::sink()).unwrap_err();
+    assert!(out_of_range(&e.to_string()), "{e}");
+    let view = View::open(&io, false).unwrap();
+    let e = written_since(&io, &view, 1).unwrap_err();
+    assert!(out_of_range(&e.to_string()), "{e}");
 }
 
 /// How a field's value reaches what a reader prints.

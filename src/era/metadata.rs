@@ -21,7 +21,7 @@ const LIVE_RETRIES: u32 = 5;
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// Reads and checks the superblock copy at `loc` (block 0, or a held snapshot).
-pub fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superblock, Error> {
+fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superblock, Error> {
     let fail = |fault| Error::block(structure, BlockKind::EraSuperblock, loc, fault);
     if loc >= io.nr_blocks() {
         return Err(fail(Fault::OutOfRange {
@@ -36,7 +36,7 @@ pub fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Su
 
 /// Reads block 0. With `live`, a checksum failure is retried a few times, because the
 /// kernel may be in the middle of rewriting the block.
-pub fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Error> {
+fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Error> {
     let mut tries = 0;
     loop {
         match read_superblock(io, "", SUPERBLOCK_LOCATION) {
@@ -177,5 +177,45 @@ mod tests {
         assert_eq!(e.fault, Fault::BadChecksum);
         let e = read_live_superblock(&device(LIVE_RETRIES + 1), true).unwrap_err();
         assert_eq!(e.fault, Fault::BadChecksum);
+    }
+
+    /// A device of `.0` blocks that holds nothing.
+    struct Empty(u64);
+
+    impl BlockIo for Empty {
+        fn nr_blocks(&self) -> u64 {
+            self.0
+        }
+        fn read(&self, _: u64, _: &mut Block) -> std::io::Result<()> {
+            Err(std::io::Error::other("empty"))
+        }
+        fn write(&self, _: u64, _: &Block) -> std::io::Result<()> {
+            Err(std::io::Error::other("empty"))
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_view_shares_one_bound_on_block_numbers() {
+        let mut sb = Superblock::unpack(&Block::zeroed());
+        let huge = MAX_METADATA_BLOCKS + 100;
+        for (dev, sm_blocks, limit) in [
+            (4, 3, 3),
+            (4, 4, 4),
+            (4, 9, 4),
+            (huge, huge, MAX_METADATA_BLOCKS),
+            (huge, 7, 7),
+        ] {
+            sb.sm_root.nr_blocks = sm_blocks;
+            assert_eq!(block_limit(&Empty(dev), &sb), limit, "{dev} {sm_blocks}");
+        }
+        let md = Metadata {
+            live: sb.clone(),
+            limit: 3,
+        };
+        assert_eq!(md.live_view().limit(), 3);
+        assert_eq!(md.snapshot_view(sb).limit(), 3);
     }
 }
