@@ -700,7 +700,7 @@ fn sample(cases: Vec<Case>, image_bytes: usize) -> Vec<Case> {
     let budget = match image_bytes {
         n if n <= 2 * SMALL_IMAGE => return cases,
         n if n <= 32 << 20 => 100,
-        _ => 40,
+        _ => 24,
     };
     let stride = cases.len().div_ceil(budget);
     cases.into_iter().step_by(stride).collect()
