@@ -161,7 +161,7 @@ fn an_era_array_block_claiming_the_whole_block_is_an_error_not_a_panic() {
             assert!(e.to_string().contains("era array"), "{name}: {e}");
         }
         let p = check(&io, CheckOptions::default());
-        assert_eq!(p.worst(), Some(Severity::Fatal), "{name}");
+        assert_eq!(p.worst(), Some(Severity::Error), "{name}");
         for logical in [false, true] {
             let opts = DumpOptions {
                 logical,
@@ -636,7 +636,7 @@ fn verdicts(case: &Case, io: &MemIo, changed: bool) -> Option<String> {
         metadata_snap: true,
     };
     let _ = check(io, snapshot_only);
-    if changed && case.must_be_rejected() && verdict < Some(Severity::NonFatal) {
+    if changed && case.must_be_rejected() && verdict < Some(Severity::Warning) {
         return Some(format!(
             "{case}: readers see a change that era_check accepts"
         ));
@@ -644,7 +644,7 @@ fn verdicts(case: &Case, io: &MemIo, changed: bool) -> Option<String> {
     let out = MemIo::new(io.nr_blocks());
     if repair(io, &out).is_ok() {
         let p = check(&out, CheckOptions::default());
-        if p.worst() >= Some(Severity::NonFatal) {
+        if p.worst() >= Some(Severity::Warning) {
             let first = p.kept().first().map(|p| p.to_string());
             return Some(format!(
                 "{case}: era_repair wrote metadata era_check rejects: {first:?}"

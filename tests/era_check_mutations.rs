@@ -169,7 +169,7 @@ fn every_reader(img: Vec<u8>, small: bool) -> Result<Salvaged, String> {
     }
     let clean = |out: &MemIo| {
         let p = check(out, CheckOptions::default());
-        match p.worst() < Some(Severity::NonFatal) {
+        match p.worst() < Some(Severity::Warning) {
             true => Ok(()),
             false => Err(p
                 .kept()

@@ -27,7 +27,7 @@ fn xml_of(io: &dyn BlockIo) -> Vec<u8> {
 }
 
 fn is_clean(io: &dyn BlockIo) -> bool {
-    check(io, CheckOptions::default()).worst() < Some(Severity::NonFatal)
+    check(io, CheckOptions::default()).worst() < Some(Severity::Warning)
 }
 
 /// What an interrupted writer left: its previous content untouched, or nothing a reader

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     if restore(f.path(), &out, &|_| {}).is_ok() {
         let worst = check(&out, CheckOptions::default()).worst();
         assert!(
-            worst < Some(Severity::NonFatal),
+            worst < Some(Severity::Warning),
             "restored metadata fails era_check"
         );
     }

@@ -65,13 +65,13 @@ fn main() -> ExitCode {
             cli::report_problems("era_check", &args.input, &problems);
         }
         let failed = match problems.worst() {
-            Some(Severity::Fatal) => {
+            Some(Severity::Error) => {
                 if !quiet {
                     eprintln!("fatal errors in metadata");
                 }
                 true
             }
-            Some(Severity::NonFatal) => !args.ignore_non_fatal_errors,
+            Some(Severity::Warning) => !args.ignore_non_fatal_errors,
             _ => false,
         };
         Ok(if failed { EXIT_ERROR } else { EXIT_OK })

@@ -33,7 +33,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let md = match Metadata::open(io, opts.metadata_snap) {
         Ok(md) => md,
         Err(e) => {
-            problems.push(Severity::Fatal, e);
+            problems.push(Severity::Error, e);
             return problems;
         }
     };
@@ -44,7 +44,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         sb,
         io.nr_blocks(),
     );
-    if opts.super_block_only || problems.worst() == Some(Severity::Fatal) {
+    if opts.super_block_only || problems.worst() == Some(Severity::Error) {
         return problems;
     }
     if opts.metadata_snap {
@@ -57,7 +57,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let sm = sb.sm_root;
     if sm.nr_blocks > io.nr_blocks() || sm.nr_blocks > MAX_METADATA_BLOCKS || sm.nr_blocks == 0 {
         problems.push(
-            Severity::Fatal,
+            Severity::Error,
             invalid(
                 "metadata space map",
                 format!(
@@ -85,13 +85,13 @@ fn check_snapshot(w: &mut Walker, md: &Metadata, block0: Parent) {
     let at = w.follow(block0, md.live.metadata_snap);
     let snap = match md.snapshot_superblock(w.io()) {
         Ok(snap) => snap,
-        Err(e) => return w.report(Severity::Fatal, e),
+        Err(e) => return w.report(Severity::Error, e),
     };
     let dev_blocks = w.io().nr_blocks();
     check_superblock_fields(&mut |s, e| w.report(s, e), SNAPSHOT, &snap, dev_blocks);
     if snap.metadata_snap != 0 {
         w.report(
-            Severity::NonFatal,
+            Severity::Warning,
             invalid(SNAPSHOT, "the snapshot itself points at a snapshot".into()),
         );
     }
@@ -107,11 +107,11 @@ fn check_superblock_fields(
     dev_blocks: u64,
 ) {
     if let Err(f) = check_data_block_size(sb.data_block_size) {
-        report(Severity::Fatal, Error::structure(structure, f));
+        report(Severity::Error, Error::structure(structure, f));
     }
     if sb.metadata_block_size != METADATA_BLOCK_SIZE_SECTORS {
         report(
-            Severity::Warning,
+            Severity::Note,
             invalid(
                 structure,
                 format!(
@@ -122,11 +122,11 @@ fn check_superblock_fields(
         );
     }
     if let Err(f) = check_nr_blocks(sb, dev_blocks) {
-        report(Severity::Fatal, Error::structure(structure, f));
+        report(Severity::Error, Error::structure(structure, f));
     }
     if sb.current_writeset.nr_bits as u64 >= MAX_NR_BLOCKS {
         report(
-            Severity::Fatal,
+            Severity::Error,
             invalid(
                 structure,
                 format!(
@@ -141,7 +141,7 @@ fn check_superblock_fields(
         ("era array root", sb.era_array_root),
     ] {
         if root == 0 {
-            report(Severity::Fatal, invalid(structure, format!("{name} is 0")));
+            report(Severity::Error, invalid(structure, format!("{name} is 0")));
         }
     }
 }
@@ -168,7 +168,7 @@ fn walk_view(w: &mut Walker, view: &View, at: Parent) {
                 &view.writeset_tree_name(),
                 format!("eras {} and {} are not contiguous", pair[0], pair[1]),
             );
-            w.report(Severity::Warning, e);
+            w.report(Severity::Note, e);
         }
     }
     for ws in &writesets {
@@ -190,11 +190,11 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
                 ws.era
             ),
         );
-        w.report(Severity::NonFatal, e);
+        w.report(Severity::Warning, e);
     }
     if ws.disk.root == 0 {
         return w.report(
-            Severity::Fatal,
+            Severity::Error,
             invalid(&ws.name, "bitset root is 0".into()),
         );
     }
@@ -203,7 +203,7 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
             &ws.name,
             format!("nr_bits {} is 2^31 or more", ws.disk.nr_bits),
         );
-        return w.report(Severity::Fatal, e);
+        return w.report(Severity::Error, e);
     }
     w.walk_bitset(
         &ws.name,
@@ -242,6 +242,6 @@ fn check_era_array(w: &mut Walker, view: &View, at: Parent) {
                  first: invalid era value at data block {block}: {v}"
             ),
         );
-        w.report(Severity::NonFatal, e);
+        w.report(Severity::Warning, e);
     }
 }

@@ -137,7 +137,7 @@ impl<'a> Source<'a> {
         }
         match self.walker.problems().first_fatal() {
             Some(p) => Err(DumpError::Metadata(p.error.clone())),
-            None if self.walker.problems().worst() == Some(Severity::Fatal) => Err(
+            None if self.walker.problems().worst() == Some(Severity::Error) => Err(
                 DumpError::Metadata(invalid("metadata", "too many errors".into())),
             ),
             None => Ok(()),
@@ -146,7 +146,7 @@ impl<'a> Source<'a> {
 
     fn drop_note(&mut self, name: &str, why: String) {
         self.walker.report(
-            Severity::NonFatal,
+            Severity::Warning,
             invalid(name, format!("{why}; writeset left out")),
         );
     }
@@ -286,7 +286,7 @@ impl<'a> Source<'a> {
                 ws.era
             );
             self.walker
-                .report(Severity::NonFatal, invalid(&ws.name, msg));
+                .report(Severity::Warning, invalid(&ws.name, msg));
         }
         Ok(())
     }
@@ -341,11 +341,11 @@ impl<'a> Source<'a> {
             let msg = format!(
                 "{lost} entries could not be read; they are taken as written in the current era {current}"
             );
-            self.walker.report(Severity::NonFatal, invalid(&name, msg));
+            self.walker.report(Severity::Warning, invalid(&name, msg));
         }
         if clamped > 0 {
             let msg = format!("{clamped} entries above the current era {current} lowered to it");
-            self.walker.report(Severity::NonFatal, invalid(&name, msg));
+            self.walker.report(Severity::Warning, invalid(&name, msg));
         }
         Ok(())
     }
@@ -371,7 +371,7 @@ fn fill_eras(
 }
 
 fn has_fatal(w: &Walker) -> bool {
-    w.problems().worst() == Some(Severity::Fatal)
+    w.problems().worst() == Some(Severity::Error)
 }
 
 /// Hands words `from..to` of a bitset of `total` words (`nr_bits` bits), all equal to

@@ -166,7 +166,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
     out.warnings = problems.kept().to_vec();
     if wrapped {
         out.warnings.push(Problem {
-            severity: Severity::Warning,
+            severity: Severity::Note,
             error: Error::structure(
                 view.era_array_name(),
                 crate::pdata::error::Fault::Invalid(format!(

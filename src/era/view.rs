@@ -95,7 +95,7 @@ impl View {
             &mut |w, key, disk: WritesetDisk, leaf| {
                 let Ok(era) = u32::try_from(key) else {
                     let f = Fault::Invalid(format!("key {key} is not a 32-bit era"));
-                    return w.report(Severity::Fatal, Error::structure(&tree, f));
+                    return w.report(Severity::Error, Error::structure(&tree, f));
                 };
                 out.push(WritesetRef {
                     era,
@@ -112,7 +112,7 @@ impl View {
             if out.iter().any(|ws| ws.era == era) {
                 let f = Fault::Invalid(format!("era {era} is also in the writeset tree"));
                 w.report(
-                    Severity::Fatal,
+                    Severity::Error,
                     Error::structure(format!("current writeset (era {era})"), f),
                 );
             }

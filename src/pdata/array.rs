@@ -166,7 +166,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
     fn fail(&mut self, w: &mut Walker<'w>, what: String) {
         self.intact = false;
         w.report(
-            Severity::Fatal,
+            Severity::Error,
             Error::structure(self.structure, Fault::Invalid(what)),
         );
     }
@@ -251,7 +251,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
             Err(f) => {
                 self.intact = false;
                 let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
-                return w.report(Severity::Fatal, e);
+                return w.report(Severity::Error, e);
             }
         };
         if h.nr_entries as u64 == self.per_block {

@@ -43,7 +43,7 @@ impl<'w> Walker<'w> {
                 return visit(w, first, words);
             }
             let f = Fault::Invalid(format!("stray bits set past nr_bits {nr_bits}"));
-            w.report(Severity::NonFatal, Error::structure(structure, f));
+            w.report(Severity::Warning, Error::structure(structure, f));
             let mut masked = words.to_vec();
             if let Some(word) = masked.last_mut() {
                 *word &= (1u64 << tail_bits) - 1;

@@ -195,7 +195,7 @@ impl<'a> Walker<'a> {
         match self.try_read(kind, loc) {
             Ok(b) => Some(b),
             Err(fault) => {
-                self.report(Severity::Fatal, Error::block(structure, kind, loc, fault));
+                self.report(Severity::Error, Error::block(structure, kind, loc, fault));
                 None
             }
         }

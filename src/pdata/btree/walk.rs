@@ -81,7 +81,7 @@ impl<'w> Walker<'w> {
     fn fail<V>(&mut self, t: &mut Tree<'_, '_, 'w, V>, loc: u64, fault: Fault) {
         t.intact = false;
         self.report(
-            Severity::Fatal,
+            Severity::Error,
             Error::block(t.structure, BlockKind::BtreeNode, loc, fault),
         );
     }
@@ -150,7 +150,7 @@ impl<'w> Walker<'w> {
                 "max_entries {}, the kernel uses {kernel_max}",
                 h.max_entries
             );
-            note(self, Severity::NonFatal, msg);
+            note(self, Severity::Warning, msg);
         }
         if depth > 0 && node.is_empty() {
             self.fail(t, loc, Fault::Invalid("empty non-root node".into()));
@@ -161,7 +161,7 @@ impl<'w> Walker<'w> {
                 "non-root node under one-third full ({} of {})",
                 h.nr_entries, h.max_entries
             );
-            note(self, Severity::Warning, msg);
+            note(self, Severity::Note, msg);
         }
         true
     }

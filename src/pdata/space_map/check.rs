@@ -43,7 +43,7 @@ fn invalid(msg: String) -> Fault {
 /// the kernel's accounting wrong but lose nothing.
 fn non_fatal(w: &mut Walker, kind: BlockKind, loc: u64, msg: String) {
     w.report(
-        Severity::NonFatal,
+        Severity::Warning,
         Error::block(STRUCTURE, kind, loc, invalid(msg)),
     );
 }
@@ -139,7 +139,7 @@ fn check_bitmap(
             // either way.
             let f = invalid(format!("{msg} (not counting the entries past the end)"));
             let err = Error::block(STRUCTURE, BlockKind::SmIndex, index_loc, f);
-            w.report(Severity::Warning, err);
+            w.report(Severity::Note, err);
         } else {
             non_fatal(w, BlockKind::SmIndex, index_loc, msg);
         }
@@ -248,7 +248,7 @@ pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
     }
     for e in errors {
         w.report(
-            Severity::Fatal,
+            Severity::Error,
             Error::structure(STRUCTURE, Fault::Invalid(e)),
         );
     }
@@ -263,13 +263,13 @@ pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
             "{nr_leaks} metadata blocks have leaked (blocks {}{more})",
             list.join(", ")
         ));
-        w.report(Severity::NonFatal, Error::structure(STRUCTURE, f));
+        w.report(Severity::Warning, Error::structure(STRUCTURE, f));
     }
     if stored.intact && allocated != root.nr_allocated {
         let f = invalid(format!(
             "nr_allocated is {}, but {allocated} blocks have a count",
             root.nr_allocated
         ));
-        w.report(Severity::NonFatal, Error::structure(STRUCTURE, f));
+        w.report(Severity::Warning, Error::structure(STRUCTURE, f));
     }
 }
