@@ -138,10 +138,19 @@ fn mutated_images_exit_0_or_1_without_panicking() {
     }
 }
 
+/// What the salvaging tools achieved on one damaged image.
+#[derive(Default)]
+struct Salvaged {
+    /// era_repair wrote metadata (that passes era_check) from an image era_check rejects.
+    repaired: bool,
+    /// The XML of `era_dump --repair` of such an image restored into metadata that passes.
+    restored: bool,
+}
+
 /// Every reader on one damaged image, and era_repair: whatever era_repair writes must pass
 /// era_check, and (for `small` images) the XML of `era_dump --repair` must restore into
-/// metadata that passes it too. Returns what went wrong, if anything.
-fn every_reader(img: Vec<u8>, small: bool) -> Result<(), String> {
+/// metadata that passes it too. Returns what was salvaged, or what went wrong.
+fn every_reader(img: Vec<u8>, small: bool) -> Result<Salvaged, String> {
     let io = MemIo::from_bytes(img);
     for snap in [false, true] {
         if let Ok(view) = View::open(&io, snap) {
@@ -169,9 +178,12 @@ fn every_reader(img: Vec<u8>, small: bool) -> Result<(), String> {
                 .collect::<String>()),
         }
     };
+    let damaged = clean(&io).is_err();
+    let mut salvaged = Salvaged::default();
     let out = MemIo::new(io.nr_blocks());
     if repair(&io, &out).is_ok() {
         clean(&out).map_err(|e| format!("era_repair wrote metadata era_check rejects:{e}"))?;
+        salvaged.repaired = damaged;
     }
     if small {
         let mut xml = Vec::new();
@@ -185,14 +197,16 @@ fn every_reader(img: Vec<u8>, small: bool) -> Result<(), String> {
             restore(file.path(), &out, &|_| {})
                 .map_err(|e| format!("era_restore refuses era_dump --repair's XML: {e}"))?;
             clean(&out).map_err(|e| format!("era_dump --repair's XML restores to:{e}"))?;
+            salvaged.restored = damaged;
         }
     }
-    Ok(())
+    Ok(salvaged)
 }
 
 #[test]
 fn mutated_images_through_every_reader_and_repair() {
     let mut rng = Rng(7);
+    let (mut repaired, mut restored) = (0, 0);
     for name in IMAGES {
         let img = fixture(name);
         let blocks = metadata_blocks(&img);
@@ -204,10 +218,18 @@ fn mutated_images_through_every_reader_and_repair() {
             std::thread::spawn(move || {
                 let _ = tx.send(every_reader(m, small));
             });
-            match rx.recv_timeout(Duration::from_secs(60)) {
+            let s = match rx.recv_timeout(Duration::from_secs(60)) {
                 Ok(r) => r.unwrap_or_else(|e| panic!("{name}: mutation {i}: {e}")),
                 Err(_) => panic!("{name}: mutation {i} panicked or hung"),
-            }
+            };
+            repaired += usize::from(s.repaired);
+            restored += usize::from(s.restored);
         }
     }
+    eprintln!("{repaired} repairs, {restored} restores");
+    assert!(repaired >= 150, "only {repaired} damaged images repaired");
+    assert!(
+        restored >= 130,
+        "only {restored} damaged images restored from XML"
+    );
 }

@@ -4,11 +4,8 @@
 
 mod common;
 
-use common::{fixture, manifest, run};
+use common::{archived, fixture, manifest, run};
 use era_log_tools::era::metadata_size::{committed_blocks, size};
-use era_log_tools::era::view::View;
-use era_log_tools::pdata::io::MemIo;
-use era_log_tools::pdata::walk::Walker;
 
 /// Origin blocks of a manifest's first table: `0 LEN era META ORIGIN BS`.
 fn nr_blocks(m: &serde_json::Value) -> u64 {
@@ -51,20 +48,6 @@ fn a_fresh_target_uses_what_the_formula_counts() {
             "{scenario}: {n} blocks"
         );
     }
-}
-
-/// Archived writesets in an image (the writeset tree's entries).
-fn archived(img: &[u8]) -> u64 {
-    let io = MemIo::from_bytes(img.to_vec());
-    let view = View::open(&io, false).unwrap();
-    let mut w = Walker::new(&io, view.limit(&io));
-    let n = view
-        .writesets(&mut w, false)
-        .iter()
-        .filter(|ws| !ws.current)
-        .count();
-    assert!(w.problems.first_fatal().is_none());
-    n as u64
 }
 
 #[test]

@@ -6,11 +6,9 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::archived;
 use common::lab::{carried_in, notes, run_lab_in, status_at, steps, target};
 use era_log_tools::era::metadata_size::{committed_blocks, size};
-use era_log_tools::era::view::View;
-use era_log_tools::pdata::io::MemIo;
-use era_log_tools::pdata::walk::Walker;
 use serde_json::Value;
 
 const OUT: &str = "out-live";
@@ -189,19 +187,6 @@ fn backup_loop_on_a_live_target() {
         let after = run(&format!("after-kill-{sig}"));
         assert!(after.stdout.trim_end().ends_with(" -"), "{}", after.stdout);
     }
-}
-
-fn archived(img: &[u8]) -> u64 {
-    let io = MemIo::from_bytes(img.to_vec());
-    let view = View::open(&io, false).unwrap();
-    let mut w = Walker::new(&io, view.limit(&io));
-    let n = view
-        .writesets(&mut w, false)
-        .iter()
-        .filter(|ws| !ws.current)
-        .count();
-    assert!(w.problems.first_fatal().is_none());
-    n as u64
 }
 
 fn used_total(m: &Value, seq: u64, dm: &str) -> (u64, u64) {

@@ -1,47 +1,26 @@
 //! era_check, era_invalidate, era_dump and era_repair on kernel-written images patched by
-//! the input: a sequence of `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]`
-//! records. Whatever era_repair writes must pass era_check.
+//! the input: an image number, then a sequence of
+//! `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]` records. Whatever era_repair
+//! writes must pass era_check. `examples/era_image_seeds.rs` writes its seed corpus.
 #![no_main]
-
-use std::io::Read;
-use std::sync::OnceLock;
 
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
-use era_log_tools::era::repair::repair;
-use era_log_tools::pdata::report::Severity;
 use era_log_tools::era::invalidate::written_since;
+use era_log_tools::era::repair::repair;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::checksum::{checksum, reseal, BlockKind};
 use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
+use era_log_tools::pdata::report::Severity;
+use era_log_tools_fuzz::era_images;
 use libfuzzer_sys::fuzz_target;
-
-fn image(i: usize) -> &'static [u8] {
-    static IMAGES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
-    let all = IMAGES.get_or_init(|| {
-        [
-            &include_bytes!("../../tests/fixtures/kernel/era-basic.meta.img.gz")[..],
-            &include_bytes!("../../tests/fixtures/kernel/era-snap-held.removed-snap-held.img.gz")[..],
-            &include_bytes!("../../tests/fixtures/kernel/era-crash.meta.img.gz")[..],
-        ]
-        .iter()
-        .map(|gz| {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(*gz)
-                .read_to_end(&mut out)
-                .expect("fixture decompresses");
-            out
-        })
-        .collect()
-    });
-    &all[i % all.len()]
-}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, mut rest)) = data.split_first() else {
         return;
     };
-    let mut img = image(which as usize).to_vec();
+    let images = era_images();
+    let mut img = images[which as usize % images.len()].clone();
     let nr_blocks = img.len() / BLOCK_SIZE;
     while rest.len() >= 5 {
         let blk = u16::from_le_bytes([rest[0], rest[1]]) as usize % nr_blocks;
@@ -52,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
         let b = &mut img[blk * BLOCK_SIZE..(blk + 1) * BLOCK_SIZE];
         // The block's kind, as its intact checksum tells it, for re-sealing after the patch.
         let stored = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let kind = BlockKind::ALL.iter().find(|&&k| checksum(b, k) == stored).copied();
+        let kind = BlockKind::ALL
+            .iter()
+            .find(|&&k| checksum(b, k) == stored)
+            .copied();
         let end = (off + bytes.len()).min(BLOCK_SIZE);
         b[off..end].copy_from_slice(&bytes[..end - off]);
         let reseal_it = rest.first().is_some_and(|r| r & 1 == 1);
@@ -87,6 +69,9 @@ fuzz_target!(|data: &[u8]| {
     let out = MemIo::new(io.nr_blocks());
     if repair(&io, &out).is_ok() {
         let worst = check(&out, CheckOptions::default()).worst();
-        assert!(worst < Some(Severity::Warning), "era_repair wrote bad metadata");
+        assert!(
+            worst < Some(Severity::Warning),
+            "era_repair wrote bad metadata"
+        );
     }
 });

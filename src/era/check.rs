@@ -1,10 +1,7 @@
 //! `era_check`: every rule of the era format, including the current writeset, the held
 //! snapshot, stray bits, array lengths and the reference count of every block.
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
-use super::era_array::ERA_VALUE_SIZE;
-use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
+use super::metadata::{Metadata, SNAPSHOT};
 use super::superblock::{
     check_data_block_size, check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS,
 };
@@ -14,7 +11,7 @@ use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problems, Severity};
 use crate::pdata::space_map::check::{compare_counts, read_metadata_space_map};
 use crate::pdata::space_map::MAX_METADATA_BLOCKS;
-use crate::pdata::walk::Walker;
+use crate::pdata::walk::{Parent, Walker};
 
 /// What to check.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,25 +30,28 @@ fn invalid(structure: &str, msg: String) -> Error {
 /// Checks the era metadata on `io` and returns everything found wrong.
 pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
     let mut problems = Problems::default();
-    let sb = match read_live_superblock(io, opts.metadata_snap) {
-        Ok(sb) => sb,
+    let md = match Metadata::open(io, opts.metadata_snap) {
+        Ok(md) => md,
         Err(e) => {
             problems.push(Severity::Error, e);
             return problems;
         }
     };
-    check_superblock_fields(&mut problems, "superblock", &sb, io.nr_blocks());
+    let sb = &md.live;
+    check_superblock_fields(
+        &mut |s, e| problems.push(s, e),
+        "superblock",
+        sb,
+        io.nr_blocks(),
+    );
     if opts.super_block_only || problems.worst() == Some(Severity::Error) {
         return problems;
     }
     if opts.metadata_snap {
-        let mut w = Walker::new(io, View::live(sb.clone()).limit(io));
-        w.problems = problems;
-        match read_snapshot_superblock(io, &sb) {
-            Ok(snap) => check_snapshot(&mut w, &sb, snap, false),
-            Err(e) => w.report(Severity::Error, e),
-        }
-        return w.problems;
+        let mut w = Walker::new(io, md.limit()).with_problems(problems);
+        let top = w.top();
+        check_snapshot(&mut w, &md, top);
+        return w.into_problems();
     }
 
     let sm = sb.sm_root;
@@ -68,42 +68,49 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
             ),
         );
     }
-    let limit = sm.nr_blocks.min(io.nr_blocks()).min(MAX_METADATA_BLOCKS);
-    let mut w = Walker::counting(io, limit);
-    w.problems = problems;
-    w.count(0, true);
-    walk_view(&mut w, &View::live(sb.clone()), true);
+    let mut w = Walker::counting(io, md.limit()).with_problems(problems);
+    let top = w.top();
+    let block0 = w.follow(top, 0);
+    walk_view(&mut w, &md.live_view(), block0);
     if sb.metadata_snap != 0 {
-        let counting = w.count(sb.metadata_snap, true);
-        match read_snapshot_superblock(io, &sb) {
-            Ok(snap) => check_snapshot(&mut w, &sb, snap, counting),
-            Err(e) => w.report(Severity::Error, e),
-        }
+        check_snapshot(&mut w, &md, block0);
     }
     let stored = read_metadata_space_map(&mut w, &sm);
     compare_counts(&mut w, &sm, &stored);
-    w.problems
+    w.into_problems()
 }
 
-fn check_snapshot(w: &mut Walker, live: &Superblock, snap: Superblock, counting: bool) {
-    let mut p = std::mem::take(&mut w.problems);
-    check_superblock_fields(&mut p, SNAPSHOT, &snap, w.io().nr_blocks());
-    w.problems = p;
+/// Checks the held snapshot, whose location block 0 (reached as `block0`) holds.
+fn check_snapshot(w: &mut Walker, md: &Metadata, block0: Parent) {
+    let at = w.follow(block0, md.live.metadata_snap);
+    let snap = match md.snapshot_superblock(w.io()) {
+        Ok(snap) => snap,
+        Err(e) => return w.report(Severity::Error, e),
+    };
+    let dev_blocks = w.io().nr_blocks();
+    check_superblock_fields(&mut |s, e| w.report(s, e), SNAPSHOT, &snap, dev_blocks);
     if snap.metadata_snap != 0 {
         w.report(
             Severity::Warning,
             invalid(SNAPSHOT, "the snapshot itself points at a snapshot".into()),
         );
     }
-    walk_view(w, &View::snapshot(live.clone(), snap), counting);
+    walk_view(w, &md.snapshot_view(snap), at);
 }
 
-fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, dev_blocks: u64) {
+/// Checks the fields of a superblock copy that the kernel does not check on reading it,
+/// handing each problem to `report`.
+fn check_superblock_fields(
+    report: &mut dyn FnMut(Severity, Error),
+    structure: &str,
+    sb: &Superblock,
+    dev_blocks: u64,
+) {
     if let Err(f) = check_data_block_size(sb.data_block_size) {
-        p.push(Severity::Error, Error::structure(structure, f));
+        report(Severity::Error, Error::structure(structure, f));
     }
     if sb.metadata_block_size != METADATA_BLOCK_SIZE_SECTORS {
-        p.push(
+        report(
             Severity::Note,
             invalid(
                 structure,
@@ -115,10 +122,10 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, d
         );
     }
     if let Err(f) = check_nr_blocks(sb, dev_blocks) {
-        p.push(Severity::Error, Error::structure(structure, f));
+        report(Severity::Error, Error::structure(structure, f));
     }
     if sb.current_writeset.nr_bits as u64 >= MAX_NR_BLOCKS {
-        p.push(
+        report(
             Severity::Error,
             invalid(
                 structure,
@@ -134,18 +141,19 @@ fn check_superblock_fields(p: &mut Problems, structure: &str, sb: &Superblock, d
         ("era array root", sb.era_array_root),
     ] {
         if root == 0 {
-            p.push(Severity::Error, invalid(structure, format!("{name} is 0")));
+            report(Severity::Error, invalid(structure, format!("{name} is 0")));
         }
     }
 }
 
 /// Walks one view of the metadata: the writeset tree and every writeset in it, the current
-/// writeset (only for block 0: a snapshot's copy is stale) and the era array.
-fn walk_view(w: &mut Walker, view: &View, counting: bool) {
+/// writeset (only for block 0: a snapshot's copy is stale) and the era array. `at` is the
+/// superblock holding the view's roots, as the walker reached it.
+fn walk_view(w: &mut Walker, view: &View, at: Parent) {
     let sb = &view.sb;
     let era = sb.current_era;
     let writesets = if sb.writeset_tree_root != 0 {
-        view.writesets(w, counting)
+        view.writesets(w, at)
     } else {
         Vec::new()
     };
@@ -167,11 +175,13 @@ fn walk_view(w: &mut Walker, view: &View, counting: bool) {
         check_writeset(w, view, ws, era);
     }
     if sb.era_array_root != 0 {
-        check_era_array(w, view, counting);
+        check_era_array(w, view, at);
     }
 }
 
 fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
+    // Like an era-array value above the current era: era_invalidate can no longer order
+    // the eras and lists every block, and era_repair drops the writeset.
     if ws.era > era {
         let e = invalid(
             &view.writeset_tree_name(),
@@ -180,7 +190,7 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
                 ws.era
             ),
         );
-        w.report(Severity::Note, e);
+        w.report(Severity::Warning, e);
     }
     if ws.disk.root == 0 {
         return w.report(
@@ -199,12 +209,12 @@ fn check_writeset(w: &mut Walker, view: &View, ws: &WritesetRef, era: u32) {
         &ws.name,
         ws.disk.root,
         ws.disk.nr_bits as u64,
-        ws.counting,
+        ws.parent,
         &mut |_, _, _| {},
     );
 }
 
-fn check_era_array(w: &mut Walker, view: &View, counting: bool) {
+fn check_era_array(w: &mut Walker, view: &View, at: Parent) {
     let sb = &view.sb;
     let name = view.era_array_name();
     let era = sb.current_era;
@@ -213,11 +223,10 @@ fn check_era_array(w: &mut Walker, view: &View, counting: bool) {
     w.walk_array(
         &name,
         sb.era_array_root,
-        ERA_VALUE_SIZE,
         sb.nr_blocks as u64,
-        counting,
-        &mut |_, first, bytes| {
-            for (i, v) in bytes.chunks_exact(4).map(LE::read_u32).enumerate() {
+        at,
+        &mut |_, first, eras: &[u32]| {
+            for (i, &v) in eras.iter().enumerate() {
                 if v > era {
                     above += 1;
                     first_above.get_or_insert((first + i as u64, v));

@@ -4,9 +4,6 @@
 use std::fmt;
 use std::io;
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
-use super::era_array::ERA_VALUE_SIZE;
 use super::sink::{EraSink, Header};
 use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::view::{View, WritesetRef};
@@ -96,8 +93,9 @@ impl<'a> Source<'a> {
             check_data_block_size(view.sb.data_block_size)
                 .map_err(|f| DumpError::Metadata(Error::structure(sb_name, f)))?;
         }
-        let mut walker = Walker::new(io, view.limit(io));
-        let writesets = view.writesets(&mut walker, false);
+        let mut walker = Walker::new(io, view.limit());
+        let top = walker.top();
+        let writesets = view.writesets(&mut walker, top);
         let mut src = Source {
             view,
             writesets,
@@ -125,21 +123,21 @@ impl<'a> Source<'a> {
 
     /// What was found wrong (and, in repair mode, what was done about it).
     pub fn problems(&self) -> &Problems {
-        &self.walker.problems
+        self.walker.problems()
     }
 
     /// What was found wrong, handed over.
     pub fn into_problems(self) -> Problems {
-        self.walker.problems
+        self.walker.into_problems()
     }
 
     fn fail_on_fatal(&self) -> Result<(), DumpError> {
         if self.repair {
             return Ok(());
         }
-        match self.walker.problems.first_fatal() {
+        match self.walker.problems().first_fatal() {
             Some(p) => Err(DumpError::Metadata(p.error.clone())),
-            None if self.walker.problems.worst() == Some(Severity::Error) => Err(
+            None if self.walker.problems().worst() == Some(Severity::Error) => Err(
                 DumpError::Metadata(invalid("metadata", "too many errors".into())),
             ),
             None => Ok(()),
@@ -262,17 +260,14 @@ impl<'a> Source<'a> {
             &ws.name,
             ws.disk.root,
             nr_bits,
-            false,
+            ws.parent,
             &mut |w, first, words| {
-                if err.is_some() || first < next || (!repair && has_fatal(w)) {
+                if err.is_some() || (!repair && has_fatal(w)) {
                     return;
                 }
-                let r = fill_words(next, first, total, nr_bits, fill, f).and_then(|()| {
-                    let take = (total.saturating_sub(first) as usize).min(words.len());
-                    f(&words[..take])
-                });
+                let r = fill_words(next, first, total, nr_bits, fill, f).and_then(|()| f(words));
                 lost += first - next;
-                next = (first + words.len() as u64).min(total);
+                next = first + words.len() as u64;
                 if let Err(e) = r {
                     err = Some(e);
                 }
@@ -313,37 +308,29 @@ impl<'a> Source<'a> {
         let mut lost = 0u64;
         let mut clamped = 0u64;
         let mut err = None;
-        let root = self.view.sb.era_array_root;
-        self.walker.walk_array(
-            &name,
-            root,
-            ERA_VALUE_SIZE,
-            total,
-            false,
-            &mut |w, first, bytes| {
-                if err.is_some() || first < next || (!repair && has_fatal(w)) {
+        let (root, top) = (self.view.sb.era_array_root, self.walker.top());
+        self.walker
+            .walk_array(&name, root, total, top, &mut |w, first, eras: &[u32]| {
+                if err.is_some() || (!repair && has_fatal(w)) {
                     return;
                 }
-                if let Err(e) = fill_eras(next, first, fill, &mut buf, f) {
-                    err = Some(e);
-                    return;
-                }
-                lost += first - next;
-                let take = (total.saturating_sub(first) as usize).min(bytes.len() / 4);
-                buf.clear();
-                buf.extend(bytes[..take * 4].chunks_exact(4).map(LE::read_u32));
-                if repair {
-                    for v in buf.iter_mut().filter(|v| **v > current) {
-                        *v = current;
-                        clamped += 1;
+                let r = fill_eras(next, first, fill, &mut buf, f).and_then(|()| {
+                    buf.clear();
+                    buf.extend_from_slice(eras);
+                    if repair {
+                        for v in buf.iter_mut().filter(|v| **v > current) {
+                            *v = current;
+                            clamped += 1;
+                        }
                     }
-                }
-                next = first + take as u64;
-                if let Err(e) = f(first, &mut buf) {
+                    f(first, &mut buf)
+                });
+                lost += first - next;
+                next = first + eras.len() as u64;
+                if let Err(e) = r {
                     err = Some(e);
                 }
-            },
-        );
+            });
         if let Some(e) = err {
             return Err(DumpError::Io(e));
         }
@@ -384,7 +371,7 @@ fn fill_eras(
 }
 
 fn has_fatal(w: &Walker) -> bool {
-    w.problems.worst() == Some(Severity::Error)
+    w.problems().worst() == Some(Severity::Error)
 }
 
 /// Hands words `from..to` of a bitset of `total` words (`nr_bits` bits), all equal to

@@ -1,9 +1,6 @@
 //! "Blocks written since era N": the era array, the archived writesets and, when reading
 //! block 0, the current writeset (docs/era-format.md §8).
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
-use super::era_array::ERA_VALUE_SIZE;
 use super::view::View;
 use crate::pdata::error::Error;
 use crate::pdata::io::BlockIo;
@@ -56,6 +53,13 @@ impl WrittenBlocks {
         }
         if first + n == self.words.len() {
             self.mask_tail();
+        }
+    }
+
+    /// Lists block `b`; a block past the end is no origin block and is ignored.
+    fn mark(&mut self, b: u64) {
+        if b < self.nr_blocks {
+            self.words[(b / 64) as usize] |= 1 << (b % 64);
         }
     }
 
@@ -123,9 +127,10 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
         return Ok(out);
     }
     let era = view.current_era();
-    let mut w = Walker::new(io, view.limit(io));
+    let mut w = Walker::new(io, view.limit());
+    let top = w.top();
     let mut wrapped = false;
-    for ws in view.writesets(&mut w, false) {
+    for ws in view.writesets(&mut w, top) {
         wrapped |= ws.era > era;
         if ws.era < since {
             continue;
@@ -134,36 +139,34 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
             &ws.name,
             ws.disk.root,
             ws.disk.nr_bits as u64,
-            false,
+            ws.parent,
             &mut |_, first, words| out.or_words(first, words),
         );
     }
-    let words = &mut out.words;
     let mut above = false;
     w.walk_array(
         &view.era_array_name(),
         view.sb.era_array_root,
-        ERA_VALUE_SIZE,
         nr_blocks,
-        false,
-        &mut |_, first, bytes| {
-            for (i, v) in bytes.chunks_exact(4).map(LE::read_u32).enumerate() {
+        top,
+        &mut |_, first, eras: &[u32]| {
+            for (b, &v) in (first..).zip(eras) {
                 above |= v > era;
                 if v >= since {
-                    let b = first + i as u64;
-                    words[(b / 64) as usize] |= 1 << (b % 64);
+                    out.mark(b);
                 }
             }
         },
     );
     wrapped |= above;
-    if let Some(p) = w.problems.first_fatal() {
+    let problems = w.into_problems();
+    if let Some(p) = problems.first_fatal() {
         return Err(p.error.clone());
     }
-    out.warnings = w.problems.kept().to_vec();
+    out.warnings = problems.kept().to_vec();
     if wrapped {
         out.warnings.push(Problem {
-            severity: Severity::Warning,
+            severity: Severity::Note,
             error: Error::structure(
                 view.era_array_name(),
                 crate::pdata::error::Fault::Invalid(format!(

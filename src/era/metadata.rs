@@ -1,13 +1,16 @@
-//! Opening era metadata for reading: the live superblock (read again when a live target was
-//! rewriting it) and the held metadata snapshot.
+//! Opening era metadata for reading, the one way every tool does it: the live superblock
+//! (read again when a live target was rewriting it), the held metadata snapshot, and the
+//! bound on the block numbers a reader may follow.
 
 use std::thread::sleep;
 use std::time::Duration;
 
-use super::superblock::{Superblock, SUPERBLOCK_LOCATION};
+use super::superblock::{check_nr_blocks, Superblock, SUPERBLOCK_LOCATION};
+use super::view::View;
 use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
+use crate::pdata::space_map::MAX_METADATA_BLOCKS;
 
 /// Structure name of the held snapshot in messages.
 pub const SNAPSHOT: &str = "metadata snapshot";
@@ -18,7 +21,7 @@ const LIVE_RETRIES: u32 = 5;
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// Reads and checks the superblock copy at `loc` (block 0, or a held snapshot).
-pub fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superblock, Error> {
+fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superblock, Error> {
     let fail = |fault| Error::block(structure, BlockKind::EraSuperblock, loc, fault);
     if loc >= io.nr_blocks() {
         return Err(fail(Fault::OutOfRange {
@@ -33,7 +36,7 @@ pub fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Su
 
 /// Reads block 0. With `live`, a checksum failure is retried a few times, because the
 /// kernel may be in the middle of rewriting the block.
-pub fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Error> {
+fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Error> {
     let mut tries = 0;
     loop {
         match read_superblock(io, "", SUPERBLOCK_LOCATION) {
@@ -46,16 +49,71 @@ pub fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, 
     }
 }
 
-/// Follows block 0's `metadata_snap` to the held snapshot and checks it. Only the
-/// snapshot's writeset-tree and era-array roots may be followed from what it returns.
-pub fn read_snapshot_superblock(io: &dyn BlockIo, live: &Superblock) -> Result<Superblock, Error> {
-    if live.metadata_snap == 0 {
-        return Err(Error::structure(
-            "superblock",
-            Fault::Invalid("no current metadata snap".into()),
-        ));
+/// The bound on metadata block numbers for every reader: the device's size, the size the
+/// metadata space map of block 0 describes, and the most a metadata space map can
+/// describe, whichever is smallest. The kernel allocates nothing past it.
+pub fn block_limit(io: &dyn BlockIo, live: &Superblock) -> u64 {
+    live.sm_root
+        .nr_blocks
+        .min(io.nr_blocks())
+        .min(MAX_METADATA_BLOCKS)
+}
+
+/// Era metadata opened for reading: block 0, checked as the kernel checks it, and the
+/// bound on block numbers that every view of it shares.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    /// Block 0.
+    pub live: Superblock,
+    limit: u64,
+}
+
+impl Metadata {
+    /// Reads block 0. `live_device` says that a live target may be rewriting it (a reader
+    /// of its held snapshot), so that a checksum failure is read again.
+    pub fn open(io: &dyn BlockIo, live_device: bool) -> Result<Metadata, Error> {
+        let live = read_live_superblock(io, live_device)?;
+        let limit = block_limit(io, &live);
+        Ok(Metadata { live, limit })
     }
-    read_superblock(io, SNAPSHOT, live.metadata_snap)
+
+    /// Block numbers must be below this.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Follows block 0's `metadata_snap` to the held snapshot and checks it. Only the
+    /// snapshot's writeset-tree and era-array roots may be followed from what it returns.
+    pub fn snapshot_superblock(&self, io: &dyn BlockIo) -> Result<Superblock, Error> {
+        if self.live.metadata_snap == 0 {
+            return Err(Error::structure(
+                "superblock",
+                Fault::Invalid("no current metadata snap".into()),
+            ));
+        }
+        read_superblock(io, SNAPSHOT, self.live.metadata_snap)
+    }
+
+    /// Block 0's view, as it is (a checker reports its fields itself).
+    pub fn live_view(&self) -> View {
+        View::new(self.live.clone(), self.live.clone(), false, self.limit)
+    }
+
+    /// The view of the held snapshot `snap` (as [`Metadata::snapshot_superblock`] read it).
+    pub fn snapshot_view(&self, snap: Superblock) -> View {
+        View::new(snap, self.live.clone(), true, self.limit)
+    }
+
+    /// The view a reader follows: block 0's, or with `snapshot` the held snapshot's, after
+    /// checking that its length is one readers can hold in memory.
+    pub fn view(&self, io: &dyn BlockIo, snapshot: bool) -> Result<View, Error> {
+        let (view, structure) = match snapshot {
+            true => (self.snapshot_view(self.snapshot_superblock(io)?), SNAPSHOT),
+            false => (self.live_view(), "superblock"),
+        };
+        check_nr_blocks(&view.sb, io.nr_blocks()).map_err(|f| Error::structure(structure, f))?;
+        Ok(view)
+    }
 }
 
 #[cfg(test)]
@@ -119,5 +177,45 @@ mod tests {
         assert_eq!(e.fault, Fault::BadChecksum);
         let e = read_live_superblock(&device(LIVE_RETRIES + 1), true).unwrap_err();
         assert_eq!(e.fault, Fault::BadChecksum);
+    }
+
+    /// A device of `.0` blocks that holds nothing.
+    struct Empty(u64);
+
+    impl BlockIo for Empty {
+        fn nr_blocks(&self) -> u64 {
+            self.0
+        }
+        fn read(&self, _: u64, _: &mut Block) -> std::io::Result<()> {
+            Err(std::io::Error::other("empty"))
+        }
+        fn write(&self, _: u64, _: &Block) -> std::io::Result<()> {
+            Err(std::io::Error::other("empty"))
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_view_shares_one_bound_on_block_numbers() {
+        let mut sb = Superblock::unpack(&Block::zeroed());
+        let huge = MAX_METADATA_BLOCKS + 100;
+        for (dev, sm_blocks, limit) in [
+            (4, 3, 3),
+            (4, 4, 4),
+            (4, 9, 4),
+            (huge, huge, MAX_METADATA_BLOCKS),
+            (huge, 7, 7),
+        ] {
+            sb.sm_root.nr_blocks = sm_blocks;
+            assert_eq!(block_limit(&Empty(dev), &sb), limit, "{dev} {sm_blocks}");
+        }
+        let md = Metadata {
+            live: sb.clone(),
+            limit: 3,
+        };
+        assert_eq!(md.live_view().limit(), 3);
+        assert_eq!(md.snapshot_view(sb).limit(), 3);
     }
 }

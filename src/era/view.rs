@@ -1,13 +1,13 @@
 //! What a reader of era metadata may follow: block 0's roots (with the current writeset),
 //! or a held snapshot's two roots only.
 
-use super::metadata::{read_live_superblock, read_snapshot_superblock, SNAPSHOT};
-use super::superblock::{check_nr_blocks, Superblock};
-use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
+use super::metadata::Metadata;
+use super::superblock::Superblock;
+use super::writeset::WritesetDisk;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::Severity;
-use crate::pdata::walk::Walker;
+use crate::pdata::walk::{Parent, Walker};
 
 /// One writeset to read: an archived one from the writeset tree, or the current one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +20,9 @@ pub struct WritesetRef {
     pub current: bool,
     /// How messages name it.
     pub name: String,
-    /// Whether the pointer to its bitset is to be counted (see [`Walker::count`]).
-    pub counting: bool,
+    /// The block holding the pointer to its bitset (a writeset-tree leaf, or the
+    /// superblock), to hand back to the walker that follows it.
+    pub parent: Parent,
 }
 
 /// A consistent set of roots to read.
@@ -33,38 +34,25 @@ pub struct View {
     pub live: Superblock,
     /// Whether this is the held snapshot's view.
     pub snapshot: bool,
+    limit: u64,
 }
 
 impl View {
-    /// Reads block 0 and, with `snapshot`, the held snapshot it points at. A snapshot
-    /// reader expects a live target: block 0 is read again when its checksum fails.
+    /// Reads block 0 and, with `snapshot`, the held snapshot it points at (see
+    /// [`Metadata::view`]). A snapshot reader expects a live target: block 0 is read again
+    /// when its checksum fails.
     pub fn open(io: &dyn BlockIo, snapshot: bool) -> Result<View, Error> {
-        let live = read_live_superblock(io, snapshot)?;
-        let sb = if snapshot {
-            read_snapshot_superblock(io, &live)?
-        } else {
-            live.clone()
-        };
-        let structure = if snapshot { SNAPSHOT } else { "superblock" };
-        check_nr_blocks(&sb, io.nr_blocks()).map_err(|f| Error::structure(structure, f))?;
-        Ok(View { sb, live, snapshot })
+        Metadata::open(io, snapshot)?.view(io, snapshot)
     }
 
-    /// Block 0's view, from a superblock already read and checked.
-    pub fn live(sb: Superblock) -> View {
+    /// A view of `sb`'s roots, with block 0 `live` and the bound on block numbers of the
+    /// metadata it belongs to (see [`Metadata`]).
+    pub(crate) fn new(sb: Superblock, live: Superblock, snapshot: bool, limit: u64) -> View {
         View {
-            sb: sb.clone(),
-            live: sb,
-            snapshot: false,
-        }
-    }
-
-    /// The held snapshot's view, from superblocks already read and checked.
-    pub fn snapshot(live: Superblock, snap: Superblock) -> View {
-        View {
-            sb: snap,
+            sb,
             live,
-            snapshot: true,
+            snapshot,
+            limit,
         }
     }
 
@@ -78,9 +66,10 @@ impl View {
         self.sb.current_era
     }
 
-    /// The bound on block numbers for a walker over this view.
-    pub fn limit(&self, io: &dyn BlockIo) -> u64 {
-        self.live.sm_root.nr_blocks.min(io.nr_blocks())
+    /// The bound on block numbers for a walker over this view (see
+    /// [`super::metadata::block_limit`]).
+    pub fn limit(&self) -> u64 {
+        self.limit
     }
 
     fn prefix(&self) -> &'static str {
@@ -93,27 +82,27 @@ impl View {
 
     /// The writesets to read, in ascending era: the writeset tree's entries and, for
     /// block 0's view, the current writeset when its root is set. A snapshot's current
-    /// writeset is stale and never returned. Problems go to the walker; with `counting`, so
-    /// do the references found (the tree's nodes; the bitsets are the caller's to walk).
-    pub fn writesets(&self, w: &mut Walker, counting: bool) -> Vec<WritesetRef> {
+    /// writeset is stale and never returned. Problems go to the walker, and so do the
+    /// references found when it counts them (the tree's nodes; the bitsets are the
+    /// caller's to walk). `sb` is the superblock holding the roots, as the walker reached it.
+    pub fn writesets(&self, w: &mut Walker, sb: Parent) -> Vec<WritesetRef> {
         let tree = self.writeset_tree_name();
         let mut out = Vec::new();
         w.walk_btree(
             &tree,
             self.sb.writeset_tree_root,
-            WRITESET_VALUE_SIZE,
-            counting,
-            &mut |w, key, value, c| {
+            sb,
+            &mut |w, key, disk: WritesetDisk, leaf| {
                 let Ok(era) = u32::try_from(key) else {
                     let f = Fault::Invalid(format!("key {key} is not a 32-bit era"));
                     return w.report(Severity::Error, Error::structure(&tree, f));
                 };
                 out.push(WritesetRef {
                     era,
-                    disk: WritesetDisk::unpack(value),
+                    disk,
                     current: false,
                     name: format!("{tree} (era {era})"),
-                    counting: c,
+                    parent: leaf,
                 });
             },
         );
@@ -132,7 +121,7 @@ impl View {
                 disk: cw,
                 current: true,
                 name: format!("current writeset (era {era})"),
-                counting,
+                parent: sb,
             });
         }
         out.sort_by_key(|ws| ws.era);

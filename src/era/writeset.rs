@@ -2,6 +2,8 @@
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
+use crate::pdata::unpack::Unpack;
+
 /// Bytes of a writeset-tree leaf value.
 pub const WRITESET_VALUE_SIZE: u32 = 12;
 
@@ -30,6 +32,14 @@ impl WritesetDisk {
     }
 }
 
+impl Unpack for WritesetDisk {
+    const DISK_SIZE: u32 = WRITESET_VALUE_SIZE;
+
+    fn unpack(b: &[u8]) -> WritesetDisk {
+        WritesetDisk::unpack(b)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +54,6 @@ mod tests {
         w.pack(&mut b);
         assert_eq!(b[0..4], 1024u32.to_le_bytes());
         assert_eq!(WritesetDisk::unpack(&b), w);
+        assert_eq!(<WritesetDisk as Unpack>::unpack(&b), w);
     }
 }

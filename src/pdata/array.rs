@@ -10,7 +10,8 @@ use crate::pdata::checksum::{self, BlockKind};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::{Block, BLOCK_SIZE};
 use crate::pdata::report::Severity;
-use crate::pdata::walk::Walker;
+use crate::pdata::unpack::{unpack_all, Unpack};
+use crate::pdata::walk::{Parent, Walker};
 
 /// Bytes before the values.
 pub const ARRAY_HEADER_SIZE: usize = 24;
@@ -79,15 +80,19 @@ impl ArrayBlockHeader {
     }
 }
 
-/// Called for each array block in order: `(walker, index of its first value, the bytes of
-/// its values in use)`.
-pub type ValuesVisitor<'v, 'w> = dyn FnMut(&mut Walker<'w>, u64, &[u8]) + 'v;
+/// Called for each run of values in index order: `(walker, index of the first value, the
+/// values)`. Runs never overlap, never go back, and never reach the expected length.
+pub type ValuesVisitor<'v, 'w, V> = dyn FnMut(&mut Walker<'w>, u64, &[V]) + 'v;
 
-struct Progress {
-    next_key: u64,
-    len: u64,
-    last_short: Option<u64>,
-    intact: bool,
+/// What identifies an array for a counting walk that may meet it twice: its root, value
+/// size and length, and a detail of its owner that changes what is checked (a bitset's
+/// bit count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ArrayShape {
+    pub root: u64,
+    pub value_size: u32,
+    pub len: u64,
+    pub detail: u64,
 }
 
 /// Array blocks whose reads are issued together. On a block device opened with `O_DIRECT`
@@ -120,143 +125,232 @@ fn read_all(w: &Walker, locs: &[u64]) -> Vec<Result<Box<Block>, Fault>> {
     }
 }
 
-/// The array blocks found so far, waiting to be read, checked and visited in order.
-struct Batch<'a, 'v, 'w> {
-    structure: &'a str,
-    value_size: u32,
-    per_block: u64,
-    expected_len: u64,
-    p: &'a mut Progress,
-    visit: &'a mut ValuesVisitor<'v, 'w>,
+/// An array block named by a leaf of the array's b-tree: its key, its location, and the
+/// leaf that holds the pointer to it.
+struct Pending {
+    key: u64,
+    loc: u64,
+    leaf: Parent,
 }
 
-impl<'w> Batch<'_, '_, 'w> {
-    /// Checks every pending `(key, location, counting)` in key order, reads the blocks
-    /// that belong to the array (in parallel), and checks and visits them in order.
-    fn take(&mut self, w: &mut Walker<'w>, pending: &mut Vec<(u64, u64, bool)>) {
-        let nr_ablocks = self.expected_len.div_ceil(self.per_block);
+/// What becomes of a pending array block once its pointer is followed.
+enum Step {
+    /// Its key is past the array's end: reported, not followed.
+    PastEnd,
+    /// Read and check it.
+    Read,
+    /// A counting walk checked it intact and full before: taken as such, not read again.
+    KnownFull,
+}
+
+/// One array being walked: where it is up to, and the visitor of its values.
+struct ArrayWalk<'a, 'v, 'w, V> {
+    structure: &'a str,
+    per_block: u64,
+    expected_len: u64,
+    next_key: u64,
+    len: u64,
+    last_short: Option<u64>,
+    intact: bool,
+    /// The end of the last run handed to the visitor.
+    handed: u64,
+    values: Vec<V>,
+    visit: &'a mut ValuesVisitor<'v, 'w, V>,
+}
+
+impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
+    fn nr_ablocks(&self) -> u64 {
+        self.expected_len.div_ceil(self.per_block)
+    }
+
+    fn fail(&mut self, w: &mut Walker<'w>, what: String) {
+        self.intact = false;
+        w.report(
+            Severity::Error,
+            Error::structure(self.structure, Fault::Invalid(what)),
+        );
+    }
+
+    /// Follows the pointer to each pending block (counting it) and decides what to do.
+    fn plan(&self, w: &mut Walker<'w>, pending: &[Pending]) -> Vec<Step> {
+        let last_key = self.nr_ablocks().saturating_sub(1);
+        pending
+            .iter()
+            .map(|p| {
+                if p.key >= self.nr_ablocks() {
+                    return Step::PastEnd;
+                }
+                let reach = w.follow(p.leaf, p.loc);
+                let known =
+                    reach.again() && p.key != last_key && w.full_block_checked(V::DISK_SIZE, p.loc);
+                match known {
+                    true => Step::KnownFull,
+                    false => Step::Read,
+                }
+            })
+            .collect()
+    }
+
+    /// Checks the pending blocks in key order, reading those to be read (in parallel),
+    /// and hands their values to the visitor.
+    fn take(&mut self, w: &mut Walker<'w>, pending: &mut Vec<Pending>) {
+        let steps = self.plan(w, pending);
         let locs: Vec<u64> = pending
             .iter()
-            .filter(|&&(key, _, _)| key < nr_ablocks)
-            .map(|&(_, loc, _)| loc)
+            .zip(&steps)
+            .filter(|(_, s)| matches!(s, Step::Read))
+            .map(|(p, _)| p.loc)
             .collect();
         let mut blocks = read_all(w, &locs).into_iter();
-        for (key, loc, c) in pending.drain(..) {
-            if key != self.p.next_key || key >= nr_ablocks {
-                self.p.intact = false;
-                let what = if key >= nr_ablocks {
-                    format!(
-                        "array block {key} is past the end of an array of {} values",
-                        self.expected_len
-                    )
-                } else {
-                    format!(
-                        "array block {} is missing (next key is {key})",
-                        self.p.next_key
-                    )
-                };
-                w.report(
-                    Severity::Error,
-                    Error::structure(self.structure, Fault::Invalid(what)),
-                );
-                if key >= nr_ablocks {
-                    continue;
+        for (p, step) in pending.drain(..).zip(steps) {
+            self.check_key(w, p.key);
+            match step {
+                Step::PastEnd => {}
+                Step::KnownFull => self.accept(w, p.key, self.per_block as u32),
+                Step::Read => {
+                    if let Some(block) = blocks.next() {
+                        self.read_block(w, p.key, p.loc, block);
+                    }
                 }
             }
-            self.p.next_key = key + 1;
-            let Some(block) = blocks.next() else {
-                break;
-            };
-            w.count(loc, c);
-            let header = block
-                .and_then(|b| ArrayBlockHeader::parse(&b, loc, self.value_size).map(|h| (h, b)));
-            let (h, block) = match header {
-                Ok(hb) => hb,
-                Err(f) => {
-                    self.p.intact = false;
-                    let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
-                    w.report(Severity::Error, e);
-                    continue;
-                }
-            };
-            if let Some(short) = self.p.last_short.take() {
-                self.p.intact = false;
-                let e = Error::structure(
-                    self.structure,
-                    Fault::Invalid(format!(
-                        "array block {short} is only partly filled but is not the last"
-                    )),
-                );
-                w.report(Severity::Error, e);
-            }
-            if h.nr_entries == 0 || (h.nr_entries as u64) < self.per_block {
-                self.p.last_short = Some(key);
-            }
-            self.p.len += h.nr_entries as u64;
-            let used = h.nr_entries as usize * self.value_size as usize;
-            (self.visit)(
-                w,
-                key * self.per_block,
-                &block[ARRAY_HEADER_SIZE..ARRAY_HEADER_SIZE + used],
-            );
         }
+    }
+
+    /// Reports a key out of sequence or past the end.
+    fn check_key(&mut self, w: &mut Walker<'w>, key: u64) {
+        if key >= self.nr_ablocks() {
+            let what = format!(
+                "array block {key} is past the end of an array of {} values",
+                self.expected_len
+            );
+            return self.fail(w, what);
+        }
+        if key != self.next_key {
+            let what = format!(
+                "array block {} is missing (next key is {key})",
+                self.next_key
+            );
+            self.fail(w, what);
+        }
+        self.next_key = key + 1;
+    }
+
+    /// Checks a block read at `loc` and hands the values it holds inside the array's
+    /// length to the visitor.
+    fn read_block(
+        &mut self,
+        w: &mut Walker<'w>,
+        key: u64,
+        loc: u64,
+        block: Result<Box<Block>, Fault>,
+    ) {
+        let vs = V::DISK_SIZE;
+        let parsed = block.and_then(|b| ArrayBlockHeader::parse(&b, loc, vs).map(|h| (h, b)));
+        let (h, block) = match parsed {
+            Ok(hb) => hb,
+            Err(f) => {
+                self.intact = false;
+                let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
+                return w.report(Severity::Error, e);
+            }
+        };
+        if h.nr_entries as u64 == self.per_block {
+            w.remember_full_block(vs, loc);
+        }
+        self.accept(w, key, h.nr_entries);
+        // Values past the expected length are never handed out: the length check reports
+        // them, and a visitor may size what it fills by the expected length.
+        let first = key * self.per_block;
+        debug_assert!(first >= self.handed, "keys come in increasing order");
+        let in_range = (h.nr_entries as u64).min(self.expected_len - first);
+        self.handed = first + in_range;
+        let end = ARRAY_HEADER_SIZE + in_range as usize * vs as usize;
+        unpack_all(&block[ARRAY_HEADER_SIZE..end], &mut self.values);
+        (self.visit)(w, first, &self.values);
+    }
+
+    /// Counts the values of the block with `key`; only the last block may be partly
+    /// filled.
+    fn accept(&mut self, w: &mut Walker<'w>, key: u64, nr_entries: u32) {
+        if let Some(short) = self.last_short.take() {
+            let what = format!("array block {short} is only partly filled but is not the last");
+            self.fail(w, what);
+        }
+        if (nr_entries as u64) < self.per_block {
+            self.last_short = Some(key);
+        }
+        self.len += nr_entries as u64;
     }
 }
 
 impl<'w> Walker<'w> {
-    /// Walks the array at `root`, which should hold `expected_len` values of `value_size`
-    /// bytes, handing each array block's values to `visit` in index order. Checks key
-    /// continuity, that only the last block is partly filled, and the total length. Returns
-    /// whether the whole array was read and had the expected length.
-    pub fn walk_array(
+    /// Walks the array at `root` (a pointer held by `parent`), which should hold
+    /// `expected_len` values of type `V`, handing them to `visit` in index order. Checks
+    /// key continuity, that only the last block is partly filled, and the total length.
+    /// Returns whether the whole array was read and had the expected length.
+    pub fn walk_array<V: Unpack>(
         &mut self,
         structure: &str,
         root: u64,
-        value_size: u32,
         expected_len: u64,
-        counting: bool,
-        visit: &mut ValuesVisitor<'_, 'w>,
+        parent: Parent,
+        visit: &mut ValuesVisitor<'_, 'w, V>,
     ) -> bool {
-        let per_block = array_max_entries(value_size) as u64;
-        let mut p = Progress {
+        self.walk_array_shaped(structure, root, expected_len, 0, parent, visit)
+    }
+
+    /// [`Walker::walk_array`], for an owner that checks more than the array (`detail`
+    /// tells what, see [`ArrayShape`]).
+    pub(crate) fn walk_array_shaped<V: Unpack>(
+        &mut self,
+        structure: &str,
+        root: u64,
+        expected_len: u64,
+        detail: u64,
+        parent: Parent,
+        visit: &mut ValuesVisitor<'_, 'w, V>,
+    ) -> bool {
+        let reach = self.follow(parent, root);
+        let shape = ArrayShape {
+            root,
+            value_size: V::DISK_SIZE,
+            len: expected_len,
+            detail,
+        };
+        if reach.again() && self.array_checked(shape) {
+            return true;
+        }
+        let mut a = ArrayWalk {
+            structure,
+            per_block: array_max_entries(V::DISK_SIZE) as u64,
+            expected_len,
             next_key: 0,
             len: 0,
             last_short: None,
             intact: true,
+            handed: 0,
+            values: Vec::new(),
+            visit,
         };
-        let mut batch = Vec::with_capacity(READ_BATCH);
-        let tree_ok = self.walk_btree(structure, root, 8, counting, &mut |w, key, value, c| {
-            batch.push((key, LE::read_u64(value), c));
-            if batch.len() == READ_BATCH {
-                let mut b = Batch {
-                    structure,
-                    value_size,
-                    per_block,
-                    expected_len,
-                    p: &mut p,
-                    visit: &mut *visit,
-                };
-                b.take(w, &mut batch);
+        let mut pending = Vec::with_capacity(READ_BATCH);
+        let tree_ok = self.walk_btree_reached(structure, root, reach, &mut |w, key, loc, leaf| {
+            pending.push(Pending { key, loc, leaf });
+            if pending.len() == READ_BATCH {
+                a.take(w, &mut pending);
             }
         });
-        Batch {
-            structure,
-            value_size,
-            per_block,
-            expected_len,
-            p: &mut p,
-            visit,
-        }
-        .take(self, &mut batch);
-        if tree_ok && p.intact && p.len != expected_len {
-            p.intact = false;
-            let e = Error::structure(
-                structure,
-                Fault::Invalid(format!("holds {} values, expected {expected_len}", p.len)),
+        a.take(self, &mut pending);
+        if tree_ok && a.intact && a.len != expected_len {
+            a.fail(
+                self,
+                format!("holds {} values, expected {expected_len}", a.len),
             );
-            self.report(Severity::Error, e);
         }
-        tree_ok && p.intact
+        let ok = tree_ok && a.intact;
+        if ok {
+            self.remember_array(shape);
+        }
+        ok
     }
 }
 
@@ -286,5 +380,135 @@ mod tests {
         LE::write_u32(&mut b[8..], 1019);
         checksum::reseal(&mut b, BlockKind::ArrayBlock);
         assert!(ArrayBlockHeader::parse(&b, 9, 4).is_err());
+    }
+}
+
+#[cfg(test)]
+mod walk_tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::pdata::array_build::{array_blocks, ArrayBuilder};
+    use crate::pdata::io::{BlockIo, MemIo};
+    use crate::pdata::write::BlockWriter;
+
+    /// A device that counts the reads of each block.
+    struct Reads {
+        inner: MemIo,
+        reads: Mutex<Vec<u32>>,
+    }
+
+    impl BlockIo for Reads {
+        fn nr_blocks(&self) -> u64 {
+            self.inner.nr_blocks()
+        }
+        fn read(&self, loc: u64, buf: &mut Block) -> std::io::Result<()> {
+            if let Some(n) = self.reads.lock().unwrap().get_mut(loc as usize) {
+                *n += 1;
+            }
+            self.inner.read(loc, buf)
+        }
+        fn write(&self, loc: u64, buf: &Block) -> std::io::Result<()> {
+            self.inner.write(loc, buf)
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    const LEN: u64 = 3 * 1018 + 5;
+
+    /// An array of `LEN` values `0, 1, 2, …` from block 1, and a copy of its root (a
+    /// second array sharing every array block) in the block after it.
+    fn shared_arrays() -> (Reads, u64, u64) {
+        let io = MemIo::new(array_blocks(LEN, 4) + 2);
+        let mut w = BlockWriter::new(&io, 1, u64::MAX);
+        let mut a = ArrayBuilder::new(4);
+        for i in 0..LEN {
+            a.push(&mut w, &(i as u32).to_le_bytes()).unwrap();
+        }
+        let root = a.finish(&mut w).unwrap();
+        let copy = w.end();
+        let mut b = io.read_new(root).unwrap();
+        checksum::seal(&mut b[..], BlockKind::BtreeNode, copy);
+        io.write(copy, &b).unwrap();
+        let n = io.nr_blocks() as usize;
+        let reads = Mutex::new(vec![0; n]);
+        (Reads { inner: io, reads }, root, copy)
+    }
+
+    fn values(w: &mut Walker, root: u64, parent: Parent) -> (bool, Vec<(u64, u32)>) {
+        let mut seen = Vec::new();
+        let ok = w.walk_array("a", root, LEN, parent, &mut |_, first, v: &[u32]| {
+            seen.extend((first..).zip(v.iter().copied()))
+        });
+        (ok, seen)
+    }
+
+    #[test]
+    fn a_counting_walk_reads_what_two_arrays_share_once() {
+        let (io, root, copy) = shared_arrays();
+        let mut w = Walker::counting(&io, io.nr_blocks());
+        let top = w.top();
+        let sb = w.follow(top, 0);
+        let (ok, all) = values(&mut w, root, sb);
+        assert!(ok && all.len() == LEN as usize);
+        assert!(all.iter().all(|&(i, v)| i == v as u64));
+        // Through the copy: the full blocks are known; only the last is read again.
+        let (ok, tail) = values(&mut w, copy, sb);
+        assert!(ok);
+        assert_eq!(tail, all[3 * 1018..]);
+        // The same root again: nothing is read.
+        let (ok, none) = values(&mut w, root, sb);
+        assert!(ok && none.is_empty());
+        assert!(w.problems().kept().is_empty(), "{:?}", w.problems().kept());
+
+        let reads = io.reads.lock().unwrap().clone();
+        let ablocks: Vec<u64> = (1..io.nr_blocks())
+            .filter(|&l| l != root && l != copy)
+            .collect();
+        assert_eq!(ablocks.len(), 4);
+        assert_eq!((reads[root as usize], reads[copy as usize]), (1, 1));
+        let last = *ablocks.iter().max().unwrap();
+        for &l in &ablocks {
+            assert_eq!(
+                reads[l as usize],
+                if l == last { 2 } else { 1 },
+                "block {l}"
+            );
+        }
+        let refs = w.refs().unwrap();
+        assert_eq!((refs.get(root), refs.get(copy)), (2, 1));
+        assert!(ablocks.iter().all(|&l| refs.get(l) == 2));
+    }
+
+    #[test]
+    fn a_walk_that_does_not_count_reads_and_hands_out_everything_each_time() {
+        let (io, root, copy) = shared_arrays();
+        let mut w = Walker::new(&io, io.nr_blocks());
+        let top = w.top();
+        for r in [root, copy, root] {
+            let (ok, all) = values(&mut w, r, top);
+            assert!(ok && all.len() == LEN as usize);
+        }
+        let reads = io.reads.lock().unwrap();
+        assert_eq!((reads[root as usize], reads[copy as usize]), (2, 1));
+        let ablocks = (1..io.nr_blocks()).filter(|&l| l != root && l != copy);
+        assert!(ablocks.map(|l| reads[l as usize]).all(|n| n == 3));
+    }
+
+    #[test]
+    fn values_past_the_expected_length_are_reported_and_never_handed_out() {
+        let (io, root, _) = shared_arrays();
+        let mut w = Walker::new(&io, io.nr_blocks());
+        let top = w.top();
+        let mut seen = Vec::new();
+        let ok = w.walk_array("a", root, LEN - 3, top, &mut |_, first, v: &[u32]| {
+            seen.push((first, v.len()))
+        });
+        assert!(!ok);
+        assert_eq!(seen, [(0, 1018), (1018, 1018), (2036, 1018), (3054, 2)]);
+        let p = w.problems().first_fatal().unwrap();
+        assert_eq!(p.error.to_string(), "a: holds 3059 values, expected 3056");
     }
 }

@@ -93,18 +93,15 @@ mod tests {
             assert_eq!(w.end(), io.nr_blocks(), "{len}");
             let mut wk = Walker::new(&io, io.nr_blocks());
             let mut got = Vec::new();
-            let ok = wk.walk_array("a", root, 4, len, false, &mut |_, first, bytes| {
+            let top = wk.top();
+            let ok = wk.walk_array("a", root, len, top, &mut |_, first, values: &[u32]| {
                 assert_eq!(first, got.len() as u64);
-                got.extend(
-                    bytes
-                        .chunks_exact(4)
-                        .map(|c| u32::from_le_bytes(c.try_into().unwrap())),
-                );
+                got.extend_from_slice(values);
             });
             assert!(
-                ok && wk.problems.kept().is_empty(),
+                ok && wk.problems().kept().is_empty(),
                 "{len}: {:?}",
-                wk.problems.kept()
+                wk.problems().kept()
             );
             assert!(got.iter().enumerate().all(|(i, v)| *v == i as u32 * 7));
         }

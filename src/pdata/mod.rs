@@ -12,5 +12,6 @@ pub mod io;
 pub mod refs;
 pub mod report;
 pub mod space_map;
+pub mod unpack;
 pub mod walk;
 pub mod write;

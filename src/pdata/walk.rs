@@ -1,21 +1,64 @@
 //! The context every traversal of the metadata shares: the device, the bound on block
-//! numbers, the reference counts being collected and the problems found.
+//! numbers, the reference counts being collected, what was already checked, and the
+//! problems found.
 
+use std::collections::{HashMap, HashSet};
+
+use super::array::ArrayShape;
 use super::checksum::{self, BlockKind};
 use super::error::{Error, Fault};
 use super::io::{Block, BlockIo};
 use super::refs::RefCounts;
 use super::report::{Problems, Severity};
 
+/// How the walk reached the block that holds the pointers it follows next. The walker hands
+/// it out (to leaf visitors, and from [`Walker::follow`]) and takes it back when a pointer
+/// held in that block is followed; it decides whether the pointer is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parent(Reach);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// The walker counts no references.
+    Uncounted,
+    /// Reached for the first time: the pointers it holds are counted.
+    First,
+    /// Reached before, itself or through a block above it: the pointers it holds were
+    /// counted then.
+    Again,
+}
+
+impl Parent {
+    /// Whether the block was reached before by a counting walk, so that what it holds was
+    /// counted, and checked, already.
+    pub(crate) fn again(self) -> bool {
+        self.0 == Reach::Again
+    }
+}
+
+/// What a counting walk remembers having checked intact, so that a block shared between
+/// two trees (the live metadata and the held snapshot) is read once.
+#[derive(Default)]
+struct Checked {
+    /// Whole arrays.
+    arrays: HashSet<ArrayShape>,
+    /// Array blocks filled to capacity, one bit per block, by value size.
+    full_blocks: HashMap<u32, Vec<u64>>,
+}
+
+/// A counting walk's state: the references found and what was checked.
+struct Counting {
+    refs: RefCounts,
+    checked: Checked,
+}
+
 /// A traversal in progress. Walks never stop at the first problem: they record it, skip
 /// what cannot be trusted and go on, so one run reports everything that is wrong.
 pub struct Walker<'a> {
     io: &'a dyn BlockIo,
     limit: u64,
-    /// Reference counts collected on the way, when the caller wants them.
-    pub refs: Option<RefCounts>,
-    /// What was found wrong.
-    pub problems: Problems,
+    counting: Option<Counting>,
+    problems: Problems,
 }
 
 impl<'a> Walker<'a> {
@@ -25,16 +68,29 @@ impl<'a> Walker<'a> {
         Walker {
             io,
             limit: limit.min(io.nr_blocks()),
-            refs: None,
+            counting: None,
             problems: Problems::default(),
         }
     }
 
-    /// A walker that also counts references to every block below its limit.
+    /// A walker that also counts references to every block below its limit. A block it
+    /// reaches again (a subtree the held snapshot shares with the live metadata) is
+    /// counted each time, and read again only when its first visit did not check all that
+    /// the new one would: arrays and full array blocks checked intact are not read twice,
+    /// and their values are not handed to a visitor twice.
     pub fn counting(io: &'a dyn BlockIo, limit: u64) -> Walker<'a> {
         let mut w = Walker::new(io, limit);
-        w.refs = Some(RefCounts::new(w.limit));
+        w.counting = Some(Counting {
+            refs: RefCounts::new(w.limit),
+            checked: Checked::default(),
+        });
         w
+    }
+
+    /// This walker, carrying on from problems found before it started.
+    pub fn with_problems(mut self, problems: Problems) -> Walker<'a> {
+        self.problems = problems;
+        self
     }
 
     /// The device.
@@ -52,12 +108,84 @@ impl<'a> Walker<'a> {
         self.problems.push(severity, error);
     }
 
-    /// Counts a pointer to `loc` when `counting`; returns whether the pointers inside `loc`
-    /// are to be counted in turn (see [`RefCounts::reach`]).
-    pub fn count(&mut self, loc: u64, counting: bool) -> bool {
-        match (&mut self.refs, counting) {
-            (Some(r), true) => r.reach(loc),
-            _ => false,
+    /// What was found wrong so far.
+    pub fn problems(&self) -> &Problems {
+        &self.problems
+    }
+
+    /// What was found wrong, handed over.
+    pub fn into_problems(self) -> Problems {
+        self.problems
+    }
+
+    /// The references counted so far, if this walker counts them.
+    pub fn refs(&self) -> Option<&RefCounts> {
+        self.counting.as_ref().map(|c| &c.refs)
+    }
+
+    /// The parent of pointers held outside the trees a walk reads: a superblock's, or the
+    /// space map root's. Following one from it always counts it.
+    pub fn top(&self) -> Parent {
+        match self.counting {
+            Some(_) => Parent(Reach::First),
+            None => Parent(Reach::Uncounted),
+        }
+    }
+
+    /// Follows a pointer to `loc` held by `parent`: counts it when `parent` is reached for
+    /// the first time, and returns how `loc` is reached in turn.
+    pub fn follow(&mut self, parent: Parent, loc: u64) -> Parent {
+        match (parent.0, &mut self.counting) {
+            (Reach::First, Some(c)) => match c.refs.reach(loc) {
+                true => Parent(Reach::First),
+                false => Parent(Reach::Again),
+            },
+            (Reach::Uncounted, _) | (_, None) => Parent(Reach::Uncounted),
+            (Reach::Again, Some(_)) => Parent(Reach::Again),
+        }
+    }
+
+    /// Whether the array described by `shape` was walked intact before.
+    pub(crate) fn array_checked(&self, shape: ArrayShape) -> bool {
+        self.counting
+            .as_ref()
+            .is_some_and(|c| c.checked.arrays.contains(&shape))
+    }
+
+    /// Remembers that the array described by `shape` was walked intact.
+    pub(crate) fn remember_array(&mut self, shape: ArrayShape) {
+        if let Some(c) = &mut self.counting {
+            c.checked.arrays.insert(shape);
+        }
+    }
+
+    /// Whether the array block at `loc` was checked intact and full of `value_size`-byte
+    /// values before.
+    pub(crate) fn full_block_checked(&self, value_size: u32, loc: u64) -> bool {
+        let Some(c) = &self.counting else {
+            return false;
+        };
+        c.checked
+            .full_blocks
+            .get(&value_size)
+            .and_then(|bits| bits.get((loc / 64) as usize))
+            .is_some_and(|w| w >> (loc % 64) & 1 == 1)
+    }
+
+    /// Remembers that the array block at `loc` is intact and full of `value_size`-byte
+    /// values.
+    pub(crate) fn remember_full_block(&mut self, value_size: u32, loc: u64) {
+        let limit = self.limit;
+        let Some(c) = &mut self.counting else {
+            return;
+        };
+        let bits = c
+            .checked
+            .full_blocks
+            .entry(value_size)
+            .or_insert_with(|| vec![0; limit.div_ceil(64) as usize]);
+        if let Some(w) = bits.get_mut((loc / 64) as usize) {
+            *w |= 1 << (loc % 64);
         }
     }
 
@@ -84,5 +212,51 @@ impl<'a> Walker<'a> {
             .map_err(|e| Fault::Io(e.to_string()))?;
         checksum::verify(&block, kind, loc)?;
         Ok(block)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::io::MemIo;
+
+    #[test]
+    fn only_pointers_of_blocks_reached_first_are_counted() {
+        let io = MemIo::new(8);
+        let mut w = Walker::counting(&io, 8);
+        let top = w.top();
+        let a = w.follow(top, 3);
+        let b = w.follow(top, 3);
+        assert!(!a.again() && b.again());
+        w.follow(a, 5);
+        w.follow(b, 6);
+        let refs = w.refs().unwrap();
+        assert_eq!((refs.get(3), refs.get(5), refs.get(6)), (2, 1, 0));
+
+        let mut plain = Walker::new(&io, 8);
+        let top = plain.top();
+        assert!(!plain.follow(top, 3).again());
+        assert!(plain.refs().is_none());
+    }
+
+    #[test]
+    fn only_a_counting_walk_remembers_what_it_checked() {
+        let io = MemIo::new(200);
+        let mut w = Walker::counting(&io, 200);
+        w.remember_full_block(4, 130);
+        assert!(w.full_block_checked(4, 130));
+        assert!(!w.full_block_checked(8, 130) && !w.full_block_checked(4, 131));
+        let shape = |len| ArrayShape {
+            root: 9,
+            value_size: 4,
+            len,
+            detail: 0,
+        };
+        w.remember_array(shape(10));
+        assert!(w.array_checked(shape(10)) && !w.array_checked(shape(11)));
+        let mut plain = Walker::new(&io, 200);
+        plain.remember_full_block(4, 130);
+        plain.remember_array(shape(10));
+        assert!(!plain.full_block_checked(4, 130) && !plain.array_checked(shape(10)));
     }
 }

@@ -162,3 +162,21 @@ impl Rng {
         self.next() % n.max(1)
     }
 }
+
+/// Archived writesets in an image (the writeset tree's entries).
+pub fn archived(img: &[u8]) -> u64 {
+    use era_log_tools::era::view::View;
+    use era_log_tools::pdata::io::MemIo;
+    use era_log_tools::pdata::walk::Walker;
+    let io = MemIo::from_bytes(img.to_vec());
+    let view = View::open(&io, false).expect("readable metadata");
+    let mut w = Walker::new(&io, view.limit());
+    let top = w.top();
+    let n = view
+        .writesets(&mut w, top)
+        .iter()
+        .filter(|ws| !ws.current)
+        .count();
+    assert!(w.problems().first_fatal().is_none());
+    n as u64
+}

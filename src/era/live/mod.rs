@@ -24,7 +24,7 @@ use self::target::{EraStatus, EraTable};
 use super::check::{check, CheckOptions};
 use super::dump::{dump, DumpOptions};
 use super::invalidate::{written_since, WrittenBlocks};
-use super::metadata::{read_live_superblock, read_snapshot_superblock};
+use super::metadata::Metadata;
 use super::view::View;
 use crate::dm::ioctl::Control;
 use crate::dm::{DevId, DeviceMapper, DmDevice, DmError};
@@ -446,7 +446,8 @@ where
         }
     };
     let unreadable = |e| LiveFault::Metadata(metadata_dev.clone(), e);
-    let live = read_live_superblock(io, true).map_err(unreadable)?;
+    let md = Metadata::open(io, true).map_err(unreadable)?;
+    let live = &md.live;
     if live.metadata_snap != root {
         return Err(LiveFault::Mismatch(format!(
             "the status line shows metadata snapshot {root} held, but the superblock of {} \
@@ -455,7 +456,7 @@ where
             live.metadata_snap
         )));
     }
-    let snap = read_snapshot_superblock(io, &live).map_err(unreadable)?;
+    let snap = md.snapshot_superblock(io).map_err(unreadable)?;
     if snap.data_block_size != table.block_size {
         return Err(LiveFault::Mismatch(format!(
             "the table's block size is {} sectors, the metadata's {}",

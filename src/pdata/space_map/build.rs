@@ -78,15 +78,16 @@ mod tests {
             let root = write_space_map(&mut w, nr_blocks).unwrap();
             assert_eq!(root.nr_allocated, 6 + space_map_blocks(nr_blocks));
             let mut wk = Walker::counting(&io, nr_blocks);
+            let top = wk.top();
             for loc in 0..6 {
-                wk.count(loc, true);
+                wk.follow(top, loc);
             }
             let stored = read_metadata_space_map(&mut wk, &root);
             compare_counts(&mut wk, &root, &stored);
             assert!(
-                wk.problems.kept().is_empty(),
+                wk.problems().kept().is_empty(),
                 "{nr_blocks}: {:?}",
-                wk.problems.kept()
+                wk.problems().kept()
             );
         }
     }

@@ -3,14 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
 use super::bitmap::{get_code, CODE_OVERFLOW};
-use super::index::IndexBlock;
+use super::index::{IndexBlock, IndexEntry};
 use super::root::SmRoot;
-use super::{ENTRIES_PER_BITMAP, MAX_INDEX_ENTRIES, OVERFLOW_VALUE_SIZE};
+use super::{ENTRIES_PER_BITMAP, MAX_INDEX_ENTRIES};
 use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
+use crate::pdata::refs::RefCounts;
 use crate::pdata::report::Severity;
 use crate::pdata::walk::Walker;
 
@@ -59,7 +58,8 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
         overflow: BTreeMap::new(),
         intact: true,
     };
-    w.count(root.bitmap_root, true);
+    let top = w.top();
+    w.follow(top, root.bitmap_root);
     let Some(index) = w.read(STRUCTURE, BlockKind::SmIndex, root.bitmap_root) else {
         stored.intact = false;
         return stored;
@@ -74,78 +74,100 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
             }
             continue;
         }
-        w.count(e.blocknr, true);
+        w.follow(top, e.blocknr);
         let Some(bitmap) = w.read(STRUCTURE, BlockKind::SmBitmap, e.blocknr) else {
             stored.intact = false;
             continue;
         };
-        let base = k as u64 * ENTRIES_PER_BITMAP;
-        let mut free = 0u32;
-        let mut free_in_map = 0u32;
-        let mut first_free = None;
-        let mut past_end = 0u32;
-        for j in 0..ENTRIES_PER_BITMAP {
-            let code = get_code(&bitmap, j);
-            if code == 0 {
-                free += 1;
-                free_in_map += u32::from(base + j < nr_blocks);
-                first_free.get_or_insert(j);
-            } else if base + j < nr_blocks {
-                stored.codes[(base + j) as usize] = code;
-            } else {
-                past_end += 1;
-            }
-        }
-        if past_end > 0 {
-            let msg =
-                format!("{past_end} entries past the end of the map ({nr_blocks} blocks) are set");
-            non_fatal(w, BlockKind::SmBitmap, e.blocknr, msg);
-        }
-        if free != e.nr_free {
-            let msg = format!(
-                "index entry {k} says {} free, the bitmap has {free}",
-                e.nr_free
-            );
-            if e.nr_free == free_in_map {
-                // thin-provisioning-tools 0.9 leaves out the entries past the end of the
-                // map, which the kernel counts as free; nothing can be allocated there
-                // either way.
-                let f = invalid(format!("{msg} (not counting the entries past the end)"));
-                let err = Error::block(STRUCTURE, BlockKind::SmIndex, root.bitmap_root, f);
-                w.report(Severity::Note, err);
-            } else {
-                non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
-            }
-        }
-        if let Some(ff) = first_free.filter(|&ff| e.none_free_before as u64 > ff) {
-            let msg = format!(
-                "index entry {k}: none_free_before {} but entry {ff} is free",
-                e.none_free_before
-            );
-            non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
-        }
+        check_bitmap(w, &mut stored, root.bitmap_root, k, e, &bitmap);
     }
     debug_assert!(used <= MAX_INDEX_ENTRIES);
     let overflow = &mut stored.overflow;
     let tree_ok = w.walk_btree(
         OVERFLOW,
         root.ref_count_root,
-        OVERFLOW_VALUE_SIZE,
-        true,
-        &mut |_, key, value, _| {
-            overflow.insert(key, LE::read_u32(value));
+        top,
+        &mut |_, key, count: u32, _| {
+            overflow.insert(key, count);
         },
     );
     stored.intact &= tree_ok;
     stored
 }
 
-/// Compares the counts a walk found with the stored ones and reports every difference:
-/// a leak (stored > 0, no reference) is non-fatal; any other difference is fatal, because
-/// an under-count lets the kernel reuse a block still in use. Also checks the overflow tree
-/// against the bitmaps and `nr_allocated`.
-pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
-    let Some(refs) = w.refs.take() else { return };
+/// Reads the counts of bitmap `bitmap`, described by entry `k` of the index block at
+/// `index_loc`, into `stored`, and checks the entry's free count and search hint.
+fn check_bitmap(
+    w: &mut Walker,
+    stored: &mut StoredCounts,
+    index_loc: u64,
+    k: usize,
+    e: &IndexEntry,
+    bitmap: &[u8],
+) {
+    let nr_blocks = w.limit();
+    let base = k as u64 * ENTRIES_PER_BITMAP;
+    let mut free = 0u32;
+    let mut free_in_map = 0u32;
+    let mut first_free = None;
+    let mut past_end = 0u32;
+    for j in 0..ENTRIES_PER_BITMAP {
+        let code = get_code(bitmap, j);
+        if code == 0 {
+            free += 1;
+            free_in_map += u32::from(base + j < nr_blocks);
+            first_free.get_or_insert(j);
+        } else if base + j < nr_blocks {
+            stored.codes[(base + j) as usize] = code;
+        } else {
+            past_end += 1;
+        }
+    }
+    if past_end > 0 {
+        let msg =
+            format!("{past_end} entries past the end of the map ({nr_blocks} blocks) are set");
+        non_fatal(w, BlockKind::SmBitmap, e.blocknr, msg);
+    }
+    if free != e.nr_free {
+        let msg = format!(
+            "index entry {k} says {} free, the bitmap has {free}",
+            e.nr_free
+        );
+        if e.nr_free == free_in_map {
+            // thin-provisioning-tools 0.9 leaves out the entries past the end of the
+            // map, which the kernel counts as free; nothing can be allocated there
+            // either way.
+            let f = invalid(format!("{msg} (not counting the entries past the end)"));
+            let err = Error::block(STRUCTURE, BlockKind::SmIndex, index_loc, f);
+            w.report(Severity::Note, err);
+        } else {
+            non_fatal(w, BlockKind::SmIndex, index_loc, msg);
+        }
+    }
+    if let Some(ff) = first_free.filter(|&ff| e.none_free_before as u64 > ff) {
+        let msg = format!(
+            "index entry {k}: none_free_before {} but entry {ff} is free",
+            e.none_free_before
+        );
+        non_fatal(w, BlockKind::SmIndex, index_loc, msg);
+    }
+}
+
+/// How the references a walk counted differ from the counts a space map stores.
+struct Mismatches {
+    /// The first leaked blocks (stored count, no reference).
+    leaks: Vec<u64>,
+    /// All leaked blocks.
+    nr_leaks: u64,
+    /// Blocks with a stored count.
+    allocated: u64,
+    /// Every other difference, in words, for the first blocks.
+    errors: Vec<String>,
+    /// Blocks with another difference, past the first.
+    unnamed: u64,
+}
+
+fn mismatches(refs: &RefCounts, stored: &StoredCounts) -> Mismatches {
     let mut leaks = Vec::new();
     let mut nr_leaks = 0u64;
     let mut named = 0usize;
@@ -187,6 +209,28 @@ pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
             }
         }
     }
+    Mismatches {
+        leaks,
+        nr_leaks,
+        allocated,
+        errors,
+        unnamed,
+    }
+}
+
+/// Compares the counts a walk found with the stored ones and reports every difference:
+/// a leak (stored > 0, no reference) is non-fatal; any other difference is fatal, because
+/// an under-count lets the kernel reuse a block still in use. Also checks the overflow tree
+/// against the bitmaps and `nr_allocated`.
+pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
+    let Some(refs) = w.refs() else { return };
+    let Mismatches {
+        leaks,
+        nr_leaks,
+        allocated,
+        mut errors,
+        unnamed,
+    } = mismatches(refs, stored);
     for (&loc, &count) in &stored.overflow {
         let code = stored.codes.get(loc as usize).copied();
         if code != Some(CODE_OVERFLOW) {
@@ -228,5 +272,4 @@ pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
         ));
         w.report(Severity::Warning, Error::structure(STRUCTURE, f));
     }
-    w.refs = Some(refs);
 }
