@@ -1,7 +1,7 @@
 complete -c era_invalidate -l live -d 'Read the live era target DM_NAME through a metadata snapshot taken and dropped for this run' -r
 complete -c era_invalidate -l written-since -d 'List the blocks written in this era or later (0 lists every block)' -r
 complete -c era_invalidate -s o -l output -d 'Write to FILE instead of stdout' -r -F
-complete -c era_invalidate -l format -d 'Output format [default: xml, json with --live]' -r -f -a "xml\t'<blocks> with <range begin="B" end="E"/> and <block block="B"/>, as thin-provisioning-tools'
+complete -c era_invalidate -l format -d 'Output format [default: xml, json with --live]' -r -f -a "xml\t'blocks element of range and block elements, as thin-provisioning-tools writes it'
 text\t'One "BEGIN END" line per run'
 json\t'One object: written_since, units, block_size_sectors, nr_blocks and ranges, a list of {"begin":B,"end":E}'"
 complete -c era_invalidate -l units -d 'Units of the ranges (text and json only; xml is always in blocks)' -r -f -a "blocks\t'Origin blocks'

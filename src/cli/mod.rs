@@ -23,7 +23,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Runs a tool's body and turns its outcome into an exit code. An error is printed as one
 /// line on stderr (`tool: message: cause`), except a broken pipe on stdout, which ends the
 /// tool quietly (`era_dump … | head`). SIGINT, SIGTERM and SIGHUP are taken as
-/// [`interrupt`] describes.
+/// [`crate::interrupt`] describes.
 pub fn run(tool: &'static str, body: impl FnOnce() -> anyhow::Result<u8>) -> ExitCode {
     run_quiet(tool, false, body)
 }

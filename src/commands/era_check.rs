@@ -31,6 +31,7 @@ pub struct Args {
         conflicts_with = "live"
     )]
     pub input: Option<PathBuf>,
+    /// --live, --checkpoint, --use-held-snapshot
     #[command(flatten)]
     pub live: super::LiveArgs,
     /// Fail only on errors: warnings (leaks, stray bits and similar) are still reported

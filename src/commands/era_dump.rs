@@ -31,6 +31,7 @@ pub struct Args {
         conflicts_with = "live"
     )]
     pub input: Option<PathBuf>,
+    /// --live, --checkpoint, --use-held-snapshot
     #[command(flatten)]
     pub live: super::LiveArgs,
     /// Fold every writeset into the era array (newest writeset wins) and print only the

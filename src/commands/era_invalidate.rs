@@ -7,8 +7,7 @@ use clap::{Parser, ValueEnum};
 /// `--format`: how the blocks are listed.
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FormatArg {
-    /// <blocks> with <range begin="B" end="E"/> and <block block="B"/>, as
-    /// thin-provisioning-tools
+    /// blocks element of range and block elements, as thin-provisioning-tools writes it
     Xml,
     /// One "BEGIN END" line per run
     Text,
@@ -63,6 +62,7 @@ pub struct Args {
         conflicts_with = "live"
     )]
     pub input: Option<PathBuf>,
+    /// --live, --checkpoint, --use-held-snapshot
     #[command(flatten)]
     pub live: super::LiveArgs,
     /// List the blocks written in this era or later (0 lists every block)

@@ -91,7 +91,12 @@ pub enum DmDevice {
     /// By name (`dmsetup ls`).
     Name(String),
     /// By device number, from a path such as `/dev/mapper/NAME` or `/dev/dm-3`.
-    Dev { path: PathBuf, dev: DevId },
+    Dev {
+        /// The path given.
+        path: PathBuf,
+        /// Its device number.
+        dev: DevId,
+    },
 }
 
 impl DmDevice {

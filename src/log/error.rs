@@ -123,37 +123,12 @@ impl LogError {
 impl fmt::Display for LogError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LogError::Io { doing, source } => {
-                if source.raw_os_error() == Some(libc::EBUSY) {
-                    write!(
-                        f,
-                        "{doing}: {}; deactivate the mirror first (on every cluster node)",
-                        crate::pdata::io::IN_USE
-                    )
-                } else {
-                    write!(f, "{doing}: {source}")
-                }
-            }
+            LogError::Io { doing, source } => io_error(f, doing, source),
             LogError::Truncated { what, need, size } => write!(
                 f,
                 "{what}: device holds {size} bytes, but {need} bytes are needed"
             ),
-            LogError::BadMagic { found } => {
-                if found.swap_bytes() == super::header::MAGIC {
-                    write!(
-                        f,
-                        "log header: magic {found:#010x} is the disk-log magic in big-endian byte \
-                         order (a clustered-disk log written on a big-endian host?); not supported"
-                    )
-                } else {
-                    write!(
-                        f,
-                        "log header: bad magic {found:#010x} (expected {:#010x} \"MiRr\"): not a \
-                         dm-log disk log, or never initialised",
-                        super::header::MAGIC
-                    )
-                }
-            }
+            LogError::BadMagic { found } => bad_magic(f, *found),
             LogError::BadVersion { found } => write!(
                 f,
                 "log header: unsupported version {found} (expected 2, or 1): the kernel marks \
@@ -181,28 +156,7 @@ impl fmt::Display for LogError {
                 message,
             } => write!(f, "{line}:{column}: {message}"),
             LogError::Invalid(m) => f.write_str(m),
-            LogError::RegionCountMismatch {
-                header,
-                mirror,
-                region_size,
-                length,
-                length_from,
-                likely_region_size,
-            } => {
-                write!(
-                    f,
-                    "mirror geometry: the log has {header} regions, but {length} sectors \
-                     (from {length_from}) in regions of {region_size} sectors make {mirror}"
-                )?;
-                if let Some(rs) = likely_region_size {
-                    write!(f, "; the region size is likely {rs}")?;
-                }
-                write!(
-                    f,
-                    " (or, with regions of {region_size} sectors, the length is at most {})",
-                    header.saturating_mul(*region_size)
-                )
-            }
+            LogError::RegionCountMismatch { .. } => region_count_mismatch(f, self),
             LogError::CountConflict { given, geometry } => write!(
                 f,
                 "--nr-regions {given} disagrees with --region-size/--length ({geometry} regions)"
@@ -218,6 +172,62 @@ impl fmt::Display for LogError {
             LogError::Backup { path, message } => write!(f, "{}: {message}", path.display()),
         }
     }
+}
+
+fn io_error(f: &mut fmt::Formatter<'_>, doing: &str, source: &io::Error) -> fmt::Result {
+    if source.raw_os_error() == Some(libc::EBUSY) {
+        write!(
+            f,
+            "{doing}: {}; deactivate the mirror first (on every cluster node)",
+            crate::pdata::io::IN_USE
+        )
+    } else {
+        write!(f, "{doing}: {source}")
+    }
+}
+
+fn bad_magic(f: &mut fmt::Formatter<'_>, found: u32) -> fmt::Result {
+    if found.swap_bytes() == super::header::MAGIC {
+        write!(
+            f,
+            "log header: magic {found:#010x} is the disk-log magic in big-endian byte order (a \
+             clustered-disk log written on a big-endian host?); not supported"
+        )
+    } else {
+        write!(
+            f,
+            "log header: bad magic {found:#010x} (expected {:#010x} \"MiRr\"): not a dm-log \
+             disk log, or never initialised",
+            super::header::MAGIC
+        )
+    }
+}
+
+fn region_count_mismatch(f: &mut fmt::Formatter<'_>, e: &LogError) -> fmt::Result {
+    let LogError::RegionCountMismatch {
+        header,
+        mirror,
+        region_size,
+        length,
+        length_from,
+        likely_region_size,
+    } = e
+    else {
+        return Ok(());
+    };
+    write!(
+        f,
+        "mirror geometry: the log has {header} regions, but {length} sectors (from \
+         {length_from}) in regions of {region_size} sectors make {mirror}"
+    )?;
+    if let Some(rs) = likely_region_size {
+        write!(f, "; the region size is likely {rs}")?;
+    }
+    write!(
+        f,
+        " (or, with regions of {region_size} sectors, the length is at most {})",
+        header.saturating_mul(*region_size)
+    )
 }
 
 impl std::error::Error for LogError {}

@@ -10,13 +10,22 @@ pub enum Fault {
     /// The device could not be read (or written) there.
     Io(String),
     /// A block number points past what the device (or its space map) holds.
-    OutOfRange { limit: u64 },
+    OutOfRange {
+        /// Block numbers must be below this.
+        limit: u64,
+    },
     /// The checksum matches no known structure.
     BadChecksum,
     /// The checksum is that of another kind of block.
-    WrongType { found: BlockKind },
+    WrongType {
+        /// The kind the checksum says.
+        found: BlockKind,
+    },
     /// The checksum is right but the block says it lives elsewhere.
-    BlockNr { found: u64 },
+    BlockNr {
+        /// The block number the block holds.
+        found: u64,
+    },
     /// Any other broken rule, described in words.
     Invalid(String),
 }

@@ -109,7 +109,12 @@ pub enum LiveFault {
     /// The reader failed.
     Read(Box<dyn StdError + Send + Sync>),
     /// A signal stopped the session; `dropped` says whether the snapshot was dropped.
-    Interrupted { signal: i32, dropped: Option<u64> },
+    Interrupted {
+        /// The signal.
+        signal: i32,
+        /// The root of the snapshot dropped on the way out, if one was.
+        dropped: Option<u64>,
+    },
     /// The snapshot was dropped (or replaced) by someone else while it was in use.
     SnapshotLost(u64),
     /// The snapshot could not be dropped.
@@ -393,11 +398,50 @@ fn watch_signals(w: &Watch, signal: &AtomicI32, holder: &Holder<'_>, dev: &DmDev
         .unwrap_or_default();
     let _ = writeln!(
         io::stderr().lock(),
-        "{tool}: {dev}: interrupted by {}{msg}",
+        "{tool}: {dev}: error: interrupted by {}{msg}",
         signal_name(sig)
     );
     // SAFETY: ends the process at once; the snapshot, the only state outside it, is gone.
     unsafe { libc::_exit(exit_status(sig).into()) };
+}
+
+/// The snapshot the session reads: the one held already (with `--use-held-snapshot`), or
+/// one it takes, after a checkpoint if asked. Returns its root, the era to report, and
+/// whether this session took it.
+fn hold_snapshot(
+    dm: &dyn DeviceMapper,
+    dev: &DmDevice,
+    opts: &LiveOptions,
+    start: &EraStatus,
+    holder: &Holder<'_>,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<(u64, u32, bool), LiveFault> {
+    if let Some(root) = start.held {
+        return Ok((root, start.era, false));
+    }
+    let era = if opts.checkpoint {
+        dm.message(dev, 0, "checkpoint")?;
+        status(dm, dev)?.era
+    } else {
+        start.era
+    };
+    if interrupted() {
+        return Err(LiveFault::Target("interrupted".into()));
+    }
+    if let Err(e) = dm.message(dev, 0, "take_metadata_snap") {
+        // Someone took one between our status read and our message.
+        return Err(match status(dm, dev).map(|s| s.held) {
+            Ok(Some(root)) => LiveFault::SnapshotHeld(root),
+            _ => e.into(),
+        });
+    }
+    match status(dm, dev)?.held {
+        Some(root) => {
+            holder.hold(root);
+            Ok((root, era, true))
+        }
+        None => Err(LiveFault::SnapshotLost(0)),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -417,34 +461,7 @@ where
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
     let interrupted = || signal.load(Ordering::SeqCst) != 0;
-    let (root, era, taken) = match start.held {
-        Some(root) => (root, start.era, false),
-        None => {
-            let era = if opts.checkpoint {
-                dm.message(dev, 0, "checkpoint")?;
-                status(dm, dev)?.era
-            } else {
-                start.era
-            };
-            if interrupted() {
-                return Err(LiveFault::Target("interrupted".into()));
-            }
-            if let Err(e) = dm.message(dev, 0, "take_metadata_snap") {
-                // Someone took one between our status read and our message.
-                return Err(match status(dm, dev).map(|s| s.held) {
-                    Ok(Some(root)) => LiveFault::SnapshotHeld(root),
-                    _ => e.into(),
-                });
-            }
-            match status(dm, dev)?.held {
-                Some(root) => {
-                    holder.hold(root);
-                    (root, era, true)
-                }
-                None => return Err(LiveFault::SnapshotLost(0)),
-            }
-        }
-    };
+    let (root, era, taken) = hold_snapshot(dm, dev, opts, &start, holder, &interrupted)?;
     let unreadable = |e| LiveFault::Metadata(metadata_dev.clone(), e);
     let md = Metadata::open(io, true).map_err(unreadable)?;
     let live = &md.live;
