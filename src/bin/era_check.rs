@@ -35,7 +35,13 @@ fn main() -> ExitCode {
                     .map_err(cli::live_error)?
                     .0
             }
-            None => check(&cli::open_era_input(&input, mode)?, opts),
+            None => {
+                let io = cli::open_era_input(&input, mode)?;
+                let bar = cli::block_progress(&io, "checking metadata", quiet);
+                let problems = check(&cli::Counted::new(&io, &bar), opts);
+                bar.finish_and_clear();
+                problems
+            }
         };
         match args.format {
             ReportFormat::Json => findings_json(&mut std::io::stdout().lock(), &input, &problems)?,

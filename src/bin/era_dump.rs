@@ -34,10 +34,20 @@ fn main() -> ExitCode {
         let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
         // A failed dump leaves a previous file of the same name as it was.
         let problems = match (&file, &args.live.live) {
-            (Some(io), _) => dump(io, &opts, &mut out).map_err(|e| match e {
-                e @ DumpError::Metadata(_) => file_error(&input, e),
-                e => anyhow::Error::new(e),
-            })?,
+            (Some(io), _) => {
+                // A bar only when the XML goes to a file: on stdout it would cut into it.
+                let to_file = args
+                    .output
+                    .as_deref()
+                    .is_some_and(|p| !cli::output::is_stdout(p));
+                let bar = cli::block_progress(io, "dumping metadata", args.quiet || !to_file);
+                let r = dump(&cli::Counted::new(io, &bar), &opts, &mut out);
+                bar.finish_and_clear();
+                r.map_err(|e| match e {
+                    e @ DumpError::Metadata(_) => file_error(&input, e),
+                    e => anyhow::Error::new(e),
+                })?
+            }
             (None, device) => {
                 let device = device.as_deref().unwrap_or_default();
                 live::dump_snapshot(device, &args.live.options(), &opts, &mut out)

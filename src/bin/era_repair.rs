@@ -19,7 +19,9 @@ fn main() -> ExitCode {
         interrupt::writing_to(&args.output.display().to_string());
         let input = cli::open_era_input(&args.input, OpenMode::ReadExclusive)?;
         let output = cli::open_era_output(&args.output, &args.input, args.force)?;
-        let result = repair(&input, &Guarded::new(&output));
+        let bar = cli::block_progress(&input, "repairing metadata", args.quiet);
+        let result = repair(&cli::Counted::new(&input, &bar), &Guarded::new(&output));
+        bar.finish_and_clear();
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }

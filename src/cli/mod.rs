@@ -8,7 +8,7 @@ pub mod report;
 
 pub use open::{looks_like_xml, open_era_input, open_era_output};
 pub use output::Output;
-pub use progress::{byte_progress, stderr_is_tty};
+pub use progress::{block_progress, byte_progress, stderr_is_tty, Counted};
 
 use std::io::{self, Write};
 use std::process::ExitCode;
