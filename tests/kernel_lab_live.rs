@@ -111,16 +111,16 @@ fn backup_loop_on_a_live_target() {
     for (name, want) in [
         (
             "missing",
-            "era_invalidate: nosuch: no such device-mapper device",
+            "era_invalidate: nosuch: error: no such device-mapper device",
         ),
         (
             "not-era",
-            "era_invalidate: lin: the target is 'linear', not 'era'",
+            "era_invalidate: lin: error: the target is 'linear', not 'era'",
         ),
         ("not-root", "permission denied"),
         (
             "held",
-            "era_invalidate: e: a metadata snapshot is already held (root ",
+            "era_invalidate: e: error: a metadata snapshot is already held (root ",
         ),
     ] {
         let r = run(name);
@@ -137,7 +137,7 @@ fn backup_loop_on_a_live_target() {
         .expect("suspended note");
     println!("{note}");
     assert!(
-        note.starts_with("suspended: exit 1; 0 bytes of stdout; stderr: era_invalidate: e: the device is suspended"),
+        note.starts_with("suspended: exit 1; 0 bytes of stdout; stderr: era_invalidate: e: error: the device is suspended"),
         "{note}"
     );
     // Someone else's snapshot: refused, then read with --use-held-snapshot, left held.

@@ -121,15 +121,20 @@ scenario() {
     era_msg big checkpoint
     mkfifo /tmp/dump.fifo
     for sig in TERM INT; do
-        note "kill: era_dump --live big > fifo (wc -c) &, sleep 2, kill -$sig, wait"
+        # era_dump runs in the foreground and the killer in the background: a shell starts
+        # its background jobs with SIGINT ignored, and a tool keeps an ignored SIGINT ignored.
+        note "kill: era_dump --live big > fifo (wc -c) in the foreground, kill -$sig after 2 s"
         wc -c < /tmp/dump.fifo > "/tmp/kill-$sig.bytes" &
         wcpid=$!
-        era_dump --live big > /tmp/dump.fifo 2> "/tmp/kill-$sig.stderr" &
-        pid=$!
-        sleep 2
-        kill -"$sig" "$pid"
-        wait "$pid"
+        rm -f /tmp/dump.pid
+        (
+            sleep 2
+            kill -"$sig" "$(cat /tmp/dump.pid)"
+        ) &
+        killer=$!
+        sh -c 'echo $$ > /tmp/dump.pid; exec era_dump --live big' > /tmp/dump.fifo 2> "/tmp/kill-$sig.stderr"
         rc=$?
+        wait "$killer"
         wait "$wcpid"
         era_status big
         note "kill -$sig: exit $rc; $(tr -d ' ' < "/tmp/kill-$sig.bytes") bytes of XML written; held root afterwards: $HELD; stderr: $(cat "/tmp/kill-$sig.stderr")"
