@@ -10,6 +10,7 @@ pub mod metadata;
 pub mod repair;
 pub mod restore;
 pub mod sink;
+pub mod spool;
 pub mod superblock;
 pub mod view;
 pub mod writeset;
