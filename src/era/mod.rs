@@ -7,6 +7,7 @@ pub mod era_array;
 pub mod invalidate;
 pub mod invalidate_output;
 pub mod metadata;
+pub mod output;
 pub mod repair;
 pub mod restore;
 pub mod sink;

@@ -1,0 +1,213 @@
+//! Writing the era tools' large text outputs (era_dump's XML, era_invalidate's ranges) at
+//! the speed of the output: numbers without the formatting machinery, consecutive block
+//! numbers counted up in ASCII, and pieces formatted on every core and written in order
+//! from buffers that are reused.
+
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+
+/// The decimal digits of 0 to 99, two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                            2021222324252627282930313233343536373839\
+                            4041424344454647484950515253545556575859\
+                            6061626364656667686970717273747576777879\
+                            8081828384858687888990919293949596979899";
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    // Eras and small counts: most numbers written but block numbers.
+    if v < 100 {
+        let r = v as usize * 2;
+        let pair = [PAIRS[r], PAIRS[r + 1]];
+        if v < 10 {
+            buf.push(pair[1]);
+        } else {
+            buf.extend_from_slice(&pair);
+        }
+        return;
+    }
+    put_large(buf, v);
+}
+
+fn put_large(buf: &mut Vec<u8>, mut v: u64) {
+    let n = v.checked_ilog10().map_or(1, |l| l as usize + 1);
+    let mut tmp = [0u8; 20];
+    let mut i = n;
+    while v >= 100 {
+        let r = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+    }
+    if v >= 10 {
+        let r = v as usize * 2;
+        tmp[..2].copy_from_slice(&PAIRS[r..r + 2]);
+    } else {
+        tmp[0] = b'0' + v as u8;
+    }
+    put_prefix(buf, &tmp, n);
+}
+
+/// Appends the first `n` bytes of `bytes`. Copying the whole array, whose size is known,
+/// and cutting the rest off is cheaper than a copy of `n` bytes, which costs a call.
+#[inline]
+pub fn put_prefix<const N: usize>(buf: &mut Vec<u8>, bytes: &[u8; N], n: usize) {
+    let len = buf.len();
+    buf.extend_from_slice(bytes);
+    buf.truncate(len + n.min(N));
+}
+
+/// A number written in decimal that counts up by one at the cost of a digit or two, for
+/// the block numbers of consecutive lines.
+pub struct Counter {
+    /// The digits, left-aligned; 16 are always copied, so that the copy has a fixed size.
+    digits: [u8; 16],
+    len: usize,
+}
+
+impl Counter {
+    /// A counter at `v` (below 10^16).
+    pub fn new(v: u64) -> Counter {
+        let mut tmp = Vec::with_capacity(20);
+        put_u64(&mut tmp, v);
+        let mut digits = [b'0'; 16];
+        let len = tmp.len().min(16);
+        digits[..len].copy_from_slice(&tmp[..len]);
+        Counter { digits, len }
+    }
+
+    /// The number's digits.
+    pub fn digits(&self) -> &[u8] {
+        &self.digits[..self.len]
+    }
+
+    /// Appends the number to `buf`.
+    #[inline]
+    pub fn put(&self, buf: &mut Vec<u8>) {
+        put_prefix(buf, &self.digits, self.len);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn incr(&mut self) {
+        let mut i = self.len;
+        while i > 0 {
+            i -= 1;
+            if self.digits[i] == b'9' {
+                self.digits[i] = b'0';
+            } else {
+                self.digits[i] += 1;
+                return;
+            }
+        }
+        // 99…9 + 1: a digit more, all zeros after the 1.
+        self.digits[0] = b'1';
+        if self.len < self.digits.len() {
+            self.digits[self.len] = b'0';
+            self.len += 1;
+        }
+    }
+}
+
+/// Buffers for output formatted on every core, kept from one use to the next.
+pub struct Pieces {
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Default for Pieces {
+    fn default() -> Pieces {
+        Pieces::new()
+    }
+}
+
+impl Pieces {
+    /// Two buffers per core, so that one slow piece does not leave the others idle.
+    pub fn new() -> Pieces {
+        Pieces {
+            bufs: vec![Vec::new(); rayon::current_num_threads() * 2],
+        }
+    }
+
+    /// How many pieces are formatted at once.
+    pub fn batch(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// Formats pieces `0..pieces` with `f` on every core and writes them to `out` in
+    /// order, [`Pieces::batch`] at a time. Memory: one batch of output.
+    pub fn write(
+        &mut self,
+        out: &mut dyn Write,
+        pieces: usize,
+        f: &(dyn Fn(usize, &mut Vec<u8>) + Sync),
+    ) -> io::Result<()> {
+        let mut first = 0;
+        while first < pieces {
+            let n = (pieces - first).min(self.bufs.len());
+            self.bufs[..n]
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| {
+                    b.clear();
+                    f(first + i, b);
+                });
+            for b in &self.bufs[..n] {
+                out.write_all(b)?;
+            }
+            first += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_and_counting() {
+        let mut b = Vec::new();
+        for v in [
+            0u64,
+            7,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            4_294_967_295,
+            u64::MAX,
+        ] {
+            b.clear();
+            put_u64(&mut b, v);
+            assert_eq!(b, v.to_string().as_bytes());
+        }
+        for start in [0u64, 8, 99, 12_345_678_999, 4_294_967_290] {
+            let mut c = Counter::new(start);
+            for v in start..start + 1100 {
+                assert_eq!(c.digits(), v.to_string().as_bytes());
+                b.clear();
+                c.put(&mut b);
+                assert_eq!(b, v.to_string().as_bytes());
+                c.incr();
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_come_out_in_order() {
+        let mut p = Pieces::new();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            p.write(&mut out, 10, &|i, b| put_u64(b, i as u64 * 11))
+                .unwrap();
+            assert_eq!(out, b"0112233445566778899");
+        }
+        let mut out = Vec::new();
+        p.write(&mut out, 0, &|_, _| unreachable!()).unwrap();
+        assert!(out.is_empty());
+    }
+}
