@@ -48,8 +48,9 @@ impl Units {
     }
 }
 
-/// Blocks per piece of output formatted on one core.
-const PIECE_BLOCKS: u64 = 1 << 20;
+/// Blocks per piece of output formatted on one core: small enough that the buffers, reused
+/// from one batch of pieces to the next, stay in the cache (at most a few hundred KiB).
+const PIECE_BLOCKS: u64 = 1 << 16;
 
 /// Where the pieces of `set` start: near every [`PIECE_BLOCKS`], moved on to a block that
 /// is not listed, so that no run spans two pieces.
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn pieces_written_in_parallel_read_as_one_list() {
-        let nr = 3 * PIECE_BLOCKS + 77;
+        let nr = 9 * PIECE_BLOCKS + 77;
         let mut rng = 0x1234_5678_9abc_def0u64;
         for density in [0u64, 1, 15, 16] {
             let mut set = WrittenBlocks {
@@ -210,7 +211,7 @@ mod tests {
                 };
             }
             // Runs across every piece boundary.
-            for p in 1..=3 {
+            for p in 1..=9 {
                 let b = p * PIECE_BLOCKS;
                 for x in b - 3..b + 3 {
                     set.words[(x / 64) as usize] |= 1 << (x % 64);

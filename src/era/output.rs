@@ -143,6 +143,13 @@ impl Pieces {
         pieces: usize,
         f: &(dyn Fn(usize, &mut Vec<u8>) + Sync),
     ) -> io::Result<()> {
+        if pieces == 1 {
+            // Not worth waking the other cores.
+            let b = &mut self.bufs[0];
+            b.clear();
+            f(0, b);
+            return out.write_all(b);
+        }
         let mut first = 0;
         while first < pieces {
             let n = (pieces - first).min(self.bufs.len());
