@@ -58,9 +58,11 @@ fn piece_starts(set: &WrittenBlocks) -> Vec<u64> {
     let mut starts = vec![0];
     let mut at = PIECE_BLOCKS;
     while at < set.nr_blocks {
-        let start = match set.runs_in(at, set.nr_blocks).next() {
-            Some((b, e)) if b == at => e,
-            _ => at,
+        // Only a run through `at` is followed to its end; nothing is searched otherwise.
+        let start = if set.contains(at) {
+            set.runs_in(at, set.nr_blocks).next().map_or(at, |(_, e)| e)
+        } else {
+            at
         };
         if start >= set.nr_blocks {
             break;

@@ -18,36 +18,45 @@ const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 #[inline]
 pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
     // Eras and small counts: most numbers written but block numbers.
-    if v < 100 {
-        let r = v as usize * 2;
-        let pair = [PAIRS[r], PAIRS[r + 1]];
-        if v < 10 {
-            buf.push(pair[1]);
-        } else {
-            buf.extend_from_slice(&pair);
-        }
-        return;
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        buf.extend_from_slice(&pair(v));
+    } else {
+        put_large(buf, v);
     }
-    put_large(buf, v);
 }
 
+fn pair(v: u64) -> [u8; 2] {
+    let r = v as usize * 2;
+    [PAIRS[r], PAIRS[r + 1]]
+}
+
+/// Numbers of 3 to 20 digits: four at a time from the right, then the leading ones.
 fn put_large(buf: &mut Vec<u8>, mut v: u64) {
-    let n = v.checked_ilog10().map_or(1, |l| l as usize + 1);
     let mut tmp = [0u8; 20];
-    let mut i = n;
-    while v >= 100 {
-        let r = (v % 100) as usize * 2;
-        v /= 100;
+    let mut i = tmp.len();
+    while v >= 10_000 {
+        let q = v % 10_000;
+        v /= 10_000;
+        i -= 4;
+        let [a, b] = pair(q / 100);
+        let [c, d] = pair(q % 100);
+        tmp[i..i + 4].copy_from_slice(&[a, b, c, d]);
+    }
+    if v >= 100 {
         i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[r..r + 2]);
+        tmp[i..i + 2].copy_from_slice(&pair(v % 100));
+        v /= 100;
     }
     if v >= 10 {
-        let r = v as usize * 2;
-        tmp[..2].copy_from_slice(&PAIRS[r..r + 2]);
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&pair(v));
     } else {
-        tmp[0] = b'0' + v as u8;
+        i -= 1;
+        tmp[i] = b'0' + v as u8;
     }
-    put_prefix(buf, &tmp, n);
+    buf.extend_from_slice(&tmp[i..]);
 }
 
 /// Appends the first `n` bytes of `bytes`. Copying the whole array, whose size is known,
