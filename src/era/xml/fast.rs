@@ -34,7 +34,7 @@ pub enum Line {
 
 /// A decimal `u32` at the start of `b`: its value and its length; `None` without a digit
 /// or past 32 bits.
-#[inline]
+#[inline(always)]
 fn dec(b: &[u8]) -> Option<(u32, usize)> {
     let mut n: u64 = 0;
     let mut k = 0;
@@ -43,11 +43,14 @@ fn dec(b: &[u8]) -> Option<(u32, usize)> {
         if d > 9 {
             break;
         }
-        n = n * 10 + d as u64;
-        if n > u32::MAX as u64 {
+        // Bounded below: at most ten times u32::MAX plus nine.
+        n = n.wrapping_mul(10).wrapping_add(d as u64);
+        k += 1;
+        // Nine digits always fit; past that, each one is checked (leading zeros are
+        // allowed, as the XML reader allows them).
+        if k >= 9 && n > u32::MAX as u64 {
             return None;
         }
-        k += 1;
     }
     (k > 0).then_some((n as u32, k))
 }
@@ -65,12 +68,15 @@ const END: &[u8] = b"\"/>";
 /// Written out by hand rather than with nom's combinators: this runs once per line of a
 /// dump, and nom's input methods are not inlined across crates, which cost a third of
 /// the reader's time.
-#[inline]
+#[inline(always)]
 pub fn line(buf: &[u8]) -> Option<(Line, usize, usize)> {
-    let indent = buf
-        .iter()
-        .position(|&b| b != b' ' && b != b'\t')
-        .unwrap_or(buf.len());
+    let mut indent = 0;
+    while buf.get(indent..indent + 4) == Some(b"    ") {
+        indent += 4;
+    }
+    while let Some(b' ' | b'\t') = buf.get(indent) {
+        indent += 1;
+    }
     let mut i = indent;
     let rest = &buf[i..];
     let l = if rest.starts_with(BIT) {
@@ -78,12 +84,12 @@ pub fn line(buf: &[u8]) -> Option<(Line, usize, usize)> {
         let (block, n) = dec(&buf[i..])?;
         i += n;
         let rest = &buf[i..];
-        let value = if rest.starts_with(TRUE) {
-            i += TRUE.len();
-            true
-        } else if rest.starts_with(FALSE) {
+        let value = if rest.starts_with(FALSE) {
             i += FALSE.len();
             false
+        } else if rest.starts_with(TRUE) {
+            i += TRUE.len();
+            true
         } else {
             return None;
         };
@@ -106,10 +112,15 @@ pub fn line(buf: &[u8]) -> Option<(Line, usize, usize)> {
     } else {
         return None;
     };
-    while let Some(b' ' | b'\t' | b'\r') = buf.get(i) {
-        i += 1;
+    if buf.get(i) != Some(&b'\n') {
+        while let Some(b' ' | b'\t' | b'\r') = buf.get(i) {
+            i += 1;
+        }
+        if buf.get(i) != Some(&b'\n') {
+            return None;
+        }
     }
-    (buf.get(i) == Some(&b'\n')).then_some((l, i + 1, indent))
+    Some((l, i + 1, indent))
 }
 
 /// What a run of lines is.
@@ -163,13 +174,176 @@ pub struct Digest {
     pub eras: Vec<u32>,
 }
 
+/// Bytes of a line compared at once by [`Expect`].
+const WINDOW: usize = 48;
+const BIT_HEAD: &[u8; 16] = b"    <bit block=\"";
+const BIT_TAIL: &[u8] = b"\" value=\"";
+const ERA_HEAD: &[u8; 16] = b"    <era block=\"";
+const ERA_TAIL: &[u8] = b"\" era=\"";
+
+/// How the line after the one just read starts when era_dump wrote it: four spaces, the
+/// element, the next block's number and the next attribute up to its value, as in
+/// `    <bit block="1235" value="`. A line that starts so is read by comparing bytes
+/// instead of parsing its number: nearly every line of a dump.
+struct Expect {
+    bytes: [u8; WINDOW],
+    mask: [u64; WINDOW / 8],
+    /// Bytes of the expected start.
+    len: usize,
+    /// Digits of the block number.
+    digits: usize,
+    block: u32,
+    head: &'static [u8; 16],
+    tail: &'static [u8],
+}
+
+impl Expect {
+    /// The expected start of the line for `block`.
+    fn new(head: &'static [u8; 16], tail: &'static [u8], block: u32) -> Expect {
+        let mut bytes = [0u8; WINDOW];
+        bytes[..16].copy_from_slice(head);
+        let mut digits = [0u8; 10];
+        let mut k = digits.len();
+        let mut v = block;
+        loop {
+            k -= 1;
+            digits[k] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        let n = digits.len() - k;
+        bytes[16..16 + n].copy_from_slice(&digits[k..]);
+        bytes[16 + n..16 + n + tail.len()].copy_from_slice(tail);
+        let len = 16 + n + tail.len();
+        let mut mask = [0u64; WINDOW / 8];
+        for (j, m) in mask.iter_mut().enumerate() {
+            let inside = len.saturating_sub(8 * j).min(8);
+            *m = if inside == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * inside)) - 1
+            };
+        }
+        Expect {
+            bytes,
+            mask,
+            len,
+            digits: n,
+            block,
+            head,
+            tail,
+        }
+    }
+
+    /// The expectation for the line after the one for `block`, if there is a next block.
+    fn after(head: &'static [u8; 16], tail: &'static [u8], block: u32) -> Option<Expect> {
+        Some(Expect::new(head, tail, block.checked_add(1)?))
+    }
+
+    /// Whether `buf` starts as expected.
+    #[inline(always)]
+    fn matches(&self, buf: &[u8]) -> bool {
+        let Some(w) = buf.get(..WINDOW) else {
+            return false;
+        };
+        let mut diff = 0;
+        for (j, m) in self.mask.iter().enumerate() {
+            let o = 8 * j;
+            let a = u64::from_le_bytes([
+                w[o],
+                w[o + 1],
+                w[o + 2],
+                w[o + 3],
+                w[o + 4],
+                w[o + 5],
+                w[o + 6],
+                w[o + 7],
+            ]);
+            let b = u64::from_le_bytes([
+                self.bytes[o],
+                self.bytes[o + 1],
+                self.bytes[o + 2],
+                self.bytes[o + 3],
+                self.bytes[o + 4],
+                self.bytes[o + 5],
+                self.bytes[o + 6],
+                self.bytes[o + 7],
+            ]);
+            diff |= (a ^ b) & m;
+        }
+        diff == 0
+    }
+
+    /// Moves on to the next block; `false` past the last one.
+    #[inline(always)]
+    fn advance(&mut self) -> bool {
+        let Some(next) = self.block.checked_add(1) else {
+            return false;
+        };
+        self.block = next;
+        let mut i = 16 + self.digits;
+        while i > 16 {
+            i -= 1;
+            if self.bytes[i] == b'9' {
+                self.bytes[i] = b'0';
+            } else {
+                self.bytes[i] += 1;
+                return true;
+            }
+        }
+        // 99…9 + 1: one digit more.
+        *self = Expect::new(self.head, self.tail, next);
+        true
+    }
+}
+
+/// Moves `e` on to the next block, or drops it past the last one.
+#[inline(always)]
+fn advance(e: &mut Option<Expect>) {
+    if let Some(x) = e {
+        if !x.advance() {
+            *e = None;
+        }
+    }
+}
+
 impl Digest {
     /// Reads the `<bit>` lines from `p` on into one run; returns where they end.
     fn bits(&mut self, buf: &[u8], base: usize, mut p: usize) -> usize {
         let (start, first) = (p, self.set.len());
         let (mut max_set, mut max_clear) = (None, None);
         let mut lines = 0;
-        while let Some((Line::Bit { block, value }, len, _)) = line(&buf[p..]) {
+        let mut expect: Option<Expect> = None;
+        loop {
+            let rest = &buf[p..];
+            let hit = match &expect {
+                Some(e) if e.matches(rest) => {
+                    let t = &rest[e.len..];
+                    if t.starts_with(b"false\"/>\n") {
+                        Some((e.block, false, e.len + 9))
+                    } else if t.starts_with(b"true\"/>\n") {
+                        Some((e.block, true, e.len + 8))
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            };
+            let (block, value, len) = match hit {
+                Some(h) => {
+                    advance(&mut expect);
+                    h
+                }
+                None => match line(rest) {
+                    Some((Line::Bit { block, value }, len, indent)) => {
+                        expect = Expect::after(BIT_HEAD, BIT_TAIL, block).filter(|_| indent == 4);
+                        (block, value, len)
+                    }
+                    _ => break,
+                },
+            };
             if value {
                 self.set.push(block);
                 max_set = Some(max_set.map_or(block, |m: u32| m.max(block)));
@@ -199,7 +373,34 @@ impl Digest {
         let mut contiguous = true;
         let mut max_era = 0;
         let mut lines = 0;
-        while let Some((Line::Era { block, era }, len, _)) = line(&buf[p..]) {
+        let mut expect: Option<Expect> = None;
+        loop {
+            let rest = &buf[p..];
+            let hit = match &expect {
+                Some(e) if e.matches(rest) => {
+                    let t = &rest[e.len..];
+                    match dec(t) {
+                        Some((era, n)) if t[n..].starts_with(b"\"/>\n") => {
+                            Some((e.block, era, e.len + n + 4))
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let (block, era, len) = match hit {
+                Some(h) => {
+                    advance(&mut expect);
+                    h
+                }
+                None => match line(rest) {
+                    Some((Line::Era { block, era }, len, indent)) => {
+                        expect = Expect::after(ERA_HEAD, ERA_TAIL, block).filter(|_| indent == 4);
+                        (block, era, len)
+                    }
+                    _ => break,
+                },
+            };
             contiguous &= block as u64 == next;
             next = block as u64 + 1;
             self.eras.push(era);
@@ -322,6 +523,82 @@ mod tests {
         ] {
             assert_eq!(line(other), None, "{}", String::from_utf8_lossy(other));
         }
+    }
+
+    /// The bytes compared by [`Expect`] read as [`line`] reads them, whatever the
+    /// number of digits, on both sides of every change of it.
+    #[test]
+    fn expected_lines_read_as_parsed_lines() {
+        let mut doc = Vec::new();
+        let mut want = Vec::new();
+        let blocks: Vec<u32> = [0u32, 8, 98, 998, 99_998, 9_999_998, 999_999_998]
+            .iter()
+            .flat_map(|&b| b..b + 4)
+            .chain([4_294_967_293, 4_294_967_294, 4_294_967_295])
+            .collect();
+        for (i, &b) in blocks.iter().enumerate() {
+            let v = i % 3 == 0;
+            doc.extend_from_slice(format!("    <bit block=\"{b}\" value=\"{v}\"/>\n").as_bytes());
+            want.push(Line::Bit { block: b, value: v });
+        }
+        // One that breaks the sequence and one written another way.
+        doc.extend_from_slice(
+            b"    <bit block=\"7\" value=\"true\"/>\n  <bit block=\"8\" value=\"true\"/>\n",
+        );
+        want.push(Line::Bit {
+            block: 7,
+            value: true,
+        });
+        want.push(Line::Bit {
+            block: 8,
+            value: true,
+        });
+        for (i, &b) in blocks.iter().enumerate() {
+            doc.extend_from_slice(
+                format!("    <era block=\"{b}\" era=\"{}\"/>\n", i * 37).as_bytes(),
+            );
+            want.push(Line::Era {
+                block: b,
+                era: i as u32 * 37,
+            });
+        }
+        doc.extend_from_slice(b"    <era block=\"1\" era=\"4294967296\"/>\n");
+        let d = digest(&doc, 0, false);
+        let mut got = Vec::new();
+        let (mut s, mut e) = (0, 0);
+        for r in &d.runs {
+            match &r.kind {
+                Kind::Bits { .. } => {
+                    for l in doc[r.start..r.end].split_inclusive(|&b| b == b'\n') {
+                        got.push(line(l).map(|x| x.0));
+                    }
+                    s += r.lines;
+                }
+                Kind::Eras { values, .. } => {
+                    for (l, &era) in doc[r.start..r.end]
+                        .split_inclusive(|&b| b == b'\n')
+                        .zip(&d.eras[values.clone()])
+                    {
+                        let parsed = line(l).map(|x| x.0);
+                        assert!(matches!(parsed, Some(Line::Era { era: x, .. }) if x == era));
+                        got.push(parsed);
+                    }
+                    e += r.lines;
+                }
+                Kind::Slow => {}
+            }
+        }
+        assert_eq!(got, want.iter().map(|&l| Some(l)).collect::<Vec<_>>());
+        assert_eq!((s, e), (blocks.len() as u64 + 2, blocks.len() as u64));
+        let set: Vec<u32> = want
+            .iter()
+            .filter_map(|l| match l {
+                Line::Bit { block, value: true } => Some(*block),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(d.set, set);
+        assert_eq!(d.runs.last().map(|r| &r.kind), Some(&Kind::Slow));
     }
 
     #[test]
