@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every era tool against thin-provisioning-tools 1.3.3 (and Debian's 0.9 where installed),
 # side by side on the same seeded synthetic metadata: wall time (median of alternating
-# runs), peak memory, the ratio ours/reference, and the targets of BENCHMARKS.md.
+# runs; also the fastest, and CPU time), peak memory, the ratio ours/reference, and the
+# targets of BENCHMARKS.md.
 #
 #   benches/era_tools.sh [-n RUNS] [-s "SIZES"] [-w WRITESETS] [-r REFERENCE] [-m MAX]
 #
@@ -67,38 +68,39 @@ echo "reference: ${tpt:-none}${debian:+; Debian 0.9 in $debian}"
 echo "runs: $runs alternating, median; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
-# run KEY COMMAND...: one timed run; appends "seconds KiB" to $dir/KEY.times. The
-# command's stdout goes to /dev/null; a failure stops the benchmark.
+# run KEY COMMAND...: one timed run; appends "seconds KiB cpu-seconds" to $dir/KEY.times.
+# The command's stdout goes to /dev/null; a failure stops the benchmark.
 run() {
   local key=$1; shift
   local t0 t1
   t0=$EPOCHREALTIME
-  if ! /usr/bin/time -f '%M' -o "$dir/time.txt" "$@" >/dev/null 2>"$dir/stderr.txt"; then
+  if ! /usr/bin/time -f '%M %U %S' -o "$dir/time.txt" "$@" >/dev/null 2>"$dir/stderr.txt"; then
     echo "FAILED: $*: $(head -c 300 "$dir/stderr.txt")" >&2
     exit 1
   fi
   t1=$EPOCHREALTIME
-  echo "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.4f", b - a}') $(tail -1 "$dir/time.txt")" >>"$dir/$key.times"
+  tail -1 "$dir/time.txt" | awk -v a="$t0" -v b="$t1" '{printf "%.4f %d %.2f\n", b - a, $1, $2 + $3}' >>"$dir/$key.times"
 }
 
-# median FILE COLUMN
-median() {
-  sort -g -k"$2" "$1" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+1)/2)]}'
-}
-# spread FILE: fastest-slowest seconds
-spread() {
-  sort -g -k1 "$1" | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.3f-%.3f", lo, hi}'
+# pick FILE COLUMN median|min
+pick() {
+  sort -g -k"$2" "$1" | awk -v c="$2" -v w="$3" '{v[NR]=$c} END {print (w == "min") ? v[1] : v[int((NR+1)/2)]}'
 }
 
 fail=0
-# report KEY LABEL TARGET_RATIO MEM_LIMIT_MIB: one line of the table.
+# report KEY LABEL TARGET_RATIO MEM_LIMIT_MIB: one line of the table. Times are the median
+# of the runs and, in brackets, the fastest; the verdict is on the medians.
 report() {
   local key=$1 label=$2 target=$3 limit=$4
-  local ot om rt="" rm ratio verdict=""
-  ot=$(median "$dir/ours-$key.times" 1); om=$(( $(median "$dir/ours-$key.times" 2) / 1024 ))
-  if [ -s "$dir/tpt-$key.times" ]; then
-    rt=$(median "$dir/tpt-$key.times" 1); rm=$(( $(median "$dir/tpt-$key.times" 2) / 1024 ))
+  local o="$dir/ours-$key.times" r="$dir/tpt-$key.times"
+  local ot ob oc om rt rb rc rm ratio best verdict=""
+  ot=$(pick "$o" 1 median); ob=$(pick "$o" 1 min); oc=$(pick "$o" 3 median)
+  om=$(( $(pick "$o" 2 median) / 1024 ))
+  if [ -s "$r" ]; then
+    rt=$(pick "$r" 1 median); rb=$(pick "$r" 1 min); rc=$(pick "$r" 3 median)
+    rm=$(( $(pick "$r" 2 median) / 1024 ))
     ratio=$(awk -v a="$ot" -v b="$rt" 'BEGIN {printf "%.3f", a / b}')
+    best=$(awk -v a="$ob" -v b="$rb" 'BEGIN {printf "%.3f", a / b}')
     if [ -n "$target" ]; then
       if awk -v r="$ratio" -v t="$target" 'BEGIN {exit !(r <= t)}'; then
         verdict="ok (<= $target)"
@@ -106,14 +108,15 @@ report() {
         verdict="MISSED (> $target)"; fail=1
       fi
     fi
-    printf '| %-24s | %8.3f s | %5d MiB | %8.3f s | %6d MiB | %6s | %s\n' "$label" "$ot" "$om" "$rt" "$rm" "$ratio" "$verdict"
+    printf '| %-23s | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %5s (%5s) | %s\n' \
+      "$label" "$ot" "$ob" "$oc" "$om" "$rt" "$rb" "$rc" "$rm" "$ratio" "$best" "$verdict"
   else
-    printf '| %-24s | %8.3f s | %5d MiB | %10s | %10s | %6s | %s\n' "$label" "$ot" "$om" "-" "-" "-" ""
+    printf '| %-23s | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %17s | %7s | %8s | %13s |\n' \
+      "$label" "$ot" "$ob" "$oc" "$om" "-" "-" "-" "-"
   fi
   if [ -n "$limit" ] && [ "$om" -gt "$limit" ]; then
     echo "  ^ ours takes more than $limit MiB"; fail=1
   fi
-  echo "    $label: ours $(spread "$dir/ours-$key.times") s${rt:+, reference $(spread "$dir/tpt-$key.times") s}" >>"$dir/spread.txt"
 }
 
 # cmd WHO TOOL: the command line of TOOL in C (ours are separate binaries, the
@@ -128,7 +131,7 @@ for n in $sizes; do
   [ -s "$img" ] || "$bin/examples/gen_era" --nr-blocks "$n" --writesets "$writesets" --seed 1 --binary -o "$img"
   [ -s "$xml" ] || "$bin/examples/gen_era" --nr-blocks "$n" --writesets "$writesets" --seed 1 -o "$xml"
   out_size=$(stat -c %s "$img")
-  rm -f "$dir"/*.times "$dir/spread.txt"
+  rm -f "$dir"/*.times
   with_ref=""
   [ -n "$tpt" ] && [ "$n" -le "$ref_max" ] && with_ref=1
 
@@ -170,8 +173,9 @@ for n in $sizes; do
   logical_mib=$(( n * writesets / 8 / 1048576 + 40 ))
   echo "## $n blocks, $writesets writesets: XML $(du -h "$xml" | cut -f1), image $(du -h "$img" | cut -f1)"
   echo
-  echo "| tool                     |    ours    |  ours RSS | reference  |   ref RSS  | ratio  | target"
-  echo "|--------------------------|------------|-----------|------------|------------|--------|-------"
+  printf '| %-23s | %-17s | %-7s | %-8s | %-17s | %-7s | %-8s | %-13s | %s\n' \
+    tool "ours: median (best)" CPU RSS "reference" CPU RSS "ratio (best)" target
+  printf '|%s|\n' "-------------------------|-------------------|---------|----------|-------------------|---------|----------|---------------|-------"
   report check "era_check" 0.5 64
   report invalidate "era_invalidate" 0.15 64
   report dump "era_dump" 0.1 64
@@ -180,9 +184,8 @@ for n in $sizes; do
   report pipe "era_restore -i - (pipe)" 0.2 "$restore_mib"
   report repair "era_repair" "" "$logical_mib"
   echo
-  echo "(the pipe row's reference is its era_restore from the file: 1.3.3 cannot read a pipe)"
-  echo "fastest-slowest of the runs:"
-  cat "$dir/spread.txt"
+  echo "(CPU: user + system seconds, median. The pipe row's reference is its era_restore from"
+  echo "the file: 1.3.3 cannot read a pipe.)"
 
   if [ -n "$debian" ] && [ "$n" -le "$ref_max" ]; then
     echo
@@ -193,7 +196,8 @@ for n in $sizes; do
       rm -f "$dir/deb.times"
       # shellcheck disable=SC2086
       run deb "$debian/"$c
-      printf '  %-24s %8.3f s %6d MiB\n' "${c%% *}" "$(cut -d' ' -f1 "$dir/deb.times")" $(( $(cut -d' ' -f2 "$dir/deb.times") / 1024 ))
+      printf '  %-24s %8.3f s %6d MiB\n' "${c%% *}" "$(cut -d' ' -f1 "$dir/deb.times")" \
+        $(( $(cut -d' ' -f2 "$dir/deb.times") / 1024 ))
     done
   fi
   echo

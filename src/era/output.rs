@@ -68,55 +68,55 @@ pub fn put_prefix<const N: usize>(buf: &mut Vec<u8>, bytes: &[u8; N], n: usize) 
     buf.truncate(len + n.min(N));
 }
 
-/// A number written in decimal that counts up by one at the cost of a digit or two, for
-/// the block numbers of consecutive lines.
+/// `'9'` and `'0'` in every byte.
+const NINES: u128 = 0x3939_3939_3939_3939_3939_3939_3939_3939;
+const ZEROS: u128 = 0x3030_3030_3030_3030_3030_3030_3030_3030;
+
+/// A number written in decimal that counts up by one in a few instructions, for the block
+/// numbers of consecutive lines.
+///
+/// The digits live in a register, not in memory: bytes stored one at a time and then read
+/// back sixteen at a time would stall the processor on every line.
 pub struct Counter {
-    /// The digits, left-aligned; 16 are always copied, so that the copy has a fixed size.
-    digits: [u8; 16],
-    len: usize,
+    /// The digits as the low bytes of a big-endian number (the last digit is the least
+    /// significant byte), zero bytes above them.
+    digits: u128,
+    len: u32,
+    value: u64,
 }
 
 impl Counter {
-    /// A counter at `v` (below 10^16).
+    /// A counter at `v` (below 10^15).
     pub fn new(v: u64) -> Counter {
         let mut tmp = Vec::with_capacity(20);
         put_u64(&mut tmp, v);
-        let mut digits = [b'0'; 16];
-        let len = tmp.len().min(16);
-        digits[..len].copy_from_slice(&tmp[..len]);
-        Counter { digits, len }
-    }
-
-    /// The number's digits.
-    pub fn digits(&self) -> &[u8] {
-        &self.digits[..self.len]
+        let digits = tmp.iter().fold(0u128, |d, &b| d << 8 | b as u128);
+        Counter {
+            digits,
+            len: tmp.len() as u32,
+            value: v,
+        }
     }
 
     /// Appends the number to `buf`.
     #[inline]
     pub fn put(&self, buf: &mut Vec<u8>) {
-        put_prefix(buf, &self.digits, self.len);
+        let aligned = self.digits << (8 * (16 - self.len));
+        put_prefix(buf, &aligned.to_be_bytes(), self.len as usize);
     }
 
     /// Adds one.
     #[inline]
     pub fn incr(&mut self) {
-        let mut i = self.len;
-        while i > 0 {
-            i -= 1;
-            if self.digits[i] == b'9' {
-                self.digits[i] = b'0';
-            } else {
-                self.digits[i] += 1;
-                return;
-            }
+        self.value += 1;
+        // The trailing nines become zeros and the digit before them goes up by one.
+        let nines = (self.digits ^ NINES).trailing_zeros() / 8;
+        if nines >= self.len {
+            *self = Counter::new(self.value);
+            return;
         }
-        // 99…9 + 1: a digit more, all zeros after the 1.
-        self.digits[0] = b'1';
-        if self.len < self.digits.len() {
-            self.digits[self.len] = b'0';
-            self.len += 1;
-        }
+        let mask = (1u128 << (8 * nines)) - 1;
+        self.digits = ((self.digits & !mask) + (1u128 << (8 * nines))) | (ZEROS & mask);
     }
 }
 
@@ -201,10 +201,16 @@ mod tests {
             put_u64(&mut b, v);
             assert_eq!(b, v.to_string().as_bytes());
         }
-        for start in [0u64, 8, 99, 12_345_678_999, 4_294_967_290] {
+        for start in [
+            0u64,
+            8,
+            99,
+            12_345_678_999,
+            4_294_967_290,
+            999_999_999_999_000,
+        ] {
             let mut c = Counter::new(start);
             for v in start..start + 1100 {
-                assert_eq!(c.digits(), v.to_string().as_bytes());
                 b.clear();
                 c.put(&mut b);
                 assert_eq!(b, v.to_string().as_bytes());

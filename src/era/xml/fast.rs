@@ -185,8 +185,15 @@ const ERA_TAIL: &[u8] = b"\" era=\"";
 /// element, the next block's number and the next attribute up to its value, as in
 /// `    <bit block="1235" value="`. A line that starts so is read by comparing bytes
 /// instead of parsing its number: nearly every line of a dump.
+///
+/// The bytes where the number is (16 to 32) are two words of their own, counted up with
+/// shifts so that they can stay in registers: a byte stored alone and then read back in a
+/// wider load would stall the processor on every line.
 struct Expect {
-    bytes: [u8; WINDOW],
+    /// Bytes 0..16 and 32..48 (as words 0, 1, 4 and 5).
+    words: [u64; WINDOW / 8],
+    /// Bytes 16..24 and 24..32.
+    mid: (u64, u64),
     mask: [u64; WINDOW / 8],
     /// Bytes of the expected start.
     len: usize,
@@ -195,6 +202,21 @@ struct Expect {
     block: u32,
     head: &'static [u8; 16],
     tail: &'static [u8],
+}
+
+/// The 8 bytes of `w` from `o`, little-endian.
+#[inline(always)]
+fn word(w: &[u8; WINDOW], o: usize) -> u64 {
+    u64::from_le_bytes([
+        w[o],
+        w[o + 1],
+        w[o + 2],
+        w[o + 3],
+        w[o + 4],
+        w[o + 5],
+        w[o + 6],
+        w[o + 7],
+    ])
 }
 
 impl Expect {
@@ -217,17 +239,20 @@ impl Expect {
         bytes[16..16 + n].copy_from_slice(&digits[k..]);
         bytes[16 + n..16 + n + tail.len()].copy_from_slice(tail);
         let len = 16 + n + tail.len();
+        let mut words = [0u64; WINDOW / 8];
         let mut mask = [0u64; WINDOW / 8];
-        for (j, m) in mask.iter_mut().enumerate() {
+        for j in 0..WINDOW / 8 {
+            words[j] = word(&bytes, 8 * j);
             let inside = len.saturating_sub(8 * j).min(8);
-            *m = if inside == 8 {
+            mask[j] = if inside == 8 {
                 u64::MAX
             } else {
                 (1u64 << (8 * inside)) - 1
             };
         }
         Expect {
-            bytes,
+            words,
+            mid: (words[2], words[3]),
             mask,
             len,
             digits: n,
@@ -248,32 +273,16 @@ impl Expect {
         let Some(w) = buf.get(..WINDOW) else {
             return false;
         };
-        let mut diff = 0;
-        for (j, m) in self.mask.iter().enumerate() {
-            let o = 8 * j;
-            let a = u64::from_le_bytes([
-                w[o],
-                w[o + 1],
-                w[o + 2],
-                w[o + 3],
-                w[o + 4],
-                w[o + 5],
-                w[o + 6],
-                w[o + 7],
-            ]);
-            let b = u64::from_le_bytes([
-                self.bytes[o],
-                self.bytes[o + 1],
-                self.bytes[o + 2],
-                self.bytes[o + 3],
-                self.bytes[o + 4],
-                self.bytes[o + 5],
-                self.bytes[o + 6],
-                self.bytes[o + 7],
-            ]);
-            diff |= (a ^ b) & m;
-        }
-        diff == 0
+        let Ok(w) = <&[u8; WINDOW]>::try_from(w) else {
+            return false;
+        };
+        let m = &self.mask;
+        let fixed = ((word(w, 0) ^ self.words[0]) & m[0])
+            | ((word(w, 8) ^ self.words[1]) & m[1])
+            | ((word(w, 32) ^ self.words[4]) & m[4])
+            | ((word(w, 40) ^ self.words[5]) & m[5]);
+        let number = ((word(w, 16) ^ self.mid.0) & m[2]) | ((word(w, 24) ^ self.mid.1) & m[3]);
+        fixed | number == 0
     }
 
     /// Moves on to the next block; `false` past the last one.
@@ -283,13 +292,20 @@ impl Expect {
             return false;
         };
         self.block = next;
-        let mut i = 16 + self.digits;
-        while i > 16 {
+        let mut i = self.digits;
+        while i > 0 {
             i -= 1;
-            if self.bytes[i] == b'9' {
-                self.bytes[i] = b'0';
+            let w = if i < 8 {
+                &mut self.mid.0
             } else {
-                self.bytes[i] += 1;
+                &mut self.mid.1
+            };
+            let shift = 8 * (i % 8);
+            if (*w >> shift) & 0xff == b'9' as u64 {
+                // '9' - '0' = 9: back to '0', carry on.
+                *w -= 9 << shift;
+            } else {
+                *w += 1 << shift;
                 return true;
             }
         }

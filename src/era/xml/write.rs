@@ -19,13 +19,58 @@ const BIT: &[u8; 17] = b"\n    <bit block=\"";
 const VALUE: [&[u8; 17]; 2] = [b"\" value=\"false\"/>", b"\" value=\"true\"/> "];
 const VALUE_LEN: [usize; 2] = [17, 16];
 const ERA: &[u8; 17] = b"\n    <era block=\"";
-const ERA_MID: &[u8; 7] = b"\" era=\"";
-const END: &[u8; 3] = b"\"/>";
 
 /// Appends the end of a `<bit>` line.
 #[inline]
 fn value(b: &mut Vec<u8>, set: bool) {
     put_prefix(b, VALUE[set as usize], VALUE_LEN[set as usize]);
+}
+
+/// Eras with a ready-made line end.
+const ERA_ENDS_UP_TO: usize = 1000;
+
+/// The end of an `<era>` line, `" era="E"/>`, for the eras below [`ERA_ENDS_UP_TO`] (nearly
+/// all of them), padded to one size.
+static ERA_ENDS: [([u8; 16], usize); ERA_ENDS_UP_TO] = {
+    let mut t = [([0u8; 16], 0usize); ERA_ENDS_UP_TO];
+    let mut e = 0;
+    while e < ERA_ENDS_UP_TO {
+        let mut b = [0u8; 16];
+        let head = b"\" era=\"";
+        let mut i = 0;
+        while i < head.len() {
+            b[i] = head[i];
+            i += 1;
+        }
+        if e >= 100 {
+            b[i] = b'0' + (e / 100) as u8;
+            i += 1;
+        }
+        if e >= 10 {
+            b[i] = b'0' + (e / 10 % 10) as u8;
+            i += 1;
+        }
+        b[i] = b'0' + (e % 10) as u8;
+        b[i + 1] = b'"';
+        b[i + 2] = b'/';
+        b[i + 3] = b'>';
+        t[e] = (b, i + 4);
+        e += 1;
+    }
+    t
+};
+
+/// Appends the end of an `<era>` line.
+#[inline]
+fn era_end(b: &mut Vec<u8>, era: u32) {
+    match ERA_ENDS.get(era as usize) {
+        Some((bytes, len)) => put_prefix(b, bytes, *len),
+        None => {
+            b.extend_from_slice(b"\" era=\"");
+            put_u64(b, era as u64);
+            b.extend_from_slice(b"\"/>");
+        }
+    }
 }
 
 /// An [`EraSink`] that writes the XML of `era_dump`. A writeset prints one `<bit>` per
@@ -85,14 +130,12 @@ fn clear_lines(b: &mut Vec<u8>, from: u64, to: u64) {
 
 /// `<era>` lines for blocks `first..`.
 fn era_lines(b: &mut Vec<u8>, first: u64, eras: &[u32]) {
-    b.reserve(eras.len() * (ERA.len() + 16 + ERA_MID.len() + 20 + END.len()));
+    b.reserve(eras.len() * (ERA.len() + 16 + 7 + 20 + 3));
     let mut c = Counter::new(first);
     for &era in eras {
         b.extend_from_slice(ERA);
         c.put(b);
-        b.extend_from_slice(ERA_MID);
-        put_u64(b, era as u64);
-        b.extend_from_slice(END);
+        era_end(b, era);
         c.incr();
     }
 }
