@@ -1,8 +1,8 @@
 //! era-log-tools: offline tools for dm-era metadata and the dm-log disk dirty log.
 //!
-//! Three layers: [`pdata`] reads and writes the generic persistent-data structures,
-//! [`era`] and [`log`] know the two formats, [`cli`] holds what the binaries share and [`commands`]
-//! their command lines.
+//! Three layers: [`pdata`] reads and writes the generic persistent-data structures (and
+//! [`xml`] reads the text both formats are dumped as), [`era`] and [`log`] know the two
+//! formats, [`cli`] holds what the binaries share and [`commands`] their command lines.
 pub mod cli;
 pub mod commands;
 pub mod dm;
@@ -12,3 +12,4 @@ pub mod interrupt;
 pub mod json;
 pub mod log;
 pub mod pdata;
+pub mod xml;

@@ -111,7 +111,7 @@ fn era_readers_use_the_device_and_refuse_it_when_held() {
     assert_eq!(snap.code, 0, "{}", snap.stderr);
     assert_eq!(
         snap.stdout,
-        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>"
+        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>\n"
     );
     let dump = run("era_dump", &["--metadata-snap", lo.path()]);
     assert_eq!(dump.code, 0, "{}", dump.stderr);

@@ -192,9 +192,8 @@ fn every_reader(img: Vec<u8>, small: bool) -> Result<Salvaged, String> {
             ..DumpOptions::default()
         };
         if dump(&io, &opts, &mut xml).is_ok() {
-            let file = temp_image(&xml);
             let out = MemIo::new(io.nr_blocks());
-            restore(file.path(), &out, &|_| {})
+            restore(Box::new(std::io::Cursor::new(xml)), &out, &|_| {})
                 .map_err(|e| format!("era_restore refuses era_dump --repair's XML: {e}"))?;
             clean(&out).map_err(|e| format!("era_dump --repair's XML restores to:{e}"))?;
             salvaged.restored = damaged;

@@ -71,7 +71,7 @@ fn every_kernel_image_round_trips_exactly_and_the_restored_image_passes_era_chec
             first.starts_with("<superblock uuid=\"\" block_size=\""),
             "{name}"
         );
-        assert!(first.ends_with("</superblock>"), "{name}: trailing bytes");
+        assert!(first.ends_with("</superblock>\n"), "{name}: trailing bytes");
         let xml = temp_image(first.as_bytes());
         let out = temp_zeroed(bytes.len() as u64);
         let o = run("era_restore", &["-i", path_str(&xml), "-o", path_str(&out)]);

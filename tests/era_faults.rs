@@ -101,9 +101,10 @@ fn restore_interrupted_at_every_write() {
     for src in SOURCES {
         let img = fixture(src);
         let xml = xml_of(&MemIo::from_bytes(img.clone()));
-        let file = temp_image(&xml);
-        let path = file.path().to_path_buf();
-        let write = move |io: &dyn BlockIo| restore(&path, io, &|_| {}).is_ok();
+        let input = xml.clone();
+        let write = move |io: &dyn BlockIo| {
+            restore(Box::new(std::io::Cursor::new(input.clone())), io, &|_| {}).is_ok()
+        };
         exercise(src, &write, &xml, img.len());
     }
 }

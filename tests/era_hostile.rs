@@ -135,7 +135,7 @@ fn eras_above_current_era_and_wrap_around() {
     assert!(out.stderr.contains("wrapped around"), "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "<blocks>\n  <range begin=\"0\" end=\"1024\"/>\n</blocks>"
+        "<blocks>\n  <range begin=\"0\" end=\"1024\"/>\n</blocks>\n"
     );
 }
 

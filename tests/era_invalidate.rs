@@ -287,14 +287,14 @@ fn binary_xml_matches_the_peer_format() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "<blocks>\n  <block block=\"0\"/>\n  <block block=\"100\"/>\n  <block block=\"300\"/>\n  <range begin=\"1008\" end=\"1024\"/>\n</blocks>"
+        "<blocks>\n  <block block=\"0\"/>\n  <block block=\"100\"/>\n  <block block=\"300\"/>\n  <range begin=\"1008\" end=\"1024\"/>\n</blocks>\n"
     );
     let out = run("era_invalidate", &["--written-since", "5", path]);
-    assert_eq!(out.stdout, "<blocks>\n</blocks>");
+    assert_eq!(out.stdout, "<blocks>\n</blocks>\n");
     let out = run("era_invalidate", &["--written-since", "0", path]);
     assert_eq!(
         out.stdout,
-        "<blocks>\n  <range begin=\"0\" end=\"1024\"/>\n</blocks>"
+        "<blocks>\n  <range begin=\"0\" end=\"1024\"/>\n</blocks>\n"
     );
 }
 
@@ -349,7 +349,7 @@ fn binary_snapshot_mode_and_errors() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         out.stdout,
-        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>"
+        "<blocks>\n  <range begin=\"64\" end=\"96\"/>\n</blocks>\n"
     );
     let g = temp_image(&fixture("era-basic.meta.img.gz"));
     let out = run(

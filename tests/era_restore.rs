@@ -40,7 +40,8 @@ const DUMPED: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" curre
     <era block="2" era="1"/>
     <era block="3" era="0"/>
   </era_array>
-</superblock>"#;
+</superblock>
+"#;
 
 /// docs/era-xml.md §3: `--logical` of the same metadata.
 const LOGICAL: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
@@ -50,7 +51,8 @@ const LOGICAL: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" curr
     <era block="2" era="2"/>
     <era block="3" era="0"/>
   </era_array>
-</superblock>"#;
+</superblock>
+"#;
 
 const OUT_SIZE: u64 = 1 << 20;
 
@@ -370,5 +372,122 @@ fn marked_ranges_across_words_and_array_blocks_restore_exactly() {
         assert_eq!(diff, None, "round {round}: first differing block");
         let o = run("era_check", &[path_str(&out)]);
         assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+}
+
+/// Runs era_restore with `stdin` piped in, written by another thread as the tool reads.
+fn restore_piped(args: &[&str], stdin: Vec<u8>) -> Outcome {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(exe("era_restore"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("era_restore starts");
+    let mut pipe = child.stdin.take().expect("stdin");
+    // The tool may stop reading at an error: a broken pipe here is its business.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    let out = child.wait_with_output().expect("era_restore runs");
+    writer.join().expect("writer");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// era_dump's XML of synthetic metadata of `nr_blocks` blocks: several read chunks long.
+fn synthetic_xml(nr_blocks: u32) -> Vec<u8> {
+    use era_log_tools::era::sink::{EraSink, Header};
+    use era_log_tools::era::xml::write::XmlWriter;
+    let mut x = XmlWriter::new(Vec::new());
+    let mut rng = Rng(5);
+    x.superblock_begin(&Header {
+        block_size: 128,
+        nr_blocks,
+        current_era: 20,
+    })
+    .unwrap();
+    for era in [18, 19, 20] {
+        x.writeset_begin(era, nr_blocks).unwrap();
+        let words: Vec<u64> = (0..nr_blocks.div_ceil(64))
+            .map(|i| {
+                let w = rng.next() & rng.next();
+                if (i as u64 + 1) * 64 > nr_blocks as u64 {
+                    w & ((1u64 << (nr_blocks % 64)) - 1)
+                } else {
+                    w
+                }
+            })
+            .collect();
+        x.writeset_words(&words).unwrap();
+        x.writeset_end().unwrap();
+    }
+    x.era_array_begin().unwrap();
+    let eras: Vec<u32> = (0..nr_blocks).map(|_| rng.below(18) as u32).collect();
+    x.eras(&eras).unwrap();
+    x.era_array_end().unwrap();
+    x.superblock_end().unwrap();
+    x.into_inner().unwrap()
+}
+
+#[test]
+fn a_pipe_restores_byte_for_byte_what_the_file_restores() {
+    // (XML, whether era_dump gives it back)
+    let mut inputs: Vec<(Vec<u8>, bool)> = vec![(DUMPED.into(), true), (COMPACT.into(), false)];
+    // 20 MB of XML: several chunks of the reader, and a shape not divisible by 64.
+    inputs.push((synthetic_xml(150_001), true));
+    for name in ["era-many-eras.meta.img.gz", "era-resize.meta.img.gz"] {
+        let img = temp_image(&fixture(name));
+        let o = run("era_dump", &[path_str(&img)]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        inputs.push((o.stdout.into_bytes(), true));
+    }
+    for (xml, round_trips) in inputs {
+        let size = 64 << 20;
+        let from_file = temp_zeroed(size);
+        let input = temp_image(&xml);
+        let o = run(
+            "era_restore",
+            &["-i", path_str(&input), "-o", path_str(&from_file)],
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let file_bytes = std::fs::read(from_file.path()).unwrap();
+        for name in ["-", "/dev/stdin"] {
+            let from_pipe = temp_zeroed(size);
+            let o = restore_piped(&["-i", name, "-o", path_str(&from_pipe)], xml.clone());
+            assert_eq!((o.code, o.stderr.as_str()), (0, ""), "-i {name}");
+            assert!(
+                std::fs::read(from_pipe.path()).unwrap() == file_bytes,
+                "-i {name}: the pipe restored other bytes than the file"
+            );
+        }
+        if round_trips {
+            let o = run("era_dump", &[path_str(&from_file)]);
+            assert!(
+                o.stdout.as_bytes() == xml,
+                "the restore does not dump as its input"
+            );
+        }
+    }
+}
+
+#[test]
+fn hostile_xml_from_a_pipe_fails_the_same_way_and_writes_nothing() {
+    for (what, xml, fragment) in hostile() {
+        let out = temp_zeroed(OUT_SIZE);
+        let from_file = restore(&xml, &out);
+        let o = restore_piped(&["-i", "-", "-o", path_str(&out)], xml.into_bytes());
+        assert_eq!(o.code, 1, "{what}: {}", o.stderr);
+        assert!(o.stderr.contains(fragment), "{what}: {}", o.stderr);
+        // The same message, naming the input as given.
+        let name = from_file.stderr.split(": ").nth(1).unwrap_or("");
+        assert_eq!(o.stderr.replacen("-", name, 1), from_file.stderr, "{what}");
+        let bytes = std::fs::read(out.path()).expect("output");
+        assert!(bytes.iter().all(|&b| b == 0), "{what}: output written");
     }
 }

@@ -88,23 +88,23 @@ fn bad_xml_is_refused_with_line_and_column_and_nothing_written() {
     let cases = [
         (
             "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"10\" end=\"513\"/>\n</dirty_log>\n",
-            "2:3: <dirty>: range 10..513 goes past the last region",
+            "line 2, column 3: <dirty>: range 10..513 goes past the last region",
         ),
         (
             "<dirty_log version=\"7\" nr_regions=\"512\">\n</dirty_log>\n",
-            "1:1: <dirty_log>: version 7",
+            "line 1, column 1: <dirty_log>: version 7",
         ),
         (
             "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"x\" end=\"2\"/>\n",
-            "2:3: <dirty>: attribute begin=\"x\" is not an unsigned integer",
+            "line 2, column 3: <dirty>: attribute begin=\"x\" is not an unsigned integer",
         ),
         (
             "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"1\" end=\"2\">\n</dirty_log>\n",
-            "3:1: malformed XML",
+            "line 3, column 1: malformed XML",
         ),
         (
             "<dirty_log version=\"2\" nr_regions=\"512\" dirty=\"3\">\n  <dirty begin=\"1\" end=\"2\"/>\n</dirty_log>\n",
-            "1:1: <dirty_log>: dirty=\"3\", but the ranges hold 1 regions",
+            "line 1, column 1: <dirty_log>: dirty=\"3\", but the ranges hold 1 regions",
         ),
     ];
     for (xml, expect) in cases {

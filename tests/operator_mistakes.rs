@@ -621,7 +621,8 @@ fn an_interrupted_restore_is_named_by_every_reader() {
     let xml = b.path("era.xml");
     // A write that fails part-way, as on a full or failing device.
     let io = FaultIo::new(MemIo::new(1024), Inject::StopAt(5));
-    assert!(restore(&xml, &io, &|_| {}).is_err());
+    let input = Box::new(std::fs::File::open(&xml).unwrap());
+    assert!(restore(input, &io, &|_| {}).is_err());
     let half = b.put("half.img", &io.into_inner().into_bytes());
     assert!(half_written(&half));
     let again = "an interrupted era_restore or era_repair left this device half-written: run \

@@ -1,4 +1,4 @@
-complete -c era_restore -s i -l input -d 'XML input (a regular file: it is read twice)' -r -F
+complete -c era_restore -s i -l input -d 'XML input: a file, a pipe, or - for stdin' -r -F
 complete -c era_restore -s o -l output -d 'Metadata device or pre-allocated file to write' -r -F
 complete -c era_restore -s q -l quiet -d 'Print nothing; report through the exit status only'
 complete -c era_restore -l force -d 'Write even over a device that holds something else (a filesystem, a disk log, LVM, swap)'

@@ -2,8 +2,6 @@
 //! era_check.
 #![no_main]
 
-use std::io::Write;
-
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::restore::restore;
 use era_log_tools::pdata::io::MemIo;
@@ -11,10 +9,9 @@ use era_log_tools::pdata::report::Severity;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut f = tempfile::NamedTempFile::new().expect("temp file");
-    f.write_all(data).expect("write input");
     let out = MemIo::new(64);
-    if restore(f.path(), &out, &|_| {}).is_ok() {
+    let input = Box::new(std::io::Cursor::new(data.to_vec()));
+    if restore(input, &out, &|_| {}).is_ok() {
         let worst = check(&out, CheckOptions::default()).worst();
         assert!(
             worst < Some(Severity::Warning),

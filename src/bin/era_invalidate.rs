@@ -7,7 +7,7 @@ use era_log_tools::cli::report::{finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
-use era_log_tools::era::invalidate_output::{write, write_live, Format, Units};
+use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::live;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::OpenMode;
@@ -77,14 +77,13 @@ fn main() -> ExitCode {
                 ));
             }
             let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
-            write(
-                &mut out,
-                &set,
-                format,
-                units,
-                view.sb.data_block_size,
-                args.written_since,
-            )?;
+            let read = Offline {
+                since: args.written_since,
+                block_size: view.sb.data_block_size,
+                era: view.live.current_era,
+                snapshot_era: view.snapshot.then_some(view.sb.current_era),
+            };
+            write(&mut out, &set, format, units, &read)?;
             out.commit()?;
             Ok(EXIT_OK)
         }

@@ -2,7 +2,8 @@
 
 use std::process::ExitCode;
 
-use era_log_tools::cli::report::{file_error, on_side};
+use era_log_tools::cli::open::open_text_input;
+use era_log_tools::cli::report::on_side;
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
 use era_log_tools::era::restore::restore;
@@ -16,25 +17,11 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
-        let meta = std::fs::metadata(&args.input).map_err(|_| {
-            file_error(
-                &args.input,
-                format!("Couldn't find input file '{}'", args.input.display()),
-            )
-        })?;
-        if !meta.is_file() {
-            return Err(file_error(
-                &args.input,
-                format!(
-                    "Not a regular file '{}' (the XML is read twice).",
-                    args.input.display()
-                ),
-            ));
-        }
+        let (input, len) = open_text_input(&args.input)?;
         let io = cli::open_era_output(&args.output, &args.input, args.force)?;
-        let bar = cli::byte_progress(2 * meta.len(), args.quiet);
+        let bar = cli::byte_progress(len.unwrap_or(0), args.quiet || len.is_none());
         bar.set_message("era_restore");
-        let result = restore(&args.input, &Guarded::new(&io), &|n| bar.inc(n));
+        let result = restore(input, &Guarded::new(&io), &|n| bar.inc(n));
         bar.finish_and_clear();
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);

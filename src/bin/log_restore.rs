@@ -24,7 +24,7 @@ fn main() -> ExitCode {
         if std::fs::metadata(&args.output).is_ok() {
             refuse_input_as_output(&args.output, &args.input)?;
         }
-        let spec = parse(BufReader::new(open_text_input(&args.input)?)).on_file(&args.input)?;
+        let spec = parse(BufReader::new(open_text_input(&args.input)?.0)).on_file(&args.input)?;
         let io = open_log(&args.output, OpenMode::Write)?;
         let lbs =
             logical_block_size(&args.output, args.logical_block_size).on_file(&args.output)?;

@@ -56,6 +56,7 @@ where
     let file = match side {
         Side::Input => input,
         Side::Output => output,
+        Side::Own => return anyhow::Error::new(e),
     };
     anyhow::Error::new(e).context(OnFile(file.display().to_string()))
 }

@@ -225,16 +225,7 @@ impl<'a> Source<'a> {
         sink.superblock_begin(&self.header())?;
         sink.era_array_begin()?;
         self.read_eras(&mut |first, eras| {
-            for (i, v) in eras.iter_mut().enumerate() {
-                let b = first + i as u64;
-                let (w, bit) = ((b / 64) as usize, b % 64);
-                if let Some((era, _)) = marked
-                    .iter()
-                    .find(|(_, words)| words.get(w).is_some_and(|x| x >> bit & 1 != 0))
-                {
-                    *v = *era;
-                }
-            }
+            fold(first, eras, &marked);
             sink.eras(eras)
         })?;
         sink.era_array_end()?;
@@ -351,6 +342,33 @@ impl<'a> Source<'a> {
     }
 }
 
+/// Sets the era of each block among `first..first + eras.len()` that a writeset of
+/// `marked` (newest first) marks to that writeset's era, a 64-block word at a time.
+fn fold(first: u64, eras: &mut [u32], marked: &[(u32, Vec<u64>)]) {
+    let end = first + eras.len() as u64;
+    let mut b = first;
+    while b < end {
+        let w = (b / 64) as usize;
+        let lo = b % 64;
+        let n = (64 - lo).min(end - b);
+        // The blocks of this word inside the range, not yet given an era.
+        let mut open = (u64::MAX >> (64 - n)) << lo;
+        for (era, words) in marked {
+            let Some(&word) = words.get(w) else {
+                continue;
+            };
+            let mut m = word & open;
+            open &= !word;
+            while m != 0 {
+                let j = m.trailing_zeros() as u64;
+                eras[(w as u64 * 64 + j - first) as usize] = *era;
+                m &= m - 1;
+            }
+        }
+        b += n;
+    }
+}
+
 /// Hands entries `from..to` of the era array, all equal to `fill`.
 fn fill_eras(
     from: u64,
@@ -417,4 +435,41 @@ pub fn dump(
     }
     xml.into_inner()?;
     Ok(src.into_problems())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold;
+
+    #[test]
+    fn fold_gives_each_block_the_era_of_the_newest_writeset_marking_it() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        // Newest first; the last one is shorter than the origin.
+        let marked: Vec<(u32, Vec<u64>)> = vec![
+            (9, (0..8).map(|_| next() & next()).collect()),
+            (7, (0..8).map(|_| next()).collect()),
+            (4, (0..3).map(|_| next()).collect()),
+        ];
+        for (first, len) in [(0u64, 500usize), (3, 61), (64, 64), (100, 400), (190, 1)] {
+            let mut eras: Vec<u32> = (0..len as u32).collect();
+            fold(first, &mut eras, &marked);
+            for (i, &e) in eras.iter().enumerate() {
+                let b = first + i as u64;
+                let want = marked
+                    .iter()
+                    .find(|(_, w)| {
+                        w.get((b / 64) as usize)
+                            .is_some_and(|x| x >> (b % 64) & 1 != 0)
+                    })
+                    .map_or(i as u32, |(era, _)| *era);
+                assert_eq!(e, want, "block {b} of {first}+{len}");
+            }
+        }
+    }
 }

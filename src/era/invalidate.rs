@@ -70,7 +70,16 @@ impl WrittenBlocks {
 
     /// Maximal runs of listed blocks, ascending, as half-open `[begin, end)` ranges.
     pub fn runs(&self) -> Runs<'_> {
-        Runs { set: self, pos: 0 }
+        self.runs_in(0, self.nr_blocks)
+    }
+
+    /// The runs of the listed blocks among `from..to`, cut at both ends.
+    pub fn runs_in(&self, from: u64, to: u64) -> Runs<'_> {
+        Runs {
+            set: self,
+            pos: from,
+            end: to.min(self.nr_blocks),
+        }
     }
 }
 
@@ -78,24 +87,25 @@ impl WrittenBlocks {
 pub struct Runs<'a> {
     set: &'a WrittenBlocks,
     pos: u64,
+    end: u64,
 }
 
 impl Runs<'_> {
-    /// The first position at or after `self.pos` whose bit equals `want`, or the end.
+    /// The first position at or after `from` whose bit equals `want`, or the end.
     fn seek(&self, from: u64, want: bool) -> u64 {
         let words = &self.set.words;
         let mut i = (from / 64) as usize;
         let mut pos = from;
-        while i < words.len() {
+        while i < words.len() && pos < self.end {
             let w = if want { words[i] } else { !words[i] };
             let w = w & (u64::MAX << (pos % 64));
             if w != 0 {
-                return (i as u64 * 64 + w.trailing_zeros() as u64).min(self.set.nr_blocks);
+                return (i as u64 * 64 + w.trailing_zeros() as u64).min(self.end);
             }
             i += 1;
             pos = i as u64 * 64;
         }
-        self.set.nr_blocks
+        self.end
     }
 }
 
@@ -103,11 +113,11 @@ impl Iterator for Runs<'_> {
     type Item = (u64, u64);
 
     fn next(&mut self) -> Option<(u64, u64)> {
-        if self.pos >= self.set.nr_blocks {
+        if self.pos >= self.end {
             return None;
         }
         let begin = self.seek(self.pos, true);
-        if begin >= self.set.nr_blocks {
+        if begin >= self.end {
             self.pos = begin;
             return None;
         }
@@ -205,6 +215,11 @@ mod tests {
         let mut all = WrittenBlocks::empty(130);
         all.set_all();
         assert_eq!(all.runs().collect::<Vec<_>>(), vec![(0, 130)]);
+        assert_eq!(
+            s.runs_in(5, 64).collect::<Vec<_>>(),
+            vec![(5, 6), (8, 9), (63, 64)]
+        );
+        assert_eq!(s.runs_in(64, 64).count(), 0);
     }
 
     #[test]

@@ -5,12 +5,15 @@ use std::io::{self, Write};
 
 use super::invalidate::WrittenBlocks;
 use super::live::SessionInfo;
+use super::output::{put_u64, Pieces};
+use crate::json::Object;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `<blocks>` with `<range begin end>` (end exclusive) and `<block block>`, exactly as
-    /// thin-provisioning-tools 1.x prints it. Always in blocks.
+    /// `<blocks>` with `<range begin end>` (end exclusive) and `<block block>`, as
+    /// thin-provisioning-tools prints it, ending with a newline as its 0.9 did. Always in
+    /// blocks.
     Xml,
     /// One `BEGIN END` line per run, end exclusive.
     Text,
@@ -58,74 +61,75 @@ impl Units {
     }
 }
 
-/// The runs of `set` in `units`, the last one cut at `end` when given.
-fn ranges(
-    set: &WrittenBlocks,
-    units: Units,
-    block_size: u32,
-    end: Option<u64>,
-) -> impl Iterator<Item = (u64, u64)> + '_ {
-    let k = units.per_block(block_size);
-    set.runs().filter_map(move |(b, e)| {
-        let (b, e) = (b * k, e * k);
-        let e = end.map_or(e, |end| e.min(end));
-        (b < e).then_some((b, e))
-    })
+/// Blocks per piece of output formatted on one core: small enough that the buffers, reused
+/// from one batch of pieces to the next, stay in the cache (at most a few hundred KiB).
+const PIECE_BLOCKS: u64 = 1 << 16;
+
+/// Where the pieces of `set` start: near every [`PIECE_BLOCKS`], moved on to a block that
+/// is not listed, so that no run spans two pieces.
+fn piece_starts(set: &WrittenBlocks) -> Vec<u64> {
+    let mut starts = vec![0];
+    let mut at = PIECE_BLOCKS;
+    while at < set.nr_blocks {
+        // Only a run through `at` is followed to its end; nothing is searched otherwise.
+        let start = if set.contains(at) {
+            set.runs_in(at, set.nr_blocks).next().map_or(at, |(_, e)| e)
+        } else {
+            at
+        };
+        if start >= set.nr_blocks {
+            break;
+        }
+        starts.push(start);
+        at = start.max(at) + PIECE_BLOCKS;
+    }
+    starts
 }
 
-/// Writes `set` to `out`. `block_size` is the origin block size in sectors, `since` the era
-/// asked for (both echoed in JSON).
+/// What an offline era_invalidate read, echoed in its JSON beside the ranges.
+#[derive(Debug, Clone, Copy)]
+pub struct Offline {
+    /// The era asked for.
+    pub since: u32,
+    /// Origin block size in sectors.
+    pub block_size: u32,
+    /// The current era in block 0.
+    pub era: u32,
+    /// The era of the held snapshot, when that is what was read.
+    pub snapshot_era: Option<u32>,
+}
+
+impl Offline {
+    /// The `--written-since` value for the next incremental run: every write the metadata
+    /// read does not cover is in this era or a later one.
+    pub fn next_written_since(&self) -> u32 {
+        self.snapshot_era.unwrap_or(self.era)
+    }
+}
+
+/// Writes the answer of an offline run to `out`:
+///
+/// ```text
+/// {"written_since":N,"era":E,"next_written_since":X,"snapshot_read":false,"units":"blocks",
+///  "block_size_sectors":S,"nr_blocks":n,"ranges":[{"begin":B,"end":E},...]}
+/// ```
 pub fn write(
     out: &mut dyn Write,
     set: &WrittenBlocks,
     format: Format,
     units: Units,
-    block_size: u32,
-    since: u32,
+    read: &Offline,
 ) -> io::Result<()> {
-    match format {
-        Format::Xml => {
-            out.write_all(b"<blocks>")?;
-            for (b, e) in set.runs() {
-                if e - b == 1 {
-                    write!(out, "\n  <block block=\"{b}\"/>")?;
-                } else {
-                    write!(out, "\n  <range begin=\"{b}\" end=\"{e}\"/>")?;
-                }
-            }
-            out.write_all(b"\n</blocks>")?;
-        }
-        Format::Text => write_text(out, ranges(set, units, block_size, None))?,
-        Format::Json => {
-            write!(
-                out,
-                "{{\"written_since\":{since},\"units\":\"{}\",\"block_size_sectors\":{block_size},\
-                 \"nr_blocks\":{},\"ranges\":[",
-                units.name(),
-                set.nr_blocks
-            )?;
-            write_json_ranges(out, ranges(set, units, block_size, None))?;
-        }
-    }
-    out.flush()
-}
-
-fn write_text(out: &mut dyn Write, runs: impl Iterator<Item = (u64, u64)>) -> io::Result<()> {
-    for (b, e) in runs {
-        writeln!(out, "{b} {e}")?;
-    }
-    Ok(())
-}
-
-fn write_json_ranges(
-    out: &mut dyn Write,
-    runs: impl Iterator<Item = (u64, u64)>,
-) -> io::Result<()> {
-    for (i, (b, e)) in runs.enumerate() {
-        let sep = if i == 0 { "" } else { "," };
-        write!(out, "{sep}{{\"begin\":{b},\"end\":{e}}}")?;
-    }
-    out.write_all(b"]}\n")
+    write_runs(out, set, format, units, read.block_size, None, |o| {
+        o.field("written_since", read.since)?
+            .field("era", read.era)?
+            .field("next_written_since", read.next_written_since())?
+            .field("snapshot_read", read.snapshot_era.is_some())?
+            .field("units", units.name())?
+            .field("block_size_sectors", read.block_size)?
+            .field("nr_blocks", set.nr_blocks)?;
+        Ok(())
+    })
 }
 
 /// Writes the answer of a live session (`era_invalidate --live`). Text and JSON ranges end
@@ -147,53 +151,117 @@ pub fn write_live(
     info: &SessionInfo,
 ) -> io::Result<()> {
     let bs = info.table.block_size;
-    let end = Some(units.origin_end(info.origin_sectors(), bs));
+    let end = (format != Format::Xml).then(|| units.origin_end(info.origin_sectors(), bs));
+    write_runs(out, set, format, units, bs, end, |o| {
+        o.field("written_since", since)?
+            .field("era", info.era)?
+            .field("next_written_since", info.next_written_since())?
+            .field("snapshot_era", info.snapshot_era)?
+            .field("units", units.name())?
+            .field("block_size_sectors", bs)?
+            .field("block_size_bytes", bs as u64 * 512)?
+            .field("nr_blocks", set.nr_blocks)?
+            .field("origin_sectors", info.origin_sectors())?
+            .field("origin_bytes", info.origin_sectors() * 512)?
+            .field("device", &info.device)?
+            .field("metadata_device", &*info.metadata_dev.to_string_lossy())?
+            .field("checkpoint", info.checkpoint)?
+            .field("snapshot_read", true)?
+            .field("snapshot_root", info.snapshot_root)?
+            .field("snapshot_taken", info.snapshot_taken)?;
+        Ok(())
+    })
+}
+
+/// Writes the runs of `set` in `format`, the last one cut at `end` (in `units`) when given;
+/// `fields` writes the JSON object's fields before its `ranges`. The runs are formatted on
+/// every core, a piece of the origin each, and written in order.
+fn write_runs(
+    out: &mut dyn Write,
+    set: &WrittenBlocks,
+    format: Format,
+    units: Units,
+    block_size: u32,
+    end: Option<u64>,
+    fields: impl FnOnce(&mut Object) -> io::Result<()>,
+) -> io::Result<()> {
     match format {
-        Format::Xml => return write(out, set, format, units, bs, since),
-        Format::Text => write_text(out, ranges(set, units, bs, end))?,
+        Format::Xml => {
+            out.write_all(b"<blocks>")?;
+            write_pieces(out, set, format, units.per_block(block_size), end)?;
+            out.write_all(b"\n</blocks>\n")?;
+        }
+        Format::Text => write_pieces(out, set, format, units.per_block(block_size), end)?,
         Format::Json => {
-            write!(
-                out,
-                "{{\"written_since\":{since},\"era\":{},\"next_written_since\":{},\
-                 \"snapshot_era\":{},\"units\":\"{}\",\"block_size_sectors\":{bs},\
-                 \"block_size_bytes\":{},\"nr_blocks\":{},\"origin_sectors\":{},\
-                 \"origin_bytes\":{},\"device\":{},\"metadata_device\":{},\
-                 \"checkpoint\":{},\"snapshot_read\":true,\"snapshot_root\":{},\
-                 \"snapshot_taken\":{},\"ranges\":[",
-                info.era,
-                info.next_written_since(),
-                info.snapshot_era,
-                units.name(),
-                bs as u64 * 512,
-                set.nr_blocks,
-                info.origin_sectors(),
-                info.origin_sectors() * 512,
-                json_string(&info.device),
-                json_string(&info.metadata_dev.to_string_lossy()),
-                info.checkpoint,
-                info.snapshot_root,
-                info.snapshot_taken,
-            )?;
-            write_json_ranges(out, ranges(set, units, bs, end))?;
+            let mut o = Object::begin(out)?;
+            fields(&mut o)?;
+            o.raw("ranges", |w| {
+                w.write_all(b"[")?;
+                write_pieces(w, set, format, units.per_block(block_size), end)?;
+                w.write_all(b"]")
+            })?
+            .end()?;
+            out.write_all(b"\n")?;
         }
     }
     out.flush()
 }
 
-/// `s` as a JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// Writes the runs of `set`, `k` units per block, without the list's head and tail.
+fn write_pieces(
+    out: &mut dyn Write,
+    set: &WrittenBlocks,
+    format: Format,
+    k: u64,
+    end: Option<u64>,
+) -> io::Result<()> {
+    // Blocks that begin at or after `end` are not written.
+    let limit = end.map_or(set.nr_blocks, |e| e.div_ceil(k).min(set.nr_blocks));
+    let starts = piece_starts(set);
+    // JSON separates entries with commas: the first run of all has none before it.
+    let first = set.runs_in(0, limit).next().map_or(0, |(b, _)| b);
+    let first_piece = starts.partition_point(|&s| s <= first).saturating_sub(1);
+    Pieces::new().write(out, starts.len(), &|i, b| {
+        let to = starts
+            .get(i + 1)
+            .copied()
+            .unwrap_or(set.nr_blocks)
+            .min(limit);
+        let from = starts[i].min(to);
+        for (j, (begin, stop)) in set.runs_in(from, to).enumerate() {
+            let (from, until) = (begin * k, end.map_or(stop * k, |e| (stop * k).min(e)));
+            match format {
+                Format::Xml if stop - begin == 1 => {
+                    b.extend_from_slice(b"\n  <block block=\"");
+                    put_u64(b, begin);
+                    b.extend_from_slice(b"\"/>");
+                }
+                Format::Xml => {
+                    b.extend_from_slice(b"\n  <range begin=\"");
+                    put_u64(b, begin);
+                    b.extend_from_slice(b"\" end=\"");
+                    put_u64(b, stop);
+                    b.extend_from_slice(b"\"/>");
+                }
+                Format::Text => {
+                    put_u64(b, from);
+                    b.push(b' ');
+                    put_u64(b, until);
+                    b.push(b'\n');
+                }
+                Format::Json => {
+                    if i != first_piece || j > 0 {
+                        b.push(b',');
+                    }
+                    b.extend_from_slice(b"{\"begin\":");
+                    put_u64(b, from);
+                    b.extend_from_slice(b",\"end\":");
+                    put_u64(b, until);
+                    b.push(b'}');
+                }
+            }
         }
-    }
-    out.push('"');
-    out
+    })
 }
 
 #[cfg(test)]
@@ -306,7 +374,95 @@ mod tests {
         .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "<blocks>\n  <range begin=\"3\" end=\"5\"/>\n</blocks>"
+            "<blocks>\n  <range begin=\"3\" end=\"5\"/>\n</blocks>\n"
         );
+    }
+
+    fn outputs(set: &WrittenBlocks) -> Vec<String> {
+        let mut all = Vec::new();
+        for (format, units) in [
+            (Format::Xml, Units::Blocks),
+            (Format::Text, Units::Sectors),
+            (Format::Json, Units::Bytes),
+        ] {
+            let mut out = Vec::new();
+            write(
+                &mut out,
+                set,
+                format,
+                units,
+                &Offline {
+                    since: 3,
+                    block_size: 8,
+                    era: 5,
+                    snapshot_era: None,
+                },
+            )
+            .unwrap();
+            all.push(String::from_utf8(out).unwrap());
+        }
+        all
+    }
+
+    /// What the formats say, written the plain way, run by run.
+    fn expected(set: &WrittenBlocks) -> Vec<String> {
+        let runs: Vec<(u64, u64)> = set.runs().collect();
+        let mut xml = "<blocks>".to_string();
+        let mut text = String::new();
+        let mut json = format!(
+            "{{\"written_since\":3,\"era\":5,\"next_written_since\":5,\"snapshot_read\":false,\
+             \"units\":\"bytes\",\"block_size_sectors\":8,\"nr_blocks\":{},\"ranges\":[",
+            set.nr_blocks
+        );
+        for (i, &(b, e)) in runs.iter().enumerate() {
+            if e - b == 1 {
+                xml += &format!("\n  <block block=\"{b}\"/>");
+            } else {
+                xml += &format!("\n  <range begin=\"{b}\" end=\"{e}\"/>");
+            }
+            text += &format!("{} {}\n", b * 8, e * 8);
+            let sep = if i == 0 { "" } else { "," };
+            json += &format!("{sep}{{\"begin\":{},\"end\":{}}}", b * 4096, e * 4096);
+        }
+        xml += "\n</blocks>\n";
+        json += "]}\n";
+        vec![xml, text, json]
+    }
+
+    #[test]
+    fn pieces_written_in_parallel_read_as_one_list() {
+        let nr = 9 * PIECE_BLOCKS + 77;
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        for density in [0u64, 1, 15, 16] {
+            let mut set = WrittenBlocks {
+                nr_blocks: nr,
+                words: vec![0; nr.div_ceil(64) as usize],
+                warnings: Vec::new(),
+            };
+            for w in set.words.iter_mut() {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // density/16 of the words full, the rest random bits.
+                *w = match rng % 16 {
+                    x if x < density => u64::MAX,
+                    _ if density == 0 => 0,
+                    _ => rng,
+                };
+            }
+            // Runs across every piece boundary.
+            for p in 1..=9 {
+                let b = p * PIECE_BLOCKS;
+                for x in b - 3..b + 3 {
+                    set.words[(x / 64) as usize] |= 1 << (x % 64);
+                }
+            }
+            if density == 0 {
+                set.words.fill(0);
+            }
+            let last = set.words.len() - 1;
+            set.words[last] &= (1u64 << (nr % 64)) - 1;
+            assert_eq!(outputs(&set), expected(&set), "density {density}");
+        }
     }
 }

@@ -1,26 +1,23 @@
-//! `era_restore`: XML to binary metadata, in two passes over the input.
+//! `era_restore`: XML to binary metadata, reading the input once (a file or a pipe).
 //!
-//! The first pass checks the whole document and keeps the writesets in memory (bits may
-//! come in any order); nothing is written unless it succeeds. The second pass streams the
-//! era array into the output, so memory stays at one bit per block per writeset.
+//! The whole document is checked before anything is written. Meanwhile the writesets are
+//! kept in memory, one bit per block each (bits may come in any order), and the era array
+//! in a temporary file ([`super::spool`]); once the input is known to be valid, both are
+//! written out, superblock last.
 
-use crate::pdata::error::Side;
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufReader};
-use std::path::Path;
+use std::io::{self, Read};
 
 use super::build::{check_room, writeset_blocks, BuildError, EraBuilder};
 use super::sink::{EraSink, Header};
+use super::spool::Spool;
 use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
-use super::xml::read::{parse, ParseError, VisitError, XmlError, XmlVisitor};
-use crate::pdata::array::array_max_entries;
+use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
 use crate::pdata::bitset::nr_words;
+use crate::pdata::error::Side;
 use crate::pdata::io::BlockIo;
 
-/// Input read at a time.
-const READ_BUFFER: usize = 1 << 16;
 /// Words handed to the builder at a time for a writeset without set bits.
 const ZERO_CHUNK: usize = 512;
 
@@ -31,6 +28,8 @@ pub enum RestoreError {
     Input(io::Error),
     /// The input is not acceptable (nothing was written).
     Xml(XmlError),
+    /// The temporary file for the era array failed (nothing was written).
+    TempFile(io::Error),
     /// The output is too small, or writing it failed.
     Build(BuildError),
 }
@@ -41,6 +40,7 @@ impl RestoreError {
         match self {
             RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
             RestoreError::Build(_) => Side::Output,
+            RestoreError::TempFile(_) => Side::Own,
         }
     }
 }
@@ -50,6 +50,7 @@ impl fmt::Display for RestoreError {
         match self {
             RestoreError::Input(e) => write!(f, "read error: {e}"),
             RestoreError::Xml(e) => e.fmt(f),
+            RestoreError::TempFile(e) => e.fmt(f),
             RestoreError::Build(e) => e.fmt(f),
         }
     }
@@ -60,6 +61,7 @@ impl std::error::Error for RestoreError {
         match self {
             RestoreError::Input(e) => Some(e),
             RestoreError::Xml(e) => Some(e),
+            RestoreError::TempFile(e) => Some(e),
             RestoreError::Build(e) => Some(e),
         }
     }
@@ -95,7 +97,7 @@ fn bad(msg: String) -> VisitError {
     VisitError::Invalid(msg)
 }
 
-/// The first pass: every rule, and the writesets' bits.
+/// Every rule, the writesets' bits, and the era array into the spool.
 struct Validator<'o> {
     out: &'o dyn BlockIo,
     header: Option<Header>,
@@ -106,6 +108,7 @@ struct Validator<'o> {
     era_array_seen: bool,
     last_block: Option<u32>,
     too_small: Option<BuildError>,
+    spool: Option<Spool>,
 }
 
 impl Validator<'_> {
@@ -119,6 +122,16 @@ impl Validator<'_> {
             Some(ws) if self.in_writeset => Ok(ws),
             _ => Err(bad("bit outside <writeset>".into())),
         }
+    }
+
+    /// Stores era-array entries from `first` on.
+    fn spool(&mut self, first: u32, eras: &[u32]) -> Result<(), VisitError> {
+        let spool = match &mut self.spool {
+            Some(s) => s,
+            None => self.spool.insert(Spool::new()?),
+        };
+        spool.put(first as u64, eras)?;
+        Ok(())
     }
 
     fn room(&mut self, nr_blocks: u32) -> Result<(), VisitError> {
@@ -190,6 +203,32 @@ impl XmlVisitor for Validator<'_> {
         Ok(())
     }
 
+    fn bits(
+        &mut self,
+        set: &[u32],
+        max_set: Option<u32>,
+        max_clear: Option<u32>,
+    ) -> Result<bool, VisitError> {
+        let Some(h) = self.header else {
+            return Ok(false);
+        };
+        let Ok(ws) = self.current() else {
+            return Ok(false);
+        };
+        if max_set.is_some_and(|m| m >= ws.nr_bits)
+            || max_clear.is_some_and(|m| m >= ws.nr_bits.max(h.nr_blocks))
+        {
+            return Ok(false);
+        }
+        if !set.is_empty() {
+            let words = ws.words();
+            for &b in set {
+                words[(b / 64) as usize] |= 1 << (b % 64);
+            }
+        }
+        Ok(true)
+    }
+
     fn marked(&mut self, begin: u32, len: u32) -> Result<(), VisitError> {
         let ws = self.current()?;
         if len == 0 {
@@ -234,8 +273,27 @@ impl XmlVisitor for Validator<'_> {
     fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
         let h = self.header()?;
         check_era_entry(&h, self.last_block, block, era)?;
+        self.spool(block, &[era])?;
         self.last_block = Some(block);
         Ok(())
+    }
+
+    fn eras(&mut self, first: u32, eras: &[u32], max_era: u32) -> Result<bool, VisitError> {
+        let Some(h) = self.header else {
+            return Ok(false);
+        };
+        let Some(last) = (first as u64 + eras.len() as u64).checked_sub(1) else {
+            return Ok(true);
+        };
+        if self.last_block.is_some_and(|l| l >= first)
+            || last >= h.nr_blocks as u64
+            || max_era > h.current_era
+        {
+            return Ok(false);
+        }
+        self.spool(first, eras)?;
+        self.last_block = Some(last as u32);
+        Ok(true)
     }
 
     fn era_array_end(&mut self) -> Result<(), VisitError> {
@@ -274,110 +332,22 @@ fn check_era_entry(h: &Header, last: Option<u32>, block: u32, era: u32) -> Resul
     Ok(())
 }
 
-/// The second pass: the era array, gaps filled with 0, into the builder.
-struct EraStream<'b, 'o> {
-    builder: &'b mut EraBuilder<'o>,
-    header: Header,
-    last: Option<u32>,
-    next: u64,
-    buf: Vec<u32>,
-}
-
-impl EraStream<'_, '_> {
-    fn push(&mut self, era: u32) -> io::Result<()> {
-        self.buf.push(era);
-        self.next += 1;
-        if self.buf.len() == self.buf.capacity() {
-            self.builder.eras(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-
-    fn fill_to(&mut self, end: u64) -> io::Result<()> {
-        while self.next < end {
-            self.push(0)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> io::Result<()> {
-        self.fill_to(self.header.nr_blocks as u64)?;
-        self.builder.eras(&self.buf)
-    }
-}
-
-impl XmlVisitor for EraStream<'_, '_> {
-    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
-        if h != self.header {
-            return Err(bad("the input changed since it was checked".into()));
-        }
-        Ok(())
-    }
-    fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn bit(&mut self, _: u32, _: bool) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn marked(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
-        check_era_entry(&self.header, self.last, block, era)?;
-        self.last = Some(block);
-        self.fill_to(block as u64)?;
-        self.push(era)?;
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-}
-
-/// Reports the bytes read through it, for a progress bar.
-struct Counting<'p, R> {
-    inner: R,
-    progress: &'p dyn Fn(u64),
-}
-
-impl<R: io::Read> io::Read for Counting<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        (self.progress)(n as u64);
-        Ok(n)
-    }
-}
-
-fn parse_file<V: XmlVisitor>(
-    input: &Path,
-    v: &mut V,
+/// Restores the XML read from `input` (a file or a pipe: it is read once) into `out`;
+/// `progress` is told the bytes read. Nothing is written unless the whole input is valid
+/// and fits; block 0 is written last.
+pub fn restore(
+    input: Box<dyn Read + Send>,
+    out: &dyn BlockIo,
     progress: &dyn Fn(u64),
 ) -> Result<(), RestoreError> {
-    let f = File::open(input).map_err(RestoreError::Input)?;
-    let counted = Counting { inner: f, progress };
-    match parse(BufReader::with_capacity(READ_BUFFER, counted), v) {
-        Ok(()) => Ok(()),
-        Err(ParseError::Xml(e)) => Err(RestoreError::Xml(e)),
-        Err(ParseError::Io(e)) => Err(RestoreError::Input(e)),
-    }
+    restore_with(input, out, &ParseOptions::default(), progress)
 }
 
-/// Restores the XML file `input` into `out`. The input is read twice, so it must be a
-/// regular file; `progress` is told the bytes read, twice the file's size in all. Nothing
-/// is written unless the whole input is valid and fits; block 0 is written last.
-pub fn restore(
-    input: &Path,
+/// [`restore`], reading as `opts` says.
+pub fn restore_with(
+    input: Box<dyn Read + Send>,
     out: &dyn BlockIo,
+    opts: &ParseOptions,
     progress: &dyn Fn(u64),
 ) -> Result<(), RestoreError> {
     let mut v = Validator {
@@ -390,12 +360,18 @@ pub fn restore(
         era_array_seen: false,
         last_block: None,
         too_small: None,
+        spool: None,
     };
-    if let Err(e) = parse_file(input, &mut v, progress) {
-        return Err(match v.too_small.take() {
-            Some(t) => RestoreError::Build(t),
-            None => e,
-        });
+    match parse(input, &mut v, opts, progress) {
+        Ok(()) => {}
+        Err(e) => {
+            return Err(match (v.too_small.take(), e) {
+                (Some(t), _) => RestoreError::Build(t),
+                (None, ParseError::Xml(e)) => RestoreError::Xml(e),
+                (None, ParseError::Io(e)) => RestoreError::Input(e),
+                (None, ParseError::Visit(e)) => RestoreError::TempFile(e),
+            })
+        }
     }
     let Some(header) = v.header else {
         return Err(RestoreError::Input(io::Error::other("no superblock")));
@@ -422,15 +398,19 @@ pub fn restore(
         b.writeset_end()?;
     }
     b.era_array_begin()?;
-    let mut s = EraStream {
-        builder: &mut b,
-        header,
-        last: None,
-        next: 0,
-        buf: Vec::with_capacity(array_max_entries(4) as usize),
-    };
-    parse_file(input, &mut s, progress)?;
-    s.finish()?;
+    let nr_blocks = header.nr_blocks as u64;
+    match v.spool {
+        Some(s) => s.replay(nr_blocks, &mut |eras| b.eras(eras))?,
+        None => {
+            let zeros = vec![0u32; (nr_blocks as usize).min(1 << 16)];
+            let mut left = nr_blocks as usize;
+            while left > 0 {
+                let n = left.min(zeros.len());
+                b.eras(&zeros[..n])?;
+                left -= n;
+            }
+        }
+    }
     b.era_array_end()?;
     b.superblock_end()?;
     b.finish()?;

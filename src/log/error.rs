@@ -52,14 +52,7 @@ pub enum LogError {
         message: String,
     },
     /// The XML input of `log_restore` is malformed or inconsistent.
-    Xml {
-        /// 1-based line of the construct at fault.
-        line: u64,
-        /// 1-based column (in bytes) of the construct at fault.
-        column: u64,
-        /// What is wrong.
-        message: String,
-    },
+    Xml(crate::xml::XmlError),
     /// A command-line value (ranges, leg specification) is malformed.
     Invalid(String),
     /// The header's `nr_regions` is not the region count of the mirror described by the
@@ -150,11 +143,7 @@ impl fmt::Display for LogError {
             ),
             LogError::Geometry(m) => write!(f, "mirror geometry: {m}"),
             LogError::Leg { index, message } => write!(f, "leg {index}: {message}"),
-            LogError::Xml {
-                line,
-                column,
-                message,
-            } => write!(f, "{line}:{column}: {message}"),
+            LogError::Xml(e) => e.fmt(f),
             LogError::Invalid(m) => f.write_str(m),
             LogError::RegionCountMismatch { .. } => region_count_mismatch(f, self),
             LogError::CountConflict { given, geometry } => write!(

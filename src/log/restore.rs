@@ -1,16 +1,16 @@
-//! Reading `log_dump`'s XML back (for `log_restore`), streaming, with line:column in every
-//! error.
+//! Reading `log_dump`'s XML back (for `log_restore`), streaming, with the rules and the
+//! positions (`line L, column C`) of [`crate::xml`] in every error.
 
-use std::io::{self, BufRead, Read};
+use std::io::Read;
 use std::ops::Range;
-
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
 
 use super::bitmap::Bitmap;
 use super::error::LogError;
 use super::geometry::MAX_REGIONS;
 use super::header::{Header, NR_REGIONS_LVM_INITIALISED, VERSION, VERSION_1};
+use crate::xml::markup::{lossy, Tag};
+use crate::xml::reader::{Event, ReadError, Reader};
+use crate::xml::{Pos, XmlError};
 
 /// A log as described by the XML: header fields and dirty ranges.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,84 +44,31 @@ impl LogSpec {
     }
 }
 
-/// A `BufRead` that counts lines as the parser consumes its input, so that positions can
-/// be reported as line:column without keeping the document.
-struct LineCounter<R> {
-    inner: R,
-    line: u64,
-    line_start: u64,
-    pos: u64,
-}
-
-impl<R: BufRead> Read for LineCounter<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let avail = self.fill_buf()?;
-            let n = avail.len().min(out.len());
-            out[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for LineCounter<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, amt: usize) {
-        // The bytes being consumed are still in the inner buffer, so this does no I/O.
-        if let Ok(buf) = self.inner.fill_buf() {
-            for (i, &b) in buf.iter().take(amt).enumerate() {
-                if b == b'\n' {
-                    self.line += 1;
-                    self.line_start = self.pos + i as u64 + 1;
-                }
-            }
-        }
-        self.pos += amt as u64;
-        self.inner.consume(amt);
-    }
-}
-
-#[derive(Clone, Copy)]
-struct Pos {
-    line: u64,
-    column: u64,
-}
-
 fn err(at: Pos, message: impl Into<String>) -> LogError {
-    LogError::Xml {
-        line: at.line,
-        column: at.column,
-        message: message.into(),
-    }
+    LogError::Xml(XmlError {
+        pos: at,
+        msg: message.into(),
+    })
 }
 
-struct Attrs {
-    pairs: Vec<(String, String)>,
+/// The attributes of an element, by name, as text.
+struct Attrs<'a> {
+    pairs: Vec<(&'a str, String)>,
 }
 
-impl Attrs {
-    fn of(e: &BytesStart<'_>, at: Pos) -> Result<Attrs, LogError> {
+impl<'a> Attrs<'a> {
+    fn of(e: &Tag<'a>, at: Pos) -> Result<Attrs<'a>, LogError> {
         let mut pairs = Vec::new();
         for a in e.attributes() {
-            let a = a.map_err(|e| err(at, format!("bad attribute: {e}")))?;
-            let key = a.key.into_inner().to_string();
-            let value = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|e| err(at, format!("attribute {key}: {e}")))?
-                .into_owned();
-            pairs.push((key, value));
+            let (key, value) = a.map_err(|m| err(at, format!("malformed XML: {m}")))?;
+            pairs.push((key, lossy(value)));
         }
         Ok(Attrs { pairs })
     }
 
     fn check_known(&self, elem: &str, known: &[&str], at: Pos) -> Result<(), LogError> {
         for (k, _) in &self.pairs {
-            if !known.contains(&k.as_str()) {
+            if !known.contains(k) {
                 return Err(err(at, format!("<{elem}>: unknown attribute {k}")));
             }
         }
@@ -129,7 +76,7 @@ impl Attrs {
     }
 
     fn num(&self, elem: &str, key: &str, at: Pos) -> Result<Option<u64>, LogError> {
-        match self.pairs.iter().find(|(k, _)| k == key) {
+        match self.pairs.iter().find(|(k, _)| *k == key) {
             None => Ok(None),
             Some((_, v)) => v.trim().parse::<u64>().map(Some).map_err(|_| {
                 err(
@@ -155,7 +102,7 @@ struct Root {
     dirty: Option<u64>,
 }
 
-fn root(e: &BytesStart<'_>, at: Pos) -> Result<Root, LogError> {
+fn root(e: &Tag<'_>, at: Pos) -> Result<Root, LogError> {
     const E: &str = "dirty_log";
     let a = Attrs::of(e, at)?;
     a.check_known(
@@ -211,12 +158,7 @@ fn root(e: &BytesStart<'_>, at: Pos) -> Result<Root, LogError> {
     })
 }
 
-fn dirty_range(
-    e: &BytesStart<'_>,
-    at: Pos,
-    root: &Root,
-    prev_end: u64,
-) -> Result<Range<u64>, LogError> {
+fn dirty_range(e: &Tag<'_>, at: Pos, root: &Root, prev_end: u64) -> Result<Range<u64>, LogError> {
     const E: &str = "dirty";
     let a = Attrs::of(e, at)?;
     a.check_known(E, &["begin", "end", "begin_sector", "end_sector"], at)?;
@@ -246,43 +188,24 @@ fn dirty_range(
 }
 
 /// Parses log_dump's XML. Errors carry the line and column of the element at fault.
-pub fn parse(input: impl BufRead) -> Result<LogSpec, LogError> {
-    let mut reader = Reader::from_reader(LineCounter {
-        inner: input,
-        line: 1,
-        line_start: 0,
-        pos: 0,
-    });
-    reader.config_mut().trim_text(false);
-    let mut buf = Vec::new();
+pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
+    let mut reader = Reader::new(input);
     let mut root_seen: Option<Root> = None;
     let mut closed = false;
     let mut in_dirty = false;
     let mut dirty: Vec<Range<u64>> = Vec::new();
     loop {
-        let at = {
-            let c = reader.get_ref();
-            Pos {
-                line: c.line,
-                column: c.pos - c.line_start + 1,
-            }
+        let (at, ev) = match reader.next_event() {
+            Ok(next) => next,
+            Err(ReadError::Io(e)) => return Err(LogError::io("read error", e)),
+            Err(ReadError::Xml(e)) => return Err(err(e.pos, format!("malformed XML: {}", e.msg))),
         };
-        buf.clear();
-        let ev = reader
-            .read_event_into(&mut buf)
-            .map_err(|e| err(at, format!("malformed XML: {e}")))?;
         let empty = matches!(ev, Event::Empty(_));
         match ev {
             Event::Eof => break,
-            Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
-            Event::Text(t) => {
-                let text: &str = t.as_ref();
-                if !text.chars().all(char::is_whitespace) {
-                    return Err(err(at, "unexpected text"));
-                }
-            }
+            Event::Text => return Err(err(at, "unexpected text")),
             Event::Start(e) | Event::Empty(e) if !closed && root_seen.is_none() => {
-                if e.name().into_inner() != "dirty_log" {
+                if e.name != "dirty_log" {
                     return Err(err(at, "the document must start with <dirty_log>"));
                 }
                 root_seen = Some(root(&e, at)?);
@@ -292,32 +215,29 @@ pub fn parse(input: impl BufRead) -> Result<LogSpec, LogError> {
                 let Some(r) = root_seen.as_ref() else {
                     return Err(err(at, "the document must start with <dirty_log>"));
                 };
-                if e.name().into_inner() != "dirty" {
-                    let name = e.name().into_inner().to_string();
+                if e.name != "dirty" {
                     return Err(err(
                         at,
-                        format!("unexpected element <{name}> in <dirty_log>"),
+                        format!("unexpected element <{}> in <dirty_log>", e.name),
                     ));
                 }
                 let prev_end = dirty.last().map_or(0, |d| d.end);
                 dirty.push(dirty_range(&e, at, r, prev_end)?);
                 in_dirty = !empty;
             }
-            Event::End(e) if in_dirty && e.name().into_inner() == "dirty" => in_dirty = false,
-            Event::End(e) if !in_dirty && !closed && e.name().into_inner() == "dirty_log" => {
-                closed = true
+            Event::End("dirty") if in_dirty => in_dirty = false,
+            Event::End("dirty_log") if !in_dirty && !closed => closed = true,
+            Event::End(n) if !closed => {
+                let open = if in_dirty { "dirty" } else { "dirty_log" };
+                return Err(err(
+                    at,
+                    format!("malformed XML: </{n}> does not close <{open}>"),
+                ));
             }
-            Event::CData(_) => return Err(err(at, "unexpected CDATA")),
             _ => return Err(err(at, "unexpected markup")),
         }
     }
-    let at_end = {
-        let c = reader.get_ref();
-        Pos {
-            line: c.line,
-            column: c.pos - c.line_start + 1,
-        }
-    };
+    let at_end = reader.pos();
     let Some(r) = root_seen else {
         return Err(err(at_end, "no <dirty_log> element"));
     };
@@ -373,11 +293,11 @@ mod tests {
     fn errors_carry_line_and_column() {
         let xml = "<dirty_log version=\"2\" nr_regions=\"16\">\n  <dirty begin=\"3\" end=\"2\"/>\n</dirty_log>\n";
         let e = parse(xml.as_bytes()).unwrap_err().to_string();
-        assert!(e.starts_with("2:3: "), "{e}");
+        assert!(e.starts_with("line 2, column 3: "), "{e}");
         let xml = "<dirty_log version=\"2\" nr_regions=\"16\">\n\n    <dirty begin=\"3\" end=\"17\"/>\n</dirty_log>";
         let e = parse(xml.as_bytes()).unwrap_err().to_string();
         assert!(
-            e.starts_with("3:5: ") && e.contains("past the last region"),
+            e.starts_with("line 3, column 5: ") && e.contains("past the last region"),
             "{e}"
         );
         let e = parse("<dirty_log version=\"3\" nr_regions=\"16\"/>".as_bytes())

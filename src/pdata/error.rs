@@ -124,6 +124,8 @@ pub enum Side {
     Input,
     /// The output.
     Output,
+    /// Neither: a file of the tool's own (a temporary file), which the message names.
+    Own,
 }
 
 /// Results of the persistent-data layer.

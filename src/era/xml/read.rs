@@ -1,56 +1,39 @@
-//! Reading era XML as a stream of checked elements, each error located by line and column.
+//! Reading era XML in one pass, as fast as the input comes, each error located by line
+//! and column.
 //!
 //! Accepts what `era_dump` writes (`<bit>` lines) and the compact `<marked>` ranges of
-//! thin-provisioning-tools' tests, with or without an XML declaration. Structure and
-//! syntax are checked here; what the values mean is the visitor's business.
+//! thin-provisioning-tools' tests, with or without an XML declaration, under the rules of
+//! [`crate::xml`]. Structure and syntax are checked here; what the values mean is the
+//! visitor's business.
+//!
+//! How: a thread reads the input in chunks that end at a line end; each chunk is digested
+//! on every core by [`super::fast`], which reads the `<bit>` and `<era>` lines era_dump
+//! writes (nearly all of the bytes); then this thread walks the chunk in order, handing
+//! the digested runs to the visitor whole and reading every other line with the markup
+//! reader of [`crate::xml`]. A construct that spans lines (a comment, a tag with its
+//! attributes on several lines) is read by the markup reader to its end, whatever the
+//! digest made of the lines inside it, and may continue into the next chunk. Memory: a
+//! few chunks and their digests, whatever the input's size.
 
-use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, BufRead, Read};
-
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread;
 
 use super::super::sink::Header;
+use super::fast::{self, Digest, Kind, Line, Run};
+use crate::xml::markup::{lossy, scan, Markup, Scan, Tag};
+use crate::xml::reader::BOM;
+use crate::xml::{is_space, Lines, Pos};
 
-/// A place in the input: 1-based line and column (in bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pos {
-    /// Line, from 1.
-    pub line: u64,
-    /// Column in bytes, from 1.
-    pub column: u64,
-}
-
-impl fmt::Display for Pos {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}, column {}", self.line, self.column)
-    }
-}
-
-/// Bad input, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct XmlError {
-    /// Where the offending element (or the end of input) starts.
-    pub pos: Pos,
-    /// What is wrong.
-    pub msg: String,
-}
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.msg)
-    }
-}
-
-impl std::error::Error for XmlError {}
+pub use crate::xml::XmlError;
 
 /// Why a visitor refused an element.
 #[derive(Debug)]
 pub enum VisitError {
     /// The element's content is wrong; the parser adds the position.
     Invalid(String),
-    /// The visitor failed to write what it built.
+    /// The visitor failed to store what it was given.
     Io(io::Error),
 }
 
@@ -65,15 +48,17 @@ impl From<io::Error> for VisitError {
 pub enum ParseError {
     /// The input is not acceptable era XML.
     Xml(XmlError),
-    /// Reading the input, or the visitor's writing, failed.
+    /// Reading the input failed.
     Io(io::Error),
+    /// The visitor failed to store what it was given.
+    Visit(io::Error),
 }
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ParseError::Xml(e) => e.fmt(f),
-            ParseError::Io(e) => e.fmt(f),
+            ParseError::Io(e) | ParseError::Visit(e) => e.fmt(f),
         }
     }
 }
@@ -82,7 +67,7 @@ impl std::error::Error for ParseError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ParseError::Xml(e) => Some(e),
-            ParseError::Io(e) => Some(e),
+            ParseError::Io(e) | ParseError::Visit(e) => Some(e),
         }
     }
 }
@@ -95,6 +80,18 @@ pub trait XmlVisitor {
     fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> Result<(), VisitError>;
     /// `<bit>` inside a writeset.
     fn bit(&mut self, block: u32, value: bool) -> Result<(), VisitError>;
+    /// Many `<bit>`s of the current writeset at once: the blocks of the set ones, and the
+    /// largest block of the set and of the clear ones. All or nothing: `Ok(false)` refuses
+    /// them without changing anything, and the parser hands them to
+    /// [`XmlVisitor::bit`] one by one instead, so that an error names its line.
+    fn bits(
+        &mut self,
+        _set: &[u32],
+        _max_set: Option<u32>,
+        _max_clear: Option<u32>,
+    ) -> Result<bool, VisitError> {
+        Ok(false)
+    }
     /// `<marked>` inside a writeset: bits `begin .. begin + len` set.
     fn marked(&mut self, begin: u32, len: u32) -> Result<(), VisitError>;
     /// `</writeset>`.
@@ -103,61 +100,40 @@ pub trait XmlVisitor {
     fn era_array_begin(&mut self) -> Result<(), VisitError>;
     /// `<era>` inside the era array.
     fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError>;
+    /// Many `<era>`s at once, for the blocks `first, first + 1, …`; `max_era` is the
+    /// largest. All or nothing, as [`XmlVisitor::bits`].
+    fn eras(&mut self, _first: u32, _eras: &[u32], _max_era: u32) -> Result<bool, VisitError> {
+        Ok(false)
+    }
     /// `</era_array>`.
     fn era_array_end(&mut self) -> Result<(), VisitError>;
     /// `</superblock>`.
     fn superblock_end(&mut self) -> Result<(), VisitError>;
 }
 
-/// A `BufRead` that knows the line and column of everything consumed so far.
-struct Counting<R> {
-    inner: R,
-    line: u64,
-    line_start: u64,
-    offset: u64,
+/// How to read.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseOptions {
+    /// Bytes read at a time (a line longer than this is read in pieces).
+    pub chunk_size: usize,
+    /// Whether `<bit>` and `<era>` lines take the fast path; without it every line goes
+    /// through the markup reader (the same outcome, slower: for tests).
+    pub fast: bool,
 }
 
-impl<R: BufRead> Counting<R> {
-    fn pos(&self) -> Pos {
-        Pos {
-            line: self.line,
-            column: self.offset - self.line_start + 1,
+impl Default for ParseOptions {
+    fn default() -> ParseOptions {
+        ParseOptions {
+            chunk_size: 4 << 20,
+            fast: true,
         }
     }
 }
 
-impl<R: BufRead> Read for Counting<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = {
-            let avail = self.fill_buf()?;
-            let n = avail.len().min(buf.len());
-            buf[..n].copy_from_slice(&avail[..n]);
-            n
-        };
-        self.consume(n);
-        Ok(n)
-    }
-}
-
-impl<R: BufRead> BufRead for Counting<R> {
-    fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        self.inner.fill_buf()
-    }
-
-    fn consume(&mut self, n: usize) {
-        // The inner buffer still holds what is being consumed: fill_buf on a non-empty
-        // buffer returns it without reading.
-        if let Ok(buf) = self.inner.fill_buf() {
-            let done = &buf[..n.min(buf.len())];
-            if let Some(last) = memchr::memrchr(b'\n', done) {
-                self.line += memchr::memchr_iter(b'\n', done).count() as u64;
-                self.line_start = self.offset + last as u64 + 1;
-            }
-        }
-        self.offset += n as u64;
-        self.inner.consume(n);
-    }
-}
+/// The smallest chunk size used.
+const MIN_CHUNK: usize = 64;
+/// Chunk buffers: one being read, one digested, one walked, and one waiting between each.
+const POOL: usize = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -177,67 +153,6 @@ impl State {
             State::EraArray => "<era_array>",
         }
     }
-}
-
-/// The value of every attribute in `names`, in that order; any other attribute, a
-/// missing one or a repeated one is an error.
-fn attributes<'a, const N: usize>(
-    e: &'a BytesStart<'a>,
-    tag: &str,
-    names: [&str; N],
-) -> Result<[Cow<'a, str>; N], String> {
-    let mut found: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
-    // quick-xml's own duplicate check allocates per element; with a handful of known
-    // names a duplicate is simply a name seen twice.
-    for a in e.attributes().with_checks(false) {
-        let a = a.map_err(|err| format!("bad attribute in <{tag}>: {err}"))?;
-        let key = a.key.as_ref();
-        let Some(i) = names.iter().position(|n| *n == key) else {
-            return Err(format!("unknown attribute '{key}' in <{tag}>"));
-        };
-        if found[i].replace(a.value).is_some() {
-            return Err(format!("duplicated attribute '{key}' in <{tag}>"));
-        }
-    }
-    let mut out: [Cow<'a, str>; N] = std::array::from_fn(|_| Cow::Borrowed(""));
-    for (i, f) in found.into_iter().enumerate() {
-        out[i] = f.ok_or_else(|| format!("missing attribute '{}' in <{tag}>", names[i]))?;
-    }
-    Ok(out)
-}
-
-/// A decimal `u32`: digits only, no sign, no white space.
-fn number(tag: &str, name: &str, v: &str) -> Result<u32, String> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "attribute '{name}' of <{tag}> is not a non-negative integer: '{v}'"
-        ));
-    }
-    let mut n: u64 = 0;
-    for d in v.bytes() {
-        n = n * 10 + (d - b'0') as u64;
-        if n > u32::MAX as u64 {
-            return Err(format!(
-                "attribute '{name}' of <{tag}> does not fit in 32 bits: '{v}'"
-            ));
-        }
-    }
-    Ok(n as u32)
-}
-
-fn boolean(tag: &str, name: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(format!(
-            "attribute '{name}' of <{tag}> must be true or false: '{v}'"
-        )),
-    }
-}
-
-struct Parser<'v, V: XmlVisitor> {
-    visitor: &'v mut V,
-    state: State,
 }
 
 enum Fail {
@@ -260,34 +175,95 @@ impl From<VisitError> for Fail {
     }
 }
 
-impl<V: XmlVisitor> Parser<'_, V> {
-    fn start(&mut self, e: &BytesStart, empty: bool) -> Result<(), Fail> {
-        let name = e.name();
-        let name = name.as_ref();
-        let expect = |want: State, tag: &str, s: State| -> Result<(), Fail> {
-            if s == want {
-                Ok(())
-            } else if tag == "superblock" && s == State::Done {
-                Err(Fail::Msg("duplicated <superblock>".into()))
-            } else {
-                Err(Fail::Msg(format!(
-                    "<{tag}> is not allowed in {}",
-                    s.element()
-                )))
-            }
-        };
-        match name {
+fn located(pos: Pos, f: Fail) -> ParseError {
+    match f {
+        Fail::Msg(msg) => ParseError::Xml(XmlError { pos, msg }),
+        Fail::Io(e) => ParseError::Visit(e),
+    }
+}
+
+/// The values of every attribute in `names`, in that order; any other attribute, a
+/// missing one or a repeated one is an error.
+fn attributes<'a, const N: usize>(t: &Tag<'a>, names: [&str; N]) -> Result<[&'a [u8]; N], String> {
+    let found = t.attrs(names)?;
+    let mut out: [&'a [u8]; N] = [&[]; N];
+    for (i, f) in found.into_iter().enumerate() {
+        out[i] = f.ok_or_else(|| format!("missing attribute '{}' in <{}>", names[i], t.name))?;
+    }
+    Ok(out)
+}
+
+/// A decimal `u32`: digits only, no sign, no white space.
+fn number(tag: &str, name: &str, v: &[u8]) -> Result<u32, String> {
+    if v.is_empty() || !v.iter().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "attribute '{name}' of <{tag}> is not a non-negative integer: '{}'",
+            lossy(v)
+        ));
+    }
+    let mut n: u64 = 0;
+    for d in v {
+        n = n * 10 + (d - b'0') as u64;
+        if n > u32::MAX as u64 {
+            return Err(format!(
+                "attribute '{name}' of <{tag}> does not fit in 32 bits: '{}'",
+                lossy(v)
+            ));
+        }
+    }
+    Ok(n as u32)
+}
+
+fn boolean(tag: &str, name: &str, v: &[u8]) -> Result<bool, String> {
+    match v {
+        b"true" => Ok(true),
+        b"false" => Ok(false),
+        _ => Err(format!(
+            "attribute '{name}' of <{tag}> must be true or false: '{}'",
+            lossy(v)
+        )),
+    }
+}
+
+/// The document's structure, whichever path an element came by.
+struct Document<'v, V: XmlVisitor> {
+    visitor: &'v mut V,
+    state: State,
+}
+
+impl<V: XmlVisitor> Document<'_, V> {
+    fn expect(&self, want: State, tag: &str) -> Result<(), Fail> {
+        if self.state == want {
+            Ok(())
+        } else if tag == "superblock" && self.state == State::Done {
+            Err(Fail::Msg("duplicated <superblock>".into()))
+        } else {
+            Err(Fail::Msg(format!(
+                "<{tag}> is not allowed in {}",
+                self.state.element()
+            )))
+        }
+    }
+
+    fn markup(&mut self, m: Markup) -> Result<(), Fail> {
+        match m {
+            Markup::Start(t) => self.start(&t, false),
+            Markup::Empty(t) => self.start(&t, true),
+            Markup::End(n) => self.end(n),
+            Markup::Skip => Ok(()),
+        }
+    }
+
+    fn start(&mut self, t: &Tag, empty: bool) -> Result<(), Fail> {
+        match t.name {
             "superblock" => {
-                expect(State::Start, "superblock", self.state)?;
-                let [_, bs, nb, ce] = attributes(
-                    e,
-                    "superblock",
-                    ["uuid", "block_size", "nr_blocks", "current_era"],
-                )?;
+                self.expect(State::Start, "superblock")?;
+                let [_, bs, nb, ce] =
+                    attributes(t, ["uuid", "block_size", "nr_blocks", "current_era"])?;
                 let header = Header {
-                    block_size: number("superblock", "block_size", &bs)?,
-                    nr_blocks: number("superblock", "nr_blocks", &nb)?,
-                    current_era: number("superblock", "current_era", &ce)?,
+                    block_size: number("superblock", "block_size", bs)?,
+                    nr_blocks: number("superblock", "nr_blocks", nb)?,
+                    current_era: number("superblock", "current_era", ce)?,
                 };
                 self.visitor.superblock(header)?;
                 self.state = State::Superblock;
@@ -296,10 +272,10 @@ impl<V: XmlVisitor> Parser<'_, V> {
                 }
             }
             "writeset" => {
-                expect(State::Superblock, "writeset", self.state)?;
-                let [era, nr_bits] = attributes(e, "writeset", ["era", "nr_bits"])?;
-                let era = number("writeset", "era", &era)?;
-                let nr_bits = number("writeset", "nr_bits", &nr_bits)?;
+                self.expect(State::Superblock, "writeset")?;
+                let [era, nr_bits] = attributes(t, ["era", "nr_bits"])?;
+                let era = number("writeset", "era", era)?;
+                let nr_bits = number("writeset", "nr_bits", nr_bits)?;
                 self.visitor.writeset_begin(era, nr_bits)?;
                 self.state = State::Writeset;
                 if empty {
@@ -307,8 +283,8 @@ impl<V: XmlVisitor> Parser<'_, V> {
                 }
             }
             "era_array" => {
-                expect(State::Superblock, "era_array", self.state)?;
-                attributes(e, "era_array", [])?;
+                self.expect(State::Superblock, "era_array")?;
+                attributes(t, [])?;
                 self.visitor.era_array_begin()?;
                 self.state = State::EraArray;
                 if empty {
@@ -316,40 +292,54 @@ impl<V: XmlVisitor> Parser<'_, V> {
                 }
             }
             "bit" | "marked" | "era" => {
-                let tag = name;
-                let parent = if name == "era" {
-                    State::EraArray
+                let tag = t.name;
+                if tag == "era" {
+                    self.expect(State::EraArray, tag)?;
                 } else {
-                    State::Writeset
-                };
-                expect(parent, tag, self.state)?;
+                    self.expect(State::Writeset, tag)?;
+                }
                 if !empty {
                     return Err(Fail::Msg(format!(
                         "<{tag}> must be an empty element (<{tag} …/>)"
                     )));
                 }
-                match name {
+                match tag {
                     "bit" => {
-                        let [block, value] = attributes(e, "bit", ["block", "value"])?;
-                        let block = number("bit", "block", &block)?;
-                        let value = boolean("bit", "value", &value)?;
+                        let [block, value] = attributes(t, ["block", "value"])?;
+                        let block = number("bit", "block", block)?;
+                        let value = boolean("bit", "value", value)?;
                         self.visitor.bit(block, value)?;
                     }
                     "marked" => {
-                        let [begin, len] = attributes(e, "marked", ["block_begin", "len"])?;
-                        let begin = number("marked", "block_begin", &begin)?;
-                        let len = number("marked", "len", &len)?;
+                        let [begin, len] = attributes(t, ["block_begin", "len"])?;
+                        let begin = number("marked", "block_begin", begin)?;
+                        let len = number("marked", "len", len)?;
                         self.visitor.marked(begin, len)?;
                     }
                     _ => {
-                        let [block, era] = attributes(e, "era", ["block", "era"])?;
-                        let block = number("era", "block", &block)?;
-                        let era = number("era", "era", &era)?;
+                        let [block, era] = attributes(t, ["block", "era"])?;
+                        let block = number("era", "block", block)?;
+                        let era = number("era", "era", era)?;
                         self.visitor.era(block, era)?;
                     }
                 }
             }
             other => return Err(Fail::Msg(format!("unknown element <{other}>"))),
+        }
+        Ok(())
+    }
+
+    /// A fast line: the same as its element read by [`Document::start`].
+    fn item(&mut self, l: Line) -> Result<(), Fail> {
+        match l {
+            Line::Bit { block, value } => {
+                self.expect(State::Writeset, "bit")?;
+                self.visitor.bit(block, value)?;
+            }
+            Line::Era { block, era } => {
+                self.expect(State::EraArray, "era")?;
+                self.visitor.era(block, era)?;
+            }
         }
         Ok(())
     }
@@ -375,68 +365,335 @@ impl<V: XmlVisitor> Parser<'_, V> {
         self.state = next;
         Ok(())
     }
+
+    fn finish(&self, at: Pos) -> Result<(), ParseError> {
+        let msg = match self.state {
+            State::Done => return Ok(()),
+            State::Start => "no <superblock> element".to_string(),
+            s => format!("unexpected end of input in {} (truncated?)", s.element()),
+        };
+        Err(ParseError::Xml(XmlError { pos: at, msg }))
+    }
 }
 
-/// Parses era XML from `input`, handing each element to `visitor`. Stops at the first
-/// problem, naming its line and column.
-pub fn parse<R: BufRead, V: XmlVisitor>(input: R, visitor: &mut V) -> Result<(), ParseError> {
-    let counting = Counting {
-        inner: input,
-        line: 1,
-        line_start: 0,
-        offset: 0,
-    };
-    let mut reader = Reader::from_reader(counting);
-    let mut p = Parser {
-        visitor,
-        state: State::Start,
-    };
-    let mut buf = Vec::with_capacity(256);
-    let mut first = true;
-    loop {
-        buf.clear();
-        let pos = reader.get_ref().pos();
-        let fail = |msg: String| ParseError::Xml(XmlError { pos, msg });
-        let event = match reader.read_event_into(&mut buf) {
-            Ok(ev) => ev,
-            Err(quick_xml::Error::Io(e)) => {
-                return Err(ParseError::Io(io::Error::new(e.kind(), e.to_string())))
-            }
-            Err(e) => return Err(fail(e.to_string())),
+/// Where reading a chunk stopped.
+enum Stop {
+    /// Everything before this offset was read.
+    At(usize),
+    /// The construct at this offset goes on in the next chunk.
+    Incomplete(usize),
+}
+
+/// Walks the chunks in order.
+struct Walker<'v, V: XmlVisitor> {
+    doc: Document<'v, V>,
+    lines: Lines,
+    doc_start: bool,
+    /// The start of a construct that the last chunk ended in.
+    carry: Vec<u8>,
+}
+
+impl<V: XmlVisitor> Walker<'_, V> {
+    fn chunk(&mut self, chunk: &[u8], digests: &[Digest], eof: bool) -> Result<(), ParseError> {
+        let joined;
+        let shift = self.carry.len();
+        let buf = if shift == 0 {
+            chunk
+        } else {
+            let mut j = std::mem::take(&mut self.carry);
+            j.extend_from_slice(chunk);
+            joined = j;
+            &joined[..]
         };
-        let r = match event {
-            Event::Start(e) => p.start(&e, false),
-            Event::Empty(e) => p.start(&e, true),
-            Event::End(e) => p.end(e.name().as_ref()),
-            Event::Text(t) if t.bytes().all(|b| b.is_ascii_whitespace()) => Ok(()),
-            Event::Text(_) | Event::GeneralRef(_) => Err(Fail::Msg(format!(
-                "unexpected text in {}",
-                p.state.element()
-            ))),
-            Event::Comment(_) => Ok(()),
-            Event::Decl(_) if first => Ok(()),
-            Event::Decl(_) => Err(Fail::Msg(
-                "an XML declaration is allowed only at the start".into(),
-            )),
-            Event::CData(_) => Err(Fail::Msg("unsupported CDATA section".into())),
-            Event::PI(_) => Err(Fail::Msg("unsupported processing instruction".into())),
-            Event::DocType(_) => Err(Fail::Msg("unsupported DOCTYPE".into())),
-            Event::Eof => {
-                return match p.state {
-                    State::Done => Ok(()),
-                    State::Start => Err(fail("no <superblock> element".into())),
-                    s => Err(fail(format!(
-                        "unexpected end of input in {} (truncated?)",
-                        s.element()
-                    ))),
+        // The construct carried over first.
+        let mut stop = if shift > 0 {
+            self.slow(buf, 0, shift, eof)?
+        } else {
+            Stop::At(0)
+        };
+        for d in digests {
+            for run in &d.runs {
+                let Stop::At(pos) = stop else {
+                    break;
+                };
+                let (s, e) = (run.start + shift, run.end + shift);
+                if e <= pos {
+                    continue;
+                }
+                stop = match run.kind {
+                    Kind::Slow => self.slow(buf, pos, e, eof)?,
+                    // A construct read by the markup reader ran into this run.
+                    _ if s < pos => self.slow(buf, pos, e, eof)?,
+                    _ => self.fast(buf, s, e, run, d, eof)?,
+                };
+            }
+        }
+        if let Stop::At(pos) = stop {
+            if pos < buf.len() {
+                stop = self.slow(buf, pos, buf.len(), eof)?;
+            }
+        }
+        if let Stop::Incomplete(p) = stop {
+            self.carry = buf[p..].to_vec();
+        }
+        Ok(())
+    }
+
+    fn advance(&mut self, buf: &[u8], from: usize, to: usize) {
+        self.lines.advance(&buf[from..to]);
+        if to > from {
+            self.doc_start = false;
+        }
+    }
+
+    /// Reads `buf` from `pos` with the markup reader, up to the first line start at or
+    /// after `min_end` (or the end of `buf`).
+    fn slow(
+        &mut self,
+        buf: &[u8],
+        mut pos: usize,
+        min_end: usize,
+        eof: bool,
+    ) -> Result<Stop, ParseError> {
+        loop {
+            if self.doc_start && self.lines.offset() == 0 {
+                let n = buf.len().min(BOM.len());
+                if buf[..n] == BOM[..n] {
+                    if n < BOM.len() && !eof {
+                        return Ok(Stop::Incomplete(pos));
+                    }
+                    if n == BOM.len() {
+                        self.lines.advance(BOM);
+                        pos = n;
+                    }
                 }
             }
-        };
-        match r {
-            Ok(()) => {}
-            Err(Fail::Msg(m)) => return Err(fail(m)),
-            Err(Fail::Io(e)) => return Err(ParseError::Io(e)),
+            while pos < buf.len() && is_space(buf[pos]) {
+                if pos >= min_end && self.lines.at_line_start() {
+                    return Ok(Stop::At(pos));
+                }
+                self.advance(buf, pos, pos + 1);
+                pos += 1;
+            }
+            if pos == buf.len() || (pos >= min_end && self.lines.at_line_start()) {
+                return Ok(Stop::At(pos));
+            }
+            let at = self.lines.pos();
+            if buf[pos] != b'<' {
+                let msg = format!("unexpected text in {}", self.doc.state.element());
+                return Err(ParseError::Xml(XmlError { pos: at, msg }));
+            }
+            match scan(&buf[pos..], eof, self.doc_start) {
+                Err(msg) => return Err(ParseError::Xml(XmlError { pos: at, msg })),
+                Ok(Scan::Incomplete) => return Ok(Stop::Incomplete(pos)),
+                Ok(Scan::Found(m, n)) => {
+                    self.doc_start = false;
+                    self.doc.markup(m).map_err(|f| located(at, f))?;
+                    self.advance(buf, pos, pos + n);
+                    pos += n;
+                }
+            }
         }
-        first = false;
     }
+
+    /// Hands a digested run to the visitor whole, or its lines one by one if it refuses.
+    fn fast(
+        &mut self,
+        buf: &[u8],
+        s: usize,
+        e: usize,
+        run: &Run,
+        d: &Digest,
+        eof: bool,
+    ) -> Result<Stop, ParseError> {
+        let at = self.lines.pos();
+        let whole = match &run.kind {
+            Kind::Bits {
+                set,
+                max_set,
+                max_clear,
+            } if self.doc.state == State::Writeset => {
+                self.doc
+                    .visitor
+                    .bits(&d.set[set.clone()], *max_set, *max_clear)
+            }
+            Kind::Eras {
+                values,
+                first,
+                contiguous: true,
+                max_era,
+            } if self.doc.state == State::EraArray => {
+                self.doc
+                    .visitor
+                    .eras(*first, &d.eras[values.clone()], *max_era)
+            }
+            _ => Ok(false),
+        };
+        if whole.map_err(|v| located(at, v.into()))? {
+            self.lines.skip_lines(run.lines, (e - s) as u64);
+            self.doc_start = false;
+            return Ok(Stop::At(e));
+        }
+        let mut p = s;
+        while p < e {
+            let Some((l, len, indent)) = fast::line(&buf[p..e]) else {
+                return self.slow(buf, p, e, eof);
+            };
+            self.advance(buf, p, p + indent);
+            let at = self.lines.pos();
+            self.doc.item(l).map_err(|f| located(at, f))?;
+            self.advance(buf, p + indent, p + len);
+            p += len;
+        }
+        Ok(Stop::At(e))
+    }
+}
+
+/// A piece of the input, ending at a line end unless it is the last or a line is longer
+/// than a chunk.
+struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+    /// Bytes new in this chunk (the rest was carried over from the previous one).
+    read: usize,
+    eof: bool,
+    /// Whether the chunk starts in the middle of a line.
+    mid_line: bool,
+}
+
+/// Reads `input` into chunks of at most `size` bytes, in buffers from `free`.
+fn read_chunks(
+    mut input: Box<dyn Read + Send>,
+    size: usize,
+    free: Receiver<Vec<u8>>,
+    out: SyncSender<io::Result<Chunk>>,
+) {
+    let mut tail: Vec<u8> = Vec::new();
+    let mut mid_line = false;
+    loop {
+        let Ok(mut buf) = free.recv() else {
+            return;
+        };
+        buf.resize(size, 0);
+        buf[..tail.len()].copy_from_slice(&tail);
+        let kept = tail.len();
+        let mut len = kept;
+        let mut eof = false;
+        while len < size {
+            match input.read(&mut buf[len..size]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
+            }
+        }
+        tail.clear();
+        let mut chunk_len = len;
+        if !eof {
+            if let Some(nl) = memchr::memrchr(b'\n', &buf[..len]) {
+                tail.extend_from_slice(&buf[nl + 1..len]);
+                chunk_len = nl + 1;
+            }
+        }
+        let ends_line = chunk_len > 0 && buf[chunk_len - 1] == b'\n';
+        let chunk = Chunk {
+            buf,
+            len: chunk_len,
+            read: len - kept,
+            eof,
+            mid_line,
+        };
+        if chunk_len > 0 {
+            mid_line = !ends_line;
+        }
+        if out.send(Ok(chunk)).is_err() || eof {
+            return;
+        }
+    }
+}
+
+/// Digests the chunks from `input` and passes them on.
+fn digest_chunks(
+    input: Receiver<io::Result<Chunk>>,
+    out: SyncSender<io::Result<(Chunk, Vec<Digest>)>>,
+    fast_path: bool,
+) {
+    for c in input {
+        let item = c.map(|c| {
+            let bytes = &c.buf[..c.len];
+            let digests = if fast_path {
+                fast::digest_chunk(bytes, c.mid_line)
+            } else {
+                vec![Digest {
+                    runs: vec![Run {
+                        start: 0,
+                        end: c.len,
+                        lines: 0,
+                        kind: Kind::Slow,
+                    }],
+                    ..Digest::default()
+                }]
+            };
+            (c, digests)
+        });
+        let stop = item.is_err();
+        if out.send(item).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// Parses era XML from `input`, handing each element to `visitor`, and `progress` the
+/// bytes read. Stops at the first problem, naming its line and column. Two threads read
+/// and digest ahead; they end with the input, or at their next step after an error.
+pub fn parse<V: XmlVisitor>(
+    input: Box<dyn Read + Send>,
+    visitor: &mut V,
+    opts: &ParseOptions,
+    progress: &dyn Fn(u64),
+) -> Result<(), ParseError> {
+    let size = opts.chunk_size.max(MIN_CHUNK);
+    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(POOL);
+    for _ in 0..POOL {
+        // Never blocks: the channel holds them all.
+        let _ = free_tx.send(Vec::new());
+    }
+    let (raw_tx, raw_rx) = sync_channel(1);
+    let (dig_tx, dig_rx) = sync_channel(1);
+    thread::Builder::new()
+        .name("era-xml-read".into())
+        .spawn(move || read_chunks(input, size, free_rx, raw_tx))
+        .map_err(ParseError::Io)?;
+    let fast_path = opts.fast;
+    thread::Builder::new()
+        .name("era-xml-digest".into())
+        .spawn(move || digest_chunks(raw_rx, dig_tx, fast_path))
+        .map_err(ParseError::Io)?;
+    let mut w = Walker {
+        doc: Document {
+            visitor,
+            state: State::Start,
+        },
+        lines: Lines::new(),
+        doc_start: true,
+        carry: Vec::new(),
+    };
+    for item in dig_rx {
+        let (c, digests) = item.map_err(ParseError::Io)?;
+        progress(c.read as u64);
+        w.chunk(&c.buf[..c.len], &digests, c.eof)?;
+        if c.eof {
+            return w.doc.finish(w.lines.pos());
+        }
+        let _ = free_tx.send(c.buf);
+    }
+    Err(ParseError::Io(io::Error::other(
+        "the input reader stopped before the end",
+    )))
 }

@@ -1,33 +1,158 @@
-//! Writing era XML exactly as thin-provisioning-tools 1.3.3 does: two spaces per level,
-//! fixed attribute order, no declaration, a newline before every element but the first and
-//! none at the end.
+//! Writing era XML as thin-provisioning-tools 1.3.3 does: two spaces per level, fixed
+//! attribute order, no declaration, a newline before every element but the first; and, as
+//! its 0.9 did, one at the end.
 
 use std::io::{self, Write};
 
+use super::super::output::{put_prefix, put_u64, Counter, Pieces};
 use super::super::sink::{EraSink, Header};
 
 /// Bytes gathered before they are handed to the underlying writer.
 const CHUNK: usize = 1 << 16;
+/// Words of a writeset formatted per piece (32,768 lines, about 1.3 MB).
+const PIECE_WORDS: usize = 512;
+/// Era-array values formatted per piece (about 1 MB).
+const PIECE_ERAS: usize = 1 << 15;
+
+const BIT: &[u8; 17] = b"\n    <bit block=\"";
+/// The end of a `<bit>` line, clear and set, padded to one size.
+const VALUE: [&[u8; 17]; 2] = [b"\" value=\"false\"/>", b"\" value=\"true\"/> "];
+const VALUE_LEN: [usize; 2] = [17, 16];
+const ERA: &[u8; 17] = b"\n    <era block=\"";
+
+/// Appends the end of a `<bit>` line.
+#[inline]
+fn value(b: &mut Vec<u8>, set: bool) {
+    put_prefix(b, VALUE[set as usize], VALUE_LEN[set as usize]);
+}
+
+/// Eras with a ready-made line end.
+const ERA_ENDS_UP_TO: usize = 1000;
+
+/// The end of an `<era>` line, `" era="E"/>`, for the eras below [`ERA_ENDS_UP_TO`] (nearly
+/// all of them), padded to one size.
+static ERA_ENDS: [([u8; 16], usize); ERA_ENDS_UP_TO] = {
+    let mut t = [([0u8; 16], 0usize); ERA_ENDS_UP_TO];
+    let mut e = 0;
+    while e < ERA_ENDS_UP_TO {
+        let mut b = [0u8; 16];
+        let head = b"\" era=\"";
+        let mut i = 0;
+        while i < head.len() {
+            b[i] = head[i];
+            i += 1;
+        }
+        if e >= 100 {
+            b[i] = b'0' + (e / 100) as u8;
+            i += 1;
+        }
+        if e >= 10 {
+            b[i] = b'0' + (e / 10 % 10) as u8;
+            i += 1;
+        }
+        b[i] = b'0' + (e % 10) as u8;
+        b[i + 1] = b'"';
+        b[i + 2] = b'/';
+        b[i + 3] = b'>';
+        t[e] = (b, i + 4);
+        e += 1;
+    }
+    t
+};
+
+/// Appends the end of an `<era>` line.
+#[inline]
+fn era_end(b: &mut Vec<u8>, era: u32) {
+    match ERA_ENDS.get(era as usize) {
+        Some((bytes, len)) => put_prefix(b, bytes, *len),
+        None => {
+            b.extend_from_slice(b"\" era=\"");
+            put_u64(b, era as u64);
+            b.extend_from_slice(b"\"/>");
+        }
+    }
+}
 
 /// An [`EraSink`] that writes the XML of `era_dump`. A writeset prints one `<bit>` per
 /// origin block (`nr_blocks` of the superblock), plus any set bit past `nr_blocks`.
+///
+/// Nearly all of the output is `<bit>` and `<era>` lines: they are gathered a batch at a
+/// time and formatted on every core ([`Pieces`]), their block numbers counted up in ASCII.
 pub struct XmlWriter<W: Write> {
     out: W,
     buf: Vec<u8>,
     nr_blocks: u64,
+    /// The block of the first pending word's first bit.
     bit: u64,
+    words: Vec<u64>,
+    /// The block of the first pending era.
     era_index: u64,
+    eras: Vec<u32>,
+    pieces: Pieces,
+}
+
+/// `<bit>` lines for bits `first..` of `words`; past `nr_blocks`, only the set ones.
+fn bit_lines(b: &mut Vec<u8>, first: u64, words: &[u64], nr_blocks: u64) {
+    b.reserve(words.len() * 64 * (BIT.len() + 16 + 17));
+    let mut c = Counter::new(first);
+    for (i, &w) in words.iter().enumerate() {
+        let base = first + i as u64 * 64;
+        if base + 64 <= nr_blocks {
+            for j in 0..64 {
+                b.extend_from_slice(BIT);
+                c.put(b);
+                value(b, w >> j & 1 != 0);
+                c.incr();
+            }
+        } else {
+            for j in 0..64 {
+                let set = w >> j & 1 != 0;
+                if base + j < nr_blocks || set {
+                    b.extend_from_slice(BIT);
+                    put_u64(b, base + j);
+                    value(b, set);
+                }
+            }
+        }
+    }
+}
+
+/// `<bit … value="false"/>` lines for blocks `from..to`.
+fn clear_lines(b: &mut Vec<u8>, from: u64, to: u64) {
+    let mut c = Counter::new(from);
+    for _ in from..to {
+        b.extend_from_slice(BIT);
+        c.put(b);
+        value(b, false);
+        c.incr();
+    }
+}
+
+/// `<era>` lines for blocks `first..`.
+fn era_lines(b: &mut Vec<u8>, first: u64, eras: &[u32]) {
+    b.reserve(eras.len() * (ERA.len() + 16 + 7 + 20 + 3));
+    let mut c = Counter::new(first);
+    for &era in eras {
+        b.extend_from_slice(ERA);
+        c.put(b);
+        era_end(b, era);
+        c.incr();
+    }
 }
 
 impl<W: Write> XmlWriter<W> {
     /// A writer into `out`.
     pub fn new(out: W) -> XmlWriter<W> {
+        let pieces = Pieces::new();
         XmlWriter {
             out,
             buf: Vec::with_capacity(CHUNK + 256),
             nr_blocks: 0,
             bit: 0,
+            words: Vec::with_capacity(PIECE_WORDS * pieces.batch()),
             era_index: 0,
+            eras: Vec::with_capacity(PIECE_ERAS * pieces.batch()),
+            pieces,
         }
     }
 
@@ -44,42 +169,38 @@ impl<W: Write> XmlWriter<W> {
         Ok(())
     }
 
-    fn maybe_spill(&mut self) -> io::Result<()> {
-        if self.buf.len() >= CHUNK {
-            self.spill()?;
-        }
-        Ok(())
-    }
-
     fn line(&mut self, text: &[u8]) {
         self.buf.push(b'\n');
         self.buf.extend_from_slice(text);
     }
 
-    fn bit_line(&mut self, block: u64, set: bool) {
-        self.buf.extend_from_slice(b"\n    <bit block=\"");
-        put_u64(&mut self.buf, block);
-        self.buf.extend_from_slice(if set {
-            b"\" value=\"true\"/>"
-        } else {
-            b"\" value=\"false\"/>"
-        });
+    /// Writes the pending words' lines.
+    fn flush_words(&mut self) -> io::Result<()> {
+        self.spill()?;
+        let (words, first, nr_blocks) = (&self.words, self.bit, self.nr_blocks);
+        let n = words.len().div_ceil(PIECE_WORDS);
+        self.pieces.write(&mut self.out, n, &|i, b| {
+            let w = &words[i * PIECE_WORDS..((i + 1) * PIECE_WORDS).min(words.len())];
+            bit_lines(b, first + (i * PIECE_WORDS * 64) as u64, w, nr_blocks);
+        })?;
+        self.bit += words.len() as u64 * 64;
+        self.words.clear();
+        Ok(())
     }
-}
 
-/// Appends `v` in decimal.
-fn put_u64(buf: &mut Vec<u8>, mut v: u64) {
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    loop {
-        i -= 1;
-        tmp[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+    /// Writes the pending eras' lines.
+    fn flush_eras(&mut self) -> io::Result<()> {
+        self.spill()?;
+        let (eras, first) = (&self.eras, self.era_index);
+        let n = eras.len().div_ceil(PIECE_ERAS);
+        self.pieces.write(&mut self.out, n, &|i, b| {
+            let e = &eras[i * PIECE_ERAS..((i + 1) * PIECE_ERAS).min(eras.len())];
+            era_lines(b, first + (i * PIECE_ERAS) as u64, e);
+        })?;
+        self.era_index += eras.len() as u64;
+        self.eras.clear();
+        Ok(())
     }
-    buf.extend_from_slice(&tmp[i..]);
 }
 
 impl<W: Write> EraSink for XmlWriter<W> {
@@ -107,40 +228,31 @@ impl<W: Write> EraSink for XmlWriter<W> {
     }
 
     fn writeset_words(&mut self, words: &[u64]) -> io::Result<()> {
-        for &word in words {
-            let base = self.bit;
-            self.bit += 64;
-            if base + 64 <= self.nr_blocks {
-                for j in 0..64 {
-                    self.bit_line(base + j, word >> j & 1 != 0);
-                }
-            } else {
-                let mut w = word;
-                for j in 0..64 {
-                    let b = base + j;
-                    if b < self.nr_blocks {
-                        self.bit_line(b, w & 1 != 0);
-                    } else if w == 0 {
-                        break;
-                    } else if w & 1 != 0 {
-                        self.bit_line(b, true);
-                    }
-                    w >>= 1;
-                }
+        let mut rest = words;
+        while !rest.is_empty() {
+            let room = self.words.capacity() - self.words.len();
+            let n = rest.len().min(room.max(1));
+            self.words.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.words.len() >= self.words.capacity() {
+                self.flush_words()?;
             }
-            self.maybe_spill()?;
         }
         Ok(())
     }
 
     fn writeset_end(&mut self) -> io::Result<()> {
+        self.flush_words()?;
         // A writeset shorter than the origin (it predates a grow) has no bit past its end.
-        while self.bit < self.nr_blocks {
-            self.bit_line(self.bit, false);
-            self.bit += 1;
-            if self.bit % 64 == 0 {
-                self.maybe_spill()?;
-            }
+        let (from, to) = (self.bit, self.nr_blocks);
+        if from < to {
+            let per = (PIECE_WORDS * 64) as u64;
+            let n = (to - from).div_ceil(per) as usize;
+            self.pieces.write(&mut self.out, n, &|i, b| {
+                let start = from + i as u64 * per;
+                clear_lines(b, start, (start + per).min(to));
+            })?;
+            self.bit = to;
         }
         self.line(b"  </writeset>");
         Ok(())
@@ -153,25 +265,29 @@ impl<W: Write> EraSink for XmlWriter<W> {
     }
 
     fn eras(&mut self, eras: &[u32]) -> io::Result<()> {
-        for &era in eras {
-            self.buf.extend_from_slice(b"\n    <era block=\"");
-            put_u64(&mut self.buf, self.era_index);
-            self.buf.extend_from_slice(b"\" era=\"");
-            put_u64(&mut self.buf, era as u64);
-            self.buf.extend_from_slice(b"\"/>");
-            self.era_index += 1;
-            self.maybe_spill()?;
+        let mut rest = eras;
+        while !rest.is_empty() {
+            let room = self.eras.capacity() - self.eras.len();
+            let n = rest.len().min(room.max(1));
+            self.eras.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if self.eras.len() >= self.eras.capacity() {
+                self.flush_eras()?;
+            }
         }
         Ok(())
     }
 
     fn era_array_end(&mut self) -> io::Result<()> {
+        self.flush_eras()?;
         self.line(b"  </era_array>");
         Ok(())
     }
 
     fn superblock_end(&mut self) -> io::Result<()> {
         self.line(b"</superblock>");
+        // The document ends with a newline, as thin-provisioning-tools 0.9's did.
+        self.buf.push(b'\n');
         self.spill()?;
         self.out.flush()
     }
@@ -180,16 +296,6 @@ impl<W: Write> EraSink for XmlWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn decimal() {
-        let mut b = Vec::new();
-        for v in [0u64, 7, 10, 4_294_967_295, u64::MAX] {
-            b.clear();
-            put_u64(&mut b, v);
-            assert_eq!(b, v.to_string().as_bytes());
-        }
-    }
 
     #[test]
     fn bits_past_nr_blocks_print_only_when_set_and_short_writesets_are_padded() {
@@ -219,7 +325,7 @@ mod tests {
              </writeset>\n  <writeset era=\"0\" nr_bits=\"1\">\n    \
              <bit block=\"0\" value=\"false\"/>\n    <bit block=\"1\" value=\"false\"/>\n  \
              </writeset>\n  <era_array>\n    <era block=\"0\" era=\"1\"/>\n    \
-             <era block=\"1\" era=\"0\"/>\n  </era_array>\n</superblock>"
+             <era block=\"1\" era=\"0\"/>\n  </era_array>\n</superblock>\n"
         );
     }
 }

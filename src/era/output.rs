@@ -1,0 +1,235 @@
+//! Writing the era tools' large text outputs (era_dump's XML, era_invalidate's ranges) at
+//! the speed of the output: numbers without the formatting machinery, consecutive block
+//! numbers counted up in ASCII, and pieces formatted on every core and written in order
+//! from buffers that are reused.
+
+use std::io::{self, Write};
+
+use rayon::prelude::*;
+
+/// The decimal digits of 0 to 99, two bytes each.
+const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+                            2021222324252627282930313233343536373839\
+                            4041424344454647484950515253545556575859\
+                            6061626364656667686970717273747576777879\
+                            8081828384858687888990919293949596979899";
+
+/// Appends `v` in decimal.
+#[inline]
+pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
+    // Eras and small counts: most numbers written but block numbers.
+    if v < 10 {
+        buf.push(b'0' + v as u8);
+    } else if v < 100 {
+        buf.extend_from_slice(&pair(v));
+    } else {
+        put_large(buf, v);
+    }
+}
+
+fn pair(v: u64) -> [u8; 2] {
+    let r = v as usize * 2;
+    [PAIRS[r], PAIRS[r + 1]]
+}
+
+/// Numbers of 3 to 20 digits: four at a time from the right, then the leading ones.
+fn put_large(buf: &mut Vec<u8>, mut v: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    while v >= 10_000 {
+        let q = v % 10_000;
+        v /= 10_000;
+        i -= 4;
+        let [a, b] = pair(q / 100);
+        let [c, d] = pair(q % 100);
+        tmp[i..i + 4].copy_from_slice(&[a, b, c, d]);
+    }
+    if v >= 100 {
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&pair(v % 100));
+        v /= 100;
+    }
+    if v >= 10 {
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&pair(v));
+    } else {
+        i -= 1;
+        tmp[i] = b'0' + v as u8;
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// Appends the first `n` bytes of `bytes`. Copying the whole array, whose size is known,
+/// and cutting the rest off is cheaper than a copy of `n` bytes, which costs a call.
+#[inline]
+pub fn put_prefix<const N: usize>(buf: &mut Vec<u8>, bytes: &[u8; N], n: usize) {
+    let len = buf.len();
+    buf.extend_from_slice(bytes);
+    buf.truncate(len + n.min(N));
+}
+
+/// `'9'` and `'0'` in every byte.
+const NINES: u128 = 0x3939_3939_3939_3939_3939_3939_3939_3939;
+const ZEROS: u128 = 0x3030_3030_3030_3030_3030_3030_3030_3030;
+
+/// A number written in decimal that counts up by one in a few instructions, for the block
+/// numbers of consecutive lines.
+///
+/// The digits live in a register, not in memory: bytes stored one at a time and then read
+/// back sixteen at a time would stall the processor on every line.
+pub struct Counter {
+    /// The digits as the low bytes of a big-endian number (the last digit is the least
+    /// significant byte), zero bytes above them.
+    digits: u128,
+    len: u32,
+    value: u64,
+}
+
+impl Counter {
+    /// A counter at `v` (below 10^15).
+    pub fn new(v: u64) -> Counter {
+        let mut tmp = Vec::with_capacity(20);
+        put_u64(&mut tmp, v);
+        let digits = tmp.iter().fold(0u128, |d, &b| d << 8 | b as u128);
+        Counter {
+            digits,
+            len: tmp.len() as u32,
+            value: v,
+        }
+    }
+
+    /// Appends the number to `buf`.
+    #[inline]
+    pub fn put(&self, buf: &mut Vec<u8>) {
+        let aligned = self.digits << (8 * (16 - self.len));
+        put_prefix(buf, &aligned.to_be_bytes(), self.len as usize);
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn incr(&mut self) {
+        self.value += 1;
+        // The trailing nines become zeros and the digit before them goes up by one.
+        let nines = (self.digits ^ NINES).trailing_zeros() / 8;
+        if nines >= self.len {
+            *self = Counter::new(self.value);
+            return;
+        }
+        let mask = (1u128 << (8 * nines)) - 1;
+        self.digits = ((self.digits & !mask) + (1u128 << (8 * nines))) | (ZEROS & mask);
+    }
+}
+
+/// Buffers for output formatted on every core, kept from one use to the next.
+pub struct Pieces {
+    bufs: Vec<Vec<u8>>,
+}
+
+impl Default for Pieces {
+    fn default() -> Pieces {
+        Pieces::new()
+    }
+}
+
+impl Pieces {
+    /// Two buffers per core, so that one slow piece does not leave the others idle.
+    pub fn new() -> Pieces {
+        Pieces {
+            bufs: vec![Vec::new(); rayon::current_num_threads() * 2],
+        }
+    }
+
+    /// How many pieces are formatted at once.
+    pub fn batch(&self) -> usize {
+        self.bufs.len()
+    }
+
+    /// Formats pieces `0..pieces` with `f` on every core and writes them to `out` in
+    /// order, [`Pieces::batch`] at a time. Memory: one batch of output.
+    pub fn write(
+        &mut self,
+        out: &mut dyn Write,
+        pieces: usize,
+        f: &(dyn Fn(usize, &mut Vec<u8>) + Sync),
+    ) -> io::Result<()> {
+        if pieces == 1 {
+            // Not worth waking the other cores.
+            let b = &mut self.bufs[0];
+            b.clear();
+            f(0, b);
+            return out.write_all(b);
+        }
+        let mut first = 0;
+        while first < pieces {
+            let n = (pieces - first).min(self.bufs.len());
+            self.bufs[..n]
+                .par_iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| {
+                    b.clear();
+                    f(first + i, b);
+                });
+            for b in &self.bufs[..n] {
+                out.write_all(b)?;
+            }
+            first += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_and_counting() {
+        let mut b = Vec::new();
+        for v in [
+            0u64,
+            7,
+            10,
+            99,
+            100,
+            101,
+            999,
+            1000,
+            4_294_967_295,
+            u64::MAX,
+        ] {
+            b.clear();
+            put_u64(&mut b, v);
+            assert_eq!(b, v.to_string().as_bytes());
+        }
+        for start in [
+            0u64,
+            8,
+            99,
+            12_345_678_999,
+            4_294_967_290,
+            999_999_999_999_000,
+        ] {
+            let mut c = Counter::new(start);
+            for v in start..start + 1100 {
+                b.clear();
+                c.put(&mut b);
+                assert_eq!(b, v.to_string().as_bytes());
+                c.incr();
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_come_out_in_order() {
+        let mut p = Pieces::new();
+        for _ in 0..2 {
+            let mut out = Vec::new();
+            p.write(&mut out, 10, &|i, b| put_u64(b, i as u64 * 11))
+                .unwrap();
+            assert_eq!(out, b"0112233445566778899");
+        }
+        let mut out = Vec::new();
+        p.write(&mut out, 0, &|_, _| unreachable!()).unwrap();
+        assert!(out.is_empty());
+    }
+}

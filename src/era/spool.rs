@@ -1,0 +1,172 @@
+//! The era array of a restore, kept in a temporary file until the whole input is known to
+//! be valid: nothing may be written to the output before that, and the array (4 bytes per
+//! origin block, 8 GiB at the kernel's limit) does not belong in memory.
+//!
+//! The file is created in the directory of `$TMPDIR` (else `/tmp`) and unlinked at once
+//! (`O_TMPFILE` where the file system has it), so nothing is left behind, whatever
+//! happens. Entries are written in order as little-endian `u32`s; a gap in the XML's
+//! entries is a hole in the file, which reads back as zeros.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Bytes per entry.
+const ENTRY: u64 = 4;
+/// Bytes written or read at a time.
+const BUFFER: usize = 1 << 20;
+
+/// The era array so far.
+pub struct Spool {
+    out: BufWriter<File>,
+    dir: PathBuf,
+    next: u64,
+    bytes: Vec<u8>,
+}
+
+fn create(dir: &Path) -> io::Result<File> {
+    let anonymous = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir);
+    match anonymous {
+        Ok(f) => Ok(f),
+        // Not every file system has O_TMPFILE: a named file, removed at once.
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            let mut n = 0u32;
+            loop {
+                let path = dir.join(format!(".era_restore.{}.{n}", std::process::id()));
+                match OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                {
+                    Ok(f) => {
+                        std::fs::remove_file(&path)?;
+                        return Ok(f);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+impl Spool {
+    /// An empty array in a new temporary file.
+    pub fn new() -> io::Result<Spool> {
+        let dir = std::env::temp_dir();
+        let f = create(&dir).map_err(|e| Spool::context(&dir, e))?;
+        Ok(Spool {
+            out: BufWriter::with_capacity(BUFFER, f),
+            dir,
+            next: 0,
+            bytes: Vec::new(),
+        })
+    }
+
+    fn context(dir: &Path, e: io::Error) -> io::Error {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "temporary file in {} (the era array waits there, 4 bytes per block; set \
+                 TMPDIR to use another directory): {e}",
+                dir.display()
+            ),
+        )
+    }
+
+    /// Entries from `first` on; `first` is at least the number of entries so far.
+    pub fn put(&mut self, first: u64, eras: &[u32]) -> io::Result<()> {
+        self.put_inner(first, eras)
+            .map_err(|e| Spool::context(&self.dir, e))
+    }
+
+    fn put_inner(&mut self, first: u64, eras: &[u32]) -> io::Result<()> {
+        if first < self.next {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "era entries out of order",
+            ));
+        }
+        if first > self.next {
+            self.out
+                .seek(SeekFrom::Current(((first - self.next) * ENTRY) as i64))?;
+        }
+        self.bytes.clear();
+        for e in eras {
+            self.bytes.extend_from_slice(&e.to_le_bytes());
+        }
+        self.out.write_all(&self.bytes)?;
+        self.next = first + eras.len() as u64;
+        Ok(())
+    }
+
+    /// Hands the `nr_blocks` entries to `f` in order, a run at a time, zeros after the
+    /// last one given.
+    pub fn replay(
+        self,
+        nr_blocks: u64,
+        f: &mut dyn FnMut(&[u32]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let dir = self.dir;
+        let mut file = self
+            .out
+            .into_inner()
+            .map_err(|e| Spool::context(&dir, e.into_error()))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Spool::context(&dir, e))?;
+        let stored = self.next.min(nr_blocks);
+        let mut bytes = vec![0u8; BUFFER];
+        let mut eras: Vec<u32> = Vec::with_capacity(BUFFER / ENTRY as usize);
+        let mut done = 0u64;
+        while done < nr_blocks {
+            let n = ((nr_blocks - done) * ENTRY).min(BUFFER as u64) as usize;
+            let from_file = ((stored.saturating_sub(done)) * ENTRY).min(n as u64) as usize;
+            file.read_exact(&mut bytes[..from_file])
+                .map_err(|e| Spool::context(&dir, e))?;
+            bytes[from_file..n].fill(0);
+            eras.clear();
+            eras.extend(
+                bytes[..n]
+                    .chunks_exact(ENTRY as usize)
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+            f(&eras)?;
+            done += eras.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_back_in_order_with_gaps_and_the_end_as_zeros() {
+        let mut s = Spool::new().unwrap();
+        s.put(0, &[5, 6]).unwrap();
+        s.put(2, &[7]).unwrap();
+        s.put(300_000, &[9; 10]).unwrap();
+        assert!(s.put(5, &[1]).is_err());
+        let mut got = Vec::new();
+        s.replay(400_000, &mut |e| {
+            got.extend_from_slice(e);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got.len(), 400_000);
+        assert_eq!(&got[..4], &[5, 6, 7, 0]);
+        assert!(got[3..300_000].iter().all(|&e| e == 0));
+        assert_eq!(&got[300_000..300_010], &[9; 10]);
+        assert!(got[300_010..].iter().all(|&e| e == 0));
+    }
+}
