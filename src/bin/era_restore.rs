@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use era_log_tools::cli::open::open_text_input;
 use era_log_tools::cli::report::on_side;
-use era_log_tools::cli::{self, EXIT_OK};
+use era_log_tools::cli::{self, Counted, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
-use era_log_tools::era::restore::restore;
+use era_log_tools::era::restore::{restore, Step};
 use era_log_tools::interrupt::{self, Guarded};
 
 /// The state an interrupted restore leaves its output in.
@@ -19,10 +19,26 @@ fn main() -> ExitCode {
         interrupt::writing_to(&args.output.display().to_string());
         let (input, len) = open_text_input(&args.input)?;
         let io = cli::open_era_output(&args.output, &args.input, args.force)?;
-        let bar = cli::byte_progress(len.unwrap_or(0), args.quiet || len.is_none());
-        bar.set_message("era_restore");
-        let result = restore(input, &Guarded::new(&io), &|n| bar.inc(n));
-        bar.finish_and_clear();
+        let reading = match len {
+            Some(len) => cli::byte_progress(len, args.quiet),
+            None => cli::stream_progress("checking XML", args.quiet),
+        };
+        reading.set_message("checking XML");
+        let writing = cli::pending_blocks_bar("writing metadata");
+        let guarded = Guarded::new(&io);
+        let result = restore(
+            input,
+            &Counted::new(&guarded, &writing),
+            &|step| match step {
+                Step::Checked(n) => reading.inc(n),
+                Step::Writing(blocks) => {
+                    reading.finish_and_clear();
+                    cli::start_blocks_bar(&writing, blocks, args.quiet);
+                }
+            },
+        );
+        reading.finish_and_clear();
+        writing.finish_and_clear();
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }

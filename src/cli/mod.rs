@@ -8,7 +8,10 @@ pub mod report;
 
 pub use open::{looks_like_xml, open_era_input, open_era_output};
 pub use output::Output;
-pub use progress::{block_progress, byte_progress, stderr_is_tty, Counted};
+pub use progress::{
+    block_progress, byte_progress, pending_blocks_bar, start_blocks_bar, stderr_is_tty,
+    stream_progress, Counted,
+};
 
 use std::io::{self, Write};
 use std::process::ExitCode;

@@ -8,16 +8,60 @@ use crate::pdata::io::{Block, BlockIo};
 /// A progress bar of `len` bytes on stderr, or a hidden one when stderr is not a terminal
 /// (scripts, logs) or the tool was asked to be quiet.
 pub fn byte_progress(len: u64, quiet: bool) -> indicatif::ProgressBar {
-    if quiet || !stderr_is_tty() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
+    styled(
+        len,
+        quiet,
         "{msg} {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
-    ) {
+    )
+}
+
+/// A counter of bytes read from a stream of unknown length (a pipe), labelled `phase`;
+/// hidden as [`byte_progress`] is.
+pub fn stream_progress(phase: &str, quiet: bool) -> indicatif::ProgressBar {
+    let bar = styled(
+        0,
+        quiet,
+        "{msg} {spinner} {binary_bytes} {binary_bytes_per_sec}",
+    );
+    bar.set_message(phase.to_string());
+    bar
+}
+
+/// The style of a bar of metadata blocks.
+const BLOCKS: &str = "{msg} {wide_bar} {human_pos}/{human_len} blocks eta {eta}";
+
+/// A bar of `len` units in `template`, hidden when stderr is not a terminal or with `-q`.
+fn styled(len: u64, quiet: bool, template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::hidden(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
         bar.set_style(style);
     }
+    reveal(&bar, quiet);
     bar
+}
+
+/// Shows `bar` on stderr, unless stderr is not a terminal or the tool is quiet.
+fn reveal(bar: &indicatif::ProgressBar, quiet: bool) {
+    if !quiet && stderr_is_tty() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+}
+
+/// A bar of metadata blocks for a phase whose length is known only later: hidden until
+/// [`start_blocks_bar`].
+pub fn pending_blocks_bar(phase: &str) -> indicatif::ProgressBar {
+    let bar = styled(0, true, BLOCKS);
+    bar.set_message(phase.to_string());
+    bar
+}
+
+/// Starts a bar of [`pending_blocks_bar`] at `len` blocks, shown as [`byte_progress`] is.
+pub fn start_blocks_bar(bar: &indicatif::ProgressBar, len: u64, quiet: bool) {
+    bar.set_length(len);
+    reveal(bar, quiet);
 }
 
 /// Whether stderr is a terminal, i.e. whether progress bars make sense.
@@ -39,12 +83,7 @@ pub fn block_progress(io: &dyn BlockIo, phase: &str, quiet: bool) -> indicatif::
         .map(|b| Superblock::unpack(&b).sm_root.nr_allocated)
         .filter(|&n| n > 0 && n <= io.nr_blocks())
         .unwrap_or(io.nr_blocks());
-    let bar = indicatif::ProgressBar::new(in_use);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{msg} {wide_bar} {human_pos}/{human_len} blocks eta {eta}",
-    ) {
-        bar.set_style(style);
-    }
+    let bar = styled(in_use, quiet, BLOCKS);
     bar.set_message(phase.to_string());
     bar
 }

@@ -9,7 +9,9 @@ use std::collections::HashSet;
 use std::fmt;
 use std::io::{self, Read};
 
-use super::build::{check_room, writeset_blocks, BuildError, EraBuilder};
+use super::build::{
+    check_room, fixed_blocks, space_map_size, writeset_blocks, BuildError, EraBuilder,
+};
 use super::sink::{EraSink, Header};
 use super::spool::Spool;
 use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
@@ -332,13 +334,22 @@ fn check_era_entry(h: &Header, last: Option<u32>, block: u32, era: u32) -> Resul
     Ok(())
 }
 
+/// Where a restore is, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// This many more bytes of the input were read and checked.
+    Checked(u64),
+    /// The whole input is valid: about this many metadata blocks are about to be written.
+    Writing(u64),
+}
+
 /// Restores the XML read from `input` (a file or a pipe: it is read once) into `out`;
-/// `progress` is told the bytes read. Nothing is written unless the whole input is valid
+/// `progress` is told each [`Step`]. Nothing is written unless the whole input is valid
 /// and fits; block 0 is written last.
 pub fn restore(
     input: Box<dyn Read + Send>,
     out: &dyn BlockIo,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(Step),
 ) -> Result<(), RestoreError> {
     restore_with(input, out, &ParseOptions::default(), progress)
 }
@@ -348,7 +359,7 @@ pub fn restore_with(
     input: Box<dyn Read + Send>,
     out: &dyn BlockIo,
     opts: &ParseOptions,
-    progress: &dyn Fn(u64),
+    progress: &dyn Fn(Step),
 ) -> Result<(), RestoreError> {
     let mut v = Validator {
         out,
@@ -362,7 +373,7 @@ pub fn restore_with(
         too_small: None,
         spool: None,
     };
-    match parse(input, &mut v, opts, progress) {
+    match parse(input, &mut v, opts, &|n| progress(Step::Checked(n))) {
         Ok(()) => {}
         Err(e) => {
             return Err(match (v.too_small.take(), e) {
@@ -376,11 +387,26 @@ pub fn restore_with(
     let Some(header) = v.header else {
         return Err(RestoreError::Input(io::Error::other("no superblock")));
     };
-    let mut writesets = v.writesets;
+    write_out(out, &header, v.writesets, v.spool, progress)
+}
+
+/// Writes what a valid input described: the writesets, then the era array from `spool`
+/// (all 0 without one), block 0 last.
+fn write_out(
+    out: &dyn BlockIo,
+    header: &Header,
+    mut writesets: Vec<Writeset>,
+    spool: Option<Spool>,
+    progress: &dyn Fn(Step),
+) -> Result<(), RestoreError> {
     writesets.sort_by_key(|w| w.era);
     let nr_bits: Vec<u32> = writesets.iter().map(|w| w.nr_bits).collect();
+    let writeset_total: u64 = nr_bits.iter().map(|&n| writeset_blocks(n)).sum();
+    progress(Step::Writing(
+        fixed_blocks(header.nr_blocks, nr_bits.len() as u64, space_map_size(out)) + writeset_total,
+    ));
     let mut b = EraBuilder::new(out, header.nr_blocks, &nr_bits)?;
-    b.superblock_begin(&header)?;
+    b.superblock_begin(header)?;
     let zeros = [0u64; ZERO_CHUNK];
     for ws in writesets {
         b.writeset_begin(ws.era, ws.nr_bits)?;
@@ -399,7 +425,7 @@ pub fn restore_with(
     }
     b.era_array_begin()?;
     let nr_blocks = header.nr_blocks as u64;
-    match v.spool {
+    match spool {
         Some(s) => s.replay(nr_blocks, &mut |eras| b.eras(eras))?,
         None => {
             let zeros = vec![0u32; (nr_blocks as usize).min(1 << 16)];
