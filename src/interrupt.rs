@@ -226,6 +226,14 @@ impl<T: BlockIo + ?Sized> BlockIo for Guarded<'_, T> {
         self.inner.read(loc, buf)
     }
 
+    fn read_run(&self, first: u64, bufs: &mut [Box<Block>]) -> io::Result<()> {
+        self.inner.read_run(first, bufs)
+    }
+
+    fn concurrent_reads(&self) -> bool {
+        self.inner.concurrent_reads()
+    }
+
     fn write(&self, loc: u64, buf: &Block) -> io::Result<()> {
         self.write_with(|io| io.write(loc, buf))
     }
@@ -329,6 +337,17 @@ impl<'a> Interruptible<'a> {
     pub fn new(inner: &'a dyn BlockIo) -> Interruptible<'a> {
         Interruptible { inner }
     }
+
+    /// Fails once a signal has come.
+    fn check(&self) -> io::Result<()> {
+        match stopped_by() {
+            Some(sig) => Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                format!("interrupted by {}", signal_name(sig)),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 impl BlockIo for Interruptible<'_> {
@@ -337,13 +356,17 @@ impl BlockIo for Interruptible<'_> {
     }
 
     fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()> {
-        if let Some(sig) = stopped_by() {
-            return Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                format!("interrupted by {}", signal_name(sig)),
-            ));
-        }
+        self.check()?;
         self.inner.read(loc, buf)
+    }
+
+    fn read_run(&self, first: u64, bufs: &mut [Box<Block>]) -> io::Result<()> {
+        self.check()?;
+        self.inner.read_run(first, bufs)
+    }
+
+    fn concurrent_reads(&self) -> bool {
+        self.inner.concurrent_reads()
     }
 
     fn write(&self, _: u64, _: &Block) -> io::Result<()> {

@@ -116,6 +116,15 @@ impl BlockIo for Counted<'_> {
         self.inner.write(loc, buf)
     }
 
+    fn read_run(&self, first: u64, bufs: &mut [Box<Block>]) -> io::Result<()> {
+        self.bar.inc(bufs.len() as u64);
+        self.inner.read_run(first, bufs)
+    }
+
+    fn concurrent_reads(&self) -> bool {
+        self.inner.concurrent_reads()
+    }
+
     fn flush(&self) -> io::Result<()> {
         self.inner.flush()
     }

@@ -98,7 +98,10 @@ pub(crate) struct ArrayShape {
 /// Array blocks whose reads are issued together. On a block device opened with `O_DIRECT`
 /// every read goes to the device, so keeping several in flight is what makes a large array
 /// fast to read.
-const READ_BATCH: usize = 64;
+const READ_BATCH: usize = 256;
+/// Consecutive blocks read in one request at most (128 KiB): few system calls, and still
+/// several requests in flight per batch.
+const RUN_BLOCKS: usize = 32;
 /// Reads in flight at once (threads of the reading pool).
 const READS_IN_FLIGHT: usize = 8;
 
@@ -116,13 +119,36 @@ fn read_pool() -> Option<&'static rayon::ThreadPool> {
     .as_ref()
 }
 
-/// Reads the array blocks at `locs`, several at a time.
+/// Reads the array blocks at `locs`: consecutive ones in one request, the requests on
+/// every core (copying from the page cache and checking checksums is work to share), and
+/// several more in flight on a device that gains from it.
 fn read_all(w: &Walker, locs: &[u64]) -> Vec<Result<Box<Block>, Fault>> {
-    let one = |&loc: &u64| w.try_read(BlockKind::ArrayBlock, loc);
-    match read_pool() {
-        Some(pool) if locs.len() > 1 => pool.install(|| locs.par_iter().map(one).collect()),
-        _ => locs.iter().map(one).collect(),
+    let runs = runs_of(locs);
+    let one = |&(first, n): &(u64, usize)| w.try_read_run(BlockKind::ArrayBlock, first, n);
+    let blocks: Vec<Vec<_>> = if runs.len() < 2 {
+        runs.iter().map(one).collect()
+    } else {
+        match w.io().concurrent_reads().then(read_pool).flatten() {
+            Some(pool) => pool.install(|| runs.par_iter().map(one).collect()),
+            None => runs.iter().map(one).collect(),
+        }
+    };
+    blocks.into_iter().flatten().collect()
+}
+
+/// `locs` as runs of consecutive blocks `(first, count)`, in order, each at most
+/// [`RUN_BLOCKS`] long.
+fn runs_of(locs: &[u64]) -> Vec<(u64, usize)> {
+    let mut runs: Vec<(u64, usize)> = Vec::new();
+    for &loc in locs {
+        match runs.last_mut() {
+            Some((first, n)) if *n < RUN_BLOCKS && first.checked_add(*n as u64) == Some(loc) => {
+                *n += 1
+            }
+            _ => runs.push((loc, 1)),
+        }
     }
+    runs
 }
 
 /// An array block named by a leaf of the array's b-tree: its key, its location, and the

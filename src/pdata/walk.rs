@@ -201,6 +201,37 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// Reads the `n` consecutive blocks of `kind` from `first` and checks each as
+    /// [`Walker::try_read`] does. A run that cannot be read in one go is read block by
+    /// block, so that each fault names its own block.
+    pub fn try_read_run(
+        &self,
+        kind: BlockKind,
+        first: u64,
+        n: usize,
+    ) -> Vec<Result<Box<Block>, Fault>> {
+        let one_by_one = || {
+            (first..)
+                .take(n)
+                .map(|loc| self.try_read(kind, loc))
+                .collect()
+        };
+        if n < 2 || first.saturating_add(n as u64) > self.limit {
+            return one_by_one();
+        }
+        let mut bufs: Vec<Box<Block>> = (0..n).map(|_| Block::zeroed()).collect();
+        if self.io.read_run(first, &mut bufs).is_err() {
+            return one_by_one();
+        }
+        (first..)
+            .zip(bufs)
+            .map(|(loc, block)| {
+                checksum::verify(&block, kind, loc)?;
+                Ok(block)
+            })
+            .collect()
+    }
+
     /// Like [`Walker::read`], but hands the fault back instead of reporting it.
     pub fn try_read(&self, kind: BlockKind, loc: u64) -> Result<Box<Block>, Fault> {
         if loc >= self.limit {
@@ -237,6 +268,32 @@ mod tests {
         let top = plain.top();
         assert!(!plain.follow(top, 3).again());
         assert!(plain.refs().is_none());
+    }
+
+    #[test]
+    fn a_run_read_at_once_checks_each_block_on_its_own() {
+        use crate::pdata::checksum::seal;
+        let io = MemIo::new(10);
+        for loc in 2..8 {
+            let mut b = Block::zeroed();
+            seal(&mut b.0, BlockKind::ArrayBlock, loc);
+            io.write(loc, &b).unwrap();
+        }
+        let mut bad = io.read_new(5).unwrap();
+        bad.0[100] ^= 1;
+        io.write(5, &bad).unwrap();
+        let w = Walker::new(&io, 7);
+        // Within the limit: one request, and block 5's checksum fails on its own.
+        let got = w.try_read_run(BlockKind::ArrayBlock, 2, 5);
+        let faults: Vec<bool> = got.iter().map(|r| r.is_err()).collect();
+        assert_eq!(faults, [false, false, false, true, false]);
+        assert!(matches!(got[3], Err(Fault::BadChecksum)));
+        let got = w.try_read_run(BlockKind::ArrayBlock, 2, 6);
+        assert_eq!(got.len(), 6);
+        let faults: Vec<bool> = got.iter().map(|r| r.is_err()).collect();
+        // Block 5 is damaged, block 7 is past the walk's limit; the others read.
+        assert_eq!(faults, [false, false, false, true, false, true]);
+        assert!(matches!(got[5], Err(Fault::OutOfRange { limit: 7 })));
     }
 
     #[test]
