@@ -84,7 +84,6 @@ fn restore_writes_a_new_image_that_exists_and_refuses_a_missing_one() {
 fn bad_xml_is_refused_with_line_and_column_and_nothing_written() {
     let dir = tempfile::tempdir().unwrap();
     let log = unpack("log-crash.log.img.gz", dir.path());
-    let orig = std::fs::read(&log).unwrap();
     let cases = [
         (
             "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"10\" end=\"513\"/>\n</dirty_log>\n",
@@ -108,22 +107,118 @@ fn bad_xml_is_refused_with_line_and_column_and_nothing_written() {
         ),
     ];
     for (xml, expect) in cases {
-        let x = dir.path().join("bad.xml");
-        std::fs::write(&x, xml).unwrap();
-        let o = run("log_restore", &["-i", s(&x), "-o", s(&log)]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 1, "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(
-            err.starts_with(&format!("log_restore: {}: error: {expect}", s(&x))),
-            "{err}"
-        );
-        assert_eq!(std::fs::read(&log).unwrap(), orig);
-        let new = dir.path().join("never.img");
-        let o = run("log_restore", &["-i", s(&x), "-o", s(&new)]);
-        assert_eq!(code(&o), 1);
-        assert!(!new.exists(), "a target was created for bad XML");
+        assert_refused(dir.path(), &log, xml, expect);
     }
+}
+
+/// log_restore refuses `xml` with `expect` after the file name, exit status 1, one line,
+/// and leaves `log` as it was; given a new output, it creates nothing.
+fn assert_refused(dir: &Path, log: &Path, xml: &str, expect: &str) {
+    let orig = std::fs::read(log).unwrap();
+    let x = dir.join("bad.xml");
+    std::fs::write(&x, xml).unwrap();
+    let o = run("log_restore", &["-i", s(&x), "-o", s(log)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("log_restore: {}: error: {expect}", s(&x))),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(log).unwrap(), orig);
+    let new = dir.join("never.img");
+    let o = run("log_restore", &["-i", s(&x), "-o", s(&new)]);
+    assert_eq!(code(&o), 1);
+    assert!(!new.exists(), "a target was created for bad XML");
+}
+
+#[test]
+fn sector_attributes_that_disagree_with_the_regions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let root = "<dirty_log version=\"2\" nr_regions=\"512\" region_size=\"128\">\n";
+    let cases = [
+        (
+            format!("{root}  <dirty begin=\"96\" end=\"98\" begin_sector=\"12289\" end_sector=\"12544\"/>\n</dirty_log>\n"),
+            "line 2, column 3: <dirty>: begin_sector=\"12289\", but region 96 begins at sector 12288 (region_size 128)",
+        ),
+        (
+            format!("{root}  <dirty begin=\"96\" end=\"98\" begin_sector=\"12288\" end_sector=\"12543\"/>\n</dirty_log>\n"),
+            "line 2, column 3: <dirty>: end_sector=\"12543\", but range 96..98 ends at sector 12544 (region_size 128)",
+        ),
+        (
+            // Only the range ending at the last region may be clipped.
+            format!("{root}  <dirty begin=\"1\" end=\"2\" end_sector=\"256\"/>\n  <dirty begin=\"96\" end=\"98\" end_sector=\"12500\"/>\n</dirty_log>\n"),
+            "line 3, column 3: <dirty>: end_sector=\"12500\", but range 96..98 ends at sector 12544 (region_size 128)",
+        ),
+        (
+            format!("{root}  <dirty begin=\"510\" end=\"512\" end_sector=\"65408\"/>\n</dirty_log>\n"),
+            "line 2, column 3: <dirty>: end_sector=\"65408\", but range 510..512 ends after sector 65408 and at sector 65536 at most (region_size 128)",
+        ),
+        (
+            format!("{root}  <dirty begin=\"510\" end=\"512\" end_sector=\"65537\"/>\n</dirty_log>\n"),
+            "line 2, column 3: <dirty>: end_sector=\"65537\", but range 510..512 ends after sector 65408 and at sector 65536 at most (region_size 128)",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"96\" end=\"98\" begin_sector=\"12288\" end_sector=\"12544\"/>\n</dirty_log>\n".into(),
+            "line 2, column 3: <dirty>: begin_sector given, but <dirty_log> has no region_size",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\">\n  <dirty begin=\"96\" end=\"98\" end_sector=\"12544\"/>\n</dirty_log>\n".into(),
+            "line 2, column 3: <dirty>: end_sector given, but <dirty_log> has no region_size",
+        ),
+        (
+            "<dirty_log version=\"2\" nr_regions=\"512\" region_size=\"0\">\n</dirty_log>\n".into(),
+            "line 1, column 1: <dirty_log>: region_size is 0",
+        ),
+    ];
+    for (xml, expect) in &cases {
+        assert_refused(dir.path(), &log, xml, expect);
+    }
+}
+
+#[test]
+fn a_dump_with_a_clipped_last_range_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    // Regions 0, 3..5 and the last one dirty, written on zeros.
+    let spec = dir.path().join("spec.xml");
+    std::fs::write(
+        &spec,
+        "<dirty_log version=\"2\" nr_regions=\"100\">\n  <dirty begin=\"0\" end=\"1\"/>\n  <dirty begin=\"3\" end=\"5\"/>\n  <dirty begin=\"99\" end=\"100\"/>\n</dirty_log>\n",
+    )
+    .unwrap();
+    let log = dir.path().join("log.img");
+    std::fs::write(&log, vec![0u8; 4096]).unwrap();
+    ok("log_restore", &["-i", s(&spec), "-o", s(&log)]);
+    // 100 regions of 128 sectors, the last one 28 sectors short.
+    let xml = dir.path().join("dump.xml");
+    ok(
+        "log_dump",
+        &[
+            "--region-size",
+            "128",
+            "--length",
+            "12772",
+            "-o",
+            s(&xml),
+            s(&log),
+        ],
+    );
+    let dump = std::fs::read_to_string(&xml).unwrap();
+    assert!(
+        dump.contains("<dirty begin=\"3\" end=\"5\" begin_sector=\"384\" end_sector=\"640\"/>"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains(
+            "<dirty begin=\"99\" end=\"100\" begin_sector=\"12672\" end_sector=\"12772\"/>"
+        ),
+        "{dump}"
+    );
+    let copy = dir.path().join("copy.img");
+    std::fs::write(&copy, vec![0u8; 4096]).unwrap();
+    ok("log_restore", &["-i", s(&xml), "-o", s(&copy)]);
+    assert!(std::fs::read(&copy).unwrap() == std::fs::read(&log).unwrap());
 }
 
 #[test]

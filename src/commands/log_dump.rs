@@ -39,6 +39,11 @@ pub struct Args {
     /// Output format: xml (read back by log_restore), json (for scripts) or text.
     #[arg(long, value_enum, default_value_t = Fmt::Xml)]
     pub format: Fmt,
+    /// Read the bits of N regions instead of the header's nr_regions.
+    ///
+    /// For a header whose nr_regions is all ones: a log LVM initialised and never activated.
+    #[arg(long, value_name = "N")]
+    pub nr_regions: Option<u64>,
     /// Region size of the mirror in sectors: adds sector ranges.
     ///
     /// The report then gives the region size, and each dirty range in sectors too (end
@@ -50,11 +55,6 @@ pub struct Args {
     /// The last sector range is clipped to it.
     #[arg(long, value_name = "SECTORS", requires = "region_size")]
     pub length: Option<u64>,
-    /// Read the bits of N regions instead of the header's nr_regions.
-    ///
-    /// For a header whose nr_regions is all ones: a log LVM initialised and never activated.
-    #[arg(long, value_name = "N")]
-    pub nr_regions: Option<u64>,
     /// Logical block size of the log device in bytes (default: the device's, else 512).
     #[arg(long, value_name = "BYTES")]
     pub logical_block_size: Option<u32>,

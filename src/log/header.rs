@@ -1,6 +1,8 @@
 //! The 16-byte header at offset 0 of a disk log, and the header area around it.
 
 use byteorder::{ByteOrder, LittleEndian};
+use nom::number::complete::{le_u32, le_u64};
+use nom::{IResult, Parser};
 
 use super::error::LogError;
 use super::geometry::{BITMAP_OFFSET, MAX_REGIONS};
@@ -54,17 +56,16 @@ impl Header {
 
     /// Reads the header from the first 16 bytes of `buf`.
     pub fn unpack(buf: &[u8]) -> Result<Header, LogError> {
-        if buf.len() < HEADER_SIZE {
-            return Err(LogError::Truncated {
-                what: "log header",
-                need: HEADER_SIZE as u64,
-                size: buf.len() as u64,
-            });
-        }
+        let fields: IResult<&[u8], (u32, u32, u64)> = (le_u32, le_u32, le_u64).parse(buf);
+        let (_, (magic, version, nr_regions)) = fields.map_err(|_| LogError::Truncated {
+            what: "log header",
+            need: HEADER_SIZE as u64,
+            size: buf.len() as u64,
+        })?;
         Ok(Header {
-            magic: LittleEndian::read_u32(&buf[0..4]),
-            version: LittleEndian::read_u32(&buf[4..8]),
-            nr_regions: LittleEndian::read_u64(&buf[8..16]),
+            magic,
+            version,
+            nr_regions,
         })
     }
 
@@ -154,6 +155,33 @@ mod tests {
         assert_eq!(&buf[4..8], &[2, 0, 0, 0]);
         assert_eq!(&buf[8..16], &[0, 2, 0, 0, 0, 0, 0, 0]);
         assert_eq!(Header::unpack(&buf).unwrap(), Header::new(512));
+        let odd = Header {
+            magic: 0x0102_0304,
+            version: 0x0506_0708,
+            nr_regions: 0x090A_0B0C_0D0E_0F10,
+        };
+        let mut buf = [0xEEu8; 20];
+        odd.pack(&mut buf);
+        assert_eq!(
+            buf[..16],
+            [4, 3, 2, 1, 8, 7, 6, 5, 16, 15, 14, 13, 12, 11, 10, 9]
+        );
+        assert_eq!(buf[16..], [0xEE; 4]);
+        assert_eq!(Header::unpack(&buf).unwrap(), odd);
+    }
+
+    #[test]
+    fn a_short_buffer_is_a_truncated_header() {
+        for len in [0, 4, 15] {
+            assert!(matches!(
+                Header::unpack(&vec![0u8; len]),
+                Err(LogError::Truncated {
+                    what: "log header",
+                    need: 16,
+                    size
+                }) if size == len as u64
+            ));
+        }
     }
 
     #[test]
@@ -183,7 +211,6 @@ mod tests {
             h.check_magic(),
             Err(LogError::BadMagic { found: 0 })
         ));
-        assert!(Header::unpack(&[0; 15]).is_err());
     }
 
     #[test]

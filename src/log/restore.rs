@@ -98,6 +98,7 @@ struct Root {
     version: u32,
     nr_regions: u64,
     regions: u64,
+    region_size: Option<u64>,
     clean: Option<u64>,
     dirty: Option<u64>,
 }
@@ -147,12 +148,16 @@ fn root(e: &Tag<'_>, at: Pos) -> Result<Root, LogError> {
             format!("<{E}>: regions {regions} is not below 2^32"),
         ));
     }
-    a.num(E, "region_size", at)?;
+    let region_size = a.num(E, "region_size", at)?;
+    if region_size == Some(0) {
+        return Err(err(at, format!("<{E}>: region_size is 0")));
+    }
     Ok(Root {
         at,
         version: version as u32,
         nr_regions,
         regions,
+        region_size,
         clean: a.num(E, "clean", at)?,
         dirty: a.num(E, "dirty", at)?,
     })
@@ -164,8 +169,7 @@ fn dirty_range(e: &Tag<'_>, at: Pos, root: &Root, prev_end: u64) -> Result<Range
     a.check_known(E, &["begin", "end", "begin_sector", "end_sector"], at)?;
     let begin = a.required(E, "begin", at)?;
     let end = a.required(E, "end", at)?;
-    a.num(E, "begin_sector", at)?;
-    a.num(E, "end_sector", at)?;
+    let sectors = [a.num(E, "begin_sector", at)?, a.num(E, "end_sector", at)?];
     if begin >= end {
         return Err(err(at, format!("<{E}>: empty range {begin}..{end}")));
     }
@@ -184,51 +188,96 @@ fn dirty_range(e: &Tag<'_>, at: Pos, root: &Root, prev_end: u64) -> Result<Range
             format!("<{E}>: range {begin}..{end} overlaps or precedes the previous range"),
         ));
     }
+    check_sectors(sectors, at, root, begin..end)?;
     Ok(begin..end)
 }
 
-/// Parses log_dump's XML. Errors carry the line and column of the element at fault.
-pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
-    let mut reader = Reader::new(input);
-    let mut root_seen: Option<Root> = None;
-    let mut closed = false;
-    let mut in_dirty = false;
-    let mut dirty: Vec<Range<u64>> = Vec::new();
-    loop {
-        let (at, ev) = match reader.next_event() {
-            Ok(next) => next,
-            Err(ReadError::Io(e)) => return Err(LogError::io("read error", e)),
-            Err(ReadError::Xml(e)) => return Err(err(e.pos, format!("malformed XML: {}", e.msg))),
+/// Checks a range's sector attributes against `region_size`: log_dump writes both from the
+/// same geometry, so a disagreement means an edited document or halves of two dumps. Only
+/// the range ending at the last region may end early (log_dump clips it to `--length`).
+fn check_sectors(
+    [begin_sector, end_sector]: [Option<u64>; 2],
+    at: Pos,
+    root: &Root,
+    r: Range<u64>,
+) -> Result<(), LogError> {
+    const E: &str = "dirty";
+    let Some(size) = root.region_size else {
+        let given = [("begin_sector", begin_sector), ("end_sector", end_sector)];
+        return match given.iter().find(|(_, v)| v.is_some()) {
+            Some((key, _)) => Err(err(
+                at,
+                format!("<{E}>: {key} given, but <dirty_log> has no region_size"),
+            )),
+            None => Ok(()),
         };
+    };
+    // In u128, where no product of two u64 overflows.
+    let sector = |region: u64| u128::from(region) * u128::from(size);
+    if let Some(s) = begin_sector.filter(|&s| u128::from(s) != sector(r.start)) {
+        return Err(err(
+            at,
+            format!(
+                "<{E}>: begin_sector=\"{s}\", but region {} begins at sector {} \
+                 (region_size {size})",
+                r.start,
+                sector(r.start)
+            ),
+        ));
+    }
+    let Some(s) = end_sector else {
+        return Ok(());
+    };
+    let (low, full) = (sector(r.end - 1), sector(r.end));
+    let clipped = r.end == root.regions && u128::from(s) > low && u128::from(s) < full;
+    if u128::from(s) == full || clipped {
+        return Ok(());
+    }
+    let expected = if r.end == root.regions {
+        format!("after sector {low} and at sector {full} at most")
+    } else {
+        format!("at sector {full}")
+    };
+    Err(err(
+        at,
+        format!(
+            "<{E}>: end_sector=\"{s}\", but range {}..{} ends {expected} (region_size {size})",
+            r.start, r.end
+        ),
+    ))
+}
+
+/// Where the reader is in the document, and what it has gathered so far.
+#[derive(Default)]
+struct Document {
+    root: Option<Root>,
+    closed: bool,
+    in_dirty: bool,
+    dirty: Vec<Range<u64>>,
+}
+
+impl Document {
+    /// Takes the next event of the document; `false` once the input has ended.
+    fn event(&mut self, at: Pos, ev: Event<'_>) -> Result<bool, LogError> {
         let empty = matches!(ev, Event::Empty(_));
         match ev {
-            Event::Eof => break,
+            Event::Eof => return Ok(false),
             Event::Text => return Err(err(at, "unexpected text")),
-            Event::Start(e) | Event::Empty(e) if !closed && root_seen.is_none() => {
+            Event::Start(e) | Event::Empty(e) if !self.closed && self.root.is_none() => {
                 if e.name != "dirty_log" {
                     return Err(err(at, "the document must start with <dirty_log>"));
                 }
-                root_seen = Some(root(&e, at)?);
-                closed = empty;
+                self.root = Some(root(&e, at)?);
+                self.closed = empty;
             }
-            Event::Start(e) | Event::Empty(e) if !closed && !in_dirty => {
-                let Some(r) = root_seen.as_ref() else {
-                    return Err(err(at, "the document must start with <dirty_log>"));
-                };
-                if e.name != "dirty" {
-                    return Err(err(
-                        at,
-                        format!("unexpected element <{}> in <dirty_log>", e.name),
-                    ));
-                }
-                let prev_end = dirty.last().map_or(0, |d| d.end);
-                dirty.push(dirty_range(&e, at, r, prev_end)?);
-                in_dirty = !empty;
+            Event::Start(e) | Event::Empty(e) if !self.closed && !self.in_dirty => {
+                self.dirty_element(&e, at)?;
+                self.in_dirty = !empty;
             }
-            Event::End("dirty") if in_dirty => in_dirty = false,
-            Event::End("dirty_log") if !in_dirty && !closed => closed = true,
-            Event::End(n) if !closed => {
-                let open = if in_dirty { "dirty" } else { "dirty_log" };
+            Event::End("dirty") if self.in_dirty => self.in_dirty = false,
+            Event::End("dirty_log") if !self.in_dirty && !self.closed => self.closed = true,
+            Event::End(n) if !self.closed => {
+                let open = if self.in_dirty { "dirty" } else { "dirty_log" };
                 return Err(err(
                     at,
                     format!("malformed XML: </{n}> does not close <{open}>"),
@@ -236,14 +285,45 @@ pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
             }
             _ => return Err(err(at, "unexpected markup")),
         }
+        Ok(true)
     }
-    let at_end = reader.pos();
-    let Some(r) = root_seen else {
-        return Err(err(at_end, "no <dirty_log> element"));
-    };
-    if !closed {
-        return Err(err(at_end, "<dirty_log> is not closed"));
+
+    /// An element inside `<dirty_log>`, which must be a `<dirty>` range.
+    fn dirty_element(&mut self, e: &Tag<'_>, at: Pos) -> Result<(), LogError> {
+        let Some(r) = self.root.as_ref() else {
+            return Err(err(at, "the document must start with <dirty_log>"));
+        };
+        if e.name != "dirty" {
+            return Err(err(
+                at,
+                format!("unexpected element <{}> in <dirty_log>", e.name),
+            ));
+        }
+        let prev_end = self.dirty.last().map_or(0, |d| d.end);
+        self.dirty.push(dirty_range(e, at, r, prev_end)?);
+        Ok(())
     }
+
+    /// The log described, once the input has ended at `at_end`.
+    fn finish(self, at_end: Pos) -> Result<LogSpec, LogError> {
+        let Some(r) = self.root else {
+            return Err(err(at_end, "no <dirty_log> element"));
+        };
+        if !self.closed {
+            return Err(err(at_end, "<dirty_log> is not closed"));
+        }
+        check_counts(&r, &self.dirty)?;
+        Ok(LogSpec {
+            version: r.version,
+            nr_regions: r.nr_regions,
+            regions: r.regions,
+            dirty: self.dirty,
+        })
+    }
+}
+
+/// Checks the root's `clean` and `dirty` counts, when given, against the ranges.
+fn check_counts(r: &Root, dirty: &[Range<u64>]) -> Result<(), LogError> {
     let n_dirty: u64 = dirty.iter().map(|d| d.end - d.start).sum();
     if let Some(d) = r.dirty {
         if d != n_dirty {
@@ -265,12 +345,24 @@ pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
             ));
         }
     }
-    Ok(LogSpec {
-        version: r.version,
-        nr_regions: r.nr_regions,
-        regions: r.regions,
-        dirty,
-    })
+    Ok(())
+}
+
+/// Parses log_dump's XML. Errors carry the line and column of the element at fault.
+pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
+    let mut reader = Reader::new(input);
+    let mut doc = Document::default();
+    loop {
+        let (at, ev) = match reader.next_event() {
+            Ok(next) => next,
+            Err(ReadError::Io(e)) => return Err(LogError::io("read error", e)),
+            Err(ReadError::Xml(e)) => return Err(err(e.pos, format!("malformed XML: {}", e.msg))),
+        };
+        if !doc.event(at, ev)? {
+            break;
+        }
+    }
+    doc.finish(reader.pos())
 }
 
 #[cfg(test)]
@@ -287,6 +379,35 @@ mod tests {
         let b = s.bitmap();
         assert_eq!(b.count_dirty(), 2);
         assert_eq!(b.dirty_ranges(), vec![96..98]);
+    }
+
+    #[test]
+    fn sector_attributes_are_checked_without_overflow() {
+        let doc = |size: &str, range: &str| {
+            format!(
+                "<dirty_log version=\"2\" nr_regions=\"4\" region_size=\"{size}\">\
+                 <dirty {range}/></dirty_log>"
+            )
+        };
+        let ok = |xml: String| parse(xml.as_bytes()).map(|s| s.dirty);
+        assert_eq!(
+            ok(doc(
+                "8",
+                "begin=\"2\" end=\"4\" begin_sector=\"16\" end_sector=\"25\""
+            ))
+            .unwrap(),
+            vec![2..4]
+        );
+        assert!(ok(doc("8", "begin=\"2\" end=\"3\" end_sector=\"23\"")).is_err());
+        let huge = u64::MAX.to_string();
+        let e = ok(doc(&huge, "begin=\"1\" end=\"2\" begin_sector=\"0\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("begins at sector 18446744073709551615 "), "{e}");
+        let e = ok(doc(&huge, "begin=\"1\" end=\"2\" end_sector=\"0\""))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ends at sector 36893488147419103230 "), "{e}");
     }
 
     #[test]

@@ -45,105 +45,120 @@ pub enum Scan<'a> {
 /// nothing follows `buf`; `doc_start` that `buf` starts the document (where the XML
 /// declaration may be). Errors are messages; the caller knows where `buf` starts.
 pub fn scan(buf: &[u8], at_eof: bool, doc_start: bool) -> Result<Scan<'_>, String> {
-    let more = |what: &str| -> Result<Scan<'_>, String> {
-        if at_eof {
-            Err(format!("unexpected end of input in {what}"))
-        } else if buf.len() > MAX_MARKUP {
-            Err(format!("{what} longer than {MAX_MARKUP} bytes"))
-        } else {
-            Ok(Scan::Incomplete)
-        }
-    };
     match buf.get(1) {
-        None => more("markup"),
-        Some(b'!') => {
-            if let Some(undecided) = starts(buf, b"<!--") {
-                if undecided {
-                    return more("markup");
-                }
-                return match memchr::memmem::find(&buf[4..], b"-->") {
-                    Some(i) if 4 + i + 3 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 4 + i + 3)),
-                    Some(_) => Err(format!("comment longer than {MAX_MARKUP} bytes")),
-                    None => more("a comment"),
-                };
-            }
-            for (pat, msg) in [
-                (&b"<![CDATA["[..], "unsupported CDATA section"),
-                (
-                    b"<!DOCTYPE",
-                    "unsupported DOCTYPE (document type and entity declarations are not accepted)",
-                ),
-            ] {
-                match starts(buf, pat) {
-                    Some(false) => return Err(msg.into()),
-                    Some(true) => return more("markup"),
-                    None => {}
-                }
-            }
-            Err("unsupported markup declaration (<!…>)".into())
+        None => more(buf, at_eof, "markup"),
+        Some(b'!') => scan_declaration(buf, at_eof),
+        Some(b'?') => scan_processing_instruction(buf, at_eof, doc_start),
+        Some(b'/') => scan_end_tag(buf, at_eof),
+        Some(_) => scan_tag(buf, at_eof),
+    }
+}
+
+/// The answer when the construct `what` goes on past the end of `buf`: an error at the end
+/// of the input or past [`MAX_MARKUP`], else a request for more.
+fn more<'a>(buf: &[u8], at_eof: bool, what: &str) -> Result<Scan<'a>, String> {
+    if at_eof {
+        Err(format!("unexpected end of input in {what}"))
+    } else if buf.len() > MAX_MARKUP {
+        Err(format!("{what} longer than {MAX_MARKUP} bytes"))
+    } else {
+        Ok(Scan::Incomplete)
+    }
+}
+
+/// `<!…>`: a comment is skipped; CDATA, DOCTYPE and other declarations are refused.
+fn scan_declaration(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
+    if let Some(undecided) = starts(buf, b"<!--") {
+        if undecided {
+            return more(buf, at_eof, "markup");
         }
-        Some(b'?') => {
-            let decl = starts(buf, b"<?xml").map(|undecided| {
-                undecided || buf.get(5).map_or(true, |&b| is_space(b) || b == b'?')
-            });
-            match decl {
-                Some(_) if !doc_start => {
-                    Err("an XML declaration is allowed only at the start".into())
-                }
-                Some(true) if buf.len() <= 5 => more("markup"),
-                Some(true) => match memchr::memmem::find(&buf[5..], b"?>") {
-                    Some(i) if 5 + i + 2 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 5 + i + 2)),
-                    Some(_) => Err(format!("XML declaration longer than {MAX_MARKUP} bytes")),
-                    None => more("the XML declaration"),
-                },
-                _ => Err("unsupported processing instruction".into()),
-            }
-        }
-        Some(b'/') => {
-            let Some(end) = memchr::memchr(b'>', buf) else {
-                return more("an end tag");
-            };
-            if end >= MAX_MARKUP {
-                return Err(format!("end tag longer than {MAX_MARKUP} bytes"));
-            }
-            let inner = &buf[2..end];
-            match name(inner) {
-                Ok((rest, n)) if rest.iter().all(|&b| is_space(b)) => {
-                    Ok(Scan::Found(Markup::End(n), end + 1))
-                }
-                _ => Err(format!("bad end tag '{}'", lossy(&buf[..end + 1]))),
-            }
-        }
-        Some(_) => {
-            let Some(end) = tag_end(buf)? else {
-                return more("a tag");
-            };
-            if end >= MAX_MARKUP {
-                return Err(format!("tag longer than {MAX_MARKUP} bytes"));
-            }
-            let (inner, empty) = match buf[..end].strip_suffix(b"/") {
-                Some(inner) => (&inner[1..], true),
-                None => (&buf[1..end], false),
-            };
-            let (attrs, n) = name(inner)
-                .map_err(|_| format!("bad element name in '{}'", lossy(&buf[..end + 1])))?;
-            if attrs.first().is_some_and(|&b| !is_space(b)) {
-                return Err(format!("bad element name in '{}'", lossy(&buf[..end + 1])));
-            }
-            let t = Tag { name: n, attrs };
-            for a in t.attributes() {
-                a?;
-            }
-            Ok(Scan::Found(
-                if empty {
-                    Markup::Empty(t)
-                } else {
-                    Markup::Start(t)
-                },
-                end + 1,
-            ))
+        return match memchr::memmem::find(&buf[4..], b"-->") {
+            Some(i) if 4 + i + 3 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 4 + i + 3)),
+            Some(_) => Err(format!("comment longer than {MAX_MARKUP} bytes")),
+            None => more(buf, at_eof, "a comment"),
+        };
+    }
+    for (pat, msg) in [
+        (&b"<![CDATA["[..], "unsupported CDATA section"),
+        (
+            b"<!DOCTYPE",
+            "unsupported DOCTYPE (document type and entity declarations are not accepted)",
+        ),
+    ] {
+        match starts(buf, pat) {
+            Some(false) => return Err(msg.into()),
+            Some(true) => return more(buf, at_eof, "markup"),
+            None => {}
         }
     }
+    Err("unsupported markup declaration (<!…>)".into())
+}
+
+/// `<?…>`: the XML declaration, at the start of the document only, is skipped; any other
+/// processing instruction is refused.
+fn scan_processing_instruction(
+    buf: &[u8],
+    at_eof: bool,
+    doc_start: bool,
+) -> Result<Scan<'_>, String> {
+    let decl = starts(buf, b"<?xml")
+        .map(|undecided| undecided || buf.get(5).map_or(true, |&b| is_space(b) || b == b'?'));
+    match decl {
+        Some(_) if !doc_start => Err("an XML declaration is allowed only at the start".into()),
+        Some(true) if buf.len() <= 5 => more(buf, at_eof, "markup"),
+        Some(true) => match memchr::memmem::find(&buf[5..], b"?>") {
+            Some(i) if 5 + i + 2 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 5 + i + 2)),
+            Some(_) => Err(format!("XML declaration longer than {MAX_MARKUP} bytes")),
+            None => more(buf, at_eof, "the XML declaration"),
+        },
+        _ => Err("unsupported processing instruction".into()),
+    }
+}
+
+/// `</name>`, with optional white space before the `>`.
+fn scan_end_tag(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
+    let Some(end) = memchr::memchr(b'>', buf) else {
+        return more(buf, at_eof, "an end tag");
+    };
+    if end >= MAX_MARKUP {
+        return Err(format!("end tag longer than {MAX_MARKUP} bytes"));
+    }
+    let inner = &buf[2..end];
+    match name(inner) {
+        Ok((rest, n)) if rest.iter().all(|&b| is_space(b)) => {
+            Ok(Scan::Found(Markup::End(n), end + 1))
+        }
+        _ => Err(format!("bad end tag '{}'", lossy(&buf[..end + 1]))),
+    }
+}
+
+/// `<name …>` or `<name …/>`, its attributes checked.
+fn scan_tag(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
+    let Some(end) = tag_end(buf)? else {
+        return more(buf, at_eof, "a tag");
+    };
+    if end >= MAX_MARKUP {
+        return Err(format!("tag longer than {MAX_MARKUP} bytes"));
+    }
+    let (inner, empty) = match buf[..end].strip_suffix(b"/") {
+        Some(inner) => (&inner[1..], true),
+        None => (&buf[1..end], false),
+    };
+    let (attrs, n) =
+        name(inner).map_err(|_| format!("bad element name in '{}'", lossy(&buf[..end + 1])))?;
+    if attrs.first().is_some_and(|&b| !is_space(b)) {
+        return Err(format!("bad element name in '{}'", lossy(&buf[..end + 1])));
+    }
+    let t = Tag { name: n, attrs };
+    for a in t.attributes() {
+        a?;
+    }
+    let m = if empty {
+        Markup::Empty(t)
+    } else {
+        Markup::Start(t)
+    };
+    Ok(Scan::Found(m, end + 1))
 }
 
 /// `Some(false)` if `buf` starts with `pat`, `Some(true)` if `buf` is a shorter part of it
