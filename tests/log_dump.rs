@@ -281,6 +281,27 @@ fn lvm_initialised_logs_are_read_with_a_given_count() {
     assert_eq!(j["stray_bits"], 24);
     let j = dump_json(&log, &["--region-size", "64", "--length", "6400"]);
     assert_eq!(j["regions"], 100);
+    // A count that the geometry contradicts is refused like a header's: its sector ranges
+    // would run past the mirror's end.
+    let o = run(
+        "log_dump",
+        &[
+            "--nr-regions",
+            "1000",
+            "--region-size",
+            "64",
+            "--length",
+            "6400",
+            log.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the log has 1000 regions, but 6400 sectors (from --length) in regions of 64 sectors make 100"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
 }
 
 #[test]

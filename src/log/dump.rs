@@ -154,7 +154,13 @@ fn given_geometry(header: &Header, opts: &DumpOptions) -> Result<Option<Geometry
         }
         _ => None,
     };
-    if let (Some(g), NrRegions::Count(n), None) = (geometry, header.regions(), opts.nr_regions) {
+    // The count read, --nr-regions or the header's, must fit the geometry: sector ranges
+    // past the mirror's end would be clipped, and log_restore refuses them.
+    let count = match (opts.nr_regions, header.regions()) {
+        (Some(n), _) | (None, NrRegions::Count(n)) => Some(n),
+        _ => None,
+    };
+    if let (Some(g), Some(n)) = (geometry, count) {
         check_region_count(n, &g, LengthSource::Given)?;
     }
     Ok(geometry)
