@@ -100,7 +100,7 @@ impl LiveArgs {
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Parses the process's arguments like [`Parser::parse`], except that `-V`/`--version`
-/// prints the bare version number (`0.1.0`) instead of clap's `name 0.1.0`: clients of
+/// prints the bare version number (`1.0.0`) instead of clap's `name 1.0.0`: clients of
 /// thin-provisioning-tools parse the output of `era_check -V` as X.Y.Z.
 pub fn parse<A: Parser>() -> A {
     match A::try_parse() {
