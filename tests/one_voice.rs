@@ -1,0 +1,260 @@
+//! One voice across the suite: every tool, put in the same situation, answers in the same
+//! grammar (`TOOL: FILE: SEVERITY: what`), one line, with the same words for the same
+//! mistake, and the exit status the man pages give. Held devices are in block_devices.rs
+//! (they need loop devices).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The path of a binary of this crate: they are all built beside era_check.
+fn exe(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(name)
+}
+
+/// A tool's command line with `F` where the file under test goes. Writers get their input
+/// in `F` and a valid output, or a valid input and their output in `O`.
+const READERS: &[(&str, &[&str])] = &[
+    ("era_check", &["F"]),
+    ("era_dump", &["F"]),
+    ("era_invalidate", &["--written-since", "1", "F"]),
+    ("era_repair", &["-i", "F", "-o", "OUT"]),
+    ("log_dump", &["F"]),
+    ("log_repair", &["--rewrite-header", "--dry-run", "F"]),
+];
+
+/// Tools whose input is XML text.
+const XML_READERS: &[(&str, &[&str])] = &[
+    ("era_restore", &["-i", "F", "-o", "OUT"]),
+    ("log_restore", &["-i", "F", "-o", "OUT"]),
+];
+
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    stdout: String,
+}
+
+/// `tool` with `args`, `F` and `OUT` replaced by `f` and `out`.
+fn command(tool: &str, args: &[&str], f: &Path, out: &Path) -> Command {
+    let path = Path::new(tool);
+    let mut cmd = Command::new(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        exe(tool)
+    });
+    for &a in args {
+        cmd.arg(match a {
+            "F" => f.as_os_str(),
+            "OUT" => out.as_os_str(),
+            a => a.as_ref(),
+        });
+    }
+    cmd
+}
+
+fn outcome(mut cmd: Command) -> Run {
+    let o = cmd.output().unwrap();
+    Run {
+        code: o.status.code(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+    }
+}
+
+fn run(tool: &str, args: &[&str], f: &Path, out: &Path) -> Run {
+    outcome(command(tool, args, f, out))
+}
+
+/// One line `TOOL: FILE: error: …` containing `words`, exit 1, nothing on stdout.
+fn assert_one_error_line(tool: &str, r: &Run, file: &Path, words: &str) {
+    let prefix = format!("{tool}: {}: error: ", file.display());
+    assert_eq!(r.code, Some(1), "{tool}: {}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{tool}: {}", r.stderr);
+    assert!(
+        r.stderr.starts_with(&prefix),
+        "{tool}: not in the grammar `{prefix}…`: {}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(words),
+        "{tool}: `{words}` missing: {}",
+        r.stderr
+    );
+    assert!(r.stdout.is_empty(), "{tool}: {}", r.stdout);
+}
+
+struct Bench {
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn put(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    /// A zeroed output of 4 MiB: room for any test's metadata or log.
+    fn output(&self) -> PathBuf {
+        self.put("out.img", &vec![0; 4 << 20])
+    }
+}
+
+#[test]
+fn a_missing_input_is_named_the_same_way_by_every_tool() {
+    let b = Bench::new();
+    let missing = b.dir.path().join("nosuch");
+    let out = b.output();
+    for (tool, args) in READERS.iter().chain(XML_READERS) {
+        let r = run(tool, args, &missing, &out);
+        let words = format!("Couldn't find input file '{}'", missing.display());
+        assert_one_error_line(tool, &r, &missing, &words);
+    }
+}
+
+#[test]
+fn a_directory_is_named_the_same_way_by_every_tool() {
+    let b = Bench::new();
+    let dir = b.dir.path().join("adir");
+    std::fs::create_dir(&dir).unwrap();
+    let out = b.output();
+    for (tool, args) in READERS.iter().chain(XML_READERS) {
+        let r = run(tool, args, &dir, &out);
+        let words = format!("Not a block device or regular file '{}'.", dir.display());
+        assert_one_error_line(tool, &r, &dir, &words);
+    }
+}
+
+#[test]
+fn an_input_too_small_is_one_line_naming_it() {
+    let b = Bench::new();
+    let tiny = b.put("tiny", b"abcdefgh");
+    let out = b.output();
+    for (tool, args) in READERS {
+        let r = run(tool, args, &tiny, &out);
+        // The era tools keep thin-provisioning-tools' words, which scripts grep for.
+        let words = if tool.starts_with("era_") {
+            "Metadata device/file too small.  Is this binary metadata?"
+        } else {
+            "log header: device holds 8 bytes, but 16 bytes are needed"
+        };
+        assert_one_error_line(tool, &r, &tiny, words);
+    }
+}
+
+#[test]
+fn an_output_too_small_or_missing_is_named_the_same_way_by_every_writer() {
+    let b = Bench::new();
+    let era_xml = b.put(
+        "era.xml",
+        b"<superblock uuid=\"\" block_size=\"128\" nr_blocks=\"4\" current_era=\"1\">\n</superblock>\n",
+    );
+    let log_xml = b.put(
+        "log.xml",
+        b"<dirty_log version=\"2\" nr_regions=\"64\">\n</dirty_log>\n",
+    );
+    let small = b.put("small", &[0; 100]);
+    let missing = b.dir.path().join("nosuch");
+    for (tool, input, too_small) in [
+        ("era_restore", &era_xml, "Output file too small."),
+        // Our own tools say the sizes, as the log readers do for an input too small.
+        (
+            "log_restore",
+            &log_xml,
+            "log buffer: device holds 100 bytes, but 1536 bytes are needed",
+        ),
+    ] {
+        let args = ["-i", "F", "-o", "OUT"];
+        let r = run(tool, &args, input, &small);
+        assert_one_error_line(tool, &r, &small, too_small);
+        assert_eq!(std::fs::read(&small).unwrap(), [0; 100], "{tool} wrote");
+        let r = run(tool, &args, input, &missing);
+        let words = format!("Couldn't find output file '{}'", missing.display());
+        assert_one_error_line(tool, &r, &missing, &words);
+        assert!(!missing.exists(), "{tool} created its output");
+    }
+}
+
+#[test]
+fn an_unreadable_input_is_named_the_same_way_by_every_tool() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let b = Bench::new();
+    std::fs::set_permissions(b.dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let locked = b.put("locked", &[0; 8192]);
+    std::fs::set_permissions(&locked, PermissionsExt::from_mode(0o000)).unwrap();
+    let out = b.output();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    for (tool, args) in READERS.iter().chain(XML_READERS) {
+        let mut cmd = command(tool, args, &locked, &out);
+        if root {
+            // Permissions do not stop root: the tool runs as nobody, from a copy that nobody
+            // can run wherever the checkout lies.
+            let copy = b.dir.path().join(tool);
+            std::fs::copy(exe(tool), &copy).unwrap();
+            std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o755)).unwrap();
+            cmd = command(copy.to_str().unwrap(), args, &locked, &out);
+            cmd.uid(65534).gid(65534);
+        }
+        let r = outcome(cmd);
+        assert_one_error_line(tool, &r, &locked, "permission denied");
+    }
+}
+
+#[test]
+fn a_bad_option_is_a_usage_error_with_exit_2() {
+    let b = Bench::new();
+    let f = b.put("any", &[0; 8192]);
+    let out = b.output();
+    for (tool, args) in READERS.iter().chain(XML_READERS) {
+        let mut with_bogus = args.to_vec();
+        with_bogus.insert(0, "--bogus");
+        let r = run(tool, &with_bogus, &f, &out);
+        assert_eq!(r.code, Some(2), "{tool}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .starts_with("error: unexpected argument '--bogus' found"),
+            "{tool}: {}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("Usage: {tool} ")),
+            "{tool}: {}",
+            r.stderr
+        );
+        assert!(r.stdout.is_empty(), "{tool}");
+    }
+    let r = run("era_metadata_size", &["--bogus"], &f, &out);
+    assert_eq!(r.code, Some(2), "era_metadata_size: {}", r.stderr);
+}
+
+#[test]
+fn counts_are_said_in_the_singular_and_the_plural() {
+    let b = Bench::new();
+    let out = b.output();
+    // Logs of 63 and 62 regions whose 64-bit clean bitmap word is all ones: 1 and 2 bits
+    // past the last region. log_dump notes them, a finding in the one grammar.
+    for (regions, count) in [(63u64, "1 stray bit set"), (62, "2 stray bits set")] {
+        let mut log = vec![0u8; 4096];
+        log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+        log[4..8].copy_from_slice(&2u32.to_le_bytes());
+        log[8..16].copy_from_slice(&regions.to_le_bytes());
+        log[1024..1032].fill(0xFF);
+        let f = b.put("log.img", &log);
+        let r = run("log_dump", &["F"], &f, &out);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let want = format!(
+            "log_dump: {}: note: clean bitmap: {count} past the last region ({regions})",
+            f.display()
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with(&want), "{}", r.stderr);
+    }
+}
