@@ -292,6 +292,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
         self.handed = first + in_range;
         let end = ARRAY_HEADER_SIZE + in_range as usize * vs as usize;
         unpack_all(&block[ARRAY_HEADER_SIZE..end], &mut self.values);
+        w.recycle(block);
         (self.visit)(w, first, &self.values);
     }
 

@@ -3,6 +3,7 @@
 //! problems found.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
 
 use super::array::ArrayShape;
 use super::checksum::{self, BlockKind};
@@ -59,7 +60,13 @@ pub struct Walker<'a> {
     limit: u64,
     counting: Option<Counting>,
     problems: Problems,
+    /// Buffers of blocks visited, for the next reads: fresh ones for every batch make the
+    /// allocator give the memory back to the system and fault it in again, batch after batch.
+    spare: Mutex<Vec<Box<Block>>>,
 }
+
+/// Buffers kept for reuse at most (2 MiB).
+const SPARE_MAX: usize = 512;
 
 impl<'a> Walker<'a> {
     /// A walker that reads `io` and accepts block numbers below `limit` (the smaller of
@@ -70,6 +77,7 @@ impl<'a> Walker<'a> {
             limit: limit.min(io.nr_blocks()),
             counting: None,
             problems: Problems::default(),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -219,7 +227,7 @@ impl<'a> Walker<'a> {
         if n < 2 || first.saturating_add(n as u64) > self.limit {
             return one_by_one();
         }
-        let mut bufs: Vec<Box<Block>> = (0..n).map(|_| Block::zeroed()).collect();
+        let mut bufs = self.buffers(n);
         if self.io.read_run(first, &mut bufs).is_err() {
             return one_by_one();
         }
@@ -230,6 +238,24 @@ impl<'a> Walker<'a> {
                 Ok(block)
             })
             .collect()
+    }
+
+    /// `n` block buffers, reused where there are some; their content is to be read over.
+    fn buffers(&self, n: usize) -> Vec<Box<Block>> {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = spare.len() - n.min(spare.len());
+        let mut bufs: Vec<Box<Block>> = spare.drain(kept..).collect();
+        drop(spare);
+        bufs.resize_with(n, Block::zeroed);
+        bufs
+    }
+
+    /// Hands back a block that has been visited, for the next reads to reuse.
+    pub fn recycle(&self, block: Box<Block>) {
+        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        if spare.len() < SPARE_MAX {
+            spare.push(block);
+        }
     }
 
     /// Like [`Walker::read`], but hands the fault back instead of reporting it.
