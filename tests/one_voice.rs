@@ -106,16 +106,19 @@ impl Bench {
     }
 }
 
+/// Every tool given `f` as its input says `words` about it, in the one grammar.
+fn every_tool_says(f: &Path, words: &str, out: &Path) {
+    for (tool, args) in READERS.iter().chain(XML_READERS) {
+        assert_one_error_line(tool, &run(tool, args, f, out), f, words);
+    }
+}
+
 #[test]
 fn a_missing_input_is_named_the_same_way_by_every_tool() {
     let b = Bench::new();
     let missing = b.dir.path().join("nosuch");
-    let out = b.output();
-    for (tool, args) in READERS.iter().chain(XML_READERS) {
-        let r = run(tool, args, &missing, &out);
-        let words = format!("Couldn't find input file '{}'", missing.display());
-        assert_one_error_line(tool, &r, &missing, &words);
-    }
+    let words = format!("Couldn't find input file '{}'", missing.display());
+    every_tool_says(&missing, &words, &b.output());
 }
 
 #[test]
@@ -123,12 +126,8 @@ fn a_directory_is_named_the_same_way_by_every_tool() {
     let b = Bench::new();
     let dir = b.dir.path().join("adir");
     std::fs::create_dir(&dir).unwrap();
-    let out = b.output();
-    for (tool, args) in READERS.iter().chain(XML_READERS) {
-        let r = run(tool, args, &dir, &out);
-        let words = format!("Not a block device or regular file '{}'.", dir.display());
-        assert_one_error_line(tool, &r, &dir, &words);
-    }
+    let words = format!("Not a block device or regular file '{}'.", dir.display());
+    every_tool_says(&dir, &words, &b.output());
 }
 
 #[test]
