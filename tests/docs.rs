@@ -187,3 +187,26 @@ fn man_pages_pass_the_linters() {
         eprintln!("mandoc is not installed: the man pages were not linted with it");
     }
 }
+
+#[test]
+fn every_tools_help_shows_examples_of_itself() {
+    for cmd in commands::all() {
+        let name = cmd.get_name();
+        let exe = Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(name);
+        let out = Command::new(&exe).arg("--help").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{name} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        let examples = help
+            .split_once("Examples:")
+            .unwrap_or_else(|| panic!("{name} --help has no Examples:\n{help}"))
+            .1;
+        let runs = examples
+            .lines()
+            .filter(|l| l.trim_start().contains(name))
+            .count();
+        assert!(
+            runs >= 1,
+            "{name} --help shows no example of itself:\n{examples}"
+        );
+    }
+}
