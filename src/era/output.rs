@@ -135,7 +135,9 @@ impl Pieces {
     /// Two buffers per core, so that one slow piece does not leave the others idle.
     pub fn new() -> Pieces {
         Pieces {
-            bufs: vec![Vec::new(); rayon::current_num_threads() * 2],
+            // The cores, not the pool's threads: asking the pool would start it, and one
+            // piece is written without it.
+            bufs: vec![Vec::new(); std::thread::available_parallelism().map_or(1, |n| n.get()) * 2],
         }
     }
 
