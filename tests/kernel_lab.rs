@@ -90,7 +90,11 @@ fn live_target_with_a_held_snapshot() {
     for busy in ["check-live-busy", "inval-live-busy"] {
         let r = carried(&m, busy);
         assert_eq!(r.rc, 1, "{busy}");
-        assert!(r.stderr.contains("is in use"), "{busy}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("error: in use: held open exclusively"),
+            "{busy}: {}",
+            r.stderr
+        );
     }
     let dropped = carried(&m, "inval-snap-dropped");
     assert_eq!(dropped.rc, 1);
