@@ -130,7 +130,7 @@ pub enum Kind {
     Slow,
     /// `<bit>` lines.
     Bits {
-        /// Where the blocks of the set bits are in [`Digest::set`].
+        /// Where the blocks of the set bits are in the digest's `set`.
         set: Range<usize>,
         /// The largest block of a set bit.
         max_set: Option<u32>,
@@ -139,7 +139,7 @@ pub enum Kind {
     },
     /// `<era>` lines.
     Eras {
-        /// Where the eras are in [`Digest::eras`].
+        /// Where the eras are in the digest's `eras`.
         values: Range<usize>,
         /// The block of the first line.
         first: u32,
