@@ -161,11 +161,24 @@ impl Iterator for Runs<'_> {
 /// Computes the blocks written in era `since` or later, as seen by `view`. Unreadable
 /// metadata is an error: a missing block would be silent data loss for the caller.
 pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<WrittenBlocks, Error> {
+    written_since_observed(io, view, since, &mut |_, _| {}).map(|(set, _)| set)
+}
+
+/// [`written_since`], telling `settled`, as the era array is read, that every block below
+/// the number it is given has its final bit in the set it is shown. The flag returned says
+/// whether that held to the end: it does not when eras above the current one make every
+/// block listed once all is read.
+pub fn written_since_observed(
+    io: &dyn BlockIo,
+    view: &View,
+    since: u32,
+    settled: &mut dyn FnMut(&WrittenBlocks, u64),
+) -> Result<(WrittenBlocks, bool), Error> {
     let nr_blocks = view.nr_blocks();
     let mut out = WrittenBlocks::empty(nr_blocks);
     if since == 0 {
         out.set_all();
-        return Ok(out);
+        return Ok((out, true));
     }
     let era = view.current_era();
     let mut w = Walker::new(io, view.limit());
@@ -193,6 +206,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
         &mut |_, first, eras: &[u32]| {
             above |= eras.iter().max().is_some_and(|&v| v > era);
             out.mark_since(first, eras, since);
+            settled(&out, first + eras.len() as u64);
         },
     );
     wrapped |= above;
@@ -215,7 +229,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
         });
         out.set_all();
     }
-    Ok(out)
+    Ok((out, !wrapped))
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ impl Units {
     }
 
     /// How many of this unit one origin block of `block_size` sectors spans.
-    fn per_block(self, block_size: u32) -> u64 {
+    pub(super) fn per_block(self, block_size: u32) -> u64 {
         match self {
             Units::Blocks => 1,
             Units::Sectors => block_size as u64,
@@ -65,11 +65,11 @@ impl Units {
 /// from one batch of pieces to the next, stay in the cache (at most a few hundred KiB).
 const PIECE_BLOCKS: u64 = 1 << 16;
 
-/// Where the pieces of `set` start: near every [`PIECE_BLOCKS`], moved on to a block that
-/// is not listed, so that no run spans two pieces.
-fn piece_starts(set: &WrittenBlocks) -> Vec<u64> {
-    let mut starts = vec![0];
-    let mut at = PIECE_BLOCKS;
+/// Where the pieces of `set` from block `from` on start: near every [`PIECE_BLOCKS`], moved
+/// on to a block that is not listed, so that no run spans two pieces.
+fn piece_starts(set: &WrittenBlocks, from: u64) -> Vec<u64> {
+    let mut starts = vec![from];
+    let mut at = from + PIECE_BLOCKS;
     while at < set.nr_blocks {
         // Only a run through `at` is followed to its end; nothing is searched otherwise.
         let start = if set.contains(at) {
@@ -107,7 +107,21 @@ impl Offline {
     }
 }
 
-/// Writes the answer of an offline run to `out`:
+/// The start of an answer's list, formatted while the answer was computed: the runs of
+/// the blocks below `next`, in the format and units asked for (see
+/// [`super::invalidate_ahead`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Formatted {
+    /// The runs, as [`write()`] would have written them.
+    pub bytes: Vec<u8>,
+    /// The first block not covered.
+    pub next: u64,
+    /// Whether `bytes` holds a run (JSON puts a comma before the next one).
+    pub any_run: bool,
+}
+
+/// Writes the answer of an offline run to `out`, taking the list's start from `ahead` when
+/// it was formatted beforehand:
 ///
 /// ```text
 /// {"written_since":N,"era":E,"next_written_since":X,"snapshot_read":false,"units":"blocks",
@@ -119,8 +133,17 @@ pub fn write(
     format: Format,
     units: Units,
     read: &Offline,
+    ahead: Option<&Formatted>,
 ) -> io::Result<()> {
-    write_runs(out, set, format, units, read.block_size, None, |o| {
+    let k = units.per_block(read.block_size);
+    let body = |w: &mut dyn Write| match ahead {
+        Some(a) => {
+            w.write_all(&a.bytes)?;
+            write_pieces(w, set, format, k, None, (a.next, a.any_run))
+        }
+        None => write_pieces(w, set, format, k, None, (0, false)),
+    };
+    write_runs(out, format, body, |o| {
         o.field("written_since", read.since)?
             .field("era", read.era)?
             .field("next_written_since", read.next_written_since())?
@@ -152,7 +175,9 @@ pub fn write_live(
 ) -> io::Result<()> {
     let bs = info.table.block_size;
     let end = (format != Format::Xml).then(|| units.origin_end(info.origin_sectors(), bs));
-    write_runs(out, set, format, units, bs, end, |o| {
+    let k = units.per_block(bs);
+    let body = |w: &mut dyn Write| write_pieces(w, set, format, k, end, (0, false));
+    write_runs(out, format, body, |o| {
         o.field("written_since", since)?
             .field("era", info.era)?
             .field("next_written_since", info.next_written_since())?
@@ -173,31 +198,27 @@ pub fn write_live(
     })
 }
 
-/// Writes the runs of `set` in `format`, the last one cut at `end` (in `units`) when given;
-/// `fields` writes the JSON object's fields before its `ranges`. The runs are formatted on
-/// every core, a piece of the origin each, and written in order.
+/// Writes the list in `format`, its runs written by `body`; `fields` writes the JSON
+/// object's fields before its `ranges`.
 fn write_runs(
     out: &mut dyn Write,
-    set: &WrittenBlocks,
     format: Format,
-    units: Units,
-    block_size: u32,
-    end: Option<u64>,
+    body: impl Fn(&mut dyn Write) -> io::Result<()>,
     fields: impl FnOnce(&mut Object) -> io::Result<()>,
 ) -> io::Result<()> {
     match format {
         Format::Xml => {
             out.write_all(b"<blocks>")?;
-            write_pieces(out, set, format, units.per_block(block_size), end)?;
+            body(out)?;
             out.write_all(b"\n</blocks>\n")?;
         }
-        Format::Text => write_pieces(out, set, format, units.per_block(block_size), end)?,
+        Format::Text => body(out)?,
         Format::Json => {
             let mut o = Object::begin(out)?;
             fields(&mut o)?;
             o.raw("ranges", |w| {
                 w.write_all(b"[")?;
-                write_pieces(w, set, format, units.per_block(block_size), end)?;
+                body(w)?;
                 w.write_all(b"]")
             })?
             .end()?;
@@ -207,19 +228,21 @@ fn write_runs(
     out.flush()
 }
 
-/// Writes the runs of `set`, `k` units per block, without the list's head and tail.
+/// Writes the runs of `set` from block `from` on, `k` units per block, without the list's
+/// head and tail; `comma_first` when runs were written before (JSON separates them).
 fn write_pieces(
     out: &mut dyn Write,
     set: &WrittenBlocks,
     format: Format,
     k: u64,
     end: Option<u64>,
+    (from, comma_first): (u64, bool),
 ) -> io::Result<()> {
     // Blocks that begin at or after `end` are not written.
     let limit = end.map_or(set.nr_blocks, |e| e.div_ceil(k).min(set.nr_blocks));
-    let starts = piece_starts(set);
-    // JSON separates entries with commas: the first run of all has none before it.
-    let first = set.runs_in(0, limit).next().map_or(0, |(b, _)| b);
+    let starts = piece_starts(set, from);
+    // The first run of all has no comma before it.
+    let first = set.runs_in(from, limit).next().map_or(from, |(b, _)| b);
     let first_piece = starts.partition_point(|&s| s <= first).saturating_sub(1);
     Pieces::new().write(out, starts.len(), &|i, b| {
         let to = starts
@@ -228,40 +251,60 @@ fn write_pieces(
             .unwrap_or(set.nr_blocks)
             .min(limit);
         let from = starts[i].min(to);
-        for (j, (begin, stop)) in set.runs_in(from, to).enumerate() {
-            let (from, until) = (begin * k, end.map_or(stop * k, |e| (stop * k).min(e)));
-            match format {
-                Format::Xml if stop - begin == 1 => {
-                    b.extend_from_slice(b"\n  <block block=\"");
-                    put_u64(b, begin);
-                    b.extend_from_slice(b"\"/>");
-                }
-                Format::Xml => {
-                    b.extend_from_slice(b"\n  <range begin=\"");
-                    put_u64(b, begin);
-                    b.extend_from_slice(b"\" end=\"");
-                    put_u64(b, stop);
-                    b.extend_from_slice(b"\"/>");
-                }
-                Format::Text => {
-                    put_u64(b, from);
-                    b.push(b' ');
-                    put_u64(b, until);
-                    b.push(b'\n');
-                }
-                Format::Json => {
-                    if i != first_piece || j > 0 {
-                        b.push(b',');
-                    }
-                    b.extend_from_slice(b"{\"begin\":");
-                    put_u64(b, from);
-                    b.extend_from_slice(b",\"end\":");
-                    put_u64(b, until);
-                    b.push(b'}');
-                }
-            }
+        for (j, run) in set.runs_in(from, to).enumerate() {
+            put_run(
+                b,
+                format,
+                k,
+                run,
+                end,
+                comma_first || i != first_piece || j > 0,
+            );
         }
     })
+}
+
+/// Appends the run of blocks `begin..stop` in `format`, `k` units per block, its end cut at
+/// `end` units when given; in JSON after a comma when `comma`.
+pub(super) fn put_run(
+    b: &mut Vec<u8>,
+    format: Format,
+    k: u64,
+    (begin, stop): (u64, u64),
+    end: Option<u64>,
+    comma: bool,
+) {
+    let (from, until) = (begin * k, end.map_or(stop * k, |e| (stop * k).min(e)));
+    match format {
+        Format::Xml if stop - begin == 1 => {
+            b.extend_from_slice(b"\n  <block block=\"");
+            put_u64(b, begin);
+            b.extend_from_slice(b"\"/>");
+        }
+        Format::Xml => {
+            b.extend_from_slice(b"\n  <range begin=\"");
+            put_u64(b, begin);
+            b.extend_from_slice(b"\" end=\"");
+            put_u64(b, stop);
+            b.extend_from_slice(b"\"/>");
+        }
+        Format::Text => {
+            put_u64(b, from);
+            b.push(b' ');
+            put_u64(b, until);
+            b.push(b'\n');
+        }
+        Format::Json => {
+            if comma {
+                b.push(b',');
+            }
+            b.extend_from_slice(b"{\"begin\":");
+            put_u64(b, from);
+            b.extend_from_slice(b",\"end\":");
+            put_u64(b, until);
+            b.push(b'}');
+        }
+    }
 }
 
 #[cfg(test)]
@@ -397,6 +440,7 @@ mod tests {
                     era: 5,
                     snapshot_era: None,
                 },
+                None,
             )
             .unwrap();
             all.push(String::from_utf8(out).unwrap());

@@ -5,6 +5,7 @@ pub mod check;
 pub mod dump;
 pub mod era_array;
 pub mod invalidate;
+pub mod invalidate_ahead;
 pub mod invalidate_output;
 pub mod live;
 pub mod metadata;
