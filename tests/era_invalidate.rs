@@ -392,3 +392,62 @@ fn damaged_metadata_is_an_error_not_a_short_list() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// On images large enough that the tool formats its list while it still reads (2 million
+/// and 262144 blocks), what it prints is what the list of the library's answer is, in every
+/// format: formatting ahead changes nothing.
+#[test]
+fn the_tool_prints_the_answer_formatted_at_the_end() {
+    use era_log_tools::era::invalidate_output::{write, Format, Offline, Units};
+    for name in ["era-large.meta.img.gz", "era-many-eras.meta.img.gz"] {
+        let bytes = fixture(name);
+        let io = MemIo::from_bytes(bytes.clone());
+        let view = View::open(&io, false).unwrap();
+        let f = temp_image(&bytes);
+        let path = f.path().to_str().unwrap();
+        for since in [
+            1,
+            2,
+            view.sb.current_era.saturating_sub(1),
+            view.sb.current_era,
+        ] {
+            let set = written_since(&io, &view, since).unwrap();
+            let read = Offline {
+                since,
+                block_size: view.sb.data_block_size,
+                era: view.live.current_era,
+                snapshot_era: None,
+            };
+            for (format, units, args) in [
+                (Format::Xml, Units::Blocks, vec![]),
+                (
+                    Format::Text,
+                    Units::Sectors,
+                    vec!["--format", "text", "--units", "sectors"],
+                ),
+                (
+                    Format::Json,
+                    Units::Bytes,
+                    vec!["--format", "json", "--units", "bytes"],
+                ),
+            ] {
+                let mut want = Vec::new();
+                write(&mut want, &set, format, units, &read, None).unwrap();
+                let since_s = since.to_string();
+                let mut all = vec!["--written-since", since_s.as_str()];
+                all.extend(&args);
+                all.push(path);
+                let out = run("era_invalidate", &all);
+                assert_eq!(out.code, 0, "{name} {all:?}: {}", out.stderr);
+                assert!(
+                    out.stdout.as_bytes() == want.as_slice(),
+                    "{name} {all:?}: the tool's list differs from the answer's"
+                );
+            }
+            assert!(
+                set.runs().count() > 0 || since == view.sb.current_era,
+                "{name} since {since}"
+            );
+        }
+    }
+}
