@@ -3,7 +3,7 @@
 //! formatted then. Nothing is written before the whole metadata has been read (an
 //! unreadable block, or an era above the current one found late, changes or voids the
 //! answer, and a script must not get half a list), so what is formatted ahead waits in
-//! memory, at most 64 MiB of it; the rest is formatted at the end.
+//! memory, at most 32 MiB of it; the rest is formatted at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -19,7 +19,7 @@ use crate::pdata::io::BlockIo;
 /// Blocks per chunk handed to the formatting thread.
 const CHUNK_BLOCKS: u64 = 1 << 16;
 /// Output formatted ahead at most, whatever the answer: memory stays bounded.
-const AHEAD_BYTES: usize = 64 << 20;
+const AHEAD_BYTES: usize = 32 << 20;
 /// Chunks waiting for the formatting thread at most; when it lags, the reader goes on and
 /// leaves the rest for the end.
 const QUEUED: usize = 16;
