@@ -4,19 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::{self, EXIT_OK};
-use era_log_tools::commands::era_metadata_size::{Args, FormatArg, UnitsArg};
-use era_log_tools::era::metadata_size::{nr_blocks, parse_size, size, SizeUnits};
+use era_log_tools::commands::era_metadata_size::{Args, FormatArg};
+use era_log_tools::era::metadata_size::{nr_blocks, parse_size, size};
+use era_log_tools::json::Object;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let units = match args.units {
-        UnitsArg::Bytes => SizeUnits::Bytes,
-        UnitsArg::Sectors => SizeUnits::Sectors,
-        UnitsArg::Blocks => SizeUnits::Blocks,
-        UnitsArg::Kib => SizeUnits::Kib,
-        UnitsArg::Mib => SizeUnits::Mib,
-        UnitsArg::Gib => SizeUnits::Gib,
-    };
+    let units = args.units;
     cli::run("era_metadata_size", || {
         let n = match (args.nr_blocks, &args.origin_size, args.block_size) {
             (Some(n), _, _) => n,
@@ -28,22 +22,23 @@ fn main() -> ExitCode {
         let line = match args.format {
             FormatArg::Text if args.numeric_only => format!("{value}"),
             FormatArg::Text => format!("{value} {}", units.name()),
-            FormatArg::Json => format!(
-                "{{\"nr_blocks\":{},\"writesets\":{},\"size\":{value},\"units\":\"{}\",\
-                 \"metadata_blocks\":{},\"committed_blocks\":{},\"headroom_blocks\":{},\
-                 \"era_array_blocks\":{},\"writeset_blocks\":{},\"writeset_tree_blocks\":{},\
-                 \"space_map_blocks\":{}}}",
-                s.nr_blocks,
-                s.writesets,
-                units.name(),
-                s.total,
-                s.committed,
-                s.headroom,
-                s.era_array,
-                s.writeset,
-                s.writeset_tree,
-                s.space_map
-            ),
+            FormatArg::Json => {
+                let mut json = Vec::new();
+                Object::begin(&mut json)?
+                    .field("nr_blocks", s.nr_blocks)?
+                    .field("writesets", s.writesets)?
+                    .field("size", value)?
+                    .field("units", units.name())?
+                    .field("metadata_blocks", s.total)?
+                    .field("committed_blocks", s.committed)?
+                    .field("headroom_blocks", s.headroom)?
+                    .field("era_array_blocks", s.era_array)?
+                    .field("writeset_blocks", s.writeset)?
+                    .field("writeset_tree_blocks", s.writeset_tree)?
+                    .field("space_map_blocks", s.space_map)?
+                    .end()?;
+                String::from_utf8_lossy(&json).into_owned()
+            }
         };
         writeln!(std::io::stdout().lock(), "{line}")?;
         Ok(EXIT_OK)

@@ -2,22 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 
-/// `--units`: the unit of the answer.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum UnitsArg {
-    /// Bytes
-    Bytes,
-    /// 512-byte sectors
-    Sectors,
-    /// 4096-byte metadata blocks
-    Blocks,
-    /// KiB (1024 bytes)
-    Kib,
-    /// MiB
-    Mib,
-    /// GiB
-    Gib,
-}
+use crate::era::metadata_size::SizeUnits;
 
 /// `--format`: the size alone, or with its parts.
 #[derive(Clone, Copy, ValueEnum)]
@@ -62,7 +47,7 @@ pub struct Args {
     pub writesets: u64,
     /// Units of the answer, rounded up
     #[arg(short, long, value_enum, default_value = "bytes")]
-    pub units: UnitsArg,
+    pub units: SizeUnits,
     /// Print the number only
     #[arg(short = 'n', long)]
     pub numeric_only: bool,

@@ -90,20 +90,20 @@ impl Sizing {
     }
 }
 
-/// Units of the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Units of the answer (also the values of era_metadata_size's `--units`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SizeUnits {
-    /// Bytes.
+    /// Bytes
     Bytes,
-    /// 512-byte sectors.
+    /// 512-byte sectors
     Sectors,
-    /// 4096-byte metadata blocks.
+    /// 4096-byte metadata blocks
     Blocks,
-    /// KiB.
+    /// KiB (1024 bytes)
     Kib,
-    /// MiB.
+    /// MiB
     Mib,
-    /// GiB.
+    /// GiB
     Gib,
 }
 
