@@ -1,6 +1,5 @@
 //! era_check: validates dm-era metadata.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use era_log_tools::cli::report::{findings_json, print_findings};
@@ -15,10 +14,7 @@ use era_log_tools::pdata::report::Severity;
 fn main() -> ExitCode {
     let args = Args::parse();
     let quiet = args.quiet;
-    let input = args
-        .input
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(args.live.live.clone().unwrap_or_default()));
+    let input = args.source.name();
     cli::run_quiet("era_check", quiet, || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
@@ -29,9 +25,9 @@ fn main() -> ExitCode {
             super_block_only: args.super_block_only,
             metadata_snap: args.metadata_snap,
         };
-        let problems = match &args.live.live {
+        let problems = match &args.source.live {
             Some(device) => {
-                live::check_snapshot(device, &args.live.options(), opts)
+                live::check_snapshot(device, &args.source.options(), opts)
                     .map_err(cli::live_error)?
                     .0
             }

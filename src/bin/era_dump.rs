@@ -1,6 +1,5 @@
 //! era_dump: writes dm-era metadata as XML.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use era_log_tools::cli::report::{file_error, print_findings};
@@ -12,10 +11,7 @@ use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let input = args
-        .input
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(args.live.live.clone().unwrap_or_default()));
+    let input = args.source.name();
     cli::run_quiet("era_dump", args.quiet, || {
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
@@ -27,13 +23,13 @@ fn main() -> ExitCode {
             repair: args.repair,
             metadata_snap: args.metadata_snap,
         };
-        let file = match &args.live.live {
+        let file = match &args.source.live {
             Some(_) => None,
             None => Some(cli::open_era_input(&input, mode)?),
         };
         let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
         // A failed dump leaves a previous file of the same name as it was.
-        let problems = match (&file, &args.live.live) {
+        let problems = match (&file, &args.source.live) {
             (Some(io), _) => {
                 // A bar only when the XML goes to a file: on stdout it would cut into it.
                 let to_file = args
@@ -50,7 +46,7 @@ fn main() -> ExitCode {
             }
             (None, device) => {
                 let device = device.as_deref().unwrap_or_default();
-                live::dump_snapshot(device, &args.live.options(), &opts, &mut out)
+                live::dump_snapshot(device, &args.source.options(), &opts, &mut out)
                     .map_err(cli::live_error)?
                     .0
             }

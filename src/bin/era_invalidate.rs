@@ -15,7 +15,7 @@ use era_log_tools::pdata::io::OpenMode;
 fn main() -> ExitCode {
     let args = Args::parse();
     let format = match args.format {
-        None if args.live.live.is_some() => Format::Json,
+        None if args.source.live.is_some() => Format::Json,
         None | Some(FormatArg::Xml) => Format::Xml,
         Some(FormatArg::Text) => Format::Text,
         Some(FormatArg::Json) => Format::Json,
@@ -39,9 +39,9 @@ fn main() -> ExitCode {
             cli::say(&line)
         }
     };
-    cli::run_quiet("era_invalidate", quiet, || match &args.live.live {
+    cli::run_quiet("era_invalidate", quiet, || match &args.source.live {
         Some(device) => {
-            let (set, info) = live::invalidate(device, &args.live.options(), args.written_since)
+            let (set, info) = live::invalidate(device, &args.source.options(), args.written_since)
                 .map_err(cli::live_error)?;
             for w in &set.warnings {
                 say(finding_line("era_invalidate", device, w));
@@ -60,7 +60,7 @@ fn main() -> ExitCode {
             Ok(EXIT_OK)
         }
         None => {
-            let input = args.input.clone().unwrap_or_default();
+            let input = args.source.name();
             let mode = if args.metadata_snapshot {
                 OpenMode::ReadShared
             } else {

@@ -1,7 +1,5 @@
 //! era_check's command line.
 
-use std::path::PathBuf;
-
 use clap::Parser;
 
 /// The arguments of era_check.
@@ -24,16 +22,9 @@ Examples:
   era_check --live era0                          # take, check and drop a snapshot of a live target"
 )]
 pub struct Args {
-    /// Metadata device or file
-    #[arg(
-        value_name = "INPUT",
-        required_unless_present = "live",
-        conflicts_with = "live"
-    )]
-    pub input: Option<PathBuf>,
-    /// --live, --checkpoint, --use-held-snapshot
+    /// INPUT, or --live with --checkpoint and --use-held-snapshot
     #[command(flatten)]
-    pub live: super::LiveArgs,
+    pub source: super::Source,
     /// Fail only on errors: warnings (leaks, stray bits and similar) are still reported
     #[arg(long)]
     pub ignore_non_fatal_errors: bool,

@@ -24,16 +24,9 @@ Examples:
   era_dump --live era0 -o era0.xml            # take, dump and drop a snapshot of a live target"
 )]
 pub struct Args {
-    /// Metadata device or file
-    #[arg(
-        value_name = "INPUT",
-        required_unless_present = "live",
-        conflicts_with = "live"
-    )]
-    pub input: Option<PathBuf>,
-    /// --live, --checkpoint, --use-held-snapshot
+    /// INPUT, or --live with --checkpoint and --use-held-snapshot
     #[command(flatten)]
-    pub live: super::LiveArgs,
+    pub source: super::Source,
     /// Fold every writeset into the era array (newest writeset wins) and print only the
     /// era array
     ///

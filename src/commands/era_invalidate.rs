@@ -55,16 +55,9 @@ Examples:
 the next incremental run."
 )]
 pub struct Args {
-    /// Metadata device or file
-    #[arg(
-        value_name = "INPUT",
-        required_unless_present = "live",
-        conflicts_with = "live"
-    )]
-    pub input: Option<PathBuf>,
-    /// --live, --checkpoint, --use-held-snapshot
+    /// INPUT, or --live with --checkpoint and --use-held-snapshot
     #[command(flatten)]
-    pub live: super::LiveArgs,
+    pub source: super::Source,
     /// List the blocks written in this era or later (0 lists every block)
     #[arg(long, value_name = "ERA")]
     pub written_since: u32,

@@ -3,6 +3,7 @@
 //! (`cargo run --example gen_docs`), so the documentation cannot drift from the options.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::{Command, CommandFactory, Parser};
@@ -56,10 +57,18 @@ pub enum ReportFormat {
     Json,
 }
 
-/// `--live` and what goes with it, shared by the readers that can take a snapshot of a live
-/// target themselves (era_check, era_dump, era_invalidate).
+/// What a reader reads: a metadata device or file, or with `--live` (and what goes with it)
+/// a live target through a snapshot it takes itself. Shared by era_check, era_dump and
+/// era_invalidate.
 #[derive(clap::Args)]
-pub struct LiveArgs {
+pub struct Source {
+    /// Metadata device or file
+    #[arg(
+        value_name = "INPUT",
+        required_unless_present = "live",
+        conflicts_with = "live"
+    )]
+    pub input: Option<PathBuf>,
     /// Read the live era target DM_NAME through a metadata snapshot taken and dropped for this
     /// run
     ///
@@ -85,7 +94,15 @@ pub struct LiveArgs {
     pub use_held_snapshot: bool,
 }
 
-impl LiveArgs {
+impl Source {
+    /// The name errors are reported under: the input, or the live target's name.
+    pub fn name(&self) -> PathBuf {
+        match (&self.input, &self.live) {
+            (Some(input), _) => input.clone(),
+            (None, live) => PathBuf::from(live.clone().unwrap_or_default()),
+        }
+    }
+
     /// The session options these arguments ask for; signals are handled (a tool's process).
     pub fn options(&self) -> crate::era::live::LiveOptions {
         crate::era::live::LiveOptions {
