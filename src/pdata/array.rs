@@ -97,7 +97,8 @@ pub(crate) struct ArrayShape {
 
 /// Array blocks whose reads are issued together. On a block device opened with `O_DIRECT`
 /// every read goes to the device, so keeping several in flight is what makes a large array
-/// fast to read.
+/// fast to read. Through the page cache a batch is one run ([`RUN_BLOCKS`]): the buffers of
+/// a larger one would only be more memory to fault in.
 const READ_BATCH: usize = 256;
 /// Consecutive blocks read in one request at most (128 KiB): few system calls, and still
 /// several requests in flight per batch.
@@ -359,10 +360,15 @@ impl<'w> Walker<'w> {
             values: Vec::new(),
             visit,
         };
-        let mut pending = Vec::with_capacity(READ_BATCH);
+        let batch = if self.io().concurrent_reads() {
+            READ_BATCH
+        } else {
+            RUN_BLOCKS
+        };
+        let mut pending = Vec::with_capacity(batch);
         let tree_ok = self.walk_btree_reached(structure, root, reach, &mut |w, key, loc, leaf| {
             pending.push(Pending { key, loc, leaf });
-            if pending.len() == READ_BATCH {
+            if pending.len() == batch {
                 a.take(w, &mut pending);
             }
         });
