@@ -65,10 +65,12 @@ impl WrittenBlocks {
 
     /// Lists the blocks from `first` on whose era in `eras` is `since` or later; blocks
     /// past the end are ignored. Whole words are built 64 eras at a time, without a branch
-    /// per block.
-    fn mark_since(&mut self, first: u64, eras: &[u32], since: u32) {
+    /// per block. Says whether an era is above `current`.
+    fn mark_since(&mut self, first: u64, eras: &[u32], since: u32, current: u32) -> bool {
         let head = ((64 - first % 64) % 64).min(eras.len() as u64) as usize;
+        let mut above = false;
         for (b, &v) in (first..).zip(&eras[..head]) {
+            above |= v > current;
             if v >= since {
                 self.mark(b);
             }
@@ -76,10 +78,8 @@ impl WrittenBlocks {
         let mut b = first + head as u64;
         let mut chunks = eras[head..].chunks_exact(64);
         for chunk in &mut chunks {
-            let bits = chunk
-                .iter()
-                .enumerate()
-                .fold(0u64, |m, (j, &v)| m | ((v >= since) as u64) << j);
+            let (bits, over) = since_bits(chunk, since, current);
+            above |= over;
             if b + 64 <= self.nr_blocks {
                 self.words[(b / 64) as usize] |= bits;
             } else {
@@ -88,10 +88,12 @@ impl WrittenBlocks {
             b += 64;
         }
         for (b, &v) in (b..).zip(chunks.remainder()) {
+            above |= v > current;
             if v >= since {
                 self.mark(b);
             }
         }
+        above
     }
 
     /// Whether block `b` is listed.
@@ -106,55 +108,110 @@ impl WrittenBlocks {
 
     /// The runs of the listed blocks among `from..to`, cut at both ends.
     pub fn runs_in(&self, from: u64, to: u64) -> Runs<'_> {
-        Runs {
-            set: self,
-            pos: from,
-            end: to.min(self.nr_blocks),
-        }
+        Runs::new(&self.words, from, to.min(self.nr_blocks))
     }
 }
 
-/// Iterator over the runs of a [`WrittenBlocks`].
-pub struct Runs<'a> {
-    set: &'a WrittenBlocks,
-    pos: u64,
-    end: u64,
+/// For 64 eras: bit `j` set when `eras[j] >= since` (`since` above 0), and whether any is
+/// above `current`. Four eras a compare on x86-64 (whose baseline has the instructions).
+#[cfg(target_arch = "x86_64")]
+fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
+    use std::arch::x86_64::*;
+    assert_eq!(eras.len(), 64);
+    // Unsigned comparisons as signed ones: the top bit of both sides flipped.
+    let flip = |v: u32| (v ^ 1 << 31) as i32;
+    let mut bits = 0u64;
+    // SAFETY: SSE2 is part of x86-64; each load reads 4 of the 64 values asserted present.
+    unsafe {
+        let top = _mm_set1_epi32(i32::MIN);
+        let at_least = _mm_set1_epi32(flip(since - 1));
+        let above = _mm_set1_epi32(flip(current));
+        let mut over = _mm_setzero_si128();
+        for q in 0..16 {
+            let v = _mm_loadu_si128(eras.as_ptr().add(4 * q).cast());
+            let v = _mm_xor_si128(v, top);
+            let ge = _mm_cmpgt_epi32(v, at_least);
+            bits |= (_mm_movemask_ps(_mm_castsi128_ps(ge)) as u64) << (4 * q);
+            over = _mm_or_si128(over, _mm_cmpgt_epi32(v, above));
+        }
+        (bits, _mm_movemask_epi8(over) != 0)
+    }
 }
 
-impl Runs<'_> {
-    /// The first position at or after `from` whose bit equals `want`, or the end.
-    fn seek(&self, from: u64, want: bool) -> u64 {
-        let words = &self.set.words;
-        let mut i = (from / 64) as usize;
-        let mut pos = from;
-        while i < words.len() && pos < self.end {
-            let w = if want { words[i] } else { !words[i] };
-            let w = w & (u64::MAX << (pos % 64));
-            if w != 0 {
-                return (i as u64 * 64 + w.trailing_zeros() as u64).min(self.end);
-            }
-            i += 1;
-            pos = i as u64 * 64;
+/// [`since_bits`] where there is no vector version.
+#[cfg(not(target_arch = "x86_64"))]
+fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
+    let bits = (eras.iter().enumerate()).fold(0u64, |m, (j, &v)| m | ((v >= since) as u64) << j);
+    (bits, eras.iter().any(|&v| v > current))
+}
+
+/// Iterator over the runs of a [`WrittenBlocks`]: a word at a time, each run found from the
+/// word's edges (where a block's bit differs from the one below it), a few instructions a
+/// run.
+pub struct Runs<'a> {
+    words: &'a [u64],
+    end: u64,
+    /// Index of the word whose edges are in `edges`.
+    word: usize,
+    /// The edges of that word not yet taken.
+    edges: u64,
+    /// The start of a run that began and has not ended yet.
+    open: Option<u64>,
+}
+
+impl<'a> Runs<'a> {
+    /// The runs among blocks `from..end` of `words`, cut at both ends.
+    fn new(words: &'a [u64], from: u64, end: u64) -> Runs<'a> {
+        let word = (from / 64) as usize;
+        let mut runs = Runs {
+            words,
+            end,
+            word,
+            edges: 0,
+            open: None,
+        };
+        if from < end {
+            // The block below `from` counts as not listed: a run may start at `from`.
+            let w = words[word] & u64::MAX << (from % 64);
+            runs.edges = runs.clip(w ^ w << 1);
         }
-        self.end
+        runs
+    }
+
+    /// `edges` of the current word without those at or past the end.
+    fn clip(&self, edges: u64) -> u64 {
+        let base = self.word as u64 * 64;
+        if self.end < base + 64 {
+            edges & ((1u64 << (self.end - base)) - 1)
+        } else {
+            edges
+        }
     }
 }
 
 impl Iterator for Runs<'_> {
     type Item = (u64, u64);
 
+    #[inline]
     fn next(&mut self) -> Option<(u64, u64)> {
-        if self.pos >= self.end {
-            return None;
+        loop {
+            while self.edges == 0 {
+                if (self.word as u64 + 1) * 64 >= self.end {
+                    // A run still open ends at the end.
+                    return self.open.take().map(|b| (b, self.end));
+                }
+                let below = self.words[self.word] >> 63;
+                self.word += 1;
+                let w = self.words[self.word];
+                self.edges = self.clip(w ^ (w << 1 | below));
+            }
+            let at = self.word as u64 * 64 + self.edges.trailing_zeros() as u64;
+            self.edges &= self.edges - 1;
+            match self.open.take() {
+                Some(b) => return Some((b, at)),
+                None => self.open = Some(at),
+            }
         }
-        let begin = self.seek(self.pos, true);
-        if begin >= self.end {
-            self.pos = begin;
-            return None;
-        }
-        let end = self.seek(begin, false);
-        self.pos = end;
-        Some((begin, end))
     }
 }
 
@@ -204,8 +261,7 @@ pub fn written_since_observed(
         nr_blocks,
         top,
         &mut |_, first, eras: &[u32]| {
-            above |= eras.iter().max().is_some_and(|&v| v > era);
-            out.mark_since(first, eras, since);
+            above |= out.mark_since(first, eras, since, era);
             settled(&out, first + eras.len() as u64);
         },
     );
@@ -278,19 +334,42 @@ mod tests {
                     rng ^= rng << 13;
                     rng ^= rng >> 7;
                     rng ^= rng << 17;
-                    (rng % 8) as u32
+                    // Eras near the top of the range too: the comparisons are unsigned.
+                    match rng % 10 {
+                        8 => u32::MAX - (rng >> 40) as u32 % 4,
+                        9 => (1 << 31) - 2 + (rng >> 40) as u32 % 4,
+                        _ => (rng % 8) as u32,
+                    }
                 })
                 .collect();
-            let mut fast = WrittenBlocks::empty(nr);
-            fast.mark_since(first, &eras, 4);
-            let mut slow = WrittenBlocks::empty(nr);
-            for (b, &v) in (first..).zip(&eras) {
-                if v >= 4 {
-                    slow.mark(b);
+            for (since, current) in [
+                (4, 7),
+                (4, 6),
+                (1, 0),
+                (7, 9),
+                (1 << 31, 1 << 31),
+                ((1 << 31) - 1, u32::MAX - 2),
+                (u32::MAX, u32::MAX - 1),
+                (u32::MAX, u32::MAX),
+            ] {
+                let mut fast = WrittenBlocks::empty(nr);
+                let above = fast.mark_since(first, &eras, since, current);
+                let mut slow = WrittenBlocks::empty(nr);
+                for (b, &v) in (first..).zip(&eras) {
+                    if v >= since {
+                        slow.mark(b);
+                    }
                 }
+                assert_eq!(fast, slow, "{nr} {first} {len} {since}");
+                if since < 8 {
+                    assert!(fast.words.iter().any(|&w| w != 0));
+                }
+                assert_eq!(
+                    above,
+                    eras.iter().any(|&v| v > current),
+                    "{nr} {first} {len}"
+                );
             }
-            assert_eq!(fast, slow, "{nr} {first} {len}");
-            assert!(fast.words.iter().any(|&w| w != 0));
         }
     }
 
