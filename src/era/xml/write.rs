@@ -143,7 +143,7 @@ fn era_lines(b: &mut Vec<u8>, first: u64, eras: &[u32]) {
 impl<W: Write> XmlWriter<W> {
     /// A writer into `out`.
     pub fn new(out: W) -> XmlWriter<W> {
-        let pieces = Pieces::new();
+        let mut pieces = Pieces::new();
         XmlWriter {
             out,
             buf: Vec::with_capacity(CHUNK + 256),
