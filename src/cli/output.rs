@@ -20,7 +20,7 @@ use crate::interrupt;
 use crate::pdata::io::same_file;
 
 /// Bytes buffered before a write reaches the file.
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 1 << 17;
 
 /// A report being written.
 pub struct Output {

@@ -4,6 +4,7 @@
 use std::io::{self, Write};
 
 use super::invalidate::WrittenBlocks;
+use super::invalidate_ahead::Formatted;
 use super::live::SessionInfo;
 use super::output::{put_u64, Pieces};
 use crate::json::Object;
@@ -107,19 +108,6 @@ impl Offline {
     }
 }
 
-/// The start of an answer's list, formatted while the answer was computed: the runs of
-/// the blocks below `next`, in the format and units asked for (see
-/// [`super::invalidate_ahead`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Formatted {
-    /// The runs, as [`write()`] would have written them.
-    pub bytes: Vec<u8>,
-    /// The first block not covered.
-    pub next: u64,
-    /// Whether `bytes` holds a run (JSON puts a comma before the next one).
-    pub any_run: bool,
-}
-
 /// Writes the answer of an offline run to `out`, taking the list's start from `ahead` when
 /// it was formatted beforehand:
 ///
@@ -138,7 +126,7 @@ pub fn write(
     let k = units.per_block(read.block_size);
     let body = |w: &mut dyn Write| match ahead {
         Some(a) => {
-            w.write_all(&a.bytes)?;
+            a.write_to(w, format)?;
             write_pieces(w, set, format, k, None, (a.next, a.any_run))
         }
         None => write_pieces(w, set, format, k, None, (0, false)),
