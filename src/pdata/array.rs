@@ -56,6 +56,13 @@ impl ArrayBlockHeader {
     /// Checks an array block read from `loc` that should hold `value_size`-byte values.
     pub fn parse(block: &[u8], loc: u64, value_size: u32) -> Result<ArrayBlockHeader, Fault> {
         checksum::verify(block, BlockKind::ArrayBlock, loc)?;
+        ArrayBlockHeader::parse_verified(block, value_size)
+    }
+
+    /// [`ArrayBlockHeader::parse`] of a block whose checksum and location were checked as
+    /// it was read ([`Walker::try_read`], [`Walker::try_read_run`]): the rest of the checks,
+    /// without computing the checksum of the whole block a second time.
+    pub fn parse_verified(block: &[u8], value_size: u32) -> Result<ArrayBlockHeader, Fault> {
         let h = ArrayBlockHeader::unpack(block);
         if h.value_size != value_size {
             return Err(Fault::Invalid(format!(
@@ -272,7 +279,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
         block: Result<Box<Block>, Fault>,
     ) {
         let vs = V::DISK_SIZE;
-        let parsed = block.and_then(|b| ArrayBlockHeader::parse(&b, loc, vs).map(|h| (h, b)));
+        let parsed = block.and_then(|b| ArrayBlockHeader::parse_verified(&b, vs).map(|h| (h, b)));
         let (h, block) = match parsed {
             Ok(hb) => hb,
             Err(f) => {
@@ -410,6 +417,12 @@ mod tests {
         checksum::seal(&mut b, BlockKind::ArrayBlock, 9);
         assert_eq!(ArrayBlockHeader::parse(&b, 9, 4), Ok(h));
         assert!(ArrayBlockHeader::parse(&b, 9, 8).is_err());
+        // The checksum is the reader's to check: the rest is checked without it.
+        b[100] ^= 1;
+        assert_eq!(ArrayBlockHeader::parse(&b, 9, 4), Err(Fault::BadChecksum));
+        assert_eq!(ArrayBlockHeader::parse_verified(&b, 4), Ok(h));
+        assert!(ArrayBlockHeader::parse_verified(&b, 8).is_err());
+        b[100] ^= 1;
         LE::write_u32(&mut b[8..], 1019);
         checksum::reseal(&mut b, BlockKind::ArrayBlock);
         assert!(ArrayBlockHeader::parse(&b, 9, 4).is_err());

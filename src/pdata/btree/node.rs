@@ -73,6 +73,13 @@ impl<'a> Node<'a> {
     /// checksum and location, flags, value size, capacity, and keys strictly increasing.
     pub fn parse(block: &'a [u8], loc: u64, leaf_value_size: u32) -> Result<Node<'a>, Fault> {
         checksum::verify(block, BlockKind::BtreeNode, loc)?;
+        Node::parse_verified(block, leaf_value_size)
+    }
+
+    /// [`Node::parse`] of a block whose checksum and location were checked as it was read
+    /// ([`crate::pdata::walk::Walker::try_read`]): the rest of the checks, without computing
+    /// the checksum of the whole block a second time.
+    pub fn parse_verified(block: &'a [u8], leaf_value_size: u32) -> Result<Node<'a>, Fault> {
         let h = NodeHeader::unpack(block);
         let expected_vs = match h.flags {
             INTERNAL_NODE => INTERNAL_VALUE_SIZE,
@@ -186,6 +193,12 @@ mod tests {
         assert!(n.is_leaf());
         assert_eq!((n.len(), n.key(2)), (3, 9));
         assert_eq!(LE::read_u64(n.value(1)), 40);
+        // The checksum is the reader's to check: the rest is checked without it.
+        let mut b = b;
+        b[BLOCK_SIZE - 1] ^= 1;
+        assert!(matches!(Node::parse(&b, 5, 8), Err(Fault::BadChecksum)));
+        assert_eq!(Node::parse_verified(&b, 8).map(|n| n.len()).ok(), Some(3));
+        assert!(Node::parse_verified(&b, 12).is_err());
     }
 
     #[test]

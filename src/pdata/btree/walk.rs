@@ -90,7 +90,7 @@ impl<'w> Walker<'w> {
         let Some(block) = self.enter_node(t, loc, place.depth) else {
             return;
         };
-        let node = match Node::parse(&block, loc, V::DISK_SIZE) {
+        let node = match Node::parse_verified(&block, V::DISK_SIZE) {
             Ok(n) => n,
             Err(f) => return self.fail(t, loc, f),
         };
