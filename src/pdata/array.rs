@@ -299,9 +299,15 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
         let in_range = (h.nr_entries as u64).min(self.expected_len - first);
         self.handed = first + in_range;
         let end = ARRAY_HEADER_SIZE + in_range as usize * vs as usize;
-        unpack_all(&block[ARRAY_HEADER_SIZE..end], &mut self.values);
+        let bytes = &block[ARRAY_HEADER_SIZE..end];
+        match V::view(bytes) {
+            Some(values) => (self.visit)(w, first, values),
+            None => {
+                unpack_all(bytes, &mut self.values);
+                (self.visit)(w, first, &self.values);
+            }
+        }
         w.recycle(block);
-        (self.visit)(w, first, &self.values);
     }
 
     /// Counts the values of the block with `key`; only the last block may be partly
