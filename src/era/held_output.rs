@@ -44,7 +44,8 @@ impl HeldOutput {
             return None;
         }
         let map = NonNull::new(map.cast::<u8>())?;
-        let skip = map.as_ptr().align_offset(HUGE_PAGE);
+        let at = map.as_ptr() as usize;
+        let skip = at.next_multiple_of(HUGE_PAGE) - at;
         // SAFETY: `skip` is below HUGE_PAGE, so `start..start + cap` lies in the mapping.
         let start = unsafe { map.add(skip) };
         // A hint: refused (no transparent huge pages), the memory is ordinary.
