@@ -9,8 +9,8 @@
 //!
 //! Nothing is written before the whole metadata has been read (an unreadable block, or an
 //! era above the current one found late, changes or voids the answer, and a script must
-//! not get half a list), so what is formatted ahead waits in memory of its own
-//! ([`HeldOutput`]), about 32 MiB of it at most; the rest is formatted as it is written.
+//! not get half a list), so what is formatted ahead waits in memory, about 32 MiB of it at
+//! most; the rest is formatted as it is written.
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
-use super::held_output::HeldOutput;
 use super::invalidate::{written_since_observed, WrittenBlocks};
 use super::invalidate_output::{put_run, Format, Units};
 use super::view::View;
@@ -34,13 +33,6 @@ const AHEAD_BYTES: usize = 32 << 20;
 const QUEUED: usize = 16;
 /// Chunks waiting above which the reader formats one itself rather than read on.
 const BACKLOG: usize = 2;
-/// The most a chunk's text can take: half its blocks are runs (plus one through its end),
-/// a run under 80 bytes (an XML range of two 20-digit numbers takes 67).
-const CHUNK_BYTES_MAX: usize = (CHUNK_BLOCKS as usize / 2 + 1) * 80;
-/// Room in each formatter's held memory (address space, not memory, until it is used):
-/// what may be formatted before the reader sees [`AHEAD_BYTES`] reached. A chunk that does
-/// not fit is kept in memory of its own.
-const HELD_BYTES: usize = AHEAD_BYTES + (QUEUED + 2) * CHUNK_BYTES_MAX;
 /// Answers below this many blocks are formatted at the end only.
 const MIN_BLOCKS: u64 = 4 * CHUNK_BLOCKS;
 
@@ -80,22 +72,13 @@ impl Shared {
     }
 }
 
-/// Where a chunk's text is.
-enum Place {
-    Held { start: usize, len: usize },
-    Own(Vec<u8>),
-}
-
-/// One thread's formatted chunks.
+/// One thread's formatted chunks: their text, one after the other, and where each is.
 struct Formatter {
     format: Format,
     k: u64,
-    /// Made at the first chunk; `None` after, when it could not be had.
-    held: Option<HeldOutput>,
-    made: bool,
-    places: Vec<(usize, Place)>,
-    /// Each chunk is formatted where it stays in the cache, then copied whole.
-    part: Vec<u8>,
+    text: Vec<u8>,
+    /// (chunk number, start, length) of each chunk with runs.
+    places: Vec<(usize, usize, usize)>,
 }
 
 impl Formatter {
@@ -103,17 +86,15 @@ impl Formatter {
         Formatter {
             format,
             k,
-            held: None,
-            made: false,
+            text: Vec::new(),
             places: Vec::new(),
-            part: Vec::with_capacity(CHUNK_BYTES_MAX),
         }
     }
 
     /// Formats chunk `c`. Every JSON run gets a comma before it: the list's first one is
     /// dropped when it is written.
     fn format(&mut self, c: Chunk, shared: &Shared) {
-        self.part.clear();
+        let start = self.text.len();
         let part = WrittenBlocks {
             nr_blocks: c.to - c.base,
             words: c.words,
@@ -121,7 +102,7 @@ impl Formatter {
         };
         for (b, e) in part.runs_in(c.from - c.base, c.to - c.base) {
             put_run(
-                &mut self.part,
+                &mut self.text,
                 self.format,
                 self.k,
                 (b + c.base, e + c.base),
@@ -129,34 +110,10 @@ impl Formatter {
                 true,
             );
         }
-        if self.part.is_empty() {
-            return;
-        }
-        if !self.made {
-            self.made = true;
-            self.held = HeldOutput::new(HELD_BYTES);
-        }
-        let len = self.part.len();
-        let place = match self.held.as_mut().filter(|h| h.len() + len <= h.capacity()) {
-            Some(h) => {
-                h.append(&self.part);
-                Place::Held {
-                    start: h.len() - len,
-                    len,
-                }
-            }
-            None => Place::Own(self.part.clone()),
-        };
-        shared.bytes.fetch_add(len, Ordering::Relaxed);
-        self.places.push((c.index, place));
-    }
-
-    fn text<'a>(&'a self, place: &'a Place) -> &'a [u8] {
-        match place {
-            Place::Held { start, len } => self.held.as_ref().map_or(&[], |h| {
-                h.as_slice().get(*start..start + len).unwrap_or_default()
-            }),
-            Place::Own(v) => v,
+        let len = self.text.len() - start;
+        if len > 0 {
+            shared.bytes.fetch_add(len, Ordering::Relaxed);
+            self.places.push((c.index, start, len));
         }
     }
 }
@@ -178,7 +135,7 @@ impl Formatted {
     fn new(formatters: Vec<Formatter>, next: u64) -> Formatted {
         let mut order: Vec<(usize, usize, usize)> = (formatters.iter().enumerate())
             .flat_map(|(f, fmt)| {
-                (fmt.places.iter().enumerate()).map(move |(p, (index, _))| (*index, f, p))
+                (fmt.places.iter().enumerate()).map(move |(p, &(index, _, _))| (index, f, p))
             })
             .collect();
         order.sort_unstable();
@@ -195,7 +152,8 @@ impl Formatted {
     pub fn write_to(&self, out: &mut dyn Write, format: Format) -> io::Result<()> {
         for (i, &(f, p)) in self.order.iter().enumerate() {
             let fmt = &self.formatters[f];
-            let text = fmt.text(&fmt.places[p].1);
+            let (_, start, len) = fmt.places[p];
+            let text = &fmt.text[start..start + len];
             // The list's first JSON run has no comma before it.
             let skip = usize::from(i == 0 && format == Format::Json);
             out.write_all(text.get(skip..).unwrap_or_default())?;

@@ -4,7 +4,6 @@ pub mod build;
 pub mod check;
 pub mod dump;
 pub mod era_array;
-pub mod held_output;
 pub mod invalidate;
 pub mod invalidate_ahead;
 pub mod invalidate_output;
