@@ -101,6 +101,19 @@ impl WrittenBlocks {
         b < self.nr_blocks && self.words[(b / 64) as usize] >> (b % 64) & 1 == 1
     }
 
+    /// Where a stretch of the list that began before `at` may end with no run cut in two:
+    /// `at`, or the end of the run through it. Only the blocks below `settled` are final:
+    /// `None` when that run reaches them before the whole set is settled.
+    pub fn cut_near(&self, at: u64, settled: u64) -> Option<u64> {
+        if at == 0 || at >= self.nr_blocks || !(self.contains(at - 1) && self.contains(at)) {
+            return Some(at);
+        }
+        match self.runs_in(at, settled).next() {
+            Some((_, end)) if end < settled || settled == self.nr_blocks => Some(end),
+            _ => None,
+        }
+    }
+
     /// Maximal runs of listed blocks, ascending, as half-open `[begin, end)` ranges.
     pub fn runs(&self) -> Runs<'_> {
         self.runs_in(0, self.nr_blocks)
@@ -317,6 +330,20 @@ mod tests {
             vec![(5, 6), (8, 9), (63, 64)]
         );
         assert_eq!(s.runs_in(64, 64).count(), 0);
+    }
+
+    #[test]
+    fn cuts_fall_between_runs_and_wait_for_settled_blocks() {
+        let s = set(200, &[4, 5, 63, 64, 65, 199]);
+        assert_eq!(s.cut_near(5, 200), Some(6), "inside a run: its end");
+        assert_eq!(s.cut_near(4, 200), Some(4), "at a run's start");
+        assert_eq!(s.cut_near(64, 200), Some(66), "across a word");
+        assert_eq!(s.cut_near(64, 65), None, "the run's end is not settled yet");
+        assert_eq!(s.cut_near(64, 66), None, "nor is the block at its end");
+        assert_eq!(s.cut_near(64, 67), Some(66));
+        assert_eq!(s.cut_near(100, 101), Some(100));
+        assert_eq!(s.cut_near(0, 10), Some(0));
+        assert_eq!(s.cut_near(200, 200), Some(200));
     }
 
     #[test]

@@ -236,14 +236,8 @@ impl Ahead {
             if at > below || at <= self.next || (at == below && below < set.nr_blocks) {
                 break;
             }
-            // A chunk ends where no run crosses: at `at`, or past the run through it.
-            let cut = if at < set.nr_blocks && set.contains(at - 1) && set.contains(at) {
-                match set.runs_in(at, below).next() {
-                    Some((_, end)) if end < below || below == set.nr_blocks => end,
-                    _ => break,
-                }
-            } else {
-                at
+            let Some(cut) = set.cut_near(at, below) else {
+                break;
             };
             let (w0, w1) = (self.next / 64, cut.div_ceil(64));
             queue.chunks.push_back(Chunk {

@@ -71,18 +71,13 @@ const PIECE_BLOCKS: u64 = 1 << 16;
 fn piece_starts(set: &WrittenBlocks, from: u64) -> Vec<u64> {
     let mut starts = vec![from];
     let mut at = from + PIECE_BLOCKS;
-    while at < set.nr_blocks {
-        // Only a run through `at` is followed to its end; nothing is searched otherwise.
-        let start = if set.contains(at) {
-            set.runs_in(at, set.nr_blocks).next().map_or(at, |(_, e)| e)
-        } else {
-            at
-        };
+    // The whole set is settled: there is always a cut.
+    while let Some(start) = set.cut_near(at, set.nr_blocks) {
         if start >= set.nr_blocks {
             break;
         }
         starts.push(start);
-        at = start.max(at) + PIECE_BLOCKS;
+        at = start + PIECE_BLOCKS;
     }
     starts
 }
