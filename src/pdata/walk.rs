@@ -251,7 +251,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Hands back a block that has been visited, for the next reads to reuse.
-    pub fn recycle(&self, block: Box<Block>) {
+    pub(crate) fn recycle(&self, block: Box<Block>) {
         let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
         if spare.len() < SPARE_MAX {
             spare.push(block);
