@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use era_log_tools::cli::report::{finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
-use era_log_tools::era::invalidate_ahead::written_since_formatted;
+use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::live;
 use era_log_tools::era::view::View;
@@ -68,9 +68,7 @@ fn main() -> ExitCode {
             };
             let io = cli::open_era_input(&input, mode)?;
             let view = View::open(&io, args.metadata_snapshot).on_file(&input)?;
-            let (set, ahead) =
-                written_since_formatted(&io, &view, args.written_since, format, units)
-                    .on_file(&input)?;
+            let set = written_since(&io, &view, args.written_since).on_file(&input)?;
             for w in &set.warnings {
                 say(finding_line(
                     "era_invalidate",
@@ -85,7 +83,7 @@ fn main() -> ExitCode {
                 era: view.live.current_era,
                 snapshot_era: view.snapshot.then_some(view.sb.current_era),
             };
-            write(&mut out, &set, format, units, &read, ahead.as_ref())?;
+            write(&mut out, &set, format, units, &read)?;
             out.commit()?;
             Ok(EXIT_OK)
         }

@@ -95,16 +95,14 @@ impl WrittenBlocks {
     }
 
     /// Where a stretch of the list that began before `at` may end with no run cut in two:
-    /// `at`, or the end of the run through it. Only the blocks below `settled` are final:
-    /// `None` when that run reaches them before the whole set is settled.
-    pub fn cut_near(&self, at: u64, settled: u64) -> Option<u64> {
+    /// `at`, or the end of the run through it.
+    pub fn cut_near(&self, at: u64) -> u64 {
         if at == 0 || at >= self.nr_blocks || !(self.contains(at - 1) && self.contains(at)) {
-            return Some(at);
+            return at;
         }
-        match self.runs_in(at, settled).next() {
-            Some((_, end)) if end < settled || settled == self.nr_blocks => Some(end),
-            _ => None,
-        }
+        self.runs_in(at, self.nr_blocks)
+            .next()
+            .map_or(at, |(_, end)| end)
     }
 
     /// Maximal runs of listed blocks, ascending, as half-open `[begin, end)` ranges.
@@ -171,6 +169,8 @@ pub struct Runs<'a> {
     end: u64,
     /// Index of the word whose edges are in `edges`.
     word: usize,
+    /// That word's first block: `word * 64`.
+    start: u64,
     /// The edges of that word not yet taken.
     edges: u64,
     /// The start of a run that began and has not ended yet.
@@ -185,6 +185,7 @@ impl<'a> Runs<'a> {
             words,
             end,
             word,
+            start: from / 64 * 64,
             edges: 0,
             open: None,
         };
@@ -198,9 +199,8 @@ impl<'a> Runs<'a> {
 
     /// `edges` of the current word without those at or past the end.
     fn clip(&self, edges: u64) -> u64 {
-        let base = self.word as u64 * 64;
-        if self.end < base + 64 {
-            edges & ((1u64 << (self.end - base)) - 1)
+        if self.end < self.start + 64 {
+            edges & ((1u64 << (self.end - self.start)) - 1)
         } else {
             edges
         }
@@ -210,20 +210,22 @@ impl<'a> Runs<'a> {
 impl Iterator for Runs<'_> {
     type Item = (u64, u64);
 
-    #[inline]
+    // Inlined into the formatting loops, where most of the time goes between numbers.
+    #[inline(always)]
     fn next(&mut self) -> Option<(u64, u64)> {
         loop {
             while self.edges == 0 {
-                if (self.word as u64 + 1) * 64 >= self.end {
+                if self.start + 64 >= self.end {
                     // A run still open ends at the end.
                     return self.open.take().map(|b| (b, self.end));
                 }
                 let below = self.words[self.word] >> 63;
                 self.word += 1;
+                self.start += 64;
                 let w = self.words[self.word];
                 self.edges = self.clip(w ^ (w << 1 | below));
             }
-            let at = self.word as u64 * 64 + self.edges.trailing_zeros() as u64;
+            let at = self.start + self.edges.trailing_zeros() as u64;
             self.edges &= self.edges - 1;
             match self.open.take() {
                 Some(b) => return Some((b, at)),
@@ -236,24 +238,11 @@ impl Iterator for Runs<'_> {
 /// Computes the blocks written in era `since` or later, as seen by `view`. Unreadable
 /// metadata is an error: a missing block would be silent data loss for the caller.
 pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<WrittenBlocks, Error> {
-    written_since_observed(io, view, since, &mut |_, _| {}).map(|(set, _)| set)
-}
-
-/// [`written_since`], telling `settled`, as the era array is read, that every block below
-/// the number it is given has its final bit in the set it is shown. The flag returned says
-/// whether that held to the end: it does not when eras above the current one make every
-/// block listed once all is read.
-pub fn written_since_observed(
-    io: &dyn BlockIo,
-    view: &View,
-    since: u32,
-    settled: &mut dyn FnMut(&WrittenBlocks, u64),
-) -> Result<(WrittenBlocks, bool), Error> {
     let nr_blocks = view.nr_blocks();
     let mut out = WrittenBlocks::empty(nr_blocks);
     if since == 0 {
         out.set_all();
-        return Ok((out, true));
+        return Ok(out);
     }
     let era = view.current_era();
     let mut w = Walker::new(io, view.limit());
@@ -278,10 +267,7 @@ pub fn written_since_observed(
         view.sb.era_array_root,
         nr_blocks,
         top,
-        &mut |_, first, eras: &[u32]| {
-            above |= out.mark_since(first, eras, since, era);
-            settled(&out, first + eras.len() as u64);
-        },
+        &mut |_, first, eras: &[u32]| above |= out.mark_since(first, eras, since, era),
     );
     wrapped |= above;
     let problems = w.into_problems();
@@ -303,7 +289,7 @@ pub fn written_since_observed(
         });
         out.set_all();
     }
-    Ok((out, !wrapped))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -338,17 +324,16 @@ mod tests {
     }
 
     #[test]
-    fn cuts_fall_between_runs_and_wait_for_settled_blocks() {
+    fn cuts_fall_between_runs() {
         let s = set(200, &[4, 5, 63, 64, 65, 199]);
-        assert_eq!(s.cut_near(5, 200), Some(6), "inside a run: its end");
-        assert_eq!(s.cut_near(4, 200), Some(4), "at a run's start");
-        assert_eq!(s.cut_near(64, 200), Some(66), "across a word");
-        assert_eq!(s.cut_near(64, 65), None, "the run's end is not settled yet");
-        assert_eq!(s.cut_near(64, 66), None, "nor is the block at its end");
-        assert_eq!(s.cut_near(64, 67), Some(66));
-        assert_eq!(s.cut_near(100, 101), Some(100));
-        assert_eq!(s.cut_near(0, 10), Some(0));
-        assert_eq!(s.cut_near(200, 200), Some(200));
+        assert_eq!(s.cut_near(5), 6, "inside a run: its end");
+        assert_eq!(s.cut_near(4), 4, "at a run's start");
+        assert_eq!(s.cut_near(64), 66, "across a word");
+        assert_eq!(s.cut_near(100), 100);
+        assert_eq!(s.cut_near(0), 0);
+        assert_eq!(s.cut_near(200), 200);
+        let full = set(130, &(0..130).collect::<Vec<_>>());
+        assert_eq!(full.cut_near(70), 130, "a run to the end");
     }
 
     #[test]

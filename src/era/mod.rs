@@ -5,7 +5,6 @@ pub mod check;
 pub mod dump;
 pub mod era_array;
 pub mod invalidate;
-pub mod invalidate_ahead;
 pub mod invalidate_output;
 pub mod live;
 pub mod metadata;

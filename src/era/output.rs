@@ -7,81 +7,72 @@ use std::io::{self, Write};
 
 use rayon::prelude::*;
 
-/// The decimal digits of 0 to 99, two bytes each.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-                            2021222324252627282930313233343536373839\
-                            4041424344454647484950515253545556575859\
-                            6061626364656667686970717273747576777879\
-                            8081828384858687888990919293949596979899";
-
 /// Appends `v` in decimal.
-#[inline]
+// Inlined into the formatting loops: a call per number costs as much as its digits.
+#[inline(always)]
 pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
-    // Eras and small counts: most numbers written but block numbers.
-    if v < 10 {
-        buf.push(b'0' + v as u8);
-    } else if v < 100 {
-        buf.extend_from_slice(&pair(v));
+    if v < E8 {
+        let d = digits8(v);
+        let lead = leading_zero_digits(d);
+        put_prefix(
+            buf,
+            &((d | ASCII_ZEROS) >> (8 * lead)).to_le_bytes(),
+            8 - lead,
+        );
     } else {
         put_large(buf, v);
     }
 }
 
-fn pair(v: u64) -> [u8; 2] {
-    let r = v as usize * 2;
-    [PAIRS[r], PAIRS[r + 1]]
-}
+const E8: u64 = 100_000_000;
+/// `'0'` in each of eight bytes.
+const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
 
-/// Numbers of 3 to 20 digits. The digits come from a table four at a time into a register
-/// and are stored at once: digits stored one pair at a time and then copied out would be
-/// read back before the processor has finished storing them, which stalls it on every
-/// number.
-#[inline]
+/// Numbers of 9 to 20 digits: eight digits at a time.
+#[inline(never)]
 fn put_large(buf: &mut Vec<u8>, v: u64) {
-    const E8: u64 = 100_000_000;
-    let n = v.ilog10() as usize + 1;
-    if n <= 8 {
-        put_prefix(buf, &(eight_digits(v) >> (8 * (8 - n))).to_le_bytes(), n);
-        return;
-    }
     let (top, rest) = (v / (E8 * E8), v % (E8 * E8));
-    if n > 16 {
+    let low16 = (digits8(rest / E8) | ASCII_ZEROS) as u128
+        | ((digits8(rest % E8) | ASCII_ZEROS) as u128) << 64;
+    if top == 0 {
+        let lead = leading_zero_digits(digits8(rest / E8));
+        put_prefix(buf, &(low16 >> (8 * lead)).to_le_bytes(), 16 - lead);
+    } else {
         // At most four digits above the sixteen: 2^64 < 2 * 10^19.
+        let d = digits8(top);
+        let lead = leading_zero_digits(d);
         put_prefix(
             buf,
-            &(FOURS[top as usize] >> (8 * (20 - n))).to_le_bytes(),
-            n - 16,
+            &((d | ASCII_ZEROS) >> (8 * lead)).to_le_bytes(),
+            8 - lead,
         );
+        buf.extend_from_slice(&low16.to_le_bytes());
     }
-    let digits = eight_digits(rest / E8) as u128 | (eight_digits(rest % E8) as u128) << 64;
-    let m = n.min(16);
-    put_prefix(buf, &(digits >> (8 * (16 - m))).to_le_bytes(), m);
 }
 
-/// The eight decimal digits of `v` (below 10^8, with leading zeros) in ASCII, the first
-/// in the lowest byte: two lookups of four digits.
+/// The eight decimal digits of `v` (below 10^8, with leading zeros) as byte values 0 to 9,
+/// the first in the lowest byte. Computed in the register, a few multiplications for all
+/// eight: `v` is cut into two halves of four digits, each into two pairs, each pair into
+/// two digits, every lane divided at once by a multiplication and a shift that equal the
+/// division in the lane's range (x / 100 = x * 10486 >> 20 below 10^4, x / 10 =
+/// x * 103 >> 10 below 100). No table: a table's lines missing from the cache cost more
+/// than the arithmetic.
 #[inline]
-fn eight_digits(v: u64) -> u64 {
-    FOURS[(v / 10_000) as usize] as u64 | (FOURS[(v % 10_000) as usize] as u64) << 32
+fn digits8(v: u64) -> u64 {
+    // No lane leaves its bits (9999 * 10486 < 2^27, 99 * 103 < 2^14), so the wrapping
+    // operations never wrap; checked ones would test for it on every number.
+    let x = (v / 10_000) | ((v % 10_000) << 32);
+    let hundreds = (x.wrapping_mul(10_486) >> 20) & 0x0000_007f_0000_007f;
+    let x = hundreds | x.wrapping_sub(hundreds.wrapping_mul(100)) << 16;
+    let tens = (x.wrapping_mul(103) >> 10) & 0x000f_000f_000f_000f;
+    tens | x.wrapping_sub(tens.wrapping_mul(10)) << 8
 }
 
-/// The four decimal digits of 0 to 9999 in ASCII, the first in the lowest byte.
-static FOURS: [u32; 10_000] = fours();
-
-const fn fours() -> [u32; 10_000] {
-    let mut t = [0u32; 10_000];
-    let mut i = 0;
-    while i < 10_000 {
-        let d = [i / 1000, i / 100 % 10, i / 10 % 10, i % 10];
-        t[i] = u32::from_le_bytes([
-            b'0' + d[0] as u8,
-            b'0' + d[1] as u8,
-            b'0' + d[2] as u8,
-            b'0' + d[3] as u8,
-        ]);
-        i += 1;
-    }
-    t
+/// How many of the eight digits of [`digits8`] are leading zeros; the last digit counts
+/// as significant, so that 0 is written "0".
+#[inline]
+fn leading_zero_digits(d: u64) -> usize {
+    ((d | 1 << 56).trailing_zeros() / 8) as usize
 }
 
 /// Appends the first `n` bytes of `bytes`. Copying the whole array, whose size is known,
@@ -148,6 +139,8 @@ impl Counter {
 /// Buffers for output formatted on every core, kept from one use to the next.
 pub struct Pieces {
     bufs: Vec<Vec<u8>>,
+    /// Writes of fewer pieces are formatted on the calling thread alone.
+    parallel_from: usize,
 }
 
 impl Default for Pieces {
@@ -159,8 +152,16 @@ impl Default for Pieces {
 impl Pieces {
     /// A buffer for one piece; more once pieces are formatted in parallel.
     pub fn new() -> Pieces {
+        Pieces::parallel_from(2)
+    }
+
+    /// [`Pieces::new`], formatting a write of fewer than `n` pieces on the calling thread
+    /// alone: for output written once, where the other cores cost more to wake and share
+    /// than the formatting they would take over.
+    pub fn parallel_from(n: usize) -> Pieces {
         Pieces {
             bufs: vec![Vec::new()],
+            parallel_from: n.max(2),
         }
     }
 
@@ -184,12 +185,15 @@ impl Pieces {
         pieces: usize,
         f: &(dyn Fn(usize, &mut Vec<u8>) + Sync),
     ) -> io::Result<()> {
-        if pieces == 1 {
+        if pieces < self.parallel_from {
             // Not worth waking the other cores.
             let b = &mut self.bufs[0];
-            b.clear();
-            f(0, b);
-            return out.write_all(b);
+            for i in 0..pieces {
+                b.clear();
+                f(i, b);
+                out.write_all(b)?;
+            }
+            return Ok(());
         }
         let mut first = 0;
         let batch = self.batch();
@@ -233,6 +237,23 @@ mod tests {
             let mut b = b"x".to_vec();
             put_u64(&mut b, v);
             assert_eq!(b, format!("x{v}").into_bytes(), "{v}");
+        }
+    }
+
+    #[test]
+    fn eight_digits_are_those_of_the_number_below_ten_to_the_eight() {
+        // Every lane's division is exact only in its range: a stride through the whole
+        // range, and the edges of every lane.
+        let edges = (0..8).flat_map(|k| {
+            let p = 10u64.pow(k);
+            [p - 1, p, 2 * p - 1, 5 * p, 10 * p - 1]
+        });
+        for v in (0..E8).step_by(97).chain(edges).chain([E8 - 1]) {
+            let expected = format!("{v:08}");
+            let d = digits8(v);
+            let got: Vec<u8> = d.to_le_bytes().iter().map(|b| b + b'0').collect();
+            assert_eq!(got, expected.as_bytes(), "{v}");
+            assert_eq!(8 - leading_zero_digits(d), v.to_string().len(), "{v}");
         }
     }
 
