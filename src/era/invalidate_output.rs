@@ -61,27 +61,33 @@ impl Units {
     }
 }
 
-/// Blocks per piece of output formatted on one core: small enough that the buffers, reused
-/// from one batch of pieces to the next, stay in the cache (at most a few hundred KiB).
+/// Blocks per piece of output formatted on one core of several: small enough that the
+/// buffers, reused from one batch of pieces to the next, stay in the cache (at most a few
+/// hundred KiB).
 const PIECE_BLOCKS: u64 = 1 << 16;
 
-/// Lists of fewer pieces (4 million blocks) are formatted on one core: the list is written
-/// once, and starting the pool's threads and sharing the cores with them cost more than
-/// they take over (a million blocks: 0.87 of the time on one core of two).
-const PARALLEL_PIECES: usize = 64;
+/// Lists of fewer blocks are formatted on one core: the list is written once, and starting
+/// the pool's threads and sharing the cores with them cost more than they take over (a
+/// million blocks: 0.87 of the time on one core of two).
+const PARALLEL_BLOCKS: u64 = 1 << 22;
 
-/// Where the pieces of `set` start: near every [`PIECE_BLOCKS`], moved on to a block that
-/// is not listed, so that no run spans two pieces.
-fn piece_starts(set: &WrittenBlocks) -> Vec<u64> {
+/// Blocks per piece when one core formats them all: a few tens of KiB of text, in one
+/// buffer that stays in the cache and takes few pages of fresh memory (each costs
+/// microseconds to fault in).
+const SERIAL_PIECE_BLOCKS: u64 = 1 << 13;
+
+/// Where the pieces of `set` start: near every `piece_blocks`, moved on to a block that is
+/// not listed, so that no run spans two pieces.
+fn piece_starts(set: &WrittenBlocks, piece_blocks: u64) -> Vec<u64> {
     let mut starts = vec![0];
-    let mut at = PIECE_BLOCKS;
+    let mut at = piece_blocks;
     while at < set.nr_blocks {
         let start = set.cut_near(at);
         if start >= set.nr_blocks {
             break;
         }
         starts.push(start);
-        at = start + PIECE_BLOCKS;
+        at = start + piece_blocks;
     }
     starts
 }
@@ -217,11 +223,15 @@ fn write_pieces(
 ) -> io::Result<()> {
     // Blocks that begin at or after `end` are not written.
     let limit = end.map_or(set.nr_blocks, |e| e.div_ceil(k).min(set.nr_blocks));
-    let starts = piece_starts(set);
+    let (mut pieces, piece_blocks) = match set.nr_blocks < PARALLEL_BLOCKS {
+        true => (Pieces::serial(), SERIAL_PIECE_BLOCKS),
+        false => (Pieces::new(), PIECE_BLOCKS),
+    };
+    let starts = piece_starts(set, piece_blocks);
     // The first run of all has no comma before it.
     let first = set.runs_in(0, limit).next().map_or(0, |(b, _)| b);
     let first_piece = starts.partition_point(|&s| s <= first).saturating_sub(1);
-    Pieces::parallel_from(PARALLEL_PIECES).write(out, starts.len(), &|i, b| {
+    pieces.write(out, starts.len(), &|i, b| {
         let to = starts
             .get(i + 1)
             .copied()
@@ -452,13 +462,15 @@ mod tests {
         vec![xml, text, json]
     }
 
-    /// Lists of a few pieces, formatted one after the other, and of enough to be
-    /// formatted in parallel: one list either way, with runs across every piece boundary.
+    /// Lists formatted on one core and on several: one list either way, with runs across
+    /// every piece boundary.
     #[test]
     fn pieces_read_as_one_list() {
         let mut rng = 0x1234_5678_9abc_def0u64;
-        for (pieces, densities) in [(9, &[0u64, 1, 15, 16][..]), (PARALLEL_PIECES + 8, &[0, 15])] {
-            let nr = pieces as u64 * PIECE_BLOCKS + 77;
+        for (nr, densities) in [
+            (9 * PIECE_BLOCKS + 77, &[0u64, 1, 15, 16][..]),
+            (PARALLEL_BLOCKS + 8 * PIECE_BLOCKS + 77, &[0, 15]),
+        ] {
             for &density in densities {
                 let mut set = WrittenBlocks {
                     nr_blocks: nr,
@@ -476,8 +488,7 @@ mod tests {
                         _ => rng,
                     };
                 }
-                for p in 1..=pieces as u64 {
-                    let b = p * PIECE_BLOCKS;
+                for b in (SERIAL_PIECE_BLOCKS..nr - 3).step_by(SERIAL_PIECE_BLOCKS as usize) {
                     for x in b - 3..b + 3 {
                         set.words[(x / 64) as usize] |= 1 << (x % 64);
                     }
@@ -487,16 +498,10 @@ mod tests {
                 }
                 let last = set.words.len() - 1;
                 set.words[last] &= (1u64 << (nr % 64)) - 1;
-                if pieces > PARALLEL_PIECES {
-                    assert!(
-                        piece_starts(&set).len() >= PARALLEL_PIECES,
-                        "density {density}"
-                    );
-                }
                 assert_eq!(
                     outputs(&set),
                     expected(&set),
-                    "{pieces} pieces, density {density}"
+                    "{nr} blocks, density {density}"
                 );
             }
         }

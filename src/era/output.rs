@@ -139,8 +139,8 @@ impl Counter {
 /// Buffers for output formatted on every core, kept from one use to the next.
 pub struct Pieces {
     bufs: Vec<Vec<u8>>,
-    /// Writes of fewer pieces are formatted on the calling thread alone.
-    parallel_from: usize,
+    /// Whether every piece is formatted on the calling thread.
+    serial: bool,
 }
 
 impl Default for Pieces {
@@ -152,16 +152,18 @@ impl Default for Pieces {
 impl Pieces {
     /// A buffer for one piece; more once pieces are formatted in parallel.
     pub fn new() -> Pieces {
-        Pieces::parallel_from(2)
-    }
-
-    /// [`Pieces::new`], formatting a write of fewer than `n` pieces on the calling thread
-    /// alone: for output written once, where the other cores cost more to wake and share
-    /// than the formatting they would take over.
-    pub fn parallel_from(n: usize) -> Pieces {
         Pieces {
             bufs: vec![Vec::new()],
-            parallel_from: n.max(2),
+            serial: false,
+        }
+    }
+
+    /// Pieces formatted on the calling thread, one after the other, into one buffer: for
+    /// output too small to pay for waking the other cores and sharing them.
+    pub fn serial() -> Pieces {
+        Pieces {
+            bufs: vec![Vec::new()],
+            serial: true,
         }
     }
 
@@ -185,7 +187,7 @@ impl Pieces {
         pieces: usize,
         f: &(dyn Fn(usize, &mut Vec<u8>) + Sync),
     ) -> io::Result<()> {
-        if pieces < self.parallel_from {
+        if pieces == 1 || self.serial {
             // Not worth waking the other cores.
             let b = &mut self.bufs[0];
             for i in 0..pieces {
