@@ -12,18 +12,24 @@ use rayon::prelude::*;
 #[inline(always)]
 pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
     if v < E8 {
-        let d = digits8(v);
-        let lead = leading_zero_digits(d);
-        put_prefix(
-            buf,
-            &((d | ASCII_ZEROS) >> (8 * lead)).to_le_bytes(),
-            8 - lead,
-        );
+        put_significant(buf, digits8(v));
     } else {
         put_large(buf, v);
     }
 }
 
+/// Appends the eight digits `d` of [`digits8`] without their leading zeros.
+#[inline(always)]
+fn put_significant(buf: &mut Vec<u8>, d: u64) {
+    let lead = leading_zero_digits(d);
+    put_prefix(
+        buf,
+        &((d | ASCII_ZEROS) >> (8 * lead)).to_le_bytes(),
+        8 - lead,
+    );
+}
+
+/// The numbers [`digits8`] converts are below this.
 const E8: u64 = 100_000_000;
 /// `'0'` in each of eight bytes.
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
@@ -39,13 +45,7 @@ fn put_large(buf: &mut Vec<u8>, v: u64) {
         put_prefix(buf, &(low16 >> (8 * lead)).to_le_bytes(), 16 - lead);
     } else {
         // At most four digits above the sixteen: 2^64 < 2 * 10^19.
-        let d = digits8(top);
-        let lead = leading_zero_digits(d);
-        put_prefix(
-            buf,
-            &((d | ASCII_ZEROS) >> (8 * lead)).to_le_bytes(),
-            8 - lead,
-        );
+        put_significant(buf, digits8(top));
         buf.extend_from_slice(&low16.to_le_bytes());
     }
 }
