@@ -3,8 +3,10 @@
 //! mistake, and the exit status the man pages give. Held devices are in block_devices.rs
 //! (they need loop devices).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// The path of a binary of this crate: they are all built beside era_check.
 fn exe(name: &str) -> PathBuf {
@@ -177,6 +179,53 @@ fn an_output_too_small_or_missing_is_named_the_same_way_by_every_writer() {
         let words = format!("Couldn't find output file '{}'", missing.display());
         assert_one_error_line(tool, &r, &missing, &words);
         assert!(!missing.exists(), "{tool} created its output");
+    }
+}
+
+/// A report that cannot be written (a full device, given with `-o` or as stdout) is one
+/// error line naming the output, from every tool that writes one; a closed pipe stays
+/// quiet.
+#[test]
+fn a_full_output_is_named_by_every_tool_that_writes_a_report() {
+    let b = Bench::new();
+    let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
+    let mut log = vec![0u8; 4096];
+    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+    log[4..8].copy_from_slice(&2u32.to_le_bytes());
+    log[8..16].copy_from_slice(&64u64.to_le_bytes());
+    let log = b.put("log.img", &log);
+    let full = Path::new("/dev/full");
+    for (tool, args, input) in [
+        ("era_dump", &["F"][..], &era),
+        ("era_dump", &["--logical", "F"][..], &era),
+        ("era_invalidate", &["--written-since", "0", "F"][..], &era),
+        ("log_dump", &["F"][..], &log),
+    ] {
+        let mut with_output = args.to_vec();
+        with_output.extend(["-o", "/dev/full"]);
+        let r = run(tool, &with_output, input, full);
+        assert_one_error_line(tool, &r, full, "No space left on device");
+
+        let mut cmd = command(tool, args, input, full);
+        cmd.stdout(std::fs::File::create(full).unwrap());
+        let r = outcome(cmd);
+        assert_one_error_line(tool, &r, Path::new("stdout"), "No space left on device");
+
+        // A pipe whose reader is gone before the tool starts: every write fails.
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe returns.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both descriptors were just opened and are owned here alone.
+        let (reader, writer) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        drop(reader);
+        let mut cmd = command(tool, args, input, full);
+        cmd.stdout(Stdio::from(writer));
+        let r = outcome(cmd);
+        assert_eq!(r.code, Some(1), "{tool}: a closed pipe");
+        assert!(r.stderr.is_empty(), "{tool}: {}", r.stderr);
     }
 }
 

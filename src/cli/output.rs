@@ -14,8 +14,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail};
-
+use crate::cli::report::file_error;
 use crate::interrupt;
 use crate::pdata::io::same_file;
 
@@ -25,7 +24,27 @@ const BUFFER: usize = 1 << 17;
 /// A report being written.
 pub struct Output {
     sink: Sink,
+    /// What the error lines call it: the path given, or `stdout`.
+    name: String,
 }
+
+/// A write to an [`Output`] that failed, carried inside the `io::Error` the write returns,
+/// so that the error line names the output however far the error travels.
+#[derive(Debug)]
+pub struct OutputFailure {
+    /// The output's name.
+    pub name: String,
+    /// Why the write failed.
+    pub error: io::Error,
+}
+
+impl std::fmt::Display for OutputFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for OutputFailure {}
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
@@ -70,52 +89,63 @@ impl Output {
         let Some(path) = path.filter(|p| !is_stdout(p)) else {
             return Ok(Output {
                 sink: Sink::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
+                name: "stdout".into(),
             });
         };
         if let Some(input) = inputs.iter().find(|i| same_file(path, i)) {
-            bail!(
-                "{}: is the input {}; write the output somewhere else",
-                path.display(),
+            let what = format!(
+                "is the input {}; write the output somewhere else",
                 input.display()
             );
+            return Err(file_error(path, what));
         }
         let sink = match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => bail!("{}: is a directory", path.display()),
+            Ok(m) if m.is_dir() => return Err(file_error(path, "is a directory")),
             Ok(m) if !m.is_file() || is_system_name(path) => {
                 let f = OpenOptions::new()
                     .write(true)
                     .open(path)
-                    .map_err(|e| anyhow!("{}: opening the output: {e}", path.display()))?;
+                    .map_err(|e| file_error(path, format!("opening the output: {e}")))?;
                 Sink::InPlace(BufWriter::with_capacity(BUFFER, f))
             }
             Ok(m) => {
-                let dest =
-                    std::fs::canonicalize(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+                let dest = std::fs::canonicalize(path).map_err(|e| file_error(path, e))?;
                 Sink::Replace(Replacement::create(dest, Some(m.permissions().mode()))?)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if std::fs::symlink_metadata(path).is_ok() {
-                    bail!(
-                        "{}: is a symlink to nothing; give the file it should name",
-                        path.display()
-                    );
+                    let what = "is a symlink to nothing; give the file it should name";
+                    return Err(file_error(path, what));
                 }
                 Sink::Replace(Replacement::create(path.to_path_buf(), None)?)
             }
-            Err(e) => bail!("{}: {e}", path.display()),
+            Err(e) => return Err(file_error(path, e)),
         };
-        Ok(Output { sink })
+        Ok(Output {
+            sink,
+            name: path.display().to_string(),
+        })
+    }
+
+    /// `e`, as an error of this output.
+    fn failed(&self, e: io::Error) -> io::Error {
+        if e.get_ref().is_some_and(|inner| inner.is::<OutputFailure>()) {
+            return e;
+        }
+        let name = self.name.clone();
+        io::Error::new(e.kind(), OutputFailure { name, error: e })
     }
 
     /// Finishes the output: flushes it and, for a regular file, makes the new content
     /// durable and moves it into place. Dropping an `Output` without committing it leaves
     /// a regular file as it was before the run.
     pub fn commit(mut self) -> io::Result<()> {
-        match &mut self.sink {
+        let done = match &mut self.sink {
             Sink::Stdout(w) => w.flush(),
             Sink::InPlace(w) => w.flush(),
             Sink::Replace(r) => r.commit(),
-        }
+        };
+        done.map_err(|e| self.failed(e))
     }
 }
 
@@ -154,10 +184,8 @@ impl Replacement {
                 }
                 Err(e) => {
                     interrupt::forget(&temp);
-                    bail!(
-                        "{}: cannot create a temporary file beside it: {e}",
-                        dest.display()
-                    );
+                    let what = format!("cannot create a temporary file beside it: {e}");
+                    return Err(file_error(&dest, what));
                 }
             }
         }
@@ -179,29 +207,33 @@ impl Replacement {
     }
 }
 
+/// Every error names the output ([`OutputFailure`]).
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.sink {
+        let done = match &mut self.sink {
             Sink::Stdout(w) => w.write(buf),
             Sink::InPlace(w) => w.write(buf),
             Sink::Replace(r) => r.file.write(buf),
-        }
+        };
+        done.map_err(|e| self.failed(e))
     }
 
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match &mut self.sink {
+        let done = match &mut self.sink {
             Sink::Stdout(w) => w.write_all(buf),
             Sink::InPlace(w) => w.write_all(buf),
             Sink::Replace(r) => r.file.write_all(buf),
-        }
+        };
+        done.map_err(|e| self.failed(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.sink {
+        let done = match &mut self.sink {
             Sink::Stdout(w) => w.flush(),
             Sink::InPlace(w) => w.flush(),
             Sink::Replace(r) => r.file.flush(),
-        }
+        };
+        done.map_err(|e| self.failed(e))
     }
 }
 

@@ -13,6 +13,7 @@
 use std::fmt;
 use std::path::Path;
 
+use super::output::OutputFailure;
 use crate::json::Object;
 use crate::pdata::error::Side;
 use crate::pdata::report::{plural, Problem, Problems, Severity};
@@ -63,7 +64,14 @@ where
 
 /// The line that reports the error ending a run.
 pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
-    let file = e.downcast_ref::<OnFile>().map(|f| f.0.clone());
+    // The file named by a context, else the output a failed write was to.
+    let file = (e.downcast_ref::<OnFile>().map(|f| f.0.clone())).or_else(|| {
+        e.chain().find_map(|c| {
+            let io = c.downcast_ref::<std::io::Error>()?;
+            let failure = io.get_ref()?.downcast_ref::<OutputFailure>()?;
+            Some(failure.name.clone())
+        })
+    });
     let mut what = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
