@@ -76,13 +76,15 @@ fn main() -> ExitCode {
                     w,
                 ));
             }
-            let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
             let read = Offline {
                 since: args.written_since,
                 block_size: view.sb.data_block_size,
                 era: view.live.current_era,
                 snapshot_era: view.snapshot.then_some(view.sb.current_era),
             };
+            // Refused before the output is touched.
+            read.per_block(units, set.nr_blocks).on_file(&input)?;
+            let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
             write(&mut out, &set, format, units, &read)?;
             out.commit()?;
             Ok(EXIT_OK)

@@ -7,6 +7,7 @@ use super::invalidate::{Runs, WrittenBlocks};
 use super::live::SessionInfo;
 use super::output::{put_u64, Pieces};
 use crate::json::Object;
+use crate::pdata::error::{Error, Fault};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +107,25 @@ pub struct Offline {
 }
 
 impl Offline {
+    /// How many `units` one origin block spans, when the end of each of `nr_blocks` blocks
+    /// can be said in them: the superblock may claim blocks so large (up to 2^32 sectors)
+    /// that the origin's last ones end past 2^64 bytes.
+    pub fn per_block(&self, units: Units, nr_blocks: u64) -> Result<u64, Error> {
+        let k = units.per_block(self.block_size);
+        match nr_blocks.checked_mul(k) {
+            Some(_) => Ok(k),
+            None => Err(Error::structure(
+                "superblock",
+                Fault::Invalid(format!(
+                    "{nr_blocks} blocks of {} sectors end past 2^64 {}; ask for --units \
+                     sectors",
+                    self.block_size,
+                    units.name()
+                )),
+            )),
+        }
+    }
+
     /// The `--written-since` value for the next incremental run: every write the metadata
     /// read does not cover is in this era or a later one.
     pub fn next_written_since(&self) -> u32 {
@@ -126,7 +146,8 @@ pub fn write(
     units: Units,
     read: &Offline,
 ) -> io::Result<()> {
-    let k = units.per_block(read.block_size);
+    let k = (read.per_block(units, set.nr_blocks))
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let body = |w: &mut dyn Write| write_pieces(w, set, format, k, None);
     write_runs(out, format, body, |o| {
         o.field("written_since", read.since)?
@@ -460,6 +481,35 @@ mod tests {
         xml += "\n</blocks>\n";
         json += "]}\n";
         vec![xml, text, json]
+    }
+
+    /// Blocks of 2^32 − 8 sectors (a multiple of 8, as the superblock check asks) whose
+    /// last ones end past 2^64 bytes: refused before a byte is written, in any units that
+    /// cannot say it; sectors can.
+    #[test]
+    fn an_origin_past_two_to_the_sixty_four_bytes_is_refused_in_bytes() {
+        let nr = 1u64 << 24;
+        let mut words = vec![0u64; (nr / 64) as usize];
+        words[(nr / 64) as usize - 1] = 1 << 63;
+        let set = WrittenBlocks {
+            nr_blocks: nr,
+            words,
+            warnings: Vec::new(),
+        };
+        let read = Offline {
+            since: 1,
+            block_size: u32::MAX - 7,
+            era: 2,
+            snapshot_era: None,
+        };
+        let mut out = Vec::new();
+        let e = write(&mut out, &set, Format::Text, Units::Bytes, &read).unwrap_err();
+        assert!(e.to_string().contains("end past 2^64 bytes"), "{e}");
+        assert!(out.is_empty());
+        write(&mut out, &set, Format::Text, Units::Sectors, &read).unwrap();
+        let last = (nr - 1) * (u32::MAX as u64 - 7);
+        let want = format!("{} {}\n", last, last + u32::MAX as u64 - 7);
+        assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
     /// Lists formatted on one core and on several: one list either way, with runs across
