@@ -129,9 +129,6 @@ impl Output {
 
     /// `e`, as an error of this output.
     fn failed(&self, e: io::Error) -> io::Error {
-        if e.get_ref().is_some_and(|inner| inner.is::<OutputFailure>()) {
-            return e;
-        }
         let name = self.name.clone();
         io::Error::new(e.kind(), OutputFailure { name, error: e })
     }

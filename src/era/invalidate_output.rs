@@ -266,7 +266,7 @@ fn write_pieces(
 /// Appends `runs` in `format`, `k` units per block, their ends cut at `end` units when
 /// given; in JSON the first after a comma when `comma` (the others always). One loop per
 /// format: the format is not asked again for every run.
-pub(super) fn put_runs(
+fn put_runs(
     b: &mut Vec<u8>,
     format: Format,
     k: u64,
