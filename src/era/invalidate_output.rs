@@ -266,14 +266,7 @@ fn write_pieces(
 /// Appends `runs` in `format`, `k` units per block, their ends cut at `end` units when
 /// given; in JSON the first after a comma when `comma` (the others always). One loop per
 /// format: the format is not asked again for every run.
-fn put_runs(
-    b: &mut Vec<u8>,
-    format: Format,
-    k: u64,
-    runs: Runs,
-    end: Option<u64>,
-    comma: bool,
-) {
+fn put_runs(b: &mut Vec<u8>, format: Format, k: u64, runs: Runs, end: Option<u64>, comma: bool) {
     let units = |(begin, stop): (u64, u64)| {
         let stop = stop * k;
         (begin * k, end.map_or(stop, |e| stop.min(e)))
