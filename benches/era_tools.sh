@@ -15,7 +15,8 @@
 #   -m MAX        run the reference only up to MAX blocks (default 10000000: at 1e8 its
 #                 era_restore needs 15 GiB of memory and its era_dump minutes)
 #
-# Needs GNU time (/usr/bin/time) and bash 5. Work files go to target/bench (at 1e8
+# Each run is timed by examples/bench_timer.rs from its start to its reaping, with no shell
+# or GNU time started around it. Needs bash 5. Work files go to target/bench (at 1e8
 # blocks: 20 GB of XML and a 0.5 GB image). Outputs go to /dev/null; restores write
 # to a preallocated file of the generated image's size. Exit status 1 if a target is
 # missed. Not part of CI.
@@ -35,11 +36,10 @@ while getopts "n:s:w:r:m:" opt; do
     w) writesets=$OPTARG ;;
     r) reference=$OPTARG ;;
     m) ref_max=$OPTARG ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    *) sed -n '2,22p' "$0"; exit 2 ;;
   esac
 done
 
-[ -x /usr/bin/time ] || { echo "GNU time (/usr/bin/time) is needed" >&2; exit 2; }
 tpt=""
 if [ -d "$reference" ]; then
   [ -x "$reference/target/release/pdata_tools" ] && tpt=$reference/target/release/pdata_tools
@@ -65,6 +65,7 @@ cargo build --release --bins >/dev/null
 cargo build --release --examples --target-dir "$repo/target/bench-gen" >/dev/null
 bin=$repo/target/release
 gen=$repo/target/bench-gen/release/examples/gen_era
+timer=$repo/target/bench-gen/release/examples/bench_timer
 dir=$repo/target/bench
 mkdir -p "$dir"
 
@@ -72,26 +73,26 @@ echo "# era tools benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
 echo "reference: ${tpt:-none}${debian:+; Debian 0.9 in $debian}"
 echo "runs: $runs alternating, median; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
 
 # run KEY COMMAND...: one timed run; appends "seconds KiB cpu-seconds" to $dir/KEY.times.
 # The command's stdout goes to /dev/null; a failure stops the benchmark.
 run() {
   local key=$1; shift
-  local t0 t1
-  t0=$EPOCHREALTIME
-  if ! /usr/bin/time -f '%M %U %S' -o "$dir/time.txt" "$@" >/dev/null 2>"$dir/stderr.txt"; then
+  if ! "$timer" "$dir/stderr.txt" "$@" >>"$dir/$key.times"; then
     echo "FAILED: $*: $(head -c 300 "$dir/stderr.txt")" >&2
     exit 1
   fi
-  t1=$EPOCHREALTIME
-  tail -1 "$dir/time.txt" | awk -v a="$t0" -v b="$t1" '{printf "%.4f %d %.2f\n", b - a, $1, $2 + $3}' >>"$dir/$key.times"
 }
 
 # pick FILE COLUMN median|min
 pick() {
   sort -g -k"$2" "$1" | awk -v c="$2" -v w="$3" '{v[NR]=$c} END {print (w == "min") ? v[1] : v[int((NR+1)/2)]}'
 }
+
+rm -f "$dir/floor.times"
+for ((i = 0; i < 21; i++)); do run floor true; done
+echo "floor: starting and reaping a process that does nothing takes $(pick "$dir/floor.times" 1 median) s (median of 21)"
+echo
 
 fail=0
 # report KEY LABEL TARGET_RATIO MEM_LIMIT_MIB: one line of the table. Times are the median
@@ -114,10 +115,10 @@ report() {
         verdict="MISSED (> $target)"; fail=1
       fi
     fi
-    printf '| %-23s | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %5s (%5s) | %s\n' \
+    printf '| %-23s | %8.4f (%6.4f) s | %6.3f s | %4d MiB | %8.4f (%6.4f) s | %6.3f s | %4d MiB | %5s (%5s) | %s\n' \
       "$label" "$ot" "$ob" "$oc" "$om" "$rt" "$rb" "$rc" "$rm" "$ratio" "$best" "$verdict"
   else
-    printf '| %-23s | %7.3f (%5.3f) s | %5.2f s | %4d MiB | %17s | %7s | %8s | %13s |\n' \
+    printf '| %-23s | %8.4f (%6.4f) s | %6.3f s | %4d MiB | %19s | %8s | %8s | %13s |\n' \
       "$label" "$ot" "$ob" "$oc" "$om" "-" "-" "-" "-"
   fi
   if [ -n "$limit" ] && [ "$om" -gt "$limit" ]; then
@@ -180,9 +181,9 @@ for n in $sizes; do
   logical_mib=$(( n * writesets / 8 / 1048576 + 40 ))
   echo "## $n blocks, $writesets writesets: XML $(du -h "$xml" | cut -f1), image $(du -h "$img" | cut -f1)"
   echo
-  printf '| %-23s | %-17s | %-7s | %-8s | %-17s | %-7s | %-8s | %-13s | %s\n' \
+  printf '| %-23s | %-19s | %-8s | %-8s | %-19s | %-8s | %-8s | %-13s | %s\n' \
     tool "ours: median (best)" CPU RSS "reference" CPU RSS "ratio (best)" target
-  printf '|%s|\n' "-------------------------|-------------------|---------|----------|-------------------|---------|----------|---------------|-------"
+  printf '|%s|\n' "-------------------------|---------------------|----------|----------|---------------------|----------|----------|---------------|-------"
   report check "era_check" 0.5 64
   report invalidate "era_invalidate" 0.15 64
   report dump "era_dump" 0.1 64
