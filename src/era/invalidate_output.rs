@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::invalidate::{Runs, WrittenBlocks};
 use super::live::SessionInfo;
-use super::output::{put_u64, Pieces};
+use super::output::{put_u64, put_u64_pair, Pieces};
 use crate::json::Object;
 use crate::pdata::error::{Error, Fault};
 
@@ -279,9 +279,7 @@ fn put_runs(b: &mut Vec<u8>, format: Format, k: u64, runs: Runs, end: Option<u64
                     put_u64(b, begin);
                 } else {
                     b.extend_from_slice(b"\n  <range begin=\"");
-                    put_u64(b, begin);
-                    b.extend_from_slice(b"\" end=\"");
-                    put_u64(b, stop);
+                    put_u64_pair(b, begin, b"\" end=\"", stop);
                 }
                 b.extend_from_slice(b"\"/>");
             }
@@ -289,9 +287,7 @@ fn put_runs(b: &mut Vec<u8>, format: Format, k: u64, runs: Runs, end: Option<u64
         Format::Text => {
             for run in runs {
                 let (from, until) = units(run);
-                put_u64(b, from);
-                b.push(b' ');
-                put_u64(b, until);
+                put_u64_pair(b, from, b" ", until);
                 b.push(b'\n');
             }
         }
@@ -302,9 +298,7 @@ fn put_runs(b: &mut Vec<u8>, format: Format, k: u64, runs: Runs, end: Option<u64
                     b.push(b',');
                 }
                 b.extend_from_slice(b"{\"begin\":");
-                put_u64(b, from);
-                b.extend_from_slice(b",\"end\":");
-                put_u64(b, until);
+                put_u64_pair(b, from, b",\"end\":", until);
                 b.push(b'}');
             }
         }
