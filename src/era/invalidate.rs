@@ -117,7 +117,8 @@ impl WrittenBlocks {
 }
 
 /// For 64 eras: bit `j` set when `eras[j] >= since` (`since` above 0), and whether any is
-/// above `current`. Four eras a compare on x86-64 (whose baseline has the instructions).
+/// above `current`. Four eras a compare on x86-64 (whose baseline has the instructions), the
+/// results of sixteen packed into one mask.
 #[cfg(target_arch = "x86_64")]
 fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     use std::arch::x86_64::*;
@@ -131,12 +132,19 @@ fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
         let at_least = _mm_set1_epi32(flip(since - 1));
         let above = _mm_set1_epi32(flip(current));
         let mut over = _mm_setzero_si128();
-        for q in 0..16 {
-            let v = _mm_loadu_si128(eras.as_ptr().add(4 * q).cast());
-            let v = _mm_xor_si128(v, top);
-            let ge = _mm_cmpgt_epi32(v, at_least);
-            bits |= (_mm_movemask_ps(_mm_castsi128_ps(ge)) as u64) << (4 * q);
-            over = _mm_or_si128(over, _mm_cmpgt_epi32(v, above));
+        for sixteen in 0..4 {
+            let mut ge = [_mm_setzero_si128(); 4];
+            for (k, g) in ge.iter_mut().enumerate() {
+                let v = _mm_loadu_si128(eras.as_ptr().add(16 * sixteen + 4 * k).cast());
+                let v = _mm_xor_si128(v, top);
+                *g = _mm_cmpgt_epi32(v, at_least);
+                over = _mm_or_si128(over, _mm_cmpgt_epi32(v, above));
+            }
+            // Each compare gives 0 or -1 a lane, which the saturating packs keep: byte `j`
+            // of the packed vector is the result of era `j` of the sixteen.
+            let packed =
+                _mm_packs_epi16(_mm_packs_epi32(ge[0], ge[1]), _mm_packs_epi32(ge[2], ge[3]));
+            bits |= u64::from(_mm_movemask_epi8(packed) as u16) << (16 * sixteen);
         }
         (bits, _mm_movemask_epi8(over) != 0)
     }
