@@ -50,6 +50,17 @@ impl EraTable {
         if block_size == 0 {
             return Err(bad());
         }
+        // Lists are written in bytes up to the end of the last (partial) block: that end
+        // must be a number. No block device is that large, but the length is read, not
+        // known.
+        let blocks = line.length.div_ceil(block_size as u64);
+        if blocks.checked_mul(block_size as u64 * 512).is_none() {
+            return Err(format!(
+                "the era target is {} sectors long: its last block of {block_size} sectors \
+                 ends past 2^64 bytes",
+                line.length
+            ));
+        }
         Ok(EraTable {
             length: line.length,
             metadata: DevId::parse(meta).ok_or_else(bad)?,
@@ -145,6 +156,11 @@ mod tests {
         assert!(e.contains("2 targets (era, linear)"), "{e}");
         let e = EraTable::from_lines(&[line(8, 8, "era", "253:0 253:16 8")]).unwrap_err();
         assert!(e.contains("starts at sector 8"), "{e}");
+        // The largest length whose last block still ends below 2^64 bytes, and the next.
+        let fits = u64::MAX / 512 / 8 * 8;
+        assert!(EraTable::from_lines(&[line(0, fits, "era", "253:0 253:16 8")]).is_ok());
+        let e = EraTable::from_lines(&[line(0, fits + 1, "era", "253:0 253:16 8")]).unwrap_err();
+        assert!(e.contains("ends past 2^64 bytes"), "{e}");
         for bad in [
             "253:0 253:16",
             "253:0 253:16 x",
