@@ -24,7 +24,7 @@ fn seconds(t: libc::timeval) -> f64 {
 }
 
 /// Runs the command; its wall time, peak memory (KiB) and CPU time.
-fn time(errors: &str, command: &str, args: &[String]) -> io::Result<(f64, i64, f64)> {
+fn time(errors: &str, command: &str, args: &[String]) -> io::Result<(f64, libc::c_long, f64)> {
     let mut cmd = Command::new(command);
     cmd.args(args)
         .stdin(Stdio::null())
