@@ -65,7 +65,7 @@ where
 /// The line that reports the error ending a run.
 pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
     // The file named by a context, else the output a failed write was to.
-    let file = (e.downcast_ref::<OnFile>().map(|f| f.0.clone())).or_else(|| {
+    let file = e.downcast_ref::<OnFile>().map(|f| f.0.clone()).or_else(|| {
         e.chain().find_map(|c| {
             let io = c.downcast_ref::<std::io::Error>()?;
             let failure = io.get_ref()?.downcast_ref::<OutputFailure>()?;

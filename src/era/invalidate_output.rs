@@ -146,7 +146,8 @@ pub fn write(
     units: Units,
     read: &Offline,
 ) -> io::Result<()> {
-    let k = (read.per_block(units, set.nr_blocks))
+    let k = read
+        .per_block(units, set.nr_blocks)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let body = |w: &mut dyn Write| write_pieces(w, set, format, k, None);
     write_runs(out, format, body, |o| {
@@ -244,9 +245,10 @@ fn write_pieces(
 ) -> io::Result<()> {
     // Blocks that begin at or after `end` are not written.
     let limit = end.map_or(set.nr_blocks, |e| e.div_ceil(k).min(set.nr_blocks));
-    let (mut pieces, piece_blocks) = match set.nr_blocks < PARALLEL_BLOCKS {
-        true => (Pieces::serial(), SERIAL_PIECE_BLOCKS),
-        false => (Pieces::new(), PIECE_BLOCKS),
+    let (mut pieces, piece_blocks) = if set.nr_blocks < PARALLEL_BLOCKS {
+        (Pieces::serial(), SERIAL_PIECE_BLOCKS)
+    } else {
+        (Pieces::new(), PIECE_BLOCKS)
     };
     let starts = piece_starts(set, piece_blocks);
     // The first run of all has no comma before it.
