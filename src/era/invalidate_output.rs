@@ -181,6 +181,9 @@ pub fn write_live(
     info: &SessionInfo,
 ) -> io::Result<()> {
     let bs = info.table.block_size;
+    // No conversion below overflows: the table was refused when read if its last block
+    // ends past 2^64 bytes (`EraTable::from_lines`), and the runs written stop at that
+    // block (`write_pieces` cuts them at `end`).
     let end = (format != Format::Xml).then(|| units.origin_end(info.origin_sectors(), bs));
     let k = units.per_block(bs);
     let body = |w: &mut dyn Write| write_pieces(w, set, format, k, end);
