@@ -210,3 +210,37 @@ fn every_tools_help_shows_examples_of_itself() {
         );
     }
 }
+
+/// The examples of `--help` are printed as written, whatever the terminal's width: clap
+/// would wrap them in the middle of a command, and a pasted example would run something
+/// else. Their lines are short enough for an 80-column terminal, continued with `\`.
+#[test]
+fn help_examples_survive_any_terminal_width() {
+    for cmd in commands::all() {
+        let name = cmd.get_name().to_string();
+        let Some(examples) = cmd.get_after_help().map(|s| s.to_string()) else {
+            continue;
+        };
+        for line in examples.lines() {
+            assert!(
+                line.chars().count() <= 80,
+                "{name}: a line of {} columns: {line}",
+                line.chars().count()
+            );
+        }
+        for width in ["30", "80", "250"] {
+            let exe = Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(&name);
+            let o = Command::new(exe)
+                .arg("--help")
+                .env("COLUMNS", width)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{name}");
+            let help = String::from_utf8(o.stdout).unwrap();
+            assert!(
+                help.ends_with(&format!("{examples}\n")),
+                "{name} at {width} columns: the examples are not as written:\n{help}"
+            );
+        }
+    }
+}

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use common::*;
 use era_log_tools::era::invalidate::{written_since, WrittenBlocks};
+use era_log_tools::era::superblock::Superblock;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::MemIo;
 use serde_json::Value;
@@ -449,4 +450,47 @@ fn the_tool_prints_the_answer_in_the_format_asked() {
             );
         }
     }
+}
+
+/// An era past the metadata's current era lists nothing (as thin-provisioning-tools does),
+/// but says so on stderr and in JSON: a backup whose saved era is ahead of the metadata
+/// would otherwise copy nothing, forever, in silence.
+#[test]
+fn an_era_past_the_current_one_is_said() {
+    let bytes = fixture("era-basic.meta.img.gz");
+    let current = Superblock::unpack(block(&bytes, 0)).current_era;
+    let f = temp_image(&bytes);
+    let path = f.path().to_str().unwrap();
+    let ahead = (current + 1).to_string();
+    let out = run("era_invalidate", &["--written-since", &ahead, path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "<blocks>\n</blocks>\n");
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with(&format!("era_invalidate: {path}: warning: "))
+            && out.stderr.contains(&format!("current era is {current}")),
+        "{}",
+        out.stderr
+    );
+    let out = run(
+        "era_invalidate",
+        &["--written-since", &ahead, "--format", "json", "-q", path],
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (v["past_current_era"].as_bool(), out.stderr.as_str()),
+        (Some(true), "")
+    );
+    // The current era itself is no mistake.
+    let now = current.to_string();
+    let out = run(
+        "era_invalidate",
+        &["--written-since", &now, "--format", "json", path],
+    );
+    let v: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(
+        (v["past_current_era"].as_bool(), out.stderr.as_str()),
+        (Some(false), "")
+    );
 }

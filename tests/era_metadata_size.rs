@@ -147,17 +147,6 @@ fn the_tool_prints_the_size_in_the_units_asked() {
             ],
             "multiple of 8",
         ),
-        (
-            vec![
-                "--origin-size",
-                "lots",
-                "--block-size",
-                "8",
-                "--writesets",
-                "1",
-            ],
-            "cannot read the origin size",
-        ),
     ] {
         let out = run("era_metadata_size", &args);
         assert_eq!(out.code, 1, "{args:?}");
@@ -168,4 +157,40 @@ fn the_tool_prints_the_size_in_the_units_asked() {
         );
         assert!(out.stderr.contains(msg), "{args:?}: {}", out.stderr);
     }
+}
+
+#[test]
+fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
+    for args in [
+        [
+            "--origin-size",
+            "lots",
+            "--block-size",
+            "8",
+            "--writesets",
+            "1",
+        ]
+        .as_slice(),
+        &["--nr-blocks", "abc", "--writesets", "1"],
+    ] {
+        let out = run("era_metadata_size", args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.starts_with("era_metadata_size: error: "),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let out = run(
+        "era_metadata_size",
+        &[
+            "--origin-size",
+            "lots",
+            "--block-size",
+            "8",
+            "--writesets",
+            "1",
+        ],
+    );
+    assert!(out.stderr.contains("not a size"), "{}", out.stderr);
 }

@@ -79,6 +79,13 @@ fn a_lost_writeset_block_is_reported_and_counts_as_written() {
         o.stderr
     );
     assert!(o.stderr.contains("taken as written"), "{}", o.stderr);
+    // A salvage that succeeded (exit 0) reports what it replaced as warnings, not errors.
+    assert!(!o.stderr.contains(": error: "), "{}", o.stderr);
+    assert!(
+        o.stderr.contains(": warning: ") && o.stderr.contains("bad checksum"),
+        "{}",
+        o.stderr
+    );
     let section = lines_with(
         &o.stdout,
         &format!("<writeset era=\"{key}\""),
@@ -99,6 +106,7 @@ fn a_lost_writeset_block_is_reported_and_counts_as_written() {
     let (o, out) = repair_to_file(&img, bytes.len() as u64);
     assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(o.stderr.contains("taken as written"), "{}", o.stderr);
+    assert!(!o.stderr.contains(": error: "), "{}", o.stderr);
     assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
     assert_eq!(run("era_dump", &[path_str(&out)]).stdout, salvaged);
 

@@ -117,7 +117,7 @@ fn backup_loop_on_a_live_target() {
             "not-era",
             "era_invalidate: lin: error: the target is 'linear', not 'era'",
         ),
-        ("not-root", "permission denied"),
+        ("not-root", "Permission denied"),
         (
             "held",
             "era_invalidate: e: error: a metadata snapshot is already held (root ",

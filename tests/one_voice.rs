@@ -252,7 +252,9 @@ fn an_unreadable_input_is_named_the_same_way_by_every_tool() {
             cmd.uid(65534).gid(65534);
         }
         let r = outcome(cmd);
-        assert_one_error_line(tool, &r, &locked, "permission denied");
+        assert_one_error_line(tool, &r, &locked, "Permission denied");
+        // The system's words for an ordinary file, without a hint about devices.
+        assert!(!r.stderr.contains("root"), "{tool}: {}", r.stderr);
     }
 }
 
@@ -267,8 +269,9 @@ fn a_bad_option_is_a_usage_error_with_exit_2() {
         let r = run(tool, &with_bogus, &f, &out);
         assert_eq!(r.code, Some(2), "{tool}: {}", r.stderr);
         assert!(
-            r.stderr
-                .starts_with("error: unexpected argument '--bogus' found"),
+            r.stderr.starts_with(&format!(
+                "{tool}: error: unexpected argument '--bogus' found"
+            )),
             "{tool}: {}",
             r.stderr
         );
@@ -281,6 +284,96 @@ fn a_bad_option_is_a_usage_error_with_exit_2() {
     }
     let r = run("era_metadata_size", &["--bogus"], &f, &out);
     assert_eq!(r.code, Some(2), "era_metadata_size: {}", r.stderr);
+    assert!(
+        r.stderr.starts_with("era_metadata_size: error: "),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A stdout closed before the tool starts (`TOOL >&-`) would swallow the report with exit
+/// status 0: every tool that writes one there refuses it, in one line, before reading.
+#[test]
+fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
+    use std::os::unix::process::CommandExt;
+    let b = Bench::new();
+    let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
+    let mut log = vec![0u8; 4096];
+    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+    log[4..8].copy_from_slice(&2u32.to_le_bytes());
+    log[8..16].copy_from_slice(&64u64.to_le_bytes());
+    let log = b.put("log.img", &log);
+    let out = b.output();
+    for (tool, args, input) in [
+        ("era_dump", &["F"][..], &era),
+        ("era_dump", &["--logical", "F"][..], &era),
+        ("era_invalidate", &["--written-since", "0", "F"][..], &era),
+        ("era_check", &["--format", "json", "F"][..], &era),
+        ("log_dump", &["F"][..], &log),
+        (
+            "era_metadata_size",
+            &["--nr-blocks", "1000", "--writesets", "1"][..],
+            &era,
+        ),
+    ] {
+        let mut cmd = command(tool, args, input, &out);
+        // SAFETY: close is async-signal-safe; the child closes its own stdout before exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::close(1);
+                Ok(())
+            });
+        }
+        let r = outcome(cmd);
+        assert_one_error_line(tool, &r, Path::new("stdout"), "is closed");
+        // The same run with its output discarded on purpose succeeds.
+        let mut cmd = command(tool, args, input, &out);
+        cmd.stdout(Stdio::null());
+        assert_eq!(outcome(cmd).code, Some(0), "{tool} > /dev/null");
+    }
+    // A tool that writes nothing on stdout does not care.
+    let mut cmd = command("era_check", &["F"], &era, &out);
+    // SAFETY: as above.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::close(1);
+            Ok(())
+        });
+    }
+    assert_eq!(outcome(cmd).code, Some(0));
+}
+
+/// era_check --format json prints its JSON whatever happens, failures included, so that a
+/// script parsing it never meets an empty stdout.
+#[test]
+fn era_check_prints_json_when_it_fails_too() {
+    let b = Bench::new();
+    let zeros = b.put("zeros.img", &[0; 65536]);
+    let xml = b.put("dump.xml", b"<superblock uuid=\"\" block_size=\"8\">\n");
+    let missing = b.dir.path().join("missing.img");
+    let out = b.output();
+    for (f, words) in [
+        (&zeros, "all zeros"),
+        (&xml, "This looks like XML."),
+        (&missing, "Couldn't find input file"),
+    ] {
+        let r = run("era_check", &["--format", "json", "F"], f, &out);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect(&r.stdout);
+        assert_eq!(v["worst"], "error", "{}", r.stdout);
+        assert_eq!(v["file"], f.to_str().unwrap());
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(words)),
+            "{}",
+            r.stdout
+        );
+        assert_one_line_on_stderr(&r, words);
+    }
+}
+
+fn assert_one_line_on_stderr(r: &Run, words: &str) {
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(words), "{}", r.stderr);
 }
 
 #[test]

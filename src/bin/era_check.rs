@@ -9,13 +9,17 @@ use era_log_tools::commands::ReportFormat;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::live;
 use era_log_tools::pdata::io::OpenMode;
-use era_log_tools::pdata::report::Severity;
+use era_log_tools::pdata::report::{Problems, Severity};
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let quiet = args.quiet;
     let input = args.source.name();
     cli::run_quiet("era_check", quiet, || {
+        let json = args.format == ReportFormat::Json;
+        if json {
+            cli::output::require_stdout()?;
+        }
         let mode = if args.metadata_snap {
             OpenMode::ReadShared
         } else {
@@ -25,22 +29,31 @@ fn main() -> ExitCode {
             super_block_only: args.super_block_only,
             metadata_snap: args.metadata_snap,
         };
-        let problems = match &args.source.live {
-            Some(device) => {
-                live::check_snapshot(device, &args.source.options(), opts)
-                    .map_err(cli::live_error)?
-                    .0
-            }
-            None => {
-                let io = cli::open_era_input(&input, mode)?;
+        let checked = match &args.source.live {
+            Some(device) => live::check_snapshot(device, &args.source.options(), opts)
+                .map(|(problems, _)| problems)
+                .map_err(cli::live_error),
+            None => cli::open_era_input(&input, mode).map(|io| {
                 let bar = cli::block_progress(&io, "checking metadata", quiet);
                 let problems = check(&cli::Counted::new(&io, &bar), opts);
                 bar.finish_and_clear();
                 problems
+            }),
+        };
+        let problems = match checked {
+            Ok(problems) => problems,
+            // A script that asked for JSON gets it whatever happened.
+            Err(e) if json => {
+                let none = Problems::default();
+                findings_json(&mut std::io::stdout().lock(), &input, &none, Some(&e))?;
+                return Err(e);
             }
+            Err(e) => return Err(e),
         };
         match args.format {
-            ReportFormat::Json => findings_json(&mut std::io::stdout().lock(), &input, &problems)?,
+            ReportFormat::Json => {
+                findings_json(&mut std::io::stdout().lock(), &input, &problems, None)?
+            }
             ReportFormat::Text if !quiet => print_findings("era_check", &input, &problems),
             ReportFormat::Text => {}
         }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_metadata_size::{Args, FormatArg};
-use era_log_tools::era::metadata_size::{nr_blocks, parse_size, size};
+use era_log_tools::era::metadata_size::{nr_blocks, size};
 use era_log_tools::json::Object;
 
 fn main() -> ExitCode {
@@ -14,11 +14,12 @@ fn main() -> ExitCode {
     cli::run("era_metadata_size", || {
         let n = match (args.nr_blocks, &args.origin_size, args.block_size) {
             (Some(n), _, _) => n,
-            (None, Some(origin), Some(bs)) => nr_blocks(parse_size(origin)?, bs)?,
+            (None, Some(origin), Some(bs)) => nr_blocks(*origin, bs)?,
             _ => anyhow::bail!("give --nr-blocks, or --origin-size with --block-size"),
         };
         let s = size(n, args.writesets)?;
         let value = s.in_units(units);
+        cli::output::require_stdout()?;
         let line = match args.format {
             FormatArg::Text if args.numeric_only => format!("{value}"),
             FormatArg::Text => format!("{value} {}", units.name()),

@@ -25,7 +25,7 @@ const WRITE_BUSY: &str = "refusing to write to it";
 /// says what to do about it).
 fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::Result<FileIo> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        io::ErrorKind::PermissionDenied => permission_denied(path),
+        io::ErrorKind::PermissionDenied => permission_denied(path, false),
         _ => file_error(
             path,
             format!("Couldn't find {role} file '{}'", path.display()),
@@ -40,13 +40,22 @@ fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::R
     }
     FileIo::open(path, mode).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => file_error(path, format!("{IN_USE}; {busy}")),
-        Some(libc::EACCES | libc::EPERM) => permission_denied(path),
+        Some(libc::EACCES | libc::EPERM) => permission_denied(path, ft.is_block_device()),
         _ => file_error(path, format!("cannot open: {e}")),
     })
 }
 
-fn permission_denied(path: &Path) -> anyhow::Error {
-    file_error(path, "permission denied (devices need root)")
+/// "Permission denied" in the system's words, which scripts grep for; the hint that devices
+/// need root only where it is true: a block device, opened by someone who is not root.
+fn permission_denied(path: &Path, block_device: bool) -> anyhow::Error {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let what = if block_device && !root {
+        "Permission denied; block devices need root"
+    } else {
+        "Permission denied"
+    };
+    file_error(path, what)
 }
 
 /// Opens a binary metadata input the way the era tools do, with the messages scripts grep
@@ -118,7 +127,7 @@ pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>,
             path,
             format!("Couldn't find input file '{}'", path.display()),
         ),
-        io::ErrorKind::PermissionDenied => permission_denied(path),
+        io::ErrorKind::PermissionDenied => permission_denied(path, false),
         _ => file_error(path, format!("cannot open: {e}")),
     })?;
     let meta = f

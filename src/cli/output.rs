@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cli::report::file_error;
 use crate::interrupt;
@@ -82,11 +83,41 @@ fn is_system_name(path: &Path) -> bool {
     under(path) || std::fs::canonicalize(path).is_ok_and(|c| under(&c))
 }
 
+/// Whether stdout was closed when the process started. The standard library reopens a
+/// closed stdout on /dev/null before `main` (so that no file the tool opens takes its
+/// place), after which writes to it vanish with exit status 0; so it is looked at earlier,
+/// where the C library runs the program's initialisers.
+static STDOUT_CLOSED_AT_START: AtomicBool = AtomicBool::new(false);
+
+#[cfg(target_os = "linux")]
+#[used]
+#[link_section = ".init_array"]
+static SEE_STDOUT_AT_START: extern "C" fn() = see_stdout_at_start;
+
+#[cfg(target_os = "linux")]
+extern "C" fn see_stdout_at_start() {
+    // SAFETY: F_GETFD only reads the descriptor's flags; it fails with EBADF on a closed one.
+    let closed = unsafe { libc::fcntl(libc::STDOUT_FILENO, libc::F_GETFD) } == -1;
+    STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
+}
+
+/// Refuses a stdout that was closed when the tool started (`TOOL >&-`) before anything is
+/// done: what the tool would write there would be lost.
+pub fn require_stdout() -> anyhow::Result<()> {
+    if STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) {
+        let what = "is closed: what this tool writes there would be lost; redirect it to a \
+                    file, or to /dev/null to discard it";
+        return Err(file_error("stdout", what));
+    }
+    Ok(())
+}
+
 impl Output {
     /// Opens the output `path` (stdout for `None` or `-`) for a report about `inputs`, none
     /// of which it may be.
     pub fn create(path: Option<&Path>, inputs: &[&Path]) -> anyhow::Result<Output> {
         let Some(path) = path.filter(|p| !is_stdout(p)) else {
+            require_stdout()?;
             return Ok(Output {
                 sink: Sink::Stdout(BufWriter::with_capacity(BUFFER, io::stdout())),
                 name: "stdout".into(),
@@ -110,7 +141,7 @@ impl Output {
             }
             Ok(m) => {
                 let dest = std::fs::canonicalize(path).map_err(|e| file_error(path, e))?;
-                Sink::Replace(Replacement::create(dest, Some(m.permissions().mode()))?)
+                Sink::Replace(Replacement::create(dest, Some(&m))?)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if std::fs::symlink_metadata(path).is_ok() {
@@ -146,19 +177,68 @@ impl Output {
     }
 }
 
-impl Replacement {
-    fn create(dest: PathBuf, mode: Option<u32>) -> anyhow::Result<Replacement> {
-        let dir = match dest.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
+/// The directory a file lies in: its parent, or `.` for a bare name.
+fn directory_of(file: &Path) -> &Path {
+    match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// The name of the `attempt`-th temporary file process `pid` writes for `name`.
+fn temp_name(name: &str, pid: u32, attempt: u32) -> String {
+    format!(".{name}.{pid}.{attempt}.tmp")
+}
+
+/// Removes the temporary files that runs killed before they could clean up (SIGKILL, a
+/// crash) left beside `name` in `dir`: those named as [`temp_name`] names them, by a process
+/// that no longer exists. A live process's file is left alone, whoever it is.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|f| f.strip_suffix(".tmp"))
+        else {
+            continue;
         };
+        let Some((pid, attempt)) = rest.split_once('.') else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<libc::pid_t>(), attempt.parse::<u32>()) else {
+            continue;
+        };
+        if pid <= 0 || pid == std::process::id() as libc::pid_t {
+            continue;
+        }
+        // SAFETY: signal 0 sends nothing; kill only looks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } == -1
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+impl Replacement {
+    /// A temporary file beside `dest`; `old` is the file it replaces, whose owner, group and
+    /// mode the new one keeps.
+    fn create(dest: PathBuf, old: Option<&std::fs::Metadata>) -> anyhow::Result<Replacement> {
+        let dir = directory_of(&dest).to_path_buf();
         let name = dest
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
+        remove_stale_temps(&dir, &name);
+        let mode = old.map(|m| m.permissions().mode());
         let mut attempt = 0u32;
         loop {
-            let temp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+            let temp = dir.join(temp_name(&name, std::process::id(), attempt));
             // The file is registered before it exists, so that a signal can never leave it.
             interrupt::remove_on_signal(&temp);
             let opened = OpenOptions::new()
@@ -168,12 +248,15 @@ impl Replacement {
                 .open(&temp);
             match opened {
                 Ok(f) => {
+                    if let Some(old) = old {
+                        keep_owner(&f, old);
+                    }
                     return Ok(Replacement {
                         file: BufWriter::with_capacity(BUFFER, f),
                         temp,
                         dest,
                         committed: false,
-                    })
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
                     interrupt::forget(&temp);
@@ -194,13 +277,23 @@ impl Replacement {
         std::fs::rename(&self.temp, &self.dest)?;
         self.committed = true;
         interrupt::forget(&self.temp);
-        // The rename is durable once the directory is.
-        if let Some(dir) = self.dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        // The rename is durable once the directory is. A directory this user may write but
+        // not read cannot be opened to sync it: nothing better can be done there.
+        match File::open(directory_of(&self.dest)) {
+            Ok(dir) => dir.sync_all(),
+            Err(_) => Ok(()),
         }
-        Ok(())
+    }
+}
+
+/// Gives the new file the owner, group and mode of the one it replaces: root replacing a
+/// user's report must not leave it root's. Someone who is not root can give a file away
+/// only to themselves: the file is then theirs, as any file they write.
+fn keep_owner(new: &File, old: &std::fs::Metadata) {
+    use std::os::unix::fs::MetadataExt;
+    if std::os::unix::fs::fchown(new, Some(old.uid()), Some(old.gid())).is_ok() {
+        // chown clears the set-id bits; the mode asked for at creation is cut by the umask.
+        let _ = new.set_permissions(old.permissions());
     }
 }
 
@@ -316,5 +409,55 @@ mod tests {
             Output::create(Some(Path::new("-")), &[]).unwrap().sink,
             Sink::Stdout(_)
         ));
+    }
+
+    #[test]
+    fn a_bare_name_lies_in_the_current_directory_which_is_synced() {
+        assert_eq!(directory_of(Path::new("new.xml")), Path::new("."));
+        assert_eq!(directory_of(Path::new("/tmp/new.xml")), Path::new("/tmp"));
+        assert_eq!(directory_of(Path::new("d/new.xml")), Path::new("d"));
+    }
+
+    #[test]
+    fn the_temporary_files_of_dead_runs_are_removed_and_no_others() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("dump.xml");
+        // A process that has ended: its pid is free (and not reused this soon).
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = d.path().join(temp_name("dump.xml", dead, 0));
+        let alive = d.path().join(temp_name("dump.xml", 1, 0));
+        let other = d.path().join(temp_name("other.xml", dead, 0));
+        let unlike = d.path().join(".dump.xml.notapid.0.tmp");
+        for f in [&stale, &alive, &other, &unlike] {
+            std::fs::write(f, b"half a dump").unwrap();
+        }
+        let mut o = Output::create(Some(&p), &[]).unwrap();
+        o.write_all(b"today").unwrap();
+        o.commit().unwrap();
+        assert!(!stale.exists());
+        assert!(alive.exists() && other.exists() && unlike.exists());
+        assert_eq!(std::fs::read(&p).unwrap(), b"today");
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_owner_group_and_mode() {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return; // only root can give a file to someone else
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("dump.xml");
+        std::fs::write(&p, b"yesterday").unwrap();
+        std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut o = Output::create(Some(&p), &[]).unwrap();
+        o.write_all(b"today").unwrap();
+        o.commit().unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (65534, 65534, 0o640));
+        assert_eq!(std::fs::read(&p).unwrap(), b"today");
     }
 }

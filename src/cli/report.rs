@@ -64,7 +64,15 @@ where
 
 /// The line that reports the error ending a run.
 pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
-    // The file named by a context, else the output a failed write was to.
+    match error_parts(e) {
+        (Some(f), what) => format!("{tool}: {f}: error: {what}"),
+        (None, what) => format!("{tool}: error: {what}"),
+    }
+}
+
+/// The file an error is about (a context's, else the output a failed write was to) and
+/// what went wrong, as one line.
+fn error_parts(e: &anyhow::Error) -> (Option<String>, String) {
     let file = e.downcast_ref::<OnFile>().map(|f| f.0.clone()).or_else(|| {
         e.chain().find_map(|c| {
             let io = c.downcast_ref::<std::io::Error>()?;
@@ -87,11 +95,7 @@ pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
         }
         what.push_str(&text);
     }
-    let what = what.replace('\n', " ");
-    match file {
-        Some(f) => format!("{tool}: {f}: error: {what}"),
-        None => format!("{tool}: error: {what}"),
-    }
+    (file, what.replace('\n', " "))
 }
 
 /// The line that reports one finding about `file`.
@@ -115,18 +119,25 @@ pub fn print_findings(tool: &str, file: &Path, problems: &Problems) {
 }
 
 /// Writes the findings about `file` as one JSON object on one line: the file, the worst
-/// severity, and every finding (`pdata::report` gives each one's fields).
+/// severity, every finding (`pdata::report` gives each one's fields), and the error that
+/// ended the run early, if one did (then `worst` is `error` and the findings are those made
+/// before it).
 pub fn findings_json(
     out: &mut dyn std::io::Write,
     file: &Path,
     problems: &Problems,
+    failure: Option<&anyhow::Error>,
 ) -> std::io::Result<()> {
-    let worst = problems.worst().map(|s: Severity| s.to_string());
+    let worst = match failure {
+        Some(_) => Some(Severity::Error.to_string()),
+        None => problems.worst().map(|s: Severity| s.to_string()),
+    };
     Object::begin(out)?
         .field("file", file.display().to_string())?
         .field("worst", worst)?
         .field("dropped", problems.dropped())?
         .list("findings", problems.kept())?
+        .field("error", failure.map(|e| error_parts(e).1))?
         .end()?;
     writeln!(out)
 }

@@ -11,15 +11,17 @@ use clap::Parser;
     long_about = "Validate dm-era metadata: the superblock, the writeset tree and every \
 writeset, the current writeset, the era array, the held metadata snapshot and the reference \
 count of every block against the metadata space map.",
-    after_help = "Exit status: 0 clean (notes only), 1 errors or warnings found (warnings \
+    after_help = "Exit status: 0 clean (notes only), 1 errors or warnings found (warnings
 are the non-fatal errors --ignore-non-fatal-errors lets pass), 2 usage error.
 
 Examples:
   era_check /dev/vg/era-meta
   era_check -q era-meta.img && echo clean
   era_check --format json era-meta.img | jq -r '.findings[].message'
-  era_check --metadata-snap /dev/vg/era-meta     # a live device, through its held snapshot
-  era_check --live era0                          # take, check and drop a snapshot of a live target"
+a live device, through its held snapshot:
+  era_check --metadata-snap /dev/vg/era-meta
+take, check and drop a snapshot of a live target:
+  era_check --live era0"
 )]
 pub struct Args {
     /// INPUT, or --live with --checkpoint and --use-held-snapshot

@@ -18,10 +18,15 @@ thin-provisioning-tools 1.3.3 writes, and era_restore reads it back.",
 Examples:
   era_dump /dev/vg/era-meta > era.xml
   era_dump -o era.xml era-meta.img
-  era_dump --logical era-meta.img          # the era of every block, writesets folded in
-  era_dump --repair damaged.img > salvaged.xml && era_restore -i salvaged.xml -o new.img
-  era_dump --metadata-snap /dev/vg/era-meta   # a live device, through its held snapshot
-  era_dump --live era0 -o era0.xml            # take, dump and drop a snapshot of a live target"
+the era of every block, writesets folded in:
+  era_dump --logical era-meta.img
+salvage damaged metadata into a new device or file:
+  era_dump --repair damaged.img > salvaged.xml &&
+    era_restore -i salvaged.xml -o new.img
+a live device, through its held snapshot:
+  era_dump --metadata-snap /dev/vg/era-meta
+take, dump and drop a snapshot of a live target:
+  era_dump --live era0 -o era0.xml"
 )]
 pub struct Args {
     /// INPUT, or --live with --checkpoint and --use-held-snapshot

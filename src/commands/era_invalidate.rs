@@ -39,20 +39,28 @@ and, from block 0, the current writeset, so blocks written in the current era of
 crashed target are included. With --metadata-snapshot the held metadata snapshot of a live \
 target is read instead; it covers the eras before the one current when it was taken.",
     after_help = "Output (end-exclusive ranges):
-  xml   <blocks><range begin=\"B\" end=\"E\"/><block block=\"B\"/></blocks>, as thin-provisioning-tools
+  xml   <blocks><range begin=\"B\" end=\"E\"/><block block=\"B\"/></blocks>,
+        as thin-provisioning-tools
   text  one \"BEGIN END\" line per run
-  json  {\"written_since\":N,\"units\":…,\"block_size_sectors\":…,\"nr_blocks\":…,\"ranges\":[{\"begin\":B,\"end\":E}]}
-The last range may extend past the end of the origin when its last block is partial.
+  json  {\"written_since\":N,\"units\":…,\"block_size_sectors\":…,
+         \"nr_blocks\":…,\"past_current_era\":false,
+         \"ranges\":[{\"begin\":B,\"end\":E}]}
+The last range may extend past the end of the origin when its last block is
+partial. An era past the metadata's current era lists nothing and is warned
+about.
 
 Examples:
   era_invalidate --written-since 5 /dev/vg/era-meta
+a live target, by hand:
   dmsetup message era0 0 take_metadata_snap
-  era_invalidate --metadata-snapshot --written-since 5 --format text --units bytes /dev/vg/era-meta
+  era_invalidate --metadata-snapshot --written-since 5 \\
+      --format text --units bytes /dev/vg/era-meta
   dmsetup message era0 0 drop_metadata_snap
-  era_invalidate --live era0 --checkpoint --written-since 5 --units bytes   # all of the above
+all of the above in one step:
+  era_invalidate --live era0 --checkpoint --written-since 5 --units bytes
 
---live prints JSON unless --format says otherwise; its next_written_since is the value for
-the next incremental run."
+--live prints JSON unless --format says otherwise; its next_written_since is the
+value for the next incremental run."
 )]
 pub struct Args {
     /// INPUT, or --live with --checkpoint and --use-held-snapshot

@@ -28,7 +28,9 @@ snapshot's superblock. The formula is in era_metadata_size(8).",
 
 Examples:
   era_metadata_size --origin-size 1T --block-size 128 --writesets 8 --units mib
-  lvcreate -n era-meta -L $(era_metadata_size -n --origin-size 1T --block-size 128 --writesets 8 --units mib)m vg
+  size=$(era_metadata_size -n --origin-size 1T --block-size 128 \\
+      --writesets 8 --units mib)
+  lvcreate -n era-meta -L \"${size}m\" vg
   era_metadata_size --nr-blocks 2097152 --writesets 300 --format json"
 )]
 pub struct Args {
@@ -36,8 +38,8 @@ pub struct Args {
     #[arg(long, value_name = "N", required_unless_present = "origin_size", conflicts_with_all = ["origin_size", "block_size"])]
     pub nr_blocks: Option<u64>,
     /// Origin size: bytes, or with a suffix s (sectors), k, m, g, t, p (powers of 1024)
-    #[arg(long, value_name = "SIZE", requires = "block_size")]
-    pub origin_size: Option<String>,
+    #[arg(long, value_name = "SIZE", requires = "block_size", value_parser = origin_size)]
+    pub origin_size: Option<u64>,
     /// Origin block size in 512-byte sectors, as in the era table line
     #[arg(long, value_name = "SECTORS")]
     pub block_size: Option<u64>,
@@ -60,3 +62,11 @@ pub struct Args {
 }
 
 parse_with_bare_version!(Args);
+
+/// `--origin-size`, read by clap so that a value it cannot read is a usage error (exit 2),
+/// like every other value no tool can parse.
+fn origin_size(s: &str) -> Result<u64, String> {
+    crate::era::metadata_size::parse_size(s).map_err(|_| {
+        "not a size: give bytes, or a number with s (sectors), k, m, g, t or p".to_string()
+    })
+}

@@ -19,7 +19,8 @@ block is ever reported as unchanged when it may have changed.",
 
 Examples:
   era_repair -i /dev/vg/era-meta -o /dev/vg/era-meta-new
-  truncate -s 64M fixed.img && era_repair -i damaged.img -o fixed.img && era_check fixed.img"
+  truncate -s 64M fixed.img &&
+    era_repair -i damaged.img -o fixed.img && era_check fixed.img"
 )]
 pub struct Args {
     /// Damaged metadata device or file

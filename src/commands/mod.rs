@@ -116,16 +116,55 @@ impl Source {
 /// The version `-V`/`--version` prints.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Parses the process's arguments like [`Parser::parse`], except that `-V`/`--version`
-/// prints the bare version number (`1.0.0`) instead of clap's `name 1.0.0`: clients of
-/// thin-provisioning-tools parse the output of `era_check -V` as X.Y.Z.
+/// Parses the process's arguments like [`Parser::parse`], in the suite's voice:
+///
+/// - `-V`/`--version` prints the bare version number (`1.0.0`) instead of clap's
+///   `name 1.0.0`: clients of thin-provisioning-tools parse the output of `era_check -V` as
+///   X.Y.Z.
+/// - `--help` prints the examples (the command's `after_help`) as they are written: clap
+///   would wrap them at the terminal's width, in the middle of a command, so that a pasted
+///   example would run something else. A terminal that soft-wraps a long line keeps it one
+///   line when copied.
+/// - A usage error is one line in the grammar `TOOL: error: what` (clap's own lines of usage
+///   and tips follow), exit status 2.
 pub fn parse<A: Parser>() -> A {
-    match A::try_parse() {
+    let mut cmd = A::command();
+    let examples = cmd.get_after_help().map(|h| h.to_string());
+    cmd = cmd.after_help(clap::builder::Resettable::Reset);
+    let parsed = cmd
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|m| A::from_arg_matches(&m));
+    match parsed {
         Ok(args) => args,
         Err(e) if e.kind() == ErrorKind::DisplayVersion => {
             let _ = writeln!(std::io::stdout(), "{VERSION}");
             std::process::exit(0)
         }
-        Err(e) => e.exit(),
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => {
+            let mut out = std::io::stdout().lock();
+            let _ = write!(out, "{e}");
+            if let Some(examples) = examples {
+                let _ = writeln!(out, "\n{examples}");
+            }
+            std::process::exit(0)
+        }
+        Err(e) => {
+            let tool = cmd.get_name().to_string();
+            exit_usage(&tool, e.format(&mut cmd))
+        }
     }
+}
+
+/// Ends the process on a usage error of tool `A` found after parsing (options that
+/// contradict each other in a way clap cannot express): `TOOL: error: msg`, exit status 2.
+pub fn usage_error<A: CommandFactory>(msg: impl std::fmt::Display) -> ! {
+    let mut cmd = A::command();
+    let e = cmd.error(ErrorKind::ArgumentConflict, msg);
+    exit_usage(cmd.get_name(), e)
+}
+
+fn exit_usage(tool: &str, e: clap::Error) -> ! {
+    let text = e.render().to_string();
+    let _ = write!(std::io::stderr().lock(), "{tool}: {text}");
+    std::process::exit(e.exit_code())
 }

@@ -204,12 +204,12 @@ impl fmt::Display for DmError {
             ),
             DmError::Control(e) if e.kind() == io::ErrorKind::PermissionDenied => write!(
                 f,
-                "permission denied opening {} (device-mapper needs root)",
+                "Permission denied opening {} (device-mapper needs root)",
                 ioctl::CONTROL
             ),
             DmError::Control(e) => write!(f, "cannot open {}: {e}", ioctl::CONTROL),
             DmError::Permission => {
-                f.write_str("permission denied by device-mapper (it needs root, or CAP_SYS_ADMIN)")
+                f.write_str("Permission denied by device-mapper (it needs root, or CAP_SYS_ADMIN)")
             }
             DmError::NoDevice => f.write_str("no such device-mapper device"),
             DmError::BadName(n) => write!(f, "'{n}' is not a device-mapper name"),

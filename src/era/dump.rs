@@ -126,9 +126,15 @@ impl<'a> Source<'a> {
         self.walker.problems()
     }
 
-    /// What was found wrong, handed over.
+    /// What was found wrong, handed over; in repair mode, as salvaged (no finding is then
+    /// an error: the output replaced what was lost).
     pub fn into_problems(self) -> Problems {
-        self.walker.into_problems()
+        let problems = self.walker.into_problems();
+        if self.repair {
+            problems.salvaged()
+        } else {
+            problems
+        }
     }
 
     fn fail_on_fatal(&self) -> Result<(), DumpError> {

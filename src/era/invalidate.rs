@@ -15,8 +15,12 @@ pub struct WrittenBlocks {
     /// Bit `b % 64` of word `b / 64` is set when block `b` was written since the era asked.
     pub words: Vec<u64>,
     /// Problems that did not stop the computation (stray bits, eras above the current
-    /// one), to be shown to the user.
+    /// one, an era asked that the metadata has not reached), to be shown to the user.
     pub warnings: Vec<Problem>,
+    /// The era asked is past the metadata's current era: nothing can have been written in
+    /// it yet. A saved era that is ahead of the metadata (re-created, restored from an older
+    /// dump, another device) would make every later run list nothing.
+    pub past_current_era: bool,
 }
 
 impl WrittenBlocks {
@@ -25,6 +29,7 @@ impl WrittenBlocks {
             nr_blocks,
             words: vec![0; nr_blocks.div_ceil(64) as usize],
             warnings: Vec::new(),
+            past_current_era: false,
         }
     }
 
@@ -253,6 +258,24 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
         return Ok(out);
     }
     let era = view.current_era();
+    if since > era {
+        out.past_current_era = true;
+        out.warnings.push(Problem {
+            severity: Severity::Warning,
+            error: Error::structure(
+                "superblock",
+                crate::pdata::error::Fault::Invalid(format!(
+                    "written since era {since}: the metadata's current era is {era}, so no \
+                     block can have been written in era {since} yet and none is listed"
+                )),
+            ),
+            hint: Some(
+                "an era saved ahead of the metadata (metadata re-created or restored from an \
+                 older dump, or another device) would list nothing on every run: check it"
+                    .into(),
+            ),
+        });
+    }
     let mut w = Walker::new(io, view.limit());
     let top = w.top();
     let mut wrapped = false;
@@ -282,7 +305,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
     if let Some(p) = problems.first_fatal() {
         return Err(p.error.clone());
     }
-    out.warnings = problems.kept().to_vec();
+    out.warnings.extend_from_slice(problems.kept());
     if wrapped {
         out.warnings.push(Problem {
             severity: Severity::Note,

@@ -137,7 +137,8 @@ impl Offline {
 ///
 /// ```text
 /// {"written_since":N,"era":E,"next_written_since":X,"snapshot_read":false,"units":"blocks",
-///  "block_size_sectors":S,"nr_blocks":n,"ranges":[{"begin":B,"end":E},...]}
+///  "block_size_sectors":S,"nr_blocks":n,"past_current_era":false,
+///  "ranges":[{"begin":B,"end":E},...]}
 /// ```
 pub fn write(
     out: &mut dyn Write,
@@ -157,7 +158,8 @@ pub fn write(
             .field("snapshot_read", read.snapshot_era.is_some())?
             .field("units", units.name())?
             .field("block_size_sectors", read.block_size)?
-            .field("nr_blocks", set.nr_blocks)?;
+            .field("nr_blocks", set.nr_blocks)?
+            .field("past_current_era", set.past_current_era)?;
         Ok(())
     })
 }
@@ -170,7 +172,8 @@ pub fn write(
 /// {"written_since":N,"era":E,"next_written_since":X,"snapshot_era":X,"units":"bytes",
 ///  "block_size_sectors":S,"block_size_bytes":B,"nr_blocks":n,"origin_sectors":o,
 ///  "origin_bytes":O,"device":"era0","metadata_device":"/dev/vg/meta","checkpoint":true,
-///  "snapshot_read":true,"snapshot_root":R,"snapshot_taken":true,"ranges":[...]}
+///  "snapshot_read":true,"snapshot_root":R,"snapshot_taken":true,"past_current_era":false,
+///  "ranges":[...]}
 /// ```
 pub fn write_live(
     out: &mut dyn Write,
@@ -203,7 +206,8 @@ pub fn write_live(
             .field("checkpoint", info.checkpoint)?
             .field("snapshot_read", true)?
             .field("snapshot_root", info.snapshot_root)?
-            .field("snapshot_taken", info.snapshot_taken)?;
+            .field("snapshot_taken", info.snapshot_taken)?
+            .field("past_current_era", set.past_current_era)?;
         Ok(())
     })
 }
@@ -349,6 +353,7 @@ mod tests {
             nr_blocks: 1001,
             words,
             warnings: Vec::new(),
+            past_current_era: false,
         }
     }
 
@@ -487,6 +492,7 @@ mod tests {
             nr_blocks: nr,
             words,
             warnings: Vec::new(),
+            past_current_era: false,
         };
         let read = Offline {
             since: 1,
@@ -518,6 +524,7 @@ mod tests {
                     nr_blocks: nr,
                     words: vec![0; nr.div_ceil(64) as usize],
                     warnings: Vec::new(),
+                    past_current_era: false,
                 };
                 for w in set.words.iter_mut() {
                     rng ^= rng << 13;

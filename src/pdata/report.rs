@@ -135,6 +135,19 @@ impl Problems {
         self.worst
     }
 
+    /// These findings as a salvage reports them: what was lost was replaced (a salvaged
+    /// output is complete), so no finding is an error any more: errors become warnings.
+    pub fn salvaged(self) -> Problems {
+        let mut out = Problems::default();
+        for mut p in self.kept {
+            p.severity = p.severity.min(Severity::Warning);
+            out.push_problem(p);
+        }
+        out.dropped = self.dropped;
+        out.worst = self.worst.map(|w| w.min(Severity::Warning));
+        out
+    }
+
     /// The first fatal problem, if any.
     pub fn first_fatal(&self) -> Option<&Problem> {
         self.kept.iter().find(|p| p.severity == Severity::Error)
@@ -172,5 +185,18 @@ mod tests {
         assert_eq!(p.dropped(), 6);
         assert_eq!(p.worst(), Some(Severity::Warning));
         assert!(p.first_fatal().is_none());
+    }
+
+    #[test]
+    fn a_salvage_reports_its_errors_as_warnings_and_keeps_the_rest() {
+        let mut p = Problems::default();
+        p.push(Severity::Error, problem(1));
+        p.push(Severity::Note, problem(2));
+        let s = p.salvaged();
+        let severities: Vec<Severity> = s.kept().iter().map(|p| p.severity).collect();
+        assert_eq!(severities, [Severity::Warning, Severity::Note]);
+        assert_eq!(s.worst(), Some(Severity::Warning));
+        assert!(s.first_fatal().is_none());
+        assert_eq!(s.kept()[0].error, problem(1));
     }
 }

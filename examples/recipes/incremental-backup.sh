@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Incremental backup of an era target's origin: copy the blocks written since the last run,
+# then save the era the next run starts from. The saved era moves only once every range is
+# copied and synced, and atomically: a failed or interrupted run leaves it as it was, and is
+# simply run again.
+#
+#   incremental-backup.sh STATE FROZEN_ORIGIN BACKUP SOURCE...
+#
+#   STATE          keeps --written-since between runs; missing: copy everything
+#   FROZEN_ORIGIN  the origin with writes stopped, or an LVM snapshot of it taken right
+#                  after era_invalidate ran
+#   BACKUP         the copy, as large as the origin
+#   SOURCE...      what era_invalidate reads: --live era0 --checkpoint (a live target),
+#                  --metadata-snapshot META (a snapshot held by hand), or META (offline)
+set -euo pipefail
+
+if [ "$#" -lt 4 ]; then
+    echo "usage: $0 STATE FROZEN_ORIGIN BACKUP SOURCE..." >&2
+    exit 2
+fi
+state=$1 origin=$2 backup=$3
+shift 3
+
+next=0
+if [ -e "$state" ]; then
+    next=$(cat "$state")
+fi
+case $next in
+'' | *[!0-9]*)
+    echo "$0: $state: not an era: '$next'" >&2
+    exit 1
+    ;;
+esac
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A failure here ends the run before anything is copied or saved.
+era_invalidate "$@" --written-since "$next" --format json --units bytes -o "$work/run.json"
+jq -r '.ranges[] | "\(.begin) \(.end)"' "$work/run.json" >"$work/ranges"
+jq -r '.next_written_since' "$work/run.json" >"$work/next"
+
+# Each range is copied and synced; the first that fails ends the run (set -e).
+while read -r begin end; do
+    dd if="$origin" of="$backup" bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes \
+        skip="$begin" seek="$begin" count=$((end - begin)) conv=notrunc,fsync status=none
+done <"$work/ranges"
+
+# Only now does the next run start later: a new file, synced, renamed over the old one,
+# and the rename synced with its directory.
+cp "$work/next" "$state.new"
+sync "$state.new"
+mv "$state.new" "$state"
+sync "$(dirname "$state")"
+echo "$0: copied $(wc -l <"$work/ranges") ranges; next run: --written-since $(cat "$state")"

@@ -1,0 +1,252 @@
+//! The README's recipes are scripts in `examples/recipes/`, run here against files standing
+//! in for the devices, failures included, and the README shows each script as it is.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{exe, fixture, Rng};
+use serde_json::Value;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(name: &str) -> PathBuf {
+    root().join("examples/recipes").join(name)
+}
+
+/// A PATH on which the suite's tools come first; `extra` (a directory of stand-ins) before
+/// them.
+fn path_with_tools(extra: Option<&Path>) -> String {
+    let tools = Path::new(exe("era_invalidate")).parent().unwrap();
+    let mut dirs: Vec<PathBuf> = extra.into_iter().map(Path::to_path_buf).collect();
+    dirs.push(tools.to_path_buf());
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).unwrap().into_string().unwrap()
+}
+
+/// Fails in CI, where jq is installed, when it is missing; elsewhere the recipe tests are
+/// skipped without it.
+fn have_jq() -> bool {
+    let found = Command::new("jq").arg("--version").output().is_ok();
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "jq is needed by the recipes"
+    );
+    found
+}
+
+struct Site {
+    dir: tempfile::TempDir,
+    meta: PathBuf,
+    origin: PathBuf,
+    backup: PathBuf,
+    state: PathBuf,
+    origin_bytes: Vec<u8>,
+}
+
+impl Site {
+    /// The kernel's era-basic metadata (1024 blocks of 64 KiB), an origin of random bytes
+    /// and a zeroed backup.
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = dir.path().join("meta.img");
+        fs::write(&meta, fixture("era-basic.meta.img.gz")).unwrap();
+        let mut rng = Rng(7);
+        let origin_bytes: Vec<u8> = (0..(1024 * 65536) / 8)
+            .flat_map(|_| rng.next().to_le_bytes())
+            .collect();
+        let origin = dir.path().join("origin.img");
+        fs::write(&origin, &origin_bytes).unwrap();
+        let backup = dir.path().join("backup.img");
+        fs::write(&backup, vec![0u8; origin_bytes.len()]).unwrap();
+        let state = dir.path().join("era0.next");
+        Site {
+            dir,
+            meta,
+            origin,
+            backup,
+            state,
+            origin_bytes,
+        }
+    }
+
+    fn backup(&self, backup: &Path, meta: &Path, stand_ins: Option<&Path>) -> std::process::Output {
+        Command::new("bash")
+            .arg(script("incremental-backup.sh"))
+            .args([&self.state, &self.origin, backup, meta])
+            .env("PATH", path_with_tools(stand_ins))
+            .output()
+            .unwrap()
+    }
+
+    fn state(&self) -> Option<String> {
+        fs::read_to_string(&self.state).ok()
+    }
+
+    /// The byte ranges era_invalidate itself lists since `era`.
+    fn listed_since(&self, era: u32) -> Vec<(usize, usize)> {
+        let o = Command::new(exe("era_invalidate"))
+            .args(["--written-since", &era.to_string(), "--format", "json"])
+            .args(["--units", "bytes"])
+            .arg(&self.meta)
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["ranges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let at = |k: &str| r[k].as_u64().unwrap() as usize;
+                (at("begin"), at("end"))
+            })
+            .collect()
+    }
+}
+
+fn ok(o: &std::process::Output) -> bool {
+    o.status.success()
+}
+
+#[test]
+fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    // The first run (no saved era) copies everything.
+    let o = s.backup(&s.backup, &s.meta, None);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(fs::read(&s.backup).unwrap() == s.origin_bytes);
+    assert_eq!(s.state().as_deref(), Some("4\n"));
+
+    // An incremental run copies exactly the ranges written since the saved era.
+    fs::write(&s.backup, vec![0u8; s.origin_bytes.len()]).unwrap();
+    fs::write(&s.state, "3\n").unwrap();
+    let o = s.backup(&s.backup, &s.meta, None);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    let ranges = s.listed_since(3);
+    assert!(!ranges.is_empty());
+    let backup = fs::read(&s.backup).unwrap();
+    let mut expected = vec![0u8; s.origin_bytes.len()];
+    for &(b, e) in &ranges {
+        expected[b..e].copy_from_slice(&s.origin_bytes[b..e]);
+    }
+    assert!(
+        backup == expected,
+        "the backup differs from the listed ranges"
+    );
+    assert_eq!(s.state().as_deref(), Some("4\n"));
+}
+
+#[test]
+fn a_failed_copy_leaves_the_saved_era_as_it_was() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    fs::write(&s.state, "2\n").unwrap();
+    // A backup on a full device: every copy fails.
+    let o = s.backup(Path::new("/dev/full"), &s.meta, None);
+    assert!(!ok(&o));
+    assert_eq!(s.state().as_deref(), Some("2\n"));
+    assert!(!s.dir.path().join("era0.next.new").exists());
+}
+
+#[test]
+fn a_failed_era_invalidate_leaves_the_saved_era_as_it_was() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    fs::write(&s.state, "2\n").unwrap();
+    let zeros = s.dir.path().join("zeros.img");
+    fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
+    let o = s.backup(&s.backup, &zeros, None);
+    assert!(!ok(&o));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("era_invalidate: "), "{stderr}");
+    assert_eq!(s.state().as_deref(), Some("2\n"));
+    assert!(fs::read(&s.backup).unwrap().iter().all(|&b| b == 0));
+    // A saved era that is not a number is refused before anything is read.
+    fs::write(&s.state, "").unwrap();
+    let o = s.backup(&s.backup, &s.meta, None);
+    assert!(!ok(&o));
+    assert_eq!(s.state().as_deref(), Some(""));
+}
+
+#[test]
+fn an_interrupted_run_is_simply_run_again() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    fs::write(&s.state, "0\n").unwrap();
+    // A dd that lets the first copy through, then stops the script as a signal would.
+    let stand_ins = s.dir.path().join("bin");
+    fs::create_dir(&stand_ins).unwrap();
+    let real_dd = String::from_utf8(
+        Command::new("bash")
+            .args(["-c", "command -v dd"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let counter = s.dir.path().join("dd-calls");
+    fs::write(
+        stand_ins.join("dd"),
+        format!(
+            "#!/bin/bash\nn=$(cat '{c}' 2>/dev/null || echo 0)\necho $((n + 1)) > '{c}'\n\
+             if [ \"$n\" -ge 1 ]; then kill -TERM $PPID; exit 1; fi\nexec {dd} \"$@\"\n",
+            c = counter.display(),
+            dd = real_dd.trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(stand_ins.join("dd"), fs::Permissions::from_mode(0o755)).unwrap();
+    // Everything is listed in one range at era 0: stop a run that has two ranges instead.
+    fs::write(&s.state, "3\n").unwrap();
+    assert!(s.listed_since(3).len() >= 2);
+    let o = s.backup(&s.backup, &s.meta, Some(&stand_ins));
+    assert!(!ok(&o));
+    assert_eq!(s.state().as_deref(), Some("3\n"));
+    // The same run again, uninterrupted, finishes the job.
+    let o = s.backup(&s.backup, &s.meta, None);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    let backup = fs::read(&s.backup).unwrap();
+    for (b, e) in s.listed_since(3) {
+        assert!(backup[b..e] == s.origin_bytes[b..e], "range {b}..{e}");
+    }
+    assert_eq!(s.state().as_deref(), Some("4\n"));
+}
+
+/// The README shows each recipe script as it is, line for line.
+#[test]
+fn the_readme_shows_the_recipe_scripts_as_they_are() {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    for name in ["incremental-backup.sh"] {
+        let text = fs::read_to_string(script(name)).unwrap();
+        let indented: String = text
+            .lines()
+            .map(|l| {
+                if l.is_empty() {
+                    "\n".to_string()
+                } else {
+                    format!("    {l}\n")
+                }
+            })
+            .collect();
+        assert!(
+            readme.contains(&indented),
+            "README.md does not show examples/recipes/{name} as it is"
+        );
+    }
+}
