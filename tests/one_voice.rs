@@ -343,10 +343,10 @@ fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
     assert_eq!(outcome(cmd).code, Some(0));
 }
 
-/// era_check --format json prints its JSON whatever happens, failures included, so that a
-/// script parsing it never meets an empty stdout.
+/// era_check and era_invalidate print JSON whatever happens when it is asked for, failures
+/// included, so that a script parsing it never meets an empty stdout.
 #[test]
-fn era_check_prints_json_when_it_fails_too() {
+fn json_is_printed_when_a_run_fails_too() {
     let b = Bench::new();
     let zeros = b.put("zeros.img", &[0; 65536]);
     let xml = b.put("dump.xml", b"<superblock uuid=\"\" block_size=\"8\">\n");
@@ -362,6 +362,17 @@ fn era_check_prints_json_when_it_fails_too() {
         let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect(&r.stdout);
         assert_eq!(v["worst"], "error", "{}", r.stdout);
         assert_eq!(v["file"], f.to_str().unwrap());
+        assert!(
+            v["error"].as_str().is_some_and(|e| e.contains(words)),
+            "{}",
+            r.stdout
+        );
+        assert_one_line_on_stderr(&r, words);
+
+        let args = ["--written-since", "1", "--format", "json", "F"];
+        let r = run("era_invalidate", &args, f, &out);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect(&r.stdout);
         assert!(
             v["error"].as_str().is_some_and(|e| e.contains(words)),
             "{}",

@@ -1,15 +1,17 @@
 //! era_invalidate: lists the origin blocks written since a given era.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use era_log_tools::cli::report::{finding_line, OnFileExt};
+use era_log_tools::cli::report::{error_message, finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::live;
 use era_log_tools::era::view::View;
+use era_log_tools::json::Object;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
@@ -39,7 +41,9 @@ fn main() -> ExitCode {
             cli::say(&line)
         }
     };
-    cli::run_quiet("era_invalidate", quiet, || match &args.source.live {
+    // Set once the output exists: a failure before it still owes a script its JSON.
+    let started = std::cell::Cell::new(false);
+    let body = || match &args.source.live {
         Some(device) => {
             let (set, info) = live::invalidate(device, &args.source.options(), args.written_since)
                 .map_err(cli::live_error)?;
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
                 say(finding_line("era_invalidate", device, w));
             }
             let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
+            started.set(true);
             write_live(&mut out, &set, format, units, args.written_since, &info)?;
             out.commit()?;
             if format != Format::Json {
@@ -85,9 +90,26 @@ fn main() -> ExitCode {
             // Refused before the output is touched.
             read.per_block(units, set.nr_blocks).on_file(&input)?;
             let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
+            started.set(true);
             write(&mut out, &set, format, units, &read)?;
             out.commit()?;
             Ok(EXIT_OK)
         }
+    };
+    cli::run_quiet("era_invalidate", quiet, || {
+        let result = body();
+        if let Err(e) = &result {
+            let to_stdout = args.output.as_deref().map_or(true, cli::output::is_stdout);
+            if format == Format::Json && to_stdout && !started.get() {
+                cli::output::require_stdout()?;
+                let mut out = std::io::stdout().lock();
+                Object::begin(&mut out)?
+                    .field("written_since", args.written_since)?
+                    .field("error", error_message(e))?
+                    .end()?;
+                writeln!(out)?;
+            }
+        }
+        result
     })
 }

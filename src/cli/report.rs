@@ -70,6 +70,12 @@ pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
     }
 }
 
+/// What went wrong, as the error's line says it after `TOOL: FILE: error: `: for the JSON
+/// of a run that failed.
+pub fn error_message(e: &anyhow::Error) -> String {
+    error_parts(e).1
+}
+
 /// The file an error is about (a context's, else the output a failed write was to) and
 /// what went wrong, as one line.
 fn error_parts(e: &anyhow::Error) -> (Option<String>, String) {
@@ -137,7 +143,7 @@ pub fn findings_json(
         .field("worst", worst)?
         .field("dropped", problems.dropped())?
         .list("findings", problems.kept())?
-        .field("error", failure.map(|e| error_parts(e).1))?
+        .field("error", failure.map(error_message))?
         .end()?;
     writeln!(out)
 }
