@@ -15,7 +15,12 @@ fn root() -> &'static Path {
 }
 
 /// Every recipe script; the README shows each.
-const RECIPES: &[&str] = &["incremental-backup.sh"];
+const RECIPES: &[&str] = &[
+    "incremental-backup.sh",
+    "backup-held-snapshot.sh",
+    "vendor-snapshot-era.sh",
+    "stale-after-rollback.sh",
+];
 
 fn script(name: &str) -> PathBuf {
     root().join("examples/recipes").join(name)
@@ -256,6 +261,181 @@ fn the_backup_recipe_reads_a_held_snapshot() {
     assert!(backup[b..e] == s.origin_bytes[b..e]);
     assert!(backup[..b].iter().chain(&backup[e..]).all(|&x| x == 0));
     assert_eq!(s.state().as_deref(), Some("3\n"));
+}
+
+/// A directory holding a stand-in for `dmsetup`: it logs each call's arguments to
+/// `dmsetup.log` beside it, prints an era target's status line with the era in `era` beside
+/// it (a linear target's when that file is missing), and fails a call whose words contain
+/// the content of `fail` beside it.
+fn fake_dmsetup(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let d = dir.display();
+    let text = format!(
+        "#!/bin/bash\n\
+         echo \"$*\" >> '{d}/dmsetup.log'\n\
+         if [ -e '{d}/fail' ] && [[ \"$*\" == *\"$(cat '{d}/fail')\"* ]]; then exit 1; fi\n\
+         if [ \"$1\" = status ]; then\n\
+           if [ -e '{d}/era' ]; then echo \"0 131072 era 8 20/4096 $(cat '{d}/era') -\";\n\
+           else echo '0 131072 linear'; fi\n\
+         fi\n"
+    );
+    fs::write(bin.join("dmsetup"), text).unwrap();
+    fs::set_permissions(bin.join("dmsetup"), fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+fn dmsetup_calls(dir: &Path) -> Vec<String> {
+    fs::read_to_string(dir.join("dmsetup.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn run_script(name: &str, args: &[&Path], stand_ins: &Path) -> std::process::Output {
+    Command::new("bash")
+        .arg(script(name))
+        .args(args)
+        .env("PATH", path_with_tools(Some(stand_ins)))
+        .output()
+        .unwrap()
+}
+
+/// The step-by-step recipe sends checkpoint and take_metadata_snap, copies what the
+/// snapshot lists, and drops the snapshot on every way out: success, a failed
+/// era_invalidate, a signal.
+#[test]
+fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    let bin = fake_dmsetup(s.dir.path());
+    fs::write(&s.meta, fixture("era-snap-held.removed-snap-held.img.gz")).unwrap();
+    fs::write(&s.state, "2\n").unwrap();
+    let name = Path::new("era0");
+    let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
+    let o = run_script("backup-held-snapshot.sh", &args, &bin);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        dmsetup_calls(s.dir.path()),
+        [
+            "message era0 0 checkpoint",
+            "message era0 0 take_metadata_snap",
+            "message era0 0 drop_metadata_snap"
+        ]
+    );
+    let backup = fs::read(&s.backup).unwrap();
+    let (b, e) = (64 * 65536, 96 * 65536);
+    assert!(backup[b..e] == s.origin_bytes[b..e]);
+    assert_eq!(s.state().as_deref(), Some("3\n"));
+
+    // era_invalidate fails: the snapshot is dropped, the saved era stays.
+    fs::remove_file(s.dir.path().join("dmsetup.log")).unwrap();
+    let zeros = s.dir.path().join("zeros.img");
+    fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
+    let args = [name, &zeros, &s.state, &s.origin, &s.backup];
+    let o = run_script("backup-held-snapshot.sh", &args, &bin);
+    assert!(!ok(&o));
+    let calls = dmsetup_calls(s.dir.path());
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("message era0 0 drop_metadata_snap")
+    );
+    assert_eq!(s.state().as_deref(), Some("3\n"));
+
+    // The script is stopped by SIGTERM during the copy: dropped too.
+    fs::remove_file(s.dir.path().join("dmsetup.log")).unwrap();
+    fs::write(&s.state, "2\n").unwrap();
+    // A dd that stops the recipe (its parent's parent) as an operator's kill would.
+    fs::write(
+        bin.join("dd"),
+        "#!/bin/bash\nkill -TERM \"$(awk '{print $4}' /proc/$PPID/stat)\"\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(bin.join("dd"), fs::Permissions::from_mode(0o755)).unwrap();
+    let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
+    let o = run_script("backup-held-snapshot.sh", &args, &bin);
+    assert_eq!(
+        o.status.code(),
+        Some(143),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let calls = dmsetup_calls(s.dir.path());
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("message era0 0 drop_metadata_snap")
+    );
+    assert_eq!(s.state().as_deref(), Some("2\n"));
+}
+
+/// Before a vendor snapshot: a checkpoint, then the era from the status line (its sixth
+/// field), saved whole; a target that is not an era target saves nothing.
+#[test]
+fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_dmsetup(dir.path());
+    let file = dir.path().join("snap-1.era");
+    fs::write(dir.path().join("era"), "5").unwrap();
+    let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
+    assert_eq!(
+        dmsetup_calls(dir.path()),
+        ["message era0 0 checkpoint", "status era0"]
+    );
+    // The checkpoint fails: nothing is saved, the old file stays.
+    fs::write(dir.path().join("fail"), "checkpoint").unwrap();
+    fs::write(dir.path().join("era"), "6").unwrap();
+    let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
+    assert!(!ok(&o));
+    assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
+    // Not an era target.
+    fs::remove_file(dir.path().join("fail")).unwrap();
+    fs::remove_file(dir.path().join("era")).unwrap();
+    let other = dir.path().join("other.era");
+    let o = run_script("vendor-snapshot-era.sh", &[Path::new("lin"), &other], &bin);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!other.exists());
+}
+
+/// After a rollback: the byte ranges written since the saved era, as era_invalidate lists
+/// them; a bad era file or a failed era_invalidate leaves no list behind.
+#[test]
+fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
+    let s = Site::new();
+    let bin = fake_dmsetup(s.dir.path());
+    let era = s.dir.path().join("snap-1.era");
+    let stale = s.dir.path().join("stale.txt");
+    fs::write(&era, "3\n").unwrap();
+    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
+    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    let listed: Vec<String> = s
+        .listed_since(3)
+        .iter()
+        .map(|(b, e)| format!("{b} {e}"))
+        .collect();
+    assert!(!listed.is_empty());
+    assert_eq!(
+        fs::read_to_string(&stale).unwrap(),
+        listed.join("\n") + "\n"
+    );
+
+    fs::remove_file(&stale).unwrap();
+    fs::write(&era, "").unwrap();
+    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stale.exists());
+    fs::write(&era, "3\n").unwrap();
+    let zeros = s.dir.path().join("zeros.img");
+    fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
+    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &zeros], &bin);
+    assert!(!ok(&o));
+    assert!(!stale.exists());
 }
 
 /// The README shows each recipe script as it is, line for line.
