@@ -194,3 +194,42 @@ fn log_tools_use_the_device_and_refuse_it_when_held() {
     let v: serde_json::Value = serde_json::from_str(&dump.stdout).unwrap();
     assert_eq!(v["clean"], 0, "{}", dump.stdout);
 }
+
+/// A report's `-o` naming a disk is a mistake (`era_dump META -o /dev/sdb`): refused, in
+/// one line, and the device keeps every byte.
+#[test]
+fn no_report_is_written_over_a_block_device() {
+    let content: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let Some(dev) = Loop::new(&content) else {
+        return;
+    };
+    let meta = temp_image(&fixture("era-basic.meta.img.gz"));
+    let mut log = vec![0u8; 4096];
+    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+    log[4..8].copy_from_slice(&2u32.to_le_bytes());
+    log[8..16].copy_from_slice(&64u64.to_le_bytes());
+    let log = temp_image(&log);
+    for (tool, args) in [
+        ("era_dump", vec![path_str(&meta)]),
+        (
+            "era_invalidate",
+            vec!["--written-since", "0", path_str(&meta)],
+        ),
+        ("log_dump", vec![path_str(&log)]),
+    ] {
+        let mut args = args.clone();
+        args.extend(["-o", dev.path()]);
+        let out = run(tool, &args);
+        assert_eq!(out.code, 1, "{tool}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .starts_with(&format!("{tool}: {}: error: is a block device", dev.path())),
+            "{tool}: {}",
+            out.stderr
+        );
+        assert!(
+            dev.contents(content.len()) == content,
+            "{tool} wrote the device"
+        );
+    }
+}

@@ -4,14 +4,15 @@
 //! - A regular file (or a symlink to one) is written under a temporary name in the same
 //!   directory, made durable, and renamed over the file only when the tool succeeds; a
 //!   symlink stays a symlink, and the file it names is replaced.
-//! - Anything else (a character or block device, a FIFO, a socket, `/dev/stdout` and the
-//!   other names under `/dev` and `/proc`) is written in place: never created, truncated,
-//!   removed or replaced.
+//! - A block device is refused: a report written over a disk would cost what it holds.
+//! - Anything else (a character device, a FIFO, a socket, `/dev/stdout` and the other names
+//!   under `/dev` and `/proc`) is written in place: never created, truncated, removed or
+//!   replaced.
 //! - `-o -` is stdout.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -132,6 +133,12 @@ impl Output {
         }
         let sink = match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => return Err(file_error(path, "is a directory")),
+            // A disk given as a report's output is a mistake that would cost what it holds.
+            Ok(m) if m.file_type().is_block_device() => {
+                let what = "is a block device: a report is written to a file, a pipe or \
+                            stdout, never over a device";
+                return Err(file_error(path, what));
+            }
             Ok(m) if !m.is_file() || is_system_name(path) => {
                 let f = OpenOptions::new()
                     .write(true)
