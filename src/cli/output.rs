@@ -102,12 +102,26 @@ extern "C" fn see_stdout_at_start() {
     STDOUT_CLOSED_AT_START.store(closed, Ordering::Relaxed);
 }
 
-/// Refuses a stdout that was closed when the tool started (`TOOL >&-`) before anything is
-/// done: what the tool would write there would be lost.
+/// Refuses, before anything is done, a stdout that was closed when the tool started
+/// (`TOOL >&-`: what the tool writes there would be lost) or that is a block device
+/// (`TOOL > /dev/sdb`: it would be written over the disk; the shell's truncation does not
+/// touch a device, so it still holds all it held).
 pub fn require_stdout() -> anyhow::Result<()> {
     if STDOUT_CLOSED_AT_START.load(Ordering::Relaxed) {
         let what = "is closed: what this tool writes there would be lost; redirect it to a \
                     file, or to /dev/null to discard it";
+        return Err(file_error("stdout", what));
+    }
+    let stdout = io::stdout();
+    let fd = std::os::fd::AsFd::as_fd(&stdout);
+    let is_disk = fd
+        .try_clone_to_owned()
+        .map(File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_block_device());
+    if is_disk {
+        let what = "is a block device: a report is written to a file, a pipe or a terminal, \
+                    never over a device";
         return Err(file_error("stdout", what));
     }
     Ok(())
