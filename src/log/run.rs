@@ -15,7 +15,7 @@ use std::path::Path;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 use super::bitmap::Bitmap;
-use super::device::{read_prefix, write_prefix};
+use super::device::{read_prefix, write_update};
 use super::error::LogError;
 use super::geometry::{buf_size, check_region_count, length_from_legs, Geometry, LengthSource};
 use super::header::{Header, NrRegions, MAGIC};
@@ -369,7 +369,7 @@ fn apply(
             new
         }
     };
-    write_prefix(log, &new)?;
+    write_update(log, &old, &new)?;
     report.push(format!("wrote {} bytes and flushed", new.len()));
     Ok(Outcome::Written {
         bytes: new.len() as u64,
@@ -437,7 +437,7 @@ pub fn restore(
         }
     }
     let new = compose(&base, &spec.header(), &spec.bitmap());
-    write_prefix(log, &new)?;
+    write_update(log, &base, &new)?;
     Ok(len)
 }
 
