@@ -21,7 +21,7 @@ use era_log_tools::log::restore::LogSpec;
 use era_log_tools::log::resync::Leg;
 use era_log_tools::log::run::{repair, restore, Mode, NoProgress, Outcome, RepairOptions};
 use era_log_tools::pdata::crash_io::{
-    crash_points, Budget, Clock, CrashIo, CrashPoint, Recording, StateIo,
+    crash_points, Budget, Clock, CrashIo, CrashPoint, Recording, StateCheck, StateIo,
 };
 use era_log_tools::pdata::io::{BlockIo, MemIo};
 use era_log_tools::pdata::report::Severity;
@@ -35,7 +35,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, p: &mut CrashPoint<'_>, budget: &Budget, check: &mut Check<'_>) {
+    fn add(&mut self, p: &mut CrashPoint<'_>, budget: &Budget, check: &mut StateCheck<'_>) {
         let cov = p
             .for_each_state(budget, check)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -51,8 +51,6 @@ impl Tally {
         );
     }
 }
-
-type Check<'a> = dyn FnMut(&[Vec<u8>]) -> Result<(), String> + 'a;
 
 // ---- era ----
 

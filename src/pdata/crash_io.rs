@@ -265,6 +265,9 @@ impl Default for Budget {
     }
 }
 
+/// A check of one crash state: it gets the content of each device and says what is wrong.
+pub type StateCheck<'a> = dyn FnMut(&[Vec<u8>]) -> Result<(), String> + 'a;
+
 /// How many states of a crash point were looked at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Coverage {
@@ -363,7 +366,7 @@ impl<'r> CrashPoint<'r> {
     pub fn for_each_state(
         &mut self,
         budget: &Budget,
-        check: &mut dyn FnMut(&[Vec<u8>]) -> Result<(), String>,
+        check: &mut StateCheck<'_>,
     ) -> Result<Coverage, String> {
         let unc = self.uncertain();
         let count = self.state_count();
@@ -426,7 +429,7 @@ impl<'r> CrashPoint<'r> {
         unc: &[Uncertain],
         choice: &mut [usize],
         count: u64,
-        check: &mut dyn FnMut(&[Vec<u8>]) -> Result<(), String>,
+        check: &mut StateCheck<'_>,
     ) -> Result<Coverage, String> {
         let mut states = 0;
         loop {
@@ -457,7 +460,7 @@ impl<'r> CrashPoint<'r> {
         unc: &[Uncertain],
         choice: &mut [usize],
         budget: &Budget,
-        check: &mut dyn FnMut(&[Vec<u8>]) -> Result<(), String>,
+        check: &mut StateCheck<'_>,
     ) -> Result<Coverage, String> {
         let mut rng = SplitMix(budget.seed ^ (self.ops as u64).wrapping_mul(0x9E37_79B9));
         let samples = budget.samples.max(2);
