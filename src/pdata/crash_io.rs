@@ -354,9 +354,7 @@ impl<'r> CrashPoint<'r> {
 
     /// How many distinct states the crash may leave (saturating).
     pub fn state_count(&self) -> u64 {
-        self.uncertain()
-            .iter()
-            .fold(1u64, |n, u| n.saturating_mul(u.versions.len() as u64 + 1))
+        count_states(&self.uncertain())
     }
 
     /// Hands `check` the devices' content in every state this crash may leave, or in a
@@ -369,7 +367,7 @@ impl<'r> CrashPoint<'r> {
         check: &mut StateCheck<'_>,
     ) -> Result<Coverage, String> {
         let unc = self.uncertain();
-        let count = self.state_count();
+        let count = count_states(&unc);
         let mut choice = vec![0usize; unc.len()];
         let r = if count <= budget.exhaustive_up_to {
             self.exhaustive(&unc, &mut choice, count, check)
@@ -481,6 +479,11 @@ impl<'r> CrashPoint<'r> {
             exhaustive: false,
         })
     }
+}
+
+fn count_states(unc: &[Uncertain]) -> u64 {
+    unc.iter()
+        .fold(1u64, |n, u| n.saturating_mul(u.versions.len() as u64 + 1))
 }
 
 fn plural_writes(n: usize) -> String {
