@@ -65,8 +65,10 @@ fn main() -> ExitCode {
 }
 
 /// The state an interrupted repair leaves the log and the legs in.
-const UNCHANGED: &str = "the log was not written and is unchanged (a resync may have copied \
-part of the dirty regions; they stay dirty, and a new run copies them again)";
+const UNCHANGED: &str = "the log was not completely written: it is unchanged (a resync may \
+have copied part of the dirty regions; they stay dirty, and a new run copies them again), or \
+holds the new bits under its old header (written first when the header changes); run the \
+repair again";
 
 /// The error as the user sees it: about the log when it concerns the log, with what to do
 /// about the header problems the options can fix.

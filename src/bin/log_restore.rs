@@ -14,8 +14,9 @@ use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;
 use era_log_tools::pdata::io::OpenMode;
 
-/// The state a log_restore stopped before its write leaves the log in.
-const UNCHANGED: &str = "the log was not written and is unchanged";
+/// The state a log_restore stopped before its last write leaves the log in.
+const UNCHANGED: &str = "the log was not completely written: it is unchanged, or holds the new \
+bits under its old header (written first when the header changes); run log_restore again";
 
 fn main() -> ExitCode {
     let args = Args::parse();

@@ -10,6 +10,7 @@ use crate::pdata::io::{AlignedBuf, ByteIo, FileIo, OpenMode};
 
 use super::error::LogError;
 use super::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
+use super::header::HEADER_SIZE;
 
 /// Opens a log or a leg. Block devices get `O_DIRECT` and `O_EXCL` (except with
 /// [`OpenMode::ReadShared`]), so a device an active mirror holds is refused with a message
@@ -76,6 +77,23 @@ pub fn write_prefix(io: &dyn ByteIo, buf: &AlignedBuf) -> Result<(), LogError> {
     io.sync().map_err(|e| LogError::io("flushing the log", e))
 }
 
+/// Replaces the log buffer `old` (as read from offset 0) by `new`, of the same length, so
+/// that no crash can pair a header with bits it was not written for. A write of several
+/// sectors may reach the disk in part: a new header over the old bits would make the kernel
+/// trust bits that the old header had it ignore (a log without the magic, a bad version,
+/// fewer regions). So when the header changes along with other bytes, the new buffer is
+/// first written under the old header and flushed, then written whole and flushed: the
+/// second write changes only the header's sector, which lands whole or not at all
+/// (docs/durability.md). Otherwise one write and a flush.
+pub fn write_update(io: &dyn ByteIo, old: &AlignedBuf, new: &AlignedBuf) -> Result<(), LogError> {
+    let mut first = new.duplicate();
+    first.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&old.as_slice()[..HEADER_SIZE]);
+    if first.as_slice() != old.as_slice() && first.as_slice() != new.as_slice() {
+        write_prefix(io, &first)?;
+    }
+    write_prefix(io, new)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +113,36 @@ mod tests {
             })
         ));
         assert_eq!(logical_block_size(f.path(), None).unwrap(), 512);
+    }
+
+    #[test]
+    fn a_new_header_goes_out_only_after_the_bits_it_covers() {
+        use crate::pdata::crash_io::{CrashIo, Event};
+        let buf = |header: u8, bits: u8| {
+            let mut b = AlignedBuf::zeroed(1536);
+            b.as_mut_slice()[..HEADER_SIZE].fill(header);
+            b.as_mut_slice()[1024..].fill(bits);
+            b
+        };
+        let writes = |old: &AlignedBuf, new: &AlignedBuf| {
+            let io = CrashIo::new(old.as_slice().to_vec());
+            write_update(&io, old, new).unwrap();
+            let rec = io.recording();
+            assert_eq!(rec.last(), new.as_slice());
+            rec.events()
+                .map(|e| match e {
+                    Event::Write { bytes, .. } => Some((bytes[0], bytes[1024])),
+                    Event::Flush => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        // Header and bits change: the bits first, under the old header, flushed.
+        assert_eq!(
+            writes(&buf(1, 1), &buf(2, 0)),
+            [Some((1, 0)), None, Some((2, 0)), None]
+        );
+        // Only one of them changes: one write.
+        assert_eq!(writes(&buf(1, 1), &buf(2, 1)), [Some((2, 1)), None]);
+        assert_eq!(writes(&buf(1, 1), &buf(1, 0)), [Some((1, 0)), None]);
     }
 }

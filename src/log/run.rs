@@ -1,11 +1,10 @@
 //! The whole runs of `log_repair` and `log_restore` on devices the caller opened: every
-//! check, the work on the legs, the new buffer, the report, and the single write of the
-//! log. The binaries parse arguments, open files and print what these functions report.
+//! check, the work on the legs, the new buffer, the report, and the write of the log. The binaries parse arguments, open files and print what these functions report.
 //!
 //! Order of a repair (docs/dirty-log-format.md §9.3): everything is read and checked, and
 //! the new buffer rendered, before the first write anywhere; a resync makes the legs durable
 //! before the log is written; the log's first `buf_size` bytes go out in one write followed
-//! by a flush.
+//! by a flush, or two when the header changes (`device::write_update`, §9.4).
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -15,7 +14,7 @@ use std::path::Path;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 use super::bitmap::Bitmap;
-use super::device::{read_prefix, write_prefix};
+use super::device::{read_prefix, write_update};
 use super::error::LogError;
 use super::geometry::{buf_size, check_region_count, length_from_legs, Geometry, LengthSource};
 use super::header::{Header, NrRegions, MAGIC};
@@ -193,7 +192,7 @@ struct Plan<'a> {
 /// A resync writes the legs other than leg 0 and flushes them before the log is written; a
 /// failure there leaves the log as it was, so no region is marked clean whose copy did not
 /// reach every leg. The log is then written in one write of its first `buf_size` bytes,
-/// followed by a flush.
+/// followed by a flush (two when the header changes: see [`write_update`]).
 pub fn repair<'a>(
     log: &dyn ByteIo,
     opts: &RepairOptions<'a>,
@@ -338,7 +337,7 @@ fn verify(
     Ok(bits)
 }
 
-/// The apply phase: a resync's copy to the legs, then the single write of the log.
+/// The apply phase: a resync's copy to the legs, then the write of the log.
 fn apply(
     log: &dyn ByteIo,
     plan: &Plan<'_>,
@@ -369,7 +368,7 @@ fn apply(
             new
         }
     };
-    write_prefix(log, &new)?;
+    write_update(log, &old, &new)?;
     report.push(format!("wrote {} bytes and flushed", new.len()));
     Ok(Outcome::Written {
         bytes: new.len() as u64,
@@ -404,7 +403,8 @@ fn save_backup(path: &Path, old: &AlignedBuf) -> Result<(), LogError> {
 
 /// Writes the log `spec` describes onto `log`: header and bits into the first `buf_size`
 /// bytes, which keep the rest of their content (header area, bytes after the bitmap), in one
-/// write followed by a flush. Returns `buf_size`.
+/// write followed by a flush (two when the header changes: see [`write_update`]). Returns
+/// `buf_size`.
 ///
 /// A device shorter than `buf_size` is refused before anything is allocated, so a region
 /// count in the XML never sizes memory beyond what the device holds. Unless `force`, so is a
@@ -437,7 +437,7 @@ pub fn restore(
         }
     }
     let new = compose(&base, &spec.header(), &spec.bitmap());
-    write_prefix(log, &new)?;
+    write_update(log, &base, &new)?;
     Ok(len)
 }
 

@@ -6,6 +6,7 @@ pub mod array_build;
 pub mod bitset;
 pub mod btree;
 pub mod checksum;
+pub mod crash_io;
 pub mod error;
 pub mod fault_io;
 pub mod io;
