@@ -6,7 +6,9 @@ use era_log_tools::cli::open::open_text_input;
 use era_log_tools::cli::report::on_side;
 use era_log_tools::cli::{self, Counted, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
-use era_log_tools::era::restore::{restore, Step};
+use era_log_tools::era::build::needed_words;
+use era_log_tools::era::restore::{output_bytes_needed, restore_onto, Step};
+use era_log_tools::era::xml::read::ParseOptions;
 use era_log_tools::interrupt::{self, Guarded};
 
 /// The state an interrupted restore leaves its output in.
@@ -18,17 +20,31 @@ fn main() -> ExitCode {
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
         let (input, len) = open_text_input(&args.input)?;
-        let io = cli::open_era_output(&args.output, &args.input, args.force)?;
+        // Read only to size a missing output: the run ends there.
+        let mut unread = Some(input);
+        let out =
+            cli::open_era_output(&args.output, &args.input, args.force, &mut || match unread
+                .take()
+                .map(output_bytes_needed)
+            {
+                Some(Ok(bytes)) => needed_words(bytes),
+                _ => "create it first (its size depends on the XML, which is not valid)".into(),
+            })?;
+        let Some(input) = unread else {
+            return Err(anyhow::anyhow!("the input was read to size the output"));
+        };
         let reading = match len {
             Some(len) => cli::byte_progress(len, args.quiet),
             None => cli::stream_progress("checking XML", args.quiet),
         };
         reading.set_message("checking XML");
         let writing = cli::pending_blocks_bar("writing metadata");
-        let guarded = Guarded::new(&io);
-        let result = restore(
+        let guarded = Guarded::new(&out.io);
+        let result = restore_onto(
             input,
             &Counted::new(&guarded, &writing),
+            &|header| out.accepts(header, "the XML"),
+            &ParseOptions::default(),
             &|step| match step {
                 Step::Checked(n) => reading.inc(n),
                 Step::Writing(blocks) => {
