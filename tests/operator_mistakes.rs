@@ -669,6 +669,20 @@ fn a_missing_or_small_output_is_told_the_size_it_needs() {
         " bytes (truncate -s ",
     );
     assert_eq!(era_need, repair_need);
+    // XML from stdin is read only once: the size is left to era_metadata_size.
+    let missing = b.path("missing.img");
+    let o = Command::new(exe("era_restore"))
+        .args(["-i", "-", "-o", s(&missing)])
+        .stdin(fs::File::open(&era_xml).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Couldn't find output file")
+            && err.contains("; create it first: era_metadata_size --nr-blocks N --writesets W"),
+        "{err}"
+    );
     let log_need = needed_size(
         b.dir(),
         "log_restore",

@@ -15,21 +15,27 @@ use era_log_tools::interrupt::{self, Guarded};
 const UNFINISHED: &str = "the output holds an unfinished restore that no tool or kernel will \
 load; run era_restore again";
 
+/// What a missing output is told when the XML comes from a pipe, read only once.
+const NEED_FROM_A_PIPE: &str = "create it first: era_metadata_size --nr-blocks N --writesets W \
+tells the size for the XML's nr_blocks N and its W writesets (at least 40960 bytes)";
+
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
         let (input, len) = open_text_input(&args.input)?;
-        // Read only to size a missing output: the run ends there.
+        // A file is read to size a missing output (the run ends there); a pipe is not, as it
+        // could be long or wait on a terminal.
         let mut unread = Some(input);
-        let out =
-            cli::open_era_output(&args.output, &args.input, args.force, &mut || match unread
-                .take()
-                .map(output_bytes_needed)
-            {
+        let out = cli::open_era_output(&args.output, &args.input, args.force, &mut || {
+            if len.is_none() {
+                return NEED_FROM_A_PIPE.into();
+            }
+            match unread.take().map(output_bytes_needed) {
                 Some(Ok(bytes)) => needed_words(bytes),
                 _ => "create it first (its size depends on the XML, which is not valid)".into(),
-            })?;
+            }
+        })?;
         let Some(input) = unread else {
             return Err(anyhow::anyhow!("the input was read to size the output"));
         };
