@@ -197,11 +197,11 @@ impl EraOutput {
     }
 }
 
-/// Opens the device or file era_restore or era_repair writes (see [`open_writer_output`];
-/// `need` tells the size a missing output needs) and checks what it holds: zeros, the
-/// marker of our interrupted run, or intact dm-era metadata, whose geometry
-/// [`EraOutput::accepts`] compares with what is about to be written. Anything else is
-/// refused unless `force`.
+/// Opens the device or file era_restore or era_repair writes, which must exist (`need` tells
+/// the size a missing one needs), be a regular file or a block device, differ from `input`
+/// and be held by no one, and checks what it holds: zeros, the marker of our interrupted
+/// run, or intact dm-era metadata, whose geometry [`EraOutput::accepts`] compares with what
+/// is about to be written. Anything else is refused unless `force`.
 pub fn open_era_output(
     path: &Path,
     input: &Path,
@@ -247,9 +247,9 @@ fn era_geometry(io: &FileIo) -> Result<(u32, u32), String> {
     Ok((sb.data_block_size, sb.nr_blocks))
 }
 
-/// Opens the log device or image log_restore writes (see [`open_writer_output`]; a
-/// missing one is told to need `need_bytes`) and refuses, unless `force`, anything but
-/// zeros and a disk log (whose region count the restore compares).
+/// Opens the log device or image log_restore writes, as [`open_era_output`] opens its
+/// output (a missing one is told to need `need_bytes`), and refuses, unless `force`,
+/// anything but zeros and a disk log (whose region count the restore compares).
 pub fn open_log_output(
     path: &Path,
     input: &Path,
