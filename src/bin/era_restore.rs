@@ -24,21 +24,17 @@ fn main() -> ExitCode {
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
         let (input, len) = open_text_input(&args.input)?;
-        // A file is read to size a missing output (the run ends there); a pipe is not, as it
-        // could be long or wait on a terminal.
-        let mut unread = Some(input);
+        // A missing output is told its size from a second reading of an XML file; a pipe is
+        // not read for it, as it could be long or wait on a terminal.
         let out = cli::open_era_output(&args.output, &args.input, args.force, &mut || {
             if len.is_none() {
                 return NEED_FROM_A_PIPE.into();
             }
-            match unread.take().map(output_bytes_needed) {
-                Some(Ok(bytes)) => needed_words(bytes),
+            match open_text_input(&args.input).map(|(xml, _)| output_bytes_needed(xml)) {
+                Ok(Ok(bytes)) => needed_words(bytes),
                 _ => "create it first (its size depends on the XML, which is not valid)".into(),
             }
         })?;
-        let Some(input) = unread else {
-            return Err(anyhow::anyhow!("the input was read to size the output"));
-        };
         let reading = match len {
             Some(len) => cli::byte_progress(len, args.quiet),
             None => cli::stream_progress("checking XML", args.quiet),
