@@ -646,6 +646,37 @@ fn writers_refuse_what_they_cannot_call_theirs() {
     }
 }
 
+/// log_repair works in place, so a header it cannot name is its work, not a wrong target:
+/// its own check of the magic asks for --force, and then it repairs.
+#[test]
+fn log_repair_still_repairs_a_header_overwritten_with_anything() {
+    let b = Bench::new();
+    let mut bytes = fixture("log-crash.log.img.gz");
+    bytes[..4].copy_from_slice(b"XXXX");
+    let log = b.put("overwritten.img", &bytes);
+    refused(
+        b.dir(),
+        "log_repair",
+        &["--rewrite-header", "--nr-regions", "512", s(&log)],
+        &[1],
+        &[
+            "log header: bad magic 0x58585858",
+            "--force repairs it anyway",
+        ],
+    );
+    accepted(
+        "log_repair",
+        &[
+            "--rewrite-header",
+            "--force",
+            "--nr-regions",
+            "512",
+            s(&log),
+        ],
+    );
+    accepted("log_dump", &[s(&log)]);
+}
+
 /// A missing output: the message keeps thin-provisioning-tools' words and adds the size
 /// the input needs, which is exactly the least size accepted. The same for an output too
 /// small.
