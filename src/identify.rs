@@ -3,7 +3,8 @@
 //! a tool at by mistake (filesystems, LVM, LUKS, swap, partition tables).
 //!
 //! Readers use it to say "this is an ext4 filesystem" instead of "bad checksum"; writers use
-//! it to refuse a target that holds something else before they write anything.
+//! it to refuse a target that holds something else before they write anything (see
+//! docs/identification.md for which writer writes over what).
 
 use std::fmt;
 use std::io;
@@ -56,16 +57,26 @@ pub enum Content {
 }
 
 impl Content {
-    /// Whether a writer of `family` may write over this content without `--force`: its own
-    /// format, zeros, an unfinished era build (for the era writers) and anything unknown
-    /// (damage is what the writers repair).
-    pub fn writable_by(&self, family: Family) -> bool {
+    /// Whether a writer that replaces a device's content with `family`'s format
+    /// (era_restore, era_repair, log_restore) may write over this content without
+    /// `--force`: zeros, its own format, and for the era writers the marker of their own
+    /// interrupted run. Data we cannot name is not theirs to overwrite; whether the
+    /// geometry of their own format matches is for the writer to check.
+    pub fn replaceable_by(&self, family: Family) -> bool {
         match self {
-            Content::Zeros | Content::Unknown => true,
+            Content::Zeros => true,
             Content::EraMetadata | Content::EraUnfinished => family == Family::Era,
             Content::DirtyLog => family == Family::Log,
             _ => false,
         }
+    }
+
+    /// Whether a repairer that rewrites `family`'s format in place (log_repair) may work on
+    /// this content without `--force`: what [`Content::replaceable_by`] accepts, and
+    /// unrecognised bytes too, because a damaged header is what it repairs (it has its own
+    /// refusal of a device without its magic).
+    pub fn repairable_in_place_by(&self, family: Family) -> bool {
+        *self == Content::Unknown || self.replaceable_by(family)
     }
 
     /// What a reader of `family` should tell the user when this is not its format, or
@@ -113,8 +124,8 @@ impl fmt::Display for Content {
             Content::LvmPhysicalVolume => f.write_str("an LVM2 physical volume"),
             Content::Luks => f.write_str("a LUKS encrypted volume"),
             Content::Swap => f.write_str("a swap area"),
-            Content::PartitionTable(kind) => write!(f, "{} partition table", article(kind)),
-            Content::Unknown => f.write_str("no signature we know"),
+            Content::PartitionTable(kind) => write!(f, "{} {kind} partition table", article(kind)),
+            Content::Unknown => f.write_str("data that is neither zeros nor a signature we know"),
         }
     }
 }
@@ -172,11 +183,23 @@ pub fn identify(head: &[u8]) -> Content {
     if at(0, b"LUKS\xba\xbe") {
         return Content::Luks;
     }
+    if [0, 512]
+        .iter()
+        .any(|&o| at(o, &CRAMFS_MAGIC) || at(o, &swapped(CRAMFS_MAGIC)))
+    {
+        return Content::Filesystem("cramfs");
+    }
+    if at(0, &BFS_MAGIC) {
+        return Content::Filesystem("BFS");
+    }
     if (0..4).any(|s| at(s * 512, b"LABELONE") && at(s * 512 + 24, b"LVM2 001")) {
         return Content::LvmPhysicalVolume;
     }
     if let Some(name) = ext_filesystem(head) {
         return Content::Filesystem(name);
+    }
+    if is_minix(head) {
+        return Content::Filesystem("minix");
     }
     if at(65_536 + 64, b"_BHRfS_M") {
         return Content::Filesystem("Btrfs");
@@ -194,6 +217,40 @@ pub fn identify(head: &[u8]) -> Content {
         return Content::Zeros;
     }
     Content::Unknown
+}
+
+/// cramfs's magic 0x28CD3D45 as a little-endian host writes it; big-endian images have it
+/// byte-swapped, and images with a boot sector before them have it at byte 512.
+const CRAMFS_MAGIC: [u8; 4] = [0x45, 0x3D, 0xCD, 0x28];
+/// The SCO boot filesystem's magic 0x1BADFACE, little-endian, at byte 0.
+const BFS_MAGIC: [u8; 4] = [0xCE, 0xFA, 0xAD, 0x1B];
+/// Offset of the minix superblock.
+const MINIX_SB: usize = 1024;
+/// The magics of minix versions 1 and 2 (14- and 30-character names each), at offset 16
+/// of the superblock.
+const MINIX_MAGICS: [u16; 4] = [0x137F, 0x138F, 0x2468, 0x2478];
+/// The magic of minix version 3, at offset 24 of its (wider) superblock.
+const MINIX3_MAGIC: u16 = 0x4D5A;
+
+fn swapped(magic: [u8; 4]) -> [u8; 4] {
+    let [a, b, c, d] = magic;
+    [d, c, b, a]
+}
+
+/// A minix superblock at byte 1024, of either byte order: one of the magics, and inode and
+/// zone bitmaps that are not empty (a two-byte magic alone is too weak a sign).
+fn is_minix(head: &[u8]) -> bool {
+    let Some(sb) = head.get(MINIX_SB..MINIX_SB + 32) else {
+        return false;
+    };
+    let either_order = |at: usize, magic: u16| {
+        let found = LE::read_u16(&sb[at..]);
+        found == magic || found.swap_bytes() == magic
+    };
+    let nonzero = |at: usize| sb[at..at + 2] != [0, 0];
+    let v1_v2 = MINIX_MAGICS.iter().any(|&m| either_order(16, m)) && nonzero(4) && nonzero(6);
+    let v3 = either_order(24, MINIX3_MAGIC) && nonzero(6) && nonzero(8);
+    v1_v2 || v3
 }
 
 /// ext2, ext3 or ext4, from the superblock at byte 1024: magic 0xEF53, then the feature
@@ -313,16 +370,102 @@ mod tests {
     }
 
     #[test]
-    fn writers_accept_their_own_format_zeros_and_damage_only() {
+    fn writers_replace_only_zeros_and_their_own_format() {
         use Family::*;
-        assert!(Content::EraMetadata.writable_by(Era));
-        assert!(Content::EraUnfinished.writable_by(Era));
-        assert!(!Content::EraMetadata.writable_by(Log));
-        assert!(Content::DirtyLog.writable_by(Log));
-        assert!(!Content::DirtyLog.writable_by(Era));
-        assert!(Content::Zeros.writable_by(Log) && Content::Unknown.writable_by(Era));
-        assert!(!Content::Filesystem("ext4").writable_by(Era));
-        assert!(!Content::ThinMetadata.writable_by(Era));
+        assert!(Content::EraMetadata.replaceable_by(Era));
+        assert!(Content::EraUnfinished.replaceable_by(Era));
+        assert!(!Content::EraMetadata.replaceable_by(Log));
+        assert!(!Content::EraUnfinished.replaceable_by(Log));
+        assert!(Content::DirtyLog.replaceable_by(Log));
+        assert!(!Content::DirtyLog.replaceable_by(Era));
+        assert!(Content::Zeros.replaceable_by(Log) && Content::Zeros.replaceable_by(Era));
+        assert!(!Content::Unknown.replaceable_by(Era) && !Content::Unknown.replaceable_by(Log));
+        assert!(!Content::Filesystem("ext4").replaceable_by(Era));
+        assert!(!Content::ThinMetadata.replaceable_by(Era));
+    }
+
+    #[test]
+    fn a_repair_in_place_also_works_on_what_it_cannot_name() {
+        use Family::*;
+        assert!(Content::Unknown.repairable_in_place_by(Log));
+        assert!(Content::DirtyLog.repairable_in_place_by(Log));
+        assert!(!Content::EraMetadata.repairable_in_place_by(Log));
+        assert!(!Content::Filesystem("XFS").repairable_in_place_by(Log));
+    }
+
+    /// A minix superblock (version 3's layout if `v3`, else that of versions 1 and 2) with
+    /// `magic` in the byte order `to_bytes` gives, and one block in each bitmap.
+    fn minix(magic: u16, v3: bool, to_bytes: fn(u16) -> [u8; 2]) -> Vec<u8> {
+        let mut h = vec![0u8; PROBE_BYTES as usize];
+        let sb = &mut h[MINIX_SB..];
+        let (imap, zmap, magic_at) = if v3 { (6, 8, 24) } else { (4, 6, 16) };
+        sb[imap..imap + 2].copy_from_slice(&to_bytes(1));
+        sb[zmap..zmap + 2].copy_from_slice(&to_bytes(1));
+        sb[magic_at..magic_at + 2].copy_from_slice(&to_bytes(magic));
+        h
+    }
+
+    #[test]
+    fn minix_is_recognised_in_every_version_and_byte_order() {
+        let minix_fs = Content::Filesystem("minix");
+        for order in [u16::to_le_bytes, u16::to_be_bytes] {
+            for magic in [0x137F, 0x138F, 0x2468, 0x2478] {
+                assert_eq!(
+                    identify(&minix(magic, false, order)),
+                    minix_fs,
+                    "{magic:#x}"
+                );
+            }
+            assert_eq!(identify(&minix(0x4D5A, true, order)), minix_fs);
+        }
+        // The magic at byte 1040 (0x410): 7F 13 for version 1 on a little-endian host.
+        let v1 = minix(0x137F, false, u16::to_le_bytes);
+        assert_eq!(&v1[1040..1042], &[0x7F, 0x13]);
+        // A magic alone, with empty bitmaps, is not enough.
+        assert_eq!(
+            identify(&with(1040, &0x137Fu16.to_le_bytes())),
+            Content::Unknown
+        );
+        // Version 3's magic at version 1's offset is not minix.
+        let wrong = minix(0x4D5A, false, u16::to_le_bytes);
+        assert_eq!(identify(&wrong), Content::Unknown);
+        // ext's magic wins: parts of an ext superblock can look like minix's.
+        let mut ext = minix(0x137F, false, u16::to_le_bytes);
+        ext[1080..1082].copy_from_slice(&[0x53, 0xEF]);
+        assert_eq!(identify(&ext), Content::Filesystem("ext2"));
+    }
+
+    #[test]
+    fn cramfs_and_bfs_are_recognised() {
+        let cramfs = Content::Filesystem("cramfs");
+        assert_eq!(identify(&with(0, &0x28CD_3D45u32.to_le_bytes())), cramfs);
+        assert_eq!(identify(&with(0, &0x28CD_3D45u32.to_be_bytes())), cramfs);
+        assert_eq!(identify(&with(512, &0x28CD_3D45u32.to_le_bytes())), cramfs);
+        assert_eq!(
+            identify(&with(0, &0x1BAD_FACEu32.to_le_bytes())),
+            Content::Filesystem("BFS")
+        );
+        assert_eq!(
+            identify(&with(4, &0x1BAD_FACEu32.to_le_bytes())),
+            Content::Unknown
+        );
+    }
+
+    #[test]
+    fn contents_are_named_with_the_right_article() {
+        assert_eq!(
+            Content::PartitionTable("MBR").to_string(),
+            "an MBR partition table"
+        );
+        assert_eq!(
+            Content::PartitionTable("GPT").to_string(),
+            "a GPT partition table"
+        );
+        assert_eq!(
+            Content::Filesystem("minix").to_string(),
+            "a minix filesystem"
+        );
+        assert_eq!(Content::Filesystem("BFS").to_string(), "a BFS filesystem");
     }
 
     #[test]

@@ -236,7 +236,10 @@ fn restore_refuses_to_write_the_log_over_its_input() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(code(&o), 1, "{err}");
         assert!(
-            err.contains(&format!("error: is the input '{}'", s(&xml))),
+            err.contains(&format!(
+                "error: is the input {}; write the output somewhere else",
+                s(&xml)
+            )),
             "{err}"
         );
         assert_eq!(std::fs::read(&xml).unwrap(), before);

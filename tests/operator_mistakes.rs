@@ -455,15 +455,356 @@ fn writers_refuse_what_is_not_theirs() {
     accepted("era_check", &[s(&fresh)]);
     let fresh = b.put("fresh3.img", &vec![0u8; 4096]);
     accepted("log_restore", &["-i", s(&log_xml), "-o", s(&fresh)]);
-    // Writing era metadata over era metadata is the normal case too.
-    let again = b.put("again.img", &fixture("era-large.meta.img.gz"));
+    // Writing era metadata over era metadata of the same geometry is the normal case too.
+    let again = b.put("again.img", &fixture("era-basic.meta.img.gz"));
     accepted("era_restore", &["-i", s(&era_xml), "-o", s(&again)]);
+    accepted("era_repair", &["-i", s(&era), "-o", s(&again)]);
+    accepted("era_check", &[s(&again)]);
     // --force overrides the refusal.
     if let Some(e) = &ext4 {
         accepted("era_restore", &["--force", "-i", s(&era_xml), "-o", s(e)]);
         accepted("era_check", &[s(e)]);
     }
     eprintln!("{rows} rows: writers onto foreign targets and zeros");
+}
+
+/// era-large's geometry against era-basic's: the metadata of another target is not
+/// replaced without --force, and the refusal gives both geometries.
+#[test]
+fn era_writers_refuse_the_metadata_of_another_target() {
+    let b = Bench::new();
+    let (era, era_xml) = (b.path("era.img"), b.path("era.xml"));
+    let other = b.put("other.img", &fixture("era-large.meta.img.gz"));
+    let held = "holds dm-era metadata of another target (block size 8 sectors, 2097152 blocks";
+    refused(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o", s(&other)],
+        &[1],
+        &[
+            &format!("era_restore: {}: error: {held}", s(&other)),
+            "; the XML has 128 sectors, 1024 blocks); --force overwrites it",
+        ],
+    );
+    refused(
+        b.dir(),
+        "era_repair",
+        &["-i", s(&era), "-o", s(&other)],
+        &[1],
+        &[
+            held,
+            "; the input has 128 sectors, 1024 blocks); --force overwrites it",
+        ],
+    );
+    accepted(
+        "era_restore",
+        &["--force", "-i", s(&era_xml), "-o", s(&other)],
+    );
+    accepted("era_check", &[s(&other)]);
+    let other = b.put("other2.img", &fixture("era-large.meta.img.gz"));
+    accepted("era_repair", &["--force", "-i", s(&era), "-o", s(&other)]);
+    accepted("era_check", &[s(&other)]);
+}
+
+/// Block 0 of era-basic with its checksum broken: dm-era's magic, but no geometry to
+/// compare. era_repair's output may be just that (a repair onto an old copy), so the
+/// refusal says what it is and --force writes.
+#[test]
+fn era_writers_refuse_damaged_metadata_whose_geometry_cannot_be_read() {
+    let b = Bench::new();
+    let (era, era_xml) = (b.path("era.img"), b.path("era.xml"));
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    bytes[300] ^= 1;
+    let words = [
+        "holds damaged dm-era metadata (bad checksum in superblock), whose geometry cannot be \
+         read; refusing to write dm-era metadata over it (check the device name; --force \
+         writes anyway)",
+    ];
+    let damaged = b.put("damaged.img", &bytes);
+    refused(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o", s(&damaged)],
+        &[1],
+        &words,
+    );
+    refused(
+        b.dir(),
+        "era_repair",
+        &["-i", s(&era), "-o", s(&damaged)],
+        &[1],
+        &words,
+    );
+    accepted(
+        "era_restore",
+        &["--force", "-i", s(&era_xml), "-o", s(&damaged)],
+    );
+    accepted("era_check", &[s(&damaged)]);
+    let damaged = b.put("damaged2.img", &bytes);
+    accepted("era_repair", &["--force", "-i", s(&era), "-o", s(&damaged)]);
+    accepted("era_check", &[s(&damaged)]);
+}
+
+/// `len` bytes of `pattern` repeated, with `header` at `offset`.
+fn image(len: usize, pattern: &[u8], offset: usize, header: &[u8]) -> Vec<u8> {
+    let mut v: Vec<u8> = pattern.iter().copied().cycle().take(len).collect();
+    v[offset..offset + header.len()].copy_from_slice(header);
+    v
+}
+
+/// Bytes that look random: a xorshift stream.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// What the new-user trial wrote over: filesystems that wipefs knows and we did not, random
+/// data, a text file. No writer replaces them without --force, and each refusal names
+/// what it found.
+#[test]
+fn writers_refuse_what_they_cannot_call_theirs() {
+    let b = Bench::new();
+    let (era, era_xml, log_xml) = (b.path("era.img"), b.path("era.xml"), b.path("log.xml"));
+    let size = 4 << 20;
+    // minix v1 (inode and zone bitmaps of one block each), cramfs and BFS headers.
+    let mut minix = image(size, &[0], 1024, &[0x20, 0, 0x40, 0, 1, 0, 1, 0]);
+    minix[1040..1042].copy_from_slice(&[0x7F, 0x13]);
+    let targets: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("minix.img", minix, "holds a minix filesystem"),
+        (
+            "cramfs.img",
+            image(size, &[0], 0, &[0x45, 0x3D, 0xCD, 0x28]),
+            "holds a cramfs filesystem",
+        ),
+        (
+            "bfs.img",
+            image(size, &[0], 0, &[0xCE, 0xFA, 0xAD, 0x1B]),
+            "holds a BFS filesystem",
+        ),
+        (
+            "random.img",
+            noise(size),
+            "holds data that is neither zeros nor a signature we know",
+        ),
+        (
+            "notes.txt",
+            image(size, b"remember to renew the certificates\n", 0, &[]),
+            "holds data that is neither zeros nor a signature we know",
+        ),
+        (
+            "late.img",
+            image(
+                size,
+                &[0],
+                70_000,
+                b"data past what is probed is not looked at, ",
+            ),
+            "",
+        ),
+    ];
+    for (name, bytes, what) in &targets {
+        let target = b.put(name, bytes);
+        let t = s(&target);
+        let runs: [(&str, [&str; 4]); 3] = [
+            ("era_restore", ["-i", s(&era_xml), "-o", t]),
+            ("era_repair", ["-i", s(&era), "-o", t]),
+            ("log_restore", ["-i", s(&log_xml), "-o", t]),
+        ];
+        for (tool, args) in runs {
+            if what.is_empty() {
+                // Zeros as far as probed: a new device.
+                accepted(tool, &args);
+                b.put(name, bytes);
+                continue;
+            }
+            let writing = if tool == "log_restore" {
+                "refusing to write a disk log over it (check the device name; --force writes \
+                 anyway)"
+            } else {
+                "refusing to write dm-era metadata over it (check the device name; --force \
+                 writes anyway)"
+            };
+            refused(
+                b.dir(),
+                tool,
+                &args,
+                &[1],
+                &[&format!("{tool}: {t}: error: {what}; {writing}")],
+            );
+            let mut forced = vec!["--force"];
+            forced.extend(args);
+            accepted(tool, &forced);
+            b.put(name, bytes);
+        }
+    }
+}
+
+/// log_repair works in place, so a header it cannot name is its work, not a wrong target:
+/// its own check of the magic asks for --force, and then it repairs.
+#[test]
+fn log_repair_still_repairs_a_header_overwritten_with_anything() {
+    let b = Bench::new();
+    let mut bytes = fixture("log-crash.log.img.gz");
+    bytes[..4].copy_from_slice(b"XXXX");
+    let log = b.put("overwritten.img", &bytes);
+    refused(
+        b.dir(),
+        "log_repair",
+        &["--rewrite-header", "--nr-regions", "512", s(&log)],
+        &[1],
+        &[
+            "log header: bad magic 0x58585858",
+            "--force repairs it anyway",
+        ],
+    );
+    accepted(
+        "log_repair",
+        &[
+            "--rewrite-header",
+            "--force",
+            "--nr-regions",
+            "512",
+            s(&log),
+        ],
+    );
+    accepted("log_dump", &[s(&log)]);
+}
+
+/// A missing output: the message keeps thin-provisioning-tools' words and adds the size
+/// the input needs, which is exactly the least size accepted. The same for an output too
+/// small.
+#[test]
+fn a_missing_or_small_output_is_told_the_size_it_needs() {
+    let b = Bench::new();
+    let (era, era_xml, log_xml) = (b.path("era.img"), b.path("era.xml"), b.path("log.xml"));
+    // era-basic: 1024 blocks, 4 writesets.
+    let era_need = needed_size(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o"],
+        "it must hold at least ",
+        " bytes (truncate -s ",
+    );
+    let repair_need = needed_size(
+        b.dir(),
+        "era_repair",
+        &["-i", s(&era), "-o"],
+        "it must hold at least ",
+        " bytes (truncate -s ",
+    );
+    assert_eq!(era_need, repair_need);
+    // XML from stdin is read only once: the size is left to era_metadata_size.
+    let missing = b.path("missing.img");
+    let o = Command::new(exe("era_restore"))
+        .args(["-i", "-", "-o", s(&missing)])
+        .stdin(fs::File::open(&era_xml).unwrap())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("Couldn't find output file")
+            && err.contains("; create it first: era_metadata_size --nr-blocks N --writesets W"),
+        "{err}"
+    );
+    let log_need = needed_size(
+        b.dir(),
+        "log_restore",
+        &["-i", s(&log_xml), "-o"],
+        "an image file must hold at least ",
+        " bytes (truncate -s ",
+    );
+    assert_eq!(
+        log_need, 1536,
+        "512 regions: 1024 + 64 bytes, in whole sectors"
+    );
+    for (tool, input, need, step) in [
+        ("era_restore", &era_xml, era_need, 4096),
+        ("era_repair", &era, era_need, 4096),
+        ("log_restore", &log_xml, log_need, 1),
+    ] {
+        let small = b.put("small.img", &vec![0; (need - step) as usize]);
+        let r = run(tool, &["-i", s(input), "-o", s(&small)]);
+        assert_eq!(r.code, 1, "{tool}: {}", r.stderr);
+        if tool != "log_restore" {
+            let words = format!(
+                "Output file too small. It holds {} blocks of 4096 bytes; it must hold at least \
+                 {need} bytes (truncate -s {need} FILE, or a device of that size)",
+                need / 4096 - 1
+            );
+            assert!(r.stderr.contains(&words), "{tool}: {}", r.stderr);
+        }
+        let fits = b.put("fits.img", &vec![0; need as usize]);
+        accepted(tool, &["-i", s(input), "-o", s(&fits)]);
+    }
+}
+
+/// Runs `tool args MISSING` and returns the size its message says MISSING needs, checking
+/// the words around it.
+fn needed_size(dir: &Path, tool: &str, args: &[&str], before: &str, after: &str) -> u64 {
+    let missing = dir.join("missing.img");
+    let mut all = args.to_vec();
+    all.push(s(&missing));
+    let r = run(tool, &all);
+    assert_eq!(r.code, 1, "{tool}: {}", r.stderr);
+    let start = format!(
+        "{tool}: {m}: error: Couldn't find output file '{m}'; {before}",
+        m = s(&missing)
+    );
+    let rest = r
+        .stderr
+        .strip_prefix(&start)
+        .unwrap_or_else(|| panic!("{tool}: {}", r.stderr));
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let need: u64 = digits.parse().unwrap();
+    assert!(
+        rest.starts_with(&format!("{need}{after}{need} FILE")),
+        "{tool}: {}",
+        r.stderr
+    );
+    assert!(!missing.exists(), "{tool} created its output");
+    need
+}
+
+/// A directory given as the output: named as one.
+#[test]
+fn a_directory_as_the_output_is_named_as_one() {
+    let b = Bench::new();
+    let (era, era_xml, log_xml) = (b.path("era.img"), b.path("era.xml"), b.path("log.xml"));
+    let d = b.path("adir");
+    fs::create_dir(&d).unwrap();
+    let era_words = format!(
+        "error: Not a block device or regular file '{}': is a directory",
+        s(&d)
+    );
+    refused(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o", s(&d)],
+        &[1],
+        &[&era_words],
+    );
+    refused(
+        b.dir(),
+        "era_repair",
+        &["-i", s(&era), "-o", s(&d)],
+        &[1],
+        &[&era_words],
+    );
+    refused(
+        b.dir(),
+        "log_restore",
+        &["-i", s(&log_xml), "-o", s(&d)],
+        &[1],
+        &[&format!("log_restore: {}: error: is a directory\n", s(&d))],
+    );
 }
 
 #[test]

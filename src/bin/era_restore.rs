@@ -6,29 +6,47 @@ use era_log_tools::cli::open::open_text_input;
 use era_log_tools::cli::report::on_side;
 use era_log_tools::cli::{self, Counted, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
-use era_log_tools::era::restore::{restore, Step};
+use era_log_tools::era::build::needed_words;
+use era_log_tools::era::restore::{output_bytes_needed, restore_onto, Step};
+use era_log_tools::era::xml::read::ParseOptions;
 use era_log_tools::interrupt::{self, Guarded};
 
 /// The state an interrupted restore leaves its output in.
 const UNFINISHED: &str = "the output holds an unfinished restore that no tool or kernel will \
 load; run era_restore again";
 
+/// What a missing output is told when the XML comes from a pipe, read only once.
+const NEED_FROM_A_PIPE: &str = "create it first: era_metadata_size --nr-blocks N --writesets W \
+tells the size for the XML's nr_blocks N and its W writesets (at least 40960 bytes)";
+
 fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
         let (input, len) = open_text_input(&args.input)?;
-        let io = cli::open_era_output(&args.output, &args.input, args.force)?;
+        // A missing output is told its size from a second reading of an XML file; a pipe is
+        // not read for it, as it could be long or wait on a terminal.
+        let out = cli::open_era_output(&args.output, &args.input, args.force, &mut || {
+            if len.is_none() {
+                return NEED_FROM_A_PIPE.into();
+            }
+            match open_text_input(&args.input).map(|(xml, _)| output_bytes_needed(xml)) {
+                Ok(Ok(bytes)) => needed_words(bytes),
+                _ => "create it first (its size depends on the XML, which is not valid)".into(),
+            }
+        })?;
         let reading = match len {
             Some(len) => cli::byte_progress(len, args.quiet),
             None => cli::stream_progress("checking XML", args.quiet),
         };
         reading.set_message("checking XML");
         let writing = cli::pending_blocks_bar("writing metadata");
-        let guarded = Guarded::new(&io);
-        let result = restore(
+        let guarded = Guarded::new(&out.io);
+        let result = restore_onto(
             input,
             &Counted::new(&guarded, &writing),
+            &|header| out.accepts(header, "the XML"),
+            &ParseOptions::default(),
             &|step| match step {
                 Step::Checked(n) => reading.inc(n),
                 Step::Writing(blocks) => {

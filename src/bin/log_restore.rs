@@ -3,16 +3,15 @@
 use std::io::BufReader;
 use std::process::ExitCode;
 
-use era_log_tools::cli::open::{check_target, open_log, open_text_input, refuse_input_as_output};
+use era_log_tools::cli::open::{open_log_output, open_text_input, refuse_input_as_output};
 use era_log_tools::cli::report::OnFileExt;
 use era_log_tools::cli::{run_quiet, EXIT_OK};
 use era_log_tools::commands::log_restore::Args;
-use era_log_tools::identify::Family;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::log::device::logical_block_size;
+use era_log_tools::log::geometry::{buf_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;
-use era_log_tools::pdata::io::OpenMode;
 
 /// The state a log_restore stopped before its last write leaves the log in.
 const UNCHANGED: &str = "the log was not completely written: it is unchanged, or holds the new \
@@ -26,10 +25,15 @@ fn main() -> ExitCode {
             refuse_input_as_output(&args.output, &args.input)?;
         }
         let spec = parse(BufReader::new(open_text_input(&args.input)?.0)).on_file(&args.input)?;
-        let io = open_log(&args.output, OpenMode::Write)?;
+        // What a missing output would need: an image file has 512-byte logical blocks unless
+        // told otherwise.
+        let file_lbs = args
+            .logical_block_size
+            .unwrap_or(DEFAULT_LOGICAL_BLOCK_SIZE);
+        let need = buf_size(spec.regions, file_lbs);
+        let io = open_log_output(&args.output, &args.input, need, args.force)?;
         let lbs =
             logical_block_size(&args.output, args.logical_block_size).on_file(&args.output)?;
-        check_target(&io, &args.output, Family::Log, args.force)?;
         let result = restore(&Guarded::new(&io), &spec, lbs, args.force);
         if let Some(status) = interrupt::after_write(&args.output, &result, UNCHANGED) {
             return Ok(status);

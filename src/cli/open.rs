@@ -7,6 +7,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use super::report::file_error;
+use crate::era::sink::Header;
 use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::identify::{probe, Content, Family};
 use crate::pdata::error::Fault;
@@ -156,32 +157,148 @@ pub fn open_log(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
     open_device(path, mode, role, LOG_BUSY)
 }
 
-/// Opens the device or file a writer of `family` writes, with the messages scripts grep
-/// for: it must already exist, be a regular file or a block device, not be `input`, and
-/// not be held open by anyone else (block devices are opened with `O_EXCL`). What it holds
-/// is checked with [`check_target`].
-pub fn open_output(
+/// Opens the device or file a writer writes, with the messages scripts grep for: it must
+/// already exist (else the error says the size it needs: `need` is called to tell, see
+/// [`crate::era::build::needed_words`]), be a regular file or a block device, not be
+/// `input`, and not be held open by anyone else (block devices are opened with `O_EXCL`).
+/// `dir_words` is what a directory is called.
+fn open_writer_output(
     path: &Path,
     input: &Path,
-    family: Family,
+    dir_words: &str,
+    need: &mut dyn FnMut() -> String,
+) -> anyhow::Result<FileIo> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let missing = format!("Couldn't find output file '{}'", path.display());
+            return Err(file_error(path, format!("{missing}; {}", need())));
+        }
+        Ok(m) if m.is_dir() => return Err(file_error(path, dir_words)),
+        Ok(_) => refuse_input_as_output(path, input)?,
+        Err(_) => {}
+    }
+    open_device(path, OpenMode::Write, "output", WRITE_BUSY)
+}
+
+/// An era writer's output, opened and checked: it holds zeros, the marker of an interrupted
+/// run, or dm-era metadata whose geometry is kept here for [`EraOutput::accepts`] (unless
+/// `--force` was given).
+pub struct EraOutput {
+    /// The device or file.
+    pub io: FileIo,
+    /// Block size and `nr_blocks` of the dm-era metadata it holds.
+    held: Option<(u32, u32)>,
+}
+
+impl EraOutput {
+    /// Refuses to write metadata of `new`'s geometry over dm-era metadata of another (block
+    /// size or `nr_blocks`): the metadata of another target. `source` says where `new`
+    /// comes from ("the XML", "the input").
+    pub fn accepts(&self, new: &Header, source: &str) -> Result<(), String> {
+        match self.held {
+            Some((bs, nr)) if (bs, nr) != (new.block_size, new.nr_blocks) => Err(format!(
+                "holds dm-era metadata of another target (block size {bs} sectors, {nr} \
+                 blocks; {source} has {} sectors, {} blocks); --force overwrites it",
+                new.block_size, new.nr_blocks
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Opens the device or file era_restore or era_repair writes, which must exist (`need` tells
+/// the size a missing one needs), be a regular file or a block device, differ from `input`
+/// and be held by no one, and checks what it holds: zeros, the marker of our interrupted
+/// run, or intact dm-era metadata, whose geometry [`EraOutput::accepts`] compares with what
+/// is about to be written. Anything else is refused unless `force`.
+pub fn open_era_output(
+    path: &Path,
+    input: &Path,
+    force: bool,
+    need: &mut dyn FnMut() -> String,
+) -> anyhow::Result<EraOutput> {
+    // thin-provisioning-tools' words first: scripts look for them.
+    let dir_words = format!(
+        "Not a block device or regular file '{}': is a directory",
+        path.display()
+    );
+    let io = open_writer_output(path, input, &dir_words, need)?;
+    if force {
+        return Ok(EraOutput { io, held: None });
+    }
+    let found = probe(&io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
+    let held = match found {
+        Content::EraMetadata => Some(era_geometry(&io).map_err(|what| {
+            file_error(
+                path,
+                format!(
+                    "holds damaged dm-era metadata ({what}), whose geometry cannot be read; \
+                     {}",
+                    refusing(Family::Era)
+                ),
+            )
+        })?),
+        other if other.replaceable_by(Family::Era) => None,
+        other => return Err(refusal(path, &other, Family::Era)),
+    };
+    Ok(EraOutput { io, held })
+}
+
+/// Block size and `nr_blocks` from the superblock in block 0, or what is wrong with it.
+fn era_geometry(io: &FileIo) -> Result<(u32, u32), String> {
+    let head = io
+        .read_new(SUPERBLOCK_LOCATION)
+        .map_err(|e| format!("superblock at block 0: read error: {e}"))?;
+    let sb = Superblock::parse(&head, SUPERBLOCK_LOCATION).map_err(|fault| match fault {
+        Fault::BadChecksum => "bad checksum in superblock".to_string(),
+        other => format!("superblock at block 0: {other}"),
+    })?;
+    Ok((sb.data_block_size, sb.nr_blocks))
+}
+
+/// Opens the log device or image log_restore writes, as [`open_era_output`] opens its
+/// output (a missing one is told to need `need_bytes`), and refuses, unless `force`,
+/// anything but zeros and a disk log (whose region count the restore compares).
+pub fn open_log_output(
+    path: &Path,
+    input: &Path,
+    need_bytes: u64,
     force: bool,
 ) -> anyhow::Result<FileIo> {
-    if std::fs::metadata(path).is_ok() {
-        refuse_input_as_output(path, input)?;
+    let io = open_writer_output(path, input, "is a directory", &mut || {
+        format!(
+            "an image file must hold at least {need_bytes} bytes (truncate -s {need_bytes} \
+             FILE)"
+        )
+    })?;
+    if !force {
+        let found =
+            probe(&io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
+        if !found.replaceable_by(Family::Log) {
+            return Err(refusal(path, &found, Family::Log));
+        }
     }
-    let io = open_device(path, OpenMode::Write, "output", WRITE_BUSY)?;
-    check_target(&io, path, family, force)?;
     Ok(io)
 }
 
-/// [`open_output`] for dm-era metadata.
-pub fn open_era_output(path: &Path, input: &Path, force: bool) -> anyhow::Result<FileIo> {
-    open_output(path, input, Family::Era, force)
+/// What a writer of `family` does not do without `--force`.
+fn refusing(family: Family) -> String {
+    let what = match family {
+        Family::Era => "dm-era metadata",
+        Family::Log => "a disk log",
+    };
+    format!("refusing to write {what} over it (check the device name; --force writes anyway)")
 }
 
-/// Refuses to write `family`'s format over a device that holds something else we can name
-/// (a filesystem, LVM, LUKS, swap, a partition table, the other format), unless `force`.
-/// Zeros, the writer's own format and unrecognised bytes (damage) are written over.
+/// The refusal of a target that holds `found`.
+fn refusal(path: &Path, found: &Content, family: Family) -> anyhow::Error {
+    file_error(path, format!("holds {found}; {}", refusing(family)))
+}
+
+/// Refuses a device that log_repair is to repair in place when it holds something else we
+/// can name (a filesystem, LVM, LUKS, swap, a partition table, the other format), unless
+/// `force`. Zeros, a disk log and unrecognised bytes (a damaged header, which log_repair
+/// judges itself) pass.
 pub fn check_target(
     io: &dyn ByteIo,
     path: &Path,
@@ -189,20 +306,10 @@ pub fn check_target(
     force: bool,
 ) -> anyhow::Result<()> {
     let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-    if force || found.writable_by(family) {
+    if force || found.repairable_in_place_by(family) {
         return Ok(());
     }
-    let what = match family {
-        Family::Era => "dm-era metadata",
-        Family::Log => "a disk log",
-    };
-    Err(file_error(
-        path,
-        format!(
-            "holds {found}; refusing to write {what} over it (check the device name; --force \
-             writes anyway)"
-        ),
-    ))
+    Err(refusal(path, &found, family))
 }
 
 /// What to tell a reader of `family` about a device that does not hold its format, when
@@ -218,7 +325,7 @@ pub fn refuse_input_as_output(output: &Path, input: &Path) -> anyhow::Result<()>
         return Err(file_error(
             output,
             format!(
-                "is the input '{}' under another name; write to another device or file",
+                "is the input {}; write the output somewhere else",
                 input.display()
             ),
         ));

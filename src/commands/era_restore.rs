@@ -33,7 +33,11 @@ pub struct Args {
     /// Print nothing; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
-    /// Write even over a device that holds something else (a filesystem, a disk log, LVM, swap)
+    /// Write even over what is neither zeros nor dm-era metadata of the same geometry
+    ///
+    /// Without it the output is refused when it holds another target's metadata (another
+    /// block size or nr_blocks), damaged dm-era metadata, a filesystem, LVM, LUKS, swap, a
+    /// partition table, a disk log, or data that is neither zeros nor a signature we know.
     #[arg(long)]
     pub force: bool,
 }

@@ -30,8 +30,11 @@ pub struct Args {
     /// Never the XML input itself (refused).
     #[arg(short = 'o', long, value_name = "LOG")]
     pub output: PathBuf,
-    /// Write even over a device that holds something else (a filesystem, dm-era metadata,
-    /// the log of a mirror with another region count).
+    /// Write even over what is neither zeros nor a disk log of the same region count.
+    ///
+    /// Without it the output is refused when it holds the log of a mirror with another
+    /// region count, a filesystem, LVM, LUKS, swap, a partition table, dm-era metadata, or
+    /// data that is neither zeros nor a signature we know.
     #[arg(long)]
     pub force: bool,
     /// Logical block size of the log device in bytes (default: the device's, else 512).

@@ -27,11 +27,17 @@ pub const MIN_OUTPUT_BYTES: u64 = 40_960;
 #[derive(Debug)]
 pub enum BuildError {
     /// The output is smaller than [`MIN_OUTPUT_BYTES`].
-    BelowMinimum,
+    BelowMinimum {
+        /// The smallest output that holds the metadata, in bytes (see [`min_output_bytes`]).
+        min_bytes: Option<u64>,
+        /// Blocks the output offers.
+        available: u64,
+    },
     /// The output cannot hold the metadata.
     TooSmall {
-        /// Blocks the metadata needs.
-        needed: u64,
+        /// The smallest output that holds the metadata, in bytes (see [`min_output_bytes`]);
+        /// `None` when no output can.
+        min_bytes: Option<u64>,
         /// Blocks the output offers.
         available: u64,
     },
@@ -44,11 +50,18 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::BelowMinimum => write!(f, "Output file too small."),
-            BuildError::TooSmall { needed, available } => write!(
+            // thin-provisioning-tools' words first: scripts look for them.
+            BuildError::BelowMinimum {
+                min_bytes,
+                available,
+            }
+            | BuildError::TooSmall {
+                min_bytes,
+                available,
+            } => write!(
                 f,
-                "Output file too small. The metadata needs {needed} blocks of {BLOCK_SIZE} \
-                 bytes, the output holds {available}"
+                "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; {}",
+                needed_words(*min_bytes)
             ),
             BuildError::Invalid(s) => f.write_str(s),
             BuildError::Io(e) => write!(f, "write error: {e}"),
@@ -68,6 +81,39 @@ impl std::error::Error for BuildError {
 impl From<io::Error> for BuildError {
     fn from(e: io::Error) -> BuildError {
         BuildError::Io(e)
+    }
+}
+
+/// What to say about the size an output needs: at least `min_bytes`, and how to make one.
+pub fn needed_words(min_bytes: Option<u64>) -> String {
+    match min_bytes {
+        Some(n) => format!(
+            "it must hold at least {n} bytes (truncate -s {n} FILE, or a device of that size)"
+        ),
+        None => format!(
+            "no output can hold this metadata: a space map maps at most {MAX_METADATA_BLOCKS} \
+             blocks of {BLOCK_SIZE} bytes"
+        ),
+    }
+}
+
+/// The smallest output, in bytes, that [`check_room`] accepts for metadata of `nr_blocks`
+/// origin blocks and `nr_writesets` writesets whose blocks add up to `writeset_total`, or
+/// `None` when no output can hold it. The space map grows with the output, so the size is
+/// the least one that holds the metadata and its own space map.
+pub fn min_output_bytes(nr_blocks: u32, nr_writesets: u64, writeset_total: u64) -> Option<u64> {
+    let floor = MIN_OUTPUT_BYTES.div_ceil(BLOCK_SIZE as u64);
+    let mut size = floor;
+    loop {
+        let needed = (fixed_blocks(nr_blocks, nr_writesets, size) + writeset_total).max(floor);
+        if needed <= size {
+            return Some(size * BLOCK_SIZE as u64);
+        }
+        if needed > MAX_METADATA_BLOCKS {
+            return None;
+        }
+        // A larger output maps more blocks: try again with the size this one needed.
+        size = needed;
     }
 }
 
@@ -100,11 +146,18 @@ pub fn check_room(
 ) -> Result<(), BuildError> {
     let available = space_map_size(io);
     let needed = fixed_blocks(nr_blocks, nr_writesets, available) + writeset_total;
+    let min_bytes = || min_output_bytes(nr_blocks, nr_writesets, writeset_total);
     if io.nr_blocks().saturating_mul(BLOCK_SIZE as u64) < MIN_OUTPUT_BYTES {
-        return Err(BuildError::BelowMinimum);
+        return Err(BuildError::BelowMinimum {
+            min_bytes: min_bytes(),
+            available: io.nr_blocks(),
+        });
     }
     if needed > available {
-        return Err(BuildError::TooSmall { needed, available });
+        return Err(BuildError::TooSmall {
+            min_bytes: min_bytes(),
+            available,
+        });
     }
     Ok(())
 }

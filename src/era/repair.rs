@@ -3,8 +3,9 @@
 use crate::pdata::error::Side;
 use std::fmt;
 
-use super::build::{BuildError, EraBuilder};
+use super::build::{min_output_bytes, writeset_blocks, BuildError, EraBuilder};
 use super::dump::{DumpError, DumpOptions, Source};
+use super::sink::Header;
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::Problems;
 
@@ -48,14 +49,48 @@ impl std::error::Error for RepairError {
 /// Writes to `output` the metadata of `input` with everything unreadable skipped (see
 /// [`Source`] for what a skipped part becomes). Returns what was found and done.
 pub fn repair(input: &dyn BlockIo, output: &dyn BlockIo) -> Result<Problems, RepairError> {
-    let opts = DumpOptions {
-        repair: true,
-        ..DumpOptions::default()
-    };
-    let mut src = Source::open(input, &opts).map_err(RepairError::Read)?;
-    let mut b = EraBuilder::new(output, src.header().nr_blocks, &src.writeset_nr_bits())
+    Repair::open(input)?.write(output)
+}
+
+/// A repair whose input was opened: what it will write is known before any output is.
+pub struct Repair<'a> {
+    src: Source<'a>,
+}
+
+impl<'a> Repair<'a> {
+    /// Reads the superblock and the writeset tree of `input`.
+    pub fn open(input: &'a dyn BlockIo) -> Result<Repair<'a>, RepairError> {
+        let opts = DumpOptions {
+            repair: true,
+            ..DumpOptions::default()
+        };
+        let src = Source::open(input, &opts).map_err(RepairError::Read)?;
+        Ok(Repair { src })
+    }
+
+    /// The superblock of the metadata to be written.
+    pub fn header(&self) -> Header {
+        self.src.header()
+    }
+
+    /// The smallest output the repaired metadata fits (see [`min_output_bytes`]), or
+    /// `None` when no output can hold it.
+    pub fn output_bytes_needed(&self) -> Option<u64> {
+        let nr_bits = self.src.writeset_nr_bits();
+        let total = nr_bits.iter().map(|&n| writeset_blocks(n)).sum();
+        min_output_bytes(self.header().nr_blocks, nr_bits.len() as u64, total)
+    }
+
+    /// Writes the repaired metadata to `output`. Returns what was found and done.
+    pub fn write(mut self, output: &dyn BlockIo) -> Result<Problems, RepairError> {
+        let mut b = EraBuilder::new(
+            output,
+            self.header().nr_blocks,
+            &self.src.writeset_nr_bits(),
+        )
         .map_err(RepairError::Build)?;
-    src.stream(&mut b).map_err(RepairError::Read)?;
-    b.finish().map_err(RepairError::Build)?;
-    Ok(src.into_problems())
+        self.src.stream(&mut b).map_err(RepairError::Read)?;
+        b.finish().map_err(RepairError::Build)?;
+        Ok(self.src.into_problems())
+    }
 }

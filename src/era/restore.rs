@@ -10,7 +10,8 @@ use std::fmt;
 use std::io::{self, Read};
 
 use super::build::{
-    check_room, fixed_blocks, space_map_size, writeset_blocks, BuildError, EraBuilder,
+    check_room, fixed_blocks, min_output_bytes, space_map_size, writeset_blocks, BuildError,
+    EraBuilder,
 };
 use super::sink::{EraSink, Header};
 use super::spool::Spool;
@@ -34,6 +35,8 @@ pub enum RestoreError {
     TempFile(io::Error),
     /// The output is too small, or writing it failed.
     Build(BuildError),
+    /// The output holds what this metadata must not replace (nothing was written).
+    Refused(String),
 }
 
 impl RestoreError {
@@ -41,7 +44,7 @@ impl RestoreError {
     pub fn side(&self) -> Side {
         match self {
             RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
-            RestoreError::Build(_) => Side::Output,
+            RestoreError::Build(_) | RestoreError::Refused(_) => Side::Output,
             RestoreError::TempFile(_) => Side::Own,
         }
     }
@@ -54,6 +57,7 @@ impl fmt::Display for RestoreError {
             RestoreError::Xml(e) => e.fmt(f),
             RestoreError::TempFile(e) => e.fmt(f),
             RestoreError::Build(e) => e.fmt(f),
+            RestoreError::Refused(what) => f.write_str(what),
         }
     }
 }
@@ -65,6 +69,7 @@ impl std::error::Error for RestoreError {
             RestoreError::Xml(e) => Some(e),
             RestoreError::TempFile(e) => Some(e),
             RestoreError::Build(e) => Some(e),
+            RestoreError::Refused(_) => None,
         }
     }
 }
@@ -99,9 +104,15 @@ fn bad(msg: String) -> VisitError {
     VisitError::Invalid(msg)
 }
 
+/// Judges the output against the XML's superblock before anything is written: a refusal
+/// (the whole message) when the output holds metadata this one must not replace.
+pub type TargetCheck<'a> = &'a dyn Fn(&Header) -> Result<(), String>;
+
 /// Every rule, the writesets' bits, and the era array into the spool.
 struct Validator<'o> {
     out: &'o dyn BlockIo,
+    target: TargetCheck<'o>,
+    refused: Option<String>,
     header: Option<Header>,
     writesets: Vec<Writeset>,
     eras: HashSet<u32>,
@@ -155,6 +166,10 @@ impl XmlVisitor for Validator<'_> {
             )));
         }
         check_data_block_size(h.block_size).map_err(|f| bad(format!("block_size: {f}")))?;
+        (self.target)(&h).map_err(|refusal| {
+            self.refused = Some(refusal.clone());
+            bad(refusal)
+        })?;
         self.header = Some(h);
         self.room(h.nr_blocks)
     }
@@ -361,8 +376,22 @@ pub fn restore_with(
     opts: &ParseOptions,
     progress: &dyn Fn(Step),
 ) -> Result<(), RestoreError> {
+    restore_onto(input, out, &|_| Ok(()), opts, progress)
+}
+
+/// [`restore_with`], once `target` accepts the output for the XML's superblock (checked
+/// as soon as the superblock is read, before anything is written).
+pub fn restore_onto(
+    input: Box<dyn Read + Send>,
+    out: &dyn BlockIo,
+    target: TargetCheck<'_>,
+    opts: &ParseOptions,
+    progress: &dyn Fn(Step),
+) -> Result<(), RestoreError> {
     let mut v = Validator {
         out,
+        target,
+        refused: None,
         header: None,
         writesets: Vec::new(),
         eras: HashSet::new(),
@@ -376,12 +405,15 @@ pub fn restore_with(
     match parse(input, &mut v, opts, &|n| progress(Step::Checked(n))) {
         Ok(()) => {}
         Err(e) => {
+            if let Some(refusal) = v.refused.take() {
+                return Err(RestoreError::Refused(refusal));
+            }
             return Err(match (v.too_small.take(), e) {
                 (Some(t), _) => RestoreError::Build(t),
                 (None, ParseError::Xml(e)) => RestoreError::Xml(e),
                 (None, ParseError::Io(e)) => RestoreError::Input(e),
                 (None, ParseError::Visit(e)) => RestoreError::TempFile(e),
-            })
+            });
         }
     }
     let Some(header) = v.header else {
@@ -402,8 +434,11 @@ fn write_out(
     writesets.sort_by_key(|w| w.era);
     let nr_bits: Vec<u32> = writesets.iter().map(|w| w.nr_bits).collect();
     let writeset_total: u64 = nr_bits.iter().map(|&n| writeset_blocks(n)).sum();
+    // Block 0 is written twice: the marker of a build under way first, the superblock last.
     progress(Step::Writing(
-        fixed_blocks(header.nr_blocks, nr_bits.len() as u64, space_map_size(out)) + writeset_total,
+        fixed_blocks(header.nr_blocks, nr_bits.len() as u64, space_map_size(out))
+            + writeset_total
+            + 1,
     ));
     let mut b = EraBuilder::new(out, header.nr_blocks, &nr_bits)?;
     b.superblock_begin(header)?;
@@ -441,4 +476,190 @@ fn write_out(
     b.superblock_end()?;
     b.finish()?;
     Ok(())
+}
+
+/// What the XML asks of an output, counted without storing its bits or eras.
+#[derive(Default)]
+struct Sizer {
+    nr_blocks: Option<u32>,
+    nr_writesets: u64,
+    writeset_total: u64,
+}
+
+impl XmlVisitor for Sizer {
+    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+        self.nr_blocks = Some(h.nr_blocks);
+        Ok(())
+    }
+
+    fn writeset_begin(&mut self, _era: u32, nr_bits: u32) -> Result<(), VisitError> {
+        self.nr_writesets += 1;
+        self.writeset_total += writeset_blocks(nr_bits);
+        Ok(())
+    }
+
+    fn bit(&mut self, _block: u32, _value: bool) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn bits(&mut self, _: &[u32], _: Option<u32>, _: Option<u32>) -> Result<bool, VisitError> {
+        Ok(true)
+    }
+
+    fn marked(&mut self, _begin: u32, _len: u32) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn writeset_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn era_array_begin(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn era(&mut self, _block: u32, _era: u32) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn eras(&mut self, _: u32, _: &[u32], _: u32) -> Result<bool, VisitError> {
+        Ok(true)
+    }
+
+    fn era_array_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+
+    fn superblock_end(&mut self) -> Result<(), VisitError> {
+        Ok(())
+    }
+}
+
+/// The smallest output [`restore`] accepts for the XML read from `input` (see
+/// [`min_output_bytes`]): `Ok(None)` when no output can hold it, an error when the XML
+/// cannot be read. For telling the size of an output that does not exist yet.
+pub fn output_bytes_needed(input: Box<dyn Read + Send>) -> Result<Option<u64>, RestoreError> {
+    let mut sizer = Sizer::default();
+    parse(input, &mut sizer, &ParseOptions::default(), &|_| {}).map_err(|e| match e {
+        ParseError::Xml(e) => RestoreError::Xml(e),
+        ParseError::Io(e) => RestoreError::Input(e),
+        ParseError::Visit(e) => RestoreError::TempFile(e),
+    })?;
+    let Some(nr_blocks) = sizer.nr_blocks else {
+        return Err(RestoreError::Input(io::Error::other("no superblock")));
+    };
+    Ok(min_output_bytes(
+        nr_blocks,
+        sizer.nr_writesets,
+        sizer.writeset_total,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pdata::io::{Block, MemIo, BLOCK_SIZE};
+    use crate::pdata::space_map::ENTRIES_PER_BITMAP;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    /// Counts the blocks read and written, as the progress bar of era_restore does.
+    struct Counting {
+        inner: MemIo,
+        moved: AtomicU64,
+    }
+
+    impl BlockIo for Counting {
+        fn nr_blocks(&self) -> u64 {
+            self.inner.nr_blocks()
+        }
+
+        fn read(&self, loc: u64, buf: &mut Block) -> io::Result<()> {
+            self.moved.fetch_add(1, Ordering::Relaxed);
+            self.inner.read(loc, buf)
+        }
+
+        fn write(&self, loc: u64, buf: &Block) -> io::Result<()> {
+            self.moved.fetch_add(1, Ordering::Relaxed);
+            self.inner.write(loc, buf)
+        }
+
+        fn flush(&self) -> io::Result<()> {
+            self.inner.flush()
+        }
+    }
+
+    fn xml(nr_blocks: u32, writesets: u32) -> Box<dyn Read + Send> {
+        let mut s = format!(
+            "<superblock uuid=\"\" block_size=\"128\" nr_blocks=\"{nr_blocks}\" \
+             current_era=\"{writesets}\">\n"
+        );
+        for era in 1..=writesets {
+            s += &format!("<writeset era=\"{era}\" nr_bits=\"{nr_blocks}\">\n");
+            s += "<marked block_begin=\"0\" len=\"1\"/>\n</writeset>\n";
+        }
+        s += "</superblock>\n";
+        Box::new(io::Cursor::new(s.into_bytes()))
+    }
+
+    /// The bar's length is what the restore then moves: it ends full, not one past it.
+    #[test]
+    fn the_announced_blocks_are_the_blocks_written() {
+        for (nr_blocks, writesets) in [(4, 0), (11_109, 2), (100_000, 3)] {
+            let out = Counting {
+                inner: MemIo::new(4096),
+                moved: AtomicU64::new(0),
+            };
+            let announced = Mutex::new(None);
+            restore(xml(nr_blocks, writesets), &out, &|step| {
+                if let Step::Writing(n) = step {
+                    *announced.lock().unwrap() = Some(n);
+                }
+            })
+            .unwrap();
+            let moved = out.moved.load(Ordering::Relaxed);
+            assert_eq!(announced.into_inner().unwrap(), Some(moved), "{nr_blocks}");
+        }
+    }
+
+    fn restores_onto(blocks: u64, nr_blocks: u32, writesets: u32) -> Result<(), RestoreError> {
+        restore(xml(nr_blocks, writesets), &MemIo::new(blocks), &|_| {})
+    }
+
+    /// The size told for a missing or small output is the least one a restore accepts,
+    /// also where the output needs a second space-map bitmap to map itself.
+    #[test]
+    fn the_size_needed_is_the_least_that_is_accepted() {
+        let needed = |nr_blocks, writesets| {
+            output_bytes_needed(xml(nr_blocks, writesets))
+                .unwrap()
+                .unwrap()
+                / BLOCK_SIZE as u64
+        };
+        // The least nr_blocks whose metadata needs more blocks than one bitmap maps.
+        let (mut low, mut high) = (1u32, 1 << 26);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if needed(mid, 0) > ENTRIES_PER_BITMAP {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        for (nr_blocks, writesets) in [(4, 0), (1024, 3), (70_001, 1), (low, 0)] {
+            let blocks = needed(nr_blocks, writesets);
+            assert!(blocks >= 10, "40960 bytes at least");
+            restores_onto(blocks, nr_blocks, writesets)
+                .unwrap_or_else(|e| panic!("{nr_blocks}: {blocks} blocks: {e}"));
+            let e = restores_onto(blocks - 1, nr_blocks, writesets).unwrap_err();
+            let words = format!(
+                "Output file too small. It holds {} blocks of 4096 bytes; it must hold at least {} \
+                 bytes (truncate -s {} FILE, or a device of that size)",
+                blocks - 1,
+                blocks * 4096,
+                blocks * 4096
+            );
+            assert_eq!(e.to_string(), words);
+        }
+    }
 }
