@@ -462,7 +462,8 @@ mod tests {
         let mut text = String::new();
         let mut json = format!(
             "{{\"written_since\":3,\"era\":5,\"next_written_since\":5,\"snapshot_read\":false,\
-             \"units\":\"bytes\",\"block_size_sectors\":8,\"nr_blocks\":{},\"ranges\":[",
+             \"units\":\"bytes\",\"block_size_sectors\":8,\"nr_blocks\":{},\
+             \"past_current_era\":false,\"ranges\":[",
             set.nr_blocks
         );
         for (i, &(b, e)) in runs.iter().enumerate() {
