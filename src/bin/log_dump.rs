@@ -1,12 +1,14 @@
 //! log_dump: report what a dm-log disk dirty log holds.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::{advice, open_log};
-use era_log_tools::cli::report::{file_error, finding_line, OnFileExt};
+use era_log_tools::cli::report::{error_line, file_error, finding_line, OnFileExt};
 use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
 use era_log_tools::identify::Family;
+use era_log_tools::json::Object;
 use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
 use era_log_tools::log::LogError;
@@ -15,39 +17,59 @@ use era_log_tools::pdata::io::OpenMode;
 fn main() -> ExitCode {
     let args = Args::parse();
     run_quiet("log_dump", args.quiet, || {
-        let name = args.log.display().to_string();
-        let io = open_log(&args.log, OpenMode::ReadExclusive)?;
-        let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
-        let opts = DumpOptions {
-            logical_block_size: lbs,
-            region_size: args.region_size,
-            length: args.length,
-            nr_regions: args.nr_regions,
-            clustered: args.clustered,
-        };
-        let report = match inspect(&io, &opts) {
-            Err(e @ LogError::BadMagic { .. }) => {
-                let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
-                return Err(file_error(
-                    &args.log,
-                    format!("{e}{}", advice.unwrap_or_default()),
-                ));
-            }
-            r => r.on_file(&args.log)?,
-        };
-        if !args.quiet {
-            for f in &report.findings {
-                say(&finding_line("log_dump", &name, f));
-            }
+        let result = dump(&args);
+        if let (Err(e), Fmt::Json) = (&result, args.format) {
+            failure_json(&args, &error_line("log_dump", e))?;
         }
-        let format = match args.format {
-            Fmt::Xml => Format::Xml,
-            Fmt::Json => Format::Json,
-            Fmt::Text => Format::Text,
-        };
-        let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
-        render(&report, format, &mut out)?;
-        out.commit()?;
-        Ok(EXIT_OK)
+        result
     })
+}
+
+/// The JSON a failed run prints on stdout (never into an `-o` file, which keeps what it
+/// held): the log, outcome "failed" and the error line.
+fn failure_json(args: &Args, error: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    Object::begin(&mut out)?
+        .field("log", args.log.display().to_string())?
+        .field("outcome", "failed")?
+        .field("error", error)?
+        .end()?;
+    writeln!(out)
+}
+
+fn dump(args: &Args) -> anyhow::Result<u8> {
+    let name = args.log.display().to_string();
+    let io = open_log(&args.log, OpenMode::ReadExclusive)?;
+    let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
+    let opts = DumpOptions {
+        logical_block_size: lbs,
+        region_size: args.region_size,
+        length: args.length,
+        nr_regions: args.nr_regions,
+        clustered: args.clustered,
+    };
+    let report = match inspect(&io, &opts) {
+        Err(e @ LogError::BadMagic { .. }) => {
+            let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
+            return Err(file_error(
+                &args.log,
+                format!("{e}{}", advice.unwrap_or_default()),
+            ));
+        }
+        r => r.on_file(&args.log)?,
+    };
+    if !args.quiet {
+        for f in &report.findings {
+            say(&finding_line("log_dump", &name, f));
+        }
+    }
+    let format = match args.format {
+        Fmt::Xml => Format::Xml,
+        Fmt::Json => Format::Json,
+        Fmt::Text => Format::Text,
+    };
+    let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
+    render(&report, format, &mut out)?;
+    out.commit()?;
+    Ok(EXIT_OK)
 }
