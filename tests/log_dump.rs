@@ -356,3 +356,31 @@ fn the_report_is_never_written_over_the_log() {
     assert!(err.contains("is the input"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
+
+#[test]
+fn a_region_size_without_the_length_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let p = log.to_str().unwrap();
+    // 512 regions fit 128 x 65536 as well as 256 x 131072: a region size alone would print
+    // sector ranges nothing has checked.
+    for args in [
+        vec!["--region-size", "256", p],
+        vec!["--region-size", "256", "--format", "json", p],
+        vec!["--length", "65536", p],
+    ] {
+        let o = run("log_dump", &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        assert!(
+            err.contains("--length") && err.contains("--region-size"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty(), "{args:?} printed a report");
+    }
+    let j = dump_json(&log, &["--region-size", "128", "--length", "65536"]);
+    assert_eq!(
+        (j["region_size"].as_u64(), j["length"].as_u64()),
+        (Some(128), Some(65536))
+    );
+}
