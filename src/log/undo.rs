@@ -249,3 +249,164 @@ fn read(io: &dyn ByteIo, offset: u64, len: usize, name: &str) -> Result<AlignedB
         .map_err(|e| LogError::io(format!("reading {name}"), e))?;
     Ok(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::backup::{BackupWriter, LegId};
+    use crate::pdata::fault_io::{FaultIo, Inject, Op};
+    use crate::pdata::io::MemIo;
+
+    fn id(path: &str, size: u64) -> DeviceId {
+        DeviceId {
+            path: path.into(),
+            size,
+            dev: 1,
+            ino: 2,
+            rdev: 0,
+        }
+    }
+
+    /// A log of 2048 bytes and two legs of 8192, as a resync left them (the log's first
+    /// 1536 bytes 0xBB, leg 1's bytes 4096..8192 0xCC), and a backup of what they held
+    /// before (0xAA and 0x11).
+    struct Bench {
+        _dir: tempfile::TempDir,
+        backup: std::path::PathBuf,
+        header: BackupHeader,
+    }
+
+    fn bench() -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("bak");
+        let header = BackupHeader {
+            log: id("log", 2048),
+            legs: vec![
+                LegId {
+                    id: id("leg0", 8192),
+                    offset: 0,
+                },
+                LegId {
+                    id: id("leg1", 8192),
+                    offset: 0,
+                },
+            ],
+        };
+        let file = std::fs::File::create(&backup).unwrap();
+        let mut w = BackupWriter::new(file, &header).unwrap();
+        w.record(Target::Log, 0, &[0xAA; 1536], crc32c::crc32c(&[0xBB; 1536]))
+            .unwrap();
+        w.record(
+            Target::Leg(1),
+            4096,
+            &[0x11; 4096],
+            crc32c::crc32c(&[0xCC; 4096]),
+        )
+        .unwrap();
+        w.finish().unwrap();
+        Bench {
+            _dir: dir,
+            backup,
+            header,
+        }
+    }
+
+    fn dev<'a>(io: &'a dyn ByteIo, path: &str, size: u64) -> UndoDevice<'a> {
+        UndoDevice {
+            io,
+            id: id(path, size),
+        }
+    }
+
+    fn after_run() -> (Vec<u8>, Vec<u8>) {
+        let mut log = vec![0xBB; 1536];
+        log.extend([0x55; 512]);
+        let mut leg1 = vec![0x77; 4096];
+        leg1.extend([0xCC; 4096]);
+        (log, leg1)
+    }
+
+    #[test]
+    fn the_log_goes_back_and_is_flushed_before_any_leg_is_written() {
+        let b = bench();
+        let (log_bytes, leg1_bytes) = after_run();
+        let log = FaultIo::new(MemIo::from_bytes(log_bytes.clone()), Inject::None);
+        let leg0 = MemIo::from_bytes(vec![0; 8192]);
+        // Leg 1 loses power at its first write.
+        let leg1 = FaultIo::new(MemIo::from_bytes(leg1_bytes.clone()), Inject::StopAt(0));
+        let opts = UndoOptions {
+            backup: &b.backup,
+            dry_run: false,
+            force: false,
+        };
+        let mut steps = Vec::new();
+        {
+            let legs = [dev(&leg0, "leg0", 8192), dev(&leg1, "leg1", 8192)];
+            let r = undo(&b.header, &dev(&log, "log", 2048), &legs, &opts, &mut steps);
+            assert!(r.is_err());
+        }
+        assert_eq!(log.ops(), vec![Op::WriteAt(0), Op::Flush]);
+        let mut expected = vec![0xAA; 1536];
+        expected.extend([0x55; 512]);
+        assert_eq!(log.into_inner().into_bytes(), expected);
+        assert_eq!(leg1.into_inner().into_bytes(), leg1_bytes);
+        // Run again, the undo finishes: the log already holds the backup's bytes.
+        let log = MemIo::from_bytes(expected.clone());
+        let leg1 = MemIo::from_bytes(leg1_bytes);
+        {
+            let legs = [dev(&leg0, "leg0", 8192), dev(&leg1, "leg1", 8192)];
+            let r = undo(&b.header, &dev(&log, "log", 2048), &legs, &opts, &mut steps);
+            assert_eq!(r.unwrap(), Outcome::Written { bytes: 1536 + 4096 });
+        }
+        let mut leg1_before = vec![0x77; 4096];
+        leg1_before.extend([0x11; 4096]);
+        assert_eq!(leg1.into_bytes(), leg1_before);
+        assert_eq!(log.into_bytes(), expected);
+    }
+
+    #[test]
+    fn another_size_or_identity_is_refused_before_any_write() {
+        let b = bench();
+        let (log_bytes, leg1_bytes) = after_run();
+        let leg0 = MemIo::from_bytes(vec![0; 8192]);
+        let leg1 = MemIo::from_bytes(leg1_bytes);
+        let opts = UndoOptions {
+            backup: &b.backup,
+            dry_run: false,
+            force: true,
+        };
+        let legs = [
+            UndoDevice {
+                io: &leg0,
+                id: id("leg0", 8192),
+            },
+            UndoDevice {
+                io: &leg1,
+                id: id("leg1", 8192),
+            },
+        ];
+        let mut other = id("log", 2048);
+        other.ino = 3;
+        let mut steps = Vec::new();
+        for (log_id, force) in [(id("log", 4096), true), (other.clone(), false)] {
+            let log = MemIo::from_bytes(log_bytes.clone());
+            let opts = UndoOptions { force, ..opts };
+            let dev = UndoDevice {
+                io: &log,
+                id: log_id,
+            };
+            assert!(matches!(
+                undo(&b.header, &dev, &legs, &opts, &mut steps),
+                Err(LogError::Undo(_))
+            ));
+            assert_eq!(log.into_bytes(), log_bytes);
+        }
+        // --force accepts another identity, never another size.
+        let log = MemIo::from_bytes(log_bytes);
+        let dev = UndoDevice {
+            io: &log,
+            id: other,
+        };
+        assert!(undo(&b.header, &dev, &legs, &opts, &mut steps).is_ok());
+    }
+}
