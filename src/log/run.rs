@@ -3,7 +3,8 @@
 //! log. The binaries parse arguments, open files and print what these functions report.
 //!
 //! Order of a repair (docs/dirty-log-format.md §9.3): everything is read and checked, and
-//! the new buffer rendered, before the first write anywhere; a resync makes the legs durable
+//! the new buffer rendered, before the first write anywhere; a backup (§9.6), when asked
+//! for, is then written and synced with its directory; a resync makes the legs durable
 //! before the log is written; the log's first `buf_size` bytes go out in one write followed
 //! by a flush.
 
