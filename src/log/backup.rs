@@ -21,6 +21,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 use super::error::LogError;
+use super::resync::CHUNK;
 
 /// The first 8 bytes of a backup.
 pub const MAGIC: [u8; 8] = *b"DMLOGBK\0";
@@ -304,28 +305,22 @@ impl<W: Write> BackupWriter<W> {
 }
 
 /// Reads the records of a backup after its header, checking each one's checksum and bounds
-/// against the header: a record longer than `max_len` (or than the device it belongs to)
-/// is refused before anything is allocated for it.
+/// before anything is allocated for it: a record must fit the device it belongs to (whose
+/// size the caller checks against the real device), and a leg's record is at most one
+/// piece of a resync ([`CHUNK`]).
 pub struct BackupReader<'a> {
     input: &'a mut dyn Read,
     header: &'a BackupHeader,
-    max_len: u64,
     records: u64,
     ended: bool,
 }
 
 impl<'a> BackupReader<'a> {
-    /// Reads the records that follow `header` on `input`; no record may be longer than
-    /// `max_len` bytes.
-    pub fn new(
-        input: &'a mut dyn Read,
-        header: &'a BackupHeader,
-        max_len: u64,
-    ) -> BackupReader<'a> {
+    /// Reads the records that follow `header` on `input`.
+    pub fn new(input: &'a mut dyn Read, header: &'a BackupHeader) -> BackupReader<'a> {
         BackupReader {
             input,
             header,
-            max_len,
             records: 0,
             ended: false,
         }
@@ -352,21 +347,21 @@ impl<'a> BackupReader<'a> {
             self.ended = true;
             return Ok(None);
         }
-        let (target, size) =
+        let (target, size, most) =
             match kind {
-                KIND_LOG => (Target::Log, self.header.log.size),
+                KIND_LOG => (Target::Log, self.header.log.size, self.header.log.size),
                 KIND_LEG => {
                     let i = leg as usize;
                     let l =
                         self.header.legs.get(i).filter(|_| i > 0).ok_or_else(|| {
                             wrong(&format!("leg {leg} is not a leg the run wrote"))
                         })?;
-                    (Target::Leg(i), l.id.size)
+                    (Target::Leg(i), l.id.size, CHUNK)
                 }
                 _ => return Err(wrong(&format!("unknown kind {kind}"))),
             };
         let fits = offset.checked_add(length).is_some_and(|end| end <= size);
-        if length > self.max_len || !fits {
+        if length > most || !fits {
             return Err(wrong(&format!(
                 "{length} bytes at offset {offset} do not fit the device ({size} bytes)"
             )));
@@ -438,7 +433,7 @@ mod tests {
         let mut r: &[u8] = &bytes;
         let back = BackupHeader::read(&mut r).unwrap();
         assert_eq!(back, h);
-        let mut rd = BackupReader::new(&mut r, &back, 1 << 20);
+        let mut rd = BackupReader::new(&mut r, &back);
         let a = rd.next_record().unwrap().unwrap();
         assert_eq!(
             (a.target, a.offset, a.new_crc, a.data.len()),
@@ -461,7 +456,7 @@ mod tests {
             b[at] ^= 0x10;
             let mut r: &[u8] = &b;
             let result = BackupHeader::read(&mut r).and_then(|hd| {
-                let mut rd = BackupReader::new(&mut r, &hd, 1 << 20);
+                let mut rd = BackupReader::new(&mut r, &hd);
                 while rd.next_record()?.is_some() {}
                 Ok(())
             });
@@ -470,7 +465,7 @@ mod tests {
         // A backup cut short (no end record) is refused too.
         let mut r: &[u8] = &bytes[..bytes.len() - 32];
         let hd = BackupHeader::read(&mut r).unwrap();
-        let mut rd = BackupReader::new(&mut r, &hd, 1 << 20);
+        let mut rd = BackupReader::new(&mut r, &hd);
         assert!(rd.next_record().is_ok() && rd.next_record().is_ok());
         assert!(rd.next_record().is_err());
     }
@@ -484,7 +479,16 @@ mod tests {
         let bytes = w.finish().unwrap();
         let mut r: &[u8] = &bytes;
         let hd = BackupHeader::read(&mut r).unwrap();
-        let e = BackupReader::new(&mut r, &hd, 1 << 20).next_record();
+        let e = BackupReader::new(&mut r, &hd).next_record();
         assert!(e.unwrap_err().to_string().contains("do not fit"));
+        // A leg's record is never longer than a resync's piece, whatever the leg's size.
+        h.legs[1].id.size = 1 << 40;
+        let mut w = BackupWriter::new(Vec::new(), &h).unwrap();
+        w.record(Target::Leg(1), 0, &vec![0; CHUNK as usize + 512], 8)
+            .unwrap();
+        let bytes = w.finish().unwrap();
+        let mut r: &[u8] = &bytes;
+        let hd = BackupHeader::read(&mut r).unwrap();
+        assert!(BackupReader::new(&mut r, &hd).next_record().is_err());
     }
 }

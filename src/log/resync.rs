@@ -11,8 +11,9 @@ use super::device::open;
 use super::error::LogError;
 use super::geometry::{Geometry, SECTOR_SIZE};
 
-/// Bytes copied or compared per I/O: large regions are handled in pieces of this size.
-const CHUNK: u64 = 1 << 20;
+/// Bytes copied or compared per I/O: large regions are handled in pieces of this size (and
+/// a backup keeps a leg's bytes in records of at most this size).
+pub const CHUNK: u64 = 1 << 20;
 
 /// A leg as given on the command line: `PATH[:OFFSET]`, offset in sectors as in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -226,16 +226,9 @@ fn for_each_record(
             LogError::Invalid("the file changed while it was read".into()),
         ));
     }
-    // Each record must fit its device (whose size was checked), so no allocation exceeds
-    // the largest device.
-    let max_len = header
-        .legs
-        .iter()
-        .map(|l| l.id.size)
-        .chain([header.log.size])
-        .max()
-        .unwrap_or(0);
-    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header, max_len);
+    // The devices' sizes were checked against the header's: a record that fits its
+    // device sizes no allocation beyond the device.
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
     while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
         f(r)?;
     }
