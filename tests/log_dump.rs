@@ -366,7 +366,7 @@ fn a_region_size_without_the_length_is_a_usage_error() {
     // sector ranges nothing has checked.
     for args in [
         vec!["--region-size", "256", p],
-        vec!["--region-size", "256", "--format", "json", p],
+        vec!["--region-size", "256", "--format", "text", p],
         vec!["--length", "65536", p],
     ] {
         let o = run("log_dump", &args);

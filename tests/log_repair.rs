@@ -848,6 +848,29 @@ fn json_comes_out_when_a_run_fails() {
         assert_eq!(j["outcome"], "failed", "{j}");
         assert_eq!(j["error"].as_str(), Some(err.trim_end()), "{j}");
     }
+    // Usage errors too: the object on stdout, clap's message on stderr, exit status 2.
+    let usage: [(&str, Vec<&str>); 3] = [
+        (
+            "log_repair",
+            vec!["--resync", "--region-size", "128", s(&log)],
+        ),
+        (
+            "log_repair",
+            vec!["--clear-stray-bits", "--leg", "x", s(&log)],
+        ),
+        ("log_dump", vec!["--region-size", "128", s(&log)]),
+    ];
+    for (bin, mut args) in usage {
+        args.extend(["--format", "json"]);
+        let o = run(bin, &args);
+        assert_eq!(code(&o), 2, "{bin} {args:?}");
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e})"));
+        assert_eq!(j["outcome"], "failed", "{j}");
+        let error = j["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("{bin}: error: ")), "{j}");
+        assert!(!o.stderr.is_empty());
+    }
 }
 
 #[test]

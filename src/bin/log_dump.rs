@@ -15,22 +15,25 @@ use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     run_quiet("log_dump", args.quiet, || {
         let result = dump(&args);
         if let (Err(e), Fmt::Json) = (&result, args.format) {
-            failure_json(&args, &error_line("log_dump", e))?;
+            failure_json(
+                Some(args.log.display().to_string()),
+                &error_line("log_dump", e),
+            )?;
         }
         result
     })
 }
 
 /// The JSON a failed run prints on stdout (never into an `-o` file, which keeps what it
-/// held): the log, outcome "failed" and the error line.
-fn failure_json(args: &Args, error: &str) -> std::io::Result<()> {
+/// held): the log (unknown after a usage error), outcome "failed" and the error line.
+fn failure_json(log: Option<String>, error: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     Object::begin(&mut out)?
-        .field("log", args.log.display().to_string())?
+        .field("log", log)?
         .field("outcome", "failed")?
         .field("error", error)?
         .end()?;
@@ -72,4 +75,36 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
     render(&report, format, &mut out)?;
     out.commit()?;
     Ok(EXIT_OK)
+}
+
+/// Parses the command line. A usage error is answered in JSON too when `--format json` was
+/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
+/// version go the usual way.
+fn parse_args() -> Args {
+    match <Args as clap::Parser>::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => usage_exit(e),
+        Err(_) => Args::parse(),
+    }
+}
+
+/// Ends the run on a usage error: the JSON object first when JSON was asked for.
+fn usage_exit(e: clap::Error) -> ! {
+    let json = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || std::env::args().any(|a| a == "--format=json");
+    if json {
+        let text = e.to_string();
+        let what = text.split("\n\nUsage:").next().unwrap_or_default();
+        let what = what.trim_start_matches("error: ");
+        let line = format!(
+            "log_dump: error: {}",
+            what.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(None, &line);
+    }
+    e.exit()
 }

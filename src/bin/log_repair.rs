@@ -28,9 +28,7 @@ use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::{ByteIo, OpenMode};
 
 fn usage_error(msg: &str) -> ! {
-    Args::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, msg)
-        .exit()
+    usage_exit(Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg))
 }
 
 /// The progress bar of a leg pass, shown only on a terminal and never with -q.
@@ -74,7 +72,7 @@ impl Steps for Report {
 }
 
 fn main() -> ExitCode {
-    let cli = Args::parse();
+    let cli = parse_args();
     let with_legs = cli.resync || cli.verify;
     if !cli.legs.is_empty() && !with_legs && cli.undo.is_none() {
         usage_error("--leg is only used by --resync, --verify and --undo");
@@ -92,7 +90,12 @@ fn main() -> ExitCode {
         if cli.format == ReportFormat::Json {
             let error = result.as_ref().err().map(|e| error_line("log_repair", e));
             let outcome = result.as_ref().ok().and_then(|(_, o)| o.as_ref());
-            print_json(&cli, &report.steps, outcome, error)?;
+            print_json(
+                Some(cli.log.display().to_string()),
+                &report.steps,
+                outcome,
+                error,
+            )?;
         }
         result.map(|(status, _)| status)
     })
@@ -302,10 +305,10 @@ fn finish(
     Ok((EXIT_OK, Some(outcome)))
 }
 
-/// The JSON report on stdout: one object with the steps and the outcome, and the error line
-/// when the run failed.
+/// The JSON report on stdout: one object with the log (unknown after a usage error), the
+/// steps and the outcome, and the error line when the run failed.
 fn print_json(
-    cli: &Args,
+    log: Option<String>,
     steps: &[String],
     outcome: Option<&Outcome>,
     error: Option<String>,
@@ -318,11 +321,43 @@ fn print_json(
         Some(Outcome::Written { bytes }) => ("written", Some(*bytes)),
     };
     Object::begin(&mut out)?
-        .field("log", cli.log.display().to_string())?
+        .field("log", log)?
         .field("outcome", outcome)?
         .field("bytes_written", bytes)?
         .list("steps", steps)?
         .field("error", error)?
         .end()?;
     writeln!(out)
+}
+
+/// Parses the command line. A usage error is answered in JSON too when `--format json` was
+/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
+/// version go the usual way.
+fn parse_args() -> Args {
+    match <Args as clap::Parser>::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => usage_exit(e),
+        Err(_) => Args::parse(),
+    }
+}
+
+/// Ends the run on a usage error: the JSON object first when JSON was asked for.
+fn usage_exit(e: clap::Error) -> ! {
+    let json = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || std::env::args().any(|a| a == "--format=json");
+    if json {
+        let text = e.to_string();
+        let what = text.split("\n\nUsage:").next().unwrap_or_default();
+        let what = what.trim_start_matches("error: ");
+        let line = format!(
+            "log_repair: error: {}",
+            what.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = print_json(None, &[], None, Some(line));
+    }
+    e.exit()
 }
