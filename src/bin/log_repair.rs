@@ -343,11 +343,12 @@ fn parse_args() -> Args {
 
 /// Ends the run on a usage error: the JSON object first when JSON was asked for.
 fn usage_exit(e: clap::Error) -> ! {
-    let json = std::env::args()
-        .collect::<Vec<_>>()
+    // Arguments that are not UTF-8 are compared as they are, never converted.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args
         .windows(2)
         .any(|w| w[0] == "--format" && w[1] == "json")
-        || std::env::args().any(|a| a == "--format=json");
+        || args.iter().any(|a| a == "--format=json");
     if json {
         let text = e.to_string();
         let what = text.split("\n\nUsage:").next().unwrap_or_default();
