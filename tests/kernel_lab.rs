@@ -190,7 +190,14 @@ fn mirror_after_offline_resync_is_in_sync_at_once() {
     let disks = crash_mirror(&dir, 50);
     let (log, leg0, leg1) = &disks;
     let out = Command::new(common::exe("log_repair"))
-        .args(["--resync", "--region-size", "128", "--leg"])
+        .args([
+            "--resync",
+            "--region-size",
+            "128",
+            "--length",
+            "65536",
+            "--leg",
+        ])
         .arg(leg0)
         .arg("--leg")
         .arg(leg1)

@@ -210,10 +210,9 @@ fn resize_images_carry_the_region_count_of_each_table() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(
-            "the log has 256 regions, but 65536 sectors (from --length) in regions of \
-                      128 sectors make 512; the region size is likely 256 (or, with regions of \
-                      128 sectors, the length is at most 32768)"
-        ),
+            "the log has 256 regions, but a length of 65536 sectors in regions of 128 sectors \
+             makes 512; take both from the mirror's table"
+        ) && !err.contains("likely"),
         "{err}"
     );
     assert!(o.stdout.is_empty());
@@ -234,7 +233,10 @@ fn xml_and_text_outputs_describe_the_same_ranges() {
     for r in &ranges {
         assert!(xml.contains(&format!("<dirty begin=\"{}\" end=\"{}\"/>", r.start, r.end)));
     }
-    let xml = ok("log_dump", &["--region-size", "128", p]);
+    let xml = ok(
+        "log_dump",
+        &["--region-size", "128", "--length", "65536", p],
+    );
     let r = &ranges[0];
     assert!(xml.contains(&format!(
         "<dirty begin=\"{}\" end=\"{}\" begin_sector=\"{}\" end_sector=\"{}\"/>",
@@ -248,7 +250,10 @@ fn xml_and_text_outputs_describe_the_same_ranges() {
     assert!(text.contains(&format!("dirty regions:      {}", j["dirty"])));
     assert!(text.contains(&format!("\n  {} {}\n", r.start, r.end)));
     // A region size the kernel would refuse is an error, not a silently dropped option.
-    let o = run("log_dump", &["--region-size", "100", p]);
+    let o = run(
+        "log_dump",
+        &["--region-size", "100", "--length", "65536", p],
+    );
     assert_eq!(code(&o), 1);
     assert!(String::from_utf8_lossy(&o.stderr).contains("region size 100"));
     let out = dir.path().join("out.xml");
@@ -298,7 +303,7 @@ fn lvm_initialised_logs_are_read_with_a_given_count() {
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("the log has 1000 regions, but 6400 sectors (from --length) in regions of 64 sectors make 100"),
+        err.contains("the log has 1000 regions, but a length of 6400 sectors in regions of 64 sectors makes 100"),
         "{err}"
     );
     assert!(o.stdout.is_empty());
@@ -350,4 +355,32 @@ fn the_report_is_never_written_over_the_log() {
     assert_eq!(code(&o), 1, "{err}");
     assert!(err.contains("is the input"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
+}
+
+#[test]
+fn a_region_size_without_the_length_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let p = log.to_str().unwrap();
+    // 512 regions fit 128 x 65536 as well as 256 x 131072: a region size alone would print
+    // sector ranges nothing has checked.
+    for args in [
+        vec!["--region-size", "256", p],
+        vec!["--region-size", "256", "--format", "text", p],
+        vec!["--length", "65536", p],
+    ] {
+        let o = run("log_dump", &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        assert!(
+            err.contains("--length") && err.contains("--region-size"),
+            "{err}"
+        );
+        assert!(o.stdout.is_empty(), "{args:?} printed a report");
+    }
+    let j = dump_json(&log, &["--region-size", "128", "--length", "65536"]);
+    assert_eq!(
+        (j["region_size"].as_u64(), j["length"].as_u64()),
+        (Some(128), Some(65536))
+    );
 }

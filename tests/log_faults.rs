@@ -291,12 +291,13 @@ fn run(s: &Setup, case: Case, target: Target, inject: Inject, dry_run: bool) -> 
         Case::Resync => Mode::Resync(&legs),
         Case::Verify => Mode::Verify(&legs),
     };
-    let with_legs = matches!(case, Case::Resync | Case::Verify);
+    // The modes that work on the mirror's sectors take its geometry from the operator.
+    let with_geometry = matches!(case, Case::Resync | Case::Verify | Case::MarkClean);
     let opts = RepairOptions {
         mode,
         nr_regions: None,
-        region_size: with_legs.then_some(REGION_SECTORS),
-        length: None,
+        region_size: with_geometry.then_some(REGION_SECTORS),
+        length: with_geometry.then_some(REGION_SECTORS * REGIONS as u64),
         logical_block_size: 512,
         dry_run,
         force: false,

@@ -138,7 +138,7 @@ fn resync_copies_exactly_the_dirty_regions_from_leg_0() {
     assert_eq!(log1.len(), log0.len());
     assert_eq!(&log1[1536..], &log0[1536..]);
     assert_eq!(&log1[..1024], &log0[..1024]);
-    assert_eq!(std::fs::read(&backup).unwrap(), &log0[..1536]);
+    assert!(std::fs::read(&backup).unwrap().starts_with(b"DMLOGBK\0"));
     // Nothing is left to do.
     let out = ok(
         "log_repair",
@@ -146,6 +146,8 @@ fn resync_copies_exactly_the_dirty_regions_from_leg_0() {
             "--resync",
             "--region-size",
             "128",
+            "--length",
+            &len,
             "--leg",
             s(&c.leg0),
             "--leg",
@@ -172,6 +174,8 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
         "--verify",
         "--region-size",
         "128",
+        "--length",
+        "65536",
         "--leg",
         s(&c.leg0),
         "--leg",
@@ -219,6 +223,8 @@ fn dry_run_resync_writes_nothing() {
             "--dry-run",
             "--region-size",
             "128",
+            "--length",
+            "65536",
             "--leg",
             s(&c.leg0),
             "--leg",
@@ -247,6 +253,8 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
             "--resync",
             "--region-size",
             "128",
+            "--length",
+            "65536",
             "--leg",
             s(&c.leg0),
             "--leg",
@@ -257,7 +265,10 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("leg 0: 65536 sectors, leg 1: 2048 sectors") && err.contains("--length"),
+        err.contains(&format!(
+            "log_repair: {}: error: leg 1: holds 1048576 bytes, but the mirror needs 33554432",
+            s(&short)
+        )),
         "{err}"
     );
     assert_eq!(std::fs::read(&short).unwrap(), vec![0u8; 1 << 20]);
@@ -281,9 +292,9 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(
-            "the log has 512 regions, but 131072 sectors (from --length) in regions of \
-                      128 sectors make 1024; the region size is likely 256"
-        ),
+            "the log has 512 regions, but a length of 131072 sectors in regions of 128 \
+             sectors makes 1024; take both from the mirror's table"
+        ) && !err.contains("likely"),
         "{err}"
     );
     assert_eq!(std::fs::read(&c.log).unwrap(), log0);
@@ -295,6 +306,8 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
             "--verify",
             "--region-size",
             "2",
+            "--length",
+            "1024",
             "--leg",
             s(&c.leg0),
             "--leg",
@@ -305,7 +318,10 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("leg 1: ") && err.contains("is the log itself"),
+        err.starts_with(&format!(
+            "log_repair: {}: error: leg 1: is the log itself",
+            s(&c.log)
+        )),
         "{err}"
     );
     assert_eq!(std::fs::read(&c.log).unwrap(), log0);
@@ -370,7 +386,10 @@ fn hostile_logs_get_a_one_line_error_and_nothing_is_written() {
             ("log_repair", vec!["--clear-stray-bits"]),
             (
                 "log_repair",
-                vec!["--mark-clean", "0..4", "--unsafe-legs-identical"],
+                vec!["--mark-clean", "0..4", "--unsafe-legs-identical"]
+                    .into_iter()
+                    .chain(GEOMETRY)
+                    .collect(),
             ),
         ];
         if !path.ends_with("version-3") {
@@ -508,8 +527,11 @@ fn stray_bits_are_cleared() {
         .all(|&b| b == 0));
 }
 
+/// The crash mirror's geometry, as its table gives it.
+const GEOMETRY: [&str; 4] = ["--region-size", "128", "--length", "65536"];
+
 #[test]
-fn mark_clean_needs_the_unsafe_flag() {
+fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
     let dir = tempfile::tempdir().unwrap();
     let p = unpack("log-crash.log.img.gz", dir.path());
     let before = std::fs::read(&p).unwrap();
@@ -518,9 +540,32 @@ fn mark_clean_needs_the_unsafe_flag() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--unsafe-legs-identical"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), before);
+    // Marking regions clean is about the mirror's sectors: its geometry must be given.
+    for partial in [&[][..], &GEOMETRY[..2], &GEOMETRY[2..]] {
+        let mut args = vec!["--mark-clean", "48..50", "--unsafe-legs-identical"];
+        args.extend(partial);
+        args.push(s(&p));
+        let o = run("log_repair", &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        assert!(
+            err.contains("--length") || err.contains("--region-size"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+    }
     let o = run(
         "log_repair",
-        &["--mark-clean", "500..513", "--unsafe-legs-identical", s(&p)],
+        &[
+            "--mark-clean",
+            "500..513",
+            "--unsafe-legs-identical",
+            GEOMETRY[0],
+            GEOMETRY[1],
+            GEOMETRY[2],
+            GEOMETRY[3],
+            s(&p),
+        ],
     );
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -532,6 +577,10 @@ fn mark_clean_needs_the_unsafe_flag() {
             "--mark-clean",
             "48..50,60",
             "--unsafe-legs-identical",
+            GEOMETRY[0],
+            GEOMETRY[1],
+            GEOMETRY[2],
+            GEOMETRY[3],
             s(&p),
         ],
     );
@@ -572,6 +621,8 @@ fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
             "--resync",
             "--region-size",
             "128",
+            "--length",
+            "65536",
             "--leg",
             s(&c.leg0),
             "--leg",
@@ -586,4 +637,388 @@ fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
     assert!(err.contains("creating the backup"), "{err}");
     assert_eq!(std::fs::read(&c.leg1).unwrap(), leg1, "a leg was written");
     assert_eq!(std::fs::read(&c.log).unwrap(), log0);
+}
+
+/// The arguments of `--leg` for each path, in order.
+fn leg_args<'a>(legs: &[&'a Path]) -> Vec<&'a str> {
+    legs.iter().flat_map(|l| ["--leg", s(l)]).collect()
+}
+
+/// The files' contents, to compare before and after a run.
+fn contents(paths: &[&Path]) -> Vec<Vec<u8>> {
+    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
+}
+
+#[test]
+fn raw_partition_legs_need_the_mirrors_geometry_and_no_value_is_guessed() {
+    let c = crash();
+    // Raw partitions: each leg holds more than the mirror's 65536 sectors, so the legs'
+    // size says nothing about the mirror's length.
+    for leg in [&c.leg0, &c.leg1] {
+        let f = std::fs::OpenOptions::new().write(true).open(leg).unwrap();
+        f.set_len(64 << 20).unwrap();
+    }
+    let mut leg1 = std::fs::read(&c.leg1).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES + 10);
+    std::fs::write(&c.leg1, &leg1).unwrap();
+    let files = [c.log.as_path(), c.leg0.as_path(), c.leg1.as_path()];
+    let before = contents(&files);
+    let legs = leg_args(&[&c.leg0, &c.leg1]);
+    let refused = |args: &[&str], status: i32, expect: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(&legs);
+        all.push(s(&c.log));
+        let o = run("log_repair", &all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), status, "{all:?}: {err}");
+        for e in expect {
+            assert!(err.contains(e), "{all:?}: {err}");
+        }
+        assert!(!err.contains("likely"), "{all:?} guessed: {err}");
+        assert_eq!(contents(&files), before, "{all:?} wrote");
+    };
+    // The right region size and a wrong one, alone: both a usage error asking for the length.
+    for mode in ["--resync", "--verify"] {
+        for rs in ["128", "256"] {
+            refused(&[mode, "--region-size", rs], 2, &["--length"]);
+        }
+    }
+    // A geometry the log's 512 regions contradict: the numbers, and where to read the real
+    // ones, but no value.
+    refused(
+        &["--resync", "--region-size", "256", "--length", "65536"],
+        1,
+        &[
+            "the log has 512 regions, but a length of 65536 sectors in regions of 256 sectors \
+             makes 256",
+            "dmsetup table",
+            "lvs --units s -o +regionsize,size",
+        ],
+    );
+    // A length the legs cannot hold.
+    refused(
+        &["--resync", "--region-size", "512", "--length", "262144"],
+        1,
+        &["leg 0: holds 67108864 bytes, but the mirror needs 134217728"],
+    );
+    // The table's geometry: region 48 is copied, the sectors past the mirror untouched.
+    let mut args = vec!["--resync", "--region-size", "128", "--length", "65536"];
+    args.extend(&legs);
+    args.push(s(&c.log));
+    ok("log_repair", &args);
+    assert_eq!(std::fs::read(&c.leg1).unwrap(), before[1]);
+    assert_eq!(dump_json(&c.log, &[])["dirty"], 0);
+}
+
+#[test]
+fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
+    let c = crash();
+    let dir = c.log.parent().unwrap().to_path_buf();
+    // Leg 1 is stale in dirty region 48; the operator swaps the legs, so the resync
+    // copies the stale data over the good leg.
+    let mut leg1 = std::fs::read(&c.leg1).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES + 10);
+    std::fs::write(&c.leg1, &leg1).unwrap();
+    let files = [c.log.as_path(), c.leg0.as_path(), c.leg1.as_path()];
+    let before = contents(&files);
+    let bak = dir.join("undo.bak");
+    let mut args = GEOMETRY.to_vec();
+    args.extend(leg_args(&[&c.leg1, &c.leg0]));
+    args.extend(["--resync", "--backup", s(&bak), s(&c.log)]);
+    let out = ok("log_repair", &args);
+    assert!(
+        out.contains(&format!(
+            "copied 208 regions (13631488 bytes) from leg 0 {} to leg 1 {}",
+            s(&c.leg1),
+            s(&c.leg0)
+        )),
+        "{out}"
+    );
+    assert_ne!(
+        std::fs::read(&c.leg0).unwrap(),
+        before[1],
+        "the good leg was overwritten"
+    );
+    // The backup holds the log and the 208 dirty regions of the leg written, not more; its
+    // size is announced before it is written.
+    let size = std::fs::metadata(&bak).unwrap().len();
+    assert!(
+        size > 208 * REGION_BYTES as u64 && size < 208 * REGION_BYTES as u64 + 65536,
+        "{size}"
+    );
+    let announced = out.find("backup: writing").unwrap();
+    assert!(out[announced..].starts_with(&format!("backup: writing {size} bytes")));
+    assert!(announced < out.find("copied").unwrap());
+    let after_run = contents(&files);
+    // A dry run checks and writes nothing.
+    let out = ok("log_repair", &["--undo", s(&bak), "--dry-run", s(&c.log)]);
+    assert!(
+        out.contains("would put back 13631488 bytes of leg 1"),
+        "{out}"
+    );
+    assert_eq!(contents(&files), after_run);
+    // A copy of the log is not the log the backup was taken from.
+    let copy = dir.join("copy.img");
+    std::fs::copy(&c.log, &copy).unwrap();
+    let o = run("log_repair", &["--undo", s(&bak), s(&copy)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1);
+    assert!(
+        err.starts_with(&format!(
+            "log_repair: {}: error: undo: not the device or file the backup was taken from",
+            s(&copy)
+        )) && err.lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(contents(&files), after_run);
+    // The undo puts every byte back, the log's and the legs'.
+    let o = run(
+        "log_repair",
+        &["--undo", s(&bak), "--format", "json", s(&c.log)],
+    );
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["outcome"], "written");
+    assert_eq!(j["bytes_written"], 1536 + 208 * REGION_BYTES as u64);
+    assert!(
+        contents(&files) == before,
+        "the undo did not put everything back"
+    );
+    // Bytes changed since the backup are not overwritten.
+    let mut leg0 = before[1].clone();
+    flip(&mut leg0, 48 * REGION_BYTES + 20);
+    std::fs::write(&c.leg0, &leg0).unwrap();
+    let o = run("log_repair", &["--undo", s(&bak), s(&c.log)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1);
+    assert!(
+        err.starts_with(&format!(
+            "log_repair: {}: error: leg 1: undo: bytes 3145728..3211264 hold neither",
+            s(&c.leg0)
+        )),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&c.leg0).unwrap(), leg0);
+    // A damaged backup is refused before anything is written.
+    let mut damaged = std::fs::read(&bak).unwrap();
+    let last = damaged.len() - 100;
+    damaged[last] ^= 1;
+    let bad = dir.join("damaged.bak");
+    std::fs::write(&bad, &damaged).unwrap();
+    std::fs::write(&c.leg0, &before[1]).unwrap();
+    let o = run("log_repair", &["--undo", s(&bad), s(&c.log)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1);
+    assert!(
+        err.starts_with(&format!("log_repair: {}: error: backup: record ", s(&bad)))
+            && err.contains("bad checksum"),
+        "{err}"
+    );
+    assert!(contents(&files) == before);
+}
+
+#[test]
+fn json_comes_out_when_a_run_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let zeros = dir.path().join("zeros.img");
+    std::fs::write(&zeros, vec![0u8; 4096]).unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("log_repair", vec!["--force-resync", s(&zeros)]),
+        (
+            "log_repair",
+            vec!["--mark-clean", "0..1", "--unsafe-legs-identical"]
+                .into_iter()
+                .chain(["--region-size", "64", "--length", "65536", s(&log)])
+                .collect(),
+        ),
+        ("log_dump", vec![s(&zeros)]),
+        (
+            "log_dump",
+            vec!["--region-size", "64", "--length", "65536", s(&log)],
+        ),
+    ];
+    for (bin, mut args) in runs {
+        args.extend(["--format", "json"]);
+        let o = run(bin, &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{bin} {args:?}: {err}");
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e}): {err}"));
+        assert_eq!(j["outcome"], "failed", "{j}");
+        assert_eq!(j["error"].as_str(), Some(err.trim_end()), "{j}");
+    }
+    // Usage errors too: the object on stdout, clap's message on stderr, exit status 2.
+    let usage: [(&str, Vec<&str>); 3] = [
+        (
+            "log_repair",
+            vec!["--resync", "--region-size", "128", s(&log)],
+        ),
+        (
+            "log_repair",
+            vec!["--clear-stray-bits", "--leg", "x", s(&log)],
+        ),
+        ("log_dump", vec!["--region-size", "128", s(&log)]),
+    ];
+    for (bin, mut args) in usage {
+        args.extend(["--format", "json"]);
+        let o = run(bin, &args);
+        assert_eq!(code(&o), 2, "{bin} {args:?}");
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e})"));
+        assert_eq!(j["outcome"], "failed", "{j}");
+        let error = j["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("{bin}: error: ")), "{j}");
+        assert!(!o.stderr.is_empty());
+    }
+}
+
+#[test]
+fn every_error_names_its_file_before_the_severity() {
+    let c = crash();
+    let dir = c.log.parent().unwrap().to_path_buf();
+    let missing = dir.join("missing.img");
+    let bak = dir.join("no-such-dir").join("bak");
+    let mut leg1 = std::fs::read(&c.leg1).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES);
+    std::fs::write(&c.leg1, &leg1).unwrap();
+    let with_legs = |legs: &[&Path], extra: &[&str]| {
+        let mut a = vec!["--verify"];
+        a.extend(GEOMETRY);
+        a.extend(leg_args(legs));
+        a.extend(extra);
+        a.push(s(&c.log));
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let cases: Vec<(Vec<String>, &Path, &str)> = vec![
+        (
+            with_legs(&[&c.leg0, &c.leg0], &[]),
+            &c.leg0,
+            "leg 1: is the same device as leg 0",
+        ),
+        (
+            with_legs(&[&c.leg0, &missing], &[]),
+            &missing,
+            "leg 1: opening",
+        ),
+        (
+            with_legs(&[&c.leg0, &c.leg1], &["--backup", s(&bak)]),
+            &bak,
+            "backup: creating the backup",
+        ),
+        (
+            ["--rewrite-header", "--nr-regions", "100", s(&c.log)]
+                .into_iter()
+                .chain(GEOMETRY)
+                .map(String::from)
+                .collect(),
+            &c.log,
+            "--nr-regions 100 disagrees",
+        ),
+    ];
+    for (args, file, what) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = run("log_repair", &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code(&o), 1, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("log_repair: {}: error: {what}", s(file))),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// The writes of a traced run, in order: `(syscall, path of its descriptor)`.
+fn traced(args: &[&str], cwd: &Path) -> Option<Vec<(String, String)>> {
+    let trace = cwd.join("strace.out");
+    let o = std::process::Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=openat,fsync,fdatasync,pwrite64,write,close",
+        ])
+        .arg("-o")
+        .arg(&trace)
+        .arg(common::exe("log_repair"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .ok()?;
+    if !o.status.success() || !trace.exists() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        // strace missing or not allowed to trace: nothing to check here.
+        if err.contains("ptrace") || !trace.exists() {
+            return None;
+        }
+        panic!("log_repair {args:?} failed: {err}");
+    }
+    let mut fds = std::collections::HashMap::new();
+    let mut calls = Vec::new();
+    for line in std::fs::read_to_string(&trace).unwrap().lines() {
+        let call = line.split_once(' ').map_or(line, |(_, c)| c).trim();
+        let (name, rest) = call.split_once('(').unwrap_or((call, ""));
+        let ret = call.rsplit_once("= ").map(|(_, r)| r.trim());
+        match name {
+            "openat" => {
+                let path = rest.split('"').nth(1).unwrap_or("").to_string();
+                if let Some(fd) = ret.and_then(|r| r.parse::<i32>().ok()) {
+                    fds.insert(fd, path);
+                }
+            }
+            "fsync" | "fdatasync" | "pwrite64" | "write" => {
+                let fd: i32 = rest.split([',', ')']).next().unwrap().parse().unwrap();
+                let path = fds.get(&fd).cloned().unwrap_or_default();
+                calls.push((name.to_string(), path));
+            }
+            _ => {}
+        }
+    }
+    Some(calls)
+}
+
+#[test]
+fn the_backup_and_its_directory_are_synced_before_the_first_write() {
+    let c = crash();
+    let dir = c.log.parent().unwrap().to_path_buf();
+    let mut leg1 = std::fs::read(&c.leg1).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES);
+    std::fs::write(&c.leg1, &leg1).unwrap();
+    std::fs::create_dir(dir.join("keep")).unwrap();
+    let mut resync = vec!["--resync", "--backup", "keep/undo.bak"];
+    resync.extend(GEOMETRY);
+    resync.extend(leg_args(&[&c.leg0, &c.leg1]));
+    resync.push(s(&c.log));
+    // A path with a directory part, and one without ("." is synced then).
+    let runs = [
+        (resync, "keep/undo.bak", "keep"),
+        (
+            vec!["--force-resync", "--backup", "undo2.bak", s(&c.log)],
+            "undo2.bak",
+            ".",
+        ),
+    ];
+    for (args, file, parent) in runs {
+        let Some(calls) = traced(&args, &dir) else {
+            eprintln!("strace cannot trace here: the order of the syncs was not checked");
+            return;
+        };
+        let at = |name: &str, path: &str| {
+            calls
+                .iter()
+                .position(|(n, p)| n == name && p == path)
+                .unwrap_or_else(|| panic!("{args:?}: no {name} on {path}: {calls:?}"))
+        };
+        let device_write = calls
+            .iter()
+            .position(|(n, p)| n == "pwrite64" && (p == s(&c.log) || p == s(&c.leg1)))
+            .unwrap_or_else(|| panic!("{args:?}: no write to the log or a leg: {calls:?}"));
+        let file_sync = at("fsync", file);
+        let dir_sync = at("fsync", parent);
+        assert!(
+            file_sync < dir_sync && dir_sync < device_write,
+            "{args:?}: {calls:?}"
+        );
+    }
 }

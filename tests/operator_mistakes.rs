@@ -315,13 +315,17 @@ fn a_wrong_region_size_is_refused_by_every_mode_and_tool() {
     let mut rows = 0;
     for wrong in [TRUE_REGION_SIZE / 2, TRUE_REGION_SIZE * 2] {
         let rs = wrong.to_string();
-        let expect = ["the log has 512 regions", "the region size is likely 128"];
+        // No value is suggested: only the mirror's table knows the region size.
+        let expect = [
+            "the log has 512 regions",
+            "take both from the mirror's table",
+        ];
         for mode in ["--verify", "--resync"] {
             let legs = ["--leg", s(&leg0), "--leg", s(&leg1)];
             let mut without_length = vec![mode, "--region-size", &rs];
             without_length.extend(legs);
             without_length.push(s(&log));
-            refused(b.dir(), "log_repair", &without_length, &[1], &expect);
+            refused(b.dir(), "log_repair", &without_length, &[2], &["--length"]);
             let mut with_length = vec![mode, "--region-size", &rs, "--length", "65536"];
             with_length.extend(legs);
             with_length.push(s(&log));
@@ -359,6 +363,8 @@ fn a_wrong_region_size_is_refused_by_every_mode_and_tool() {
             "--dry-run",
             "--region-size",
             "128",
+            "--length",
+            "65536",
             "--leg",
             s(&leg0),
             "--leg",
@@ -405,7 +411,15 @@ fn writers_refuse_what_is_not_theirs() {
         &["--force-resync"],
         &["--rewrite-header", "--nr-regions", "512"],
         &["--clear-stray-bits"],
-        &["--mark-clean", "0..1", "--unsafe-legs-identical"],
+        &[
+            "--mark-clean",
+            "0..1",
+            "--unsafe-legs-identical",
+            "--region-size",
+            "128",
+            "--length",
+            "65536",
+        ],
     ];
     for (target, what) in foreign
         .iter()
@@ -424,7 +438,16 @@ fn writers_refuse_what_is_not_theirs() {
             refused(b.dir(), "log_repair", &args, &[1], &[what, "--force"]);
         }
         let (leg0, leg1) = (b.path("leg0.img"), b.path("leg1.img"));
-        let legs = ["--region-size", "128", "--leg", s(&leg0), "--leg", s(&leg1)];
+        let legs = [
+            "--region-size",
+            "128",
+            "--length",
+            "65536",
+            "--leg",
+            s(&leg0),
+            "--leg",
+            s(&leg1),
+        ];
         for mode in ["--resync", "--verify"] {
             let mut args = vec![mode];
             args.extend(legs);
@@ -852,7 +875,7 @@ fn the_output_is_never_the_input_under_another_name() {
                     refused(b.dir(), "log_dump", &["-o", a, s(&log)], &[1], &["input"]);
                     let leg1 = b.path("leg1.img");
                     let legs = ["--leg", a, "--leg", s(&leg1)];
-                    let mut args = vec!["--verify", "--region-size", "128"];
+                    let mut args = vec!["--verify", "--region-size", "128", "--length", "65536"];
                     args.extend(legs);
                     args.push(s(&log));
                     refused(b.dir(), "log_repair", &args, &[1], &["is the log itself"]);

@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let io = MemIo::from_bytes(rest.to_vec());
     let opts = DumpOptions {
         logical_block_size: 512,
+        // The region size goes with a length: 1 to 64 regions of 128 sectors.
         region_size: (pick & 2 != 0).then_some(128),
+        length: (pick & 2 != 0).then_some((u64::from(pick >> 2) + 1) * 128),
         ..DumpOptions::default()
     };
     if let Ok(report) = inspect(&io, &opts) {

@@ -1,53 +1,111 @@
 //! log_dump: report what a dm-log disk dirty log holds.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::{advice, open_log};
-use era_log_tools::cli::report::{file_error, finding_line, OnFileExt};
+use era_log_tools::cli::report::{error_line, file_error, finding_line, OnFileExt};
 use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
 use era_log_tools::identify::Family;
+use era_log_tools::json::Object;
 use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = parse_args();
     run_quiet("log_dump", args.quiet, || {
-        let name = args.log.display().to_string();
-        let io = open_log(&args.log, OpenMode::ReadExclusive)?;
-        let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
-        let opts = DumpOptions {
-            logical_block_size: lbs,
-            region_size: args.region_size,
-            length: args.length,
-            nr_regions: args.nr_regions,
-            clustered: args.clustered,
-        };
-        let report = match inspect(&io, &opts) {
-            Err(e @ LogError::BadMagic { .. }) => {
-                let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
-                return Err(file_error(
-                    &args.log,
-                    format!("{e}{}", advice.unwrap_or_default()),
-                ));
-            }
-            r => r.on_file(&args.log)?,
-        };
-        if !args.quiet {
-            for f in &report.findings {
-                say(&finding_line("log_dump", &name, f));
-            }
+        let result = dump(&args);
+        if let (Err(e), Fmt::Json) = (&result, args.format) {
+            failure_json(
+                Some(args.log.display().to_string()),
+                &error_line("log_dump", e),
+            )?;
         }
-        let format = match args.format {
-            Fmt::Xml => Format::Xml,
-            Fmt::Json => Format::Json,
-            Fmt::Text => Format::Text,
-        };
-        let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
-        render(&report, format, &mut out)?;
-        out.commit()?;
-        Ok(EXIT_OK)
+        result
     })
+}
+
+/// The JSON a failed run prints on stdout (never into an `-o` file, which keeps what it
+/// held): the log (unknown after a usage error), outcome "failed" and the error line.
+fn failure_json(log: Option<String>, error: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    Object::begin(&mut out)?
+        .field("log", log)?
+        .field("outcome", "failed")?
+        .field("error", error)?
+        .end()?;
+    writeln!(out)
+}
+
+fn dump(args: &Args) -> anyhow::Result<u8> {
+    let name = args.log.display().to_string();
+    let io = open_log(&args.log, OpenMode::ReadExclusive)?;
+    let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
+    let opts = DumpOptions {
+        logical_block_size: lbs,
+        region_size: args.region_size,
+        length: args.length,
+        nr_regions: args.nr_regions,
+        clustered: args.clustered,
+    };
+    let report = match inspect(&io, &opts) {
+        Err(e @ LogError::BadMagic { .. }) => {
+            let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
+            return Err(file_error(
+                &args.log,
+                format!("{e}{}", advice.unwrap_or_default()),
+            ));
+        }
+        r => r.on_file(&args.log)?,
+    };
+    if !args.quiet {
+        for f in &report.findings {
+            say(&finding_line("log_dump", &name, f));
+        }
+    }
+    let format = match args.format {
+        Fmt::Xml => Format::Xml,
+        Fmt::Json => Format::Json,
+        Fmt::Text => Format::Text,
+    };
+    let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
+    render(&report, format, &mut out)?;
+    out.commit()?;
+    Ok(EXIT_OK)
+}
+
+/// Parses the command line. A usage error is answered in JSON too when `--format json` was
+/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
+/// version go the usual way.
+fn parse_args() -> Args {
+    match <Args as clap::Parser>::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => usage_exit(e),
+        Err(_) => Args::parse(),
+    }
+}
+
+/// Ends the run on a usage error: the JSON object first when JSON was asked for.
+fn usage_exit(e: clap::Error) -> ! {
+    // Arguments that are not UTF-8 are compared as they are, never converted.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    if json {
+        let text = e.to_string();
+        let what = text.split("\n\nUsage:").next().unwrap_or_default();
+        let what = what.trim_start_matches("error: ");
+        let line = format!(
+            "log_dump: error: {}",
+            what.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(None, &line);
+    }
+    e.exit()
 }

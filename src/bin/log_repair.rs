@@ -1,5 +1,5 @@
-//! log_repair: rewrite the header or the clean bits of a dm-log disk dirty log, or
-//! resynchronise the mirror legs offline.
+//! log_repair: rewrite the header or the clean bits of a dm-log disk dirty log, resynchronise
+//! the mirror legs offline, or put back what such a run overwrote.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -8,24 +8,27 @@ use clap::CommandFactory;
 use indicatif::ProgressBar;
 
 use era_log_tools::cli::open::{advice, check_target, open_log};
-use era_log_tools::cli::report::{file_error, OnFileExt};
+use era_log_tools::cli::report::{error_line, file_error, OnFileExt};
 use era_log_tools::cli::{byte_progress, run_quiet, say, EXIT_OK};
 use era_log_tools::commands::log_repair::Args;
 use era_log_tools::commands::ReportFormat;
 use era_log_tools::identify::Family;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::json::Object;
+use era_log_tools::log::backup::{BackupHeader, DeviceId};
 use era_log_tools::log::device::logical_block_size;
+use era_log_tools::log::error::Subject;
 use era_log_tools::log::repair::parse_ranges;
-use era_log_tools::log::resync::{open_legs, Leg, LegSpec};
-use era_log_tools::log::run::{repair as run_repair, Mode, Outcome, Progress, RepairOptions};
+use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
+use era_log_tools::log::run::{
+    repair as run_repair, BackupSpec, Mode, Outcome, Progress, RepairOptions, Steps,
+};
+use era_log_tools::log::undo::{read_header, undo, UndoDevice, UndoOptions};
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::{ByteIo, OpenMode};
 
 fn usage_error(msg: &str) -> ! {
-    Args::command()
-        .error(clap::error::ErrorKind::ArgumentConflict, msg)
-        .exit()
+    usage_exit(Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg))
 }
 
 /// The progress bar of a leg pass, shown only on a terminal and never with -q.
@@ -49,19 +52,53 @@ impl Progress for Bar {
     }
 }
 
+/// The steps of the run: printed as they come in text (`log_repair: LOG: step`, so that
+/// the size of a backup shows before it is written), kept for the JSON object otherwise.
+struct Report {
+    name: String,
+    text: bool,
+    steps: Vec<String>,
+}
+
+impl Steps for Report {
+    fn step(&mut self, line: String) {
+        if self.text {
+            let mut out = std::io::stdout().lock();
+            // A closed stdout must not stop a repair half-way: the exit status still tells.
+            let _ = writeln!(out, "log_repair: {}: {line}", self.name).and_then(|()| out.flush());
+        }
+        self.steps.push(line);
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Args::parse();
+    let cli = parse_args();
     let with_legs = cli.resync || cli.verify;
-    if !cli.legs.is_empty() && !with_legs {
-        usage_error("--leg is only used by --resync and --verify");
+    if !cli.legs.is_empty() && !with_legs && cli.undo.is_none() {
+        usage_error("--leg is only used by --resync, --verify and --undo");
     }
     if with_legs && cli.legs.len() < 2 {
         usage_error("a mirror has at least 2 legs: give --leg for each, in table order");
     }
-    if !with_legs && cli.region_size.is_some() && cli.length.is_none() {
-        usage_error("--region-size needs --length to give a region count");
-    }
-    run_quiet("log_repair", cli.quiet, || repair(&cli))
+    let mut report = Report {
+        name: cli.log.display().to_string(),
+        text: cli.format == ReportFormat::Text,
+        steps: Vec::new(),
+    };
+    run_quiet("log_repair", cli.quiet, || {
+        let result = run(&cli, &mut report);
+        if cli.format == ReportFormat::Json {
+            let error = result.as_ref().err().map(|e| error_line("log_repair", e));
+            let outcome = result.as_ref().ok().and_then(|(_, o)| o.as_ref());
+            print_json(
+                Some(cli.log.display().to_string()),
+                &report.steps,
+                outcome,
+                error,
+            )?;
+        }
+        result.map(|(status, _)| status)
+    })
 }
 
 /// The state an interrupted repair leaves the log and the legs in.
@@ -70,8 +107,12 @@ have copied part of the dirty regions; they stay dirty, and a new run copies the
 holds the new bits under its old header (written first when the header changes); run the \
 repair again";
 
-/// The error as the user sees it: about the log when it concerns the log, with what to do
-/// about the header problems the options can fix.
+/// The state an interrupted undo leaves the devices in.
+const UNDO_UNFINISHED: &str = "part of the backup may have been put back (the log first); \
+run the same --undo again to finish";
+
+/// The error as the user sees it: about the file it concerns (the log, a leg, the backup),
+/// with what to do about the header problems the options can fix.
 fn explain(args: &Args, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
     let hint = match e {
         LogError::BadMagic { .. } => {
@@ -83,16 +124,21 @@ fn explain(args: &Args, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
         LogError::BadVersion { .. } => {
             "; fix it first with --rewrite-header (or --force-resync)".into()
         }
-        LogError::RegionCountMismatch { .. } => "; check --region-size and --length (if the \
-            header's count is what is wrong, rewrite it with --rewrite-header --nr-regions N)"
+        LogError::RegionCountMismatch { .. } => " (if the header's count is what is wrong, \
+            rewrite it with --rewrite-header --nr-regions N)"
             .into(),
-        ref e if e.names_its_subject() => return anyhow::anyhow!("{e}"),
         _ => String::new(),
     };
-    file_error(&args.log, format!("{e}{hint}"))
+    match e.subject() {
+        Subject::Log => file_error(&args.log, format!("{e}{hint}")),
+        Subject::Leg(name) => file_error(name, format!("{e}{hint}")),
+        Subject::File(path) => file_error(path, format!("{e}{hint}")),
+    }
 }
 
-fn repair(cli: &Args) -> anyhow::Result<u8> {
+/// The run: a repair or an undo. Returns the exit status and, when the run got that far,
+/// how it ended.
+fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)> {
     let name = cli.log.display().to_string();
     interrupt::writing_to(&name);
     if cli.clustered && !cli.quiet {
@@ -102,21 +148,58 @@ fn repair(cli: &Args) -> anyhow::Result<u8> {
              cluster node may have the mirror active"
         ));
     }
-    let specs = cli
-        .legs
-        .iter()
-        .map(|s| LegSpec::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mark = cli.mark_clean.as_deref().map(parse_ranges).transpose()?;
     let mode = if cli.dry_run {
         OpenMode::ReadExclusive
     } else {
         OpenMode::Write
     };
+    if let Some(backup) = &cli.undo {
+        let header = read_header(backup).on_file(backup)?;
+        let specs = undo_legs(cli, &header)?;
+        let io = open_log(&cli.log, mode)?;
+        check_target(&io, &cli.log, Family::Log, cli.force)?;
+        let opened = open_legs(&specs, &cli.log, !cli.dry_run).map_err(|e| explain(cli, &io, e))?;
+        let result = {
+            let guarded_log = Guarded::new(&io);
+            let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
+            let legs: Vec<UndoDevice> = opened
+                .iter()
+                .zip(&guarded)
+                .map(|(l, g)| UndoDevice {
+                    io: g,
+                    id: DeviceId::of(&l.spec.path, l.io.size_bytes()),
+                })
+                .collect();
+            let log = UndoDevice {
+                io: &guarded_log,
+                id: DeviceId::of(&cli.log, io.size_bytes()),
+            };
+            let opts = UndoOptions {
+                backup,
+                dry_run: cli.dry_run,
+                force: cli.force,
+            };
+            undo(&header, &log, &legs, &opts, report)
+        };
+        return finish(cli, &io, result, UNDO_UNFINISHED);
+    }
+    let specs = cli
+        .legs
+        .iter()
+        .map(|s| LegSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .on_file(&cli.log)?;
+    let mark = cli
+        .mark_clean
+        .as_deref()
+        .map(parse_ranges)
+        .transpose()
+        .on_file(&cli.log)?;
     let io = open_log(&cli.log, mode)?;
     let lbs = logical_block_size(&cli.log, cli.logical_block_size).on_file(&cli.log)?;
     check_target(&io, &cli.log, Family::Log, cli.force)?;
-    let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)?;
+    let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)
+        .map_err(|e| explain(cli, &io, e))?;
     let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
     let legs: Vec<Leg> = opened
         .iter()
@@ -149,34 +232,90 @@ fn repair(cli: &Args) -> anyhow::Result<u8> {
         logical_block_size: lbs,
         dry_run: cli.dry_run,
         force: cli.force,
-        backup: cli.backup.as_deref(),
+        backup: cli.backup.as_deref().map(|path| BackupSpec {
+            path,
+            log: DeviceId::of(&cli.log, io.size_bytes()),
+            legs: opened.iter().map(leg_id).collect(),
+        }),
     };
-    let mut report = Vec::new();
     let mut bar = Bar {
         bar: ProgressBar::hidden(),
         quiet: cli.quiet,
     };
-    let result = run_repair(&Guarded::new(&io), &opts, &mut bar, &mut report);
-    // What was done before an error is reported too.
-    print_report(cli, &report, result.as_ref().ok())?;
-    if let Some(status) = interrupt::after_write(&cli.log, &result, UNCHANGED) {
-        return Ok(status);
-    }
-    result.map_err(|e| explain(cli, &io, e))?;
-    Ok(EXIT_OK)
+    let result = run_repair(&Guarded::new(&io), &opts, &mut bar, report);
+    finish(cli, &io, result, UNCHANGED)
 }
 
-/// The report on stdout: a line per step (`log_repair: LOG: step`), or one JSON object with
-/// the steps and the outcome.
-fn print_report(cli: &Args, steps: &[String], outcome: Option<&Outcome>) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    let name = cli.log.display().to_string();
-    if cli.format == ReportFormat::Text {
-        for step in steps {
-            writeln!(out, "log_repair: {name}: {step}")?;
-        }
-        return Ok(());
+fn leg_id(l: &OpenLeg) -> DeviceId {
+    DeviceId::of(&l.spec.path, l.io.size_bytes())
+}
+
+/// The legs of an undo: those the backup names, or those given (as many, same offsets).
+fn undo_legs(cli: &Args, header: &BackupHeader) -> anyhow::Result<Vec<LegSpec>> {
+    let recorded = header.legs.iter().map(|l| LegSpec {
+        path: l.id.path.clone().into(),
+        offset: l.offset,
+    });
+    if cli.legs.is_empty() {
+        return Ok(recorded.collect());
     }
+    let given = cli
+        .legs
+        .iter()
+        .map(|s| LegSpec::parse(s))
+        .collect::<Result<Vec<_>, _>>()
+        .on_file(&cli.log)?;
+    if given.len() != header.legs.len() {
+        return Err(file_error(
+            &cli.log,
+            format!(
+                "undo: the backup names {} legs, {} given with --leg",
+                header.legs.len(),
+                given.len()
+            ),
+        ));
+    }
+    for (i, (g, r)) in given.iter().zip(recorded).enumerate() {
+        if g.offset != r.offset {
+            return Err(file_error(
+                &g.path,
+                format!(
+                    "leg {i}: undo: offset {} given, but the backup's leg {i} ({}) starts at \
+                     sector {}",
+                    g.offset,
+                    r.path.display(),
+                    r.offset
+                ),
+            ));
+        }
+    }
+    Ok(given)
+}
+
+/// The end of a run: what a signal left, or the outcome, or the error on the file it is
+/// about.
+fn finish(
+    cli: &Args,
+    io: &dyn ByteIo,
+    result: Result<Outcome, LogError>,
+    unfinished: &str,
+) -> anyhow::Result<(u8, Option<Outcome>)> {
+    if let Some(status) = interrupt::after_write(&cli.log, &result, unfinished) {
+        return Ok((status, result.ok()));
+    }
+    let outcome = result.map_err(|e| explain(cli, io, e))?;
+    Ok((EXIT_OK, Some(outcome)))
+}
+
+/// The JSON report on stdout: one object with the log (unknown after a usage error), the
+/// steps and the outcome, and the error line when the run failed.
+fn print_json(
+    log: Option<String>,
+    steps: &[String],
+    outcome: Option<&Outcome>,
+    error: Option<String>,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
     let (outcome, bytes) = match outcome {
         None => ("failed", None),
         Some(Outcome::Unchanged) => ("unchanged", None),
@@ -184,10 +323,44 @@ fn print_report(cli: &Args, steps: &[String], outcome: Option<&Outcome>) -> std:
         Some(Outcome::Written { bytes }) => ("written", Some(*bytes)),
     };
     Object::begin(&mut out)?
-        .field("log", name)?
+        .field("log", log)?
         .field("outcome", outcome)?
         .field("bytes_written", bytes)?
         .list("steps", steps)?
+        .field("error", error)?
         .end()?;
     writeln!(out)
+}
+
+/// Parses the command line. A usage error is answered in JSON too when `--format json` was
+/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
+/// version go the usual way.
+fn parse_args() -> Args {
+    match <Args as clap::Parser>::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => usage_exit(e),
+        Err(_) => Args::parse(),
+    }
+}
+
+/// Ends the run on a usage error: the JSON object first when JSON was asked for.
+fn usage_exit(e: clap::Error) -> ! {
+    // Arguments that are not UTF-8 are compared as they are, never converted.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = args
+        .windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json");
+    if json {
+        let text = e.to_string();
+        let what = text.split("\n\nUsage:").next().unwrap_or_default();
+        let what = what.trim_start_matches("error: ");
+        let line = format!(
+            "log_repair: error: {}",
+            what.split_whitespace().collect::<Vec<_>>().join(" ")
+        );
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = print_json(None, &[], None, Some(line));
+    }
+    e.exit()
 }

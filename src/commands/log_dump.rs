@@ -4,18 +4,30 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+// Example commands stay under 40 columns, continued with `\`: clap wraps this text at the
+// terminal's width, and a command cut in two would not paste (tests/log_help.rs).
 const EXAMPLES: &str = "\
 Examples:
   log_dump /dev/vg/lv_mlog
       XML: header fields, clean/dirty counts and the dirty ranges (end exclusive)
-  log_dump --region-size 1024 --length 2097152 --format text /dev/vg/lv_mlog
-      for people; also checks nr_regions against the mirror and adds sector ranges
-  log_dump --format json -o log.json log.img
-  log_dump --nr-regions 2048 /dev/vg/lv_mlog
+  log_dump --format text \\
+    --region-size 1024 \\
+    --length 2097152 /dev/vg/lv_mlog
+      for people; checks nr_regions against the mirror's geometry and adds sector ranges
+  log_dump --format json \\
+    -o log.json log.img
+  log_dump --nr-regions 2048 \\
+    /dev/vg/lv_mlog
       read the bits of a log LVM initialised but never activated
 
-Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O error,
-2 usage error.";
+The region size and the length are the mirror's, in sectors: `dmsetup table` shows the \
+mirror line as START LENGTH mirror disk 2 LOG_DEVICE REGION_SIZE ..., and \
+`lvs -o +regionsize,size VG/LV` shows both (in sectors with lvs's units set to s). They go \
+together: a region size alone would label the ranges with sectors nothing has checked.
+
+Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O error, \
+2 usage error. With --format json, a failure prints {\"log\", \"outcome\": \"failed\", \
+\"error\"} on stdout.";
 
 /// `--format`: the form of the report.
 #[derive(Clone, Copy, ValueEnum)]
@@ -37,6 +49,9 @@ pub enum Fmt {
 #[command(name = "log_dump", version, after_help = EXAMPLES)]
 pub struct Args {
     /// Output format: xml (read back by log_restore), json (for scripts) or text.
+    ///
+    /// With json, a failure still prints one object on stdout: the log, "outcome": "failed"
+    /// and "error" (the line printed on stderr).
     #[arg(long, value_enum, default_value_t = Fmt::Xml)]
     pub format: Fmt,
     /// Read the bits of N regions instead of the header's nr_regions.
@@ -44,13 +59,13 @@ pub struct Args {
     /// For a header whose nr_regions is all ones: a log LVM initialised and never activated.
     #[arg(long, value_name = "N")]
     pub nr_regions: Option<u64>,
-    /// Region size of the mirror in sectors: adds sector ranges.
+    /// Region size of the mirror in sectors (needs --length): adds sector ranges.
     ///
     /// The report then gives the region size, and each dirty range in sectors too (end
-    /// exclusive).
-    #[arg(long, value_name = "SECTORS")]
+    /// exclusive). nr_regions must equal ceil(length / region size).
+    #[arg(long, value_name = "SECTORS", requires = "length")]
     pub region_size: Option<u64>,
-    /// Length of the mirror in sectors: checks nr_regions against it.
+    /// Length of the mirror in sectors (needs --region-size): checks nr_regions against it.
     ///
     /// The last sector range is clipped to it.
     #[arg(long, value_name = "SECTORS", requires = "region_size")]

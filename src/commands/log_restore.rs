@@ -4,15 +4,20 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+// Example commands stay under 40 columns, continued with `\`: clap wraps this text at the
+// terminal's width, and a command cut in two would not paste (tests/log_help.rs).
 const EXAMPLES: &str = "\
 Examples:
   log_dump /dev/vg/lv_mlog > before.xml
-  log_restore -i before.xml -o /dev/vg/lv_mlog
-      put a log back as it was dumped (e.g. to undo a log_repair)
-  truncate -s 1M new-log.img && log_restore -i edited.xml -o new-log.img
+  log_restore -i before.xml \\
+    -o /dev/vg/lv_mlog
+      put a log back as it was dumped (the log only: the legs are not touched)
+  truncate -s 1M new-log.img
+  log_restore -i edited.xml \\
+    -o new-log.img
       write the log the XML describes into a new image file
 
-Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one
+Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one \
 write followed by fsync; the header area and the bytes after the bitmap keep their content.";
 
 /// Write a dm-log "disk" dirty log from the XML of log_dump.

@@ -10,7 +10,8 @@ use crate::pdata::io::ByteIo;
 use crate::pdata::report::{plural, Problem, Severity};
 
 use super::error::LogError;
-use super::geometry::{bitset_bytes, buf_size, check_region_count, Geometry, LengthSource};
+use super::error::GEOMETRY_SOURCE;
+use super::geometry::{bitset_bytes, buf_size, check_region_count, Geometry};
 use super::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
 
@@ -19,9 +20,9 @@ use super::image::{read_header, LogImage, ReadOptions};
 pub struct DumpOptions {
     /// Logical block size of the log device (0 is not allowed; use the device's).
     pub logical_block_size: u32,
-    /// Region size of the mirror, in sectors.
+    /// Region size of the mirror, in sectors (with `length`, or not at all).
     pub region_size: Option<u64>,
-    /// Length of the mirror, in sectors (needs `region_size`).
+    /// Length of the mirror, in sectors (with `region_size`, or not at all).
     pub length: Option<u64>,
     /// Region count to read the bits for instead of the header's.
     pub nr_regions: Option<u64>,
@@ -42,7 +43,7 @@ pub struct Report {
     /// The decoded log; `None` when the region count is unknown (LVM-initialised log and
     /// no count given).
     pub image: Option<LogImage>,
-    /// Region size and length, when given.
+    /// Region size and length, when given (checked against the region count).
     pub geometry: Option<Geometry>,
     /// Problems and remarks, most serious first (docs/dirty-log-format.md §9.2).
     pub findings: Vec<Problem>,
@@ -95,14 +96,7 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
         device_size: io.size_bytes(),
         logical_block_size: opts.logical_block_size,
         image,
-        geometry: geometry.or_else(|| {
-            let rs = opts.region_size?;
-            let n = count.or(match header.regions() {
-                NrRegions::Count(n) => Some(n),
-                _ => None,
-            })?;
-            Geometry::from_region_count(rs, n).ok()
-        }),
+        geometry,
         findings,
     })
 }
@@ -145,14 +139,16 @@ fn header_findings(header: &Header, padding: Padding, opts: &DumpOptions) -> Vec
 /// The region size and length given, checked against the header: a wrong region size or
 /// length would label every range with the wrong sectors.
 fn given_geometry(header: &Header, opts: &DumpOptions) -> Result<Option<Geometry>, LogError> {
+    // A region size alone would label the ranges with sectors nothing has checked: the
+    // region count fits many region sizes, each with another length.
     let geometry = match (opts.region_size, opts.length) {
         (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
-        (Some(rs), None) => {
-            // Checks the region size alone; the length comes from the region count.
-            Geometry::new(rs, rs)?;
-            None
+        (None, None) => None,
+        _ => {
+            return Err(LogError::Geometry(format!(
+                "the region size and the length go together; {GEOMETRY_SOURCE}"
+            )))
         }
-        _ => None,
     };
     // The count read, --nr-regions or the header's, must fit the geometry: sector ranges
     // past the mirror's end would be clipped, and log_restore refuses them.
@@ -161,7 +157,7 @@ fn given_geometry(header: &Header, opts: &DumpOptions) -> Result<Option<Geometry
         _ => None,
     };
     if let (Some(g), Some(n)) = (geometry, count) {
-        check_region_count(n, &g, LengthSource::Given)?;
+        check_region_count(n, &g)?;
     }
     Ok(geometry)
 }

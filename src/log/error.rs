@@ -48,6 +48,8 @@ pub enum LogError {
     Leg {
         /// Position of the leg in table order (0 = default mirror).
         index: usize,
+        /// The leg's path, as given.
+        name: String,
         /// What is wrong.
         message: String,
     },
@@ -64,12 +66,8 @@ pub enum LogError {
         mirror: u64,
         /// The region size given, in sectors.
         region_size: u64,
-        /// The mirror length, in sectors.
+        /// The mirror length given, in sectors.
         length: u64,
-        /// Where the length came from.
-        length_from: super::geometry::LengthSource,
-        /// The region size that would agree with the header, if one would.
-        likely_region_size: Option<u64>,
     },
     /// `--nr-regions` and `--region-size`/`--length` give different region counts.
     CountConflict {
@@ -85,6 +83,8 @@ pub enum LogError {
         /// `nr_regions` of the log being written.
         described: u64,
     },
+    /// `log_repair --undo` refuses to put a backup back onto the log.
+    Undo(String),
     /// The backup file of `log_repair` cannot be made.
     Backup {
         /// The backup file.
@@ -94,14 +94,26 @@ pub enum LogError {
     },
 }
 
+/// What a [`LogError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// The log device or image.
+    Log,
+    /// A mirror leg, by its path as given.
+    Leg(&'a str),
+    /// Another file (the backup).
+    File(&'a std::path::Path),
+}
+
 impl LogError {
-    /// Whether the message names what it is about (a leg, the backup file, the options);
-    /// the others concern the log and get its name in front.
-    pub fn names_its_subject(&self) -> bool {
-        matches!(
-            self,
-            LogError::Leg { .. } | LogError::CountConflict { .. } | LogError::Backup { .. }
-        )
+    /// The file the error is about: a leg, the backup file, or else the log. The binaries
+    /// put its name in front of the message.
+    pub fn subject(&self) -> Subject<'_> {
+        match self {
+            LogError::Leg { name, .. } => Subject::Leg(name),
+            LogError::Backup { path, .. } => Subject::File(path),
+            _ => Subject::Log,
+        }
     }
 
     /// Wraps an I/O error with what was being done.
@@ -142,7 +154,7 @@ impl fmt::Display for LogError {
                  region count must be given (--nr-regions, or --region-size with --length)"
             ),
             LogError::Geometry(m) => write!(f, "mirror geometry: {m}"),
-            LogError::Leg { index, message } => write!(f, "leg {index}: {message}"),
+            LogError::Leg { index, message, .. } => write!(f, "leg {index}: {message}"),
             LogError::Xml(e) => e.fmt(f),
             LogError::Invalid(m) => f.write_str(m),
             LogError::RegionCountMismatch { .. } => region_count_mismatch(f, self),
@@ -158,7 +170,8 @@ impl fmt::Display for LogError {
                 "log header: the device holds a log of {on_device} regions, the XML describes \
                  {described}: a dump of another mirror? (--force writes it anyway)"
             ),
-            LogError::Backup { path, message } => write!(f, "{}: {message}", path.display()),
+            LogError::Backup { message, .. } => write!(f, "backup: {message}"),
+            LogError::Undo(m) => f.write_str(m),
         }
     }
 }
@@ -198,26 +211,23 @@ fn region_count_mismatch(f: &mut fmt::Formatter<'_>, e: &LogError) -> fmt::Resul
         mirror,
         region_size,
         length,
-        length_from,
-        likely_region_size,
     } = e
     else {
         return Ok(());
     };
+    // No value is suggested: several region sizes and lengths give the same count, and
+    // only the mirror's table says which one the mirror has.
     write!(
         f,
-        "mirror geometry: the log has {header} regions, but {length} sectors (from \
-         {length_from}) in regions of {region_size} sectors make {mirror}"
-    )?;
-    if let Some(rs) = likely_region_size {
-        write!(f, "; the region size is likely {rs}")?;
-    }
-    write!(
-        f,
-        " (or, with regions of {region_size} sectors, the length is at most {})",
-        header.saturating_mul(*region_size)
+        "mirror geometry: the log has {header} regions, but a length of {length} sectors in \
+         regions of {region_size} sectors makes {mirror}; {GEOMETRY_SOURCE}"
     )
 }
+
+/// Where the operator reads the mirror's geometry.
+pub const GEOMETRY_SOURCE: &str = "take both from the mirror's table: `dmsetup table` (the \
+    length is the mirror line's 2nd field, the region size the disk log's 2nd argument) or \
+    `lvs --units s -o +regionsize,size`";
 
 impl std::error::Error for LogError {}
 

@@ -81,16 +81,6 @@ impl Geometry {
         Ok(g)
     }
 
-    /// A mirror whose last region is full: `nr_regions` regions of `region_size` sectors.
-    pub fn from_region_count(region_size: u64, nr_regions: u64) -> Result<Geometry, LogError> {
-        let length = region_size.checked_mul(nr_regions).ok_or_else(|| {
-            LogError::Geometry(format!(
-                "{nr_regions} regions of {region_size} sectors overflow a sector count"
-            ))
-        })?;
-        Geometry::new(region_size, length)
-    }
-
     /// Region size in sectors.
     pub fn region_size(&self) -> u64 {
         self.region_size
@@ -135,67 +125,11 @@ impl Geometry {
     }
 }
 
-/// Where the mirror length of a cross-check came from, for messages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LengthSource {
-    /// `--length`.
-    Given,
-    /// The smallest leg, less its offset.
-    Legs,
-}
-
-impl std::fmt::Display for LengthSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            LengthSource::Given => "--length",
-            LengthSource::Legs => "the legs",
-        })
-    }
-}
-
-/// The mirror length the legs give: each leg's size less its offset, in sectors. `legs`
-/// holds each leg's size in bytes and the mirror's offset on it in sectors.
-/// Legs of different sizes are refused: which one sets the length is then a guess.
-pub fn length_from_legs(legs: &[(u64, u64)]) -> Result<u64, LogError> {
-    let usable: Vec<u64> = legs
-        .iter()
-        .map(|&(bytes, offset)| (bytes / SECTOR_SIZE).saturating_sub(offset))
-        .collect();
-    match usable.iter().min() {
-        Some(0) | None => Err(LogError::Geometry(
-            "the legs hold no sector past their offsets".into(),
-        )),
-        Some(&n) if usable.iter().all(|&u| u == n) => Ok(n),
-        Some(_) => {
-            let sizes: Vec<String> = usable
-                .iter()
-                .enumerate()
-                .map(|(i, u)| format!("leg {i}: {u} sectors"))
-                .collect();
-            Err(LogError::Geometry(format!(
-                "the legs differ in size past their offsets ({}); give the mirror's --length",
-                sizes.join(", ")
-            )))
-        }
-    }
-}
-
-/// The power-of-two region size that cuts `length` sectors into exactly `nr_regions`
-/// regions, if there is one: what the user most likely meant.
-pub fn likely_region_size(length: u64, nr_regions: u64) -> Option<u64> {
-    (1..32)
-        .map(|shift| 1u64 << shift)
-        .find(|&rs| rs <= length && length.div_ceil(rs) == nr_regions)
-}
-
 /// Checks that the header's `nr_regions` is the region count of the mirror `geometry`
 /// describes: a wrong region size or length would make a repair copy, compare or mark the
-/// wrong byte ranges.
-pub fn check_region_count(
-    nr_regions: u64,
-    geometry: &Geometry,
-    length_from: LengthSource,
-) -> Result<(), LogError> {
+/// wrong byte ranges. Both come from the operator (the mirror's table): the log and the legs
+/// alone cannot tell which of them is wrong, so the refusal suggests no value.
+pub fn check_region_count(nr_regions: u64, geometry: &Geometry) -> Result<(), LogError> {
     if geometry.region_count() == nr_regions {
         return Ok(());
     }
@@ -204,8 +138,6 @@ pub fn check_region_count(
         mirror: geometry.region_count(),
         region_size: geometry.region_size(),
         length: geometry.length(),
-        length_from,
-        likely_region_size: likely_region_size(geometry.length(), nr_regions),
     })
 }
 
@@ -251,39 +183,23 @@ mod tests {
         assert!(Geometry::new(2, 0).is_err());
         assert!(Geometry::new(2, 2 * MAX_REGIONS + 2).is_err());
         assert!(Geometry::new(2, 2 * MAX_REGIONS).is_ok());
-        assert!(Geometry::from_region_count(1 << 30, u64::MAX).is_err());
         assert!(check_logical_block_size(4096).is_ok());
         assert!(check_logical_block_size(1000).is_err());
     }
 
     #[test]
-    fn a_wrong_region_size_is_refused_with_the_likely_one() {
-        // 32 MiB legs, 512 regions: 128 sectors per region, not 64 or 256.
-        let legs = [(32 << 20, 0), (32 << 20, 0)];
-        let length = length_from_legs(&legs).unwrap();
-        assert_eq!(length, 65_536);
-        assert_eq!(likely_region_size(length, 512), Some(128));
-        let right = Geometry::new(128, length).unwrap();
-        assert!(check_region_count(512, &right, LengthSource::Legs).is_ok());
-        for wrong in [64, 256] {
-            let g = Geometry::new(wrong, length).unwrap();
-            match check_region_count(512, &g, LengthSource::Legs) {
-                Err(LogError::RegionCountMismatch {
-                    likely_region_size: Some(128),
-                    mirror,
-                    ..
-                }) => assert_eq!(mirror, 65_536 / wrong),
-                other => panic!("region size {wrong}: {other:?}"),
+    fn a_region_count_that_disagrees_is_refused_without_a_guess() {
+        // 512 regions: 128 x 65536 fits, and so would 256 x 131072; only the table knows.
+        assert!(check_region_count(512, &Geometry::new(128, 65_536).unwrap()).is_ok());
+        assert!(check_region_count(512, &Geometry::new(256, 131_072).unwrap()).is_ok());
+        assert!(check_region_count(512, &Geometry::new(128, 65_409).unwrap()).is_ok());
+        match check_region_count(512, &Geometry::new(256, 65_536).unwrap()) {
+            Err(e @ LogError::RegionCountMismatch { mirror: 256, .. }) => {
+                let m = e.to_string();
+                assert!(!m.contains("likely"), "{m}");
+                assert!(m.contains("dmsetup table"), "{m}");
             }
+            other => panic!("{other:?}"),
         }
-        assert_eq!(likely_region_size(1000, 3), None);
-    }
-
-    #[test]
-    fn the_legs_give_the_length_when_they_agree() {
-        assert_eq!(length_from_legs(&[(4096, 0), (5120, 2)]).unwrap(), 8);
-        assert!(length_from_legs(&[(4096, 0), (8192, 2)]).is_err());
-        assert!(length_from_legs(&[(4096, 8), (8192, 0)]).is_err());
-        assert!(length_from_legs(&[]).is_err());
     }
 }

@@ -8,8 +8,10 @@
 //! [`header`], [`bitmap`] and [`geometry`] are the on-disk structures and sizes; [`image`]
 //! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
 //! are the library halves of `log_dump`, `log_restore` and `log_repair`, and [`run`] runs
-//! the writing tools on devices the caller opened.
+//! the writing tools on devices the caller opened. [`backup`] is the file `log_repair
+//! --backup` writes and [`undo`] puts back.
 
+pub mod backup;
 pub mod bitmap;
 pub mod device;
 pub mod dump;
@@ -21,5 +23,6 @@ pub mod repair;
 pub mod restore;
 pub mod resync;
 pub mod run;
+pub mod undo;
 
 pub use error::LogError;

@@ -11,8 +11,9 @@ use super::device::open;
 use super::error::LogError;
 use super::geometry::{Geometry, SECTOR_SIZE};
 
-/// Bytes copied or compared per I/O: large regions are handled in pieces of this size.
-const CHUNK: u64 = 1 << 20;
+/// Bytes copied or compared per I/O: large regions are handled in pieces of this size (and
+/// a backup keeps a leg's bytes in records of at most this size).
+pub const CHUNK: u64 = 1 << 20;
 
 /// A leg as given on the command line: `PATH[:OFFSET]`, offset in sectors as in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,14 +81,16 @@ pub fn open_legs(specs: &[LegSpec], log: &Path, write: bool) -> Result<Vec<OpenL
         if same_file(&s.path, log) {
             return Err(LogError::Leg {
                 index: i,
-                message: format!("{} is the log itself", s.path.display()),
+                name: s.path.display().to_string(),
+                message: "is the log itself".into(),
             });
         }
         for (j, t) in specs.iter().enumerate().take(i) {
             if same_file(&s.path, &t.path) {
                 return Err(LogError::Leg {
                     index: i,
-                    message: format!("{} is the same device as leg {j}", s.path.display()),
+                    name: s.path.display().to_string(),
+                    message: format!("is the same device as leg {j} ({})", t.path.display()),
                 });
             }
         }
@@ -103,7 +106,8 @@ pub fn open_legs(specs: &[LegSpec], log: &Path, write: bool) -> Result<Vec<OpenL
             };
             let io = open(&s.path, mode).map_err(|e| LogError::Leg {
                 index: i,
-                message: format!("{}: {e}", s.path.display()),
+                name: s.path.display().to_string(),
+                message: e.to_string(),
             })?;
             Ok(OpenLeg {
                 spec: s.clone(),
@@ -112,6 +116,18 @@ pub fn open_legs(specs: &[LegSpec], log: &Path, write: bool) -> Result<Vec<OpenL
             })
         })
         .collect()
+}
+
+/// A piece of a leg that a resync is about to overwrite.
+pub struct Piece<'d> {
+    /// The leg (never 0).
+    pub leg: usize,
+    /// Byte offset on the leg.
+    pub offset: u64,
+    /// The bytes it holds now.
+    pub data: &'d [u8],
+    /// crc32c of leg 0's bytes that the resync writes over them.
+    pub new_crc: u32,
 }
 
 /// One mirror leg, on a device the caller opened.
@@ -148,16 +164,17 @@ impl<'a> Legs<'a> {
                 .and_then(|n| n.checked_mul(SECTOR_SIZE))
                 .ok_or_else(|| LogError::Leg {
                     index: i,
+                    name: leg.name.to_string(),
                     message: "offset + length overflow".into(),
                 })?;
             let size = leg.io.size_bytes();
             if size < need {
                 return Err(LogError::Leg {
                     index: i,
+                    name: leg.name.to_string(),
                     message: format!(
-                        "{} holds {size} bytes, but the mirror needs {need} (offset {} + length \
-                         {} sectors)",
-                        leg.name,
+                        "holds {size} bytes, but the mirror needs {need} (offset {} + length {} \
+                         sectors)",
                         leg.offset,
                         geometry.length()
                     ),
@@ -196,7 +213,8 @@ impl<'a> Legs<'a> {
     fn io_error(&self, i: usize, doing: &str, e: std::io::Error) -> LogError {
         LogError::Leg {
             index: i,
-            message: format!("{}: {doing}: {e}", self.legs[i].name),
+            name: self.legs[i].name.to_string(),
+            message: format!("{doing}: {e}"),
         }
     }
 
@@ -211,6 +229,57 @@ impl<'a> Legs<'a> {
 
     fn at(&self, i: usize, off: u64) -> u64 {
         self.legs[i].offset * SECTOR_SIZE + off
+    }
+
+    /// How messages name leg `i`: its index and path.
+    pub fn name(&self, i: usize) -> String {
+        format!("leg {i} {}", self.legs[i].name)
+    }
+
+    /// Every piece a resync of `dirty` copies, in order: (byte offset within the mirror,
+    /// length).
+    fn pieces<'s>(&'s self, dirty: &'s [Range<u64>]) -> impl Iterator<Item = (u64, u64)> + 's {
+        dirty
+            .iter()
+            .flat_map(|d| d.clone())
+            .flat_map(move |r| self.chunks(r))
+    }
+
+    /// Number of pieces a resync of `dirty` writes to each leg other than leg 0.
+    pub fn piece_count(&self, dirty: &[Range<u64>]) -> u64 {
+        self.pieces(dirty).count() as u64
+    }
+
+    /// Hands `keep` every piece a resync of `dirty` overwrites, before it does. Nothing is
+    /// written.
+    pub fn before_resync(
+        &self,
+        dirty: &[Range<u64>],
+        keep: &mut dyn FnMut(Piece<'_>) -> Result<(), LogError>,
+    ) -> Result<(), LogError> {
+        let mut buf = AlignedBuf::zeroed(CHUNK as usize);
+        for (off, len) in self.pieces(dirty) {
+            let data = &mut buf.as_mut_slice()[..len as usize];
+            self.legs[0]
+                .io
+                .read_at(data, self.at(0, off))
+                .map_err(|e| self.io_error(0, "reading", e))?;
+            let new_crc = crc32c::crc32c(data);
+            for i in 1..self.legs.len() {
+                let data = &mut buf.as_mut_slice()[..len as usize];
+                self.legs[i]
+                    .io
+                    .read_at(data, self.at(i, off))
+                    .map_err(|e| self.io_error(i, "reading", e))?;
+                keep(Piece {
+                    leg: i,
+                    offset: self.at(i, off),
+                    data,
+                    new_crc,
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// Copies every dirty region of `bitmap` from leg 0 to every other leg (the last region

@@ -2,21 +2,25 @@
 //! check, the work on the legs, the new buffer, the report, and the write of the log. The binaries parse arguments, open files and print what these functions report.
 //!
 //! Order of a repair (docs/dirty-log-format.md §9.3): everything is read and checked, and
-//! the new buffer rendered, before the first write anywhere; a resync makes the legs durable
+//! the new buffer rendered, before the first write anywhere; a backup (§9.6), when asked
+//! for, is then written and synced with its directory; a resync makes the legs durable
 //! before the log is written; the log's first `buf_size` bytes go out in one write followed
 //! by a flush, or two when the header changes (`device::write_update`, §9.4).
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::BufWriter;
 use std::ops::Range;
 use std::path::Path;
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
+use super::backup::{
+    sync_file_and_dir, BackupHeader, BackupWriter, DeviceId, LegId, Target, RECORD_HEADER,
+};
 use super::bitmap::Bitmap;
 use super::device::{read_prefix, write_update};
-use super::error::LogError;
-use super::geometry::{buf_size, check_region_count, length_from_legs, Geometry, LengthSource};
+use super::error::{LogError, GEOMETRY_SOURCE};
+use super::geometry::{buf_size, check_region_count, Geometry};
 use super::header::{Header, NrRegions, MAGIC};
 use super::image::{compose, read_header, LogImage, ReadOptions};
 use super::repair::{count, describe_changes, format_ranges, BitRepair};
@@ -44,6 +48,43 @@ impl Mode<'_> {
     fn rewrites_header(&self) -> bool {
         matches!(self, Mode::RewriteHeader | Mode::ForceResync)
     }
+
+    /// The modes that change legs or mark regions clean: they work on the mirror's sectors,
+    /// so they need its geometry from the operator.
+    fn needs_geometry(&self) -> bool {
+        matches!(self, Mode::Resync(_) | Mode::Verify(_) | Mode::MarkClean(_))
+    }
+
+    /// The legs of a mode with legs.
+    fn legs(&self) -> &[Leg<'_>] {
+        match self {
+            Mode::Resync(legs) | Mode::Verify(legs) => legs,
+            _ => &[],
+        }
+    }
+}
+
+/// Where `--backup` saves what a run overwrites, and which devices the run works on.
+pub struct BackupSpec<'a> {
+    /// A new file.
+    pub path: &'a Path,
+    /// The log.
+    pub log: DeviceId,
+    /// The legs of the mode, in table order (none for the modes without legs).
+    pub legs: Vec<DeviceId>,
+}
+
+/// Where the lines for the user go, as the work is done (so that a long run shows what it
+/// is about to do before it does it).
+pub trait Steps {
+    /// One more line.
+    fn step(&mut self, line: String);
+}
+
+impl Steps for Vec<String> {
+    fn step(&mut self, line: String) {
+        self.push(line);
+    }
 }
 
 /// A repair request: the mode and what the command line says about the mirror.
@@ -52,9 +93,10 @@ pub struct RepairOptions<'a> {
     pub mode: Mode<'a>,
     /// Region count for the header rewrites.
     pub nr_regions: Option<u64>,
-    /// Region size of the mirror in sectors (needed by the modes with legs).
+    /// Region size of the mirror in sectors (needed, with the length, by the modes with legs
+    /// and by `MarkClean`).
     pub region_size: Option<u64>,
-    /// Length of the mirror in sectors (default for the legs: `nr_regions` × region size).
+    /// Length of the mirror in sectors.
     pub length: Option<u64>,
     /// Logical block size of the log device.
     pub logical_block_size: u32,
@@ -62,8 +104,8 @@ pub struct RepairOptions<'a> {
     pub dry_run: bool,
     /// Repair a device without the disk-log magic.
     pub force: bool,
-    /// A new file to save the bytes about to be overwritten to.
-    pub backup: Option<&'a Path>,
+    /// A new file to save the bytes about to be overwritten to (log and legs).
+    pub backup: Option<BackupSpec<'a>>,
 }
 
 /// Where a long leg pass reports how far it got, in bytes.
@@ -100,12 +142,26 @@ pub enum Outcome {
     },
 }
 
-/// The region count to repair for, from the header and the options.
-fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogError> {
+/// The region count to repair for, from the header and the options, and the mirror's
+/// geometry when it was given (always, for the modes that need it).
+fn region_count(
+    header: &Header,
+    opts: &RepairOptions<'_>,
+) -> Result<(u64, Option<Geometry>), LogError> {
     let geometry = match (opts.region_size, opts.length) {
         (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
-        _ => None,
+        (None, None) => None,
+        _ => {
+            return Err(LogError::Geometry(format!(
+                "the region size and the length go together; {GEOMETRY_SOURCE}"
+            )))
+        }
     };
+    if geometry.is_none() && opts.mode.needs_geometry() {
+        return Err(LogError::Geometry(format!(
+            "this mode needs the mirror's region size and length; {GEOMETRY_SOURCE}"
+        )));
+    }
     let header_count = match header.regions() {
         // A repair writes the count back: a log for no region would only make the kernel
         // resynchronise the mirror at every activation.
@@ -116,43 +172,38 @@ fn region_count(header: &Header, opts: &RepairOptions<'_>) -> Result<u64, LogErr
     };
     if !opts.mode.rewrites_header() {
         let n = header_count?;
-        if let Some(g) = geometry {
-            check_region_count(n, &g, LengthSource::Given)?;
+        if let Some(g) = &geometry {
+            check_region_count(n, g)?;
         }
-        return Ok(n);
+        return Ok((n, geometry));
     }
-    match (opts.nr_regions, geometry) {
-        (Some(given), Some(g)) if given != g.region_count() => Err(LogError::CountConflict {
-            given,
-            geometry: g.region_count(),
-        }),
-        (Some(given), _) => Ok(given),
+    let n = match (opts.nr_regions, geometry) {
+        (Some(given), Some(g)) if given != g.region_count() => {
+            return Err(LogError::CountConflict {
+                given,
+                geometry: g.region_count(),
+            })
+        }
+        (Some(given), _) => given,
         (None, Some(g)) => {
             // A geometry that disagrees with an intact header is more likely a typo than a
             // damaged header; --nr-regions says the header is what is wrong.
             if let (true, Ok(n)) = (header.magic == MAGIC, &header_count) {
-                check_region_count(*n, &g, LengthSource::Given)?;
+                check_region_count(*n, &g)?;
             }
-            Ok(g.region_count())
+            g.region_count()
         }
-        (None, None) => header_count,
-    }
+        (None, None) => header_count?,
+    };
+    Ok((n, geometry))
 }
 
-/// The geometry of a mode with legs: the region size given, and the length given or else
-/// the legs', which must cut the mirror into the log's `nr` regions.
-fn leg_geometry(legs: &[Leg<'_>], nr: u64, opts: &RepairOptions<'_>) -> Result<Geometry, LogError> {
-    let (length, from) = match opts.length {
-        Some(len) => (len, LengthSource::Given),
-        None => {
-            let sizes: Vec<(u64, u64)> =
-                legs.iter().map(|l| (l.io.size_bytes(), l.offset)).collect();
-            (length_from_legs(&sizes)?, LengthSource::Legs)
-        }
-    };
-    let geometry = Geometry::new(opts.region_size.unwrap_or(0), length)?;
-    check_region_count(nr, &geometry, from)?;
-    Ok(geometry)
+/// The legs other than leg 0, as messages name them.
+fn targets(legs: &Legs<'_>) -> String {
+    (1..legs.leg_count())
+        .map(|i| legs.name(i))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Leg work still to do once the new log is known: a resync's copy.
@@ -165,10 +216,11 @@ struct PendingCopy<'a> {
 impl PendingCopy<'_> {
     fn line(&self, copied: &[Range<u64>]) -> String {
         format!(
-            "copied {} regions from leg 0 to {} other legs ({} bytes): {}",
+            "copied {} regions ({} bytes) from {} to {}: {}",
             count(copied),
-            self.legs.leg_count() - 1,
             self.total,
+            self.legs.name(0),
+            targets(&self.legs),
             format_ranges(copied, 32)
         )
     }
@@ -197,7 +249,7 @@ pub fn repair<'a>(
     log: &dyn ByteIo,
     opts: &RepairOptions<'a>,
     progress: &mut dyn Progress,
-    report: &mut Vec<String>,
+    report: &mut dyn Steps,
 ) -> Result<Outcome, LogError> {
     let plan = plan(log, opts, progress, report)?;
     let (old, new) = plan.img.render(
@@ -210,25 +262,22 @@ pub fn repair<'a>(
     if changes.is_empty() {
         if let (Some(c), false) = (&plan.copy, opts.dry_run) {
             // Nothing is dirty: the copy is empty.
-            report.push(c.line(&c.dirty));
+            report.step(c.line(&c.dirty));
         }
-        report.push("the log needs no change; nothing written".into());
+        report.step("the log needs no change; nothing written".into());
         return Ok(Outcome::Unchanged);
     }
     if opts.dry_run {
-        report.extend(changes.iter().map(|c| format!("would change: {c}")));
-        report.push("dry run; nothing written".into());
+        for c in &changes {
+            report.step(format!("would change: {c}"));
+        }
+        report.step("dry run; nothing written".into());
         return Ok(Outcome::DryRun);
     }
     // The backup comes before any write, legs included: if it cannot be made, nothing has
     // been touched.
-    if let Some(b) = opts.backup {
-        save_backup(b, &old)?;
-        report.push(format!(
-            "saved the {} bytes about to be overwritten to {}",
-            old.len(),
-            b.display()
-        ));
+    if let Some(b) = &opts.backup {
+        save_backup(b, opts.mode.legs(), &plan, &old, &new, report)?;
     }
     apply(log, &plan, old, new, &changes, progress, report)
 }
@@ -238,12 +287,12 @@ fn plan<'a>(
     log: &dyn ByteIo,
     opts: &RepairOptions<'a>,
     progress: &mut dyn Progress,
-    report: &mut Vec<String>,
+    report: &mut dyn Steps,
 ) -> Result<Plan<'a>, LogError> {
-    if let Some(b) = opts.backup {
-        if b.exists() {
+    if let Some(b) = &opts.backup {
+        if b.path.exists() {
             return Err(LogError::Backup {
-                path: b.to_path_buf(),
+                path: b.path.to_path_buf(),
                 message: "backup file exists; refusing to overwrite it".into(),
             });
         }
@@ -256,12 +305,10 @@ fn plan<'a>(
     if !rewrites_header {
         header.check_version()?;
     }
-    let nr = region_count(&header, opts)?;
-    // The legs' geometry is settled before anything is read for the repair.
-    let legs = match &opts.mode {
-        Mode::Resync(legs) | Mode::Verify(legs) => {
-            Some(Legs::new(legs, leg_geometry(legs, nr, opts)?)?)
-        }
+    let (nr, geometry) = region_count(&header, opts)?;
+    // The legs are checked against the geometry before anything is read for the repair.
+    let legs = match (&opts.mode, geometry) {
+        (Mode::Resync(legs) | Mode::Verify(legs), Some(g)) => Some(Legs::new(legs, g)?),
         _ => None,
     };
     let img = LogImage::read(
@@ -277,11 +324,12 @@ fn plan<'a>(
         (Mode::Resync(_), Some(legs)) => {
             let copy = plan_copy(legs, &img.bitmap);
             if opts.dry_run {
-                report.push(format!(
-                    "would copy {} dirty regions ({} bytes) from leg 0 to {} other legs: {}",
+                report.step(format!(
+                    "would copy {} dirty regions ({} bytes) from {} to {}: {}",
                     count(&copy.dirty),
                     copy.total,
-                    copy.legs.leg_count() - 1,
+                    copy.legs.name(0),
+                    targets(&copy.legs),
                     format_ranges(&copy.dirty, 32)
                 ));
             }
@@ -318,14 +366,14 @@ fn verify(
     legs: &Legs<'_>,
     bitmap: &Bitmap,
     progress: &mut dyn Progress,
-    report: &mut Vec<String>,
+    report: &mut dyn Steps,
 ) -> Result<Bitmap, LogError> {
     let mut bits = bitmap.clone();
     progress.begin("comparing dirty regions", legs.dirty_bytes(&bits));
     let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
     progress.end();
     let differ = differ?;
-    report.push(if differ.is_empty() {
+    report.step(if differ.is_empty() {
         "every dirty region is identical on all legs".to_string()
     } else {
         format!(
@@ -345,7 +393,7 @@ fn apply(
     new: AlignedBuf,
     changes: &[String],
     progress: &mut dyn Progress,
-    report: &mut Vec<String>,
+    report: &mut dyn Steps,
 ) -> Result<Outcome, LogError> {
     let change_lines = changes.iter().map(|c| format!("changes: {c}"));
     let new = match &plan.copy {
@@ -357,19 +405,19 @@ fn apply(
                 .resync(&mut copied_bits, &mut |n| progress.advance(n));
             progress.end();
             let copied = copied?;
-            report.push(c.line(&copied));
-            report.extend(change_lines);
+            report.step(c.line(&copied));
+            change_lines.for_each(|l| report.step(l));
             // The log marks clean what the resync says reached every leg (the same regions
             // as planned).
             compose(&old, &Header::new(plan.nr), &copied_bits)
         }
         None => {
-            report.extend(change_lines);
+            change_lines.for_each(|l| report.step(l));
             new
         }
     };
     write_update(log, &old, &new)?;
-    report.push(format!("wrote {} bytes and flushed", new.len()));
+    report.step(format!("wrote {} bytes and flushed", new.len()));
     Ok(Outcome::Written {
         bytes: new.len() as u64,
     })
@@ -385,20 +433,85 @@ fn bit_repair(mode: &Mode<'_>) -> BitRepair {
     }
 }
 
-/// Saves `old` to the new file `path` and makes it durable, before the log is overwritten.
-fn save_backup(path: &Path, old: &AlignedBuf) -> Result<(), LogError> {
+/// Saves what the run is about to overwrite to the new file `b.path`: the log's `old`
+/// bytes (replaced by `new`) and, for a resync, every piece of the dirty regions on the
+/// legs it writes. The file and its directory are synced before this returns, so that the
+/// backup survives a crash during the writes that follow.
+fn save_backup(
+    b: &BackupSpec<'_>,
+    legs: &[Leg<'_>],
+    plan: &Plan<'_>,
+    old: &AlignedBuf,
+    new: &AlignedBuf,
+    report: &mut dyn Steps,
+) -> Result<(), LogError> {
     let fail = |doing: &str, e: std::io::Error| LogError::Backup {
-        path: path.to_path_buf(),
+        path: b.path.to_path_buf(),
         message: format!("{doing}: {e}"),
     };
-    let mut f = OpenOptions::new()
+    let header = BackupHeader {
+        log: b.log.clone(),
+        legs: b
+            .legs
+            .iter()
+            .zip(legs)
+            .map(|(id, l)| LegId {
+                id: id.clone(),
+                offset: l.offset,
+            })
+            .collect(),
+    };
+    let log_part = RECORD_HEADER + old.len() as u64;
+    let (leg_part, what) = match &plan.copy {
+        Some(c) => {
+            let written = c.legs.leg_count() as u64 - 1;
+            let bytes = written * (c.total + c.legs.piece_count(&c.dirty) * RECORD_HEADER);
+            let what = format!(
+                " and the {} bytes of the dirty regions on {} about to be overwritten",
+                c.total * written,
+                targets(&c.legs)
+            );
+            (bytes, what)
+        }
+        None => (0, String::new()),
+    };
+    let size = header.encode().len() as u64 + log_part + leg_part + RECORD_HEADER;
+    report.step(format!(
+        "backup: writing {size} bytes to {}: the log's first {} bytes{what}",
+        b.path.display(),
+        old.len()
+    ));
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
+        .open(b.path)
         .map_err(|e| fail("creating the backup", e))?;
-    f.write_all(old.as_slice())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| fail("writing the backup", e))
+    let mut w = BackupWriter::new(BufWriter::new(file), &header)
+        .map_err(|e| fail("writing the backup", e))?;
+    w.record(
+        Target::Log,
+        0,
+        old.as_slice(),
+        crc32c::crc32c(new.as_slice()),
+    )
+    .map_err(|e| fail("writing the backup", e))?;
+    if let Some(c) = &plan.copy {
+        c.legs.before_resync(&c.dirty, &mut |p| {
+            w.record(Target::Leg(p.leg), p.offset, p.data, p.new_crc)
+                .map_err(|e| fail("writing the backup", e))
+        })?;
+    }
+    let file = w
+        .finish()
+        .and_then(|buf| buf.into_inner().map_err(|e| e.into_error()))
+        .map_err(|e| fail("writing the backup", e))?;
+    sync_file_and_dir(&file, b.path).map_err(|e| fail("syncing the backup", e))?;
+    report.step(format!(
+        "backup: {} written and synced, with its directory; log_repair --undo {} puts it back",
+        b.path.display(),
+        b.path.display()
+    ));
+    Ok(())
 }
 
 /// Writes the log `spec` describes onto `log`: header and bits into the first `buf_size`

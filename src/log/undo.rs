@@ -1,0 +1,412 @@
+//! `log_repair --undo`: puts back every byte a run saved with `--backup` (log and legs),
+//! after checking the whole backup and the devices (docs/dirty-log-format.md §9.6).
+//!
+//! Order: every record is read and checked, and each device's current bytes compared with
+//! what the run wrote, before the first write. The log goes back first and is flushed, then
+//! the legs: a crash in between leaves the regions the run marked clean dirty again, which
+//! the kernel resynchronises, never a clean region whose legs differ.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use crate::pdata::io::{AlignedBuf, ByteIo};
+
+use super::backup::{BackupHeader, BackupReader, DeviceId, Record, Target};
+use super::device::{read_prefix, write_update};
+use super::error::LogError;
+use super::run::{Outcome, Steps};
+
+/// A device an undo writes to (or, for leg 0, only checks), with what it is now.
+pub struct UndoDevice<'a> {
+    /// The device.
+    pub io: &'a dyn ByteIo,
+    /// Its identity as found now.
+    pub id: DeviceId,
+}
+
+/// What `--undo` is asked to do.
+pub struct UndoOptions<'a> {
+    /// The backup file.
+    pub backup: &'a Path,
+    /// Check everything and report; write nothing.
+    pub dry_run: bool,
+    /// Accept devices that are not the ones the backup names (by device number or inode)
+    /// and bytes that changed since the run. Sizes must still match.
+    pub force: bool,
+}
+
+/// Reads the header of the backup at `path`.
+pub fn read_header(path: &Path) -> Result<BackupHeader, LogError> {
+    let mut f = open(path)?;
+    BackupHeader::read(&mut f).map_err(|e| about_backup(path, e))
+}
+
+fn open(path: &Path) -> Result<BufReader<File>, LogError> {
+    File::open(path)
+        .map(BufReader::new)
+        .map_err(|e| about_backup(path, LogError::io("opening", e)))
+}
+
+/// An error in the backup file, reported on it.
+fn about_backup(path: &Path, e: LogError) -> LogError {
+    LogError::Backup {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+/// Checks that `now` is the device `recorded` describes.
+fn check_device(
+    now: &DeviceId,
+    recorded: &DeviceId,
+    force: bool,
+    wrong: impl Fn(String) -> LogError,
+) -> Result<(), LogError> {
+    if now.size != recorded.size {
+        return Err(wrong(format!(
+            "undo: holds {} bytes, but the backup was taken from {} of {} bytes",
+            now.size, recorded.path, recorded.size
+        )));
+    }
+    if !force && !now.same_as(recorded) {
+        return Err(wrong(format!(
+            "undo: not the device or file the backup was taken from ({}); --force puts the \
+             backup back anyway",
+            recorded.path
+        )));
+    }
+    Ok(())
+}
+
+/// What an undo puts back on one device.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    records: u64,
+    bytes: u64,
+}
+
+/// The undo: checks, then (unless a dry run) puts every saved byte back. `legs` are the
+/// legs in table order, as many as the backup names.
+pub fn undo(
+    header: &BackupHeader,
+    log: &UndoDevice<'_>,
+    legs: &[UndoDevice<'_>],
+    opts: &UndoOptions<'_>,
+    report: &mut dyn Steps,
+) -> Result<Outcome, LogError> {
+    if legs.len() != header.legs.len() {
+        return Err(LogError::Invalid(format!(
+            "undo: the backup names {} legs, {} given",
+            header.legs.len(),
+            legs.len()
+        )));
+    }
+    check_device(&log.id, &header.log, opts.force, LogError::Undo)?;
+    for (i, (now, recorded)) in legs.iter().zip(&header.legs).enumerate() {
+        check_device(&now.id, &recorded.id, opts.force, |message| LogError::Leg {
+            index: i,
+            name: now.id.path.clone(),
+            message,
+        })?;
+    }
+    let device = |t: Target| match t {
+        Target::Log => log.io,
+        Target::Leg(i) => legs[i].io,
+    };
+    let name = |t: Target| match t {
+        Target::Log => format!("the log {}", log.id.path),
+        Target::Leg(i) => format!("leg {i} {}", legs[i].id.path),
+    };
+    // Pass 1: the whole backup is intact, and each range holds what the run wrote there
+    // (or already what the backup holds).
+    let mut tally = vec![Tally::default(); legs.len() + 1];
+    let slot = |t: Target| match t {
+        Target::Log => 0,
+        Target::Leg(i) => i + 1,
+    };
+    for_each_record(header, opts.backup, &mut |r| {
+        let now = read(device(r.target), r.offset, r.data.len(), &name(r.target))?;
+        let crc = crc32c::crc32c(now.as_slice());
+        if crc != r.new_crc && now.as_slice() != r.data.as_slice() && !opts.force {
+            let message = format!(
+                "undo: bytes {}..{} hold neither what the run wrote nor what the backup holds: \
+                 changed since (the mirror was activated?); --force puts the backup back anyway",
+                r.offset,
+                r.offset + r.data.len() as u64
+            );
+            return Err(match r.target {
+                Target::Log => LogError::Undo(message),
+                Target::Leg(index) => LogError::Leg {
+                    index,
+                    name: legs[index].id.path.clone(),
+                    message,
+                },
+            });
+        }
+        let t = &mut tally[slot(r.target)];
+        t.records += 1;
+        t.bytes += r.data.len() as u64;
+        Ok(())
+    })?;
+    let targets: Vec<Target> = std::iter::once(Target::Log)
+        .chain((0..legs.len()).map(Target::Leg))
+        .filter(|&t| tally[slot(t)].records > 0)
+        .collect();
+    let summary: Vec<String> = targets
+        .iter()
+        .map(|&t| format!("{} bytes of {}", tally[slot(t)].bytes, name(t)))
+        .collect();
+    report.step(format!(
+        "undo: the backup {} is intact and matches the devices: {}",
+        opts.backup.display(),
+        summary.join(", ")
+    ));
+    if opts.dry_run {
+        for &t in &targets {
+            report.step(format!(
+                "would put back {} bytes of {}",
+                tally[slot(t)].bytes,
+                name(t)
+            ));
+        }
+        report.step("dry run; nothing written".into());
+        return Ok(Outcome::DryRun);
+    }
+    // Pass 2: the log's records come first in the file; it is flushed before the first
+    // leg is written.
+    let mut log_synced = false;
+    let flush = |t: Target| {
+        device(t)
+            .sync()
+            .map_err(|e| LogError::io(format!("flushing {}", name(t)), e))
+    };
+    for_each_record(header, opts.backup, &mut |r| {
+        if r.target != Target::Log && !log_synced && tally[0].records > 0 {
+            flush(Target::Log)?;
+            report.step(format!(
+                "put back {} bytes of {}",
+                tally[0].bytes,
+                name(Target::Log)
+            ));
+            log_synced = true;
+        }
+        let mut buf = AlignedBuf::zeroed(r.data.len());
+        buf.as_mut_slice().copy_from_slice(&r.data);
+        if r.target == Target::Log && r.offset == 0 {
+            // The header goes back the way any header change is written: never paired, by
+            // a torn write, with bits it was not written for.
+            let now = read_prefix(device(r.target), buf.len() as u64)?;
+            return write_update(device(r.target), &now, &buf);
+        }
+        device(r.target)
+            .write_at(buf.as_slice(), r.offset)
+            .map_err(|e| LogError::io(format!("writing {}", name(r.target)), e))
+    })?;
+    for &t in &targets {
+        if t == Target::Log && log_synced {
+            continue;
+        }
+        flush(t)?;
+        report.step(format!(
+            "put back {} bytes of {}",
+            tally[slot(t)].bytes,
+            name(t)
+        ));
+    }
+    Ok(Outcome::Written {
+        bytes: tally.iter().map(|t| t.bytes).sum(),
+    })
+}
+
+/// Hands every record of the backup to `f`, in file order.
+fn for_each_record(
+    header: &BackupHeader,
+    path: &Path,
+    f: &mut dyn FnMut(Record) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut input = open(path)?;
+    // The header was checked by the caller; reading it again skips it.
+    if BackupHeader::read(&mut input).map_err(|e| about_backup(path, e))? != *header {
+        return Err(about_backup(
+            path,
+            LogError::Invalid("the file changed while it was read".into()),
+        ));
+    }
+    // The devices' sizes were checked against the header's: a record that fits its
+    // device sizes no allocation beyond the device.
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
+    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
+        f(r)?;
+    }
+    Ok(())
+}
+
+/// Reads `len` bytes at `offset` of `io`.
+fn read(io: &dyn ByteIo, offset: u64, len: usize, name: &str) -> Result<AlignedBuf, LogError> {
+    let mut buf = AlignedBuf::zeroed(len);
+    io.read_at(buf.as_mut_slice(), offset)
+        .map_err(|e| LogError::io(format!("reading {name}"), e))?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::backup::{BackupWriter, LegId};
+    use crate::pdata::fault_io::{FaultIo, Inject, Op};
+    use crate::pdata::io::MemIo;
+
+    fn id(path: &str, size: u64) -> DeviceId {
+        DeviceId {
+            path: path.into(),
+            size,
+            dev: 1,
+            ino: 2,
+            rdev: 0,
+        }
+    }
+
+    /// A log of 2048 bytes and two legs of 8192, as a resync left them (the log's first
+    /// 1536 bytes 0xBB, leg 1's bytes 4096..8192 0xCC), and a backup of what they held
+    /// before (0xAA and 0x11).
+    struct Bench {
+        _dir: tempfile::TempDir,
+        backup: std::path::PathBuf,
+        header: BackupHeader,
+    }
+
+    fn bench() -> Bench {
+        let dir = tempfile::tempdir().unwrap();
+        let backup = dir.path().join("bak");
+        let header = BackupHeader {
+            log: id("log", 2048),
+            legs: vec![
+                LegId {
+                    id: id("leg0", 8192),
+                    offset: 0,
+                },
+                LegId {
+                    id: id("leg1", 8192),
+                    offset: 0,
+                },
+            ],
+        };
+        let file = std::fs::File::create(&backup).unwrap();
+        let mut w = BackupWriter::new(file, &header).unwrap();
+        w.record(Target::Log, 0, &[0xAA; 1536], crc32c::crc32c(&[0xBB; 1536]))
+            .unwrap();
+        w.record(
+            Target::Leg(1),
+            4096,
+            &[0x11; 4096],
+            crc32c::crc32c(&[0xCC; 4096]),
+        )
+        .unwrap();
+        w.finish().unwrap();
+        Bench {
+            _dir: dir,
+            backup,
+            header,
+        }
+    }
+
+    fn dev<'a>(io: &'a dyn ByteIo, path: &str, size: u64) -> UndoDevice<'a> {
+        UndoDevice {
+            io,
+            id: id(path, size),
+        }
+    }
+
+    fn after_run() -> (Vec<u8>, Vec<u8>) {
+        let mut log = vec![0xBB; 1536];
+        log.extend([0x55; 512]);
+        let mut leg1 = vec![0x77; 4096];
+        leg1.extend([0xCC; 4096]);
+        (log, leg1)
+    }
+
+    #[test]
+    fn the_log_goes_back_and_is_flushed_before_any_leg_is_written() {
+        let b = bench();
+        let (log_bytes, leg1_bytes) = after_run();
+        let log = FaultIo::new(MemIo::from_bytes(log_bytes.clone()), Inject::None);
+        let leg0 = MemIo::from_bytes(vec![0; 8192]);
+        // Leg 1 loses power at its first write.
+        let leg1 = FaultIo::new(MemIo::from_bytes(leg1_bytes.clone()), Inject::StopAt(0));
+        let opts = UndoOptions {
+            backup: &b.backup,
+            dry_run: false,
+            force: false,
+        };
+        let mut steps = Vec::new();
+        {
+            let legs = [dev(&leg0, "leg0", 8192), dev(&leg1, "leg1", 8192)];
+            let r = undo(&b.header, &dev(&log, "log", 2048), &legs, &opts, &mut steps);
+            assert!(r.is_err());
+        }
+        assert_eq!(log.ops(), vec![Op::WriteAt(0), Op::Flush]);
+        let mut expected = vec![0xAA; 1536];
+        expected.extend([0x55; 512]);
+        assert_eq!(log.into_inner().into_bytes(), expected);
+        assert_eq!(leg1.into_inner().into_bytes(), leg1_bytes);
+        // Run again, the undo finishes: the log already holds the backup's bytes.
+        let log = MemIo::from_bytes(expected.clone());
+        let leg1 = MemIo::from_bytes(leg1_bytes);
+        {
+            let legs = [dev(&leg0, "leg0", 8192), dev(&leg1, "leg1", 8192)];
+            let r = undo(&b.header, &dev(&log, "log", 2048), &legs, &opts, &mut steps);
+            assert_eq!(r.unwrap(), Outcome::Written { bytes: 1536 + 4096 });
+        }
+        let mut leg1_before = vec![0x77; 4096];
+        leg1_before.extend([0x11; 4096]);
+        assert_eq!(leg1.into_bytes(), leg1_before);
+        assert_eq!(log.into_bytes(), expected);
+    }
+
+    #[test]
+    fn another_size_or_identity_is_refused_before_any_write() {
+        let b = bench();
+        let (log_bytes, leg1_bytes) = after_run();
+        let leg0 = MemIo::from_bytes(vec![0; 8192]);
+        let leg1 = MemIo::from_bytes(leg1_bytes);
+        let opts = UndoOptions {
+            backup: &b.backup,
+            dry_run: false,
+            force: true,
+        };
+        let legs = [
+            UndoDevice {
+                io: &leg0,
+                id: id("leg0", 8192),
+            },
+            UndoDevice {
+                io: &leg1,
+                id: id("leg1", 8192),
+            },
+        ];
+        let mut other = id("log", 2048);
+        other.ino = 3;
+        let mut steps = Vec::new();
+        for (log_id, force) in [(id("log", 4096), true), (other.clone(), false)] {
+            let log = MemIo::from_bytes(log_bytes.clone());
+            let opts = UndoOptions { force, ..opts };
+            let dev = UndoDevice {
+                io: &log,
+                id: log_id,
+            };
+            assert!(matches!(
+                undo(&b.header, &dev, &legs, &opts, &mut steps),
+                Err(LogError::Undo(_))
+            ));
+            assert_eq!(log.into_bytes(), log_bytes);
+        }
+        // --force accepts another identity, never another size.
+        let log = MemIo::from_bytes(log_bytes);
+        let dev = UndoDevice {
+            io: &log,
+            id: other,
+        };
+        assert!(undo(&b.header, &dev, &legs, &opts, &mut steps).is_ok());
+    }
+}
