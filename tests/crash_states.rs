@@ -325,12 +325,14 @@ fn log_run(case: Case) -> [Recording; 3] {
                 Case::Resync => Mode::Resync(&legs),
                 _ => Mode::Verify(&legs),
             };
+            let on_sectors = matches!(case, Case::Resync | Case::Verify | Case::MarkClean);
             let opts = RepairOptions {
                 mode,
                 nr_regions: matches!(case, Case::ForceResyncBadMagic | Case::ForceResyncGrow)
                     .then_some(REGIONS as u64),
-                region_size: matches!(case, Case::Resync | Case::Verify).then_some(2),
-                length: None,
+                // The modes on the mirror's sectors take its geometry from the operator.
+                region_size: on_sectors.then_some(2),
+                length: on_sectors.then_some(REGIONS as u64 * 2),
                 logical_block_size: 512,
                 dry_run: false,
                 force: case == Case::ForceResyncBadMagic,

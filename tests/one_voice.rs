@@ -128,7 +128,10 @@ fn a_directory_is_named_the_same_way_by_every_tool() {
     let b = Bench::new();
     let dir = b.dir.path().join("adir");
     std::fs::create_dir(&dir).unwrap();
-    let words = format!("Not a block device or regular file '{}'.", dir.display());
+    let words = format!(
+        "Not a block device or regular file '{}': is a directory",
+        dir.display()
+    );
     every_tool_says(&dir, &words, &b.output());
 }
 

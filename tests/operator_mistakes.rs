@@ -796,7 +796,7 @@ fn needed_size(dir: &Path, tool: &str, args: &[&str], before: &str, after: &str)
     need
 }
 
-/// A directory given as the output: named as one.
+/// A directory given as the output: named as one, in the same words by every tool.
 #[test]
 fn a_directory_as_the_output_is_named_as_one() {
     let b = Bench::new();
@@ -826,8 +826,17 @@ fn a_directory_as_the_output_is_named_as_one() {
         "log_restore",
         &["-i", s(&log_xml), "-o", s(&d)],
         &[1],
-        &[&format!("log_restore: {}: error: is a directory\n", s(&d))],
+        &[&era_words],
     );
+    for (tool, args) in [
+        ("era_dump", vec![s(&era), "-o", s(&d)]),
+        (
+            "era_invalidate",
+            vec!["--written-since", "0", s(&era), "-o", s(&d)],
+        ),
+    ] {
+        refused(b.dir(), tool, &args, &[1], &[&era_words]);
+    }
 }
 
 #[test]

@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
-use era_log_tools::cli::report::{findings_json, print_findings};
+use era_log_tools::cli::report::{error_message, findings_json, print_findings};
 use era_log_tools::cli::{self, EXIT_ERROR, EXIT_OK};
+use era_log_tools::commands;
 use era_log_tools::commands::era_check::Args;
 use era_log_tools::commands::ReportFormat;
 use era_log_tools::era::check::{check, CheckOptions};
@@ -12,7 +13,11 @@ use era_log_tools::pdata::io::OpenMode;
 use era_log_tools::pdata::report::{Problems, Severity};
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = commands::parse_with::<Args>(&|what| {
+        let none = Problems::default();
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = findings_json(&mut std::io::stdout().lock(), None, &none, Some(what));
+    });
     let quiet = args.quiet;
     let input = args.source.name();
     cli::run_quiet("era_check", quiet, || {
@@ -45,14 +50,19 @@ fn main() -> ExitCode {
             // A script that asked for JSON gets it whatever happened.
             Err(e) if json => {
                 let none = Problems::default();
-                findings_json(&mut std::io::stdout().lock(), &input, &none, Some(&e))?;
+                findings_json(
+                    &mut std::io::stdout().lock(),
+                    Some(&input),
+                    &none,
+                    Some(&error_message(&e)),
+                )?;
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
         match args.format {
             ReportFormat::Json => {
-                findings_json(&mut std::io::stdout().lock(), &input, &problems, None)?
+                findings_json(&mut std::io::stdout().lock(), Some(&input), &problems, None)?
             }
             ReportFormat::Text if !quiet => print_findings("era_check", &input, &problems),
             ReportFormat::Text => {}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use era_log_tools::cli::report::{error_message, finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
+use era_log_tools::commands;
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
@@ -15,7 +16,10 @@ use era_log_tools::json::Object;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = commands::parse_with::<Args>(&|what| {
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(None, what);
+    });
     let format = match args.format {
         None if args.source.live.is_some() => Format::Json,
         None | Some(FormatArg::Xml) => Format::Xml,
@@ -28,12 +32,7 @@ fn main() -> ExitCode {
         UnitsArg::Bytes => Units::Bytes,
     };
     if format == Format::Xml && units != Units::Blocks {
-        clap::Command::new("era_invalidate")
-            .error(
-                clap::error::ErrorKind::ArgumentConflict,
-                "--units sectors|bytes needs --format text or json",
-            )
-            .exit();
+        commands::usage_error::<Args>("--units sectors|bytes needs --format text or json");
     }
     let quiet = args.quiet;
     let say = |line: String| {
@@ -102,14 +101,20 @@ fn main() -> ExitCode {
             let to_stdout = args.output.as_deref().map_or(true, cli::output::is_stdout);
             if format == Format::Json && to_stdout && !started.get() {
                 cli::output::require_stdout()?;
-                let mut out = std::io::stdout().lock();
-                Object::begin(&mut out)?
-                    .field("written_since", args.written_since)?
-                    .field("error", error_message(e))?
-                    .end()?;
-                writeln!(out)?;
+                failure_json(Some(args.written_since), &error_message(e))?;
             }
         }
         result
     })
+}
+
+/// The JSON a run that failed before its output existed prints on stdout: the era asked
+/// (unknown after a usage error) and what went wrong, as the error line says it.
+fn failure_json(written_since: Option<u32>, what: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    Object::begin(&mut out)?
+        .field("written_since", written_since)?
+        .field("error", what)?
+        .end()?;
+    writeln!(out)
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::{advice, open_log};
-use era_log_tools::cli::report::{error_line, file_error, finding_line, OnFileExt};
+use era_log_tools::cli::report::{error_message, file_error, finding_line, OnFileExt};
 use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
 use era_log_tools::identify::Family;
@@ -15,21 +15,22 @@ use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
-    let args = parse_args();
+    let args = era_log_tools::commands::parse_with::<Args>(&|what| {
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(None, what);
+    });
     run_quiet("log_dump", args.quiet, || {
         let result = dump(&args);
         if let (Err(e), Fmt::Json) = (&result, args.format) {
-            failure_json(
-                Some(args.log.display().to_string()),
-                &error_line("log_dump", e),
-            )?;
+            failure_json(Some(args.log.display().to_string()), &error_message(e))?;
         }
         result
     })
 }
 
 /// The JSON a failed run prints on stdout (never into an `-o` file, which keeps what it
-/// held): the log (unknown after a usage error), outcome "failed" and the error line.
+/// held): the log (unknown after a usage error), outcome "failed" and what went wrong, as
+/// the error line says it.
 fn failure_json(log: Option<String>, error: &str) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     Object::begin(&mut out)?
@@ -75,37 +76,4 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
     render(&report, format, &mut out)?;
     out.commit()?;
     Ok(EXIT_OK)
-}
-
-/// Parses the command line. A usage error is answered in JSON too when `--format json` was
-/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
-/// version go the usual way.
-fn parse_args() -> Args {
-    match <Args as clap::Parser>::try_parse() {
-        Ok(args) => args,
-        Err(e) if e.use_stderr() => usage_exit(e),
-        Err(_) => Args::parse(),
-    }
-}
-
-/// Ends the run on a usage error: the JSON object first when JSON was asked for.
-fn usage_exit(e: clap::Error) -> ! {
-    // Arguments that are not UTF-8 are compared as they are, never converted.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let json = args
-        .windows(2)
-        .any(|w| w[0] == "--format" && w[1] == "json")
-        || args.iter().any(|a| a == "--format=json");
-    if json {
-        let text = e.to_string();
-        let what = text.split("\n\nUsage:").next().unwrap_or_default();
-        let what = what.trim_start_matches("error: ");
-        let line = format!(
-            "log_dump: error: {}",
-            what.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
-        // Best effort: the exit status and stderr tell the outcome anyway.
-        let _ = failure_json(None, &line);
-    }
-    e.exit()
 }

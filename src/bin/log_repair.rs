@@ -4,11 +4,10 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::CommandFactory;
 use indicatif::ProgressBar;
 
 use era_log_tools::cli::open::{advice, check_target, open_log};
-use era_log_tools::cli::report::{error_line, file_error, OnFileExt};
+use era_log_tools::cli::report::{error_message, file_error, OnFileExt};
 use era_log_tools::cli::{byte_progress, run_quiet, say, EXIT_OK};
 use era_log_tools::commands::log_repair::Args;
 use era_log_tools::commands::ReportFormat;
@@ -28,7 +27,13 @@ use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::{ByteIo, OpenMode};
 
 fn usage_error(msg: &str) -> ! {
-    usage_exit(Args::command().error(clap::error::ErrorKind::ArgumentConflict, msg))
+    era_log_tools::commands::usage_error_with::<Args>(msg, &usage_json)
+}
+
+/// A usage error's JSON object, when `--format json` was asked.
+fn usage_json(what: &str) {
+    // Best effort: the exit status and stderr tell the outcome anyway.
+    let _ = print_json(None, &[], None, Some(what.to_string()));
 }
 
 /// The progress bar of a leg pass, shown only on a terminal and never with -q.
@@ -72,7 +77,7 @@ impl Steps for Report {
 }
 
 fn main() -> ExitCode {
-    let cli = parse_args();
+    let cli = era_log_tools::commands::parse_with::<Args>(&usage_json);
     let with_legs = cli.resync || cli.verify;
     if !cli.legs.is_empty() && !with_legs && cli.undo.is_none() {
         usage_error("--leg is only used by --resync, --verify and --undo");
@@ -80,15 +85,27 @@ fn main() -> ExitCode {
     if with_legs && cli.legs.len() < 2 {
         usage_error("a mirror has at least 2 legs: give --leg for each, in table order");
     }
+    // Values clap takes as text are read here, so that one it cannot read is a usage error
+    // (exit 2) like any other.
+    for leg in &cli.legs {
+        if let Err(e) = LegSpec::parse(leg) {
+            usage_error(&e.to_string());
+        }
+    }
+    if let Some(Err(e)) = cli.mark_clean.as_deref().map(parse_ranges) {
+        usage_error(&e.to_string());
+    }
     let mut report = Report {
         name: cli.log.display().to_string(),
         text: cli.format == ReportFormat::Text,
         steps: Vec::new(),
     };
     run_quiet("log_repair", cli.quiet, || {
+        // The report goes to stdout as the run goes: a closed stdout is refused first.
+        era_log_tools::cli::output::require_stdout()?;
         let result = run(&cli, &mut report);
         if cli.format == ReportFormat::Json {
-            let error = result.as_ref().err().map(|e| error_line("log_repair", e));
+            let error = result.as_ref().err().map(error_message);
             let outcome = result.as_ref().ok().and_then(|(_, o)| o.as_ref());
             print_json(
                 Some(cli.log.display().to_string()),
@@ -308,7 +325,8 @@ fn finish(
 }
 
 /// The JSON report on stdout: one object with the log (unknown after a usage error), the
-/// steps and the outcome, and the error line when the run failed.
+/// steps and the outcome, and what went wrong (as the error line says it) when the run
+/// failed.
 fn print_json(
     log: Option<String>,
     steps: &[String],
@@ -330,37 +348,4 @@ fn print_json(
         .field("error", error)?
         .end()?;
     writeln!(out)
-}
-
-/// Parses the command line. A usage error is answered in JSON too when `--format json` was
-/// asked (an object on stdout, then clap's message on stderr and exit status 2); help and
-/// version go the usual way.
-fn parse_args() -> Args {
-    match <Args as clap::Parser>::try_parse() {
-        Ok(args) => args,
-        Err(e) if e.use_stderr() => usage_exit(e),
-        Err(_) => Args::parse(),
-    }
-}
-
-/// Ends the run on a usage error: the JSON object first when JSON was asked for.
-fn usage_exit(e: clap::Error) -> ! {
-    // Arguments that are not UTF-8 are compared as they are, never converted.
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let json = args
-        .windows(2)
-        .any(|w| w[0] == "--format" && w[1] == "json")
-        || args.iter().any(|a| a == "--format=json");
-    if json {
-        let text = e.to_string();
-        let what = text.split("\n\nUsage:").next().unwrap_or_default();
-        let what = what.trim_start_matches("error: ");
-        let line = format!(
-            "log_repair: error: {}",
-            what.split_whitespace().collect::<Vec<_>>().join(" ")
-        );
-        // Best effort: the exit status and stderr tell the outcome anyway.
-        let _ = print_json(None, &[], None, Some(line));
-    }
-    e.exit()
 }

@@ -34,10 +34,7 @@ fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::R
     })?;
     let ft = meta.file_type();
     if !ft.is_file() && !ft.is_block_device() {
-        return Err(file_error(
-            path,
-            format!("Not a block device or regular file '{}'.", path.display()),
-        ));
+        return Err(not_a_file(path, ft.is_dir()));
     }
     FileIo::open(path, mode).map_err(|e| match e.raw_os_error() {
         Some(libc::EBUSY) => file_error(path, format!("{IN_USE}; {busy}")),
@@ -48,6 +45,17 @@ fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::R
 
 /// "Permission denied" in the system's words, which scripts grep for; the hint that devices
 /// need root only where it is true: a block device, opened by someone who is not root.
+/// What every tool says of a path that is neither a regular file nor a block device where
+/// one is needed: thin-provisioning-tools' words first (scripts grep them), then what it is
+/// when it is a directory, the common mistake.
+pub fn not_a_file(path: &Path, is_dir: bool) -> anyhow::Error {
+    let words = format!("Not a block device or regular file '{}'", path.display());
+    match is_dir {
+        true => file_error(path, format!("{words}: is a directory")),
+        false => file_error(path, format!("{words}.")),
+    }
+}
+
 fn permission_denied(path: &Path, block_device: bool) -> anyhow::Error {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
@@ -136,10 +144,7 @@ pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>,
         .map_err(|e| file_error(path, format!("cannot open: {e}")))?;
     let ft = meta.file_type();
     if !(ft.is_file() || ft.is_fifo() || ft.is_char_device() || ft.is_block_device()) {
-        return Err(file_error(
-            path,
-            format!("Not a block device or regular file '{}'.", path.display()),
-        ));
+        return Err(not_a_file(path, ft.is_dir()));
     }
     if ft.is_fifo() || ft.is_char_device() {
         widen_pipe(&f);
@@ -165,7 +170,6 @@ pub fn open_log(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
 fn open_writer_output(
     path: &Path,
     input: &Path,
-    dir_words: &str,
     need: &mut dyn FnMut() -> String,
 ) -> anyhow::Result<FileIo> {
     match std::fs::metadata(path) {
@@ -173,7 +177,7 @@ fn open_writer_output(
             let missing = format!("Couldn't find output file '{}'", path.display());
             return Err(file_error(path, format!("{missing}; {}", need())));
         }
-        Ok(m) if m.is_dir() => return Err(file_error(path, dir_words)),
+        Ok(m) if m.is_dir() => return Err(not_a_file(path, true)),
         Ok(_) => refuse_input_as_output(path, input)?,
         Err(_) => {}
     }
@@ -217,12 +221,7 @@ pub fn open_era_output(
     force: bool,
     need: &mut dyn FnMut() -> String,
 ) -> anyhow::Result<EraOutput> {
-    // thin-provisioning-tools' words first: scripts look for them.
-    let dir_words = format!(
-        "Not a block device or regular file '{}': is a directory",
-        path.display()
-    );
-    let io = open_writer_output(path, input, &dir_words, need)?;
+    let io = open_writer_output(path, input, need)?;
     if force {
         return Ok(EraOutput { io, held: None });
     }
@@ -265,7 +264,7 @@ pub fn open_log_output(
     need_bytes: u64,
     force: bool,
 ) -> anyhow::Result<FileIo> {
-    let io = open_writer_output(path, input, "is a directory", &mut || {
+    let io = open_writer_output(path, input, &mut || {
         format!(
             "an image file must hold at least {need_bytes} bytes (truncate -s {need_bytes} \
              FILE)"

@@ -146,7 +146,7 @@ impl Output {
             return Err(file_error(path, what));
         }
         let sink = match std::fs::metadata(path) {
-            Ok(m) if m.is_dir() => return Err(file_error(path, "is a directory")),
+            Ok(m) if m.is_dir() => return Err(super::open::not_a_file(path, true)),
             // A disk given as a report's output is a mistake that would cost what it holds.
             Ok(m) if m.file_type().is_block_device() => {
                 let what = "is a block device: a report is written to a file, a pipe or \

@@ -124,26 +124,26 @@ pub fn print_findings(tool: &str, file: &Path, problems: &Problems) {
     }
 }
 
-/// Writes the findings about `file` as one JSON object on one line: the file, the worst
-/// severity, every finding (`pdata::report` gives each one's fields), and the error that
-/// ended the run early, if one did (then `worst` is `error` and the findings are those made
-/// before it).
+/// Writes the findings about `file` as one JSON object on one line: the file (unknown after
+/// a usage error), the worst severity, every finding (`pdata::report` gives each one's
+/// fields), and what ended the run early, if something did (then `worst` is `error` and the
+/// findings are those made before it).
 pub fn findings_json(
     out: &mut dyn std::io::Write,
-    file: &Path,
+    file: Option<&Path>,
     problems: &Problems,
-    failure: Option<&anyhow::Error>,
+    failure: Option<&str>,
 ) -> std::io::Result<()> {
     let worst = match failure {
         Some(_) => Some(Severity::Error.to_string()),
         None => problems.worst().map(|s: Severity| s.to_string()),
     };
     Object::begin(out)?
-        .field("file", file.display().to_string())?
+        .field("file", file.map(|f| f.display().to_string()))?
         .field("worst", worst)?
         .field("dropped", problems.dropped())?
         .list("findings", problems.kept())?
-        .field("error", failure.map(error_message))?
+        .field("error", failure)?
         .end()?;
     writeln!(out)
 }

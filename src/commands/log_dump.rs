@@ -9,25 +9,27 @@ use clap::{Parser, ValueEnum};
 const EXAMPLES: &str = "\
 Examples:
   log_dump /dev/vg/lv_mlog
-      XML: header fields, clean/dirty counts and the dirty ranges (end exclusive)
+      XML: header fields, clean/dirty counts, the dirty ranges (end exclusive)
   log_dump --format text \\
     --region-size 1024 \\
     --length 2097152 /dev/vg/lv_mlog
-      for people; checks nr_regions against the mirror's geometry and adds sector ranges
+      for people; checks nr_regions against the mirror's geometry
+      and adds sector ranges
   log_dump --format json \\
     -o log.json log.img
   log_dump --nr-regions 2048 \\
     /dev/vg/lv_mlog
       read the bits of a log LVM initialised but never activated
 
-The region size and the length are the mirror's, in sectors: `dmsetup table` shows the \
-mirror line as START LENGTH mirror disk 2 LOG_DEVICE REGION_SIZE ..., and \
-`lvs -o +regionsize,size VG/LV` shows both (in sectors with lvs's units set to s). They go \
-together: a region size alone would label the ranges with sectors nothing has checked.
+The region size and the length are the mirror's, in sectors: `dmsetup table`
+shows the mirror line as START LENGTH mirror disk 2 LOG_DEVICE REGION_SIZE
+..., and `lvs -o +regionsize,size VG/LV` shows both (in sectors with lvs's
+units set to s). They go together: a region size alone would label the ranges
+with sectors nothing has checked.
 
-Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O error, \
-2 usage error. With --format json, a failure prints {\"log\", \"outcome\": \"failed\", \
-\"error\"} on stdout.";
+Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O
+error, 2 usage error. With --format json, a failure prints {\"log\",
+\"outcome\": \"failed\", \"error\"} on stdout.";
 
 /// `--format`: the form of the report.
 #[derive(Clone, Copy, ValueEnum)]

@@ -31,17 +31,19 @@ Examples:
   log_repair --undo log.bak /dev/sdd1
       put back everything the run with --backup log.bak overwrote, log and legs
 
---resync, --verify and --mark-clean take the mirror's geometry from you, never from a \
-guess: the region size and the length in sectors, as `dmsetup table` shows them (the \
-mirror line is START LENGTH mirror disk 2 LOG_DEVICE REGION_SIZE ...) or as \
-`lvs -o +regionsize,size VG/LV` does (in sectors with lvs's units set to s). They are \
-checked against the log's region count and the legs' sizes.
+--resync, --verify and --mark-clean take the mirror's geometry from you, never
+from a guess: the region size and the length in sectors, as `dmsetup table`
+shows them (the mirror line is START LENGTH mirror disk 2 LOG_DEVICE
+REGION_SIZE ...) or as `lvs -o +regionsize,size VG/LV` does (in sectors with
+lvs's units set to s). They are checked against the log's region count and the
+legs' sizes.
 
-Every mode writes only the first buf_size bytes of the log (header, header area, bitmap), \
-in one O_DIRECT write followed by fsync, with version 2 in the header. The mirror must be \
-inactive (on every cluster node): block devices are opened O_EXCL. --backup FILE saves, \
-before the first write, everything the run overwrites: the log's bytes and, for --resync, \
-the dirty regions of the legs it copies to; --undo FILE puts them back.";
+Every mode writes only the first buf_size bytes of the log (header, header
+area, bitmap), in one O_DIRECT write followed by fsync, with version 2 in the
+header. The mirror must be inactive (on every cluster node): block devices are
+opened O_EXCL. --backup FILE saves, before the first write, everything the run
+overwrites: the log's bytes and, for --resync, the dirty regions of the legs
+it copies to; --undo FILE puts them back.";
 
 /// Repair a dm-log "disk" dirty log (the region log of the device-mapper mirror target).
 #[derive(Parser)]

@@ -17,8 +17,10 @@ Examples:
     -o new-log.img
       write the log the XML describes into a new image file
 
-Only the first buf_size bytes of LOG are written (header, header area, bitmap), in one \
-write followed by fsync; the header area and the bytes after the bitmap keep their content.";
+Only the first buf_size bytes of LOG are written (header, header area,
+bitmap), in one write followed by fsync (two when the header changes: the new
+bits under the old header first); the header area and the bytes after the
+bitmap keep their content.";
 
 /// Write a dm-log "disk" dirty log from the XML of log_dump.
 ///

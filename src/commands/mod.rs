@@ -128,6 +128,14 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// - A usage error is one line in the grammar `TOOL: error: what` (clap's own lines of usage
 ///   and tips follow), exit status 2.
 pub fn parse<A: Parser>() -> A {
+    parse_with(&|_| {})
+}
+
+/// Like [`parse`], for a tool whose output a script parses: when the command line asks for
+/// `--format json`, a usage error is first handed to `json_failure` (what is wrong, as the
+/// error line says it after `TOOL: error: `), to be written as the tool's JSON object on
+/// stdout.
+pub fn parse_with<A: Parser>(json_failure: &dyn Fn(&str)) -> A {
     let mut cmd = A::command();
     let examples = cmd.get_after_help().map(|h| h.to_string());
     cmd = cmd.after_help(clap::builder::Resettable::Reset);
@@ -150,7 +158,7 @@ pub fn parse<A: Parser>() -> A {
         }
         Err(e) => {
             let tool = cmd.get_name().to_string();
-            exit_usage(&tool, e.format(&mut cmd))
+            exit_usage(&tool, e.format(&mut cmd), json_failure)
         }
     }
 }
@@ -158,13 +166,34 @@ pub fn parse<A: Parser>() -> A {
 /// Ends the process on a usage error of tool `A` found after parsing (options that
 /// contradict each other in a way clap cannot express): `TOOL: error: msg`, exit status 2.
 pub fn usage_error<A: CommandFactory>(msg: impl std::fmt::Display) -> ! {
-    let mut cmd = A::command();
-    let e = cmd.error(ErrorKind::ArgumentConflict, msg);
-    exit_usage(cmd.get_name(), e)
+    usage_error_with::<A>(msg, &|_| {})
 }
 
-fn exit_usage(tool: &str, e: clap::Error) -> ! {
+/// Like [`usage_error`], with the tool's JSON failure as [`parse_with`] takes it.
+pub fn usage_error_with<A: CommandFactory>(
+    msg: impl std::fmt::Display,
+    json_failure: &dyn Fn(&str),
+) -> ! {
+    let mut cmd = A::command();
+    let e = cmd.error(ErrorKind::ArgumentConflict, msg);
+    exit_usage(cmd.get_name(), e, json_failure)
+}
+
+fn exit_usage(tool: &str, e: clap::Error, json_failure: &dyn Fn(&str)) -> ! {
     let text = e.render().to_string();
+    if asks_for_json() {
+        let first = text.lines().next().unwrap_or_default();
+        json_failure(first.strip_prefix("error: ").unwrap_or(first));
+    }
     let _ = write!(std::io::stderr().lock(), "{tool}: {text}");
     std::process::exit(e.exit_code())
+}
+
+/// Whether the command line asks for `--format json` (arguments that are not UTF-8 are
+/// compared as they are, never converted).
+fn asks_for_json() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    args.windows(2)
+        .any(|w| w[0] == "--format" && w[1] == "json")
+        || args.iter().any(|a| a == "--format=json")
 }
