@@ -846,7 +846,13 @@ fn json_comes_out_when_a_run_fails() {
         let j: serde_json::Value = serde_json::from_slice(&o.stdout)
             .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e}): {err}"));
         assert_eq!(j["outcome"], "failed", "{j}");
-        assert_eq!(j["error"].as_str(), Some(err.trim_end()), "{j}");
+        // The error line's words after `TOOL: FILE: error: ` (docs/messages.md).
+        let what = j["error"].as_str().unwrap();
+        assert!(
+            err.trim_end().starts_with(&format!("{bin}: "))
+                && err.trim_end().ends_with(&format!(": error: {what}")),
+            "{j}: {err}"
+        );
     }
     // Usage errors too: the object on stdout, clap's message on stderr, exit status 2.
     let usage: [(&str, Vec<&str>); 3] = [
@@ -868,8 +874,9 @@ fn json_comes_out_when_a_run_fails() {
             .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e})"));
         assert_eq!(j["outcome"], "failed", "{j}");
         let error = j["error"].as_str().unwrap();
-        assert!(error.starts_with(&format!("{bin}: error: ")), "{j}");
-        assert!(!o.stderr.is_empty());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("{bin}: error: {error}"), "{j}");
     }
 }
 

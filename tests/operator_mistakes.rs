@@ -506,7 +506,7 @@ fn era_writers_refuse_the_metadata_of_another_target() {
         &[1],
         &[
             &format!("era_restore: {}: error: {held}", s(&other)),
-            "; the XML has 128 sectors, 1024 blocks); --force overwrites it",
+            "; the XML has 128 sectors, 1024 blocks); refusing to write dm-era metadata over it (check the device name; --force writes anyway)",
         ],
     );
     refused(
@@ -516,7 +516,7 @@ fn era_writers_refuse_the_metadata_of_another_target() {
         &[1],
         &[
             held,
-            "; the input has 128 sectors, 1024 blocks); --force overwrites it",
+            "; the input has 128 sectors, 1024 blocks); refusing to write dm-era metadata over it (check the device name; --force writes anyway)",
         ],
     );
     accepted(

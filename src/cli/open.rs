@@ -202,8 +202,10 @@ impl EraOutput {
         match self.held {
             Some((bs, nr)) if (bs, nr) != (new.block_size, new.nr_blocks) => Err(format!(
                 "holds dm-era metadata of another target (block size {bs} sectors, {nr} \
-                 blocks; {source} has {} sectors, {} blocks); --force overwrites it",
-                new.block_size, new.nr_blocks
+                 blocks; {source} has {} sectors, {} blocks); {}",
+                new.block_size,
+                new.nr_blocks,
+                refusing(Family::Era)
             )),
             _ => Ok(()),
         }
