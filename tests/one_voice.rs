@@ -413,3 +413,22 @@ fn counts_are_said_in_the_singular_and_the_plural() {
         assert!(r.stderr.starts_with(&want), "{}", r.stderr);
     }
 }
+
+/// Binary metadata (or a disk log, or zeros) given to a tool that reads XML is said to be
+/// what it is, by both such tools, from a file or a pipe, instead of "unexpected text".
+#[test]
+fn binary_given_as_xml_is_named_by_both_xml_readers() {
+    let b = Bench::new();
+    let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
+    let out = b.output();
+    for (tool, args) in XML_READERS {
+        let r = run(tool, args, &era, &out);
+        assert_one_error_line(tool, &r, &era, "holds dm-era metadata, not XML");
+        let mut piped: Vec<&str> = args.to_vec();
+        piped[1] = "-";
+        let mut cmd = command(tool, &piped, &era, &out);
+        cmd.stdin(std::fs::File::open(&era).unwrap());
+        let r = outcome(cmd);
+        assert_one_error_line(tool, &r, Path::new("-"), "holds dm-era metadata, not XML");
+    }
+}

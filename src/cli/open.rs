@@ -1,7 +1,7 @@
 //! Opening what a tool reads and writes, with the messages scripts grep for, and a look at
 //! what a device holds before a writer writes over it.
 
-use std::io;
+use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
@@ -9,7 +9,7 @@ use std::path::Path;
 use super::report::file_error;
 use crate::era::sink::Header;
 use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
-use crate::identify::{probe, Content, Family};
+use crate::identify::{identify, probe, Content, Family, PROBE_BYTES};
 use crate::pdata::error::Fault;
 use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE};
 
@@ -129,7 +129,7 @@ pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>,
     if path.as_os_str() == "-" {
         let stdin = io::stdin();
         widen_pipe(&stdin);
-        return Ok((Box::new(stdin), None));
+        return Ok((refuse_binary(path, Box::new(stdin))?, None));
     }
     let f = std::fs::File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => file_error(
@@ -149,7 +149,31 @@ pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>,
     if ft.is_fifo() || ft.is_char_device() {
         widen_pipe(&f);
     }
-    Ok((Box::new(f), ft.is_file().then_some(meta.len())))
+    let len = ft.is_file().then_some(meta.len());
+    Ok((refuse_binary(path, Box::new(f))?, len))
+}
+
+/// Looks at the start of a text input before the XML reader does: binary metadata, a disk
+/// log or a filesystem given where XML was expected is said to be what it is, instead of
+/// "unexpected text" at line 1. The bytes looked at are handed on first.
+fn refuse_binary(
+    path: &Path,
+    mut input: Box<dyn io::Read + Send>,
+) -> anyhow::Result<Box<dyn io::Read + Send>> {
+    let mut head = Vec::with_capacity(PROBE_BYTES as usize);
+    (&mut input)
+        .take(PROBE_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    match identify(&head) {
+        _ if head.is_empty() => {}
+        Content::Unknown => {}
+        found => {
+            let what = format!("holds {found}, not XML: give the XML era_dump or log_dump writes");
+            return Err(file_error(path, what));
+        }
+    }
+    Ok(Box::new(io::Cursor::new(head).chain(input)))
 }
 
 /// Opens a dirty log (or a leg) for reading, or for writing with `OpenMode::Write`.
