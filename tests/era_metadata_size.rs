@@ -194,3 +194,31 @@ fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
     );
     assert!(out.stderr.contains("not a size"), "{}", out.stderr);
 }
+
+/// With --format json, a failure is JSON too: an impossible geometry (exit 1) and a value
+/// that cannot be read (exit 2) each print one object with the error's words.
+#[test]
+fn json_is_printed_when_a_run_fails() {
+    for (args, code, words) in [
+        (
+            ["--nr-blocks", "0", "--writesets", "1"],
+            1,
+            "an era target has from 1 to",
+        ),
+        (
+            ["--nr-blocks", "x", "--writesets", "1"],
+            2,
+            "invalid value 'x'",
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--format", "json"]);
+        let out = run("era_metadata_size", &args);
+        assert_eq!(out.code, code, "{args:?}: {}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(error.contains(words), "{}", out.stdout);
+        let first = out.stderr.lines().next().unwrap_or_default();
+        assert_eq!(first, format!("era_metadata_size: error: {error}"));
+    }
+}

@@ -4,22 +4,35 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::{self, EXIT_OK};
+use era_log_tools::commands;
 use era_log_tools::commands::era_metadata_size::{Args, FormatArg};
 use era_log_tools::era::metadata_size::{nr_blocks, size};
 use era_log_tools::json::Object;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = commands::parse_with::<Args>(&|what| {
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(what);
+    });
     let units = args.units;
+    let n = match (args.nr_blocks, args.origin_size, args.block_size) {
+        (Some(n), _, _) => Ok(n),
+        (None, Some(origin), Some(bs)) => nr_blocks(origin, bs),
+        _ => commands::usage_error::<Args>("give --nr-blocks, or --origin-size with --block-size"),
+    };
+    let json = matches!(args.format, FormatArg::Json);
     cli::run("era_metadata_size", || {
-        let n = match (args.nr_blocks, &args.origin_size, args.block_size) {
-            (Some(n), _, _) => n,
-            (None, Some(origin), Some(bs)) => nr_blocks(*origin, bs)?,
-            _ => anyhow::bail!("give --nr-blocks, or --origin-size with --block-size"),
-        };
-        let s = size(n, args.writesets)?;
-        let value = s.in_units(units);
         cli::output::require_stdout()?;
+        let s = match n.and_then(|n| size(n, args.writesets)) {
+            Ok(s) => s,
+            // A script that asked for JSON gets it whatever happened.
+            Err(e) if json => {
+                failure_json(&e.to_string())?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let value = s.in_units(units);
         let line = match args.format {
             FormatArg::Text if args.numeric_only => format!("{value}"),
             FormatArg::Text => format!("{value} {}", units.name()),
@@ -44,4 +57,11 @@ fn main() -> ExitCode {
         writeln!(std::io::stdout().lock(), "{line}")?;
         Ok(EXIT_OK)
     })
+}
+
+/// The JSON of a run that failed: what went wrong, as the error line says it.
+fn failure_json(what: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    Object::begin(&mut out)?.field("error", what)?.end()?;
+    writeln!(out)
 }
