@@ -11,6 +11,7 @@ mod common;
 
 use std::ops::Range;
 
+use common::log::{clean_bit, set_bit};
 use common::Rng;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
@@ -192,18 +193,6 @@ const REGIONS: usize = 512;
 /// Two sectors per region, the smallest size, keep the legs small (512 KiB); the log does not
 /// know the size.
 const REGION_BYTES: usize = 1024;
-
-fn clean_bit(log: &[u8], r: usize) -> bool {
-    log[1024 + r / 8] >> (r % 8) & 1 == 1
-}
-
-fn set_bit(log: &mut [u8], r: usize, clean: bool) {
-    if clean {
-        log[1024 + r / 8] |= 1 << (r % 8);
-    } else {
-        log[1024 + r / 8] &= !(1 << (r % 8));
-    }
-}
 
 fn le(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |n, &x| n << 8 | u64::from(x))

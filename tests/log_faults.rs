@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::log::{clean_bit, set_bit};
+
 use std::ops::Range;
 use std::sync::Mutex;
 
@@ -77,19 +79,6 @@ impl ByteIo for Traced<'_> {
 
     fn sync(&self) -> std::io::Result<()> {
         self.note(Kind::Flush, self.inner.sync())
-    }
-}
-
-/// Clean bit of region `r`, read straight from a log image: byte 1024 + r/8, bit r%8.
-fn clean_bit(log: &[u8], r: usize) -> bool {
-    log[1024 + r / 8] >> (r % 8) & 1 == 1
-}
-
-fn set_bit(log: &mut [u8], r: usize, clean: bool) {
-    if clean {
-        log[1024 + r / 8] |= 1 << (r % 8);
-    } else {
-        log[1024 + r / 8] &= !(1 << (r % 8));
     }
 }
 

@@ -102,6 +102,15 @@ impl Bench {
         p
     }
 
+    /// A disk log of 64 regions, every one dirty.
+    fn small_log(&self) -> PathBuf {
+        let mut log = vec![0u8; 4096];
+        log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+        log[4..8].copy_from_slice(&2u32.to_le_bytes());
+        log[8..16].copy_from_slice(&64u64.to_le_bytes());
+        self.put("log.img", &log)
+    }
+
     /// A zeroed output of 4 MiB: room for any test's metadata or log.
     fn output(&self) -> PathBuf {
         self.put("out.img", &vec![0; 4 << 20])
@@ -192,11 +201,7 @@ fn an_output_too_small_or_missing_is_named_the_same_way_by_every_writer() {
 fn a_full_output_is_named_by_every_tool_that_writes_a_report() {
     let b = Bench::new();
     let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
-    let mut log = vec![0u8; 4096];
-    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
-    log[4..8].copy_from_slice(&2u32.to_le_bytes());
-    log[8..16].copy_from_slice(&64u64.to_le_bytes());
-    let log = b.put("log.img", &log);
+    let log = b.small_log();
     let full = Path::new("/dev/full");
     for (tool, args, input) in [
         ("era_dump", &["F"][..], &era),
@@ -301,11 +306,7 @@ fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
     use std::os::unix::process::CommandExt;
     let b = Bench::new();
     let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
-    let mut log = vec![0u8; 4096];
-    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
-    log[4..8].copy_from_slice(&2u32.to_le_bytes());
-    log[8..16].copy_from_slice(&64u64.to_le_bytes());
-    let log = b.put("log.img", &log);
+    let log = b.small_log();
     let out = b.output();
     for (tool, args, input) in [
         ("era_dump", &["F"][..], &era),

@@ -90,3 +90,17 @@ pub fn covered(inner: &[Range<u64>], outer: &[Range<u64>]) -> bool {
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
+
+/// Clean bit of region `r`, read straight from a log image: byte 1024 + r/8, bit r%8.
+pub fn clean_bit(log: &[u8], r: usize) -> bool {
+    log[1024 + r / 8] >> (r % 8) & 1 == 1
+}
+
+/// Sets or clears the clean bit of region `r` in a log image.
+pub fn set_bit(log: &mut [u8], r: usize, clean: bool) {
+    if clean {
+        log[1024 + r / 8] |= 1 << (r % 8);
+    } else {
+        log[1024 + r / 8] &= !(1 << (r % 8));
+    }
+}
