@@ -63,6 +63,28 @@ fn outcome(mut cmd: Command) -> Run {
     }
 }
 
+/// [`outcome`] of a binary just copied: another test's child, forked while the copy was
+/// open for writing, may hold it open until its own exec, and the kernel then refuses to
+/// run the copy (ETXTBSY) for that moment.
+fn outcome_of_fresh_copy(mut cmd: Command) -> Run {
+    for _ in 0..100 {
+        match cmd.output() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            o => {
+                let o = o.unwrap();
+                return Run {
+                    code: o.status.code(),
+                    stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                };
+            }
+        }
+    }
+    panic!("{cmd:?}: still busy")
+}
+
 fn run(tool: &str, args: &[&str], f: &Path, out: &Path) -> Run {
     outcome(command(tool, args, f, out))
 }
@@ -259,7 +281,7 @@ fn an_unreadable_input_is_named_the_same_way_by_every_tool() {
             cmd = command(copy.to_str().unwrap(), args, &locked, &out);
             cmd.uid(65534).gid(65534);
         }
-        let r = outcome(cmd);
+        let r = outcome_of_fresh_copy(cmd);
         assert_one_error_line(tool, &r, &locked, "Permission denied");
         // The system's words for an ordinary file, without a hint about devices.
         assert!(!r.stderr.contains("root"), "{tool}: {}", r.stderr);
