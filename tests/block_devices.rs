@@ -21,34 +21,13 @@ struct Loop {
 impl Loop {
     fn new(content: &[u8]) -> Option<Loop> {
         let backing = temp_image(content);
-        let out = match Command::new("losetup")
-            .args(["-f", "--show"])
-            .arg(backing.path())
-            .output()
-        {
-            Ok(out) => out,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "losetup cannot run in CI: {e}"
-                );
-                eprintln!("SKIPPED: losetup cannot run ({e})");
-                return None;
-            }
-        };
-        if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            // CI runs as root with loop devices: there, not having one is a failure, never
-            // a test that passes without checking anything.
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "no loop device in CI: {why}"
-            );
-            eprintln!("SKIPPED: no loop device ({why})");
-            return None;
-        }
-        let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let dev = attach(backing.path())?;
         Some(Loop { dev, backing })
+    }
+
+    /// A second loop device over `file`, kept as long as the result.
+    fn attach(file: &str) -> Option<LoopOver> {
+        attach(Path::new(file)).map(|dev| LoopOver { dev })
     }
 
     fn path(&self) -> &str {
@@ -63,6 +42,55 @@ impl Loop {
 }
 
 impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
+    }
+}
+
+/// Attaches a loop device over `file`; `None` (and a line saying so) where there is none,
+/// which CI does not accept.
+fn attach(file: &Path) -> Option<PathBuf> {
+    let out = match Command::new("losetup")
+        .args(["-f", "--show"])
+        .arg(file)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "losetup cannot run in CI: {e}"
+            );
+            eprintln!("SKIPPED: losetup cannot run ({e})");
+            return None;
+        }
+    };
+    if !out.status.success() {
+        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // CI runs as root with loop devices: there, not having one is a failure, never
+        // a test that passes without checking anything.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no loop device in CI: {why}"
+        );
+        eprintln!("SKIPPED: no loop device ({why})");
+        return None;
+    }
+    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+}
+
+/// A loop device over a file someone else owns, detached on drop.
+struct LoopOver {
+    dev: PathBuf,
+}
+
+impl LoopOver {
+    fn path(&self) -> &str {
+        self.dev.to_str().expect("utf-8 device path")
+    }
+}
+
+impl Drop for LoopOver {
     fn drop(&mut self) {
         let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
     }
@@ -250,4 +278,73 @@ fn no_report_is_written_over_a_block_device() {
             "{tool} wrote the device"
         );
     }
+}
+
+/// A loop device over a file is that file: a tool given one as its input and the other as
+/// its output (or two loop devices over one file, or one file as two legs) refuses, and the
+/// file keeps every byte. (The loop device reads the old inode when its file is replaced:
+/// the metadata would be lost once the loop device is detached.)
+#[test]
+fn a_loop_device_and_its_file_are_one_input() {
+    let img = fixture("era-basic.meta.img.gz");
+    let Some(lo) = Loop::new(&img) else { return };
+    let file = lo.backing.path().to_str().unwrap().to_string();
+    let Some(twin) = Loop::attach(&file) else {
+        return;
+    };
+    for (tool, args) in [
+        ("era_dump", vec![lo.path(), "-o", &file]),
+        (
+            "era_invalidate",
+            vec!["--written-since", "0", lo.path(), "-o", &file],
+        ),
+        ("era_repair", vec!["-i", lo.path(), "-o", &file]),
+        ("era_repair", vec!["-i", &file, "-o", lo.path()]),
+        ("era_repair", vec!["-i", lo.path(), "-o", twin.path()]),
+    ] {
+        let out = run(tool, &args);
+        assert_eq!(out.code, 1, "{tool} {args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("is the input"),
+            "{tool} {args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == img,
+            "{tool} {args:?} changed the file"
+        );
+    }
+    // Two legs that are one file, through a loop device.
+    let dir = tempfile::tempdir().unwrap();
+    let leg = dir.path().join("leg0.img");
+    std::fs::write(&leg, vec![7u8; 64 << 20]).unwrap();
+    let Some(leg_loop) = Loop::attach(leg.to_str().unwrap()) else {
+        return;
+    };
+    let mut log = vec![0u8; 4096];
+    log[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+    log[4..8].copy_from_slice(&2u32.to_le_bytes());
+    log[8..16].copy_from_slice(&512u64.to_le_bytes());
+    let log = temp_image(&log);
+    let out = run(
+        "log_repair",
+        &[
+            "--resync",
+            "--region-size",
+            "128",
+            "--length",
+            "65536",
+            "--leg",
+            leg.to_str().unwrap(),
+            "--leg",
+            leg_loop.path(),
+            path_str(&log),
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("same device as leg 0"),
+        "{}",
+        out.stderr
+    );
 }

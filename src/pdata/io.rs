@@ -91,20 +91,54 @@ impl AlignedBuf {
 pub const IN_USE: &str =
     "in use: held open exclusively (by a live target, an active mirror or a mounted filesystem?)";
 
-/// Whether two paths name the same file, or the same block device through two device nodes.
-/// Tools compare their output with their input with it, so that a typo cannot make them
-/// overwrite what they read.
+/// Whether two paths reach the same data: the same file, the same block device through two
+/// device nodes, or a loop device and the file behind it (or two loop devices over one
+/// file). Tools compare their output with their input with it, so that a typo cannot make
+/// them overwrite what they read.
 pub fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => {
-            if x.file_type().is_block_device() && y.file_type().is_block_device() {
-                x.rdev() == y.rdev()
-            } else {
-                x.dev() == y.dev() && x.ino() == y.ino()
-            }
-        }
-        _ => false,
+    let (x, y) = (reaches(a), reaches(b));
+    x.iter().any(|i| y.contains(i))
+}
+
+/// What a path's data lives in: a regular file's filesystem and inode; a block device's
+/// number and, for a loop device, the file behind it.
+#[derive(PartialEq, Eq)]
+enum Reach {
+    File { dev: u64, ino: u64 },
+    Block(u64),
+}
+
+fn reaches(path: &Path) -> Vec<Reach> {
+    let Ok(m) = std::fs::metadata(path) else {
+        return Vec::new();
+    };
+    if !m.file_type().is_block_device() {
+        return vec![Reach::File {
+            dev: m.dev(),
+            ino: m.ino(),
+        }];
     }
+    let mut v = vec![Reach::Block(m.rdev())];
+    if let Some((dev, ino)) = loop_backing(path) {
+        v.push(Reach::File { dev, ino });
+    }
+    v
+}
+
+/// The filesystem and inode of the file behind loop device `path` (LOOP_GET_STATUS64), or
+/// `None` for any other device, or one that cannot be asked.
+fn loop_backing(path: &Path) -> Option<(u64, u64)> {
+    /// LOOP_GET_STATUS64 of linux/loop.h.
+    const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+    let f = std::fs::File::open(path).ok()?;
+    // struct loop_info64 is 232 bytes; lo_device and lo_inode are its first two u64s.
+    let mut info = [0u64; 29];
+    // SAFETY: the buffer is as large as struct loop_info64 and aligned for its u64 fields;
+    // the kernel writes at most that much, and only on success.
+    let r = unsafe { libc::ioctl(f.as_raw_fd(), LOOP_GET_STATUS64, info.as_mut_ptr()) };
+    // lo_device is the kernel's encoding of a dev_t, which is glibc's for every major below
+    // 4096 (all the kernel hands out).
+    (r == 0).then_some((info[0], info[1]))
 }
 
 /// A device made of 4096-byte blocks.
