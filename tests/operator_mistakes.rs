@@ -1205,3 +1205,71 @@ fn a_writer_stopped_before_its_first_write_says_the_output_is_unchanged() {
         assert_eq!(state(&log), before);
     }
 }
+
+/// Two runs on one regular file at once (a second era_restore started while the first
+/// writes, a log_repair while another repairs): a file has no O_EXCL, so each tool locks
+/// the file it works on, and a run that finds it locked refuses, leaving it to the other.
+/// Here the test holds the lock a running writer (exclusive) or reader (shared) would.
+#[test]
+fn a_file_another_run_works_on_is_left_to_it() {
+    use std::os::fd::AsRawFd;
+    let b = Bench::new();
+    let (era, era_xml, log, log_xml) = (
+        b.path("era.img"),
+        b.path("era.xml"),
+        b.path("log.img"),
+        b.path("log.xml"),
+    );
+    let take = |path: &Path, how: i32| {
+        let f = fs::File::open(path).unwrap();
+        // SAFETY: flock only locks the descriptor `f` keeps open.
+        assert_eq!(
+            unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) },
+            0
+        );
+        f
+    };
+    let words = "in use: another run of these tools is reading or writing it";
+    // A writer at work: every other run, reader or writer, is refused.
+    let held = take(&era, libc::LOCK_EX);
+    refused(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o", s(&era)],
+        &[1],
+        &[words],
+    );
+    refused(b.dir(), "era_dump", &[s(&era)], &[1], &[words]);
+    refused(b.dir(), "era_check", &[s(&era)], &[1], &[words]);
+    drop(held);
+    let held = take(&log, libc::LOCK_EX);
+    refused(
+        b.dir(),
+        "log_repair",
+        &["--force-resync", s(&log)],
+        &[1],
+        &[words],
+    );
+    refused(
+        b.dir(),
+        "log_restore",
+        &["-i", s(&log_xml), "-o", s(&log)],
+        &[1],
+        &[words],
+    );
+    refused(b.dir(), "log_dump", &[s(&log)], &[1], &[words]);
+    drop(held);
+    // Readers at work: more readers are welcome, a writer is not.
+    let held = take(&era, libc::LOCK_SH);
+    accepted("era_check", &[s(&era)]);
+    refused(
+        b.dir(),
+        "era_restore",
+        &["-i", s(&era_xml), "-o", s(&era)],
+        &[1],
+        &[words],
+    );
+    drop(held);
+    // Nobody at work: the writer writes.
+    accepted("era_restore", &["-i", s(&era_xml), "-o", s(&era)]);
+}

@@ -11,7 +11,7 @@ use crate::era::sink::Header;
 use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::identify::{identify, probe, Content, Family, PROBE_BYTES};
 use crate::pdata::error::Fault;
-use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE};
+use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE, LOCKED};
 
 /// What to do about a device someone holds, for the era tools' inputs.
 const ERA_BUSY: &str = "read a live target's metadata with --live, or through its held \
@@ -37,6 +37,7 @@ fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::R
         return Err(not_a_file(path, ft.is_dir()));
     }
     FileIo::open(path, mode).map_err(|e| match e.raw_os_error() {
+        _ if e.kind() == io::ErrorKind::WouldBlock => file_error(path, LOCKED),
         Some(libc::EBUSY) => file_error(path, format!("{IN_USE}; {busy}")),
         Some(libc::EACCES | libc::EPERM) => permission_denied(path, ft.is_block_device()),
         _ => file_error(path, format!("cannot open: {e}")),

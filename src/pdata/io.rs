@@ -210,6 +210,32 @@ pub enum OpenMode {
     Write,
 }
 
+/// What a regular file another run of the suite has locked is said to be.
+pub const LOCKED: &str =
+    "in use: another run of these tools is reading or writing it; wait for it to end";
+
+/// The regular file's counterpart of `O_EXCL` on a block device: a writer locks its file
+/// exclusively and a reader shares its lock, so that two writers (or a writer and a reader)
+/// never work on one file at once, each believing it alone. The lock is the kernel's
+/// (`flock`) and goes with the process. A file locked by another run is refused with
+/// [`LOCKED`]; a filesystem that has no locks is used without one.
+fn lock(file: &File, mode: OpenMode) -> io::Result<()> {
+    let how = match mode {
+        OpenMode::Write => libc::LOCK_EX,
+        OpenMode::ReadExclusive => libc::LOCK_SH,
+        OpenMode::ReadShared => return Ok(()),
+    };
+    // SAFETY: flock only takes a lock on the descriptor, which `file` keeps open.
+    if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EWOULDBLOCK) => Err(io::Error::new(io::ErrorKind::WouldBlock, LOCKED)),
+        _ => Ok(()),
+    }
+}
+
 /// Most buffers one `preadv` takes (well below every system's `IOV_MAX`).
 const MAX_RUN_BUFS: usize = 256;
 
@@ -249,6 +275,9 @@ impl FileIo {
             opts.custom_flags(flags);
         }
         let mut file = opts.open(path)?;
+        if !is_block_device {
+            lock(&file, mode)?;
+        }
         let size_bytes = if is_block_device {
             file.seek(SeekFrom::End(0))?
         } else {
