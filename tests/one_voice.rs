@@ -446,12 +446,37 @@ fn binary_given_as_xml_is_named_by_both_xml_readers() {
     let out = b.output();
     for (tool, args) in XML_READERS {
         let r = run(tool, args, &era, &out);
-        assert_one_error_line(tool, &r, &era, "holds dm-era metadata, not XML");
+        let words = match *tool {
+            "era_restore" => "holds dm-era metadata, not XML: give the XML era_dump writes",
+            _ => "holds dm-era metadata, not XML: give the XML log_dump writes",
+        };
+        assert_one_error_line(tool, &r, &era, words);
         let mut piped: Vec<&str> = args.to_vec();
         piped[1] = "-";
         let mut cmd = command(tool, &piped, &era, &out);
         cmd.stdin(std::fs::File::open(&era).unwrap());
         let r = outcome(cmd);
-        assert_one_error_line(tool, &r, Path::new("-"), "holds dm-era metadata, not XML");
+        assert_one_error_line(tool, &r, Path::new("-"), words);
     }
+}
+
+/// The XML of one family given to the other's restore names the tool that reads it.
+#[test]
+fn the_other_familys_xml_names_its_tool() {
+    let b = Bench::new();
+    let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
+    let log = b.small_log();
+    let out = b.output();
+    let era_xml = b.dir.path().join("era.xml");
+    let log_xml = b.dir.path().join("log.xml");
+    let dump = |tool: &str, input: &Path, xml: &Path| {
+        let r = run(tool, &["-o", xml.to_str().unwrap(), "F"], input, &out);
+        assert_eq!(r.code, Some(0), "{tool}: {}", r.stderr);
+    };
+    dump("era_dump", &era, &era_xml);
+    dump("log_dump", &log, &log_xml);
+    let r = run("log_restore", &["-i", "F", "-o", "OUT"], &era_xml, &out);
+    assert_one_error_line("log_restore", &r, &era_xml, "era_restore reads");
+    let r = run("era_restore", &["-i", "F", "-o", "OUT"], &log_xml, &out);
+    assert_one_error_line("era_restore", &r, &log_xml, "log_restore reads");
 }

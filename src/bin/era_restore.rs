@@ -23,14 +23,15 @@ fn main() -> ExitCode {
     let args = Args::parse();
     cli::run_quiet("era_restore", args.quiet, || {
         interrupt::writing_to(&args.output.display().to_string());
-        let (input, len) = open_text_input(&args.input)?;
+        let (input, len) = open_text_input(&args.input, "era_dump")?;
         // A missing output is told its size from a second reading of an XML file; a pipe is
         // not read for it, as it could be long or wait on a terminal.
         let out = cli::open_era_output(&args.output, &args.input, args.force, &mut || {
             if len.is_none() {
                 return NEED_FROM_A_PIPE.into();
             }
-            match open_text_input(&args.input).map(|(xml, _)| output_bytes_needed(xml)) {
+            match open_text_input(&args.input, "era_dump").map(|(xml, _)| output_bytes_needed(xml))
+            {
                 Ok(Ok(bytes)) => needed_words(bytes),
                 _ => "create it first (its size depends on the XML, which is not valid)".into(),
             }

@@ -24,7 +24,8 @@ fn main() -> ExitCode {
         if std::fs::metadata(&args.output).is_ok() {
             refuse_input_as_output(&args.output, &args.input)?;
         }
-        let spec = parse(BufReader::new(open_text_input(&args.input)?.0)).on_file(&args.input)?;
+        let spec = parse(BufReader::new(open_text_input(&args.input, "log_dump")?.0))
+            .on_file(&args.input)?;
         // What a missing output would need: an image file has 512-byte logical blocks unless
         // told otherwise.
         let file_lbs = args

@@ -124,13 +124,17 @@ fn widen_pipe(fd: &impl AsRawFd) {
     }
 }
 
-/// Opens a text input read once from start to end: a file, a pipe, a FIFO, or `-` for stdin.
-/// Returns its length too when it is a regular file (for a progress bar).
-pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>, Option<u64>)> {
+/// Opens a text input read once from start to end: a file, a pipe, a FIFO, or `-` for stdin,
+/// which should hold the XML `xml_of` writes. Returns its length too when it is a regular
+/// file (for a progress bar).
+pub fn open_text_input(
+    path: &Path,
+    xml_of: &str,
+) -> anyhow::Result<(Box<dyn io::Read + Send>, Option<u64>)> {
     if path.as_os_str() == "-" {
         let stdin = io::stdin();
         widen_pipe(&stdin);
-        return Ok((refuse_binary(path, Box::new(stdin))?, None));
+        return Ok((refuse_binary(path, xml_of, Box::new(stdin))?, None));
     }
     let f = std::fs::File::open(path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => file_error(
@@ -151,14 +155,16 @@ pub fn open_text_input(path: &Path) -> anyhow::Result<(Box<dyn io::Read + Send>,
         widen_pipe(&f);
     }
     let len = ft.is_file().then_some(meta.len());
-    Ok((refuse_binary(path, Box::new(f))?, len))
+    Ok((refuse_binary(path, xml_of, Box::new(f))?, len))
 }
 
 /// Looks at the start of a text input before the XML reader does: binary metadata, a disk
 /// log or a filesystem given where XML was expected is said to be what it is, instead of
-/// "unexpected text" at line 1. The bytes looked at are handed on first.
+/// "unexpected text" at line 1, with the tool whose XML is expected (`xml_of`). The bytes
+/// looked at are handed on first.
 fn refuse_binary(
     path: &Path,
+    xml_of: &str,
     mut input: Box<dyn io::Read + Send>,
 ) -> anyhow::Result<Box<dyn io::Read + Send>> {
     let mut head = Vec::with_capacity(PROBE_BYTES as usize);
@@ -170,7 +176,7 @@ fn refuse_binary(
         _ if head.is_empty() => {}
         Content::Unknown => {}
         found => {
-            let what = format!("holds {found}, not XML: give the XML era_dump or log_dump writes");
+            let what = format!("holds {found}, not XML: give the XML {xml_of} writes");
             return Err(file_error(path, what));
         }
     }

@@ -264,6 +264,11 @@ impl Document {
             Event::Eof => return Ok(false),
             Event::Text => return Err(err(at, "unexpected text")),
             Event::Start(e) | Event::Empty(e) if !self.closed && self.root.is_none() => {
+                if e.name == "superblock" {
+                    let what = "the document must start with <dirty_log>: this is the XML of \
+                                era_dump (dm-era metadata), which era_restore reads";
+                    return Err(err(at, what));
+                }
                 if e.name != "dirty_log" {
                     return Err(err(at, "the document must start with <dirty_log>"));
                 }

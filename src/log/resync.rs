@@ -425,6 +425,9 @@ mod tests {
         assert_eq!(bm.dirty_ranges(), vec![1..2]);
         drop(legs);
         drop(refs);
+        // The legs read above are closed (and their shared locks gone) before they are
+        // opened for writing, as a tool's run does.
+        drop(opened);
         let opened = open_legs(&specs, &log, true).unwrap();
         let refs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
         let legs = Legs::new(&refs, g).unwrap();

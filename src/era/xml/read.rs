@@ -324,6 +324,13 @@ impl<V: XmlVisitor> Document<'_, V> {
                     }
                 }
             }
+            "dirty_log" => {
+                return Err(Fail::Msg(
+                    "unknown element <dirty_log>: this is the XML of log_dump (a mirror's disk \
+                     log), which log_restore reads"
+                        .into(),
+                ))
+            }
             other => return Err(Fail::Msg(format!("unknown element <{other}>"))),
         }
         Ok(())
