@@ -670,7 +670,9 @@ fn log_undo_crash_states() {
                 let here = index;
                 index += 1;
                 undo_state_ok(imgs, run_log, orig_log).map_err(|e| format!("{case:?}: {e}"))?;
-                if here != 0 && here != all_landed && rng.below(16) != 0 {
+                // Every state of a small point, the extremes and a sample of the others.
+                let again = count <= 64 || here == 0 || here == all_landed || rng.below(16) == 0;
+                if !again {
                     return Ok(());
                 }
                 // The undo run again from this state finishes it.
