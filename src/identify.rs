@@ -14,6 +14,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use crate::era::build::BUILD_IN_PROGRESS;
 use crate::era::superblock::SUPERBLOCK_MAGIC as ERA_MAGIC;
 use crate::log::header::MAGIC as LOG_MAGIC;
+use crate::log::undo::UNDO_IN_PROGRESS;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 /// Bytes read from the start of a device to identify it: up to and including the Btrfs
@@ -38,6 +39,9 @@ pub enum Content {
     EraUnfinished,
     /// The magic of a dm-log disk log at offset 0.
     DirtyLog,
+    /// The header `log_repair --undo` writes over a disk log while it puts its bits back:
+    /// an interrupted undo.
+    LogUnfinished,
     /// dm-thin pool metadata.
     ThinMetadata,
     /// dm-cache metadata.
@@ -76,7 +80,9 @@ impl Content {
     /// unrecognised bytes too, because a damaged header is what it repairs (it has its own
     /// refusal of a device without its magic).
     pub fn repairable_in_place_by(&self, family: Family) -> bool {
-        *self == Content::Unknown || self.replaceable_by(family)
+        *self == Content::Unknown
+            || (*self == Content::LogUnfinished && family == Family::Log)
+            || self.replaceable_by(family)
     }
 
     /// What a reader of `family` should tell the user when this is not its format, or
@@ -97,7 +103,12 @@ impl Content {
                  again"
                     .to_string()
             }
-            (Content::DirtyLog, Family::Era) => {
+            (Content::LogUnfinished, Family::Log) => {
+                "an interrupted log_repair --undo left this log half-written: run the same \
+                 --undo again"
+                    .to_string()
+            }
+            (Content::DirtyLog | Content::LogUnfinished, Family::Era) => {
                 "this is a mirror's disk log, not dm-era metadata; use log_dump".to_string()
             }
             (Content::EraMetadata | Content::EraUnfinished, Family::Log) => {
@@ -118,6 +129,9 @@ impl fmt::Display for Content {
                 f.write_str("dm-era metadata left unfinished by an interrupted era_restore")
             }
             Content::DirtyLog => f.write_str("a dm-log disk log (a mirror's region log)"),
+            Content::LogUnfinished => {
+                f.write_str("a disk log left half-written by an interrupted log_repair --undo")
+            }
             Content::ThinMetadata => f.write_str("dm-thin pool metadata"),
             Content::CacheMetadata => f.write_str("dm-cache metadata"),
             Content::Filesystem(name) => write!(f, "{} {name} filesystem", article(name)),
@@ -173,6 +187,9 @@ pub fn identify(head: &[u8]) -> Content {
             CACHE_MAGIC => return Content::CacheMetadata,
             _ => {}
         }
+    }
+    if head.starts_with(UNDO_IN_PROGRESS) {
+        return Content::LogUnfinished;
     }
     if head.get(..4).map(LE::read_u32) == Some(LOG_MAGIC) {
         return Content::DirtyLog;
@@ -323,6 +340,7 @@ mod tests {
             (with(32, &THIN_MAGIC.to_le_bytes()), Content::ThinMetadata),
             (with(32, &CACHE_MAGIC.to_le_bytes()), Content::CacheMetadata),
             (with(0, &[0x72, 0x52, 0x69, 0x4D]), Content::DirtyLog),
+            (with(0, UNDO_IN_PROGRESS), Content::LogUnfinished),
             (with(0, b"XFSB"), Content::Filesystem("XFS")),
             (with(0, b"LUKS\xba\xbe\x00\x02"), Content::Luks),
             (with(65_600, b"_BHRfS_M"), Content::Filesystem("Btrfs")),
@@ -389,6 +407,10 @@ mod tests {
         use Family::*;
         assert!(Content::Unknown.repairable_in_place_by(Log));
         assert!(Content::DirtyLog.repairable_in_place_by(Log));
+        // The undo run again finishes it; another repair says so (its magic is not a log's).
+        assert!(Content::LogUnfinished.repairable_in_place_by(Log));
+        assert!(!Content::LogUnfinished.replaceable_by(Log));
+        assert!(!Content::LogUnfinished.repairable_in_place_by(Era));
         assert!(!Content::EraMetadata.repairable_in_place_by(Log));
         assert!(!Content::Filesystem("XFS").repairable_in_place_by(Log));
     }
@@ -474,6 +496,8 @@ mod tests {
         assert!(advice(Content::DirtyLog, Family::Era).contains("use log_dump"));
         assert!(advice(Content::EraMetadata, Family::Log).contains("use era_dump"));
         assert!(advice(Content::EraUnfinished, Family::Era).contains("run it again"));
+        assert!(advice(Content::LogUnfinished, Family::Log).contains("run the same --undo again"));
+        assert!(advice(Content::LogUnfinished, Family::Era).contains("use log_dump"));
         assert!(advice(Content::Zeros, Family::Era).contains("all zeros"));
         assert_eq!(
             advice(Content::Filesystem("ext4"), Family::Era),

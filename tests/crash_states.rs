@@ -10,6 +10,7 @@
 mod common;
 
 use std::ops::Range;
+use std::path::Path;
 
 use common::log::{clean_bit, set_bit};
 use common::Rng;
@@ -18,13 +19,18 @@ use era_log_tools::era::dump::{dump, DumpOptions};
 use era_log_tools::era::repair::repair as era_repair;
 use era_log_tools::era::restore::restore as era_restore;
 use era_log_tools::identify::{identify, Content, Family, PROBE_BYTES};
+use era_log_tools::log::backup::DeviceId;
 use era_log_tools::log::restore::LogSpec;
 use era_log_tools::log::resync::Leg;
-use era_log_tools::log::run::{repair, restore, Mode, NoProgress, Outcome, RepairOptions};
+use era_log_tools::log::run::{
+    repair, restore, BackupSpec, Mode, NoProgress, Outcome, RepairOptions,
+};
+use era_log_tools::log::undo::{read_header, undo, UndoDevice, UndoOptions, UNDO_IN_PROGRESS};
+use era_log_tools::log::LogError;
 use era_log_tools::pdata::crash_io::{
     crash_points, Budget, Clock, CrashIo, CrashPoint, Recording, StateCheck, StateIo,
 };
-use era_log_tools::pdata::io::{BlockIo, MemIo};
+use era_log_tools::pdata::io::{BlockIo, ByteIo, MemIo};
 use era_log_tools::pdata::report::Severity;
 
 /// What one writer's sweep looked at.
@@ -199,12 +205,12 @@ fn le(b: &[u8]) -> u64 {
 }
 
 /// The regions whose clean bit the kernel trusts at the next activation of a mirror of
-/// `REGIONS` regions (docs/dirty-log-format.md §4.1, §4.2): none with a bad magic or
+/// `regions` regions (docs/dirty-log-format.md §4.1, §4.2): none with a bad magic or
 /// version; below the header's count (truncated to 32 bits), the bit on disk.
-fn kernel_clean(log: &[u8]) -> Vec<bool> {
+fn kernel_clean(log: &[u8], regions: usize) -> Vec<bool> {
     let valid = log[..4] == MAGIC && matches!(le(&log[4..8]), 1 | 2);
     let old = le(&log[8..16]) & 0xFFFF_FFFF;
-    (0..REGIONS)
+    (0..regions)
         .map(|r| valid && (r as u64) < old && clean_bit(log, r))
         .collect()
 }
@@ -337,14 +343,18 @@ fn log_run(case: Case) -> [Recording; 3] {
     devs.map(|d| d.recording())
 }
 
-/// The log invariant for one crash state of (log, leg 0, leg 1).
+/// The log invariant for one crash state of (log, legs...): `old` and `new` are the log
+/// before and after the writer.
 fn log_state_ok(imgs: &[Vec<u8>], old: &[u8], new: &[u8]) -> Result<(), String> {
     let log = &imgs[0];
     if log[..16] != old[..16] && log[..16] != new[..16] {
         return Err("a header neither old nor new".into());
     }
-    let (now, before, after) = (kernel_clean(log), kernel_clean(old), kernel_clean(new));
-    for r in 0..REGIONS {
+    // The legs hold the mirror: their size gives its region count.
+    let regions = imgs[1].len() / REGION_BYTES;
+    let clean = |l| kernel_clean(l, regions);
+    let (now, before, after) = (clean(log), clean(old), clean(new));
+    for r in 0..regions {
         if !now[r] {
             continue;
         }
@@ -354,7 +364,10 @@ fn log_state_ok(imgs: &[Vec<u8>], old: &[u8], new: &[u8]) -> Result<(), String> 
                  log says"
             ));
         }
-        if region(&imgs[1], r) != region(&imgs[2], r) {
+        if imgs[2..]
+            .iter()
+            .any(|l| region(l, r) != region(&imgs[1], r))
+        {
             return Err(format!("region {r} is clean but its legs differ"));
         }
     }
@@ -385,5 +398,302 @@ fn log_writers_crash_states() {
         })
         .unwrap();
         tally.report(&format!("log {case:?}"));
+    }
+}
+
+// ---- log_repair --undo ----
+
+/// A run with `--backup` that the undo puts back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum UndoCase {
+    /// `--resync` on a mirror of this many legs, given in the wrong order: the stale leg
+    /// first, so the run copies its dirty regions over the good leg (and any third).
+    Resync(usize),
+    /// `--rewrite-header --nr-regions 512` over a header for 500 regions (the bits past
+    /// them clean, the legs identical there, as the operator vouched).
+    RewriteHeaderGrow,
+    /// `--force-resync` of a log whose header stays.
+    ForceResync,
+    /// `--force-resync --nr-regions 512` over a header for 500 regions with stale clean
+    /// bits past them, where the legs differ (why the operator forced a resync).
+    ForceResyncGrow,
+    /// `--force-resync --force` of a log without the magic, whose bits say clean where the
+    /// legs differ.
+    ForceResyncBadMagic,
+    /// `--force-resync` of a log of `WIDE_REGIONS` regions, whose bits span two sectors: a
+    /// write of them can be torn.
+    ForceResyncWide,
+}
+
+/// Regions of the wide mirror: 1024 bytes of bits.
+const WIDE_REGIONS: usize = 8192;
+
+const UNDO_CASES: [UndoCase; 7] = [
+    UndoCase::Resync(2),
+    UndoCase::Resync(3),
+    UndoCase::RewriteHeaderGrow,
+    UndoCase::ForceResync,
+    UndoCase::ForceResyncGrow,
+    UndoCase::ForceResyncBadMagic,
+    UndoCase::ForceResyncWide,
+];
+
+/// Makes `leg` differ in every sector of region `r`.
+fn flip_region(leg: &mut [u8], r: usize, salt: usize) {
+    for s in (0..REGION_BYTES).step_by(512) {
+        leg[r * REGION_BYTES + s + (r * 97 + salt) % 512] ^= 0x5A;
+    }
+}
+
+/// The log and the legs (in the order the run names them) before the run of `case`.
+fn undo_setup(case: UndoCase) -> Vec<Vec<u8>> {
+    let (mut log, regions) = match case {
+        UndoCase::ForceResyncWide => (wide_log(), WIDE_REGIONS),
+        _ => (common::fixture("log-crash.log.img.gz"), REGIONS),
+    };
+    match case {
+        UndoCase::RewriteHeaderGrow | UndoCase::ForceResyncGrow => {
+            log[8..16].copy_from_slice(&500u64.to_le_bytes());
+            for r in 500..512 {
+                set_bit(&mut log, r, true);
+            }
+        }
+        UndoCase::ForceResyncBadMagic => log[..4].fill(0),
+        UndoCase::Resync(_) | UndoCase::ForceResync | UndoCase::ForceResyncWide => {}
+    }
+    let mut rng = Rng(0x0DD);
+    let good: Vec<u8> = (0..regions * REGION_BYTES)
+        .map(|_| rng.next() as u8)
+        .collect();
+    let mut stale = good.clone();
+    let mut third = good.clone();
+    for r in 0..regions {
+        // The regions the kernel would copy at the next activation, and those whose bits a
+        // run left the kernel unable to trust.
+        let differ = !clean_bit(&log, r)
+            || (case == UndoCase::ForceResyncGrow && r >= 500)
+            || (case == UndoCase::ForceResyncBadMagic && r % 7 == 0);
+        if differ {
+            flip_region(&mut stale, r, 0);
+            flip_region(&mut third, r, 1);
+        }
+    }
+    match case {
+        // The stale leg named first: the run copies it over the good one.
+        UndoCase::Resync(legs) => [log, stale, good, third]
+            .into_iter()
+            .take(legs + 1)
+            .collect(),
+        _ => vec![log, good, stale],
+    }
+}
+
+/// The undo's invariant for one crash state of (log, legs...): the log as the run left it or
+/// as it was before (`log_state_ok`, the run's log as the old one), or under the header the
+/// undo writes while it rewrites the bits, which every reader names as an interrupted undo
+/// and under which the kernel trusts no bit.
+fn undo_state_ok(imgs: &[Vec<u8>], run: &[u8], orig: &[u8]) -> Result<(), String> {
+    let log = &imgs[0];
+    if !log.starts_with(UNDO_IN_PROGRESS) {
+        return log_state_ok(imgs, run, orig);
+    }
+    let content = identify(&log[..log.len().min(PROBE_BYTES as usize)]);
+    let advice = content.advice(Family::Log).unwrap_or_default();
+    if content != Content::LogUnfinished || !advice.contains("interrupted log_repair --undo") {
+        return Err(format!(
+            "the undo's header, yet the readers find {content} and advise {advice:?}"
+        ));
+    }
+    match kernel_clean(log, imgs[1].len() / REGION_BYTES)
+        .iter()
+        .position(|&c| c)
+    {
+        Some(r) => Err(format!(
+            "the kernel would trust region {r} under the undo's header"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A log of `WIDE_REGIONS` regions, dirty in each of its bits' sectors, as log_restore
+/// writes it.
+fn wide_log() -> Vec<u8> {
+    let io = MemIo::from_bytes(vec![0; 4096]);
+    let spec = LogSpec {
+        version: 2,
+        nr_regions: WIDE_REGIONS as u64,
+        regions: WIDE_REGIONS as u64,
+        dirty: vec![100..300, 4000..4200, 7000..7100],
+    };
+    restore(&io, &spec, 512, false).expect("the wide log is written");
+    io.into_bytes()
+}
+
+fn device_id(name: &str, n: u64, size: usize) -> DeviceId {
+    DeviceId {
+        path: name.into(),
+        size: size as u64,
+        dev: 7,
+        ino: n,
+        rdev: 0,
+    }
+}
+
+/// Runs `case` with a backup into `path` on memory devices; returns the devices after it.
+fn undo_original_run(case: UndoCase, before: &[Vec<u8>], path: &Path) -> Vec<Vec<u8>> {
+    let devs: Vec<MemIo> = before
+        .iter()
+        .map(|b| MemIo::from_bytes(b.clone()))
+        .collect();
+    let names = ["leg0", "leg1", "leg2"];
+    let legs: Vec<Leg<'_>> = devs[1..]
+        .iter()
+        .zip(names)
+        .map(|(io, name)| Leg {
+            name,
+            offset: 0,
+            io,
+        })
+        .collect();
+    let resync = matches!(case, UndoCase::Resync(_));
+    let mode = match case {
+        UndoCase::Resync(_) => Mode::Resync(&legs),
+        UndoCase::RewriteHeaderGrow => Mode::RewriteHeader,
+        _ => Mode::ForceResync,
+    };
+    let backup_legs = if resync {
+        (1..before.len())
+            .map(|i| device_id(names[i - 1], i as u64, before[i].len()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let opts = RepairOptions {
+        mode,
+        nr_regions: matches!(
+            case,
+            UndoCase::RewriteHeaderGrow | UndoCase::ForceResyncGrow | UndoCase::ForceResyncBadMagic
+        )
+        .then_some(REGIONS as u64),
+        region_size: resync.then_some(2),
+        length: resync.then_some(REGIONS as u64 * 2),
+        logical_block_size: 512,
+        dry_run: false,
+        force: case == UndoCase::ForceResyncBadMagic,
+        backup: Some(BackupSpec {
+            path,
+            log: device_id("log", 0, before[0].len()),
+            legs: backup_legs,
+        }),
+    };
+    let written = repair(&devs[0], &opts, &mut NoProgress, &mut Vec::new());
+    assert!(
+        matches!(written, Ok(Outcome::Written { .. })),
+        "{case:?}: {written:?}"
+    );
+    drop(legs);
+    devs.into_iter().map(MemIo::into_bytes).collect()
+}
+
+/// Runs the undo of the backup at `path` over `devs` (the log, then the legs in the run's
+/// order; only the legs the backup names are handed to the undo).
+fn run_undo(path: &Path, devs: &[&dyn ByteIo], sizes: &[usize]) -> Result<Outcome, LogError> {
+    let header = read_header(path)?;
+    let names = ["leg0", "leg1", "leg2"];
+    let legs: Vec<UndoDevice<'_>> = devs[1..]
+        .iter()
+        .zip(names)
+        .enumerate()
+        .take(header.legs.len())
+        .map(|(i, (&io, name))| UndoDevice {
+            io,
+            id: device_id(name, i as u64 + 1, sizes[i + 1]),
+        })
+        .collect();
+    let log = UndoDevice {
+        io: devs[0],
+        id: device_id("log", 0, sizes[0]),
+    };
+    let opts = UndoOptions {
+        backup: path,
+        dry_run: false,
+        force: false,
+    };
+    undo(&header, &log, &legs, &opts, &mut Vec::new())
+}
+
+#[test]
+fn log_undo_crash_states() {
+    let budget = Budget {
+        exhaustive_up_to: 1 << 10,
+        samples: 16,
+        ..Budget::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for case in UNDO_CASES {
+        let before = undo_setup(case);
+        let path = dir.path().join(format!("{case:?}.bak"));
+        let after_run = undo_original_run(case, &before, &path);
+        assert!(after_run != before, "{case:?}: the run changed nothing");
+        let sizes: Vec<usize> = before.iter().map(Vec::len).collect();
+        let clock = Clock::new();
+        let devs: Vec<CrashIo> = after_run
+            .iter()
+            .map(|b| CrashIo::on_clock(b.clone(), &clock))
+            .collect();
+        let ios: Vec<&dyn ByteIo> = devs.iter().map(|d| d as &dyn ByteIo).collect();
+        let undone = run_undo(&path, &ios, &sizes);
+        assert!(
+            matches!(undone, Ok(Outcome::Written { .. })),
+            "{case:?}: {undone:?}"
+        );
+        let recs: Vec<Recording> = devs.iter().map(CrashIo::recording).collect();
+        let finals: Vec<Vec<u8>> = recs.iter().map(Recording::last).collect();
+        assert!(
+            finals == before,
+            "{case:?}: the undo did not put everything back"
+        );
+        let rec_refs: Vec<&Recording> = recs.iter().collect();
+        let (run_log, orig_log) = (&after_run[0], &before[0]);
+        let mut tally = Tally::default();
+        let mut reruns = 0u64;
+        let mut rng = Rng(0xA6A1);
+        crash_points(&rec_refs, &mut |p| {
+            let count = p.state_count();
+            let all_landed = if count <= budget.exhaustive_up_to {
+                count - 1
+            } else {
+                1
+            };
+            let mut index = 0u64;
+            let mut ok = |imgs: &[Vec<u8>]| {
+                let here = index;
+                index += 1;
+                undo_state_ok(imgs, run_log, orig_log).map_err(|e| format!("{case:?}: {e}"))?;
+                // Every state of a small point, the extremes and a sample of the others.
+                let again = count <= 64 || here == 0 || here == all_landed || rng.below(16) == 0;
+                if !again {
+                    return Ok(());
+                }
+                // The undo run again from this state finishes it.
+                reruns += 1;
+                let again: Vec<MemIo> = imgs.iter().map(|b| MemIo::from_bytes(b.clone())).collect();
+                let ios: Vec<&dyn ByteIo> = again.iter().map(|d| d as &dyn ByteIo).collect();
+                run_undo(&path, &ios, &sizes)
+                    .map_err(|e| format!("{case:?}: the undo run again fails: {e}"))?;
+                let out: Vec<Vec<u8>> = again.into_iter().map(MemIo::into_bytes).collect();
+                if out != before {
+                    return Err(format!(
+                        "{case:?}: the undo run again leaves other bytes than before the run"
+                    ));
+                }
+                Ok(())
+            };
+            tally.add(p, &budget, &mut ok);
+            Ok(())
+        })
+        .unwrap();
+        tally.report(&format!("log_repair --undo {case:?}"));
+        eprintln!("log_repair --undo {case:?}: {reruns} states where the undo was run again");
     }
 }

@@ -1029,3 +1029,61 @@ fn the_backup_and_its_directory_are_synced_before_the_first_write() {
         );
     }
 }
+
+#[test]
+fn an_undo_interrupted_in_the_log_is_named_and_finished_by_running_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let before = std::fs::read(&log).unwrap();
+    let bak = dir.path().join("log.bak");
+    ok(
+        "log_repair",
+        &["--force-resync", "--backup", s(&bak), s(&log)],
+    );
+    let after_run = std::fs::read(&log).unwrap();
+    assert_ne!(after_run, before);
+    // The log's record (docs/dirty-log-format.md §9.6): after the header of header_len
+    // bytes, 32 bytes (length at 16, new_crc at 24), then the log's bytes before the run.
+    let backup = std::fs::read(&bak).unwrap();
+    let at = u32::from_le_bytes(backup[16..20].try_into().unwrap()) as usize;
+    let len = u64::from_le_bytes(backup[at + 16..at + 24].try_into().unwrap()) as usize;
+    let new_crc = &backup[at + 24..at + 28];
+    let saved = &backup[at + 32..at + 32 + len];
+    assert_eq!(saved, &before[..len]);
+    // The undo's header over the run's bits: what a crash after its first write leaves.
+    let mut header = b"LOGUNDO\0".to_vec();
+    header.extend(crc32c::crc32c(saved).to_le_bytes());
+    header.extend(new_crc);
+    let mut interrupted = after_run.clone();
+    interrupted[..16].copy_from_slice(&header);
+    std::fs::write(&log, &interrupted).unwrap();
+    let o = run("log_dump", &[s(&log)]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1);
+    assert!(
+        err.ends_with(
+            "an interrupted log_repair --undo left this log half-written: run the same --undo \
+             again\n"
+        ),
+        "{err}"
+    );
+    // The header of an undo of another backup is not this undo's.
+    let mut other = interrupted.clone();
+    other[9] ^= 1;
+    std::fs::write(&log, &other).unwrap();
+    let o = run("log_repair", &["--undo", s(&bak), s(&log)]);
+    assert_eq!(code(&o), 1);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("hold neither what the run wrote"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read(&log).unwrap(), other);
+    // This undo's header: run again, the undo finishes.
+    std::fs::write(&log, &interrupted).unwrap();
+    ok("log_repair", &["--undo", s(&bak), s(&log)]);
+    assert!(
+        std::fs::read(&log).unwrap() == before,
+        "the undo did not finish"
+    );
+}

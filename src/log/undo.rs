@@ -4,7 +4,9 @@
 //! Order: every record is read and checked, and each device's current bytes compared with
 //! what the run wrote, before the first write. The log goes back first and is flushed, then
 //! the legs: a crash in between leaves the regions the run marked clean dirty again, which
-//! the kernel resynchronises, never a clean region whose legs differ.
+//! the kernel resynchronises, never a clean region whose legs differ. While the log's bits
+//! are rewritten, its header is [`UNDO_IN_PROGRESS`]: the kernel trusts no bit under it, and
+//! an undo run again knows the log for one it left half-written.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -13,9 +15,29 @@ use std::path::Path;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 use super::backup::{BackupHeader, BackupReader, DeviceId, Record, Target};
-use super::device::{read_prefix, write_update};
+use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
+use super::header::HEADER_SIZE;
 use super::run::{Outcome, Steps};
+
+/// The first 8 bytes of the header an undo writes over the log while it puts the log's
+/// bits back; bytes 8..16 are the crc32c of the bytes it puts back and the record's
+/// `new_crc` (little-endian), naming the backup. The kernel knows no such magic: it trusts
+/// no bit of the log (it resynchronises the whole mirror at the next activation, and writes
+/// its own header then), and every reader names the log as an interrupted undo.
+pub const UNDO_IN_PROGRESS: &[u8; 8] = b"LOGUNDO\0";
+
+/// Bytes that each land whole or not at all (the smallest logical block).
+const SECTOR: usize = 512;
+
+/// The header an undo of the log record `r` writes while it rewrites the bits.
+fn undo_header(r: &Record) -> [u8; HEADER_SIZE] {
+    let mut h = [0; HEADER_SIZE];
+    h[..8].copy_from_slice(UNDO_IN_PROGRESS);
+    h[8..12].copy_from_slice(&crc32c::crc32c(&r.data).to_le_bytes());
+    h[12..].copy_from_slice(&r.new_crc.to_le_bytes());
+    h
+}
 
 /// A device an undo writes to (or, for leg 0, only checks), with what it is now.
 pub struct UndoDevice<'a> {
@@ -128,7 +150,12 @@ pub fn undo(
     for_each_record(header, opts.backup, &mut |r| {
         let now = read(device(r.target), r.offset, r.data.len(), &name(r.target))?;
         let crc = crc32c::crc32c(now.as_slice());
-        if crc != r.new_crc && now.as_slice() != r.data.as_slice() && !opts.force {
+        if crc != r.new_crc
+            && now.as_slice() != r.data.as_slice()
+            && !opts.force
+            && !interrupted_copy(header, &r, now.as_slice(), legs)?
+            && !(is_log_buffer(&r) && now.as_slice()[..HEADER_SIZE] == undo_header(&r))
+        {
             let message = format!(
                 "undo: bytes {}..{} hold neither what the run wrote nor what the backup holds: \
                  changed since (the mirror was activated?); --force puts the backup back anyway",
@@ -193,11 +220,9 @@ pub fn undo(
         }
         let mut buf = AlignedBuf::zeroed(r.data.len());
         buf.as_mut_slice().copy_from_slice(&r.data);
-        if r.target == Target::Log && r.offset == 0 {
-            // The header goes back the way any header change is written: never paired, by
-            // a torn write, with bits it was not written for.
+        if is_log_buffer(&r) {
             let now = read_prefix(device(r.target), buf.len() as u64)?;
-            return write_update(device(r.target), &now, &buf);
+            return put_back_log(device(r.target), &now, &buf, &undo_header(&r));
         }
         device(r.target)
             .write_at(buf.as_slice(), r.offset)
@@ -217,6 +242,77 @@ pub fn undo(
     Ok(Outcome::Written {
         bytes: tally.iter().map(|t| t.bytes).sum(),
     })
+}
+
+/// Whether `r` is the log's buffer (the record at offset 0 of the log, at least its
+/// header's sector).
+fn is_log_buffer(r: &Record) -> bool {
+    r.target == Target::Log && r.offset == 0 && r.data.len() >= SECTOR
+}
+
+/// Writes the log's buffer `back` over `now` (both from offset 0), each write flushed.
+/// When only the header's sector changes, one write, which lands whole or not at all.
+/// Otherwise the bits are rewritten under `marker` (a torn write of them, or one under
+/// either header, could have the kernel trust a bit neither log has it trust, and would
+/// leave bytes a second undo could not tell from a log changed since): `marker` over `now`'s
+/// bits, then over `back`'s, then `back` whole; the first and last writes change only the
+/// header's sector.
+fn put_back_log(
+    io: &dyn ByteIo,
+    now: &AlignedBuf,
+    back: &AlignedBuf,
+    marker: &[u8; HEADER_SIZE],
+) -> Result<(), LogError> {
+    if now.as_slice()[SECTOR..] != back.as_slice()[SECTOR..] {
+        for base in [now, back] {
+            let mut step = base.duplicate();
+            step.as_mut_slice()[..HEADER_SIZE].copy_from_slice(marker);
+            write_prefix(io, &step)?;
+        }
+    }
+    write_prefix(io, back)
+}
+
+/// Whether `now`, the bytes of a leg's record, is what an undo stopped by a power cut may
+/// leave there: each 512-byte sector (what a device writes whole) the backup's bytes or the
+/// run's. A resync writes on a leg what leg 0 holds at the same place of the mirror, and
+/// neither it nor the undo writes leg 0: so the run's bytes are read there, and `new_crc`
+/// confirms them. Without this, a crash in the middle of a leg's write would leave bytes
+/// that a second undo refuses as changed since the run.
+fn interrupted_copy(
+    header: &BackupHeader,
+    r: &Record,
+    now: &[u8],
+    legs: &[UndoDevice<'_>],
+) -> Result<bool, LogError> {
+    let Target::Leg(i) = r.target else {
+        return Ok(false);
+    };
+    let start = |leg: usize| header.legs[leg].offset.checked_mul(SECTOR as u64);
+    let at = start(i)
+        .and_then(|s| r.offset.checked_sub(s))
+        .zip(start(0))
+        .and_then(|(inside, s0)| inside.checked_add(s0));
+    let len = r.data.len() as u64;
+    let source = legs[0].io;
+    let Some(at) = at.filter(|&a| a.checked_add(len).is_some_and(|e| e <= source.size_bytes()))
+    else {
+        return Ok(false);
+    };
+    let run = read(
+        source,
+        at,
+        r.data.len(),
+        &format!("leg 0 {}", legs[0].id.path),
+    )?;
+    if crc32c::crc32c(run.as_slice()) != r.new_crc {
+        return Ok(false);
+    }
+    Ok(now
+        .chunks(SECTOR)
+        .zip(run.as_slice().chunks(SECTOR))
+        .zip(r.data.chunks(SECTOR))
+        .all(|((n, w), b)| n == w || n == b))
 }
 
 /// Hands every record of the backup to `f`, in file order.
@@ -345,11 +441,13 @@ mod tests {
             let r = undo(&b.header, &dev(&log, "log", 2048), &legs, &opts, &mut steps);
             assert!(r.is_err());
         }
-        // The header changes with the bits: the bits go back under the run's header first,
-        // then the whole buffer (write_update); the log is flushed before any leg.
+        // The bits change: they go back under the undo's header, written over the run's
+        // first, then the whole buffer; the log is flushed before any leg.
         assert_eq!(
             log.ops(),
             vec![
+                Op::WriteAt(0),
+                Op::Flush,
                 Op::WriteAt(0),
                 Op::Flush,
                 Op::WriteAt(0),
