@@ -394,8 +394,16 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
     assert!(!ok(&o));
     assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
-    // Not an era target.
+    // The era file named as a directory: refused, nothing saved inside it.
     fs::remove_file(dir.path().join("fail")).unwrap();
+    let o = run_script(
+        "vendor-snapshot-era.sh",
+        &[Path::new("era0"), dir.path()],
+        &bin,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is a directory"));
+    // Not an era target.
     fs::remove_file(dir.path().join("era")).unwrap();
     let other = dir.path().join("other.era");
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("lin"), &other], &bin);
@@ -458,5 +466,66 @@ fn the_readme_shows_the_recipe_scripts_as_they_are() {
             readme.contains(&indented),
             "README.md does not show examples/recipes/{name} as it is"
         );
+    }
+}
+
+/// The operator's mistakes with the backup recipe: a frozen origin cut short (dd would stop
+/// at its end without a word), a backup that does not exist (dd would create a stray file),
+/// the origin given as the backup, a state file that is a directory or lies in no
+/// directory. Each is refused before anything is copied, and the saved era stays.
+#[test]
+fn the_backup_recipe_refuses_the_wrong_files_before_copying() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    fs::write(&s.state, "2\n").unwrap();
+    let short = s.dir.path().join("short.img");
+    fs::write(&short, &s.origin_bytes[..1 << 20]).unwrap();
+    let missing = s.dir.path().join("typo.img");
+    let run_with = |state: &Path, origin: &Path, backup: &Path| {
+        Command::new("bash")
+            .arg(script("incremental-backup.sh"))
+            .args([state, origin, backup, &s.meta])
+            .env("PATH", path_with_tools(None))
+            .output()
+            .unwrap()
+    };
+    let backup_before = fs::read(&s.backup).unwrap();
+    for (state, origin, backup, words) in [
+        (
+            &s.state,
+            &short,
+            &s.backup,
+            "but the metadata tracks an origin of at least",
+        ),
+        (&s.state, &s.origin, &missing, "create the backup first"),
+        (
+            &s.state,
+            &s.origin,
+            &s.origin,
+            "is the frozen origin itself",
+        ),
+        (
+            &s.dir.path().to_path_buf(),
+            &s.origin,
+            &s.backup,
+            "is a directory",
+        ),
+        (
+            &s.dir.path().join("nowhere/era0.next"),
+            &s.origin,
+            &s.backup,
+            "its directory does not exist",
+        ),
+    ] {
+        let o = run_with(state, origin, backup);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{words}: {stderr}");
+        assert!(stderr.contains(words), "{words}: {stderr}");
+        assert!(!missing.exists(), "a stray backup was made");
+        assert!(fs::read(&s.backup).unwrap() == backup_before);
+        assert!(fs::read(&s.origin).unwrap() == s.origin_bytes);
+        assert_eq!(s.state().as_deref(), Some("2\n"));
     }
 }

@@ -21,15 +21,28 @@ fi
 state=$1 origin=$2 backup=$3
 shift 3
 
+fail() {
+    echo "$0: $*" >&2
+    exit 1
+}
+size_of() {
+    if [ -b "$1" ]; then blockdev --getsize64 "$1"; else stat -L -c %s "$1"; fi
+}
+
+# Everything the run will need is looked at before anything is read or written.
+[ -d "$state" ] && fail "$state: is a directory, not the file that keeps the era"
+[ -d "$(dirname "$state")" ] && [ -w "$(dirname "$state")" ] ||
+    fail "$state: its directory does not exist or cannot be written"
+[ -e "$origin" ] || fail "$origin: no such file or device"
+[ -e "$backup" ] || fail "$backup: no such file or device: create the backup first, as large as the origin"
+[ "$origin" -ef "$backup" ] && fail "$backup: is the frozen origin itself"
+
 next=0
 if [ -e "$state" ]; then
     next=$(cat "$state")
 fi
 case $next in
-'' | *[!0-9]*)
-    echo "$0: $state: not an era: '$next'" >&2
-    exit 1
-    ;;
+'' | *[!0-9]*) fail "$state: not an era: '$next'" ;;
 esac
 
 work=$(mktemp -d)
@@ -40,16 +53,26 @@ era_invalidate "$@" --written-since "$next" --format json --units bytes -o "$wor
 jq -r '.ranges[] | "\(.begin) \(.end)"' "$work/run.json" >"$work/ranges"
 jq -r '.next_written_since' "$work/run.json" >"$work/next"
 
+# The origin the metadata tracks: its exact size from a live target; offline, its blocks
+# (the last one may be partial). A frozen origin or a backup shorter than that is the wrong
+# device, or an image cut short: dd would stop at its end without a word.
+need=$(jq -r '.origin_bytes // ((.nr_blocks - 1) * .block_size_sectors * 512 + 1)' "$work/run.json")
+for f in "$origin" "$backup"; do
+    have=$(size_of "$f")
+    [ "$have" -ge "$need" ] ||
+        fail "$f: $have bytes, but the metadata tracks an origin of at least $need bytes"
+done
+
 # Each range is copied and synced; the first that fails ends the run (set -e).
 while read -r begin end; do
     dd if="$origin" of="$backup" bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes \
-        skip="$begin" seek="$begin" count=$((end - begin)) conv=notrunc,fsync status=none
+        skip="$begin" seek="$begin" count=$((end - begin)) conv=notrunc,nocreat,fsync status=none
 done <"$work/ranges"
 
 # Only now does the next run start later: a new file, synced, renamed over the old one,
 # and the rename synced with its directory.
 cp "$work/next" "$state.new"
 sync "$state.new"
-mv "$state.new" "$state"
+mv -T "$state.new" "$state"
 sync "$(dirname "$state")"
 echo "$0: copied $(wc -l <"$work/ranges") ranges; next run: --written-since $(cat "$state")"

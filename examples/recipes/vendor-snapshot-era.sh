@@ -14,6 +14,10 @@ if [ "$#" -ne 2 ]; then
     exit 2
 fi
 name=$1 file=$2
+if [ -d "$file" ]; then
+    echo "$0: $file: is a directory, not the file to keep the era in" >&2
+    exit 1
+fi
 
 dmsetup message "$name" 0 checkpoint
 # `dmsetup status` prints: start length era metadata_block_size used/total current_era
@@ -27,6 +31,6 @@ case $era in
 esac
 printf '%s\n' "$era" >"$file.new"
 sync "$file.new"
-mv "$file.new" "$file"
+mv -T "$file.new" "$file"
 sync "$(dirname "$file")"
 echo "$0: $name: era $era saved in $file; take the snapshot now"
