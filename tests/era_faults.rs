@@ -119,3 +119,23 @@ fn repair_interrupted_at_every_write() {
         exercise(src, &write, &xml, img.len());
     }
 }
+
+/// A write that fails is the output's error, wherever it happens: while the input streams
+/// into the new metadata as well as when it is finished (an era_repair onto a full
+/// filesystem named its input).
+#[test]
+fn a_failed_write_of_era_repair_is_the_outputs() {
+    use era_log_tools::pdata::error::Side;
+    let img = fixture(SOURCES[0]);
+    let input = MemIo::from_bytes(img.clone());
+    let mut writes = 0;
+    loop {
+        let out = FaultIo::new(MemIo::new(img.len() as u64 / 4096), Inject::FailOnce(writes));
+        match repair(&input, &out) {
+            Ok(_) => break,
+            Err(e) => assert_eq!(e.side(), Side::Output, "write {writes}: {e}"),
+        }
+        writes += 1;
+    }
+    assert!(writes > 2, "{writes}");
+}

@@ -12,7 +12,8 @@ use crate::pdata::report::Problems;
 /// Why a repair failed.
 #[derive(Debug)]
 pub enum RepairError {
-    /// The input's superblock is unusable, or writing through the builder failed.
+    /// The input's superblock is unusable, or writing through the builder failed (then the
+    /// error is the output's: [`RepairError::side`]).
     Read(DumpError),
     /// The output is too small, or finishing it failed.
     Build(BuildError),
@@ -22,6 +23,8 @@ impl RepairError {
     /// Which file the error is about.
     pub fn side(&self) -> Side {
         match self {
+            // A write that failed while the input streamed into the builder is the output's.
+            RepairError::Read(DumpError::Io(_)) => Side::Output,
             RepairError::Read(_) => Side::Input,
             RepairError::Build(_) => Side::Output,
         }
