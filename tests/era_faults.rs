@@ -130,7 +130,10 @@ fn a_failed_write_of_era_repair_is_the_outputs() {
     let input = MemIo::from_bytes(img.clone());
     let mut writes = 0;
     loop {
-        let out = FaultIo::new(MemIo::new(img.len() as u64 / 4096), Inject::FailOnce(writes));
+        let out = FaultIo::new(
+            MemIo::new(img.len() as u64 / 4096),
+            Inject::FailOnce(writes),
+        );
         match repair(&input, &out) {
             Ok(_) => break,
             Err(e) => assert_eq!(e.side(), Side::Output, "write {writes}: {e}"),

@@ -491,3 +491,46 @@ fn hostile_xml_from_a_pipe_fails_the_same_way_and_writes_nothing() {
         assert!(bytes.iter().all(|&b| b == 0), "{what}: output written");
     }
 }
+
+/// An output too small for an XML of many writesets is told the size the whole XML needs
+/// (the check stops at the first writeset that does not fit, and the size known there was
+/// short of it): that size is accepted and one block less refused. Through a pipe, read
+/// once, it is told how to work the size out instead of a number.
+#[test]
+fn a_small_output_is_told_the_size_of_the_whole_xml() {
+    let img = temp_image(&fixture("era-many-eras.meta.img.gz"));
+    let xml = run("era_dump", &[path_str(&img)]).stdout;
+    let xml_file = temp_image(xml.as_bytes());
+    let needed = |out: &tempfile::NamedTempFile| {
+        let o = run(
+            "era_restore",
+            &["-i", path_str(&xml_file), "-o", path_str(out)],
+        );
+        assert_eq!(o.code, 1, "{}", o.stderr);
+        let n: u64 = o
+            .stderr
+            .split("at least ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no size in: {}", o.stderr));
+        n
+    };
+    let n = needed(&temp_zeroed(40960));
+    // The second figure is the same: the first was the whole XML's already.
+    assert_eq!(needed(&temp_zeroed(n - 4096)), n);
+    let out = temp_zeroed(n);
+    let o = run(
+        "era_restore",
+        &["-i", path_str(&xml_file), "-o", path_str(&out)],
+    );
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let o = std::process::Command::new(exe("era_restore"))
+        .args(["-i", "-", "-o", path_str(&temp_zeroed(n - 4096))])
+        .stdin(std::fs::File::open(xml_file.path()).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("era_metadata_size --nr-blocks"), "{stderr}");
+    assert!(!stderr.contains("at least 1"), "{stderr}");
+}

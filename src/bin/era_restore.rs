@@ -1,13 +1,14 @@
 //! era_restore: writes dm-era metadata from XML.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::open_text_input;
 use era_log_tools::cli::report::on_side;
 use era_log_tools::cli::{self, Counted, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
-use era_log_tools::era::build::needed_words;
-use era_log_tools::era::restore::{output_bytes_needed, restore_onto, Step};
+use era_log_tools::era::build::{needed_words, BuildError};
+use era_log_tools::era::restore::{output_bytes_needed, restore_onto, RestoreError, Step};
 use era_log_tools::era::xml::read::ParseOptions;
 use era_log_tools::interrupt::{self, Guarded};
 
@@ -61,7 +62,35 @@ fn main() -> ExitCode {
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }
+        let result = result.map_err(|e| whole_size(e, len.is_some(), &args.input));
         result.map_err(|e| on_side(e.side(), e, &args.input, &args.output))?;
         Ok(EXIT_OK)
     })
+}
+
+/// An output found too small while the XML was being checked is told the size the whole XML
+/// needs: the check stops at the first writeset that does not fit, and the size known then
+/// counts only the writesets before it. An XML file is read a second time for the size; a
+/// pipe, read once, is told how to work it out.
+fn whole_size(e: RestoreError, is_file: bool, input: &Path) -> RestoreError {
+    let available = match &e {
+        RestoreError::Build(
+            BuildError::TooSmall { available, .. } | BuildError::BelowMinimum { available, .. },
+        ) => *available,
+        _ => return e,
+    };
+    if !is_file {
+        return RestoreError::Refused(format!(
+            "Output file too small. It holds {available} blocks of 4096 bytes; the XML came \
+             through a pipe and was read only up to the writeset that did not fit: {}",
+            NEED_FROM_A_PIPE.trim_start_matches("create it first: ")
+        ));
+    }
+    match open_text_input(input, "era_dump").map(|(xml, _)| output_bytes_needed(xml)) {
+        Ok(Ok(min_bytes)) => RestoreError::Build(BuildError::TooSmall {
+            min_bytes,
+            available,
+        }),
+        _ => e,
+    }
 }
