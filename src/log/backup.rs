@@ -6,9 +6,10 @@
 //! All integers are little-endian. A header, then records, then an end record:
 //!
 //! ```text
-//! header   magic "DMLOGBK\0", version u32 (1), nr_legs u32, header_len u32, reserved u32,
+//! header   magic "DMLOGBK\0", version u32 (2), nr_legs u32, header_len u32, reserved u32,
 //!          then the log and each leg: size u64, dev u64, ino u64, rdev u64,
-//!          offset u64 (sectors; 0 for the log), path_len u32, path,
+//!          offset u64 (sectors; 0 for the log), path_len u32, path (absolute; version 1
+//!          recorded it as given, which may be relative to a directory it does not record),
 //!          then crc32c u32 of the header's bytes before it
 //! record   kind u32 (1 log, 2 leg, 3 end), leg u32, offset u64 (bytes, on the device),
 //!          length u64, new_crc u32 (crc32c of what the run writes there),
@@ -26,8 +27,11 @@ use super::resync::CHUNK;
 /// The first 8 bytes of a backup.
 pub const MAGIC: [u8; 8] = *b"DMLOGBK\0";
 
-/// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this code writes: paths are absolute.
+pub const VERSION: u32 = 2;
+
+/// The earlier version, still read: the same layout, paths as given on the command line.
+pub const VERSION_RELATIVE: u32 = 1;
 
 /// Bytes of a record's fixed part.
 pub const RECORD_HEADER: u64 = 32;
@@ -46,7 +50,8 @@ const KIND_END: u32 = 3;
 /// device from another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceId {
-    /// The path as given.
+    /// The path: absolute in a backup this code writes ([`DeviceId::recorded`]); as given
+    /// on the command line otherwise, and in a version-1 backup.
     pub path: String,
     /// Size in bytes.
     pub size: u64,
@@ -79,6 +84,13 @@ impl DeviceId {
         }
     }
 
+    /// The identity of `path` as a backup records it: with its absolute path, so that an
+    /// undo run from another directory finds the same file (symbolic links resolved; a path
+    /// that cannot be resolved is made absolute as it is).
+    pub fn recorded(path: &Path, size: u64) -> DeviceId {
+        DeviceId::of(&absolute(path), size)
+    }
+
     /// Whether `self` (found now) is the device `recorded` describes: a block device by its
     /// device number, a regular file by its filesystem and inode. Sizes are compared apart.
     pub fn same_as(&self, recorded: &DeviceId) -> bool {
@@ -88,6 +100,13 @@ impl DeviceId {
             (self.dev, self.ino) == (recorded.dev, recorded.ino)
         }
     }
+}
+
+/// `path` made absolute: resolved when it can be, else joined to the current directory.
+pub fn absolute(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path)
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// A leg as the backup records it.
@@ -169,9 +188,9 @@ impl BackupHeader {
             return Err(bad("header: not a backup of log_repair (bad magic)"));
         }
         let version = le32(&fixed, 8);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_RELATIVE {
             return Err(bad(format!(
-                "header: version {version} (this tool reads 1)"
+                "header: version {version} (this tool reads {VERSION_RELATIVE} and {VERSION})"
             )));
         }
         let nr_legs = le32(&fixed, 12);
