@@ -86,16 +86,16 @@ impl Steps for Report {
 
 /// The error of a run whose report was lost: a reader that went away ends the tool quietly
 /// (a broken pipe, as every tool); any other write error is said, with what the run did.
-fn lost_report(cli: &Args, e: std::io::Error, outcome: Option<Outcome>) -> anyhow::Error {
+fn lost_report(cli: &Args, e: std::io::Error, outcome: Outcome) -> anyhow::Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
         return e.into();
     }
     let did = match outcome {
-        Some(Outcome::Written { .. }) if cli.undo.is_some() => "the backup was put back",
-        Some(Outcome::Written { .. }) if cli.resync => "the legs and the log were written",
-        Some(Outcome::Written { .. }) => "the log was written",
-        Some(Outcome::DryRun) => "nothing was written (dry run)",
-        Some(Outcome::Unchanged) | None => "nothing was written (the log needed no change)",
+        Outcome::Written { .. } if cli.undo.is_some() => "the backup was put back",
+        Outcome::Written { .. } if cli.resync => "the legs and the log were written",
+        Outcome::Written { .. } => "the log was written",
+        Outcome::DryRun => "nothing was written (dry run)",
+        Outcome::Unchanged => "nothing was written (the log needed no change)",
     };
     file_error("stdout", format!("{e}; the report was lost; {did}"))
 }
@@ -145,8 +145,8 @@ fn main() -> ExitCode {
         // A run that failed says so on stderr whatever happened to its report; one that
         // was stopped by a signal has said which state it left.
         let (status, outcome) = result?;
-        match report.lost.take() {
-            Some(e) if status == EXIT_OK => Err(lost_report(&cli, e, outcome)),
+        match (report.lost.take(), outcome) {
+            (Some(e), Some(outcome)) if status == EXIT_OK => Err(lost_report(&cli, e, outcome)),
             _ => Ok(status),
         }
     })

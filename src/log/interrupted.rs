@@ -56,7 +56,7 @@ impl ByteIo for Counted<'_> {
 pub fn unfinished_repair(log_writes: u64, leg_writes: u64) -> String {
     let state = match (log_writes, leg_writes) {
         (0, 0) => "nothing was written: the log is unchanged".to_string(),
-        (0, _) => "the log is unchanged; part of the dirty regions were copied to the legs \
+        (0, _) => "the log is unchanged; dirty regions were copied to the legs, all or part \
             (they stay dirty, and a new run copies them again)"
             .to_string(),
         _ => "the log holds the new bits under its old header (the first of the two writes \
@@ -133,7 +133,7 @@ mod tests {
         let opts = options(Mode::Resync(&legs), false);
         assert!(repair(&counted_log, &opts, &mut NoProgress, &mut Vec::new()).is_err());
         let said = unfinished_repair(counted_log.writes(), counted_leg.writes());
-        assert!(said.starts_with("the log is unchanged; part of the dirty regions were copied"));
+        assert!(said.starts_with("the log is unchanged; dirty regions were copied"));
         assert_eq!(counted_leg.writes(), 1);
         assert_eq!(log.into_bytes(), raw);
     }

@@ -535,4 +535,77 @@ mod tests {
         };
         assert!(undo(&b.header, &dev, &legs, &opts, &mut steps).is_ok());
     }
+
+    #[test]
+    fn a_refusal_says_what_differs_and_offers_force_only_where_it_fits() {
+        let block = |path: &str, rdev: u64| DeviceId {
+            path: path.into(),
+            size: 1 << 20,
+            dev: 5,
+            ino: 7,
+            rdev,
+        };
+        let refusal = |now: &DeviceId, recorded: &DeviceId| match check_device(
+            now,
+            recorded,
+            "leg 1",
+            false,
+            LogError::Undo,
+        ) {
+            Err(LogError::Undo(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // The same path, renumbered: 8:17 is 0x811, 8:33 is 0x821.
+        let m = refusal(
+            &block("/nonexistent/sdb1", 0x821),
+            &block("/nonexistent/sdb1", 0x811),
+        );
+        assert_eq!(
+            m,
+            "undo: not the device or file the backup was taken from: /nonexistent/sdb1: block \
+             device 8:17 then, block device 8:33 now; if it is the same device renumbered (by a \
+             reboot), --force puts the backup back anyway"
+        );
+        // Another name: --force only if it is that device.
+        let m = refusal(
+            &block("/nonexistent/sdc1", 0x821),
+            &block("/nonexistent/sdb1", 0x811),
+        );
+        assert!(m.ends_with(
+            "if /nonexistent/sdc1 is that device under a new name (after a reboot), --force \
+             puts the backup back anyway"
+        ));
+        // Another regular file: no --force.
+        let file = |path: &str, ino: u64| DeviceId {
+            rdev: 0,
+            ino,
+            ..block(path, 0)
+        };
+        let m = refusal(
+            &file("/nonexistent/b/leg1", 9),
+            &file("/nonexistent/a/leg1", 7),
+        );
+        assert_eq!(
+            m,
+            "undo: not the device or file the backup was taken from: the backup records \
+             /nonexistent/a/leg1, this is /nonexistent/b/leg1; inode 7 on device 0:5 then, \
+             inode 9 on device 0:5 now; give the legs the backup was taken from with --leg, \
+             or no --leg for the paths it records"
+        );
+        // --force accepts another identity, and says so for the report.
+        let accepted = check_device(
+            &file("/nonexistent/b/leg1", 9),
+            &file("/nonexistent/a/leg1", 7),
+            "leg 1",
+            true,
+            LogError::Undo,
+        );
+        assert_eq!(
+            accepted.unwrap().as_deref(),
+            Some(
+                "leg 1 /nonexistent/b/leg1 is not the device or file the backup was taken \
+                 from (/nonexistent/a/leg1)"
+            )
+        );
+    }
 }
