@@ -84,9 +84,8 @@ impl DeviceId {
         }
     }
 
-    /// The identity of `path` as a backup records it: with its absolute path, so that an
-    /// undo run from another directory finds the same file (symbolic links resolved; a path
-    /// that cannot be resolved is made absolute as it is).
+    /// The identity of `path` as a backup records it: with its absolute path ([`absolute`]),
+    /// so that an undo run from another directory finds the same file.
     pub fn recorded(path: &Path, size: u64) -> DeviceId {
         DeviceId::of(&absolute(path), size)
     }
@@ -102,11 +101,18 @@ impl DeviceId {
     }
 }
 
-/// `path` made absolute: resolved when it can be, else joined to the current directory.
+/// `path` made absolute: its directory resolved, its last component kept as named. A
+/// device's symbolic link (`/dev/vg/lv`) follows the device across reboots, while the node
+/// it points to (`/dev/dm-3`) may be another device then, with the same numbers.
 pub fn absolute(path: &Path) -> std::path::PathBuf {
-    std::fs::canonicalize(path)
-        .or_else(|_| std::path::absolute(path))
-        .unwrap_or_else(|_| path.to_path_buf())
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
 }
 
 /// A leg as the backup records it.
@@ -509,5 +515,21 @@ mod tests {
         let mut r: &[u8] = &bytes;
         let hd = BackupHeader::read(&mut r).unwrap();
         assert!(BackupReader::new(&mut r, &hd).next_record().is_err());
+    }
+
+    #[test]
+    fn a_recorded_path_keeps_the_link_it_was_given_by() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("dm-3"), [0; 512]).unwrap();
+        std::os::unix::fs::symlink("dm-3", dir.path().join("lv")).unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        // The directory is resolved (`sub/..` too); the link is kept, not followed.
+        let given = dir.path().join("sub").join("..").join("lv");
+        assert_eq!(absolute(&given), real.join("lv"));
+        assert_eq!(
+            DeviceId::recorded(&given, 512).path,
+            real.join("lv").display().to_string()
+        );
     }
 }
