@@ -13,6 +13,7 @@ use common::log::{clean_bit, set_bit};
 use std::ops::Range;
 use std::sync::Mutex;
 
+use era_log_tools::log::interrupted::unfinished_repair;
 use era_log_tools::log::resync::Leg;
 use era_log_tools::log::run::{repair, restore, Mode, NoProgress, Outcome, RepairOptions};
 use era_log_tools::log::LogError;
@@ -323,7 +324,10 @@ fn check(s: &Setup, case: Case, what: &str, r: &Run, failed: bool) {
                 "{what}: leg 1 is not as expected"
             );
         }
-        (Err(_), true) => assert!(r.log == s.log, "{what}: a failed run changed the log"),
+        (Err(_), true) => {
+            assert!(r.log == s.log, "{what}: a failed run changed the log");
+            said_the_state_it_left(s, what, r);
+        }
         (res, _) => panic!("{what}: failed={failed} but the run returned {res:?}"),
     }
     // Leg 0 is never written; only a resync writes leg 1.
@@ -383,6 +387,33 @@ fn check(s: &Setup, case: Case, what: &str, r: &Run, failed: bool) {
                 "{what}: region {rg} is clean but its legs differ"
             );
         }
+    }
+}
+
+/// What log_repair says after a signal stopped this failed run (counting the writes that
+/// completed, as the binary does) must be what the devices hold.
+fn said_the_state_it_left(s: &Setup, what: &str, r: &Run) {
+    let done = |dev: Dev| {
+        r.events
+            .iter()
+            .filter(|e| e.dev == dev && e.kind == Kind::Write && e.ok)
+            .count() as u64
+    };
+    let said = unfinished_repair(done(Dev::Log), done(Dev::Leg0) + done(Dev::Leg1));
+    assert!(said.ends_with("; run the repair again"), "{what}: {said}");
+    if said.starts_with("nothing was written") {
+        assert!(r.log == s.log && r.leg1 == s.leg1, "{what}: {said}");
+    } else if said.starts_with("the log is unchanged; dirty regions were copied") {
+        assert!(r.log == s.log, "{what}: {said}");
+        // Only the dirty regions were written (checked in `check`): the others are intact.
+        assert!(
+            (0..REGIONS)
+                .filter(|rg| !s.dirty.contains(rg))
+                .all(|rg| region(&r.leg1, rg) == region(&s.leg1, rg)),
+            "{what}: {said}"
+        );
+    } else {
+        panic!("{what}: the log is unchanged, but the message says: {said}");
     }
 }
 

@@ -1087,3 +1087,289 @@ fn an_undo_interrupted_in_the_log_is_named_and_finished_by_running_it_again() {
         "the undo did not finish"
     );
 }
+
+/// Runs log_repair in directory `dir`, stdout to `stdout` (piped when `None`).
+fn run_in(dir: &Path, args: &[&str], stdout: Option<std::process::Stdio>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(common::exe("log_repair"));
+    cmd.args(args).current_dir(dir);
+    if let Some(out) = stdout {
+        cmd.stdout(out);
+    }
+    cmd.output().unwrap()
+}
+
+/// The kernel's crash log and legs in `a/` (leg 1 stale in region 48), and in `b/` two
+/// unrelated files named like the legs.
+struct TwoDirs {
+    _dir: tempfile::TempDir,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+fn two_dirs() -> TwoDirs {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    for name in ["log", "leg0", "leg1"] {
+        unpack(&format!("log-crash.{name}.img.gz"), &a);
+        std::fs::rename(
+            a.join(format!("log-crash.{name}.img")),
+            a.join(format!("{name}.img")),
+        )
+        .unwrap();
+    }
+    let mut leg1 = std::fs::read(a.join("leg1.img")).unwrap();
+    flip(&mut leg1, 48 * REGION_BYTES + 10);
+    std::fs::write(a.join("leg1.img"), &leg1).unwrap();
+    for name in ["leg0.img", "leg1.img"] {
+        std::fs::write(b.join(name), vec![0x33; leg1.len()]).unwrap();
+    }
+    TwoDirs { _dir: dir, a, b }
+}
+
+/// A resync with relative paths in `a/`, backed up to `a/undo.bak`.
+fn resync_in_a(t: &TwoDirs) {
+    let mut args = GEOMETRY.to_vec();
+    args.extend([
+        "--resync", "--backup", "undo.bak", "--leg", "leg0.img", "--leg", "leg1.img", "log.img",
+    ]);
+    let o = run_in(&t.a, &args, None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_from() {
+    let t = two_dirs();
+    let files = ["log.img", "leg0.img", "leg1.img"].map(|n| t.a.join(n));
+    let files: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let others = [t.b.join("leg0.img"), t.b.join("leg1.img")];
+    let others: Vec<&Path> = others.iter().map(PathBuf::as_path).collect();
+    let before = contents(&files);
+    let unrelated = contents(&others);
+    resync_in_a(&t);
+    assert_ne!(contents(&files), before);
+    // The backup names the files of a/, whatever directory the undo runs in.
+    let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("is intact and matches the devices"), "{out}");
+    assert!(contents(&files) == before, "the undo did not put a/ back");
+    assert!(contents(&others) == unrelated, "the undo wrote in b/");
+
+    // Leg 0 replaced by a copy of itself: same path, another inode. The refusal says what
+    // differs, and --force is the remedy it names.
+    std::fs::remove_file(t.a.join("undo.bak")).unwrap();
+    resync_in_a(&t);
+    let after_run = contents(&files);
+    let leg0 = t.a.join("leg0.img");
+    std::fs::copy(&leg0, t.a.join("copy")).unwrap();
+    std::fs::rename(t.a.join("copy"), &leg0).unwrap();
+    let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    let abs = std::fs::canonicalize(&leg0).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "log_repair: {}: error: leg 0: undo: not the device or file the backup was taken \
+             from: {}: inode ",
+            abs.display(),
+            abs.display()
+        )) && err.trim_end().ends_with(
+            "; if it is the same file, replaced by a copy of itself, --force puts the backup \
+             back anyway"
+        ),
+        "{err}"
+    );
+    assert!(contents(&files) == after_run);
+    // --force accepts it, and the report says what it accepted.
+    let o = run_in(
+        &t.b,
+        &["--undo", "../a/undo.bak", "--force", "../a/log.img"],
+        None,
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!out.contains("matches the devices"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "; accepted by --force: leg 0 {} is not the device or file the backup was taken \
+             from ({})\n",
+            abs.display(),
+            abs.display()
+        )),
+        "{out}"
+    );
+    assert!(contents(&files) == before);
+    assert!(contents(&others) == unrelated);
+}
+
+/// `bak` rewritten as log_repair wrote it before paths were absolute: version 1, each path
+/// as `names` gives it.
+fn as_version_1(bak: &Path, names: &[&str]) {
+    use era_log_tools::log::backup::BackupHeader;
+    let bytes = std::fs::read(bak).unwrap();
+    let mut r: &[u8] = &bytes;
+    let mut header = BackupHeader::read(&mut r).unwrap();
+    let records = r.to_vec();
+    header.log.path = names[0].into();
+    for (leg, name) in header.legs.iter_mut().zip(&names[1..]) {
+        leg.id.path = (*name).into();
+    }
+    let mut new = header.encode();
+    new[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let body = new.len() - 4;
+    let crc = crc32c::crc32c(&new[..body]);
+    new[body..].copy_from_slice(&crc.to_le_bytes());
+    new.extend(records);
+    std::fs::write(bak, new).unwrap();
+}
+
+#[test]
+fn an_earlier_backup_with_relative_paths_is_refused_elsewhere_without_a_force_hint() {
+    let t = two_dirs();
+    let others = [t.b.join("leg0.img"), t.b.join("leg1.img")];
+    let others: Vec<&Path> = others.iter().map(PathBuf::as_path).collect();
+    let unrelated = contents(&others);
+    resync_in_a(&t);
+    as_version_1(&t.a.join("undo.bak"), &["log.img", "leg0.img", "leg1.img"]);
+    let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(code(&o), 1, "{err}");
+    let here = std::fs::canonicalize(t.b.join("leg0.img")).unwrap();
+    assert!(
+        err.starts_with(&format!(
+            "log_repair: leg0.img: error: leg 0: undo: not the device or file the backup was \
+             taken from: the backup records the relative path leg0.img (a backup of an earlier \
+             log_repair, which does not record the directory it ran in), here {}; inode ",
+            here.display()
+        )) && err.trim_end().ends_with(
+            "; run the undo in the directory the run was made in, or give the log and the \
+             legs (--leg) it wrote by their full paths"
+        ) && !err.contains("--force"),
+        "{err}"
+    );
+    assert!(contents(&others) == unrelated);
+    // In the directory of the run, the earlier backup is still put back.
+    let o = run_in(&t.a, &["--undo", "undo.bak", "log.img"], None);
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A pipe whose reading end is already closed.
+fn broken_pipe() -> std::process::Stdio {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe() fills the two descriptors, which are then owned exactly once.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: as above.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    std::process::Stdio::from(write)
+}
+
+fn dev_full() -> std::process::Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
+}
+
+#[test]
+fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
+    let t = two_dirs();
+    let log = t.a.join("log.img");
+    let lost = |what: &str| {
+        format!(
+            "log_repair: stdout: error: No space left on device (os error 28); the report was \
+             lost; {what}\n"
+        )
+    };
+    let cases: [(Vec<&str>, &str, bool); 4] = [
+        (
+            vec!["--force-resync", "log.img"],
+            "the log was written",
+            true,
+        ),
+        (
+            vec!["--force-resync", "--format", "json", "log.img"],
+            "the log was written",
+            true,
+        ),
+        (
+            vec![
+                "--verify",
+                "--dry-run",
+                "--region-size",
+                "128",
+                "--length",
+                "65536",
+                "--leg",
+                "leg0.img",
+                "--leg",
+                "leg1.img",
+                "log.img",
+            ],
+            "nothing was written (dry run)",
+            false,
+        ),
+        (
+            vec!["--force-resync", "--dry-run", "--format", "json", "log.img"],
+            "nothing was written (dry run)",
+            false,
+        ),
+    ];
+    for (args, what, writes) in cases {
+        let fresh = common::fixture("log-crash.log.img.gz");
+        std::fs::write(&log, &fresh).unwrap();
+        let o = run_in(&t.a, &args, Some(dev_full()));
+        assert_eq!(code(&o), 1, "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), lost(what), "{args:?}");
+        // The repair was not stopped by its report.
+        assert_eq!(std::fs::read(&log).unwrap() != fresh, writes, "{args:?}");
+        // A reader that went away: exit status 1, quietly.
+        std::fs::write(&log, &fresh).unwrap();
+        let o = run_in(&t.a, &args, Some(broken_pipe()));
+        assert_eq!(code(&o), 1, "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{args:?}");
+        assert_eq!(std::fs::read(&log).unwrap() != fresh, writes, "{args:?}");
+    }
+    // An undo whose report is lost.
+    std::fs::write(&log, common::fixture("log-crash.log.img.gz")).unwrap();
+    resync_in_a(&t);
+    let o = run_in(&t.a, &["--undo", "undo.bak", "log.img"], Some(dev_full()));
+    assert_eq!(code(&o), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        lost("the backup was put back")
+    );
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        common::fixture("log-crash.log.img.gz")
+    );
+}
+
+#[test]
+fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
+    let c = crash();
+    let mut args = GEOMETRY.to_vec();
+    args.extend(leg_args(&[&c.leg0, &c.leg1]));
+    args.extend(["--resync", s(&c.log)]);
+    ok("log_repair", &args);
+    let line = format!(
+        "copied 0 regions (0 bytes) from leg 0 {} to leg 1 {}\n",
+        s(&c.leg0),
+        s(&c.leg1)
+    );
+    assert!(ok("log_repair", &args).contains(&line), "{line}");
+    args.push("--dry-run");
+    let out = ok("log_repair", &args);
+    assert!(
+        out.contains(&format!(
+            "would copy 0 dirty regions (0 bytes) from leg 0 {} to leg 1 {}\n",
+            s(&c.leg0),
+            s(&c.leg1)
+        )),
+        "{out}"
+    );
+}

@@ -17,6 +17,7 @@ use era_log_tools::json::Object;
 use era_log_tools::log::backup::{BackupHeader, DeviceId};
 use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::error::Subject;
+use era_log_tools::log::interrupted::{unfinished_repair, Counted};
 use era_log_tools::log::repair::parse_ranges;
 use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
 use era_log_tools::log::run::{
@@ -63,17 +64,40 @@ struct Report {
     name: String,
     text: bool,
     steps: Vec<String>,
+    /// The first write of the report that failed: the run goes on, and ends with exit
+    /// status 1 once it is over.
+    lost: Option<std::io::Error>,
 }
 
 impl Steps for Report {
     fn step(&mut self, line: String) {
-        if self.text {
+        if self.text && self.lost.is_none() {
             let mut out = std::io::stdout().lock();
-            // A closed stdout must not stop a repair half-way: the exit status still tells.
-            let _ = writeln!(out, "log_repair: {}: {line}", self.name).and_then(|()| out.flush());
+            // A report that cannot be written must not stop a repair half-way.
+            if let Err(e) =
+                writeln!(out, "log_repair: {}: {line}", self.name).and_then(|()| out.flush())
+            {
+                self.lost = Some(e);
+            }
         }
         self.steps.push(line);
     }
+}
+
+/// The error of a run whose report was lost: a reader that went away ends the tool quietly
+/// (a broken pipe, as every tool); any other write error is said, with what the run did.
+fn lost_report(cli: &Args, e: std::io::Error, outcome: Outcome) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        return e.into();
+    }
+    let did = match outcome {
+        Outcome::Written { .. } if cli.undo.is_some() => "the backup was put back",
+        Outcome::Written { .. } if cli.resync => "the legs and the log were written",
+        Outcome::Written { .. } => "the log was written",
+        Outcome::DryRun => "nothing was written (dry run)",
+        Outcome::Unchanged => "nothing was written (the log needed no change)",
+    };
+    file_error("stdout", format!("{e}; the report was lost; {did}"))
 }
 
 fn main() -> ExitCode {
@@ -99,6 +123,7 @@ fn main() -> ExitCode {
         name: cli.log.display().to_string(),
         text: cli.format == ReportFormat::Text,
         steps: Vec::new(),
+        lost: None,
     };
     run_quiet("log_repair", cli.quiet, || {
         // The report goes to stdout as the run goes: a closed stdout is refused first.
@@ -107,22 +132,25 @@ fn main() -> ExitCode {
         if cli.format == ReportFormat::Json {
             let error = result.as_ref().err().map(error_message);
             let outcome = result.as_ref().ok().and_then(|(_, o)| o.as_ref());
-            print_json(
+            let printed = print_json(
                 Some(cli.log.display().to_string()),
                 &report.steps,
                 outcome,
                 error,
-            )?;
+            );
+            if let Err(e) = printed {
+                report.lost.get_or_insert(e);
+            }
         }
-        result.map(|(status, _)| status)
+        // A run that failed says so on stderr whatever happened to its report; one that
+        // was stopped by a signal has said which state it left.
+        let (status, outcome) = result?;
+        match (report.lost.take(), outcome) {
+            (Some(e), Some(outcome)) if status == EXIT_OK => Err(lost_report(&cli, e, outcome)),
+            _ => Ok(status),
+        }
     })
 }
-
-/// The state an interrupted repair leaves the log and the legs in.
-const UNCHANGED: &str = "the log was not completely written: it is unchanged (a resync may \
-have copied part of the dirty regions; they stay dirty, and a new run copies them again), or \
-holds the new bits under its old header (written first when the header changes); run the \
-repair again";
 
 /// The state an interrupted undo leaves the devices in.
 const UNDO_UNFINISHED: &str = "part of the backup may have been put back (the log first); \
@@ -218,11 +246,13 @@ fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)>
     let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)
         .map_err(|e| explain(cli, &io, e))?;
     let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
+    // The writes that complete say, if a signal stops the run, which state it left.
+    let counted: Vec<_> = guarded.iter().map(|g| Counted::new(g)).collect();
     let legs: Vec<Leg> = opened
         .iter()
-        .zip(&guarded)
-        .map(|(l, g)| Leg {
-            io: g,
+        .zip(&counted)
+        .map(|(l, c)| Leg {
+            io: c,
             ..l.as_leg()
         })
         .collect();
@@ -251,7 +281,7 @@ fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)>
         force: cli.force,
         backup: cli.backup.as_deref().map(|path| BackupSpec {
             path,
-            log: DeviceId::of(&cli.log, io.size_bytes()),
+            log: DeviceId::recorded(&cli.log, io.size_bytes()),
             legs: opened.iter().map(leg_id).collect(),
         }),
     };
@@ -259,12 +289,16 @@ fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)>
         bar: ProgressBar::hidden(),
         quiet: cli.quiet,
     };
-    let result = run_repair(&Guarded::new(&io), &opts, &mut bar, report);
-    finish(cli, &io, result, UNCHANGED)
+    let guarded_log = Guarded::new(&io);
+    let log = Counted::new(&guarded_log);
+    let result = run_repair(&log, &opts, &mut bar, report);
+    let leg_writes = counted.iter().map(Counted::writes).sum();
+    let unfinished = unfinished_repair(log.writes(), leg_writes);
+    finish(cli, &io, result, &unfinished)
 }
 
 fn leg_id(l: &OpenLeg) -> DeviceId {
-    DeviceId::of(&l.spec.path, l.io.size_bytes())
+    DeviceId::recorded(&l.spec.path, l.io.size_bytes())
 }
 
 /// The legs of an undo: those the backup names, or those given (as many, same offsets).

@@ -6,9 +6,10 @@
 //! All integers are little-endian. A header, then records, then an end record:
 //!
 //! ```text
-//! header   magic "DMLOGBK\0", version u32 (1), nr_legs u32, header_len u32, reserved u32,
+//! header   magic "DMLOGBK\0", version u32 (2), nr_legs u32, header_len u32, reserved u32,
 //!          then the log and each leg: size u64, dev u64, ino u64, rdev u64,
-//!          offset u64 (sectors; 0 for the log), path_len u32, path,
+//!          offset u64 (sectors; 0 for the log), path_len u32, path (absolute; version 1
+//!          recorded it as given, which may be relative to a directory it does not record),
 //!          then crc32c u32 of the header's bytes before it
 //! record   kind u32 (1 log, 2 leg, 3 end), leg u32, offset u64 (bytes, on the device),
 //!          length u64, new_crc u32 (crc32c of what the run writes there),
@@ -26,8 +27,11 @@ use super::resync::CHUNK;
 /// The first 8 bytes of a backup.
 pub const MAGIC: [u8; 8] = *b"DMLOGBK\0";
 
-/// The format version this code writes and reads.
-pub const VERSION: u32 = 1;
+/// The format version this code writes: paths are absolute.
+pub const VERSION: u32 = 2;
+
+/// The earlier version, still read: the same layout, paths as given on the command line.
+pub const VERSION_RELATIVE: u32 = 1;
 
 /// Bytes of a record's fixed part.
 pub const RECORD_HEADER: u64 = 32;
@@ -46,7 +50,8 @@ const KIND_END: u32 = 3;
 /// device from another.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeviceId {
-    /// The path as given.
+    /// The path: absolute in a backup this code writes ([`DeviceId::recorded`]); as given
+    /// on the command line otherwise, and in a version-1 backup.
     pub path: String,
     /// Size in bytes.
     pub size: u64,
@@ -79,6 +84,12 @@ impl DeviceId {
         }
     }
 
+    /// The identity of `path` as a backup records it: with its absolute path ([`absolute`]),
+    /// so that an undo run from another directory finds the same file.
+    pub fn recorded(path: &Path, size: u64) -> DeviceId {
+        DeviceId::of(&absolute(path), size)
+    }
+
     /// Whether `self` (found now) is the device `recorded` describes: a block device by its
     /// device number, a regular file by its filesystem and inode. Sizes are compared apart.
     pub fn same_as(&self, recorded: &DeviceId) -> bool {
@@ -87,6 +98,20 @@ impl DeviceId {
         } else {
             (self.dev, self.ino) == (recorded.dev, recorded.ino)
         }
+    }
+}
+
+/// `path` made absolute: its directory resolved, its last component kept as named. A
+/// device's symbolic link (`/dev/vg/lv`) follows the device across reboots, while the node
+/// it points to (`/dev/dm-3`) may be another device then, with the same numbers.
+pub fn absolute(path: &Path) -> std::path::PathBuf {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match (std::fs::canonicalize(dir), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
     }
 }
 
@@ -169,9 +194,9 @@ impl BackupHeader {
             return Err(bad("header: not a backup of log_repair (bad magic)"));
         }
         let version = le32(&fixed, 8);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_RELATIVE {
             return Err(bad(format!(
-                "header: version {version} (this tool reads 1)"
+                "header: version {version} (this tool reads {VERSION_RELATIVE} and {VERSION})"
             )));
         }
         let nr_legs = le32(&fixed, 12);
@@ -490,5 +515,21 @@ mod tests {
         let mut r: &[u8] = &bytes;
         let hd = BackupHeader::read(&mut r).unwrap();
         assert!(BackupReader::new(&mut r, &hd).next_record().is_err());
+    }
+
+    #[test]
+    fn a_recorded_path_keeps_the_link_it_was_given_by() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("dm-3"), [0; 512]).unwrap();
+        std::os::unix::fs::symlink("dm-3", dir.path().join("lv")).unwrap();
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        // The directory is resolved (`sub/..` too); the link is kept, not followed.
+        let given = dir.path().join("sub").join("..").join("lv");
+        assert_eq!(absolute(&given), real.join("lv"));
+        assert_eq!(
+            DeviceId::recorded(&given, 512).path,
+            real.join("lv").display().to_string()
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
 //! are the library halves of `log_dump`, `log_restore` and `log_repair`, and [`run`] runs
 //! the writing tools on devices the caller opened. [`backup`] is the file `log_repair
-//! --backup` writes and [`undo`] puts back.
+//! --backup` writes and [`undo`] puts back; [`interrupted`] says what a stopped repair left.
 
 pub mod backup;
 pub mod bitmap;
@@ -19,6 +19,7 @@ pub mod error;
 pub mod geometry;
 pub mod header;
 pub mod image;
+pub mod interrupted;
 pub mod repair;
 pub mod restore;
 pub mod resync;

@@ -206,6 +206,15 @@ fn targets(legs: &Legs<'_>) -> String {
         .join(", ")
 }
 
+/// The ranges a copy line ends with, after a colon; nothing when there are none.
+fn listed(ranges: &[Range<u64>]) -> String {
+    if ranges.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", format_ranges(ranges, 32))
+    }
+}
+
 /// Leg work still to do once the new log is known: a resync's copy.
 struct PendingCopy<'a> {
     legs: Legs<'a>,
@@ -216,12 +225,12 @@ struct PendingCopy<'a> {
 impl PendingCopy<'_> {
     fn line(&self, copied: &[Range<u64>]) -> String {
         format!(
-            "copied {} regions ({} bytes) from {} to {}: {}",
+            "copied {} regions ({} bytes) from {} to {}{}",
             count(copied),
             self.total,
             self.legs.name(0),
             targets(&self.legs),
-            format_ranges(copied, 32)
+            listed(copied)
         )
     }
 }
@@ -325,12 +334,12 @@ fn plan<'a>(
             let copy = plan_copy(legs, &img.bitmap);
             if opts.dry_run {
                 report.step(format!(
-                    "would copy {} dirty regions ({} bytes) from {} to {}: {}",
+                    "would copy {} dirty regions ({} bytes) from {} to {}{}",
                     count(&copy.dirty),
                     copy.total,
                     copy.legs.name(0),
                     targets(&copy.legs),
-                    format_ranges(&copy.dirty, 32)
+                    listed(&copy.dirty)
                 ));
             }
             // A resync marks exactly the dirty regions clean.

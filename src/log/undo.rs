@@ -14,7 +14,7 @@ use std::path::Path;
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
-use super::backup::{BackupHeader, BackupReader, DeviceId, Record, Target};
+use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Target};
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::header::HEADER_SIZE;
@@ -78,27 +78,106 @@ fn about_backup(path: &Path, e: LogError) -> LogError {
     }
 }
 
-/// Checks that `now` is the device `recorded` describes.
+/// Checks that `now` is the device `recorded` describes: the size always; the identity
+/// unless `force`, which accepts another one. Returns what `force` accepted, for the report.
+/// `what` names the device in the remedy ("the log", "leg 1").
 fn check_device(
     now: &DeviceId,
     recorded: &DeviceId,
+    what: &str,
     force: bool,
     wrong: impl Fn(String) -> LogError,
-) -> Result<(), LogError> {
+) -> Result<Option<String>, LogError> {
     if now.size != recorded.size {
         return Err(wrong(format!(
             "undo: holds {} bytes, but the backup was taken from {} of {} bytes",
             now.size, recorded.path, recorded.size
         )));
     }
-    if !force && !now.same_as(recorded) {
-        return Err(wrong(format!(
-            "undo: not the device or file the backup was taken from ({}); --force puts the \
-             backup back anyway",
+    if now.same_as(recorded) {
+        return Ok(None);
+    }
+    let here = absolute(Path::new(&now.path)).display().to_string();
+    if force {
+        return Ok(Some(format!(
+            "{what} {here} is not the device or file the backup was taken from ({})",
             recorded.path
         )));
     }
-    Ok(())
+    let numbers = format!("{} then, {} now", numbers(recorded), numbers(now));
+    let both_block = now.rdev != 0 && recorded.rdev != 0;
+    let (differs, remedy) = if Path::new(&recorded.path).is_relative() {
+        // A backup of an earlier version: the path is relative to a directory it does not
+        // record, so the same path here may name another file.
+        (
+            format!(
+                "the backup records the relative path {} (a backup of an earlier log_repair, \
+                 which does not record the directory it ran in), here {here}; {numbers}",
+                recorded.path
+            ),
+            "run the undo in the directory the run was made in, or give the log and the legs \
+             (--leg) it wrote by their full paths"
+                .to_string(),
+        )
+    } else if recorded.path == here {
+        let same = if both_block {
+            "the same device renumbered (by a reboot)"
+        } else {
+            "the same file, replaced by a copy of itself"
+        };
+        (
+            format!("{here}: {numbers}"),
+            format!("if it is {same}, --force puts the backup back anyway"),
+        )
+    } else if both_block {
+        (
+            format!(
+                "the backup records {}, this is {here}; {numbers}",
+                recorded.path
+            ),
+            format!(
+                "if {here} is that device under a new name (after a reboot), --force puts the \
+                 backup back anyway"
+            ),
+        )
+    } else if what == "the log" {
+        (
+            format!(
+                "the backup records {}, this is {here}; {numbers}",
+                recorded.path
+            ),
+            "name the log the backup was taken from".to_string(),
+        )
+    } else {
+        (
+            format!(
+                "the backup records {}, this is {here}; {numbers}",
+                recorded.path
+            ),
+            "give the legs the backup was taken from with --leg, or no --leg for the paths it \
+             records"
+                .to_string(),
+        )
+    };
+    Err(wrong(format!(
+        "undo: not the device or file the backup was taken from: {differs}; {remedy}"
+    )))
+}
+
+/// The numbers that tell a device or file apart, in words.
+fn numbers(id: &DeviceId) -> String {
+    let pair = |dev: u64| {
+        // Linux's split of a 64-bit device number: the major's 12 low bits at 8..20 and
+        // the rest from bit 44, the minor's 8 low bits at 0..8 and the rest at 20..44.
+        let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff);
+        let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+        format!("{major}:{minor}")
+    };
+    if id.rdev != 0 {
+        format!("block device {}", pair(id.rdev))
+    } else {
+        format!("inode {} on device {}", id.ino, pair(id.dev))
+    }
 }
 
 /// What an undo puts back on one device.
@@ -124,13 +203,27 @@ pub fn undo(
             legs.len()
         )));
     }
-    check_device(&log.id, &header.log, opts.force, LogError::Undo)?;
+    // What --force accepted, for the report: it must not say the devices match.
+    let mut forced = Vec::new();
+    forced.extend(check_device(
+        &log.id,
+        &header.log,
+        "the log",
+        opts.force,
+        LogError::Undo,
+    )?);
     for (i, (now, recorded)) in legs.iter().zip(&header.legs).enumerate() {
-        check_device(&now.id, &recorded.id, opts.force, |message| LogError::Leg {
-            index: i,
-            name: now.id.path.clone(),
-            message,
-        })?;
+        forced.extend(check_device(
+            &now.id,
+            &recorded.id,
+            &format!("leg {i}"),
+            opts.force,
+            |message| LogError::Leg {
+                index: i,
+                name: now.id.path.clone(),
+                message,
+            },
+        )?);
     }
     let device = |t: Target| match t {
         Target::Log => log.io,
@@ -143,6 +236,8 @@ pub fn undo(
     // Pass 1: the whole backup is intact, and each range holds what the run wrote there
     // (or already what the backup holds).
     let mut tally = vec![Tally::default(); legs.len() + 1];
+    // Ranges --force accepted that hold neither the run's bytes nor the backup's.
+    let mut changed = vec![0u64; legs.len() + 1];
     let slot = |t: Target| match t {
         Target::Log => 0,
         Target::Leg(i) => i + 1,
@@ -171,6 +266,9 @@ pub fn undo(
                 },
             });
         }
+        if opts.force && crc != r.new_crc && now.as_slice() != r.data.as_slice() {
+            changed[slot(r.target)] += 1;
+        }
         let t = &mut tally[slot(r.target)];
         t.records += 1;
         t.bytes += r.data.len() as u64;
@@ -184,11 +282,28 @@ pub fn undo(
         .iter()
         .map(|&t| format!("{} bytes of {}", tally[slot(t)].bytes, name(t)))
         .collect();
-    report.step(format!(
-        "undo: the backup {} is intact and matches the devices: {}",
-        opts.backup.display(),
-        summary.join(", ")
-    ));
+    forced.extend(targets.iter().filter(|&&t| changed[slot(t)] > 0).map(|&t| {
+        let n = changed[slot(t)];
+        format!(
+            "{n} range{} of {} changed since the run",
+            if n == 1 { "" } else { "s" },
+            name(t)
+        )
+    }));
+    report.step(if forced.is_empty() {
+        format!(
+            "undo: the backup {} is intact and matches the devices: {}",
+            opts.backup.display(),
+            summary.join(", ")
+        )
+    } else {
+        format!(
+            "undo: the backup {} is intact: {}; accepted by --force: {}",
+            opts.backup.display(),
+            summary.join(", "),
+            forced.join("; ")
+        )
+    });
     if opts.dry_run {
         for &t in &targets {
             report.step(format!(
@@ -517,5 +632,78 @@ mod tests {
             id: other,
         };
         assert!(undo(&b.header, &dev, &legs, &opts, &mut steps).is_ok());
+    }
+
+    #[test]
+    fn a_refusal_says_what_differs_and_offers_force_only_where_it_fits() {
+        let block = |path: &str, rdev: u64| DeviceId {
+            path: path.into(),
+            size: 1 << 20,
+            dev: 5,
+            ino: 7,
+            rdev,
+        };
+        let refusal = |now: &DeviceId, recorded: &DeviceId| match check_device(
+            now,
+            recorded,
+            "leg 1",
+            false,
+            LogError::Undo,
+        ) {
+            Err(LogError::Undo(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        // The same path, renumbered: 8:17 is 0x811, 8:33 is 0x821.
+        let m = refusal(
+            &block("/nonexistent/sdb1", 0x821),
+            &block("/nonexistent/sdb1", 0x811),
+        );
+        assert_eq!(
+            m,
+            "undo: not the device or file the backup was taken from: /nonexistent/sdb1: block \
+             device 8:17 then, block device 8:33 now; if it is the same device renumbered (by a \
+             reboot), --force puts the backup back anyway"
+        );
+        // Another name: --force only if it is that device.
+        let m = refusal(
+            &block("/nonexistent/sdc1", 0x821),
+            &block("/nonexistent/sdb1", 0x811),
+        );
+        assert!(m.ends_with(
+            "if /nonexistent/sdc1 is that device under a new name (after a reboot), --force \
+             puts the backup back anyway"
+        ));
+        // Another regular file: no --force.
+        let file = |path: &str, ino: u64| DeviceId {
+            rdev: 0,
+            ino,
+            ..block(path, 0)
+        };
+        let m = refusal(
+            &file("/nonexistent/b/leg1", 9),
+            &file("/nonexistent/a/leg1", 7),
+        );
+        assert_eq!(
+            m,
+            "undo: not the device or file the backup was taken from: the backup records \
+             /nonexistent/a/leg1, this is /nonexistent/b/leg1; inode 7 on device 0:5 then, \
+             inode 9 on device 0:5 now; give the legs the backup was taken from with --leg, \
+             or no --leg for the paths it records"
+        );
+        // --force accepts another identity, and says so for the report.
+        let accepted = check_device(
+            &file("/nonexistent/b/leg1", 9),
+            &file("/nonexistent/a/leg1", 7),
+            "leg 1",
+            true,
+            LogError::Undo,
+        );
+        assert_eq!(
+            accepted.unwrap().as_deref(),
+            Some(
+                "leg 1 /nonexistent/b/leg1 is not the device or file the backup was taken \
+                 from (/nonexistent/a/leg1)"
+            )
+        );
     }
 }
