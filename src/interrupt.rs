@@ -31,7 +31,8 @@ static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
 
 struct State {
     tool: &'static str,
-    temp_files: Vec<PathBuf>,
+    /// Temporary files to remove on a signal, each with the file it would have replaced.
+    temp_files: Vec<(PathBuf, PathBuf)>,
     /// The device a writer is writing, and whether the first write has been made.
     output: Option<(String, bool)>,
     /// Watches alive, a signal none of them has taken yet, and whether the watched work
@@ -136,8 +137,11 @@ pub(crate) fn reset() {
 /// What the signal thread does with signal `sig`.
 pub(crate) fn on_signal(sig: i32) {
     let mut st = state();
-    for t in st.temp_files.drain(..) {
+    // The files a report would have replaced, which the signal leaves as they were.
+    let mut kept = Vec::new();
+    for (t, dest) in st.temp_files.drain(..) {
         let _ = std::fs::remove_file(t);
+        kept.push(dest);
     }
     let tool = st.tool;
     let name = signal_name(sig);
@@ -160,7 +164,13 @@ pub(crate) fn on_signal(sig: i32) {
             std::process::exit(exit_status(sig).into());
         }
         None => {
-            say(&format!("{tool}: interrupted by {name}"));
+            match kept.as_slice() {
+                [dest] => say(&format!(
+                    "{tool}: {}: interrupted by {name}; it is left as it was",
+                    dest.display()
+                )),
+                _ => say(&format!("{tool}: interrupted by {name}")),
+            }
             std::process::exit(exit_status(sig).into());
         }
     }
@@ -174,14 +184,17 @@ pub fn stopped_by() -> Option<i32> {
     }
 }
 
-/// Removes `path` if the tool is stopped (a temporary output file).
-pub fn remove_on_signal(path: &Path) {
-    state().temp_files.push(path.to_path_buf());
+/// Removes `path` if the tool is stopped (a temporary output file that `replaces` a file, or
+/// was to create it): the signal's line then names that file, left as it was.
+pub fn remove_on_signal(path: &Path, replaces: &Path) {
+    state()
+        .temp_files
+        .push((path.to_path_buf(), replaces.to_path_buf()));
 }
 
 /// Stops removing `path` on a signal (it was renamed into place, or removed).
 pub fn forget(path: &Path) {
-    state().temp_files.retain(|p| p != path);
+    state().temp_files.retain(|(p, _)| p != path);
 }
 
 /// A device a writer writes through, so that a signal never lands in the middle of a write

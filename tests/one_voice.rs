@@ -480,3 +480,46 @@ fn the_other_familys_xml_names_its_tool() {
     let r = run("era_restore", &["-i", "F", "-o", "OUT"], &log_xml, &out);
     assert_one_error_line("era_restore", &r, &log_xml, "log_restore reads");
 }
+
+/// A usage error with --format json is an object whose error has clap's whole first
+/// paragraph: a missing argument is named, not cut off after "not provided:".
+#[test]
+fn a_usage_error_in_json_names_what_is_missing() {
+    let b = Bench::new();
+    let f = b.put("any", &[0; 8192]);
+    let out = b.output();
+    for (tool, args, missing) in [
+        ("era_check", &["--format", "json"][..], "<INPUT>"),
+        (
+            "era_invalidate",
+            &["--format", "json", "F"][..],
+            "--written-since",
+        ),
+        (
+            "log_dump",
+            &["--format", "json", "--region-size", "8", "F"][..],
+            "--length",
+        ),
+        (
+            "log_repair",
+            &["--format", "json", "--force-resync"][..],
+            "<LOG>",
+        ),
+        (
+            "era_metadata_size",
+            &["--format", "json", "--writesets", "1"][..],
+            "--nr-blocks",
+        ),
+    ] {
+        let r = run(tool, args, &f, &out);
+        assert_eq!(r.code, Some(2), "{tool}: {}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
+        let error = v["error"].as_str().unwrap_or_default();
+        assert!(
+            error.starts_with("the following required arguments were not provided: ")
+                && error.contains(missing),
+            "{tool}: {}",
+            r.stdout
+        );
+    }
+}

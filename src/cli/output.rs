@@ -261,7 +261,7 @@ impl Replacement {
         loop {
             let temp = dir.join(temp_name(&name, std::process::id(), attempt));
             // The file is registered before it exists, so that a signal can never leave it.
-            interrupt::remove_on_signal(&temp);
+            interrupt::remove_on_signal(&temp, &dest);
             let opened = OpenOptions::new()
                 .write(true)
                 .create_new(true)

@@ -182,8 +182,10 @@ pub fn usage_error_with<A: CommandFactory>(
 fn exit_usage(tool: &str, e: clap::Error, json_failure: &dyn Fn(&str)) -> ! {
     let text = e.render().to_string();
     if asks_for_json() {
-        let first = text.lines().next().unwrap_or_default();
-        json_failure(first.strip_prefix("error: ").unwrap_or(first));
+        // clap's first paragraph, which may go on over lines (the arguments missing).
+        let first = text.split("\n\n").next().unwrap_or_default();
+        let what = first.strip_prefix("error: ").unwrap_or(first);
+        json_failure(&what.split_whitespace().collect::<Vec<_>>().join(" "));
     }
     let _ = write!(std::io::stderr().lock(), "{tool}: {text}");
     std::process::exit(e.exit_code())
