@@ -27,10 +27,12 @@ const WRITE_BUSY: &str = "refusing to write to it";
 fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::Result<FileIo> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => permission_denied(path, false),
-        _ => file_error(
+        io::ErrorKind::NotFound => file_error(
             path,
             format!("Couldn't find {role} file '{}'", path.display()),
         ),
+        // A name too long, a file where a directory should be: the system's words.
+        _ => file_error(path, format!("cannot open: {e}")),
     })?;
     let ft = meta.file_type();
     if !ft.is_file() && !ft.is_block_device() {

@@ -16,7 +16,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cli::report::file_error;
+use crate::cli::report::{file_error, OnFileExt};
 use crate::interrupt;
 use crate::pdata::io::same_file;
 
@@ -162,14 +162,14 @@ impl Output {
             }
             Ok(m) => {
                 let dest = std::fs::canonicalize(path).map_err(|e| file_error(path, e))?;
-                Sink::Replace(Replacement::create(dest, Some(&m))?)
+                Sink::Replace(Replacement::create(dest, Some(&m)).on_file(path)?)
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if std::fs::symlink_metadata(path).is_ok() {
                     let what = "is a symlink to nothing; give the file it should name";
                     return Err(file_error(path, what));
                 }
-                Sink::Replace(Replacement::create(path.to_path_buf(), None)?)
+                Sink::Replace(Replacement::create(path.to_path_buf(), None).on_file(path)?)
             }
             Err(e) => return Err(file_error(path, e)),
         };
@@ -249,7 +249,7 @@ fn remove_stale_temps(dir: &Path, name: &str) {
 impl Replacement {
     /// A temporary file beside `dest`; `old` is the file it replaces, whose owner, group and
     /// mode the new one keeps.
-    fn create(dest: PathBuf, old: Option<&std::fs::Metadata>) -> anyhow::Result<Replacement> {
+    fn create(dest: PathBuf, old: Option<&std::fs::Metadata>) -> io::Result<Replacement> {
         let dir = directory_of(&dest).to_path_buf();
         let name = dest
             .file_name()
@@ -286,7 +286,7 @@ impl Replacement {
                 Err(e) => {
                     interrupt::forget(&temp);
                     let what = format!("cannot create a temporary file beside it: {e}");
-                    return Err(file_error(&dest, what));
+                    return Err(io::Error::new(e.kind(), what));
                 }
             }
         }
