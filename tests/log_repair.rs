@@ -874,8 +874,10 @@ fn json_comes_out_when_a_run_fails() {
             .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e})"));
         assert_eq!(j["outcome"], "failed", "{j}");
         let error = j["error"].as_str().unwrap();
+        // clap's first paragraph, its lines joined: what the JSON's error says.
         let stderr = String::from_utf8_lossy(&o.stderr);
-        let first = stderr.lines().next().unwrap_or_default();
+        let first = stderr.split("\n\n").next().unwrap_or_default();
+        let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(first, format!("{bin}: error: {error}"), "{j}");
     }
 }

@@ -529,3 +529,24 @@ fn the_backup_recipe_refuses_the_wrong_files_before_copying() {
         assert_eq!(s.state().as_deref(), Some("2\n"));
     }
 }
+
+/// The frozen origin and the backup swapped on a first run (no saved era): the full copy
+/// would go over the origin. A backup that holds data is refused then, the origin intact.
+#[test]
+fn a_first_run_with_the_origin_as_backup_is_refused() {
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    let o = Command::new("bash")
+        .arg(script("incremental-backup.sh"))
+        .args([&s.state, &s.backup, &s.origin, &s.meta])
+        .env("PATH", path_with_tools(None))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Is it the origin?"), "{stderr}");
+    assert!(fs::read(&s.origin).unwrap() == s.origin_bytes);
+    assert!(s.state().is_none());
+}

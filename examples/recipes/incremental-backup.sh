@@ -40,6 +40,12 @@ size_of() {
 next=0
 if [ -e "$state" ]; then
     next=$(cat "$state")
+elif [ "$(head -c 65536 "$backup" | tr -d '\0' | wc -c)" -ne 0 ]; then
+    # A first run copies everything over BACKUP: one that already holds data may be the
+    # origin given in its place.
+    fail "$backup: holds data, and no era was saved yet ($state): a first run would copy the" \
+        "whole origin over it. Is it the origin? If it is the backup, zero its start first:" \
+        "dd if=/dev/zero of=$backup bs=64K count=1 conv=notrunc"
 fi
 case $next in
 '' | *[!0-9]*) fail "$state: not an era: '$next'" ;;
