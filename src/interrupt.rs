@@ -209,6 +209,13 @@ pub fn writing_to(name: &str) {
     state().output = Some((name.to_string(), false));
 }
 
+/// Whether the writer declared with [`writing_to`] has started writing (through a
+/// [`Guarded`] device): an error after that leaves the output in the writer's unfinished
+/// state, which its error line must say.
+pub fn output_touched() -> bool {
+    state().output.as_ref().is_some_and(|(_, started)| *started)
+}
+
 impl<'a, T: ?Sized> Guarded<'a, T> {
     /// Guards the writes to `inner` (a device of the writer declared with [`writing_to`]).
     pub fn new(inner: &'a T) -> Guarded<'a, T> {

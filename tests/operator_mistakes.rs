@@ -1273,3 +1273,46 @@ fn a_file_another_run_works_on_is_left_to_it() {
     // Nobody at work: the writer writes.
     accepted("era_restore", &["-i", s(&era_xml), "-o", s(&era)]);
 }
+
+/// A write that fails after the first one (a full filesystem; here a file-size limit, so
+/// that no mount is needed) leaves an era writer's output unfinished: the error line says
+/// so, and how to finish it, and every reader names the state.
+#[test]
+fn an_era_writer_that_fails_half_way_says_the_output_is_unfinished() {
+    use std::os::unix::process::CommandExt;
+    let b = Bench::new();
+    let (era, era_xml) = (b.path("era.img"), b.path("era.xml"));
+    for (tool, args) in [
+        ("era_restore", vec!["-i", s(&era_xml), "-o"]),
+        ("era_repair", vec!["-i", s(&era), "-o"]),
+    ] {
+        let out = b.path(&format!("{tool}.out"));
+        fs::write(&out, vec![0u8; 4 << 20]).unwrap();
+        let mut cmd = Command::new(exe(tool));
+        cmd.args(&args).arg(&out);
+        // SAFETY: setrlimit and signal are async-signal-safe; the child sets its own limit
+        // (past block 0, so the marker is written) and ignores SIGXFSZ to get EFBIG instead.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 2 * 4096,
+                    rlim_max: libc::RLIM_INFINITY,
+                };
+                libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+        let o = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{tool}: {err}");
+        assert_eq!(err.lines().count(), 1, "{tool}: {err}");
+        assert!(
+            err.starts_with(&format!("{tool}: {}: error: ", s(&out)))
+                && err.contains(&format!("; run {tool} again")),
+            "{tool}: {err}"
+        );
+        let check = run("era_check", &[s(&out)]);
+        assert!(check.stderr.contains("interrupted"), "{}", check.stderr);
+    }
+}

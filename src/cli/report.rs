@@ -65,7 +65,7 @@ where
 /// The line that reports the error ending a run.
 pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
     match error_parts(e) {
-        (Some(f), what) => format!("{tool}: {f}: error: {what}"),
+        (Some(f), what) => format!("{tool}: {}: error: {what}", one_line(&f)),
         (None, what) => format!("{tool}: error: {what}"),
     }
 }
@@ -74,6 +74,14 @@ pub fn error_line(tool: &str, e: &anyhow::Error) -> String {
 /// of a run that failed.
 pub fn error_message(e: &anyhow::Error) -> String {
     error_parts(e).1
+}
+
+/// `e`, with what it left behind (`state`) said after what went wrong, about the same file.
+pub fn with_state(e: anyhow::Error, state: &str) -> anyhow::Error {
+    match error_parts(&e) {
+        (Some(file), what) => file_error(file, format!("{what}; {state}")),
+        (None, what) => anyhow::anyhow!("{what}; {state}"),
+    }
 }
 
 /// The file an error is about (a context's, else the output a failed write was to) and
@@ -106,7 +114,13 @@ fn error_parts(e: &anyhow::Error) -> (Option<String>, String) {
 
 /// The line that reports one finding about `file`.
 pub fn finding_line(tool: &str, file: &str, p: &Problem) -> String {
-    format!("{tool}: {file}: {p}")
+    format!("{tool}: {}: {p}", one_line(file))
+}
+
+/// A file name as a line names it: a newline in it (a name can hold one) is written `\n`,
+/// so that every message stays one line.
+fn one_line(file: &str) -> String {
+    file.replace('\n', "\\n")
 }
 
 /// Prints the findings about `file`, one line each, and a last line counting those that
@@ -165,6 +179,16 @@ mod tests {
         assert_eq!(
             error_line("log_repair", &e),
             "log_repair: error: --nr-regions 3 disagrees"
+        );
+    }
+
+    #[test]
+    fn a_file_name_with_a_newline_keeps_the_line_one_line() {
+        let e: anyhow::Result<()> = Err(anyhow::anyhow!("Permission denied"));
+        let e = e.on_file("a\nb.img").unwrap_err();
+        assert_eq!(
+            error_line("era_check", &e),
+            "era_check: a\\nb.img: error: Permission denied"
         );
     }
 
