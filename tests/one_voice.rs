@@ -523,3 +523,19 @@ fn a_usage_error_in_json_names_what_is_missing() {
         );
     }
 }
+
+/// A compressed dump given as XML is named as such, with the way to read it.
+#[test]
+fn a_compressed_dump_is_named_by_both_xml_readers() {
+    let b = Bench::new();
+    let gz = b.put(
+        "dump.xml.gz",
+        &[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3],
+    );
+    let out = b.output();
+    for (tool, args) in XML_READERS {
+        let r = run(tool, args, &gz, &out);
+        let words = format!("holds gzip-compressed data, not XML: decompress it into the tool, e.g. zcat FILE | {tool} -i -");
+        assert_one_error_line(tool, &r, &gz, &words);
+    }
+}

@@ -160,6 +160,20 @@ pub fn open_text_input(
     Ok((refuse_binary(path, xml_of, Box::new(f))?, len))
 }
 
+/// The compression a text input's first bytes show, if they show one.
+fn compressed(head: &[u8]) -> Option<&'static str> {
+    const MAGICS: [(&[u8], &str); 4] = [
+        (&[0x1f, 0x8b], "gzip"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0], "xz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd], "zstd"),
+        (b"BZh", "bzip2"),
+    ];
+    MAGICS
+        .iter()
+        .find(|(magic, _)| head.starts_with(magic))
+        .map(|&(_, kind)| kind)
+}
+
 /// Looks at the start of a text input before the XML reader does: binary metadata, a disk
 /// log or a filesystem given where XML was expected is said to be what it is, instead of
 /// "unexpected text" at line 1, with the tool whose XML is expected (`xml_of`). The bytes
@@ -174,6 +188,20 @@ fn refuse_binary(
         .take(PROBE_BYTES)
         .read_to_end(&mut head)
         .map_err(|e| file_error(path, format!("cannot read: {e}")))?;
+    if let Some(kind) = compressed(&head) {
+        let cat = match kind {
+            "gzip" => "zcat",
+            "xz" => "xzcat",
+            "zstd" => "zstdcat",
+            _ => "bzcat",
+        };
+        let tool = xml_of.replace("_dump", "_restore");
+        let what = format!(
+            "holds {kind}-compressed data, not XML: decompress it into the tool, e.g. \
+             {cat} FILE | {tool} -i - …"
+        );
+        return Err(file_error(path, what));
+    }
     match identify(&head) {
         _ if head.is_empty() => {}
         Content::Unknown => {}
