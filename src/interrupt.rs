@@ -104,6 +104,7 @@ pub fn install(tool: &'static str) {
     };
     // Blocked before the thread starts, so that it inherits the mask: sigwait only takes
     // signals that are blocked in the waiting thread.
+    // SAFETY: sigset_t is plain data, for which all zeros is a valid (empty) value.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: both sets are valid sigset_t values.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };

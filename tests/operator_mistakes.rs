@@ -1223,10 +1223,8 @@ fn a_file_another_run_works_on_is_left_to_it() {
     let take = |path: &Path, how: i32| {
         let f = fs::File::open(path).unwrap();
         // SAFETY: flock only locks the descriptor `f` keeps open.
-        assert_eq!(
-            unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) },
-            0
-        );
+        let locked = unsafe { libc::flock(f.as_raw_fd(), how | libc::LOCK_NB) };
+        assert_eq!(locked, 0);
         f
     };
     let words = "in use: another run of these tools is reading or writing it";
