@@ -80,11 +80,7 @@ fn whole_size(e: RestoreError, is_file: bool, input: &Path) -> RestoreError {
         _ => return e,
     };
     if !is_file {
-        return RestoreError::Refused(format!(
-            "Output file too small. It holds {available} blocks of 4096 bytes; the XML came \
-             through a pipe and was read only up to the writeset that did not fit: {}",
-            NEED_FROM_A_PIPE.trim_start_matches("create it first: ")
-        ));
+        return RestoreError::TooSmallUnsized { available };
     }
     match open_text_input(input, "era_dump").map(|(xml, _)| output_bytes_needed(xml)) {
         Ok(Ok(min_bytes)) => RestoreError::Build(BuildError::TooSmall {

@@ -37,6 +37,13 @@ pub enum RestoreError {
     Build(BuildError),
     /// The output holds what this metadata must not replace (nothing was written).
     Refused(String),
+    /// The output is too small, for an XML read only up to the writeset that did not fit
+    /// (from a pipe, which is read once): the size the whole XML needs is not known
+    /// (nothing was written). `available` is the output's size in blocks.
+    TooSmallUnsized {
+        /// Blocks the output offers.
+        available: u64,
+    },
 }
 
 impl RestoreError {
@@ -44,7 +51,9 @@ impl RestoreError {
     pub fn side(&self) -> Side {
         match self {
             RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
-            RestoreError::Build(_) | RestoreError::Refused(_) => Side::Output,
+            RestoreError::Build(_)
+            | RestoreError::Refused(_)
+            | RestoreError::TooSmallUnsized { .. } => Side::Output,
             RestoreError::TempFile(_) => Side::Own,
         }
     }
@@ -58,6 +67,14 @@ impl fmt::Display for RestoreError {
             RestoreError::TempFile(e) => e.fmt(f),
             RestoreError::Build(e) => e.fmt(f),
             RestoreError::Refused(what) => f.write_str(what),
+            // thin-provisioning-tools' words first: scripts look for them.
+            RestoreError::TooSmallUnsized { available } => write!(
+                f,
+                "Output file too small. It holds {available} blocks of 4096 bytes; the XML \
+                 came through a pipe and was read only up to the writeset that did not fit: \
+                 era_metadata_size --nr-blocks N --writesets W tells the size for its \
+                 nr_blocks N and its W writesets"
+            ),
         }
     }
 }
@@ -69,7 +86,7 @@ impl std::error::Error for RestoreError {
             RestoreError::Xml(e) => Some(e),
             RestoreError::TempFile(e) => Some(e),
             RestoreError::Build(e) => Some(e),
-            RestoreError::Refused(_) => None,
+            RestoreError::Refused(_) | RestoreError::TooSmallUnsized { .. } => None,
         }
     }
 }
