@@ -18,6 +18,7 @@ use era_log_tools::era::sink::{EraSink, Header};
 use era_log_tools::era::xml::write::XmlWriter;
 use era_log_tools::pdata::bitset::nr_words;
 use era_log_tools::pdata::io::{FileIo, OpenMode, BLOCK_SIZE};
+use era_log_tools::pdata::seeded::SplitMix;
 use era_log_tools::pdata::space_map::MAX_METADATA_BLOCKS;
 
 #[derive(Parser)]
@@ -40,21 +41,8 @@ struct Args {
     output: PathBuf,
 }
 
-/// SplitMix64: small, fast, and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
-    let mut rng = Rng(args.seed);
+    let mut rng = SplitMix(args.seed);
     let n = args.nr_blocks as u64;
     let current_era = 100 + args.writesets;
     let first_ws_era = current_era + 1 - args.writesets;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::io::{Block, BlockIo, ByteIo, MemIo, BLOCK_SIZE};
+use super::seeded::SplitMix;
 
 /// The unit a device writes atomically, in bytes.
 pub const SECTOR: usize = 512;
@@ -491,19 +492,6 @@ fn plural_writes(n: usize) -> String {
         "1 write pending".into()
     } else {
         format!("{n} writes pending")
-    }
-}
-
-/// A small seeded generator (splitmix64): the same samples on every run.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fault_io;
 pub mod io;
 pub mod refs;
 pub mod report;
+pub mod seeded;
 pub mod space_map;
 pub mod unpack;
 pub mod walk;

@@ -146,22 +146,10 @@ pub fn put32(b: &mut [u8], off: usize, v: u32) {
     b[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-/// A small deterministic pseudo-random sequence (SplitMix64), so that failures replay.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// The seeded generator of the tests: failures replay from their seed.
+// Not every test crate that compiles this module uses it.
+#[allow(unused_imports)]
+pub use era_log_tools::pdata::seeded::SplitMix as Rng;
 
 /// Archived writesets in an image (the writeset tree's entries).
 pub fn archived(img: &[u8]) -> u64 {
