@@ -90,7 +90,7 @@ fn digits8(v: u64) -> u64 {
 /// that equal them in each lane's range (x / 10^4 = x * 3518437209 >> 45 below 2^32, x / 100
 /// = x * 5243 >> 19 below 10^4, x / 10 = x * 6554 >> 16 below 100), none of which leaves its
 /// lane.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(era_portable)))]
 #[inline(always)]
 fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
     use std::arch::x86_64::*;
@@ -116,8 +116,9 @@ fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
     }
 }
 
-/// [`digits8`] of `a` and of `b` where there is no vector version.
-#[cfg(not(target_arch = "x86_64"))]
+/// [`digits8`] of `a` and of `b` where there is no vector version (or with `--cfg
+/// era_portable`, so that CI tests this path on x86-64 too).
+#[cfg(any(not(target_arch = "x86_64"), era_portable))]
 #[inline(always)]
 fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
     (digits8(a), digits8(b))
