@@ -1,10 +1,9 @@
 //! era_invalidate: lists the origin blocks written since a given era.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use era_log_tools::cli::report::{error_message, finding_line, OnFileExt};
+use era_log_tools::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands;
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
@@ -12,13 +11,12 @@ use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::live;
 use era_log_tools::era::view::View;
-use era_log_tools::json::Object;
 use era_log_tools::pdata::io::OpenMode;
 
 fn main() -> ExitCode {
     let args = commands::parse_with::<Args>(&|what| {
         // Best effort: the exit status and stderr tell the outcome anyway.
-        let _ = failure_json(None, what);
+        let _ = failure_json(|o| o.field("written_since", None::<u32>).map(drop), what);
     });
     let format = match args.format {
         None if args.source.live.is_some() => Format::Json,
@@ -101,20 +99,12 @@ fn main() -> ExitCode {
             let to_stdout = args.output.as_deref().map_or(true, cli::output::is_stdout);
             if format == Format::Json && to_stdout && !started.get() {
                 cli::output::require_stdout()?;
-                failure_json(Some(args.written_since), &error_message(e))?;
+                failure_json(
+                    |o| o.field("written_since", args.written_since).map(drop),
+                    &error_message(e),
+                )?;
             }
         }
         result
     })
-}
-
-/// The JSON a run that failed before its output existed prints on stdout: the era asked
-/// (unknown after a usage error) and what went wrong, as the error line says it.
-fn failure_json(written_since: Option<u32>, what: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    Object::begin(&mut out)?
-        .field("written_since", written_since)?
-        .field("error", what)?
-        .end()?;
-    writeln!(out)
 }

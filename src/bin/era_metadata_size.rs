@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use era_log_tools::cli::report::failure_json;
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands;
 use era_log_tools::commands::era_metadata_size::{Args, FormatArg};
@@ -12,7 +13,7 @@ use era_log_tools::json::Object;
 fn main() -> ExitCode {
     let args = commands::parse_with::<Args>(&|what| {
         // Best effort: the exit status and stderr tell the outcome anyway.
-        let _ = failure_json(what);
+        let _ = failure_json(|_| Ok(()), what);
     });
     let units = args.units;
     let n = match (args.nr_blocks, args.origin_size, args.block_size) {
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
             Ok(s) => s,
             // A script that asked for JSON gets it whatever happened.
             Err(e) if json => {
-                failure_json(&e.to_string())?;
+                failure_json(|_| Ok(()), &e.to_string())?;
                 return Err(e.into());
             }
             Err(e) => return Err(e.into()),
@@ -57,11 +58,4 @@ fn main() -> ExitCode {
         writeln!(std::io::stdout().lock(), "{line}")?;
         Ok(EXIT_OK)
     })
-}
-
-/// The JSON of a run that failed: what went wrong, as the error line says it.
-fn failure_json(what: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    Object::begin(&mut out)?.field("error", what)?.end()?;
-    writeln!(out)
 }

@@ -1,10 +1,11 @@
 //! log_dump: report what a dm-log disk dirty log holds.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::{advice, open_log};
-use era_log_tools::cli::report::{error_message, file_error, finding_line, OnFileExt};
+use era_log_tools::cli::report::{
+    error_message, failure_json, file_error, finding_line, OnFileExt,
+};
 use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
 use era_log_tools::identify::Family;
@@ -17,28 +18,25 @@ use era_log_tools::pdata::io::OpenMode;
 fn main() -> ExitCode {
     let args = era_log_tools::commands::parse_with::<Args>(&|what| {
         // Best effort: the exit status and stderr tell the outcome anyway.
-        let _ = failure_json(None, what);
+        let _ = failure_json(|o| failed_log(o, None), what);
     });
     run_quiet("log_dump", args.quiet, || {
         let result = dump(&args);
         if let (Err(e), Fmt::Json) = (&result, args.format) {
-            failure_json(Some(args.log.display().to_string()), &error_message(e))?;
+            failure_json(
+                |o| failed_log(o, Some(args.log.display().to_string())),
+                &error_message(e),
+            )?;
         }
         result
     })
 }
 
-/// The JSON a failed run prints on stdout (never into an `-o` file, which keeps what it
-/// held): the log (unknown after a usage error), outcome "failed" and what went wrong, as
-/// the error line says it.
-fn failure_json(log: Option<String>, error: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    Object::begin(&mut out)?
-        .field("log", log)?
-        .field("outcome", "failed")?
-        .field("error", error)?
-        .end()?;
-    writeln!(out)
+/// The fields of a failed run's JSON before its error: the log (unknown after a usage
+/// error) and the outcome. Printed on stdout, never into an `-o` file, which keeps what it
+/// held.
+fn failed_log(o: &mut Object<'_>, log: Option<String>) -> std::io::Result<()> {
+    o.field("log", log)?.field("outcome", "failed").map(drop)
 }
 
 fn dump(args: &Args) -> anyhow::Result<u8> {

@@ -138,6 +138,22 @@ pub fn print_findings(tool: &str, file: &Path, problems: &Problems) {
     }
 }
 
+/// Writes on stdout, as one line, the JSON object of a run that failed: the tool's own
+/// `fields` first, then `error`, what went wrong in the words of the error line after
+/// `TOOL: FILE: error: ` (docs/messages.md).
+pub fn failure_json(
+    fields: impl FnOnce(&mut Object<'_>) -> std::io::Result<()>,
+    what: &str,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    {
+        let mut o = Object::begin(&mut out)?;
+        fields(&mut o)?;
+        o.field("error", what)?.end()?;
+    }
+    std::io::Write::write_all(&mut out, b"\n")
+}
+
 /// Writes the findings about `file` as one JSON object on one line: the file (unknown after
 /// a usage error), the worst severity, every finding (`pdata::report` gives each one's
 /// fields), and what ended the run early, if something did (then `worst` is `error` and the
