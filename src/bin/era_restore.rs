@@ -31,10 +31,9 @@ fn main() -> ExitCode {
             if len.is_none() {
                 return NEED_FROM_A_PIPE.into();
             }
-            match open_text_input(&args.input, "era_dump").map(|(xml, _)| output_bytes_needed(xml))
-            {
-                Ok(Ok(bytes)) => needed_words(bytes),
-                _ => "create it first (its size depends on the XML, which is not valid)".into(),
+            match bytes_needed(&args.input) {
+                Some(bytes) => needed_words(bytes),
+                None => "create it first (its size depends on the XML, which is not valid)".into(),
             }
         })?;
         let reading = match len {
@@ -82,13 +81,20 @@ fn whole_size(e: RestoreError, is_file: bool, input: &Path) -> RestoreError {
     if !is_file {
         return RestoreError::TooSmallUnsized { available };
     }
-    match open_text_input(input, "era_dump").map(|(xml, _)| output_bytes_needed(xml)) {
-        Ok(Ok(min_bytes)) => RestoreError::Build(BuildError::TooSmall {
+    match bytes_needed(input) {
+        Some(min_bytes) => RestoreError::Build(BuildError::TooSmall {
             min_bytes,
             available,
         }),
-        _ => e,
+        None => e,
     }
+}
+
+/// The size an output needs for the XML file `input`, from a reading of its own (see
+/// `output_bytes_needed`); `None` when the XML cannot be read for it.
+fn bytes_needed(input: &Path) -> Option<Option<u64>> {
+    let (xml, _) = open_text_input(input, "era_dump").ok()?;
+    output_bytes_needed(xml).ok()
 }
 
 /// An error after the first write: the line says the state it left the output in.
