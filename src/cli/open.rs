@@ -46,8 +46,6 @@ fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::R
     })
 }
 
-/// "Permission denied" in the system's words, which scripts grep for; the hint that devices
-/// need root only where it is true: a block device, opened by someone who is not root.
 /// What every tool says of a path that is neither a regular file nor a block device where
 /// one is needed: thin-provisioning-tools' words first (scripts grep them), then what it is
 /// when it is a directory, the common mistake.
@@ -59,6 +57,8 @@ pub fn not_a_file(path: &Path, is_dir: bool) -> anyhow::Error {
     }
 }
 
+/// "Permission denied" in the system's words, which scripts grep for; the hint that devices
+/// need root only where it is true: a block device, opened by someone who is not root.
 fn permission_denied(path: &Path, block_device: bool) -> anyhow::Error {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
@@ -202,8 +202,12 @@ fn refuse_binary(
         );
         return Err(file_error(path, what));
     }
+    // A document that starts as XML is left to the XML reader: some signatures (minix's)
+    // are printable bytes that a hand-edited document could hold where they are looked for.
+    let text = head.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&head);
+    let starts_as_xml = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
     match identify(&head) {
-        _ if head.is_empty() => {}
+        _ if head.is_empty() || starts_as_xml => {}
         Content::Unknown => {}
         found => {
             let what = format!("holds {found}, not XML: give the XML {xml_of} writes");

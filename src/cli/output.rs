@@ -240,10 +240,31 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         // SAFETY: signal 0 sends nothing; kill only looks whether the process exists.
         let gone = unsafe { libc::kill(pid, 0) } == -1
             && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone && entry.file_type().is_ok_and(|t| t.is_file()) {
+        // A run of another pid namespace (a container) or host shows no process here: its
+        // file is still locked by the run that writes it ([`lock_temp`]).
+        if gone && entry.file_type().is_ok_and(|t| t.is_file()) && !locked(&entry.path()) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
+}
+
+/// Locks a temporary file for as long as its run keeps it open, so that no other run takes
+/// it for the leftover of a dead one.
+fn lock_temp(f: &File) {
+    // SAFETY: flock only takes a lock on the descriptor, which `f` keeps open.
+    let _ = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(f), libc::LOCK_EX) };
+}
+
+/// Whether a run holds the lock of the temporary file `path`.
+fn locked(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+    // SAFETY: flock only takes a lock on the descriptor, which `f` keeps open; closing `f`
+    // releases it.
+    let free = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    !free
 }
 
 impl Replacement {
@@ -269,6 +290,7 @@ impl Replacement {
                 .open(&temp);
             match opened {
                 Ok(f) => {
+                    lock_temp(&f);
                     if let Some(old) = old {
                         keep_owner(&f, old);
                     }
@@ -454,9 +476,16 @@ mod tests {
         for f in [&stale, &alive, &other, &unlike] {
             std::fs::write(f, b"half a dump").unwrap();
         }
+        // A dead pid as seen from here, but a run elsewhere (another pid namespace) holds it.
+        let held = d.path().join(temp_name("dump.xml", dead, 1));
+        std::fs::write(&held, b"being written").unwrap();
+        let holder = File::open(&held).unwrap();
+        lock_temp(&holder);
         let mut o = Output::create(Some(&p), &[]).unwrap();
         o.write_all(b"today").unwrap();
         o.commit().unwrap();
+        assert!(held.exists());
+        drop(holder);
         assert!(!stale.exists());
         assert!(alive.exists() && other.exists() && unlike.exists());
         assert_eq!(std::fs::read(&p).unwrap(), b"today");

@@ -181,7 +181,8 @@ pub fn usage_error_with<A: CommandFactory>(
 
 fn exit_usage(tool: &str, e: clap::Error, json_failure: &dyn Fn(&str)) -> ! {
     let text = e.render().to_string();
-    if asks_for_json() {
+    // Not onto a closed stdout or a disk: the one check every report's stdout passes.
+    if asks_for_json() && crate::cli::output::require_stdout().is_ok() {
         // clap's first paragraph, which may go on over lines (the arguments missing).
         let first = text.split("\n\n").next().unwrap_or_default();
         let what = first.strip_prefix("error: ").unwrap_or(first);

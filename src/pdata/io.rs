@@ -119,11 +119,19 @@ fn reaches(path: &Path) -> Vec<Reach> {
         }];
     }
     let mut v = vec![Reach::Block(m.rdev())];
+    // Only a loop device is asked for a file behind it: opening other devices (an optical
+    // drive, a replicated device's secondary) may be slow or do more than open.
+    if libc::major(m.rdev()) != LOOP_MAJOR {
+        return v;
+    }
     if let Some((dev, ino)) = loop_backing(path) {
         v.push(Reach::File { dev, ino });
     }
     v
 }
+
+/// The major number of loop devices (Documentation/admin-guide/devices.txt).
+const LOOP_MAJOR: u32 = 7;
 
 /// The filesystem and inode of the file behind loop device `path` (LOOP_GET_STATUS64), or
 /// `None` for any other device, or one that cannot be asked.
