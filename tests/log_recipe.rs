@@ -144,3 +144,26 @@ fn the_recipe_stops_at_a_wrong_geometry_and_changes_nothing() {
     let o = recipe(m.dir.path(), &["128", "65536", s(&m.log), s(&m.leg0)]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// A second run of the recipe with the backup of the first still there stops before it
+/// looks at anything, and says to keep that backup: it undoes the first run.
+#[test]
+fn the_recipe_keeps_an_earlier_backup() {
+    let m = mirror();
+    let bak = m.dir.path().join("undo.bak");
+    std::fs::write(&bak, b"the undo of an earlier run").unwrap();
+    let log_before = std::fs::read(&m.log).unwrap();
+    let o = recipe(
+        m.dir.path(),
+        &["128", "65536", s(&m.log), s(&m.leg0), s(&m.leg1)],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("keep it, and name another with BACKUP=FILE"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read(&bak).unwrap(), b"the undo of an earlier run");
+    assert_eq!(std::fs::read(&m.log).unwrap(), log_before);
+}

@@ -550,3 +550,67 @@ fn a_first_run_with_the_origin_as_backup_is_refused() {
     assert!(fs::read(&s.origin).unwrap() == s.origin_bytes);
     assert!(s.state().is_none());
 }
+
+/// FREEZE makes the frozen origin after era_invalidate has read the metadata (a snapshot
+/// made before would miss writes the run lists), and a FREEZE that fails copies and saves
+/// nothing.
+#[test]
+fn the_backup_recipe_freezes_the_origin_after_reading_the_metadata() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have_jq() {
+        return;
+    }
+    let s = Site::new();
+    let bin = s.dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let order = s.dir.path().join("order");
+    // An era_invalidate that says when it ran, then runs the real one.
+    fs::write(
+        bin.join("era_invalidate"),
+        format!(
+            "#!/bin/bash\necho era_invalidate >> '{}'\nexec '{}' \"$@\"\n",
+            order.display(),
+            exe("era_invalidate")
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("era_invalidate"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let frozen = s.dir.path().join("frozen.img");
+    let freeze = format!(
+        "echo freeze >> '{}' && cp '{}' '{}'",
+        order.display(),
+        s.origin.display(),
+        frozen.display()
+    );
+    let run = |freeze: &str| {
+        Command::new("bash")
+            .arg(script("incremental-backup.sh"))
+            .args([&s.state, &frozen, &s.backup, &s.meta])
+            .env("PATH", path_with_tools(Some(&bin)))
+            .env("FREEZE", freeze)
+            .output()
+            .unwrap()
+    };
+    fs::write(&s.state, "2\n").unwrap();
+    let o = run("exit 3");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("FREEZE failed: nothing was copied"));
+    assert_eq!(s.state().as_deref(), Some("2\n"));
+    assert!(fs::read(&s.backup).unwrap().iter().all(|&b| b == 0));
+    fs::remove_file(&order).unwrap();
+    let o = run(&freeze);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::read_to_string(&order).unwrap(),
+        "era_invalidate\nfreeze\n"
+    );
+    let backup = fs::read(&s.backup).unwrap();
+    for (b, e) in s.listed_since(2) {
+        assert!(backup[b..e] == s.origin_bytes[b..e], "range {b}..{e}");
+    }
+    assert_eq!(s.state().as_deref(), Some("4\n"));
+}

@@ -7,7 +7,8 @@
 #
 #   NAME           the era target (dmsetup name)
 #   METADATA_DEV   its metadata device (the first device of its table line)
-#   STATE, FROZEN_ORIGIN, BACKUP   as for incremental-backup.sh
+#   STATE, FROZEN_ORIGIN, BACKUP   as for incremental-backup.sh, FREEZE too: a snapshot
+#                  of the origin is made after take_metadata_snap, never before
 set -euo pipefail
 
 if [ "$#" -ne 5 ]; then

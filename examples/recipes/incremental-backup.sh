@@ -7,8 +7,12 @@
 #   incremental-backup.sh STATE FROZEN_ORIGIN BACKUP SOURCE...
 #
 #   STATE          keeps --written-since between runs; missing: copy everything
-#   FROZEN_ORIGIN  the origin with writes stopped, or an LVM snapshot of it taken right
-#                  after era_invalidate ran
+#   FROZEN_ORIGIN  the origin as it is once era_invalidate has read the metadata: the
+#                  origin itself with writes stopped for the whole run, or a snapshot of it
+#                  that the command in FREEZE makes, which the script runs right after
+#                  era_invalidate (FREEZE='lvcreate -s -n origin-frozen -L 10G vg/origin').
+#                  A snapshot taken before the run would miss writes that the run lists,
+#                  and the next run starts after them: they would never be copied.
 #   BACKUP         the copy, as large as the origin
 #   SOURCE...      what era_invalidate reads: --live era0 --checkpoint (a live target),
 #                  --metadata-snapshot META (a snapshot held by hand), or META (offline)
@@ -33,7 +37,6 @@ size_of() {
 [ -d "$state" ] && fail "$state: is a directory, not the file that keeps the era"
 [ -d "$(dirname "$state")" ] && [ -w "$(dirname "$state")" ] ||
     fail "$state: its directory does not exist or cannot be written"
-[ -e "$origin" ] || fail "$origin: no such file or device"
 [ -e "$backup" ] || fail "$backup: no such file or device: create the backup first, as large as the origin"
 [ "$origin" -ef "$backup" ] && fail "$backup: is the frozen origin itself"
 
@@ -45,7 +48,7 @@ elif [ "$(head -c 65536 "$backup" | tr -d '\0' | wc -c)" -ne 0 ]; then
     # origin given in its place.
     fail "$backup: holds data, and no era was saved yet ($state): a first run would copy the" \
         "whole origin over it. Is it the origin? If it is the backup, zero its start first:" \
-        "dd if=/dev/zero of=$backup bs=64K count=1 conv=notrunc"
+        "dd if=/dev/zero of=$(printf %q "$backup") bs=64K count=1 conv=notrunc"
 fi
 case $next in
 '' | *[!0-9]*) fail "$state: not an era: '$next'" ;;
@@ -59,6 +62,14 @@ era_invalidate "$@" --written-since "$next" --format json --units bytes -o "$wor
 jq -r '.ranges[] | "\(.begin) \(.end)"' "$work/run.json" >"$work/ranges"
 jq -r '.next_written_since' "$work/run.json" >"$work/next"
 
+# The frozen origin is made now, after the metadata was read, so that it holds every write
+# the list covers.
+if [ -n "${FREEZE:-}" ]; then
+    bash -c "$FREEZE" || fail "FREEZE failed: nothing was copied"
+fi
+[ -e "$origin" ] || fail "$origin: no such file or device"
+[ "$origin" -ef "$backup" ] && fail "$backup: is the frozen origin itself"
+
 # The origin the metadata tracks: its exact size from a live target; offline, its blocks
 # (the last one may be partial). A frozen origin or a backup shorter than that is the wrong
 # device, or an image cut short: dd would stop at its end without a word.
@@ -69,11 +80,13 @@ for f in "$origin" "$backup"; do
         fail "$f: $have bytes, but the metadata tracks an origin of at least $need bytes"
 done
 
-# Each range is copied and synced; the first that fails ends the run (set -e).
+# Each range is copied; the first that fails ends the run (set -e). The backup is synced
+# once, after the last.
 while read -r begin end; do
     dd if="$origin" of="$backup" bs=1M iflag=skip_bytes,count_bytes oflag=seek_bytes \
-        skip="$begin" seek="$begin" count=$((end - begin)) conv=notrunc,nocreat,fsync status=none
+        skip="$begin" seek="$begin" count=$((end - begin)) conv=notrunc,nocreat status=none
 done <"$work/ranges"
+sync "$backup"
 
 # Only now does the next run start later: a new file, synced, renamed over the old one,
 # and the rename synced with its directory.

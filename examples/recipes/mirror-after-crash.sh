@@ -24,6 +24,11 @@ for leg in "$@"; do
     legs+=(--leg "$leg")
 done
 backup=${BACKUP:-mirror-log-undo.bak}
+if [ -e "$backup" ]; then
+    echo "$0: $backup exists: it undoes an earlier run (log_repair --undo $backup LOG);" \
+        "keep it, and name another with BACKUP=FILE" >&2
+    exit 1
+fi
 
 log_dump --format text "${geometry[@]}" "$log"
 log_repair --verify --dry-run "${geometry[@]}" "${legs[@]}" "$log"
