@@ -1375,3 +1375,51 @@ fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
         "{out}"
     );
 }
+
+/// A backup that cannot be written whole (a full disk; here a file-size limit) is removed,
+/// nothing else is written, and the same run succeeds once there is room: the cut-short
+/// file took the backup's name and refused every later run.
+#[test]
+fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
+    use std::os::unix::process::CommandExt;
+    let c = crash();
+    let bak = c.log.parent().unwrap().join("cut.bak");
+    let before: Vec<Vec<u8>> = [&c.log, &c.leg0, &c.leg1]
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut args = GEOMETRY.to_vec();
+    args.extend([
+        "--resync",
+        "--backup",
+        s(&bak),
+        "--leg",
+        s(&c.leg0),
+        "--leg",
+        s(&c.leg1),
+    ]);
+    args.push(s(&c.log));
+    let mut cmd = std::process::Command::new(common::exe("log_repair"));
+    cmd.args(&args);
+    // SAFETY: setrlimit and signal are async-signal-safe; the child limits its own files
+    // (the legs and the log are written in place, below the limit) and takes EFBIG.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!bak.exists(), "the cut-short backup is left");
+    for (p, b) in [&c.log, &c.leg0, &c.leg1].iter().zip(&before) {
+        assert!(std::fs::read(p).unwrap() == *b, "{} written", p.display());
+    }
+    ok("log_repair", &args);
+    assert!(bak.exists());
+}

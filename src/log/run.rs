@@ -495,7 +495,34 @@ fn save_backup(
         .create_new(true)
         .open(b.path)
         .map_err(|e| fail("creating the backup", e))?;
-    let mut w = BackupWriter::new(BufWriter::new(file), &header)
+    // A backup cut short is no backup, and its name would refuse the next run's: it is
+    // removed on an error, or a signal, before it is complete.
+    crate::interrupt::remove_on_signal(b.path, b.path);
+    let written = write_backup(file, b, &header, plan, old, new, &fail);
+    crate::interrupt::forget(b.path);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(b.path);
+        return Err(e);
+    }
+    report.step(format!(
+        "backup: {} written and synced, with its directory; log_repair --undo {} puts it back",
+        b.path.display(),
+        b.path.display()
+    ));
+    Ok(())
+}
+
+/// Writes and syncs the backup into `file`, newly created at `b.path`.
+fn write_backup(
+    file: std::fs::File,
+    b: &BackupSpec<'_>,
+    header: &BackupHeader,
+    plan: &Plan<'_>,
+    old: &AlignedBuf,
+    new: &AlignedBuf,
+    fail: &dyn Fn(&str, std::io::Error) -> LogError,
+) -> Result<(), LogError> {
+    let mut w = BackupWriter::new(BufWriter::new(file), header)
         .map_err(|e| fail("writing the backup", e))?;
     w.record(
         Target::Log,
@@ -514,13 +541,7 @@ fn save_backup(
         .finish()
         .and_then(|buf| buf.into_inner().map_err(|e| e.into_error()))
         .map_err(|e| fail("writing the backup", e))?;
-    sync_file_and_dir(&file, b.path).map_err(|e| fail("syncing the backup", e))?;
-    report.step(format!(
-        "backup: {} written and synced, with its directory; log_repair --undo {} puts it back",
-        b.path.display(),
-        b.path.display()
-    ));
-    Ok(())
+    sync_file_and_dir(&file, b.path).map_err(|e| fail("syncing the backup", e))
 }
 
 /// Writes the log `spec` describes onto `log`: header and bits into the first `buf_size`
