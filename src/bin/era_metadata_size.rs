@@ -19,7 +19,12 @@ fn main() -> ExitCode {
     let n = match (args.nr_blocks, args.origin_size, args.block_size) {
         (Some(n), _, _) => Ok(n),
         (None, Some(origin), Some(bs)) => nr_blocks(origin, bs),
-        _ => commands::usage_error::<Args>("give --nr-blocks, or --origin-size with --block-size"),
+        _ => commands::usage_error_with::<Args>(
+            "give --nr-blocks, or --origin-size with --block-size",
+            &|what| {
+                let _ = failure_json(|_| Ok(()), what);
+            },
+        ),
     };
     let json = matches!(args.format, FormatArg::Json);
     cli::run("era_metadata_size", || {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::refuse_input_as_output;
-use era_log_tools::cli::report::{file_error, on_side, print_findings, with_state};
+use era_log_tools::cli::report::{file_error, on_side, print_findings, writer_error};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_repair::Args;
 use era_log_tools::era::build::needed_words;
@@ -48,19 +48,12 @@ fn main() -> ExitCode {
         if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
             return Ok(status);
         }
-        let problems =
-            result.map_err(|e| unfinished(on_side(e.side(), e, &args.input, &args.output)))?;
+        let problems = result.map_err(|e| {
+            writer_error(on_side(e.side(), e, &args.input, &args.output), UNFINISHED)
+        })?;
         if !args.quiet {
             print_findings("era_repair", &args.input, &problems);
         }
         Ok(EXIT_OK)
     })
-}
-
-/// An error after the first write: the line says the state it left the output in.
-fn unfinished(e: anyhow::Error) -> anyhow::Error {
-    match interrupt::output_touched() {
-        true => with_state(e, UNFINISHED),
-        false => e,
-    }
 }

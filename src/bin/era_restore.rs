@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use era_log_tools::cli::open::open_text_input;
-use era_log_tools::cli::report::{on_side, with_state};
+use era_log_tools::cli::report::{on_side, writer_error};
 use era_log_tools::cli::{self, Counted, EXIT_OK};
 use era_log_tools::commands::era_restore::Args;
 use era_log_tools::era::build::{needed_words, BuildError};
@@ -62,7 +62,9 @@ fn main() -> ExitCode {
             return Ok(status);
         }
         let result = result.map_err(|e| whole_size(e, len.is_some(), &args.input));
-        result.map_err(|e| unfinished(on_side(e.side(), e, &args.input, &args.output)))?;
+        result.map_err(|e| {
+            writer_error(on_side(e.side(), e, &args.input, &args.output), UNFINISHED)
+        })?;
         Ok(EXIT_OK)
     })
 }
@@ -95,12 +97,4 @@ fn whole_size(e: RestoreError, is_file: bool, input: &Path) -> RestoreError {
 fn bytes_needed(input: &Path) -> Option<Option<u64>> {
     let (xml, _) = open_text_input(input, "era_dump").ok()?;
     output_bytes_needed(xml).ok()
-}
-
-/// An error after the first write: the line says the state it left the output in.
-fn unfinished(e: anyhow::Error) -> anyhow::Error {
-    match interrupt::output_touched() {
-        true => with_state(e, UNFINISHED),
-        false => e,
-    }
 }

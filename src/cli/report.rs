@@ -84,6 +84,15 @@ pub fn with_state(e: anyhow::Error, state: &str) -> anyhow::Error {
     }
 }
 
+/// A writer's error `e`: after its first write, with the state it left the output in
+/// (`unfinished`), which every reader would name too.
+pub fn writer_error(e: anyhow::Error, unfinished: &str) -> anyhow::Error {
+    match crate::interrupt::output_touched() {
+        true => with_state(e, unfinished),
+        false => e,
+    }
+}
+
 /// The file an error is about (a context's, else the output a failed write was to) and
 /// what went wrong, as one line.
 fn error_parts(e: &anyhow::Error) -> (Option<String>, String) {

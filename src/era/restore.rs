@@ -19,7 +19,7 @@ use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
 use crate::pdata::bitset::nr_words;
 use crate::pdata::error::Side;
-use crate::pdata::io::BlockIo;
+use crate::pdata::io::{BlockIo, BLOCK_SIZE};
 
 /// Words handed to the builder at a time for a writeset without set bits.
 const ZERO_CHUNK: usize = 512;
@@ -70,7 +70,7 @@ impl fmt::Display for RestoreError {
             // thin-provisioning-tools' words first: scripts look for them.
             RestoreError::TooSmallUnsized { available } => write!(
                 f,
-                "Output file too small. It holds {available} blocks of 4096 bytes; the XML \
+                "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; the XML \
                  came through a pipe and was read only up to the writeset that did not fit: \
                  era_metadata_size --nr-blocks N --writesets W tells the size for its \
                  nr_blocks N and its W writesets"
@@ -575,7 +575,7 @@ pub fn output_bytes_needed(input: Box<dyn Read + Send>) -> Result<Option<u64>, R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pdata::io::{Block, MemIo, BLOCK_SIZE};
+    use crate::pdata::io::{Block, MemIo};
     use crate::pdata::space_map::ENTRIES_PER_BITMAP;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
