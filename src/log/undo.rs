@@ -243,7 +243,7 @@ pub fn undo(
         Target::Leg(i) => i + 1,
     };
     for_each_record(header, opts.backup, &mut |r| {
-        let now = read(device(r.target), r.offset, r.data.len(), &name(r.target))?;
+        let now = read(device(r.target), r.offset, r.data.len(), r.target, legs)?;
         let crc = crc32c::crc32c(now.as_slice());
         if crc != r.new_crc
             && now.as_slice() != r.data.as_slice()
@@ -321,7 +321,7 @@ pub fn undo(
     let flush = |t: Target| {
         device(t)
             .sync()
-            .map_err(|e| LogError::io(format!("flushing {}", name(t)), e))
+            .map_err(|e| io_error(t, legs, "flushing", e))
     };
     for_each_record(header, opts.backup, &mut |r| {
         if r.target != Target::Log && !log_synced && tally[0].records > 0 {
@@ -341,7 +341,7 @@ pub fn undo(
         }
         device(r.target)
             .write_at(buf.as_slice(), r.offset)
-            .map_err(|e| LogError::io(format!("writing {}", name(r.target)), e))
+            .map_err(|e| io_error(r.target, legs, "writing", e))
     })?;
     for &t in &targets {
         if t == Target::Log && log_synced {
@@ -414,12 +414,7 @@ fn interrupted_copy(
     else {
         return Ok(false);
     };
-    let run = read(
-        source,
-        at,
-        r.data.len(),
-        &format!("leg 0 {}", legs[0].id.path),
-    )?;
+    let run = read(source, at, r.data.len(), Target::Leg(0), legs)?;
     if crc32c::crc32c(run.as_slice()) != r.new_crc {
         return Ok(false);
     }
@@ -453,12 +448,31 @@ fn for_each_record(
     Ok(())
 }
 
-/// Reads `len` bytes at `offset` of `io`.
-fn read(io: &dyn ByteIo, offset: u64, len: usize, name: &str) -> Result<AlignedBuf, LogError> {
+/// Reads `len` bytes at `offset` of `io`, device `t`.
+fn read(
+    io: &dyn ByteIo,
+    offset: u64,
+    len: usize,
+    t: Target,
+    legs: &[UndoDevice<'_>],
+) -> Result<AlignedBuf, LogError> {
     let mut buf = AlignedBuf::zeroed(len);
     io.read_at(buf.as_mut_slice(), offset)
-        .map_err(|e| LogError::io(format!("reading {name}"), e))?;
+        .map_err(|e| io_error(t, legs, "reading", e))?;
     Ok(buf)
+}
+
+/// An I/O error on device `t`, about that device: a leg's error line names the leg as its
+/// file, the log's the log.
+fn io_error(t: Target, legs: &[UndoDevice<'_>], doing: &str, e: std::io::Error) -> LogError {
+    match t {
+        Target::Log => LogError::io(format!("{doing} the log"), e),
+        Target::Leg(i) => LogError::Leg {
+            index: i,
+            name: legs[i].id.path.clone(),
+            message: format!("{doing}: {e}"),
+        },
+    }
 }
 
 #[cfg(test)]
