@@ -371,13 +371,12 @@ impl<'r> CrashPoint<'r> {
         let count = count_states(&unc);
         let mut choice = vec![0usize; unc.len()];
         let r = if count <= budget.exhaustive_up_to {
-            self.exhaustive(&unc, &mut choice, count, check)
+            self.exhaustive(&unc, &mut choice, check)
         } else {
             self.sampled(&unc, &mut choice, budget, check)
         };
         // Back to the durable content, whatever happened.
-        for (u, c) in unc.iter().zip(choice.iter_mut()) {
-            *c = 0;
+        for u in &unc {
             self.set(u, 0);
         }
         r
@@ -427,7 +426,6 @@ impl<'r> CrashPoint<'r> {
         &mut self,
         unc: &[Uncertain],
         choice: &mut [usize],
-        count: u64,
         check: &mut StateCheck<'_>,
     ) -> Result<Coverage, String> {
         let mut states = 0;
@@ -438,7 +436,6 @@ impl<'r> CrashPoint<'r> {
             let mut i = 0;
             loop {
                 let Some(u) = unc.get(i) else {
-                    debug_assert_eq!(states, count);
                     return Ok(Coverage {
                         states,
                         exhaustive: true,
@@ -469,7 +466,7 @@ impl<'r> CrashPoint<'r> {
                 choice[i] = match n {
                     0 => 0,
                     1 => u.versions.len(),
-                    _ => (rng.next() % k) as usize,
+                    _ => rng.below(k) as usize,
                 };
                 self.set(u, choice[i]);
             }
