@@ -16,10 +16,10 @@ use std::time::Instant;
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions, Source};
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
 use era_log_tools::era::sink::{EraSink, Header};
-use era_log_tools::era::superblock::Superblock;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::btree::node::Node;
 use era_log_tools::pdata::checksum::BlockKind;
@@ -152,7 +152,7 @@ fn an_era_array_block_claiming_the_whole_block_is_an_error_not_a_panic() {
             put32(b, 24 + 4 * slot, 1);
         }
         put32(b, 8, 1018);
-        reseal(&mut img, loc, BlockKind::ArrayBlock);
+        reseal(&mut img, loc, BlockKind::ARRAY_BLOCK);
         let io = MemIo::from_bytes(img);
         let view = View::open(&io, false).expect("the superblock is intact");
         for since in [1, view.current_era()] {
@@ -187,11 +187,11 @@ fn era_check_and_every_reader_share_one_bound_on_block_numbers() {
     let sb = Superblock::unpack(block(&img, 0));
     let moved = MAX_MAPPED + 5;
     let mut root = block(&img, sb.era_array_root).to_vec();
-    era_log_tools::pdata::checksum::seal(&mut root, BlockKind::BtreeNode, moved);
+    era_log_tools::pdata::checksum::seal(&mut root, BlockKind::BTREE_NODE, moved);
     let sb0 = block_mut(&mut img, 0);
     put64(sb0, 44, MAX_MAPPED + 10);
     put64(sb0, 208, moved);
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     let f = temp_image(&img);
     let file = std::fs::OpenOptions::new()
         .write(true)
@@ -427,7 +427,7 @@ fn fill_stale_slots(img: &mut [u8], layout: &Layout) {
                 _ => put64(b, at, u64::MAX),
             }
         }
-        reseal(img, loc, BlockKind::ArrayBlock);
+        reseal(img, loc, BlockKind::ARRAY_BLOCK);
     }
 }
 
@@ -538,11 +538,11 @@ impl Case {
             _ => put64(b, self.at, self.value),
         }
         let kind = match self.kind {
-            Kind::Superblock | Kind::Snapshot => BlockKind::EraSuperblock,
-            Kind::EraArrayBlock | Kind::BitsetBlock => BlockKind::ArrayBlock,
-            Kind::SmIndex => BlockKind::SmIndex,
-            Kind::SmBitmap => BlockKind::SmBitmap,
-            _ => BlockKind::BtreeNode,
+            Kind::Superblock | Kind::Snapshot => era_log_tools::era::format::SUPERBLOCK,
+            Kind::EraArrayBlock | Kind::BitsetBlock => BlockKind::ARRAY_BLOCK,
+            Kind::SmIndex => BlockKind::SM_INDEX,
+            Kind::SmBitmap => BlockKind::SM_BITMAP,
+            _ => BlockKind::BTREE_NODE,
         };
         reseal(&mut img, self.loc, kind);
         img

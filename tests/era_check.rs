@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::pdata::btree::node::{NodeHeader, NODE_HEADER_SIZE};
 use era_log_tools::pdata::checksum::BlockKind;
 use era_log_tools::pdata::space_map::bitmap::{get_code, set_code};
@@ -139,7 +139,7 @@ fn superblock_checksum() {
 fn superblock_magic() {
     let mut img = fixture(BASIC);
     block_mut(&mut img, 0)[32] ^= 0xff;
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     assert_fails_naming(&img, "superblock at block 0: bad magic");
 }
 
@@ -147,7 +147,7 @@ fn superblock_magic() {
 fn superblock_version() {
     let mut img = fixture(BASIC);
     put32(block_mut(&mut img, 0), 40, 2);
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     assert_fails_naming(&img, "superblock at block 0: unknown superblock version 2");
 }
 
@@ -155,7 +155,7 @@ fn superblock_version() {
 fn superblock_blocknr() {
     let mut img = fixture(BASIC);
     put64(block_mut(&mut img, 0), 8, 5);
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     assert_fails_naming(&img, "superblock at block 0: block number mismatch");
 }
 
@@ -222,7 +222,7 @@ fn bitset_block_wrong_blocknr_under_a_valid_checksum() {
     let mut img = fixture(BASIC);
     let ab = first_array_block(&img, first_writeset_root(&img));
     put64(block_mut(&mut img, ab), 16, ab + 1);
-    reseal(&mut img, ab, BlockKind::ArrayBlock);
+    reseal(&mut img, ab, BlockKind::ARRAY_BLOCK);
     let out = check_bytes(&img, &[]);
     assert_eq!(out.code, 1);
     let want = format!(
@@ -264,7 +264,7 @@ fn wrong_reference_count_with_every_checksum_valid() {
     let ea = sb(&img).era_array_root;
     assert_eq!(get_code(block(&img, bitmap), ea), 1);
     set_code(block_mut(&mut img, bitmap), ea, 2);
-    reseal(&mut img, bitmap, BlockKind::SmBitmap);
+    reseal(&mut img, bitmap, BlockKind::SM_BITMAP);
     assert_fails_naming(
         &img,
         &format!(
@@ -281,7 +281,7 @@ fn under_count_is_fatal_and_leak_is_not() {
     let mut under = img.clone();
     let ea = sb(&img).era_array_root;
     set_code(block_mut(&mut under, bitmap), ea, 0);
-    reseal(&mut under, bitmap, BlockKind::SmBitmap);
+    reseal(&mut under, bitmap, BlockKind::SM_BITMAP);
     assert_fails_naming(&under, &format!("block {ea} under-counted"));
 
     let mut leak = img.clone();
@@ -289,7 +289,7 @@ fn under_count_is_fatal_and_leak_is_not() {
         .find(|&b| get_code(block(&img, bitmap), b) == 0)
         .expect("a free block");
     set_code(block_mut(&mut leak, bitmap), free, 1);
-    reseal(&mut leak, bitmap, BlockKind::SmBitmap);
+    reseal(&mut leak, bitmap, BlockKind::SM_BITMAP);
     let out = check_bytes(&leak, &[]);
     assert_eq!(out.code, 1, "a leak fails by default");
     assert!(out.stderr.contains("have leaked"), "{}", out.stderr);
@@ -304,7 +304,7 @@ fn snapshot_pointer_aimed_at_a_zeroed_block() {
     let last = (img.len() / 4096 - 1) as u64;
     assert!(block(&img, last).iter().all(|&b| b == 0));
     put64(block_mut(&mut img, 0), 216, last);
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     assert_fails_naming(
         &img,
         &format!("metadata snapshot, superblock at block {last}: bad checksum"),
@@ -320,7 +320,7 @@ fn current_writeset_root_aimed_at_the_era_array() {
     let s = sb(&img);
     assert_ne!(s.current_writeset.root, 0);
     put64(block_mut(&mut img, 0), 192, s.era_array_root);
-    reseal(&mut img, 0, BlockKind::EraSuperblock);
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     assert_fails_naming(&img, &format!("current writeset (era {})", s.current_era));
 }
 
@@ -374,7 +374,7 @@ fn reference_cycle_and_out_of_range_child() {
 
     let mut cycle = img.clone();
     put64(block_mut(&mut cycle, root), child0 + 8, root);
-    reseal(&mut cycle, root, BlockKind::BtreeNode);
+    reseal(&mut cycle, root, BlockKind::BTREE_NODE);
     assert_fails_naming(
         &cycle,
         &format!("era array, node at block {root}: node reached twice"),
@@ -382,7 +382,7 @@ fn reference_cycle_and_out_of_range_child() {
 
     let mut far = img.clone();
     put64(block_mut(&mut far, root), child0 + 8, 1 << 40);
-    reseal(&mut far, root, BlockKind::BtreeNode);
+    reseal(&mut far, root, BlockKind::BTREE_NODE);
     assert_fails_naming(
         &far,
         &format!(
@@ -422,7 +422,7 @@ fn free_counts_of_older_tools_are_a_note_and_other_wrong_ones_a_warning() {
     let with_nr_free = |n: u32| {
         let mut m = img.clone();
         put32(block_mut(&mut m, index), 16 + 8, n);
-        reseal(&mut m, index, BlockKind::SmIndex);
+        reseal(&mut m, index, BlockKind::SM_INDEX);
         m
     };
     let out = check_bytes(&with_nr_free(in_map_free), &[]);

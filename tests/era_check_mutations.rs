@@ -10,10 +10,10 @@ use std::time::Duration;
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
 use era_log_tools::era::restore::restore;
-use era_log_tools::era::superblock::Superblock;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::checksum::{checksum, BlockKind};
 use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
@@ -39,7 +39,7 @@ fn metadata_blocks(img: &[u8]) -> Vec<(u64, BlockKind)> {
         .filter_map(|loc| {
             let b = block(img, loc);
             let stored = le32(b, 0);
-            BlockKind::ALL
+            era_log_tools::era::format::BLOCK_KINDS
                 .iter()
                 .find(|&&k| checksum(b, k) == stored)
                 .map(|&k| (loc, k))

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::pdata::btree::node::{NodeHeader, NODE_HEADER_SIZE};
 use era_log_tools::pdata::checksum::BlockKind;
 
@@ -19,7 +19,7 @@ fn with_superblock(img: &mut [u8], edit: impl FnOnce(&mut Superblock)) {
     let mut s = sb(img);
     edit(&mut s);
     s.pack(block_mut(img, 0));
-    reseal(img, 0, BlockKind::EraSuperblock);
+    reseal(img, 0, era_log_tools::era::format::SUPERBLOCK);
 }
 
 fn tool(bin: &str, img: &[u8], args: &[&str]) -> Outcome {
@@ -57,7 +57,7 @@ fn child_pointing_to_its_parent() {
     let last_child =
         NODE_HEADER_SIZE + 8 * h.max_entries as usize + 8 * (h.nr_entries as usize - 1);
     put64(block_mut(&mut img, root), last_child, root);
-    reseal(&mut img, root, BlockKind::BtreeNode);
+    reseal(&mut img, root, BlockKind::BTREE_NODE);
     assert_all_tools_fail(&img, "node reached twice in one tree");
 }
 
@@ -67,13 +67,13 @@ fn node_claiming_more_entries_than_fit() {
     let root = sb(&img).era_array_root;
     let mut more = img.clone();
     put32(block_mut(&mut more, root), 16, 253);
-    reseal(&mut more, root, BlockKind::BtreeNode);
+    reseal(&mut more, root, BlockKind::BTREE_NODE);
     assert_all_tools_fail(&more, "nr_entries 253 exceeds max_entries 252");
 
     let mut bigger = img.clone();
     put32(block_mut(&mut bigger, root), 20, 4000);
     put32(block_mut(&mut bigger, root), 16, 4000);
-    reseal(&mut bigger, root, BlockKind::BtreeNode);
+    reseal(&mut bigger, root, BlockKind::BTREE_NODE);
     assert_all_tools_fail(&bigger, "max_entries 4000 does not fit in a block");
 }
 
@@ -144,7 +144,7 @@ fn writeset_key_beyond_32_bits() {
     let mut img = fixture(BASIC);
     let wt = sb(&img).writeset_tree_root;
     put64(block_mut(&mut img, wt), NODE_HEADER_SIZE, 1 << 40);
-    reseal(&mut img, wt, BlockKind::BtreeNode);
+    reseal(&mut img, wt, BlockKind::BTREE_NODE);
     assert_all_tools_fail(&img, "is not a 32-bit era");
 }
 
@@ -156,13 +156,13 @@ fn writeset_root_of_zero_and_root_aimed_at_the_era_array() {
     let value = NODE_HEADER_SIZE + 8 * h.max_entries as usize;
     let mut zero = img.clone();
     put64(block_mut(&mut zero, wt), value + 4, 0);
-    reseal(&mut zero, wt, BlockKind::BtreeNode);
+    reseal(&mut zero, wt, BlockKind::BTREE_NODE);
     assert_clean_failure(&tool("era_check", &zero, &[]), "bitset root is 0");
 
     let mut at_sb = img.clone();
     let era_array = sb(&img).era_array_root;
     put64(block_mut(&mut at_sb, wt), value + 4, era_array);
-    reseal(&mut at_sb, wt, BlockKind::BtreeNode);
+    reseal(&mut at_sb, wt, BlockKind::BTREE_NODE);
     assert_all_tools_fail(&at_sb, "value size 4, expected 8");
 }
 
@@ -174,6 +174,6 @@ fn array_block_shorter_than_the_array() {
     let last = le64(block(&img, ea), NODE_HEADER_SIZE + 8 * 252 + 8);
     assert_eq!(le32(block(&img, last), 8), 6);
     put32(block_mut(&mut img, last), 8, 5);
-    reseal(&mut img, last, BlockKind::ArrayBlock);
+    reseal(&mut img, last, BlockKind::ARRAY_BLOCK);
     assert_all_tools_fail(&img, "era array: holds 1023 values, expected 1024");
 }

@@ -6,8 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::*;
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::era::invalidate::{written_since, WrittenBlocks};
-use era_log_tools::era::superblock::Superblock;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::MemIo;
 use serde_json::Value;

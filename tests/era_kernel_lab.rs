@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
 
 #[test]
 #[ignore = "boots a kernel under QEMU (minutes); run explicitly"]

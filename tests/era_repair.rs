@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::pdata::btree::node::{NodeHeader, NODE_HEADER_SIZE};
 
 /// The first key and value of the leftmost leaf under `root`.
@@ -163,7 +163,7 @@ fn an_impossible_block_size_is_refused_not_copied() {
     reseal(
         &mut img,
         0,
-        era_log_tools::pdata::checksum::BlockKind::EraSuperblock,
+        era_log_tools::era::format::SUPERBLOCK,
     );
     let input = temp_image(&img);
     let out = temp_zeroed(img.len() as u64);

@@ -8,7 +8,8 @@
 
 use std::path::PathBuf;
 
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
+use era_log_tools::era::format::BLOCK_KINDS;
 use era_log_tools::pdata::checksum::{checksum, BlockKind};
 use era_log_tools::pdata::io::BLOCK_SIZE;
 use era_log_tools::pdata::space_map::bitmap::get_code;
@@ -19,10 +20,10 @@ use era_log_tools_fuzz::era_images;
 /// is rewritten (for the space-map index, its first entry too).
 fn header_end(kind: BlockKind) -> usize {
     match kind {
-        BlockKind::EraSuperblock => 224,
-        BlockKind::BtreeNode | BlockKind::SmIndex => 32,
-        BlockKind::ArrayBlock => 24,
-        BlockKind::SmBitmap => 16,
+        BlockKind::BTREE_NODE | BlockKind::SM_INDEX => 32,
+        BlockKind::ARRAY_BLOCK => 24,
+        BlockKind::SM_BITMAP => 16,
+        _ => 224,
     }
 }
 
@@ -37,7 +38,7 @@ fn blocks_in_use(img: &[u8]) -> Vec<(u64, BlockKind)> {
         .filter_map(|loc| {
             let b = block(loc);
             let stored = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            let kind = BlockKind::ALL
+            let kind = BLOCK_KINDS
                 .into_iter()
                 .find(|&k| checksum(b, k) == stored)?;
             Some((loc, kind))

@@ -2,10 +2,11 @@
 //! the first input byte so that the structure checks behind the checksum are reached.
 #![no_main]
 
-use era_log_tools::era::superblock::Superblock;
+use era_log_tools::era::format::superblock::Superblock;
+use era_log_tools::era::format::BLOCK_KINDS;
 use era_log_tools::pdata::array::ArrayBlockHeader;
 use era_log_tools::pdata::btree::node::Node;
-use era_log_tools::pdata::checksum::{seal, verify, BlockKind};
+use era_log_tools::pdata::checksum::{seal, verify};
 use era_log_tools::pdata::io::BLOCK_SIZE;
 use era_log_tools::pdata::space_map::bitmap::get_code;
 use era_log_tools::pdata::space_map::index::IndexBlock;
@@ -19,11 +20,11 @@ fuzz_target!(|data: &[u8]| {
     let n = rest.len().min(BLOCK_SIZE);
     block[..n].copy_from_slice(&rest[..n]);
     let loc = 7;
-    let kind = BlockKind::ALL[pick as usize % BlockKind::ALL.len()];
+    let kind = BLOCK_KINDS[pick as usize % BLOCK_KINDS.len()];
     if pick & 0x80 == 0 {
         seal(&mut block, kind, loc);
     }
-    for k in BlockKind::ALL {
+    for k in BLOCK_KINDS {
         let _ = verify(&block, k, loc);
     }
     let _ = Superblock::parse(&block, loc);

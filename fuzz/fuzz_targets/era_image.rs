@@ -6,10 +6,11 @@
 
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
+use era_log_tools::era::format::BLOCK_KINDS;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
 use era_log_tools::era::view::View;
-use era_log_tools::pdata::checksum::{checksum, reseal, BlockKind};
+use era_log_tools::pdata::checksum::{checksum, reseal};
 use era_log_tools::pdata::io::{BlockIo, MemIo, BLOCK_SIZE};
 use era_log_tools::pdata::report::Severity;
 use era_log_tools_fuzz::era_images;
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         let b = &mut img[blk * BLOCK_SIZE..(blk + 1) * BLOCK_SIZE];
         // The block's kind, as its intact checksum tells it, for re-sealing after the patch.
         let stored = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let kind = BlockKind::ALL
+        let kind = BLOCK_KINDS
             .iter()
             .find(|&&k| checksum(b, k) == stored)
             .copied();

@@ -7,8 +7,8 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use super::report::file_error;
+use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::era::sink::Header;
-use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::identify::{identify, probe, Content, Family, PROBE_BYTES};
 use crate::pdata::error::Fault;
 use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE, LOCKED};

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use crate::era::superblock::{Superblock, SUPERBLOCK_LOCATION};
+use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::pdata::io::{Block, BlockIo};
 
 /// A progress bar of `len` bytes on stderr, or a hidden one when stderr is not a terminal

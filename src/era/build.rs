@@ -4,17 +4,16 @@
 use std::fmt;
 use std::io;
 
-use super::era_array::ERA_VALUE_SIZE;
-use super::sink::{EraSink, Header};
-use super::superblock::{
+use super::format::superblock::{
     Superblock, METADATA_BLOCK_SIZE_SECTORS, SUPERBLOCK_LOCATION, SUPERBLOCK_MAGIC,
     SUPERBLOCK_VERSION,
 };
-use super::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
+use super::format::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
+use super::format::ERA_VALUE_SIZE;
+use super::sink::{EraSink, Header};
 use crate::pdata::array_build::{array_blocks, ArrayBuilder};
 use crate::pdata::bitset::{nr_words, WORD_SIZE};
 use crate::pdata::btree::build::{btree_nodes, BtreeBuilder};
-use crate::pdata::checksum::BlockKind;
 use crate::pdata::io::{Block, BlockIo, BLOCK_SIZE};
 use crate::pdata::space_map::build::{space_map_blocks, write_space_map};
 use crate::pdata::space_map::MAX_METADATA_BLOCKS;
@@ -255,7 +254,7 @@ impl<'a> EraBuilder<'a> {
         let mut b = Block::zeroed();
         sb.pack(&mut b);
         self.w
-            .write(BlockKind::EraSuperblock, SUPERBLOCK_LOCATION, &mut b)?;
+            .write(super::format::SUPERBLOCK, SUPERBLOCK_LOCATION, &mut b)?;
         io.flush()?;
         Ok(())
     }

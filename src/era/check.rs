@@ -1,10 +1,11 @@
 //! `era_check`: every rule of the era format, including the current writeset, the held
 //! snapshot, stray bits, array lengths and the reference count of every block.
 
-use super::metadata::{Metadata, SNAPSHOT};
-use super::superblock::{
+use super::format::superblock::{
     check_data_block_size, check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS,
 };
+use super::format::BLOCK_KINDS;
+use super::metadata::{Metadata, SNAPSHOT};
 use super::view::{View, WritesetRef};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
@@ -48,7 +49,9 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         return problems;
     }
     if opts.metadata_snap {
-        let mut w = Walker::new(io, md.limit()).with_problems(problems);
+        let mut w = Walker::new(io, md.limit())
+            .recognising(&BLOCK_KINDS)
+            .with_problems(problems);
         let top = w.top();
         check_snapshot(&mut w, &md, top);
         return w.into_problems();
@@ -68,7 +71,9 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
             ),
         );
     }
-    let mut w = Walker::counting(io, md.limit()).with_problems(problems);
+    let mut w = Walker::counting(io, md.limit())
+        .recognising(&BLOCK_KINDS)
+        .with_problems(problems);
     let top = w.top();
     let block0 = w.follow(top, 0);
     walk_view(&mut w, &md.live_view(), block0);

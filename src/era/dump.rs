@@ -4,8 +4,9 @@
 use std::fmt;
 use std::io;
 
+use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
+use super::format::BLOCK_KINDS;
 use super::sink::{EraSink, Header};
-use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::view::{View, WritesetRef};
 use crate::pdata::bitset::nr_words;
 use crate::pdata::error::{Error, Fault};
@@ -93,7 +94,7 @@ impl<'a> Source<'a> {
             check_data_block_size(view.sb.data_block_size)
                 .map_err(|f| DumpError::Metadata(Error::structure(sb_name, f)))?;
         }
-        let mut walker = Walker::new(io, view.limit());
+        let mut walker = Walker::new(io, view.limit()).recognising(&BLOCK_KINDS);
         let top = walker.top();
         let writesets = view.writesets(&mut walker, top);
         let mut src = Source {

@@ -1,6 +1,7 @@
 //! "Blocks written since era N": the era array, the archived writesets and, when reading
 //! block 0, the current writeset (docs/era-format.md §8).
 
+use super::format::BLOCK_KINDS;
 use super::view::View;
 use crate::pdata::error::Error;
 use crate::pdata::io::BlockIo;
@@ -277,7 +278,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
             ),
         });
     }
-    let mut w = Walker::new(io, view.limit());
+    let mut w = Walker::new(io, view.limit()).recognising(&BLOCK_KINDS);
     let top = w.top();
     let mut wrapped = false;
     for ws in view.writesets(&mut w, top) {

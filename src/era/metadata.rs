@@ -5,9 +5,8 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use super::superblock::{check_nr_blocks, Superblock, SUPERBLOCK_LOCATION};
+use super::format::superblock::{check_nr_blocks, Superblock, SUPERBLOCK_LOCATION};
 use super::view::View;
-use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::space_map::MAX_METADATA_BLOCKS;
@@ -22,7 +21,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(20);
 
 /// Reads and checks the superblock copy at `loc` (block 0, or a held snapshot).
 fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superblock, Error> {
-    let fail = |fault| Error::block(structure, BlockKind::EraSuperblock, loc, fault);
+    let fail = |fault| Error::block(structure, super::format::SUPERBLOCK, loc, fault);
     if loc >= io.nr_blocks() {
         return Err(fail(Fault::OutOfRange {
             limit: io.nr_blocks(),
@@ -121,7 +120,7 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use crate::era::superblock::SUPERBLOCK_MAGIC;
+    use crate::era::format::superblock::SUPERBLOCK_MAGIC;
     use crate::pdata::checksum::seal;
     use crate::pdata::io::{Block, MemIo};
 
@@ -162,7 +161,7 @@ mod tests {
             ..sb
         }
         .pack(&mut b);
-        seal(&mut b, BlockKind::EraSuperblock, 0);
+        seal(&mut b, crate::era::format::SUPERBLOCK, 0);
         inner.write(0, &b).unwrap();
         Torn {
             inner,

@@ -32,7 +32,7 @@
 
 use std::fmt;
 
-use super::superblock::MAX_NR_BLOCKS;
+use super::format::superblock::MAX_NR_BLOCKS;
 use crate::pdata::space_map::{ENTRIES_PER_BITMAP, MAX_METADATA_BLOCKS};
 
 /// Era-array entries per array block.

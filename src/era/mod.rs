@@ -3,7 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod dump;
-pub mod era_array;
+pub mod format;
 pub mod invalidate;
 pub mod invalidate_output;
 pub mod live;
@@ -14,7 +14,5 @@ pub mod repair;
 pub mod restore;
 pub mod sink;
 pub mod spool;
-pub mod superblock;
 pub mod view;
-pub mod writeset;
 pub mod xml;

@@ -13,9 +13,9 @@ use super::build::{
     check_room, fixed_blocks, min_output_bytes, space_map_size, writeset_blocks, BuildError,
     EraBuilder,
 };
+use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::sink::{EraSink, Header};
 use super::spool::Spool;
-use super::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
 use crate::pdata::bitset::nr_words;
 use crate::pdata::error::Side;

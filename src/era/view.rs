@@ -1,9 +1,9 @@
 //! What a reader of era metadata may follow: block 0's roots (with the current writeset),
 //! or a held snapshot's two roots only.
 
+use super::format::superblock::Superblock;
+use super::format::writeset::WritesetDisk;
 use super::metadata::Metadata;
-use super::superblock::Superblock;
-use super::writeset::WritesetDisk;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::Severity;

@@ -55,7 +55,7 @@ impl ArrayBlockHeader {
 
     /// Checks an array block read from `loc` that should hold `value_size`-byte values.
     pub fn parse(block: &[u8], loc: u64, value_size: u32) -> Result<ArrayBlockHeader, Fault> {
-        checksum::verify(block, BlockKind::ArrayBlock, loc)?;
+        checksum::verify(block, BlockKind::ARRAY_BLOCK, loc)?;
         ArrayBlockHeader::parse_verified(block, value_size)
     }
 
@@ -132,7 +132,7 @@ fn read_pool() -> Option<&'static rayon::ThreadPool> {
 /// several more in flight on a device that gains from it.
 fn read_all(w: &Walker, locs: &[u64]) -> Vec<Result<Box<Block>, Fault>> {
     let runs = runs_of(locs);
-    let one = |&(first, n): &(u64, usize)| w.try_read_run(BlockKind::ArrayBlock, first, n);
+    let one = |&(first, n): &(u64, usize)| w.try_read_run(BlockKind::ARRAY_BLOCK, first, n);
     let blocks: Vec<Vec<_>> = if runs.len() < 2 {
         runs.iter().map(one).collect()
     } else {
@@ -284,7 +284,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
             Ok(hb) => hb,
             Err(f) => {
                 self.intact = false;
-                let e = Error::block(self.structure, BlockKind::ArrayBlock, loc, f);
+                let e = Error::block(self.structure, BlockKind::ARRAY_BLOCK, loc, f);
                 return w.report(Severity::Error, e);
             }
         };
@@ -420,7 +420,7 @@ mod tests {
             blocknr: 9,
         };
         h.pack(&mut b);
-        checksum::seal(&mut b, BlockKind::ArrayBlock, 9);
+        checksum::seal(&mut b, BlockKind::ARRAY_BLOCK, 9);
         assert_eq!(ArrayBlockHeader::parse(&b, 9, 4), Ok(h));
         assert!(ArrayBlockHeader::parse(&b, 9, 8).is_err());
         // The checksum is the reader's to check: the rest is checked without it.
@@ -430,7 +430,7 @@ mod tests {
         assert!(ArrayBlockHeader::parse_verified(&b, 8).is_err());
         b[100] ^= 1;
         LE::write_u32(&mut b[8..], 1019);
-        checksum::reseal(&mut b, BlockKind::ArrayBlock);
+        checksum::reseal(&mut b, BlockKind::ARRAY_BLOCK);
         assert!(ArrayBlockHeader::parse(&b, 9, 4).is_err());
     }
 }
@@ -482,7 +482,7 @@ mod walk_tests {
         let root = a.finish(&mut w).unwrap();
         let copy = w.end();
         let mut b = io.read_new(root).unwrap();
-        checksum::seal(&mut b[..], BlockKind::BtreeNode, copy);
+        checksum::seal(&mut b[..], BlockKind::BTREE_NODE, copy);
         io.write(copy, &b).unwrap();
         let n = io.nr_blocks() as usize;
         let reads = Mutex::new(vec![0; n]);

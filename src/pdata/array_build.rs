@@ -57,7 +57,7 @@ impl ArrayBuilder {
             blocknr: 0,
         }
         .pack(&mut self.block);
-        let loc = w.write_new(BlockKind::ArrayBlock, &mut self.block)?;
+        let loc = w.write_new(BlockKind::ARRAY_BLOCK, &mut self.block)?;
         self.tree.push(w, self.next_key, &loc.to_le_bytes())?;
         self.next_key += 1;
         self.nr = 0;

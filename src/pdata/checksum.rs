@@ -9,60 +9,70 @@ use std::fmt;
 use super::error::Fault;
 use super::io::BLOCK_SIZE;
 
-/// Every kind of checksummed block in era metadata.
+/// A kind of checksummed block: its name in messages, the constant XORed into its checksum,
+/// and where it records its own location. The kinds of the persistent-data structures are
+/// here; a format declares its own (its superblock) with [`BlockKind::superblock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BlockKind {
-    /// The era superblock (block 0, or the held metadata snapshot copy).
-    EraSuperblock,
-    /// A b-tree node, internal or leaf.
-    BtreeNode,
-    /// A block of values of a `dm-array`.
-    ArrayBlock,
-    /// The index block of the metadata space map.
-    SmIndex,
-    /// A bitmap block of a space map.
-    SmBitmap,
+pub struct BlockKind {
+    name: &'static str,
+    xor: u32,
+    blocknr_offset: usize,
 }
 
 impl BlockKind {
-    /// Every kind, for identifying a block by its checksum.
-    pub const ALL: [BlockKind; 5] = [
-        BlockKind::EraSuperblock,
-        BlockKind::BtreeNode,
-        BlockKind::ArrayBlock,
-        BlockKind::SmIndex,
-        BlockKind::SmBitmap,
+    /// A b-tree node, internal or leaf.
+    pub const BTREE_NODE: BlockKind = BlockKind::new("node", 121_107, 8);
+    /// A block of values of a `dm-array`.
+    pub const ARRAY_BLOCK: BlockKind = BlockKind::new("array block", 595_846_735, 16);
+    /// The index block of the metadata space map.
+    pub const SM_INDEX: BlockKind = BlockKind::new("space-map index block", 160_478, 8);
+    /// A bitmap block of a space map.
+    pub const SM_BITMAP: BlockKind = BlockKind::new("space-map bitmap block", 240_779, 8);
+
+    /// The kinds every format built on persistent-data shares.
+    pub const GENERIC: [BlockKind; 4] = [
+        BlockKind::BTREE_NODE,
+        BlockKind::ARRAY_BLOCK,
+        BlockKind::SM_INDEX,
+        BlockKind::SM_BITMAP,
     ];
+
+    const fn new(name: &'static str, xor: u32, blocknr_offset: usize) -> BlockKind {
+        BlockKind {
+            name,
+            xor,
+            blocknr_offset,
+        }
+    }
+
+    /// A format's superblock, whose checksum carries `xor`. Every persistent-data
+    /// superblock records its location at byte 8, like a node.
+    pub const fn superblock(xor: u32) -> BlockKind {
+        BlockKind::new(SUPERBLOCK, xor, 8)
+    }
+
+    /// Whether this is a format's superblock.
+    pub fn is_superblock(self) -> bool {
+        self.name == SUPERBLOCK
+    }
 
     /// The constant XORed into this kind's checksum.
     pub fn xor(self) -> u32 {
-        match self {
-            BlockKind::EraSuperblock => 146_538_381,
-            BlockKind::BtreeNode => 121_107,
-            BlockKind::ArrayBlock => 595_846_735,
-            BlockKind::SmIndex => 160_478,
-            BlockKind::SmBitmap => 240_779,
-        }
+        self.xor
     }
 
     /// Byte offset of the `u64` field in which a block of this kind records its own location.
     pub fn blocknr_offset(self) -> usize {
-        match self {
-            BlockKind::ArrayBlock => 16,
-            _ => 8,
-        }
+        self.blocknr_offset
     }
 }
 
+/// What messages call every format's superblock.
+const SUPERBLOCK: &str = "superblock";
+
 impl fmt::Display for BlockKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BlockKind::EraSuperblock => "superblock",
-            BlockKind::BtreeNode => "node",
-            BlockKind::ArrayBlock => "array block",
-            BlockKind::SmIndex => "space-map index block",
-            BlockKind::SmBitmap => "space-map bitmap block",
-        })
+        f.write_str(self.name)
     }
 }
 
@@ -103,12 +113,22 @@ pub fn reseal(block: &mut [u8], kind: BlockKind) {
 
 /// Checks that a block read from `loc` is an intact block of `kind` that knows it lives at
 /// `loc`. The checksum is judged first, so that garbage reads as "bad checksum" rather than
-/// as a misplaced block.
+/// as a misplaced block; a block of one of the generic kinds is named.
 pub fn verify(block: &[u8], kind: BlockKind, loc: u64) -> Result<(), Fault> {
+    verify_among(block, kind, loc, &BlockKind::GENERIC)
+}
+
+/// [`verify`], naming a block of any of `known` (a format's kinds) found instead of `kind`.
+pub fn verify_among(
+    block: &[u8],
+    kind: BlockKind,
+    loc: u64,
+    known: &[BlockKind],
+) -> Result<(), Fault> {
     let stored = stored_csum(block);
     let raw = raw_crc(block);
     if stored != raw ^ kind.xor() {
-        return Err(BlockKind::ALL
+        return Err(known
             .iter()
             .find(|k| stored == raw ^ k.xor())
             .map_or(Fault::BadChecksum, |&found| Fault::WrongType { found }));
@@ -133,21 +153,21 @@ mod tests {
     fn seal_then_verify_and_detect_damage() {
         let mut b = vec![0u8; BLOCK_SIZE];
         b[100] = 42;
-        seal(&mut b, BlockKind::ArrayBlock, 77);
-        assert_eq!(verify(&b, BlockKind::ArrayBlock, 77), Ok(()));
+        seal(&mut b, BlockKind::ARRAY_BLOCK, 77);
+        assert_eq!(verify(&b, BlockKind::ARRAY_BLOCK, 77), Ok(()));
         assert_eq!(
-            verify(&b, BlockKind::ArrayBlock, 78),
+            verify(&b, BlockKind::ARRAY_BLOCK, 78),
             Err(Fault::BlockNr { found: 77 })
         );
         assert_eq!(
-            verify(&b, BlockKind::BtreeNode, 77),
+            verify(&b, BlockKind::BTREE_NODE, 77),
             Err(Fault::WrongType {
-                found: BlockKind::ArrayBlock
+                found: BlockKind::ARRAY_BLOCK
             })
         );
         b[4095] ^= 1;
         assert_eq!(
-            verify(&b, BlockKind::ArrayBlock, 77),
+            verify(&b, BlockKind::ARRAY_BLOCK, 77),
             Err(Fault::BadChecksum)
         );
     }
@@ -155,7 +175,7 @@ mod tests {
     #[test]
     fn all_zero_block_is_not_valid_for_any_kind() {
         let b = vec![0u8; BLOCK_SIZE];
-        for k in BlockKind::ALL {
+        for k in BlockKind::GENERIC {
             assert!(verify(&b, k, 0).is_err());
         }
     }

@@ -89,7 +89,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.at {
             // The words scripts written for thin-provisioning-tools look for.
-            Some((BlockKind::EraSuperblock, loc)) if self.fault == Fault::BadChecksum => {
+            Some((kind, loc)) if kind.is_superblock() && self.fault == Fault::BadChecksum => {
                 let prefix = if self.structure.is_empty() {
                     String::new()
                 } else {

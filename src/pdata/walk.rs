@@ -60,6 +60,8 @@ pub struct Walker<'a> {
     limit: u64,
     counting: Option<Counting>,
     problems: Problems,
+    /// The kinds a block found where another was expected is named as.
+    known: &'static [BlockKind],
     /// Buffers of blocks visited, for the next reads: fresh ones for every batch make the
     /// allocator give the memory back to the system and fault it in again, batch after batch.
     spare: Mutex<Vec<Box<Block>>>,
@@ -77,6 +79,7 @@ impl<'a> Walker<'a> {
             limit: limit.min(io.nr_blocks()),
             counting: None,
             problems: Problems::default(),
+            known: &BlockKind::GENERIC,
             spare: Mutex::new(Vec::new()),
         }
     }
@@ -93,6 +96,13 @@ impl<'a> Walker<'a> {
             checked: Checked::default(),
         });
         w
+    }
+
+    /// This walker, naming a block of any of `known` (the format's kinds) found where
+    /// another kind was expected.
+    pub fn recognising(mut self, known: &'static [BlockKind]) -> Walker<'a> {
+        self.known = known;
+        self
     }
 
     /// This walker, carrying on from problems found before it started.
@@ -234,7 +244,7 @@ impl<'a> Walker<'a> {
         (first..)
             .zip(bufs)
             .map(|(loc, block)| {
-                checksum::verify(&block, kind, loc)?;
+                checksum::verify_among(&block, kind, loc, self.known)?;
                 Ok(block)
             })
             .collect()
@@ -267,7 +277,7 @@ impl<'a> Walker<'a> {
             .io
             .read_new(loc)
             .map_err(|e| Fault::Io(e.to_string()))?;
-        checksum::verify(&block, kind, loc)?;
+        checksum::verify_among(&block, kind, loc, self.known)?;
         Ok(block)
     }
 }
@@ -302,7 +312,7 @@ mod tests {
         let io = MemIo::new(10);
         for loc in 2..8 {
             let mut b = Block::zeroed();
-            seal(&mut b.0, BlockKind::ArrayBlock, loc);
+            seal(&mut b.0, BlockKind::ARRAY_BLOCK, loc);
             io.write(loc, &b).unwrap();
         }
         let mut bad = io.read_new(5).unwrap();
@@ -310,11 +320,11 @@ mod tests {
         io.write(5, &bad).unwrap();
         let w = Walker::new(&io, 7);
         // Within the limit: one request, and block 5's checksum fails on its own.
-        let got = w.try_read_run(BlockKind::ArrayBlock, 2, 5);
+        let got = w.try_read_run(BlockKind::ARRAY_BLOCK, 2, 5);
         let faults: Vec<bool> = got.iter().map(|r| r.is_err()).collect();
         assert_eq!(faults, [false, false, false, true, false]);
         assert!(matches!(got[3], Err(Fault::BadChecksum)));
-        let got = w.try_read_run(BlockKind::ArrayBlock, 2, 6);
+        let got = w.try_read_run(BlockKind::ARRAY_BLOCK, 2, 6);
         assert_eq!(got.len(), 6);
         let faults: Vec<bool> = got.iter().map(|r| r.is_err()).collect();
         // Block 5 is damaged, block 7 is past the walk's limit; the others read.

@@ -72,11 +72,11 @@ mod tests {
         let io = MemIo::new(4);
         let mut w = BlockWriter::new(&io, 1, 3);
         let mut b = Block::zeroed();
-        assert_eq!(w.write_new(BlockKind::ArrayBlock, &mut b).unwrap(), 1);
+        assert_eq!(w.write_new(BlockKind::ARRAY_BLOCK, &mut b).unwrap(), 1);
         assert_eq!(w.alloc().unwrap(), 2);
         assert!(w.alloc().is_err());
         assert_eq!(w.end(), 3);
         let r = io.read_new(1).unwrap();
-        assert_eq!(checksum::verify(&r, BlockKind::ArrayBlock, 1), Ok(()));
+        assert_eq!(checksum::verify(&r, BlockKind::ARRAY_BLOCK, 1), Ok(()));
     }
 }

@@ -70,7 +70,7 @@ impl Level {
         let vlen = n * self.value_size;
         b[vstart..vstart + vlen].copy_from_slice(&self.values[..vlen]);
         let first = self.keys.first().copied().unwrap_or(0);
-        let loc = w.write_new(BlockKind::BtreeNode, &mut b)?;
+        let loc = w.write_new(BlockKind::BTREE_NODE, &mut b)?;
         self.keys.drain(..n);
         self.values.drain(..vlen);
         self.written += 1;

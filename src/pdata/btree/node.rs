@@ -72,7 +72,7 @@ impl<'a> Node<'a> {
     /// Checks a node block read from `loc` whose leaves hold `leaf_value_size`-byte values:
     /// checksum and location, flags, value size, capacity, and keys strictly increasing.
     pub fn parse(block: &'a [u8], loc: u64, leaf_value_size: u32) -> Result<Node<'a>, Fault> {
-        checksum::verify(block, BlockKind::BtreeNode, loc)?;
+        checksum::verify(block, BlockKind::BTREE_NODE, loc)?;
         Node::parse_verified(block, leaf_value_size)
     }
 
@@ -182,7 +182,7 @@ mod tests {
             let v = NODE_HEADER_SIZE + 8 * 252 + 8 * i;
             LE::write_u64(&mut b[v..], k * 10);
         }
-        checksum::seal(&mut b, BlockKind::BtreeNode, 5);
+        checksum::seal(&mut b, BlockKind::BTREE_NODE, 5);
         b
     }
 
@@ -209,11 +209,11 @@ mod tests {
         assert!(matches!(Node::parse(&b, 5, 12), Err(Fault::Invalid(_))));
         let mut b = leaf(&[1]);
         LE::write_u32(&mut b[16..], 253);
-        checksum::reseal(&mut b, BlockKind::BtreeNode);
+        checksum::reseal(&mut b, BlockKind::BTREE_NODE);
         assert!(matches!(Node::parse(&b, 5, 8), Err(Fault::Invalid(_))));
         let mut b = leaf(&[1]);
         LE::write_u32(&mut b[20..], 600);
-        checksum::reseal(&mut b, BlockKind::BtreeNode);
+        checksum::reseal(&mut b, BlockKind::BTREE_NODE);
         assert!(matches!(Node::parse(&b, 5, 8), Err(Fault::Invalid(_))));
     }
 

@@ -82,7 +82,7 @@ impl<'w> Walker<'w> {
         t.intact = false;
         self.report(
             Severity::Error,
-            Error::block(t.structure, BlockKind::BtreeNode, loc, fault),
+            Error::block(t.structure, BlockKind::BTREE_NODE, loc, fault),
         );
     }
 
@@ -121,7 +121,7 @@ impl<'w> Walker<'w> {
             self.fail(t, loc, f);
             return None;
         }
-        match self.try_read(BlockKind::BtreeNode, loc) {
+        match self.try_read(BlockKind::BTREE_NODE, loc) {
             Ok(b) => Some(b),
             Err(f) => {
                 self.fail(t, loc, f);
@@ -141,7 +141,7 @@ impl<'w> Walker<'w> {
         let h = node.header;
         let structure = t.structure;
         let note = |w: &mut Walker, severity, msg: String| {
-            let e = Error::block(structure, BlockKind::BtreeNode, loc, Fault::Invalid(msg));
+            let e = Error::block(structure, BlockKind::BTREE_NODE, loc, Fault::Invalid(msg));
             w.report(severity, e);
         };
         let kernel_max = calc_max_entries(h.value_size);

@@ -41,7 +41,7 @@ pub fn write_space_map(w: &mut BlockWriter, nr_blocks: u64) -> io::Result<SmRoot
         for j in 0..allocated {
             set_code(&mut b, j, 1);
         }
-        w.write(BlockKind::SmBitmap, loc, &mut b)?;
+        w.write(BlockKind::SM_BITMAP, loc, &mut b)?;
         index.entries.push(IndexEntry {
             blocknr: loc,
             // Positions past the end of the map count as free, as the kernel counts them.
@@ -51,7 +51,7 @@ pub fn write_space_map(w: &mut BlockWriter, nr_blocks: u64) -> io::Result<SmRoot
     }
     b.fill(0);
     index.pack(&mut b);
-    w.write(BlockKind::SmIndex, index_loc, &mut b)?;
+    w.write(BlockKind::SM_INDEX, index_loc, &mut b)?;
     Ok(SmRoot {
         nr_blocks,
         nr_allocated: used,

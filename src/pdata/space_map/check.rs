@@ -60,7 +60,7 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
     };
     let top = w.top();
     w.follow(top, root.bitmap_root);
-    let Some(index) = w.read(STRUCTURE, BlockKind::SmIndex, root.bitmap_root) else {
+    let Some(index) = w.read(STRUCTURE, BlockKind::SM_INDEX, root.bitmap_root) else {
         stored.intact = false;
         return stored;
     };
@@ -70,12 +70,12 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
         if k >= used {
             if e.blocknr != 0 {
                 let msg = format!("index entry {k} is set but the map needs only {used}");
-                non_fatal(w, BlockKind::SmIndex, root.bitmap_root, msg);
+                non_fatal(w, BlockKind::SM_INDEX, root.bitmap_root, msg);
             }
             continue;
         }
         w.follow(top, e.blocknr);
-        let Some(bitmap) = w.read(STRUCTURE, BlockKind::SmBitmap, e.blocknr) else {
+        let Some(bitmap) = w.read(STRUCTURE, BlockKind::SM_BITMAP, e.blocknr) else {
             stored.intact = false;
             continue;
         };
@@ -126,7 +126,7 @@ fn check_bitmap(
     if past_end > 0 {
         let msg =
             format!("{past_end} entries past the end of the map ({nr_blocks} blocks) are set");
-        non_fatal(w, BlockKind::SmBitmap, e.blocknr, msg);
+        non_fatal(w, BlockKind::SM_BITMAP, e.blocknr, msg);
     }
     if free != e.nr_free {
         let msg = format!(
@@ -138,10 +138,10 @@ fn check_bitmap(
             // map, which the kernel counts as free; nothing can be allocated there
             // either way.
             let f = invalid(format!("{msg} (not counting the entries past the end)"));
-            let err = Error::block(STRUCTURE, BlockKind::SmIndex, index_loc, f);
+            let err = Error::block(STRUCTURE, BlockKind::SM_INDEX, index_loc, f);
             w.report(Severity::Note, err);
         } else {
-            non_fatal(w, BlockKind::SmIndex, index_loc, msg);
+            non_fatal(w, BlockKind::SM_INDEX, index_loc, msg);
         }
     }
     if let Some(ff) = first_free.filter(|&ff| e.none_free_before as u64 > ff) {
@@ -149,7 +149,7 @@ fn check_bitmap(
             "index entry {k}: none_free_before {} but entry {ff} is free",
             e.none_free_before
         );
-        non_fatal(w, BlockKind::SmIndex, index_loc, msg);
+        non_fatal(w, BlockKind::SM_INDEX, index_loc, msg);
     }
 }
 

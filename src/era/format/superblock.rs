@@ -2,10 +2,10 @@
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use super::era_array::ERA_VALUE_SIZE;
 use super::writeset::WritesetDisk;
+use super::ERA_VALUE_SIZE;
 use crate::pdata::array::array_max_entries;
-use crate::pdata::checksum::{self, BlockKind};
+use crate::pdata::checksum;
 use crate::pdata::error::Fault;
 use crate::pdata::space_map::root::{SmRoot, SM_ROOT_SIZE};
 
@@ -101,7 +101,7 @@ impl Superblock {
     /// Decodes a superblock read from `loc` after checking what the kernel checks: the
     /// checksum, that it knows it lives at `loc`, the magic and the version.
     pub fn parse(b: &[u8], loc: u64) -> Result<Superblock, Fault> {
-        checksum::verify(b, BlockKind::EraSuperblock, loc)?;
+        checksum::verify_among(b, super::SUPERBLOCK, loc, &super::BLOCK_KINDS)?;
         let sb = Superblock::unpack(b);
         if sb.magic != SUPERBLOCK_MAGIC {
             return Err(Fault::Invalid(format!("bad magic {:#x}", sb.magic)));
