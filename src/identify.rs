@@ -13,7 +13,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::era::build::BUILD_IN_PROGRESS;
 use crate::era::format::superblock::SUPERBLOCK_MAGIC as ERA_MAGIC;
-use crate::log::header::MAGIC as LOG_MAGIC;
+use crate::log::format::header::MAGIC as LOG_MAGIC;
 use crate::log::undo::UNDO_IN_PROGRESS;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 

@@ -160,11 +160,7 @@ fn a_bad_superblock_cannot_be_repaired_and_the_output_is_left_alone() {
 fn an_impossible_block_size_is_refused_not_copied() {
     let mut img = fixture("era-basic.meta.img.gz");
     put32(block_mut(&mut img, 0), 172, 0);
-    reseal(
-        &mut img,
-        0,
-        era_log_tools::era::format::SUPERBLOCK,
-    );
+    reseal(&mut img, 0, era_log_tools::era::format::SUPERBLOCK);
     let input = temp_image(&img);
     let out = temp_zeroed(img.len() as u64);
     let before = std::fs::read(out.path()).unwrap();

@@ -4,9 +4,9 @@
 mod common;
 
 use common::log::*;
-use era_log_tools::log::bitmap::Bitmap;
-use era_log_tools::log::geometry::{bitset_bytes, buf_size};
-use era_log_tools::log::header::{Header, Padding, MAGIC};
+use era_log_tools::log::format::bitmap::Bitmap;
+use era_log_tools::log::format::geometry::{bitset_bytes, buf_size};
+use era_log_tools::log::format::header::{Header, Padding, MAGIC};
 use era_log_tools::log::image::{compose, LogImage, ReadOptions};
 use era_log_tools::pdata::io::{FileIo, OpenMode};
 

@@ -9,7 +9,7 @@ use era_log_tools::cli::{run_quiet, EXIT_OK};
 use era_log_tools::commands::log_restore::Args;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::log::device::logical_block_size;
-use era_log_tools::log::geometry::{buf_size, DEFAULT_LOGICAL_BLOCK_SIZE};
+use era_log_tools::log::format::geometry::{buf_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use era_log_tools::log::restore::parse;
 use era_log_tools::log::run::restore;
 

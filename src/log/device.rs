@@ -9,8 +9,8 @@ use std::path::Path;
 use crate::pdata::io::{AlignedBuf, ByteIo, FileIo, OpenMode};
 
 use super::error::LogError;
-use super::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
-use super::header::HEADER_SIZE;
+use super::format::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
+use super::format::header::HEADER_SIZE;
 
 /// Opens a log or a leg. Block devices get `O_DIRECT` and `O_EXCL` (except with
 /// [`OpenMode::ReadShared`]), so a device an active mirror holds is refused with a message

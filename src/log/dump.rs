@@ -11,8 +11,8 @@ use crate::pdata::report::{plural, Problem, Severity};
 
 use super::error::LogError;
 use super::error::GEOMETRY_SOURCE;
-use super::geometry::{bitset_bytes, buf_size, check_region_count, Geometry};
-use super::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
+use super::format::geometry::{bitset_bytes, buf_size, check_region_count, Geometry};
+use super::format::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
 
 /// What `log_dump` knows besides the log itself.

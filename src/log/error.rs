@@ -189,7 +189,7 @@ fn io_error(f: &mut fmt::Formatter<'_>, doing: &str, source: &io::Error) -> fmt:
 }
 
 fn bad_magic(f: &mut fmt::Formatter<'_>, found: u32) -> fmt::Result {
-    if found.swap_bytes() == super::header::MAGIC {
+    if found.swap_bytes() == super::format::header::MAGIC {
         write!(
             f,
             "log header: magic {found:#010x} is the disk-log magic in big-endian byte order (a \
@@ -200,7 +200,7 @@ fn bad_magic(f: &mut fmt::Formatter<'_>, found: u32) -> fmt::Result {
             f,
             "log header: bad magic {found:#010x} (expected {:#010x} \"MiRr\"): not a dm-log \
              disk log, or never initialised",
-            super::header::MAGIC
+            super::format::header::MAGIC
         )
     }
 }
@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn a_byte_swapped_magic_is_recognised() {
         let e = LogError::BadMagic {
-            found: super::super::header::MAGIC.swap_bytes(),
+            found: super::super::format::header::MAGIC.swap_bytes(),
         };
         assert!(e.to_string().contains("big-endian"));
         let e = LogError::BadMagic { found: 0 };

@@ -3,11 +3,13 @@
 
 use crate::pdata::io::ByteIo;
 
-use super::bitmap::Bitmap;
 use super::device::read_prefix;
 use super::error::LogError;
-use super::geometry::{bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, MAX_REGIONS};
-use super::header::{Header, NrRegions, Padding, HEADER_SIZE};
+use super::format::bitmap::Bitmap;
+use super::format::geometry::{
+    bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, MAX_REGIONS,
+};
+use super::format::header::{Header, NrRegions, Padding, HEADER_SIZE};
 use crate::pdata::io::AlignedBuf;
 
 /// How strictly to read a log.

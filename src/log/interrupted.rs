@@ -69,7 +69,7 @@ pub fn unfinished_repair(log_writes: u64, leg_writes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::header::Header;
+    use crate::log::format::header::Header;
     use crate::log::resync::Leg;
     use crate::log::run::{repair, Mode, NoProgress, RepairOptions};
     use crate::pdata::fault_io::{FaultIo, Inject};

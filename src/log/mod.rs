@@ -5,19 +5,17 @@
 //! significant bit first, 1 = in sync), the whole rounded up to the log device's logical
 //! block size (`buf_size`), which the kernel reads and writes in one I/O.
 //!
-//! [`header`], [`bitmap`] and [`geometry`] are the on-disk structures and sizes; [`image`]
+//! [`format`] holds the on-disk structures and sizes; [`image`]
 //! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
 //! are the library halves of `log_dump`, `log_restore` and `log_repair`, and [`run`] runs
 //! the writing tools on devices the caller opened. [`backup`] is the file `log_repair
 //! --backup` writes and [`undo`] puts back; [`interrupted`] says what a stopped repair left.
 
 pub mod backup;
-pub mod bitmap;
 pub mod device;
 pub mod dump;
 pub mod error;
-pub mod geometry;
-pub mod header;
+pub mod format;
 pub mod image;
 pub mod interrupted;
 pub mod repair;

@@ -2,10 +2,10 @@
 
 use std::ops::Range;
 
-use super::bitmap::Bitmap;
 use super::error::LogError;
-use super::geometry::BITMAP_OFFSET;
-use super::header::{Header, HEADER_SIZE};
+use super::format::bitmap::Bitmap;
+use super::format::geometry::BITMAP_OFFSET;
+use super::format::header::{Header, HEADER_SIZE};
 
 /// Parses region ranges: comma-separated `BEGIN..END` (end exclusive) or single regions.
 pub fn parse_ranges(s: &str) -> Result<Vec<Range<u64>>, LogError> {

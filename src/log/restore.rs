@@ -4,10 +4,10 @@
 use std::io::Read;
 use std::ops::Range;
 
-use super::bitmap::Bitmap;
 use super::error::LogError;
-use super::geometry::MAX_REGIONS;
-use super::header::{Header, NR_REGIONS_LVM_INITIALISED, VERSION, VERSION_1};
+use super::format::bitmap::Bitmap;
+use super::format::geometry::MAX_REGIONS;
+use super::format::header::{Header, NR_REGIONS_LVM_INITIALISED, VERSION, VERSION_1};
 use crate::xml::markup::{lossy, Tag};
 use crate::xml::reader::{Event, ReadError, Reader};
 use crate::xml::{Pos, XmlError};

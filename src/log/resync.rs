@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use crate::pdata::io::{same_file, AlignedBuf, ByteIo, FileIo, OpenMode};
 
-use super::bitmap::Bitmap;
 use super::device::open;
 use super::error::LogError;
-use super::geometry::{Geometry, SECTOR_SIZE};
+use super::format::bitmap::Bitmap;
+use super::format::geometry::{Geometry, SECTOR_SIZE};
 
 /// Bytes copied or compared per I/O: large regions are handled in pieces of this size (and
 /// a backup keeps a leg's bytes in records of at most this size).

@@ -17,11 +17,11 @@ use crate::pdata::io::{AlignedBuf, ByteIo};
 use super::backup::{
     sync_file_and_dir, BackupHeader, BackupWriter, DeviceId, LegId, Target, RECORD_HEADER,
 };
-use super::bitmap::Bitmap;
 use super::device::{read_prefix, write_update};
 use super::error::{LogError, GEOMETRY_SOURCE};
-use super::geometry::{buf_size, check_region_count, Geometry};
-use super::header::{Header, NrRegions, MAGIC};
+use super::format::bitmap::Bitmap;
+use super::format::geometry::{buf_size, check_region_count, Geometry};
+use super::format::header::{Header, NrRegions, MAGIC};
 use super::image::{compose, read_header, LogImage, ReadOptions};
 use super::repair::{count, describe_changes, format_ranges, BitRepair};
 use super::restore::LogSpec;

@@ -17,7 +17,7 @@ use crate::pdata::io::{AlignedBuf, ByteIo};
 use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Target};
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
-use super::header::HEADER_SIZE;
+use super::format::header::HEADER_SIZE;
 use super::run::{Outcome, Steps};
 
 /// The first 8 bytes of the header an undo writes over the log while it puts the log's

@@ -4,7 +4,7 @@ use byteorder::{ByteOrder, LittleEndian};
 use nom::number::complete::{le_u32, le_u64};
 use nom::{IResult, Parser};
 
-use super::error::LogError;
+use crate::log::LogError;
 use super::geometry::{BITMAP_OFFSET, MAX_REGIONS};
 
 /// `"MiRr"` read as a big-endian string; stored little-endian (`72 52 69 4D` on disk).

@@ -1,6 +1,6 @@
 //! Sizes of the on-disk log and the region <-> sector arithmetic of the mirror.
 
-use super::error::LogError;
+use crate::log::LogError;
 
 /// Bytes per sector: every length in a mirror table is in 512-byte sectors.
 pub const SECTOR_SIZE: u64 = 512;

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::error::LogError;
+use crate::log::LogError;
 use super::geometry::{bitmap_bytes_used, bitset_bytes, BITMAP_OFFSET};
 
 /// The clean bits of `nr_regions` regions, held in the kernel's layout (whole 64-bit words,
