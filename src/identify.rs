@@ -11,10 +11,6 @@ use std::io;
 
 use byteorder::{ByteOrder, LittleEndian as LE};
 
-use crate::era::build::BUILD_IN_PROGRESS;
-use crate::era::format::superblock::SUPERBLOCK_MAGIC as ERA_MAGIC;
-use crate::log::format::header::MAGIC as LOG_MAGIC;
-use crate::log::undo::UNDO_IN_PROGRESS;
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 /// Bytes read from the start of a device to identify it: up to and including the Btrfs
@@ -28,20 +24,55 @@ const CACHE_MAGIC: u64 = 6_142_003;
 /// Offset of `magic` in every persistent-data superblock.
 const PDATA_MAGIC_OFFSET: usize = 32;
 
+/// One of the suite's formats, as identification and the writers' refusals speak of it.
+/// Each format module declares one; [`crate::FORMATS`] lists them.
+#[derive(Debug)]
+pub struct Format {
+    /// What its writers write and its readers want: "dm-era metadata", "a disk log".
+    pub name: &'static str,
+    /// What a device holding it is said to hold.
+    pub held: &'static str,
+    /// What a device that one of our writers left half-written is said to hold.
+    pub held_unfinished: &'static str,
+    /// How a reader of another format is told what it was given ("this is …, not …").
+    pub called: &'static str,
+    /// The tool that reads it, for a reader of another format.
+    pub reader: &'static str,
+    /// What its readers are told of a device of zeros ("no … here").
+    pub absent: &'static str,
+    /// What its readers are told of a device its writer left half-written.
+    pub unfinished_advice: &'static str,
+    /// Whether its writers write over what one of their interrupted runs left (a run that
+    /// writes everything anew), or leave that to the repair that finishes it.
+    pub rewrites_unfinished: bool,
+    /// Recognises the format in the first bytes of a device.
+    pub recognise: fn(&[u8]) -> Option<State>,
+}
+
+impl PartialEq for Format {
+    fn eq(&self, other: &Format) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Format {}
+
+/// The state one of our formats was found in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Its own signature: the format as the kernel or a finished run of ours left it.
+    Intact,
+    /// The marker one of our writers puts on a device while it writes: an interrupted run.
+    Unfinished,
+}
+
 /// What a device was found to hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     /// Nothing but zeros in the bytes probed: a new device, or one that was wiped.
     Zeros,
-    /// A dm-era superblock magic in block 0.
-    EraMetadata,
-    /// The marker our era writers put in block 0 while they write: an interrupted run.
-    EraUnfinished,
-    /// The magic of a dm-log disk log at offset 0.
-    DirtyLog,
-    /// The header `log_repair --undo` writes over a disk log while it puts its bits back:
-    /// an interrupted undo.
-    LogUnfinished,
+    /// One of the suite's formats.
+    Ours(&'static Format, State),
     /// dm-thin pool metadata.
     ThinMetadata,
     /// dm-cache metadata.
@@ -61,60 +92,53 @@ pub enum Content {
 }
 
 impl Content {
-    /// Whether a writer that replaces a device's content with `family`'s format
-    /// (era_restore, era_repair, log_restore) may write over this content without
-    /// `--force`: zeros, its own format, and for the era writers the marker of their own
-    /// interrupted run. Data we cannot name is not theirs to overwrite; whether the
-    /// geometry of their own format matches is for the writer to check.
-    pub fn replaceable_by(&self, family: Family) -> bool {
+    /// Whether a writer that replaces a device's content with `format` (era_restore,
+    /// era_repair, log_restore) may write over this content without `--force`: zeros, its
+    /// own format, and the marker of its own interrupted run where its writers start
+    /// anew. Data we cannot name is not theirs to overwrite; whether the geometry of
+    /// their own format matches is for the writer to check.
+    pub fn replaceable_by(&self, format: &Format) -> bool {
         match self {
             Content::Zeros => true,
-            Content::EraMetadata | Content::EraUnfinished => family == Family::Era,
-            Content::DirtyLog => family == Family::Log,
+            Content::Ours(f, State::Intact) => *f == format,
+            Content::Ours(f, State::Unfinished) => *f == format && format.rewrites_unfinished,
             _ => false,
         }
     }
 
-    /// Whether a repairer that rewrites `family`'s format in place (log_repair) may work on
-    /// this content without `--force`: what [`Content::replaceable_by`] accepts, and
-    /// unrecognised bytes too, because a damaged header is what it repairs (it has its own
-    /// refusal of a device without its magic).
-    pub fn repairable_in_place_by(&self, family: Family) -> bool {
-        *self == Content::Unknown
-            || (*self == Content::LogUnfinished && family == Family::Log)
-            || self.replaceable_by(family)
+    /// Whether a repairer that rewrites `format` in place (log_repair) may work on this
+    /// content without `--force`: zeros, its own format in any state, and unrecognised
+    /// bytes too, because a damaged header is what it repairs (it has its own refusal of
+    /// a device without its magic).
+    pub fn repairable_in_place_by(&self, format: &Format) -> bool {
+        match self {
+            Content::Zeros | Content::Unknown => true,
+            Content::Ours(f, _) => *f == format,
+            _ => false,
+        }
     }
 
-    /// What a reader of `family` should tell the user when this is not its format, or
+    /// What a reader of `format` should tell the user when this is not its format, or
     /// `None` when the content says nothing beyond the reader's own error (damage, or the
     /// reader's own format).
-    pub fn advice(&self, family: Family) -> Option<String> {
-        let what = match (self, family) {
-            (Content::Unknown, _) | (Content::EraMetadata, Family::Era) => return None,
-            (Content::DirtyLog, Family::Log) => return None,
-            (Content::Zeros, Family::Era) => {
-                "no dm-era metadata here (all zeros): a new device, or the wrong one?".to_string()
+    pub fn advice(&self, format: &Format) -> Option<String> {
+        let what = match self {
+            Content::Unknown => return None,
+            Content::Ours(f, State::Intact) if *f == format => return None,
+            Content::Ours(f, State::Unfinished) if *f == format => {
+                format.unfinished_advice.to_string()
             }
-            (Content::Zeros, Family::Log) => {
-                "no disk log here (all zeros): a new device, or the wrong one?".to_string()
+            Content::Zeros => {
+                format!(
+                    "{} (all zeros): a new device, or the wrong one?",
+                    format.absent
+                )
             }
-            (Content::EraUnfinished, Family::Era) => {
-                "an interrupted era_restore or era_repair left this device half-written: run it \
-                 again"
-                    .to_string()
-            }
-            (Content::LogUnfinished, Family::Log) => {
-                "an interrupted log_repair --undo left this log half-written: run the same \
-                 --undo again"
-                    .to_string()
-            }
-            (Content::DirtyLog | Content::LogUnfinished, Family::Era) => {
-                "this is a mirror's disk log, not dm-era metadata; use log_dump".to_string()
-            }
-            (Content::EraMetadata | Content::EraUnfinished, Family::Log) => {
-                "this is dm-era metadata, not a disk log; use era_dump".to_string()
-            }
-            (other, _) => format!("the device holds {other}, not {}", family.format_name()),
+            Content::Ours(other, _) => format!(
+                "this is {}, not {}; use {}",
+                other.called, format.name, other.reader
+            ),
+            other => format!("the device holds {other}, not {}", format.name),
         };
         Some(what)
     }
@@ -124,14 +148,8 @@ impl fmt::Display for Content {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Content::Zeros => f.write_str("nothing but zeros"),
-            Content::EraMetadata => f.write_str("dm-era metadata"),
-            Content::EraUnfinished => {
-                f.write_str("dm-era metadata left unfinished by an interrupted era_restore")
-            }
-            Content::DirtyLog => f.write_str("a dm-log disk log (a mirror's region log)"),
-            Content::LogUnfinished => {
-                f.write_str("a disk log left half-written by an interrupted log_repair --undo")
-            }
+            Content::Ours(format, State::Intact) => f.write_str(format.held),
+            Content::Ours(format, State::Unfinished) => f.write_str(format.held_unfinished),
             Content::ThinMetadata => f.write_str("dm-thin pool metadata"),
             Content::CacheMetadata => f.write_str("dm-cache metadata"),
             Content::Filesystem(name) => write!(f, "{} {name} filesystem", article(name)),
@@ -151,48 +169,29 @@ fn article(word: &str) -> &'static str {
     }
 }
 
-/// The two formats of the suite.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Family {
-    /// dm-era metadata.
-    Era,
-    /// The dm-log disk dirty log.
-    Log,
-}
-
-impl Family {
-    fn format_name(self) -> &'static str {
-        match self {
-            Family::Era => "dm-era metadata",
-            Family::Log => "a disk log",
-        }
-    }
-}
-
-/// Identifies what `head`, the first bytes of a device, holds. The more specific
+/// Identifies what `head`, the first bytes of a device, holds: one of the suite's
+/// [`crate::FORMATS`] first, then the other signatures we know. The more specific
 /// signatures at offset 0 are tried first, because a format's own data (a log's bitmap, a
 /// superblock's fields) may happen to contain another format's magic further in.
 pub fn identify(head: &[u8]) -> Content {
+    identify_among(head, &crate::FORMATS)
+}
+
+/// [`identify`], knowing only the formats `ours`.
+pub fn identify_among(head: &[u8], ours: &[&'static Format]) -> Content {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    if head.starts_with(BUILD_IN_PROGRESS) {
-        return Content::EraUnfinished;
+    for format in ours {
+        if let Some(state) = (format.recognise)(head) {
+            return Content::Ours(format, state);
+        }
     }
-    if let Some(magic) = head
+    match head
         .get(PDATA_MAGIC_OFFSET..PDATA_MAGIC_OFFSET + 8)
         .map(LE::read_u64)
     {
-        match magic {
-            ERA_MAGIC => return Content::EraMetadata,
-            THIN_MAGIC => return Content::ThinMetadata,
-            CACHE_MAGIC => return Content::CacheMetadata,
-            _ => {}
-        }
-    }
-    if head.starts_with(UNDO_IN_PROGRESS) {
-        return Content::LogUnfinished;
-    }
-    if head.get(..4).map(LE::read_u32) == Some(LOG_MAGIC) {
-        return Content::DirtyLog;
+        Some(THIN_MAGIC) => return Content::ThinMetadata,
+        Some(CACHE_MAGIC) => return Content::CacheMetadata,
+        _ => {}
     }
     if at(0, b"XFSB") {
         return Content::Filesystem("XFS");
@@ -324,6 +323,15 @@ pub fn probe(io: &dyn ByteIo) -> io::Result<Content> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::era::format::{superblock::SUPERBLOCK_MAGIC as ERA_MAGIC, BUILD_IN_PROGRESS};
+    use crate::log::format::UNDO_IN_PROGRESS;
+
+    const ERA: &Format = &crate::era::format::FORMAT;
+    const LOG: &Format = &crate::log::format::FORMAT;
+    const ERA_METADATA: Content = Content::Ours(ERA, State::Intact);
+    const ERA_UNFINISHED: Content = Content::Ours(ERA, State::Unfinished);
+    const DIRTY_LOG: Content = Content::Ours(LOG, State::Intact);
+    const LOG_UNFINISHED: Content = Content::Ours(LOG, State::Unfinished);
 
     fn with(offset: usize, bytes: &[u8]) -> Vec<u8> {
         let mut v = vec![0u8; PROBE_BYTES as usize];
@@ -335,12 +343,12 @@ mod tests {
     fn each_signature_is_recognised_at_its_offset() {
         let cases: Vec<(Vec<u8>, Content)> = vec![
             (vec![0; 8192], Content::Zeros),
-            (with(0, BUILD_IN_PROGRESS), Content::EraUnfinished),
-            (with(32, &ERA_MAGIC.to_le_bytes()), Content::EraMetadata),
+            (with(0, BUILD_IN_PROGRESS), ERA_UNFINISHED),
+            (with(32, &ERA_MAGIC.to_le_bytes()), ERA_METADATA),
             (with(32, &THIN_MAGIC.to_le_bytes()), Content::ThinMetadata),
             (with(32, &CACHE_MAGIC.to_le_bytes()), Content::CacheMetadata),
-            (with(0, &[0x72, 0x52, 0x69, 0x4D]), Content::DirtyLog),
-            (with(0, UNDO_IN_PROGRESS), Content::LogUnfinished),
+            (with(0, &[0x72, 0x52, 0x69, 0x4D]), DIRTY_LOG),
+            (with(0, UNDO_IN_PROGRESS), LOG_UNFINISHED),
             (with(0, b"XFSB"), Content::Filesystem("XFS")),
             (with(0, b"LUKS\xba\xbe\x00\x02"), Content::Luks),
             (with(65_600, b"_BHRfS_M"), Content::Filesystem("Btrfs")),
@@ -383,36 +391,34 @@ mod tests {
     #[test]
     fn a_short_device_is_probed_as_far_as_it_goes() {
         assert_eq!(identify(&[]), Content::Zeros);
-        assert_eq!(identify(&[0x72, 0x52, 0x69, 0x4D]), Content::DirtyLog);
+        assert_eq!(identify(&[0x72, 0x52, 0x69, 0x4D]), DIRTY_LOG);
         assert_eq!(identify(b"XFSB"), Content::Filesystem("XFS"));
     }
 
     #[test]
     fn writers_replace_only_zeros_and_their_own_format() {
-        use Family::*;
-        assert!(Content::EraMetadata.replaceable_by(Era));
-        assert!(Content::EraUnfinished.replaceable_by(Era));
-        assert!(!Content::EraMetadata.replaceable_by(Log));
-        assert!(!Content::EraUnfinished.replaceable_by(Log));
-        assert!(Content::DirtyLog.replaceable_by(Log));
-        assert!(!Content::DirtyLog.replaceable_by(Era));
-        assert!(Content::Zeros.replaceable_by(Log) && Content::Zeros.replaceable_by(Era));
-        assert!(!Content::Unknown.replaceable_by(Era) && !Content::Unknown.replaceable_by(Log));
-        assert!(!Content::Filesystem("ext4").replaceable_by(Era));
-        assert!(!Content::ThinMetadata.replaceable_by(Era));
+        assert!(ERA_METADATA.replaceable_by(ERA));
+        assert!(ERA_UNFINISHED.replaceable_by(ERA));
+        assert!(!ERA_METADATA.replaceable_by(LOG));
+        assert!(!ERA_UNFINISHED.replaceable_by(LOG));
+        assert!(DIRTY_LOG.replaceable_by(LOG));
+        assert!(!DIRTY_LOG.replaceable_by(ERA));
+        assert!(Content::Zeros.replaceable_by(LOG) && Content::Zeros.replaceable_by(ERA));
+        assert!(!Content::Unknown.replaceable_by(ERA) && !Content::Unknown.replaceable_by(LOG));
+        assert!(!Content::Filesystem("ext4").replaceable_by(ERA));
+        assert!(!Content::ThinMetadata.replaceable_by(ERA));
     }
 
     #[test]
     fn a_repair_in_place_also_works_on_what_it_cannot_name() {
-        use Family::*;
-        assert!(Content::Unknown.repairable_in_place_by(Log));
-        assert!(Content::DirtyLog.repairable_in_place_by(Log));
+        assert!(Content::Unknown.repairable_in_place_by(LOG));
+        assert!(DIRTY_LOG.repairable_in_place_by(LOG));
         // The undo run again finishes it; another repair says so (its magic is not a log's).
-        assert!(Content::LogUnfinished.repairable_in_place_by(Log));
-        assert!(!Content::LogUnfinished.replaceable_by(Log));
-        assert!(!Content::LogUnfinished.repairable_in_place_by(Era));
-        assert!(!Content::EraMetadata.repairable_in_place_by(Log));
-        assert!(!Content::Filesystem("XFS").repairable_in_place_by(Log));
+        assert!(LOG_UNFINISHED.repairable_in_place_by(LOG));
+        assert!(!LOG_UNFINISHED.replaceable_by(LOG));
+        assert!(!LOG_UNFINISHED.repairable_in_place_by(ERA));
+        assert!(!ERA_METADATA.repairable_in_place_by(LOG));
+        assert!(!Content::Filesystem("XFS").repairable_in_place_by(LOG));
     }
 
     /// A minix superblock (version 3's layout if `v3`, else that of versions 1 and 2) with
@@ -493,16 +499,16 @@ mod tests {
     #[test]
     fn readers_are_told_what_they_were_given() {
         let advice = |c: Content, f| c.advice(f).unwrap_or_default();
-        assert!(advice(Content::DirtyLog, Family::Era).contains("use log_dump"));
-        assert!(advice(Content::EraMetadata, Family::Log).contains("use era_dump"));
-        assert!(advice(Content::EraUnfinished, Family::Era).contains("run it again"));
-        assert!(advice(Content::LogUnfinished, Family::Log).contains("run the same --undo again"));
-        assert!(advice(Content::LogUnfinished, Family::Era).contains("use log_dump"));
-        assert!(advice(Content::Zeros, Family::Era).contains("all zeros"));
+        assert!(advice(DIRTY_LOG, ERA).contains("use log_dump"));
+        assert!(advice(ERA_METADATA, LOG).contains("use era_dump"));
+        assert!(advice(ERA_UNFINISHED, ERA).contains("run it again"));
+        assert!(advice(LOG_UNFINISHED, LOG).contains("run the same --undo again"));
+        assert!(advice(LOG_UNFINISHED, ERA).contains("use log_dump"));
+        assert!(advice(Content::Zeros, ERA).contains("all zeros"));
         assert_eq!(
-            advice(Content::Filesystem("ext4"), Family::Era),
+            advice(Content::Filesystem("ext4"), ERA),
             "the device holds an ext4 filesystem, not dm-era metadata"
         );
-        assert_eq!(Content::Unknown.advice(Family::Era), None);
+        assert_eq!(Content::Unknown.advice(ERA), None);
     }
 }

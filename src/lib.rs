@@ -13,3 +13,7 @@ pub mod json;
 pub mod log;
 pub mod pdata;
 pub mod xml;
+
+/// The formats the suite knows, for telling what a device holds ([`identify`]). A new
+/// format declares its [`identify::Format`] in its own module and joins this list.
+pub static FORMATS: [&identify::Format; 2] = [&era::format::FORMAT, &log::format::FORMAT];

@@ -18,14 +18,15 @@ use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
 use era_log_tools::era::repair::repair as era_repair;
 use era_log_tools::era::restore::restore as era_restore;
-use era_log_tools::identify::{identify, Content, Family, PROBE_BYTES};
+use era_log_tools::identify::{identify, Content, State, PROBE_BYTES};
 use era_log_tools::log::backup::DeviceId;
+use era_log_tools::log::format::UNDO_IN_PROGRESS;
 use era_log_tools::log::restore::LogSpec;
 use era_log_tools::log::resync::Leg;
 use era_log_tools::log::run::{
     repair, restore, BackupSpec, Mode, NoProgress, Outcome, RepairOptions,
 };
-use era_log_tools::log::undo::{read_header, undo, UndoDevice, UndoOptions, UNDO_IN_PROGRESS};
+use era_log_tools::log::undo::{read_header, undo, UndoDevice, UndoOptions};
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::crash_io::{
     crash_points, Budget, Clock, CrashIo, CrashPoint, Recording, StateCheck, StateIo,
@@ -98,8 +99,10 @@ fn era_state_ok(
     let io = StateIo(img);
     let p = check(&io, CheckOptions::default());
     let refused = p.worst() == Some(Severity::Error);
-    if content == Content::EraUnfinished {
-        let advice = content.advice(Family::Era).unwrap_or_default();
+    if content == Content::Ours(&era_log_tools::era::format::FORMAT, State::Unfinished) {
+        let advice = content
+            .advice(&era_log_tools::era::format::FORMAT)
+            .unwrap_or_default();
         return match (refused, advice.contains("interrupted")) {
             (true, true) => Ok(()),
             _ => Err(format!(
@@ -498,8 +501,12 @@ fn undo_state_ok(imgs: &[Vec<u8>], run: &[u8], orig: &[u8]) -> Result<(), String
         return log_state_ok(imgs, run, orig);
     }
     let content = identify(&log[..log.len().min(PROBE_BYTES as usize)]);
-    let advice = content.advice(Family::Log).unwrap_or_default();
-    if content != Content::LogUnfinished || !advice.contains("interrupted log_repair --undo") {
+    let advice = content
+        .advice(&era_log_tools::log::format::FORMAT)
+        .unwrap_or_default();
+    if content != Content::Ours(&era_log_tools::log::format::FORMAT, State::Unfinished)
+        || !advice.contains("interrupted log_repair --undo")
+    {
         return Err(format!(
             "the undo's header, yet the readers find {content} and advise {advice:?}"
         ));

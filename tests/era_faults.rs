@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use era_log_tools::era::build::BUILD_IN_PROGRESS;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
+use era_log_tools::era::format::BUILD_IN_PROGRESS;
 use era_log_tools::era::repair::repair;
 use era_log_tools::era::restore::restore;
 use era_log_tools::pdata::fault_io::{FaultIo, Inject, Op};

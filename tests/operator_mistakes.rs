@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::exe;
-use era_log_tools::era::build::BUILD_IN_PROGRESS;
+use era_log_tools::era::format::BUILD_IN_PROGRESS;
 
 /// What a path is, as far as a mistake could change it.
 #[derive(Debug, PartialEq, Eq)]

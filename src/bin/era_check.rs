@@ -6,6 +6,7 @@ use era_log_tools::cli::report::{error_message, findings_json, print_findings};
 use era_log_tools::cli::{self, EXIT_ERROR, EXIT_OK};
 use era_log_tools::commands;
 use era_log_tools::commands::era_check::Args;
+use era_log_tools::commands::era_files;
 use era_log_tools::commands::ReportFormat;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::live;
@@ -37,9 +38,9 @@ fn main() -> ExitCode {
         let checked = match &args.source.live {
             Some(device) => live::check_snapshot(device, &args.source.options(), opts)
                 .map(|(problems, _)| problems)
-                .map_err(cli::live_error),
-            None => cli::open_era_input(&input, mode).map(|io| {
-                let bar = cli::block_progress(&io, "checking metadata", quiet);
+                .map_err(era_files::live_error),
+            None => era_files::open_era_input(&input, mode).map(|io| {
+                let bar = era_files::block_progress(&io, "checking metadata", quiet);
                 let problems = check(&cli::Counted::new(&io, &bar), opts);
                 bar.finish_and_clear();
                 problems

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use era_log_tools::cli::report::{file_error, print_findings};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands::era_dump::Args;
+use era_log_tools::commands::era_files;
 use era_log_tools::era::dump::{dump, DumpError, DumpOptions};
 use era_log_tools::era::live;
 use era_log_tools::pdata::io::OpenMode;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
         };
         let file = match &args.source.live {
             Some(_) => None,
-            None => Some(cli::open_era_input(&input, mode)?),
+            None => Some(era_files::open_era_input(&input, mode)?),
         };
         let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
         // A failed dump leaves a previous file of the same name as it was.
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
                     .output
                     .as_deref()
                     .is_some_and(|p| !cli::output::is_stdout(p));
-                let bar = cli::block_progress(io, "dumping metadata", args.quiet || !to_file);
+                let bar = era_files::block_progress(io, "dumping metadata", args.quiet || !to_file);
                 let r = dump(&cli::Counted::new(io, &bar), &opts, &mut out);
                 bar.finish_and_clear();
                 r.map_err(|e| match e {
@@ -47,7 +48,7 @@ fn main() -> ExitCode {
             (None, device) => {
                 let device = device.as_deref().unwrap_or_default();
                 live::dump_snapshot(device, &args.source.options(), &opts, &mut out)
-                    .map_err(cli::live_error)?
+                    .map_err(era_files::live_error)?
                     .0
             }
         };

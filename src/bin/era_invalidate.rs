@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use era_log_tools::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands;
+use era_log_tools::commands::era_files;
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     let body = || match &args.source.live {
         Some(device) => {
             let (set, info) = live::invalidate(device, &args.source.options(), args.written_since)
-                .map_err(cli::live_error)?;
+                .map_err(era_files::live_error)?;
             for w in &set.warnings {
                 say(finding_line("era_invalidate", device, w));
             }
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
             } else {
                 OpenMode::ReadExclusive
             };
-            let io = cli::open_era_input(&input, mode)?;
+            let io = era_files::open_era_input(&input, mode)?;
             let view = View::open(&io, args.metadata_snapshot).on_file(&input)?;
             let set = written_since(&io, &view, args.written_since).on_file(&input)?;
             for w in &set.warnings {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use era_log_tools::cli::open::open_text_input;
 use era_log_tools::cli::report::{on_side, writer_error};
 use era_log_tools::cli::{self, Counted, EXIT_OK};
+use era_log_tools::commands::era_files;
 use era_log_tools::commands::era_restore::Args;
 use era_log_tools::era::build::{needed_words, BuildError};
 use era_log_tools::era::restore::{output_bytes_needed, restore_onto, RestoreError, Step};
@@ -27,7 +28,7 @@ fn main() -> ExitCode {
         let (input, len) = open_text_input(&args.input, "era_dump")?;
         // A missing output is told its size from a second reading of an XML file; a pipe is
         // not read for it, as it could be long or wait on a terminal.
-        let out = cli::open_era_output(&args.output, &args.input, args.force, &mut || {
+        let out = era_files::open_era_output(&args.output, &args.input, args.force, &mut || {
             if len.is_none() {
                 return NEED_FROM_A_PIPE.into();
             }

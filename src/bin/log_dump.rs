@@ -2,16 +2,17 @@
 
 use std::process::ExitCode;
 
-use era_log_tools::cli::open::{advice, open_log};
+use era_log_tools::cli::open::advice;
 use era_log_tools::cli::report::{
     error_message, failure_json, file_error, finding_line, OnFileExt,
 };
 use era_log_tools::cli::{run_quiet, say, Output, EXIT_OK};
 use era_log_tools::commands::log_dump::{Args, Fmt};
-use era_log_tools::identify::Family;
+use era_log_tools::commands::log_files::open_log;
 use era_log_tools::json::Object;
 use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::dump::{inspect, render, DumpOptions, Format};
+use era_log_tools::log::format::FORMAT;
 use era_log_tools::log::LogError;
 use era_log_tools::pdata::io::OpenMode;
 
@@ -52,7 +53,7 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
     };
     let report = match inspect(&io, &opts) {
         Err(e @ LogError::BadMagic { .. }) => {
-            let advice = advice(&io, Family::Log).map(|a| format!("; {a}"));
+            let advice = advice(&io, &FORMAT).map(|a| format!("; {a}"));
             return Err(file_error(
                 &args.log,
                 format!("{e}{}", advice.unwrap_or_default()),

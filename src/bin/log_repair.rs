@@ -6,17 +6,18 @@ use std::process::ExitCode;
 
 use indicatif::ProgressBar;
 
-use era_log_tools::cli::open::{advice, check_target, open_log};
+use era_log_tools::cli::open::{advice, check_target};
 use era_log_tools::cli::report::{error_message, file_error, OnFileExt};
 use era_log_tools::cli::{byte_progress, run_quiet, say, EXIT_OK};
+use era_log_tools::commands::log_files::open_log;
 use era_log_tools::commands::log_repair::Args;
 use era_log_tools::commands::ReportFormat;
-use era_log_tools::identify::Family;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::json::Object;
 use era_log_tools::log::backup::{BackupHeader, DeviceId};
 use era_log_tools::log::device::logical_block_size;
 use era_log_tools::log::error::Subject;
+use era_log_tools::log::format::FORMAT;
 use era_log_tools::log::interrupted::{unfinished_repair, Counted};
 use era_log_tools::log::repair::parse_ranges;
 use era_log_tools::log::resync::{open_legs, Leg, LegSpec, OpenLeg};
@@ -161,7 +162,7 @@ run the same --undo again to finish";
 fn explain(args: &Args, log: &dyn ByteIo, e: LogError) -> anyhow::Error {
     let hint = match e {
         LogError::BadMagic { .. } => {
-            let advice = advice(log, Family::Log)
+            let advice = advice(log, &FORMAT)
                 .map(|a| format!("; {a}"))
                 .unwrap_or_default();
             format!("{advice}; --force repairs it anyway")
@@ -202,7 +203,7 @@ fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)>
         let header = read_header(backup).on_file(backup)?;
         let specs = undo_legs(cli, &header)?;
         let io = open_log(&cli.log, mode)?;
-        check_target(&io, &cli.log, Family::Log, cli.force)?;
+        check_target(&io, &cli.log, &FORMAT, cli.force)?;
         let opened = open_legs(&specs, &cli.log, !cli.dry_run).map_err(|e| explain(cli, &io, e))?;
         let result = {
             let guarded_log = Guarded::new(&io);
@@ -242,7 +243,7 @@ fn run(cli: &Args, report: &mut Report) -> anyhow::Result<(u8, Option<Outcome>)>
         .on_file(&cli.log)?;
     let io = open_log(&cli.log, mode)?;
     let lbs = logical_block_size(&cli.log, cli.logical_block_size).on_file(&cli.log)?;
-    check_target(&io, &cli.log, Family::Log, cli.force)?;
+    check_target(&io, &cli.log, &FORMAT, cli.force)?;
     let opened = open_legs(&specs, &cli.log, cli.resync && !cli.dry_run)
         .map_err(|e| explain(cli, &io, e))?;
     let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();

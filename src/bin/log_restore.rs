@@ -3,9 +3,10 @@
 use std::io::BufReader;
 use std::process::ExitCode;
 
-use era_log_tools::cli::open::{open_log_output, open_text_input, refuse_input_as_output};
+use era_log_tools::cli::open::{open_text_input, refuse_input_as_output};
 use era_log_tools::cli::report::OnFileExt;
 use era_log_tools::cli::{run_quiet, EXIT_OK};
+use era_log_tools::commands::log_files::open_log_output;
 use era_log_tools::commands::log_restore::Args;
 use era_log_tools::interrupt::{self, Guarded};
 use era_log_tools::log::device::logical_block_size;

@@ -6,10 +6,10 @@ pub mod output;
 pub mod progress;
 pub mod report;
 
-pub use open::{looks_like_xml, open_era_input, open_era_output};
+pub use open::looks_like_xml;
 pub use output::Output;
 pub use progress::{
-    block_progress, byte_progress, pending_blocks_bar, start_blocks_bar, stderr_is_tty,
+    blocks_bar, byte_progress, pending_blocks_bar, start_blocks_bar, stderr_is_tty,
     stream_progress, Counted,
 };
 
@@ -51,11 +51,6 @@ pub fn run_quiet(
             }
         }
     }
-}
-
-/// A live session's error, as the reporter words it: about the device the user named.
-pub fn live_error(e: crate::era::live::LiveError) -> anyhow::Error {
-    report::file_error(&e.device, e.what())
 }
 
 /// Writes one line on stderr. A stderr that is closed or whose reader went away is not an

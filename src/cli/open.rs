@@ -7,24 +7,16 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use super::report::file_error;
-use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
-use crate::era::sink::Header;
-use crate::identify::{identify, probe, Content, Family, PROBE_BYTES};
-use crate::pdata::error::Fault;
-use crate::pdata::io::{same_file, BlockIo, ByteIo, FileIo, OpenMode, IN_USE, LOCKED};
+use crate::identify::{identify, probe, Content, Format, PROBE_BYTES};
+use crate::pdata::io::{same_file, ByteIo, FileIo, OpenMode, IN_USE, LOCKED};
 
-/// What to do about a device someone holds, for the era tools' inputs.
-const ERA_BUSY: &str = "read a live target's metadata with --live, or through its held \
-                        snapshot with --metadata-snap";
-/// What to do about a device someone holds, for the log tools.
-const LOG_BUSY: &str = "deactivate the mirror first (on every cluster node)";
 /// What to do about a device someone holds, for a writer.
 const WRITE_BUSY: &str = "refusing to write to it";
 
 /// Opens a file or block device the way every tool does, with one wording for each way it
 /// can fail: missing, not a file or device, no permission, held by someone else (`busy`
-/// says what to do about it).
-fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::Result<FileIo> {
+/// says what to do about it). `role` is "input" or "output".
+pub fn open_device(path: &Path, mode: OpenMode, role: &str, busy: &str) -> anyhow::Result<FileIo> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         io::ErrorKind::PermissionDenied => permission_denied(path, false),
         io::ErrorKind::NotFound => file_error(
@@ -68,48 +60,6 @@ fn permission_denied(path: &Path, block_device: bool) -> anyhow::Error {
         "Permission denied"
     };
     file_error(path, what)
-}
-
-/// Opens a binary metadata input the way the era tools do, with the messages scripts grep
-/// for: a missing file, a file of the wrong type, a file too small to be metadata, and XML
-/// given where binary metadata was expected. When block 0 is not a dm-era superblock but
-/// something we can name (zeros, a disk log, a filesystem, an interrupted restore), the
-/// error says what it is.
-pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
-    let io = open_device(path, mode, "input", ERA_BUSY)?;
-    let head = if io.nr_blocks() > 0 {
-        io.read_new(SUPERBLOCK_LOCATION)
-            .map_err(|e| file_error(path, format!("read error in block 0: {e}")))?
-            .to_vec()
-    } else {
-        std::fs::read(path).unwrap_or_default()
-    };
-    if looks_like_xml(&head) {
-        return Err(file_error(
-            path,
-            "This looks like XML.  This tool only supports the binary metadata format.",
-        ));
-    }
-    if io.nr_blocks() == 0 {
-        return Err(file_error(
-            path,
-            "Metadata device/file too small.  Is this binary metadata?",
-        ));
-    }
-    if let Err(fault) = Superblock::parse(&head, SUPERBLOCK_LOCATION) {
-        let found = probe(&io).unwrap_or(Content::Unknown);
-        if let Some(advice) = found.advice(Family::Era) {
-            let what = match fault {
-                Fault::BadChecksum => "bad checksum in superblock".to_string(),
-                other => other.to_string(),
-            };
-            return Err(file_error(
-                path,
-                format!("superblock at block 0: {what}; {advice}"),
-            ));
-        }
-    }
-    Ok(io)
 }
 
 /// Pipe buffer asked for on a pipe input: with 1 MiB instead of the default 64 KiB, XML
@@ -217,22 +167,11 @@ fn refuse_binary(
     Ok(Box::new(io::Cursor::new(head).chain(input)))
 }
 
-/// Opens a dirty log (or a leg) for reading, or for writing with `OpenMode::Write`.
-pub fn open_log(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
-    let role = if mode == OpenMode::Write {
-        "output"
-    } else {
-        "input"
-    };
-    open_device(path, mode, role, LOG_BUSY)
-}
-
 /// Opens the device or file a writer writes, with the messages scripts grep for: it must
-/// already exist (else the error says the size it needs: `need` is called to tell, see
-/// [`crate::era::build::needed_words`]), be a regular file or a block device, not be
+/// already exist (else the error says the size it needs: `need` is called to tell), be a
+/// regular file or a block device, not be
 /// `input`, and not be held open by anyone else (block devices are opened with `O_EXCL`).
-/// `dir_words` is what a directory is called.
-fn open_writer_output(
+pub fn open_writer_output(
     path: &Path,
     input: &Path,
     need: &mut dyn FnMut() -> String,
@@ -249,116 +188,32 @@ fn open_writer_output(
     open_device(path, OpenMode::Write, "output", WRITE_BUSY)
 }
 
-/// An era writer's output, opened and checked: it holds zeros, the marker of an interrupted
-/// run, or dm-era metadata whose geometry is kept here for [`EraOutput::accepts`] (unless
-/// `--force` was given).
-pub struct EraOutput {
-    /// The device or file.
-    pub io: FileIo,
-    /// Block size and `nr_blocks` of the dm-era metadata it holds.
-    held: Option<(u32, u32)>,
-}
-
-impl EraOutput {
-    /// Refuses to write metadata of `new`'s geometry over dm-era metadata of another (block
-    /// size or `nr_blocks`): the metadata of another target. `source` says where `new`
-    /// comes from ("the XML", "the input").
-    pub fn accepts(&self, new: &Header, source: &str) -> Result<(), String> {
-        match self.held {
-            Some((bs, nr)) if (bs, nr) != (new.block_size, new.nr_blocks) => Err(format!(
-                "holds dm-era metadata of another target (block size {bs} sectors, {nr} \
-                 blocks; {source} has {} sectors, {} blocks); {}",
-                new.block_size,
-                new.nr_blocks,
-                refusing(Family::Era)
-            )),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Opens the device or file era_restore or era_repair writes, which must exist (`need` tells
-/// the size a missing one needs), be a regular file or a block device, differ from `input`
-/// and be held by no one, and checks what it holds: zeros, the marker of our interrupted
-/// run, or intact dm-era metadata, whose geometry [`EraOutput::accepts`] compares with what
-/// is about to be written. Anything else is refused unless `force`.
-pub fn open_era_output(
-    path: &Path,
-    input: &Path,
-    force: bool,
-    need: &mut dyn FnMut() -> String,
-) -> anyhow::Result<EraOutput> {
-    let io = open_writer_output(path, input, need)?;
-    if force {
-        return Ok(EraOutput { io, held: None });
-    }
-    let found = probe(&io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-    let held = match found {
-        Content::EraMetadata => Some(era_geometry(&io).map_err(|what| {
-            file_error(
-                path,
-                format!(
-                    "holds damaged dm-era metadata ({what}), whose geometry cannot be read; \
-                     {}",
-                    refusing(Family::Era)
-                ),
-            )
-        })?),
-        other if other.replaceable_by(Family::Era) => None,
-        other => return Err(refusal(path, &other, Family::Era)),
-    };
-    Ok(EraOutput { io, held })
-}
-
-/// Block size and `nr_blocks` from the superblock in block 0, or what is wrong with it.
-fn era_geometry(io: &FileIo) -> Result<(u32, u32), String> {
-    let head = io
-        .read_new(SUPERBLOCK_LOCATION)
-        .map_err(|e| format!("superblock at block 0: read error: {e}"))?;
-    let sb = Superblock::parse(&head, SUPERBLOCK_LOCATION).map_err(|fault| match fault {
-        Fault::BadChecksum => "bad checksum in superblock".to_string(),
-        other => format!("superblock at block 0: {other}"),
-    })?;
-    Ok((sb.data_block_size, sb.nr_blocks))
-}
-
-/// Opens the log device or image log_restore writes, as [`open_era_output`] opens its
-/// output (a missing one is told to need `need_bytes`), and refuses, unless `force`,
-/// anything but zeros and a disk log (whose region count the restore compares).
-pub fn open_log_output(
-    path: &Path,
-    input: &Path,
-    need_bytes: u64,
-    force: bool,
-) -> anyhow::Result<FileIo> {
-    let io = open_writer_output(path, input, &mut || {
-        format!(
-            "an image file must hold at least {need_bytes} bytes (truncate -s {need_bytes} \
-             FILE)"
-        )
-    })?;
-    if !force {
-        let found =
-            probe(&io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-        if !found.replaceable_by(Family::Log) {
-            return Err(refusal(path, &found, Family::Log));
-        }
-    }
-    Ok(io)
-}
-
-/// What a writer of `family` does not do without `--force`.
-fn refusing(family: Family) -> String {
-    let what = match family {
-        Family::Era => "dm-era metadata",
-        Family::Log => "a disk log",
-    };
-    format!("refusing to write {what} over it (check the device name; --force writes anyway)")
+/// What a writer of `format` does not do without `--force`.
+pub fn refusing(format: &Format) -> String {
+    format!(
+        "refusing to write {} over it (check the device name; --force writes anyway)",
+        format.name
+    )
 }
 
 /// The refusal of a target that holds `found`.
-fn refusal(path: &Path, found: &Content, family: Family) -> anyhow::Error {
-    file_error(path, format!("holds {found}; {}", refusing(family)))
+fn refusal(path: &Path, found: &Content, format: &Format) -> anyhow::Error {
+    file_error(path, format!("holds {found}; {}", refusing(format)))
+}
+
+/// Looks at what a writer's target holds, and refuses it, unless `force`, when it is
+/// neither zeros nor `format` ([`Content::replaceable_by`]). Returns what it found.
+pub fn check_replaceable(
+    io: &dyn ByteIo,
+    path: &Path,
+    format: &Format,
+    force: bool,
+) -> anyhow::Result<Content> {
+    let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
+    if force || found.replaceable_by(format) {
+        return Ok(found);
+    }
+    Err(refusal(path, &found, format))
 }
 
 /// Refuses a device that log_repair is to repair in place when it holds something else we
@@ -368,20 +223,20 @@ fn refusal(path: &Path, found: &Content, family: Family) -> anyhow::Error {
 pub fn check_target(
     io: &dyn ByteIo,
     path: &Path,
-    family: Family,
+    format: &Format,
     force: bool,
 ) -> anyhow::Result<()> {
     let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-    if force || found.repairable_in_place_by(family) {
+    if force || found.repairable_in_place_by(format) {
         return Ok(());
     }
-    Err(refusal(path, &found, family))
+    Err(refusal(path, &found, format))
 }
 
-/// What to tell a reader of `family` about a device that does not hold its format, when
-/// the device holds something we can name.
-pub fn advice(io: &dyn ByteIo, family: Family) -> Option<String> {
-    probe(io).ok()?.advice(family)
+/// What to tell a reader of `format` about a device that does not hold it, when the device
+/// holds something we can name.
+pub fn advice(io: &dyn ByteIo, format: &Format) -> Option<String> {
+    probe(io).ok()?.advice(format)
 }
 
 /// Refuses an output that is the input (the same file, a hard link, a symlink, or another

@@ -2,7 +2,6 @@
 
 use std::io;
 
-use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::pdata::io::{Block, BlockIo};
 
 /// A progress bar of `len` bytes on stderr, or a hidden one when stderr is not a terminal
@@ -71,19 +70,13 @@ pub fn stderr_is_tty() -> bool {
 }
 
 /// A progress bar of metadata blocks on stderr, labelled with what the tool is doing, or a
-/// hidden one (not a terminal, or `-q`). Its length is what the space map of `io` says is
-/// in use, as near as a bar needs to be to how many blocks a walk reads.
-pub fn block_progress(io: &dyn BlockIo, phase: &str, quiet: bool) -> indicatif::ProgressBar {
+/// hidden one (not a terminal, or `-q`). Its length, `len`, is asked only for a bar that
+/// shows (it may cost a read).
+pub fn blocks_bar(len: impl FnOnce() -> u64, phase: &str, quiet: bool) -> indicatif::ProgressBar {
     if quiet || !stderr_is_tty() {
         return indicatif::ProgressBar::hidden();
     }
-    let in_use = io
-        .read_new(SUPERBLOCK_LOCATION)
-        .ok()
-        .map(|b| Superblock::unpack(&b).sm_root.nr_allocated)
-        .filter(|&n| n > 0 && n <= io.nr_blocks())
-        .unwrap_or(io.nr_blocks());
-    let bar = styled(in_use, quiet, BLOCKS);
+    let bar = styled(len(), quiet, BLOCKS);
     bar.set_message(phase.to_string());
     bar
 }

@@ -23,11 +23,13 @@ macro_rules! parse_with_bare_version {
 
 pub mod era_check;
 pub mod era_dump;
+pub mod era_files;
 pub mod era_invalidate;
 pub mod era_metadata_size;
 pub mod era_repair;
 pub mod era_restore;
 pub mod log_dump;
+pub mod log_files;
 pub mod log_repair;
 pub mod log_restore;
 

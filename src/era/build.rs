@@ -9,7 +9,7 @@ use super::format::superblock::{
     SUPERBLOCK_VERSION,
 };
 use super::format::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
-use super::format::ERA_VALUE_SIZE;
+use super::format::{BUILD_IN_PROGRESS, ERA_VALUE_SIZE};
 use super::sink::{EraSink, Header};
 use crate::pdata::array_build::{array_blocks, ArrayBuilder};
 use crate::pdata::bitset::{nr_words, WORD_SIZE};
@@ -160,11 +160,6 @@ pub fn check_room(
     }
     Ok(())
 }
-
-/// What block 0 holds while a build is under way: not a superblock (its checksum is wrong and
-/// it is not all zeroes), so that an interrupted build leaves metadata that every reader
-/// refuses, and that the kernel refuses to load instead of formatting it afresh.
-pub const BUILD_IN_PROGRESS: &[u8] = b"era-log-tools: metadata being written; not usable\n";
 
 /// An [`EraSink`] that writes binary metadata to a device. Block 0 is first overwritten with
 /// [`BUILD_IN_PROGRESS`] and flushed, so that no old superblock can point into blocks being

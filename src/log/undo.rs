@@ -18,14 +18,8 @@ use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Targ
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::format::header::HEADER_SIZE;
+use super::format::UNDO_IN_PROGRESS;
 use super::run::{Outcome, Steps};
-
-/// The first 8 bytes of the header an undo writes over the log while it puts the log's
-/// bits back; bytes 8..16 are the crc32c of the bytes it puts back and the record's
-/// `new_crc` (little-endian), naming the backup. The kernel knows no such magic: it trusts
-/// no bit of the log (it resynchronises the whole mirror at the next activation, and writes
-/// its own header then), and every reader names the log as an interrupted undo.
-pub const UNDO_IN_PROGRESS: &[u8; 8] = b"LOGUNDO\0";
 
 /// Bytes that each land whole or not at all (the smallest logical block).
 const SECTOR: usize = 512;

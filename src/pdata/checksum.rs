@@ -13,7 +13,11 @@ use super::io::BLOCK_SIZE;
 /// and where it records its own location. The kinds of the persistent-data structures are
 /// here; a format declares its own (its superblock) with [`BlockKind::superblock`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BlockKind {
+pub struct BlockKind(&'static Def);
+
+/// What a [`BlockKind`] is, behind one pointer: errors carry a kind, and stay small.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Def {
     name: &'static str,
     xor: u32,
     blocknr_offset: usize,
@@ -21,13 +25,29 @@ pub struct BlockKind {
 
 impl BlockKind {
     /// A b-tree node, internal or leaf.
-    pub const BTREE_NODE: BlockKind = BlockKind::new("node", 121_107, 8);
+    pub const BTREE_NODE: BlockKind = BlockKind(&Def {
+        name: "node",
+        xor: 121_107,
+        blocknr_offset: 8,
+    });
     /// A block of values of a `dm-array`.
-    pub const ARRAY_BLOCK: BlockKind = BlockKind::new("array block", 595_846_735, 16);
+    pub const ARRAY_BLOCK: BlockKind = BlockKind(&Def {
+        name: "array block",
+        xor: 595_846_735,
+        blocknr_offset: 16,
+    });
     /// The index block of the metadata space map.
-    pub const SM_INDEX: BlockKind = BlockKind::new("space-map index block", 160_478, 8);
+    pub const SM_INDEX: BlockKind = BlockKind(&Def {
+        name: "space-map index block",
+        xor: 160_478,
+        blocknr_offset: 8,
+    });
     /// A bitmap block of a space map.
-    pub const SM_BITMAP: BlockKind = BlockKind::new("space-map bitmap block", 240_779, 8);
+    pub const SM_BITMAP: BlockKind = BlockKind(&Def {
+        name: "space-map bitmap block",
+        xor: 240_779,
+        blocknr_offset: 8,
+    });
 
     /// The kinds every format built on persistent-data shares.
     pub const GENERIC: [BlockKind; 4] = [
@@ -37,33 +57,42 @@ impl BlockKind {
         BlockKind::SM_BITMAP,
     ];
 
-    const fn new(name: &'static str, xor: u32, blocknr_offset: usize) -> BlockKind {
-        BlockKind {
-            name,
-            xor,
-            blocknr_offset,
-        }
-    }
-
     /// A format's superblock, whose checksum carries `xor`. Every persistent-data
     /// superblock records its location at byte 8, like a node.
-    pub const fn superblock(xor: u32) -> BlockKind {
-        BlockKind::new(SUPERBLOCK, xor, 8)
+    pub const fn superblock(def: &'static SuperblockDef) -> BlockKind {
+        BlockKind(&def.0)
     }
 
     /// Whether this is a format's superblock.
     pub fn is_superblock(self) -> bool {
-        self.name == SUPERBLOCK
+        self.0.name == SUPERBLOCK
     }
 
     /// The constant XORed into this kind's checksum.
     pub fn xor(self) -> u32 {
-        self.xor
+        self.0.xor
     }
 
     /// Byte offset of the `u64` field in which a block of this kind records its own location.
     pub fn blocknr_offset(self) -> usize {
-        self.blocknr_offset
+        self.0.blocknr_offset
+    }
+}
+
+/// A format's superblock kind, made in a `static` of the format's:
+/// `static SB: SuperblockDef = SuperblockDef::new(XOR);`, then
+/// `BlockKind::superblock(&SB)`.
+#[derive(Debug)]
+pub struct SuperblockDef(Def);
+
+impl SuperblockDef {
+    /// The superblock whose checksum carries `xor`.
+    pub const fn new(xor: u32) -> SuperblockDef {
+        SuperblockDef(Def {
+            name: SUPERBLOCK,
+            xor,
+            blocknr_offset: 8,
+        })
     }
 }
 
@@ -72,7 +101,7 @@ const SUPERBLOCK: &str = "superblock";
 
 impl fmt::Display for BlockKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name)
+        f.write_str(self.0.name)
     }
 }
 

@@ -21,6 +21,8 @@ pub const METADATA_BLOCK_SIZE_SECTORS: u32 = 8;
 pub const MAX_NR_BLOCKS: u64 = 1 << 31;
 
 const SM_ROOT_OFFSET: usize = 44;
+/// Offset of `magic`, where every persistent-data superblock has its own.
+pub const MAGIC_OFFSET: usize = 32;
 
 /// `struct superblock_disk`, less its checksum.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +66,7 @@ impl Superblock {
             flags: LE::read_u32(&b[4..]),
             blocknr: LE::read_u64(&b[8..]),
             uuid,
-            magic: LE::read_u64(&b[32..]),
+            magic: LE::read_u64(&b[MAGIC_OFFSET..]),
             version: LE::read_u32(&b[40..]),
             sm_root: SmRoot::unpack(&b[SM_ROOT_OFFSET..SM_ROOT_OFFSET + SM_ROOT_SIZE]),
             data_block_size: LE::read_u32(&b[172..]),
@@ -84,7 +86,7 @@ impl Superblock {
         LE::write_u32(&mut b[4..], self.flags);
         LE::write_u64(&mut b[8..], self.blocknr);
         b[16..32].copy_from_slice(&self.uuid);
-        LE::write_u64(&mut b[32..], self.magic);
+        LE::write_u64(&mut b[MAGIC_OFFSET..], self.magic);
         LE::write_u32(&mut b[40..], self.version);
         self.sm_root
             .pack(&mut b[SM_ROOT_OFFSET..SM_ROOT_OFFSET + SM_ROOT_SIZE]);

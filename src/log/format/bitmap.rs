@@ -3,8 +3,8 @@
 
 use std::ops::Range;
 
-use crate::log::LogError;
 use super::geometry::{bitmap_bytes_used, bitset_bytes, BITMAP_OFFSET};
+use crate::log::LogError;
 
 /// The clean bits of `nr_regions` regions, held in the kernel's layout (whole 64-bit words,
 /// so the bits past the last region are kept as well).

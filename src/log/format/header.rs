@@ -4,8 +4,8 @@ use byteorder::{ByteOrder, LittleEndian};
 use nom::number::complete::{le_u32, le_u64};
 use nom::{IResult, Parser};
 
-use crate::log::LogError;
 use super::geometry::{BITMAP_OFFSET, MAX_REGIONS};
+use crate::log::LogError;
 
 /// `"MiRr"` read as a big-endian string; stored little-endian (`72 52 69 4D` on disk).
 pub const MAGIC: u32 = 0x4D69_5272;
