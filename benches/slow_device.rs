@@ -13,7 +13,7 @@ use era_log_tools::era::build::EraBuilder;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
 use era_log_tools::era::invalidate::written_since;
-use era_log_tools::era::sink::{EraSink, Header};
+use era_log_tools::era::sink::{EraSink, Summary};
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::bitset::nr_words;
 use era_log_tools::pdata::io::{Block, BlockIo, MemIo};
@@ -55,7 +55,7 @@ impl BlockIo for Slow {
 fn build() -> MemIo {
     let io = MemIo::new(16_384);
     let mut b = EraBuilder::new(&io, NR_BLOCKS, &[NR_BLOCKS, NR_BLOCKS]).expect("fits");
-    b.superblock_begin(&Header {
+    b.superblock_begin(&Summary {
         block_size: 8,
         nr_blocks: NR_BLOCKS,
         current_era: 9,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use era_log_tools::era::build::{fixed_blocks, writeset_blocks, EraBuilder};
-use era_log_tools::era::sink::{EraSink, Header};
+use era_log_tools::era::sink::{EraSink, Summary};
 use era_log_tools::era::xml::write::XmlWriter;
 use era_log_tools::pdata::bitset::nr_words;
 use era_log_tools::pdata::io::{FileIo, OpenMode, BLOCK_SIZE};
@@ -46,7 +46,7 @@ fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
     let n = args.nr_blocks as u64;
     let current_era = 100 + args.writesets;
     let first_ws_era = current_era + 1 - args.writesets;
-    sink.superblock_begin(&Header {
+    sink.superblock_begin(&Summary {
         block_size: 128,
         nr_blocks: args.nr_blocks,
         current_era,

@@ -54,8 +54,10 @@ static STATE: Mutex<State> = Mutex::new(State {
 /// Wakes the owners of [`Watch`]es.
 static WATCH_WAKE: Condvar = Condvar::new();
 
-/// Writes one line on stderr, ignoring a stderr that went away.
-fn say(line: &str) {
+/// Writes one line on stderr. A stderr that is closed or whose reader went away is not an
+/// error worth dying for: the exit status still tells the outcome. (Every tool's lines go
+/// through here, as `cli::say`; it lives at this level for the messages of a signal.)
+pub fn say(line: &str) {
     let _ = writeln!(io::stderr().lock(), "{line}");
 }
 

@@ -12,6 +12,7 @@ pub mod interrupt;
 pub mod json;
 pub mod log;
 pub mod pdata;
+pub mod text;
 pub mod xml;
 
 /// The formats the suite knows, for telling what a device holds ([`identify`]). A new

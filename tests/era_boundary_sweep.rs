@@ -1,4 +1,4 @@
-//! Header fields of every kind of block at their boundary values, re-sealed: no reader
+//! Summary fields of every kind of block at their boundary values, re-sealed: no reader
 //! panics, and era_check rejects every change that alters what a reader sees.
 
 mod common;
@@ -15,11 +15,11 @@ use std::time::Instant;
 
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
-use era_log_tools::era::dump::{dump, DumpOptions, Source};
+use era_log_tools::era::dump::{dump, DumpOptions, Stream};
 use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
-use era_log_tools::era::sink::{EraSink, Header};
+use era_log_tools::era::sink::{EraSink, Summary};
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::btree::node::Node;
 use era_log_tools::pdata::checksum::BlockKind;
@@ -435,7 +435,7 @@ fn fill_stale_slots(img: &mut [u8], layout: &Layout) {
 struct Hashing<'a>(&'a mut DefaultHasher);
 
 impl EraSink for Hashing<'_> {
-    fn superblock_begin(&mut self, h: &Header) -> std::io::Result<()> {
+    fn superblock_begin(&mut self, h: &Summary) -> std::io::Result<()> {
         (1, h.block_size, h.nr_blocks, h.current_era).hash(self.0);
         Ok(())
     }
@@ -497,7 +497,7 @@ fn seen_by_readers(io: &MemIo, since: &[u32], xml: bool) -> u64 {
                 repair,
                 metadata_snap: snap,
             };
-            match Source::open(io, &opts) {
+            match Stream::open(io, &opts) {
                 Err(e) => e.to_string().hash(&mut h),
                 Ok(mut src) => {
                     let r = match logical {

@@ -11,10 +11,10 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use era_log_tools::era::check::{check, CheckOptions};
-use era_log_tools::era::dump::{DumpOptions, Source};
+use era_log_tools::era::dump::{DumpOptions, Stream};
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
-use era_log_tools::era::sink::{EraSink, Header};
+use era_log_tools::era::sink::{EraSink, Summary};
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::BlockIo;
 use era_log_tools::pdata::io::{FileIo, MemIo, OpenMode};
@@ -45,7 +45,7 @@ fn images(small: bool) -> impl Iterator<Item = (String, Vec<u8>)> {
     era_images().into_iter().filter_map(move |name| {
         let bytes = fixture(&name);
         let io = MemIo::from_bytes(bytes.clone());
-        let src = Source::open(&io, &DumpOptions::default()).expect("kernel image opens");
+        let src = Stream::open(&io, &DumpOptions::default()).expect("kernel image opens");
         let lines = src.writeset_nr_bits().len() as u64 * src.header().nr_blocks as u64;
         ((lines <= MAX_BIT_LINES) == small).then_some((name, bytes))
     })
@@ -98,13 +98,13 @@ fn every_kernel_image_round_trips_exactly_and_the_restored_image_passes_era_chec
 /// Everything a sink receives, with each writeset's set bits listed.
 #[derive(Default, PartialEq, Debug)]
 struct Recorded {
-    header: Option<Header>,
+    header: Option<Summary>,
     writesets: Vec<(u32, u32, Vec<u64>)>,
     eras: Vec<u32>,
 }
 
 impl EraSink for Recorded {
-    fn superblock_begin(&mut self, h: &Header) -> std::io::Result<()> {
+    fn superblock_begin(&mut self, h: &Summary) -> std::io::Result<()> {
         self.header = Some(*h);
         Ok(())
     }
@@ -137,7 +137,7 @@ impl EraSink for Recorded {
 
 fn record(io: &MemIo) -> Recorded {
     let mut r = Recorded::default();
-    let mut src = Source::open(io, &DumpOptions::default()).expect("opens");
+    let mut src = Stream::open(io, &DumpOptions::default()).expect("opens");
     src.stream(&mut r).expect("streams");
     r
 }

@@ -398,7 +398,7 @@ fn damaged_metadata_is_an_error_not_a_short_list() {
 /// tool prints the library's answer in every format and unit asked for.
 #[test]
 fn the_tool_prints_the_answer_in_the_format_asked() {
-    use era_log_tools::era::invalidate_output::{write, Format, Offline, Units};
+    use era_log_tools::era::invalidate::listing::{write, Format, Offline, Units};
     for name in ["era-large.meta.img.gz", "era-many-eras.meta.img.gz"] {
         let bytes = fixture(name);
         let io = MemIo::from_bytes(bytes.clone());
@@ -415,7 +415,7 @@ fn the_tool_prints_the_answer_in_the_format_asked() {
             let read = Offline {
                 since,
                 block_size: view.sb.data_block_size,
-                era: view.live.current_era,
+                era: view.block0.current_era,
                 snapshot_era: None,
             };
             for (format, units, args) in [

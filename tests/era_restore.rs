@@ -402,11 +402,11 @@ fn restore_piped(args: &[&str], stdin: Vec<u8>) -> Outcome {
 
 /// era_dump's XML of synthetic metadata of `nr_blocks` blocks: several read chunks long.
 fn synthetic_xml(nr_blocks: u32) -> Vec<u8> {
-    use era_log_tools::era::sink::{EraSink, Header};
+    use era_log_tools::era::sink::{EraSink, Summary};
     use era_log_tools::era::xml::write::XmlWriter;
     let mut x = XmlWriter::new(Vec::new());
     let mut rng = Rng(5);
-    x.superblock_begin(&Header {
+    x.superblock_begin(&Summary {
         block_size: 128,
         nr_blocks,
         current_era: 20,

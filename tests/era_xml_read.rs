@@ -8,7 +8,7 @@ mod common;
 
 use common::Rng;
 use era_log_tools::era::restore::restore_with;
-use era_log_tools::era::sink::Header;
+use era_log_tools::era::sink::Summary;
 use era_log_tools::era::xml::read::{parse, ParseOptions, VisitError, XmlVisitor};
 use era_log_tools::pdata::io::MemIo;
 
@@ -17,7 +17,7 @@ use era_log_tools::pdata::io::MemIo;
 struct Record(Vec<String>);
 
 impl XmlVisitor for Record {
-    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+    fn superblock(&mut self, h: Summary) -> Result<(), VisitError> {
         self.0.push(format!("sb {h:?}"));
         Ok(())
     }

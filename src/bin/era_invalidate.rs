@@ -8,8 +8,8 @@ use era_log_tools::cli::{self, EXIT_OK};
 use era_log_tools::commands;
 use era_log_tools::commands::era_files;
 use era_log_tools::commands::era_invalidate::{Args, FormatArg, UnitsArg};
+use era_log_tools::era::invalidate::listing::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::invalidate::written_since;
-use era_log_tools::era::invalidate_output::{write, write_live, Format, Offline, Units};
 use era_log_tools::era::live;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::OpenMode;
@@ -82,7 +82,7 @@ fn main() -> ExitCode {
             let read = Offline {
                 since: args.written_since,
                 block_size: view.sb.data_block_size,
-                era: view.live.current_era,
+                era: view.block0.current_era,
                 snapshot_era: view.snapshot.then_some(view.sb.current_era),
             };
             // Refused before the output is touched.

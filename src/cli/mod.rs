@@ -6,6 +6,7 @@ pub mod output;
 pub mod progress;
 pub mod report;
 
+pub use crate::interrupt::say;
 pub use open::looks_like_xml;
 pub use output::Output;
 pub use progress::{
@@ -13,7 +14,7 @@ pub use progress::{
     stream_progress, Counted,
 };
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 
 /// Exit code for success.
@@ -51,13 +52,6 @@ pub fn run_quiet(
             }
         }
     }
-}
-
-/// Writes one line on stderr. A stderr that is closed or whose reader went away is not an
-/// error worth dying for: the exit status still tells the outcome.
-pub fn say(line: &str) {
-    let mut err = io::stderr().lock();
-    let _ = writeln!(err, "{line}");
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

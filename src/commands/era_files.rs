@@ -10,7 +10,7 @@ use crate::cli::report::file_error;
 use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::era::format::FORMAT;
 use crate::era::live::LiveError;
-use crate::era::sink::Header;
+use crate::era::sink::Summary;
 use crate::identify::{probe, Content, State};
 use crate::pdata::error::Fault;
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
@@ -75,7 +75,7 @@ impl EraOutput {
     /// Refuses to write metadata of `new`'s geometry over dm-era metadata of another (block
     /// size or `nr_blocks`): the metadata of another target. `source` says where `new`
     /// comes from ("the XML", "the input").
-    pub fn accepts(&self, new: &Header, source: &str) -> Result<(), String> {
+    pub fn accepts(&self, new: &Summary, source: &str) -> Result<(), String> {
         match self.held {
             Some((bs, nr)) if (bs, nr) != (new.block_size, new.nr_blocks) => Err(format!(
                 "holds dm-era metadata of another target (block size {bs} sectors, {nr} \

@@ -10,7 +10,7 @@ use super::format::superblock::{
 };
 use super::format::writeset::{WritesetDisk, WRITESET_VALUE_SIZE};
 use super::format::{BUILD_IN_PROGRESS, ERA_VALUE_SIZE};
-use super::sink::{EraSink, Header};
+use super::sink::{EraSink, Summary};
 use crate::pdata::array_build::{array_blocks, ArrayBuilder};
 use crate::pdata::bitset::{nr_words, WORD_SIZE};
 use crate::pdata::btree::build::{btree_nodes, BtreeBuilder};
@@ -166,7 +166,7 @@ pub fn check_room(
 /// rewritten; the new superblock is written last by [`EraBuilder::finish`], after a flush.
 pub struct EraBuilder<'a> {
     w: BlockWriter<'a>,
-    header: Option<Header>,
+    header: Option<Summary>,
     tree: Option<BtreeBuilder>,
     tree_root: Option<u64>,
     last_era: Option<u32>,
@@ -256,7 +256,7 @@ impl<'a> EraBuilder<'a> {
 }
 
 impl EraSink for EraBuilder<'_> {
-    fn superblock_begin(&mut self, header: &Header) -> io::Result<()> {
+    fn superblock_begin(&mut self, header: &Summary) -> io::Result<()> {
         self.header = Some(*header);
         Ok(())
     }

@@ -38,7 +38,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
             return problems;
         }
     };
-    let sb = &md.live;
+    let sb = &md.block0;
     check_superblock_fields(
         &mut |s, e| problems.push(s, e),
         "superblock",
@@ -76,7 +76,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         .with_problems(problems);
     let top = w.top();
     let block0 = w.follow(top, 0);
-    walk_view(&mut w, &md.live_view(), block0);
+    walk_view(&mut w, &md.block0_view(), block0);
     if sb.metadata_snap != 0 {
         check_snapshot(&mut w, &md, block0);
     }
@@ -87,7 +87,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
 
 /// Checks the held snapshot, whose location block 0 (reached as `block0`) holds.
 fn check_snapshot(w: &mut Walker, md: &Metadata, block0: Parent) {
-    let at = w.follow(block0, md.live.metadata_snap);
+    let at = w.follow(block0, md.block0.metadata_snap);
     let snap = match md.snapshot_superblock(w.io()) {
         Ok(snap) => snap,
         Err(e) => return w.report(Severity::Error, e),

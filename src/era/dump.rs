@@ -6,7 +6,7 @@ use std::io;
 
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::format::BLOCK_KINDS;
-use super::sink::{EraSink, Header};
+use super::sink::{EraSink, Summary};
 use super::view::{View, WritesetRef};
 use crate::pdata::bitset::nr_words;
 use crate::pdata::error::{Error, Fault};
@@ -72,16 +72,16 @@ fn invalid(structure: &str, msg: String) -> Error {
 /// words read as all blocks written in that era, lost era-array entries as the current
 /// era. Writesets that cannot be restored (a repeated era, an era above the current one,
 /// an impossible length) are dropped. Each such decision is recorded as a problem.
-pub struct Source<'a> {
+pub struct Stream<'a> {
     view: View,
     writesets: Vec<WritesetRef>,
     walker: Walker<'a>,
     repair: bool,
 }
 
-impl<'a> Source<'a> {
+impl<'a> Stream<'a> {
     /// Reads the superblock (block 0, or the held snapshot) and the writeset tree.
-    pub fn open(io: &'a dyn BlockIo, opts: &DumpOptions) -> Result<Source<'a>, DumpError> {
+    pub fn open(io: &'a dyn BlockIo, opts: &DumpOptions) -> Result<Stream<'a>, DumpError> {
         let view = View::open(io, opts.metadata_snap).map_err(DumpError::Metadata)?;
         let sb_name = if opts.metadata_snap {
             "metadata snapshot"
@@ -97,7 +97,7 @@ impl<'a> Source<'a> {
         let mut walker = Walker::new(io, view.limit()).recognising(&BLOCK_KINDS);
         let top = walker.top();
         let writesets = view.writesets(&mut walker, top);
-        let mut src = Source {
+        let mut src = Stream {
             view,
             writesets,
             walker,
@@ -109,8 +109,8 @@ impl<'a> Source<'a> {
     }
 
     /// The superblock fields of the view.
-    pub fn header(&self) -> Header {
-        Header {
+    pub fn header(&self) -> Summary {
+        Summary {
             block_size: self.view.sb.data_block_size,
             nr_blocks: self.view.sb.nr_blocks,
             current_era: self.view.sb.current_era,
@@ -433,7 +433,7 @@ pub fn dump(
     opts: &DumpOptions,
     out: &mut dyn io::Write,
 ) -> Result<Problems, DumpError> {
-    let mut src = Source::open(io, opts)?;
+    let mut src = Stream::open(io, opts)?;
     let mut xml = super::xml::write::XmlWriter::new(out);
     if opts.logical {
         src.stream_logical(&mut xml)?;

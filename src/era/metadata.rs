@@ -5,8 +5,7 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use super::format::superblock::{check_nr_blocks, Superblock, SUPERBLOCK_LOCATION};
-use super::view::View;
+use super::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::space_map::MAX_METADATA_BLOCKS;
@@ -33,13 +32,13 @@ fn read_superblock(io: &dyn BlockIo, structure: &str, loc: u64) -> Result<Superb
     Superblock::parse(&block, loc).map_err(fail)
 }
 
-/// Reads block 0. With `live`, a checksum failure is retried a few times, because the
-/// kernel may be in the middle of rewriting the block.
-fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Error> {
+/// Reads block 0. With `target_may_write`, a checksum failure is retried a few times,
+/// because the kernel may be in the middle of rewriting the block.
+fn read_block0(io: &dyn BlockIo, target_may_write: bool) -> Result<Superblock, Error> {
     let mut tries = 0;
     loop {
         match read_superblock(io, "", SUPERBLOCK_LOCATION) {
-            Err(e) if live && tries < LIVE_RETRIES && e.fault == Fault::BadChecksum => {
+            Err(e) if target_may_write && tries < LIVE_RETRIES && e.fault == Fault::BadChecksum => {
                 tries += 1;
                 sleep(RETRY_PAUSE);
             }
@@ -51,29 +50,31 @@ fn read_live_superblock(io: &dyn BlockIo, live: bool) -> Result<Superblock, Erro
 /// The bound on metadata block numbers for every reader: the device's size, the size the
 /// metadata space map of block 0 describes, and the most a metadata space map can
 /// describe, whichever is smallest. The kernel allocates nothing past it.
-pub fn block_limit(io: &dyn BlockIo, live: &Superblock) -> u64 {
-    live.sm_root
+pub fn block_limit(io: &dyn BlockIo, block0: &Superblock) -> u64 {
+    block0
+        .sm_root
         .nr_blocks
         .min(io.nr_blocks())
         .min(MAX_METADATA_BLOCKS)
 }
 
 /// Era metadata opened for reading: block 0, checked as the kernel checks it, and the
-/// bound on block numbers that every view of it shares.
+/// bound on block numbers that every view of it shares. Its views are made in
+/// [`super::view`].
 #[derive(Debug, Clone)]
 pub struct Metadata {
-    /// Block 0.
-    pub live: Superblock,
-    limit: u64,
+    /// The superblock in block 0.
+    pub block0: Superblock,
+    pub(super) limit: u64,
 }
 
 impl Metadata {
-    /// Reads block 0. `live_device` says that a live target may be rewriting it (a reader
-    /// of its held snapshot), so that a checksum failure is read again.
-    pub fn open(io: &dyn BlockIo, live_device: bool) -> Result<Metadata, Error> {
-        let live = read_live_superblock(io, live_device)?;
-        let limit = block_limit(io, &live);
-        Ok(Metadata { live, limit })
+    /// Reads block 0. `target_may_write` says that a live target may be rewriting it (the
+    /// device of a held snapshot), so that a checksum failure is read again.
+    pub fn open(io: &dyn BlockIo, target_may_write: bool) -> Result<Metadata, Error> {
+        let block0 = read_block0(io, target_may_write)?;
+        let limit = block_limit(io, &block0);
+        Ok(Metadata { block0, limit })
     }
 
     /// Block numbers must be below this.
@@ -84,34 +85,13 @@ impl Metadata {
     /// Follows block 0's `metadata_snap` to the held snapshot and checks it. Only the
     /// snapshot's writeset-tree and era-array roots may be followed from what it returns.
     pub fn snapshot_superblock(&self, io: &dyn BlockIo) -> Result<Superblock, Error> {
-        if self.live.metadata_snap == 0 {
+        if self.block0.metadata_snap == 0 {
             return Err(Error::structure(
                 "superblock",
                 Fault::Invalid("no current metadata snap".into()),
             ));
         }
-        read_superblock(io, SNAPSHOT, self.live.metadata_snap)
-    }
-
-    /// Block 0's view, as it is (a checker reports its fields itself).
-    pub fn live_view(&self) -> View {
-        View::new(self.live.clone(), self.live.clone(), false, self.limit)
-    }
-
-    /// The view of the held snapshot `snap` (as [`Metadata::snapshot_superblock`] read it).
-    pub fn snapshot_view(&self, snap: Superblock) -> View {
-        View::new(snap, self.live.clone(), true, self.limit)
-    }
-
-    /// The view a reader follows: block 0's, or with `snapshot` the held snapshot's, after
-    /// checking that its length is one readers can hold in memory.
-    pub fn view(&self, io: &dyn BlockIo, snapshot: bool) -> Result<View, Error> {
-        let (view, structure) = match snapshot {
-            true => (self.snapshot_view(self.snapshot_superblock(io)?), SNAPSHOT),
-            false => (self.live_view(), "superblock"),
-        };
-        check_nr_blocks(&view.sb, io.nr_blocks()).map_err(|f| Error::structure(structure, f))?;
-        Ok(view)
+        read_superblock(io, SNAPSHOT, self.block0.metadata_snap)
     }
 }
 
@@ -171,10 +151,10 @@ mod tests {
 
     #[test]
     fn a_torn_superblock_is_read_again_only_on_a_live_device() {
-        assert!(read_live_superblock(&device(3), true).is_ok());
-        let e = read_live_superblock(&device(3), false).unwrap_err();
+        assert!(read_block0(&device(3), true).is_ok());
+        let e = read_block0(&device(3), false).unwrap_err();
         assert_eq!(e.fault, Fault::BadChecksum);
-        let e = read_live_superblock(&device(LIVE_RETRIES + 1), true).unwrap_err();
+        let e = read_block0(&device(LIVE_RETRIES + 1), true).unwrap_err();
         assert_eq!(e.fault, Fault::BadChecksum);
     }
 
@@ -211,10 +191,10 @@ mod tests {
             assert_eq!(block_limit(&Empty(dev), &sb), limit, "{dev} {sm_blocks}");
         }
         let md = Metadata {
-            live: sb.clone(),
+            block0: sb.clone(),
             limit: 3,
         };
-        assert_eq!(md.live_view().limit(), 3);
+        assert_eq!(md.block0_view().limit(), 3);
         assert_eq!(md.snapshot_view(sb).limit(), 3);
     }
 }

@@ -4,8 +4,8 @@ use crate::pdata::error::Side;
 use std::fmt;
 
 use super::build::{min_output_bytes, writeset_blocks, BuildError, EraBuilder};
-use super::dump::{DumpError, DumpOptions, Source};
-use super::sink::Header;
+use super::dump::{DumpError, DumpOptions, Stream};
+use super::sink::Summary;
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::Problems;
 
@@ -50,14 +50,14 @@ impl std::error::Error for RepairError {
 }
 
 /// Writes to `output` the metadata of `input` with everything unreadable skipped (see
-/// [`Source`] for what a skipped part becomes). Returns what was found and done.
+/// [`Stream`] for what a skipped part becomes). Returns what was found and done.
 pub fn repair(input: &dyn BlockIo, output: &dyn BlockIo) -> Result<Problems, RepairError> {
     Repair::open(input)?.write(output)
 }
 
 /// A repair whose input was opened: what it will write is known before any output is.
 pub struct Repair<'a> {
-    src: Source<'a>,
+    src: Stream<'a>,
 }
 
 impl<'a> Repair<'a> {
@@ -67,12 +67,12 @@ impl<'a> Repair<'a> {
             repair: true,
             ..DumpOptions::default()
         };
-        let src = Source::open(input, &opts).map_err(RepairError::Read)?;
+        let src = Stream::open(input, &opts).map_err(RepairError::Read)?;
         Ok(Repair { src })
     }
 
     /// The superblock of the metadata to be written.
-    pub fn header(&self) -> Header {
+    pub fn header(&self) -> Summary {
         self.src.header()
     }
 

@@ -14,7 +14,7 @@ use super::build::{
     EraBuilder,
 };
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
-use super::sink::{EraSink, Header};
+use super::sink::{EraSink, Summary};
 use super::spool::Spool;
 use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
 use crate::pdata::bitset::nr_words;
@@ -123,14 +123,14 @@ fn bad(msg: String) -> VisitError {
 
 /// Judges the output against the XML's superblock before anything is written: a refusal
 /// (the whole message) when the output holds metadata this one must not replace.
-pub type TargetCheck<'a> = &'a dyn Fn(&Header) -> Result<(), String>;
+pub type TargetCheck<'a> = &'a dyn Fn(&Summary) -> Result<(), String>;
 
 /// Every rule, the writesets' bits, and the era array into the spool.
 struct Validator<'o> {
     out: &'o dyn BlockIo,
     target: TargetCheck<'o>,
     refused: Option<String>,
-    header: Option<Header>,
+    header: Option<Summary>,
     writesets: Vec<Writeset>,
     eras: HashSet<u32>,
     in_writeset: bool,
@@ -142,7 +142,7 @@ struct Validator<'o> {
 }
 
 impl Validator<'_> {
-    fn header(&self) -> Result<Header, VisitError> {
+    fn header(&self) -> Result<Summary, VisitError> {
         self.header
             .ok_or_else(|| bad("element outside <superblock>".into()))
     }
@@ -175,7 +175,7 @@ impl Validator<'_> {
 }
 
 impl XmlVisitor for Validator<'_> {
-    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+    fn superblock(&mut self, h: Summary) -> Result<(), VisitError> {
         if h.nr_blocks as u64 >= MAX_NR_BLOCKS {
             return Err(bad(format!(
                 "nr_blocks {} is 2^31 or more (the kernel's limit)",
@@ -339,7 +339,7 @@ impl XmlVisitor for Validator<'_> {
     }
 }
 
-fn check_era_entry(h: &Header, last: Option<u32>, block: u32, era: u32) -> Result<(), VisitError> {
+fn check_era_entry(h: &Summary, last: Option<u32>, block: u32, era: u32) -> Result<(), VisitError> {
     if block >= h.nr_blocks {
         return Err(bad(format!(
             "era entry for block {block}, but nr_blocks is {}",
@@ -443,7 +443,7 @@ pub fn restore_onto(
 /// (all 0 without one), block 0 last.
 fn write_out(
     out: &dyn BlockIo,
-    header: &Header,
+    header: &Summary,
     mut writesets: Vec<Writeset>,
     spool: Option<Spool>,
     progress: &dyn Fn(Step),
@@ -504,7 +504,7 @@ struct Sizer {
 }
 
 impl XmlVisitor for Sizer {
-    fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
+    fn superblock(&mut self, h: Summary) -> Result<(), VisitError> {
         self.nr_blocks = Some(h.nr_blocks);
         Ok(())
     }

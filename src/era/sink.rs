@@ -6,9 +6,10 @@
 
 use std::io;
 
-/// The superblock fields the XML carries.
+/// What a stream of era metadata starts with: the superblock fields the XML carries (its
+/// geometry and current era).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub struct Summary {
     /// Origin block size in sectors.
     pub block_size: u32,
     /// Origin blocks: the era array's length.
@@ -22,7 +23,7 @@ pub struct Header {
 /// `era_array_begin`, the eras in order, `era_array_end`, and `superblock_end`.
 pub trait EraSink {
     /// Starts the metadata.
-    fn superblock_begin(&mut self, header: &Header) -> io::Result<()>;
+    fn superblock_begin(&mut self, header: &Summary) -> io::Result<()>;
     /// Starts a writeset of `nr_bits` bits.
     fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> io::Result<()>;
     /// The next words of the current writeset; together, exactly `ceil(nr_bits / 64)`

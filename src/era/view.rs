@@ -1,9 +1,10 @@
 //! What a reader of era metadata may follow: block 0's roots (with the current writeset),
 //! or a held snapshot's two roots only.
 
+use super::format::superblock::check_nr_blocks;
 use super::format::superblock::Superblock;
 use super::format::writeset::WritesetDisk;
-use super::metadata::Metadata;
+use super::metadata::{Metadata, SNAPSHOT};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::Severity;
@@ -31,7 +32,7 @@ pub struct View {
     /// The superblock whose roots are followed: block 0, or the held snapshot.
     pub sb: Superblock,
     /// Block 0 (the same as `sb` unless this is a snapshot view).
-    pub live: Superblock,
+    pub block0: Superblock,
     /// Whether this is the held snapshot's view.
     pub snapshot: bool,
     limit: u64,
@@ -39,18 +40,19 @@ pub struct View {
 
 impl View {
     /// Reads block 0 and, with `snapshot`, the held snapshot it points at (see
-    /// [`Metadata::view`]). A snapshot reader expects a live target: block 0 is read again
-    /// when its checksum fails.
+    /// [`Metadata::view`]).
     pub fn open(io: &dyn BlockIo, snapshot: bool) -> Result<View, Error> {
-        Metadata::open(io, snapshot)?.view(io, snapshot)
+        // A held snapshot is read while its target runs: the target may be rewriting block 0.
+        let target_may_write = snapshot;
+        Metadata::open(io, target_may_write)?.view(io, snapshot)
     }
 
-    /// A view of `sb`'s roots, with block 0 `live` and the bound on block numbers of the
+    /// A view of `sb`'s roots, with `block0` and the bound on block numbers of the
     /// metadata it belongs to (see [`Metadata`]).
-    pub(crate) fn new(sb: Superblock, live: Superblock, snapshot: bool, limit: u64) -> View {
+    fn new(sb: Superblock, block0: Superblock, snapshot: bool, limit: u64) -> View {
         View {
             sb,
-            live,
+            block0,
             snapshot,
             limit,
         }
@@ -136,5 +138,29 @@ impl View {
     /// How messages name the era array.
     pub fn era_array_name(&self) -> String {
         format!("{}era array", self.prefix())
+    }
+}
+
+/// The views of opened metadata.
+impl Metadata {
+    /// Block 0's view, as it is (a checker reports its fields itself).
+    pub fn block0_view(&self) -> View {
+        View::new(self.block0.clone(), self.block0.clone(), false, self.limit)
+    }
+
+    /// The view of the held snapshot `snap` (as [`Metadata::snapshot_superblock`] read it).
+    pub fn snapshot_view(&self, snap: Superblock) -> View {
+        View::new(snap, self.block0.clone(), true, self.limit)
+    }
+
+    /// The view a reader follows: block 0's, or with `snapshot` the held snapshot's, after
+    /// checking that its length is one readers can hold in memory.
+    pub fn view(&self, io: &dyn BlockIo, snapshot: bool) -> Result<View, Error> {
+        let (view, structure) = match snapshot {
+            true => (self.snapshot_view(self.snapshot_superblock(io)?), SNAPSHOT),
+            false => (self.block0_view(), "superblock"),
+        };
+        check_nr_blocks(&view.sb, io.nr_blocks()).map_err(|f| Error::structure(structure, f))?;
+        Ok(view)
     }
 }

@@ -463,14 +463,14 @@ where
     let interrupted = || signal.load(Ordering::SeqCst) != 0;
     let (root, era, taken) = hold_snapshot(dm, dev, opts, &start, holder, &interrupted)?;
     let unreadable = |e| LiveFault::Metadata(metadata_dev.clone(), e);
-    let md = Metadata::open(io, true).map_err(unreadable)?;
-    let live = &md.live;
-    if live.metadata_snap != root {
+    let target_may_write = true;
+    let md = Metadata::open(io, target_may_write).map_err(unreadable)?;
+    if md.block0.metadata_snap != root {
         return Err(LiveFault::Mismatch(format!(
             "the status line shows metadata snapshot {root} held, but the superblock of {} \
              records {}",
             metadata_dev.display(),
-            live.metadata_snap
+            md.block0.metadata_snap
         )));
     }
     let snap = md.snapshot_superblock(io).map_err(unreadable)?;

@@ -20,7 +20,7 @@ use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
 
-use super::super::sink::Header;
+use super::super::sink::Summary;
 use super::fast::{self, Digest, Kind, Line, Run};
 use crate::xml::markup::{lossy, scan, Markup, Scan, Tag};
 use crate::xml::reader::BOM;
@@ -75,7 +75,7 @@ impl std::error::Error for ParseError {
 /// Receives the elements of era XML in document order.
 pub trait XmlVisitor {
     /// `<superblock>`.
-    fn superblock(&mut self, header: Header) -> Result<(), VisitError>;
+    fn superblock(&mut self, header: Summary) -> Result<(), VisitError>;
     /// `<writeset>`.
     fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> Result<(), VisitError>;
     /// `<bit>` inside a writeset.
@@ -260,7 +260,7 @@ impl<V: XmlVisitor> Document<'_, V> {
                 self.expect(State::Start, "superblock")?;
                 let [_, bs, nb, ce] =
                     attributes(t, ["uuid", "block_size", "nr_blocks", "current_era"])?;
-                let header = Header {
+                let header = Summary {
                     block_size: number("superblock", "block_size", bs)?,
                     nr_blocks: number("superblock", "nr_blocks", nb)?,
                     current_era: number("superblock", "current_era", ce)?,

@@ -4,8 +4,8 @@
 
 use std::io::{self, Write};
 
-use super::super::output::{put_prefix, put_u64, Counter, Pieces};
-use super::super::sink::{EraSink, Header};
+use super::super::sink::{EraSink, Summary};
+use crate::text::{put_prefix, put_u64, Counter, Pieces};
 
 /// Bytes gathered before they are handed to the underlying writer.
 const CHUNK: usize = 1 << 16;
@@ -204,7 +204,7 @@ impl<W: Write> XmlWriter<W> {
 }
 
 impl<W: Write> EraSink for XmlWriter<W> {
-    fn superblock_begin(&mut self, h: &Header) -> io::Result<()> {
+    fn superblock_begin(&mut self, h: &Summary) -> io::Result<()> {
         self.nr_blocks = h.nr_blocks as u64;
         self.buf
             .extend_from_slice(b"<superblock uuid=\"\" block_size=\"");
@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn bits_past_nr_blocks_print_only_when_set_and_short_writesets_are_padded() {
         let mut x = XmlWriter::new(Vec::new());
-        let h = Header {
+        let h = Summary {
             block_size: 8,
             nr_blocks: 2,
             current_era: 1,

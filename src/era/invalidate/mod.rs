@@ -1,6 +1,8 @@
 //! "Blocks written since era N": the era array, the archived writesets and, when reading
 //! block 0, the current writeset (docs/era-format.md §8).
 
+pub mod listing;
+
 use super::format::BLOCK_KINDS;
 use super::view::View;
 use crate::pdata::error::Error;

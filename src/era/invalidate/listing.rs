@@ -3,11 +3,11 @@
 
 use std::io::{self, Write};
 
-use super::invalidate::{Runs, WrittenBlocks};
-use super::live::SessionInfo;
-use super::output::{put_u64, put_u64_pair, Pieces};
+use super::{Runs, WrittenBlocks};
+use crate::era::live::SessionInfo;
 use crate::json::Object;
 use crate::pdata::error::{Error, Fault};
+use crate::text::{put_u64, put_u64_pair, Pieces};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
