@@ -8,6 +8,7 @@ pub mod invalidate;
 pub mod live;
 pub mod metadata;
 pub mod metadata_size;
+pub mod reader;
 pub mod repair;
 pub mod restore;
 pub mod sink;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod format;
 pub mod image;
 pub mod interrupted;
+pub mod reader;
 pub mod repair;
 pub mod restore;
 pub mod resync;
