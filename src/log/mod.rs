@@ -5,7 +5,7 @@
 //! significant bit first, 1 = in sync), the whole rounded up to the log device's logical
 //! block size (`buf_size`), which the kernel reads and writes in one I/O.
 //!
-//! [`format`] holds the on-disk structures and sizes; [`image`]
+//! [`format`](mod@format) holds the on-disk structures and sizes; [`image`]
 //! reads a log the way the kernel does; [`dump`], [`restore`], [`repair`] and [`resync`]
 //! are the library halves of `log_dump`, `log_restore` and `log_repair`, and [`run`] runs
 //! the writing tools on devices the caller opened. [`backup`] is the file `log_repair
