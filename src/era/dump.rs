@@ -251,32 +251,24 @@ impl<'a> Stream<'a> {
         let repair = self.repair;
         // A lost word may have held any bit: say every block was written.
         let fill = if repair { u64::MAX } else { 0 };
-        let mut next = 0u64;
-        let mut lost = 0u64;
-        let mut err = None;
+        let mut at = Handed::default();
         self.walker.walk_bitset(
             &ws.name,
             ws.disk.root,
             nr_bits,
             ws.parent,
             &mut |w, first, words| {
-                if err.is_some() || (!repair && has_fatal(w)) {
+                if at.stopped(w, repair) {
                     return;
                 }
-                let r = fill_words(next, first, total, nr_bits, fill, f).and_then(|()| f(words));
-                lost += first - next;
-                next = first + words.len() as u64;
-                if let Err(e) = r {
-                    err = Some(e);
-                }
+                let r = fill_words(at.next, first, total, nr_bits, fill, f).and_then(|()| f(words));
+                at.handed(first, words.len(), r);
             },
         );
-        if let Some(e) = err {
-            return Err(DumpError::Io(e));
-        }
+        let next = at.finish(total)?;
         self.fail_on_fatal()?;
-        lost += total - next;
         fill_words(next, total, total, nr_bits, fill, f)?;
+        let lost = at.lost;
         if lost > 0 {
             let msg = format!(
                 "{lost} of its {total} words could not be read; their {} blocks are taken as written in era {}",
@@ -302,17 +294,15 @@ impl<'a> Stream<'a> {
         // A lost entry may have been written at any time: say it was written last.
         let fill = if repair { current } else { 0 };
         let mut buf: Vec<u32> = Vec::with_capacity(1024);
-        let mut next = 0u64;
-        let mut lost = 0u64;
+        let mut at = Handed::default();
         let mut clamped = 0u64;
-        let mut err = None;
         let (root, top) = (self.view.sb.era_array_root, self.walker.top());
         self.walker
             .walk_array(&name, root, total, top, &mut |w, first, eras: &[u32]| {
-                if err.is_some() || (!repair && has_fatal(w)) {
+                if at.stopped(w, repair) {
                     return;
                 }
-                let r = fill_eras(next, first, fill, &mut buf, f).and_then(|()| {
+                let r = fill_eras(at.next, first, fill, &mut buf, f).and_then(|()| {
                     buf.clear();
                     buf.extend_from_slice(eras);
                     if repair {
@@ -323,18 +313,12 @@ impl<'a> Stream<'a> {
                     }
                     f(first, &mut buf)
                 });
-                lost += first - next;
-                next = first + eras.len() as u64;
-                if let Err(e) = r {
-                    err = Some(e);
-                }
+                at.handed(first, eras.len(), r);
             });
-        if let Some(e) = err {
-            return Err(DumpError::Io(e));
-        }
+        let next = at.finish(total)?;
         self.fail_on_fatal()?;
-        lost += total - next;
         fill_eras(next, total, fill, &mut buf, f)?;
+        let lost = at.lost;
         if lost > 0 {
             let msg = format!(
                 "{lost} entries could not be read; they are taken as written in the current era {current}"
@@ -397,6 +381,43 @@ fn fill_eras(
 
 fn has_fatal(w: &Walker) -> bool {
     w.problems().worst() == Some(Severity::Error)
+}
+
+/// How far a walk that hands values to a consumer in order has got: the next value due,
+/// how many before it were never handed (unreadable), and the consumer's first error.
+#[derive(Default)]
+struct Handed {
+    next: u64,
+    lost: u64,
+    err: Option<io::Error>,
+}
+
+impl Handed {
+    /// Whether to hand nothing more: the consumer failed, or (unless repairing) the walk
+    /// found a fatal problem.
+    fn stopped(&self, w: &Walker, repair: bool) -> bool {
+        self.err.is_some() || (!repair && has_fatal(w))
+    }
+
+    /// Values `first..first + n` were handed (and those between `next` and `first` were
+    /// not), with the consumer's result `r`.
+    fn handed(&mut self, first: u64, n: usize, r: io::Result<()>) {
+        self.lost += first - self.next;
+        self.next = first + n as u64;
+        if let Err(e) = r {
+            self.err = Some(e);
+        }
+    }
+
+    /// The consumer's error, or the next value due, the values from there to `total`
+    /// counted as lost.
+    fn finish(&mut self, total: u64) -> Result<u64, DumpError> {
+        if let Some(e) = self.err.take() {
+            return Err(DumpError::Io(e));
+        }
+        self.lost += total - self.next;
+        Ok(self.next)
+    }
 }
 
 /// Hands words `from..to` of a bitset of `total` words (`nr_bits` bits), all equal to

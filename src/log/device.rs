@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::pdata::io::{AlignedBuf, ByteIo, FileIo, OpenMode};
 
-use super::error::LogError;
+use super::error::{require_bytes, LogError};
 use super::format::geometry::{check_logical_block_size, DEFAULT_LOGICAL_BLOCK_SIZE};
 use super::format::header::HEADER_SIZE;
 
@@ -57,13 +57,7 @@ pub fn logical_block_size(path: &Path, forced: Option<u32>) -> Result<u32, LogEr
 /// size (callers check it first, so that no length field read from disk sizes an allocation
 /// beyond the device).
 pub fn read_prefix(io: &dyn ByteIo, len: u64) -> Result<AlignedBuf, LogError> {
-    if len > io.size_bytes() {
-        return Err(LogError::Truncated {
-            what: "log buffer",
-            need: len,
-            size: io.size_bytes(),
-        });
-    }
+    require_bytes("log buffer", len, io.size_bytes())?;
     let mut buf = AlignedBuf::zeroed(len as usize);
     io.read_at(buf.as_mut_slice(), 0)
         .map_err(|e| LogError::io(format!("reading the first {len} bytes"), e))?;

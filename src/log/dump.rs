@@ -10,7 +10,6 @@ use crate::pdata::io::ByteIo;
 use crate::pdata::report::{plural, Problem, Severity};
 
 use super::error::LogError;
-use super::error::GEOMETRY_SOURCE;
 use super::format::geometry::{bitset_bytes, buf_size, check_region_count, Geometry};
 use super::format::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
@@ -139,17 +138,7 @@ fn header_findings(header: &Header, padding: Padding, opts: &DumpOptions) -> Vec
 /// The region size and length given, checked against the header: a wrong region size or
 /// length would label every range with the wrong sectors.
 fn given_geometry(header: &Header, opts: &DumpOptions) -> Result<Option<Geometry>, LogError> {
-    // A region size alone would label the ranges with sectors nothing has checked: the
-    // region count fits many region sizes, each with another length.
-    let geometry = match (opts.region_size, opts.length) {
-        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
-        (None, None) => None,
-        _ => {
-            return Err(LogError::Geometry(format!(
-                "the region size and the length go together; {GEOMETRY_SOURCE}"
-            )))
-        }
-    };
+    let geometry = Geometry::given(opts.region_size, opts.length)?;
     // The count read, --nr-regions or the header's, must fit the geometry: sector ranges
     // past the mirror's end would be clipped, and log_restore refuses them.
     let count = match (opts.nr_regions, header.regions()) {

@@ -224,6 +224,14 @@ fn region_count_mismatch(f: &mut fmt::Formatter<'_>, e: &LogError) -> fmt::Resul
     )
 }
 
+/// Refuses a device of `size` bytes for `what`, which needs `need` bytes.
+pub fn require_bytes(what: &'static str, need: u64, size: u64) -> Result<(), LogError> {
+    match size < need {
+        true => Err(LogError::Truncated { what, need, size }),
+        false => Ok(()),
+    }
+}
+
 /// Where the operator reads the mirror's geometry.
 pub const GEOMETRY_SOURCE: &str = "take both from the mirror's table: `dmsetup table` (the \
     length is the mirror line's 2nd field, the region size the disk log's 2nd argument) or \

@@ -4,7 +4,7 @@
 use crate::pdata::io::ByteIo;
 
 use super::device::read_prefix;
-use super::error::LogError;
+use super::error::{require_bytes, LogError};
 use super::format::bitmap::Bitmap;
 use super::format::geometry::{
     bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, MAX_REGIONS,
@@ -55,13 +55,7 @@ pub struct LogImage {
 /// Reads the header alone: the device must hold 16 bytes.
 pub fn read_header(io: &dyn ByteIo) -> Result<(Header, Padding), LogError> {
     let size = io.size_bytes();
-    if size < HEADER_SIZE as u64 {
-        return Err(LogError::Truncated {
-            what: "log header",
-            need: HEADER_SIZE as u64,
-            size,
-        });
-    }
+    require_bytes("log header", HEADER_SIZE as u64, size)?;
     // 4096 bytes: a multiple of any logical block size, as O_DIRECT requires.
     let first = read_prefix(io, size.min(4096))?;
     Ok((
@@ -96,21 +90,13 @@ impl LogImage {
         };
         let size = io.size_bytes();
         let bits_end = BITMAP_OFFSET + bitmap_bytes_used(nr_regions);
-        if size < bits_end {
-            return Err(LogError::Truncated {
-                what: "clean bitmap",
-                need: bits_end,
-                size,
-            });
-        }
+        require_bytes("clean bitmap", bits_end, size)?;
         let len = buf_size(nr_regions, opts.logical_block_size);
-        if size < len {
-            return Err(LogError::Truncated {
-                what: "log buffer (the kernel's buf_size; table load would fail)",
-                need: len,
-                size,
-            });
-        }
+        require_bytes(
+            "log buffer (the kernel's buf_size; table load would fail)",
+            len,
+            size,
+        )?;
         let buf = read_prefix(io, len)?;
         let bitmap = Bitmap::unpack(nr_regions, &buf.as_slice()[BITMAP_OFFSET as usize..])?;
         Ok(LogImage {

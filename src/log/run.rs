@@ -18,7 +18,7 @@ use super::backup::{
     sync_file_and_dir, BackupHeader, BackupWriter, DeviceId, LegId, Target, RECORD_HEADER,
 };
 use super::device::{read_prefix, write_update};
-use super::error::{LogError, GEOMETRY_SOURCE};
+use super::error::{require_bytes, LogError, GEOMETRY_SOURCE};
 use super::format::bitmap::Bitmap;
 use super::format::geometry::{buf_size, check_region_count, Geometry};
 use super::format::header::{Header, NrRegions, MAGIC};
@@ -148,15 +148,7 @@ fn region_count(
     header: &Header,
     opts: &RepairOptions<'_>,
 ) -> Result<(u64, Option<Geometry>), LogError> {
-    let geometry = match (opts.region_size, opts.length) {
-        (Some(rs), Some(len)) => Some(Geometry::new(rs, len)?),
-        (None, None) => None,
-        _ => {
-            return Err(LogError::Geometry(format!(
-                "the region size and the length go together; {GEOMETRY_SOURCE}"
-            )))
-        }
-    };
+    let geometry = Geometry::given(opts.region_size, opts.length)?;
     if geometry.is_none() && opts.mode.needs_geometry() {
         return Err(LogError::Geometry(format!(
             "this mode needs the mirror's region size and length; {GEOMETRY_SOURCE}"
@@ -559,14 +551,7 @@ pub fn restore(
     force: bool,
 ) -> Result<u64, LogError> {
     let len = buf_size(spec.regions, logical_block_size);
-    let size = log.size_bytes();
-    if size < len {
-        return Err(LogError::Truncated {
-            what: "log buffer",
-            need: len,
-            size,
-        });
-    }
+    require_bytes("log buffer", len, log.size_bytes())?;
     let base = read_prefix(log, len)?;
     if !force {
         let old = Header::unpack(base.as_slice())?;

@@ -23,31 +23,25 @@ struct Def {
     blocknr_offset: usize,
 }
 
+impl Def {
+    const fn new(name: &'static str, xor: u32, blocknr_offset: usize) -> Def {
+        Def {
+            name,
+            xor,
+            blocknr_offset,
+        }
+    }
+}
+
 impl BlockKind {
     /// A b-tree node, internal or leaf.
-    pub const BTREE_NODE: BlockKind = BlockKind(&Def {
-        name: "node",
-        xor: 121_107,
-        blocknr_offset: 8,
-    });
+    pub const BTREE_NODE: BlockKind = BlockKind(&Def::new("node", 121_107, 8));
     /// A block of values of a `dm-array`.
-    pub const ARRAY_BLOCK: BlockKind = BlockKind(&Def {
-        name: "array block",
-        xor: 595_846_735,
-        blocknr_offset: 16,
-    });
+    pub const ARRAY_BLOCK: BlockKind = BlockKind(&Def::new("array block", 595_846_735, 16));
     /// The index block of the metadata space map.
-    pub const SM_INDEX: BlockKind = BlockKind(&Def {
-        name: "space-map index block",
-        xor: 160_478,
-        blocknr_offset: 8,
-    });
+    pub const SM_INDEX: BlockKind = BlockKind(&Def::new("space-map index block", 160_478, 8));
     /// A bitmap block of a space map.
-    pub const SM_BITMAP: BlockKind = BlockKind(&Def {
-        name: "space-map bitmap block",
-        xor: 240_779,
-        blocknr_offset: 8,
-    });
+    pub const SM_BITMAP: BlockKind = BlockKind(&Def::new("space-map bitmap block", 240_779, 8));
 
     /// The kinds every format built on persistent-data shares.
     pub const GENERIC: [BlockKind; 4] = [
@@ -57,8 +51,7 @@ impl BlockKind {
         BlockKind::SM_BITMAP,
     ];
 
-    /// A format's superblock, whose checksum carries `xor`. Every persistent-data
-    /// superblock records its location at byte 8, like a node.
+    /// A format's superblock, as `def` (a `static` of the format's) defines it.
     pub const fn superblock(def: &'static SuperblockDef) -> BlockKind {
         BlockKind(&def.0)
     }
@@ -79,7 +72,8 @@ impl BlockKind {
     }
 }
 
-/// A format's superblock kind, made in a `static` of the format's:
+/// A format's superblock kind (every persistent-data superblock records its location at
+/// byte 8, like a node), made in a `static` of the format's:
 /// `static SB: SuperblockDef = SuperblockDef::new(XOR);`, then
 /// `BlockKind::superblock(&SB)`.
 #[derive(Debug)]
@@ -88,11 +82,7 @@ pub struct SuperblockDef(Def);
 impl SuperblockDef {
     /// The superblock whose checksum carries `xor`.
     pub const fn new(xor: u32) -> SuperblockDef {
-        SuperblockDef(Def {
-            name: SUPERBLOCK,
-            xor,
-            blocknr_offset: 8,
-        })
+        SuperblockDef(Def::new(SUPERBLOCK, xor, 8))
     }
 }
 

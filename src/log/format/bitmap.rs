@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use super::geometry::{bitmap_bytes_used, bitset_bytes, BITMAP_OFFSET};
+use crate::log::error::require_bytes;
 use crate::log::LogError;
 
 /// The clean bits of `nr_regions` regions, held in the kernel's layout (whole 64-bit words,
@@ -32,13 +33,11 @@ impl Bitmap {
     /// taken if present (a log written with 32-bit rounding may stop earlier).
     pub fn unpack(nr_regions: u64, bitmap: &[u8]) -> Result<Bitmap, LogError> {
         let used = bitmap_bytes_used(nr_regions);
-        if (bitmap.len() as u64) < used {
-            return Err(LogError::Truncated {
-                what: "clean bitmap",
-                need: BITMAP_OFFSET + used,
-                size: BITMAP_OFFSET + bitmap.len() as u64,
-            });
-        }
+        require_bytes(
+            "clean bitmap",
+            BITMAP_OFFSET + used,
+            BITMAP_OFFSET + bitmap.len() as u64,
+        )?;
         let full = bitset_bytes(nr_regions) as usize;
         let mut bytes = vec![0; full];
         let have = full.min(bitmap.len());

@@ -1,5 +1,6 @@
 //! Sizes of the on-disk log and the region <-> sector arithmetic of the mirror.
 
+use crate::log::error::GEOMETRY_SOURCE;
 use crate::log::LogError;
 
 /// Bytes per sector: every length in a mirror table is in 512-byte sectors.
@@ -51,6 +52,22 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The geometry the operator gave, if any: a region size and a length go together (a
+    /// region size alone would label ranges with sectors nothing checked, since a region
+    /// count fits many region sizes, each with another length).
+    pub fn given(
+        region_size: Option<u64>,
+        length: Option<u64>,
+    ) -> Result<Option<Geometry>, LogError> {
+        match (region_size, length) {
+            (Some(rs), Some(len)) => Geometry::new(rs, len).map(Some),
+            (None, None) => Ok(None),
+            _ => Err(LogError::Geometry(format!(
+                "the region size and the length go together; {GEOMETRY_SOURCE}"
+            ))),
+        }
+    }
+
     /// A mirror of `length` sectors cut into regions of `region_size` sectors, checked the
     /// way the kernel checks its table: power of two, at least 2, at most the length, and no
     /// more than 2^32 - 1 regions.
