@@ -32,15 +32,17 @@ pub struct Outcome {
     pub stderr: String,
 }
 
-impl Outcome {
-    fn of(out: Output) -> Outcome {
+impl From<Output> for Outcome {
+    fn from(out: Output) -> Outcome {
         Outcome {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         }
     }
+}
 
+impl Outcome {
     /// Whether the run exited 0.
     pub fn success(&self) -> bool {
         self.code == 0
@@ -63,7 +65,7 @@ pub fn try_outcome(cmd: &mut Command) -> std::io::Result<Outcome> {
             Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
                 std::thread::sleep(Duration::from_millis(10))
             }
-            o => return o.map(Outcome::of),
+            o => return o.map(Outcome::from),
         }
     }
     panic!("{cmd:?}: still busy")
@@ -84,7 +86,7 @@ pub fn outcome_fed(cmd: &mut Command, stdin: Vec<u8>) -> Outcome {
     });
     let out = child.wait_with_output().expect("the run ends");
     writer.join().expect("writer");
-    Outcome::of(out)
+    Outcome::from(out)
 }
 
 /// Runs binary `bin` of this crate with `args`.
