@@ -15,10 +15,7 @@ pub mod run;
 pub use bytes::*;
 pub use fixtures::*;
 pub use record::{Event, Recorder};
-pub use run::{
-    broken_pipe, command, dev_full, exe, limit_file_size, ok, outcome, outcome_fed,
-    path_with_tools, run, script, try_outcome, Outcome,
-};
+pub use run::*;
 
 /// The seeded generator of the tests: failures replay from their seed.
 pub use era_log_tools::pdata::seeded::SplitMix as Rng;

@@ -47,6 +47,17 @@ impl Outcome {
     pub fn success(&self) -> bool {
         self.code == 0
     }
+
+    /// Asserts a clean failure: exit 1, no panic, and `words` in the message.
+    pub fn assert_error(&self, words: &str) {
+        assert_eq!(self.code, 1, "stderr: {}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        assert!(
+            self.stderr.contains(words),
+            "wanted '{words}' in: {}",
+            self.stderr
+        );
+    }
 }
 
 /// Runs `cmd` to its end, with the streams not set otherwise captured.
@@ -92,6 +103,14 @@ pub fn outcome_fed(cmd: &mut Command, stdin: Vec<u8>) -> Outcome {
 /// Runs binary `bin` of this crate with `args`.
 pub fn run(bin: &str, args: &[&str]) -> Outcome {
     outcome(command(bin).args(args))
+}
+
+/// Runs binary `bin` of this crate with `args` and then a temporary file holding `img`.
+pub fn run_on_bytes(bin: &str, img: &[u8], args: &[&str]) -> Outcome {
+    let f = super::temp_image(img);
+    let mut all = args.to_vec();
+    all.push(super::path_str(&f));
+    run(bin, &all)
 }
 
 /// Stdout of a run of `bin` that must succeed.
