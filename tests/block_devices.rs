@@ -262,13 +262,13 @@ fn no_report_is_written_over_a_block_device() {
 
         // The same device as stdout (`TOOL … > /dev/sdb`).
         args.truncate(args.len() - 2);
-        let o = Command::new(exe(tool))
-            .args(&args)
-            .stdout(OpenOptions::new().write(true).open(&dev.dev).unwrap())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{tool}: {stderr}");
+        let o = outcome(
+            command(tool)
+                .args(&args)
+                .stdout(OpenOptions::new().write(true).open(&dev.dev).unwrap()),
+        );
+        let stderr = o.stderr;
+        assert_eq!(o.code, 1, "{tool}: {stderr}");
         assert!(
             stderr.starts_with(&format!("{tool}: stdout: error: is a block device")),
             "{tool}: {stderr}"

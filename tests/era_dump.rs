@@ -315,7 +315,7 @@ fn the_held_snapshot_dumps_what_the_kernel_saw_when_it_was_taken() {
 #[test]
 fn a_closed_pipe_ends_the_dump_quietly() {
     let img = temp_image(&fixture("era-large.meta.img.gz"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_era_dump"))
+    let mut child = command("era_dump")
         .arg(img.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
