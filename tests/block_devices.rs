@@ -10,6 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::log::mirror_args;
 use common::*;
 
 /// A loop device over a temporary image, detached on drop.
@@ -328,18 +329,11 @@ fn a_loop_device_and_its_file_are_one_input() {
     let log = temp_image(&log);
     let out = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            leg.to_str().unwrap(),
-            "--leg",
-            leg_loop.path(),
+        &mirror_args(
+            &["--resync"],
+            &[leg.to_str().unwrap(), leg_loop.path()],
             path_str(&log),
-        ],
+        ),
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(

@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use common::lab::{carried_in, run_lab_in, target, Run};
-use common::{command, outcome};
+use common::log::mirror_args;
+use common::{command, outcome, s};
 use serde_json::Value;
 
 fn out_dir() -> PathBuf {
@@ -189,21 +190,11 @@ fn mirror_after_offline_resync_is_in_sync_at_once() {
     // Region 50 is dirty in the crash log.
     let disks = crash_mirror(&dir, 50);
     let (log, leg0, leg1) = &disks;
-    let out = outcome(
-        command("log_repair")
-            .args([
-                "--resync",
-                "--region-size",
-                "128",
-                "--length",
-                "65536",
-                "--leg",
-            ])
-            .arg(leg0)
-            .arg("--leg")
-            .arg(leg1)
-            .arg(log),
-    );
+    let out = outcome(command("log_repair").args(mirror_args(
+        &["--resync"],
+        &[s(leg0), s(leg1)],
+        s(log),
+    )));
     assert!(out.success(), "{}", out.stderr);
     assert_eq!(std::fs::read(leg0).unwrap(), std::fs::read(leg1).unwrap());
     let m = activate_mirror("out-resync", &disks);

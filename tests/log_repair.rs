@@ -143,20 +143,11 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
     flip(&mut leg1, clean[5] * REGION_BYTES + 4096);
     std::fs::write(&c.leg1, &leg1).unwrap();
     let leg0 = std::fs::read(&c.leg0).unwrap();
-    let args = [
-        "--verify",
-        "--region-size",
-        "128",
-        "--length",
-        "65536",
-        "--leg",
-        s(&c.leg0),
-        "--leg",
-        s(&c.leg1),
-    ];
-    let mut dry = args.to_vec();
-    dry.extend(["--dry-run", s(&c.log)]);
-    let out = ok("log_repair", &dry);
+    let legs = [s(&c.leg0), s(&c.leg1)];
+    let out = ok(
+        "log_repair",
+        &mirror_args(&["--verify", "--dry-run"], &legs, s(&c.log)),
+    );
     assert!(
         out.contains(&format!(
             "1 regions differ between legs and stay dirty: {d}..{}",
@@ -169,9 +160,7 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
         log0,
         "dry run wrote the log"
     );
-    let mut run_args = args.to_vec();
-    run_args.push(s(&c.log));
-    let out = ok("log_repair", &run_args);
+    let out = ok("log_repair", &mirror_args(&["--verify"], &legs, s(&c.log)));
     assert!(out.contains(&format!("{d}..{}", d + 1)), "{out}");
     let j = dump_json(&c.log, &[]);
     assert_eq!(dirty_ranges(&j), vec![d as u64..d as u64 + 1]);
@@ -191,19 +180,11 @@ fn dry_run_resync_writes_nothing() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     let out = ok(
         "log_repair",
-        &[
-            "--resync",
-            "--dry-run",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&c.leg1),
+        &mirror_args(
+            &["--resync", "--dry-run"],
+            &[s(&c.leg0), s(&c.leg1)],
             s(&c.log),
-        ],
+        ),
     );
     assert!(
         out.contains("would copy") && out.contains("dry run"),
@@ -222,18 +203,7 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     std::fs::write(&short, vec![0u8; 1 << 20]).unwrap();
     let o = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&short),
-            s(&c.log),
-        ],
+        &mirror_args(&["--resync"], &[s(&c.leg0), s(&short)], s(&c.log)),
     );
     assert_eq!(o.code, 1);
     let err = o.stderr.as_str();
@@ -361,7 +331,7 @@ fn hostile_logs_get_a_one_line_error_and_nothing_is_written() {
                 "log_repair",
                 vec!["--mark-clean", "0..4", "--unsafe-legs-identical"]
                     .into_iter()
-                    .chain(GEOMETRY)
+                    .chain(CRASH_GEOMETRY)
                     .collect(),
             ),
         ];
@@ -500,9 +470,6 @@ fn stray_bits_are_cleared() {
         .all(|&b| b == 0));
 }
 
-/// The crash mirror's geometry, as its table gives it.
-const GEOMETRY: [&str; 4] = ["--region-size", "128", "--length", "65536"];
-
 #[test]
 fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
     let dir = tempfile::tempdir().unwrap();
@@ -514,7 +481,7 @@ fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
     assert!(err.contains("--unsafe-legs-identical"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), before);
     // Marking regions clean is about the mirror's sectors: its geometry must be given.
-    for partial in [&[][..], &GEOMETRY[..2], &GEOMETRY[2..]] {
+    for partial in [&[][..], &CRASH_GEOMETRY[..2], &CRASH_GEOMETRY[2..]] {
         let mut args = vec!["--mark-clean", "48..50", "--unsafe-legs-identical"];
         args.extend(partial);
         args.push(s(&p));
@@ -533,10 +500,10 @@ fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
             "--mark-clean",
             "500..513",
             "--unsafe-legs-identical",
-            GEOMETRY[0],
-            GEOMETRY[1],
-            GEOMETRY[2],
-            GEOMETRY[3],
+            CRASH_GEOMETRY[0],
+            CRASH_GEOMETRY[1],
+            CRASH_GEOMETRY[2],
+            CRASH_GEOMETRY[3],
             s(&p),
         ],
     );
@@ -550,10 +517,10 @@ fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
             "--mark-clean",
             "48..50,60",
             "--unsafe-legs-identical",
-            GEOMETRY[0],
-            GEOMETRY[1],
-            GEOMETRY[2],
-            GEOMETRY[3],
+            CRASH_GEOMETRY[0],
+            CRASH_GEOMETRY[1],
+            CRASH_GEOMETRY[2],
+            CRASH_GEOMETRY[3],
             s(&p),
         ],
     );
@@ -590,20 +557,11 @@ fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
     let bak = c.log.with_extension("no-such-dir").join("bak");
     let o = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&c.leg1),
-            "--backup",
-            s(&bak),
+        &mirror_args(
+            &["--resync", "--backup", s(&bak)],
+            &[s(&c.leg0), s(&c.leg1)],
             s(&c.log),
-        ],
+        ),
     );
     let err = o.stderr.as_str();
     assert_eq!(o.code, 1, "{err}");
@@ -695,7 +653,7 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
     let files = [c.log.as_path(), c.leg0.as_path(), c.leg1.as_path()];
     let before = contents(&files);
     let bak = dir.join("undo.bak");
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend(leg_args(&[&c.leg1, &c.leg0]));
     args.extend(["--resync", "--backup", s(&bak), s(&c.log)]);
     let out = ok("log_repair", &args);
@@ -866,7 +824,7 @@ fn every_error_names_its_file_before_the_severity() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     let with_legs = |legs: &[&Path], extra: &[&str]| {
         let mut a = vec!["--verify"];
-        a.extend(GEOMETRY);
+        a.extend(CRASH_GEOMETRY);
         a.extend(leg_args(legs));
         a.extend(extra);
         a.push(s(&c.log));
@@ -891,7 +849,7 @@ fn every_error_names_its_file_before_the_severity() {
         (
             ["--rewrite-header", "--nr-regions", "100", s(&c.log)]
                 .into_iter()
-                .chain(GEOMETRY)
+                .chain(CRASH_GEOMETRY)
                 .map(String::from)
                 .collect(),
             &c.log,
@@ -970,7 +928,7 @@ fn the_backup_and_its_directory_are_synced_before_the_first_write() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     std::fs::create_dir(dir.join("keep")).unwrap();
     let mut resync = vec!["--resync", "--backup", "keep/undo.bak"];
-    resync.extend(GEOMETRY);
+    resync.extend(CRASH_GEOMETRY);
     resync.extend(leg_args(&[&c.leg0, &c.leg1]));
     resync.push(s(&c.log));
     // A path with a directory part, and one without ("." is synced then).
@@ -1108,7 +1066,7 @@ fn two_dirs() -> TwoDirs {
 
 /// A resync with relative paths in `a/`, backed up to `a/undo.bak`.
 fn resync_in_a(t: &TwoDirs) {
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend([
         "--resync", "--backup", "undo.bak", "--leg", "leg0.img", "--leg", "leg1.img", "log.img",
     ]);
@@ -1255,19 +1213,11 @@ fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
             true,
         ),
         (
-            vec![
-                "--verify",
-                "--dry-run",
-                "--region-size",
-                "128",
-                "--length",
-                "65536",
-                "--leg",
-                "leg0.img",
-                "--leg",
-                "leg1.img",
+            mirror_args(
+                &["--verify", "--dry-run"],
+                &["leg0.img", "leg1.img"],
                 "log.img",
-            ],
+            ),
             "nothing was written (dry run)",
             false,
         ),
@@ -1307,7 +1257,7 @@ fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
 #[test]
 fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
     let c = crash();
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend(leg_args(&[&c.leg0, &c.leg1]));
     args.extend(["--resync", s(&c.log)]);
     ok("log_repair", &args);
@@ -1340,7 +1290,7 @@ fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend([
         "--resync",
         "--backup",

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::log::mirror_args;
 use common::{broken_pipe, command, limit_file_size, noise, outcome, run, s, Outcome};
 use era_log_tools::era::build::BUILD_IN_PROGRESS;
 
@@ -340,19 +341,7 @@ fn a_wrong_region_size_is_refused_by_every_mode_and_tool() {
     // The right geometry passes the same checks.
     accepted(
         "log_repair",
-        &[
-            "--verify",
-            "--dry-run",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&leg0),
-            "--leg",
-            s(&leg1),
-            s(&log),
-        ],
+        &mirror_args(&["--verify", "--dry-run"], &[s(&leg0), s(&leg1)], s(&log)),
     );
     eprintln!("{rows} rows: wrong region sizes");
 }
@@ -420,20 +409,8 @@ fn writers_refuse_what_is_not_theirs() {
             refused(b.dir(), "log_repair", &args, &[1], &[what, "--force"]);
         }
         let (leg0, leg1) = (b.path("leg0.img"), b.path("leg1.img"));
-        let legs = [
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&leg0),
-            "--leg",
-            s(&leg1),
-        ];
         for mode in ["--resync", "--verify"] {
-            let mut args = vec![mode];
-            args.extend(legs);
-            args.push(s(target));
+            let args = mirror_args(&[mode], &[s(&leg0), s(&leg1)], s(target));
             refused(b.dir(), "log_repair", &args, &[1], &[what]);
         }
         rows += 7;

@@ -107,3 +107,17 @@ pub fn set_bit(log: &mut [u8], r: usize, clean: bool) {
         log[1024 + r / 8] &= !(1 << (r % 8));
     }
 }
+
+/// The crash mirror's geometry as log_repair takes it: regions of 128 sectors, 65536
+/// sectors in all.
+pub const CRASH_GEOMETRY: [&str; 4] = ["--region-size", "128", "--length", "65536"];
+
+/// log_repair's arguments for a mirror of the crash geometry: `options` (the mode first),
+/// the geometry, each of `legs` after `--leg`, and the log.
+pub fn mirror_args<'a>(options: &[&'a str], legs: &[&'a str], log: &'a str) -> Vec<&'a str> {
+    let mut args = options.to_vec();
+    args.extend(CRASH_GEOMETRY);
+    args.extend(legs.iter().flat_map(|l| ["--leg", l]));
+    args.push(log);
+    args
+}
