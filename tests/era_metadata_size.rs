@@ -161,18 +161,15 @@ fn the_tool_prints_the_size_in_the_units_asked() {
 
 #[test]
 fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
-    for args in [
-        [
-            "--origin-size",
-            "lots",
-            "--block-size",
-            "8",
-            "--writesets",
-            "1",
-        ]
-        .as_slice(),
-        &["--nr-blocks", "abc", "--writesets", "1"],
-    ] {
+    let lots = [
+        "--origin-size",
+        "lots",
+        "--block-size",
+        "8",
+        "--writesets",
+        "1",
+    ];
+    for args in [&lots[..], &["--nr-blocks", "abc", "--writesets", "1"]] {
         let out = run("era_metadata_size", args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(
@@ -181,17 +178,7 @@ fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
             out.stderr
         );
     }
-    let out = run(
-        "era_metadata_size",
-        &[
-            "--origin-size",
-            "lots",
-            "--block-size",
-            "8",
-            "--writesets",
-            "1",
-        ],
-    );
+    let out = run("era_metadata_size", &lots);
     assert!(out.stderr.contains("not a size"), "{}", out.stderr);
 }
 

@@ -37,15 +37,7 @@ fn restore_writes_a_new_image_that_exists_and_refuses_a_missing_one() {
     let xml = dir.path().join("dump.xml");
     ok(
         "log_dump",
-        &[
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "-o",
-            s(&xml),
-            s(&log),
-        ],
+        &[&CRASH_GEOMETRY[..], &["-o", s(&xml), s(&log)]].concat(),
     );
     let new = dir.path().join("new.img");
     // As with era_restore, the output must exist: no file is created for a typo.

@@ -77,70 +77,65 @@ impl<'a> Recorder<'a> {
         }
     }
 
-    fn superblock(&mut self, h: &Header) {
-        self.note(Event::Superblock(h.block_size, h.nr_blocks, h.current_era));
+    /// Notes `e`; a call that can fail never does here.
+    fn take<E>(&mut self, e: Event) -> Result<(), E> {
+        self.note(e);
+        Ok(())
     }
 }
 
-impl EraSink for Recorder<'_> {
-    fn superblock_begin(&mut self, h: &Header) -> std::io::Result<()> {
-        self.superblock(h);
-        Ok(())
+impl Event {
+    fn superblock(h: &Header) -> Event {
+        Event::Superblock(h.block_size, h.nr_blocks, h.current_era)
     }
-    fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> std::io::Result<()> {
-        self.note(Event::WritesetBegin(era, nr_bits));
-        Ok(())
+}
+
+/// The calls [`EraSink`] and [`XmlVisitor`] share, each noted as its event.
+macro_rules! shared_calls {
+    ($result:ty) => {
+        fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> $result {
+            self.take(Event::WritesetBegin(era, nr_bits))
+        }
+        fn writeset_end(&mut self) -> $result {
+            self.take(Event::WritesetEnd)
+        }
+        fn era_array_begin(&mut self) -> $result {
+            self.take(Event::EraArrayBegin)
+        }
+        fn era_array_end(&mut self) -> $result {
+            self.take(Event::EraArrayEnd)
+        }
+        fn superblock_end(&mut self) -> $result {
+            self.take(Event::SuperblockEnd)
+        }
+    };
+}
+
+impl EraSink for Recorder<'_> {
+    shared_calls!(std::io::Result<()>);
+
+    fn superblock_begin(&mut self, h: &Header) -> std::io::Result<()> {
+        self.take(Event::superblock(h))
     }
     fn writeset_words(&mut self, words: &[u64]) -> std::io::Result<()> {
-        self.note(Event::Words(words.to_vec()));
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> std::io::Result<()> {
-        self.note(Event::WritesetEnd);
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> std::io::Result<()> {
-        self.note(Event::EraArrayBegin);
-        Ok(())
+        self.take(Event::Words(words.to_vec()))
     }
     fn eras(&mut self, eras: &[u32]) -> std::io::Result<()> {
-        self.note(Event::Eras(eras.to_vec()));
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> std::io::Result<()> {
-        self.note(Event::EraArrayEnd);
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> std::io::Result<()> {
-        self.note(Event::SuperblockEnd);
-        Ok(())
+        self.take(Event::Eras(eras.to_vec()))
     }
 }
 
 impl XmlVisitor for Recorder<'_> {
+    shared_calls!(Result<(), VisitError>);
+
     fn superblock(&mut self, h: Header) -> Result<(), VisitError> {
-        Recorder::superblock(self, &h);
-        Ok(())
-    }
-    fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> Result<(), VisitError> {
-        self.note(Event::WritesetBegin(era, nr_bits));
-        Ok(())
+        self.take(Event::superblock(&h))
     }
     fn bit(&mut self, block: u32, value: bool) -> Result<(), VisitError> {
-        self.note(Event::Bit(block, value));
-        Ok(())
+        self.take(Event::Bit(block, value))
     }
     fn marked(&mut self, begin: u32, len: u32) -> Result<(), VisitError> {
-        self.note(Event::Marked(begin, len));
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> Result<(), VisitError> {
-        self.note(Event::WritesetEnd);
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> Result<(), VisitError> {
-        self.note(Event::EraArrayBegin);
-        Ok(())
+        self.take(Event::Marked(begin, len))
     }
     fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
         if self.refuse_era == Some(era) {
@@ -148,15 +143,6 @@ impl XmlVisitor for Recorder<'_> {
                 "the visitor refuses era {era}"
             )));
         }
-        self.note(Event::Era(block, era));
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> Result<(), VisitError> {
-        self.note(Event::EraArrayEnd);
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> Result<(), VisitError> {
-        self.note(Event::SuperblockEnd);
-        Ok(())
+        self.take(Event::Era(block, era))
     }
 }
