@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{archived, fixture, manifest, run};
+use common::{archived, entry, fixture, manifest, run};
 use era_log_tools::era::metadata_size::{committed_blocks, size};
 
 /// Origin blocks of a manifest's first table: `0 LEN era META ORIGIN BS`.
@@ -58,12 +58,7 @@ fn piled_up_writesets_use_what_the_formula_counts() {
         ("era-large", "live-end", 13),
     ] {
         let m = manifest(scenario);
-        let st = m["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["seq"] == step)
-            .unwrap();
+        let st = entry(&m["steps"], "seq", step);
         let (used, total) = used_total(&st["status"][0]);
         let img = fixture(&format!("{scenario}.{image}.img.gz"));
         let w = archived(&img);

@@ -4,6 +4,7 @@
 mod common;
 
 use common::log::*;
+use common::{create_status, entry};
 use serde_json::Value;
 
 /// The status lines of mirror `name` read at steps `from..`, as (step, in_sync, synced).
@@ -314,25 +315,14 @@ fn the_kernel_took_the_crash_log_the_way_log_dump_reads_it() {
     // log-host-image activated the log-crash images in a fresh VM without a sync argument.
     let dir = tempfile::tempdir().unwrap();
     let m = manifest("log-host-image");
-    let log_disk = m["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "log")
-        .unwrap();
+    let log_disk = entry(&m["disks"], "name", "log");
     assert_eq!(
         log_disk["initial_content"]["from_host_file"],
         "log-crash.log.img.gz"
     );
     let crash = dump_json(&unpack("log-crash.log.img.gz", dir.path()), &[]);
     let activated = dump_json(&unpack("log-host-image.activated.img.gz", dir.path()), &[]);
-    let create = m["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "create")
-        .unwrap();
-    let in_sync = create["status"][0]["parsed"]["in_sync_regions"]
+    let in_sync = create_status(&m)["parsed"]["in_sync_regions"]
         .as_u64()
         .unwrap();
     // At resume the kernel's in-sync set is the clean bits; recovery can only add to it.

@@ -707,7 +707,7 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
         "log_repair",
         &["--undo", s(&bak), "--format", "json", s(&c.log)],
     );
-    assert_eq!(o.code, 0, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 0, "{}", o.stderr);
     let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["outcome"], "written");
     assert_eq!(j["bytes_written"], 1536 + 208 * REGION_BYTES as u64);
@@ -1071,7 +1071,7 @@ fn resync_in_a(t: &TwoDirs) {
         "--resync", "--backup", "undo.bak", "--leg", "leg0.img", "--leg", "leg1.img", "log.img",
     ]);
     let o = run_in(&t.a, &args, None);
-    assert_eq!(o.code, 0, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
 #[test]
@@ -1088,7 +1088,7 @@ fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_fro
     // The backup names the files of a/, whatever directory the undo runs in.
     let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
     let out = o.stdout.as_str();
-    assert_eq!(o.code, 0, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(out.contains("is intact and matches the devices"), "{out}");
     assert!(contents(&files) == before, "the undo did not put a/ back");
     assert!(contents(&others) == unrelated, "the undo wrote in b/");
@@ -1125,7 +1125,7 @@ fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_fro
         None,
     );
     let out = o.stdout.as_str();
-    assert_eq!(o.code, 0, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!out.contains("matches the devices"), "{out}");
     assert!(
         out.contains(&format!(
@@ -1188,7 +1188,7 @@ fn an_earlier_backup_with_relative_paths_is_refused_elsewhere_without_a_force_hi
     assert!(contents(&others) == unrelated);
     // In the directory of the run, the earlier backup is still put back.
     let o = run_in(&t.a, &["--undo", "undo.bak", "log.img"], None);
-    assert_eq!(o.code, 0, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
 #[test]
@@ -1305,7 +1305,7 @@ fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
     // The legs and the log are written in place, below the limit: only the backup grows.
     limit_file_size(cmd.args(&args), 64 * 1024);
     let o = outcome(&mut cmd);
-    assert_eq!(o.code, 1, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(!bak.exists(), "the cut-short backup is left");
     for (p, b) in [&c.log, &c.leg0, &c.leg1].iter().zip(&before) {
         assert!(std::fs::read(p).unwrap() == *b, "{} written", p.display());

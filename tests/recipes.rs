@@ -111,7 +111,7 @@ fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
     let s = Site::new();
     // The first run (no saved era) copies everything.
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     assert!(fs::read(&s.backup).unwrap() == s.origin_bytes);
     assert_eq!(s.state().as_deref(), Some("4\n"));
 
@@ -119,7 +119,7 @@ fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
     fs::write(&s.backup, vec![0u8; s.origin_bytes.len()]).unwrap();
     fs::write(&s.state, "3\n").unwrap();
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     let ranges = s.listed_since(3);
     assert!(!ranges.is_empty());
     let backup = fs::read(&s.backup).unwrap();
@@ -202,7 +202,7 @@ fn an_interrupted_run_is_simply_run_again() {
     assert_eq!(s.state().as_deref(), Some("3\n"));
     // The same run again, uninterrupted, finishes the job.
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     let backup = fs::read(&s.backup).unwrap();
     for (b, e) in s.listed_since(3) {
         assert!(backup[b..e] == s.origin_bytes[b..e], "range {b}..{e}");
@@ -226,7 +226,7 @@ fn the_backup_recipe_reads_a_held_snapshot() {
             .arg("--metadata-snapshot")
             .arg(&s.meta),
     );
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     // The snapshot lists blocks 64..96 since era 2; the live superblock lists up to 112.
     let backup = fs::read(&s.backup).unwrap();
     let (b, e) = (64 * 65536, 96 * 65536);
@@ -285,7 +285,7 @@ fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
     let name = Path::new("era0");
     let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
     let o = run_script("backup-held-snapshot.sh", &args, &bin);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(
         dmsetup_calls(s.dir.path()),
         [
@@ -326,7 +326,7 @@ fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
     fs::set_permissions(bin.join("dd"), fs::Permissions::from_mode(0o755)).unwrap();
     let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
     let o = run_script("backup-held-snapshot.sh", &args, &bin);
-    assert_eq!(o.code, 143, "{}", o.stderr.as_str());
+    assert_eq!(o.code, 143, "{}", o.stderr);
     let calls = dmsetup_calls(s.dir.path());
     assert_eq!(
         calls.last().map(String::as_str),
@@ -344,7 +344,7 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
     let file = dir.path().join("snap-1.era");
     fs::write(dir.path().join("era"), "5").unwrap();
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
     assert_eq!(
         dmsetup_calls(dir.path()),
@@ -383,7 +383,7 @@ fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
     let stale = s.dir.path().join("stale.txt");
     fs::write(&era, "3\n").unwrap();
     let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     let listed: Vec<String> = s
         .listed_since(3)
         .iter()
@@ -561,7 +561,7 @@ fn the_backup_recipe_freezes_the_origin_after_reading_the_metadata() {
     assert!(fs::read(&s.backup).unwrap().iter().all(|&b| b == 0));
     fs::remove_file(&order).unwrap();
     let o = run(&freeze);
-    assert!(o.success(), "{}", o.stderr.as_str());
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(
         fs::read_to_string(&order).unwrap(),
         "era_invalidate\nfreeze\n"

@@ -30,15 +30,22 @@ pub fn manifest(scenario: &str) -> serde_json::Value {
     serde_json::from_str(&text).expect("manifest parses")
 }
 
+/// The first entry of the manifest's list `list` whose `key` is `value`.
+pub fn entry<'a, V>(list: &'a serde_json::Value, key: &str, value: V) -> &'a serde_json::Value
+where
+    V: std::fmt::Display,
+    serde_json::Value: PartialEq<V>,
+{
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .find(|e| e[key] == value)
+        .unwrap_or_else(|| panic!("no entry whose {key} is {value}"))
+}
+
 /// The first status a kernel-lab manifest recorded for its `create` step.
 pub fn create_status(m: &serde_json::Value) -> &serde_json::Value {
-    let create = m["steps"]
-        .as_array()
-        .expect("steps")
-        .iter()
-        .find(|s| s["kind"] == "create")
-        .expect("create step");
-    &create["status"][0]
+    &entry(&m["steps"], "kind", "create")["status"][0]
 }
 
 /// The fixture files whose names start with `prefix` and end with `suffix`, sorted.

@@ -55,12 +55,7 @@ impl std::ops::Deref for Run {
 
 /// The run `name` of manifest `m`, whose outputs are in `target/kernel-lab/<out>`.
 pub fn carried_in(m: &Value, out: &str, name: &str) -> Run {
-    let r = m["carried_runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("run {name} missing"));
+    let r = super::entry(&m["carried_runs"], "name", name);
     let read =
         |k: &str| std::fs::read_to_string(target().join(out).join(r[k].as_str().unwrap())).unwrap();
     Run {

@@ -3,6 +3,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use era_log_tools::log::run::{Mode, RepairOptions};
 use serde_json::Value;
 
 // The log tests take these with the rest of this module.
@@ -120,4 +121,19 @@ pub fn mirror_args<'a>(options: &[&'a str], legs: &[&'a str], log: &'a str) -> V
     args.extend(legs.iter().flat_map(|l| ["--leg", l]));
     args.push(log);
     args
+}
+
+/// log_repair's options for `mode` as its command line leaves them: no region count or
+/// geometry given, 512-byte sectors, no dry run, no force, no backup.
+pub fn repair_options(mode: Mode<'_>) -> RepairOptions<'_> {
+    RepairOptions {
+        mode,
+        nr_regions: None,
+        region_size: None,
+        length: None,
+        logical_block_size: 512,
+        dry_run: false,
+        force: false,
+        backup: None,
+    }
 }
