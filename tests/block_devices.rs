@@ -299,13 +299,7 @@ fn a_loop_device_and_its_file_are_one_input() {
         ("era_repair", vec!["-i", &file, "-o", lo.path()]),
         ("era_repair", vec!["-i", lo.path(), "-o", twin.path()]),
     ] {
-        let out = run(tool, &args);
-        assert_eq!(out.code, 1, "{tool} {args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("is the input"),
-            "{tool} {args:?}: {}",
-            out.stderr
-        );
+        run(tool, &args).assert_error_of(&format!("{tool} {args:?}:"), "is the input");
         assert!(
             std::fs::read(&file).unwrap() == img,
             "{tool} {args:?} changed the file"

@@ -361,13 +361,7 @@ fn era_reports_never_overwrite_their_input() {
         vec!["era_dump", "-o", p, p],
         vec!["era_invalidate", "--written-since", "1", "-o", p, p],
     ] {
-        let out = run(args[0], &args[1..]);
-        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("is the input"),
-            "{args:?}: {}",
-            out.stderr
-        );
+        run(args[0], &args[1..]).assert_error_of(&format!("{args:?}:"), "is the input");
         assert_eq!(
             std::fs::read(f.path()).unwrap(),
             img,

@@ -90,12 +90,7 @@ fn eras_above_current_era_and_wrap_around() {
     let mut img = fixture(BASIC);
     with_superblock(&mut img, |s| s.current_era = 2);
     let out = run_on_bytes("era_check", &img, &[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("above the current era 2"),
-        "{}",
-        out.stderr
-    );
+    out.assert_error("above the current era 2");
     assert!(
         out.stderr.contains("invalid era value at data block"),
         "{}",

@@ -50,11 +50,17 @@ impl Outcome {
 
     /// Asserts a clean failure: exit 1, no panic, and `words` in the message.
     pub fn assert_error(&self, words: &str) {
-        assert_eq!(self.code, 1, "stderr: {}", self.stderr);
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self.assert_error_of("", words);
+    }
+
+    /// [`Outcome::assert_error`] of the run `what` (a tool and its arguments), which a
+    /// failed assertion names.
+    pub fn assert_error_of(&self, what: &str, words: &str) {
+        assert_eq!(self.code, 1, "{what} stderr: {}", self.stderr);
+        assert!(!self.stderr.contains("panicked"), "{what} {}", self.stderr);
         assert!(
             self.stderr.contains(words),
-            "wanted '{words}' in: {}",
+            "{what} wanted '{words}' in: {}",
             self.stderr
         );
     }
