@@ -10,18 +10,20 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::log::mirror_args;
 use common::*;
 
 /// A loop device over a temporary image, detached on drop.
 struct Loop {
-    dev: PathBuf,
+    // Declared first, so that the device is detached before its image is removed.
+    dev: LoopOver,
     backing: tempfile::NamedTempFile,
 }
 
 impl Loop {
     fn new(content: &[u8]) -> Option<Loop> {
         let backing = temp_image(content);
-        let dev = attach(backing.path())?;
+        let dev = Loop::attach(path_str(&backing))?;
         Some(Loop { dev, backing })
     }
 
@@ -31,7 +33,12 @@ impl Loop {
     }
 
     fn path(&self) -> &str {
-        self.dev.to_str().expect("utf-8 device path")
+        self.dev.path()
+    }
+
+    /// The device node.
+    fn device(&self) -> &Path {
+        &self.dev.dev
     }
 
     fn contents(&self, len: usize) -> Vec<u8> {
@@ -41,20 +48,10 @@ impl Loop {
     }
 }
 
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").arg("-d").arg(&self.dev).status();
-    }
-}
-
 /// Attaches a loop device over `file`; `None` (and a line saying so) where there is none,
 /// which CI does not accept.
 fn attach(file: &Path) -> Option<PathBuf> {
-    let out = match Command::new("losetup")
-        .args(["-f", "--show"])
-        .arg(file)
-        .output()
-    {
+    let out = match try_outcome(Command::new("losetup").args(["-f", "--show"]).arg(file)) {
         Ok(out) => out,
         Err(e) => {
             assert!(
@@ -65,8 +62,8 @@ fn attach(file: &Path) -> Option<PathBuf> {
             return None;
         }
     };
-    if !out.status.success() {
-        let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.success() {
+        let why = out.stderr.trim().to_string();
         // CI runs as root with loop devices: there, not having one is a failure, never
         // a test that passes without checking anything.
         assert!(
@@ -76,7 +73,7 @@ fn attach(file: &Path) -> Option<PathBuf> {
         eprintln!("SKIPPED: no loop device ({why})");
         return None;
     }
-    Some(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    Some(PathBuf::from(out.stdout.trim()))
 }
 
 /// A loop device over a file someone else owns, detached on drop.
@@ -122,7 +119,7 @@ fn era_readers_use_the_device_and_refuse_it_when_held() {
     assert_eq!(from_dev.code, 0, "{}", from_dev.stderr);
     assert_eq!(from_dev.stdout, from_file.stdout);
 
-    let _held = hold(&lo.dev);
+    let _held = hold(lo.device());
     assert_refused_as_busy(&run("era_check", &[lo.path()]), "era_check");
     assert_refused_as_busy(
         &run("era_invalidate", &["--written-since", "1", lo.path()]),
@@ -162,7 +159,7 @@ fn era_writers_write_the_device_and_refuse_it_when_held() {
 
     let src = temp_image(&img);
     {
-        let _held = hold(&lo.dev);
+        let _held = hold(lo.device());
         let before = lo.contents(img.len());
         assert_refused_as_busy(
             &run("era_restore", &["-i", path_str(&xml_file), "-o", lo.path()]),
@@ -206,7 +203,7 @@ fn log_tools_use_the_device_and_refuse_it_when_held() {
     assert_eq!(from_dev.code, 0, "{}", from_dev.stderr);
     assert_eq!(from_dev.stdout, from_file.stdout);
     {
-        let _held = hold(&lo.dev);
+        let _held = hold(lo.device());
         let out = run("log_repair", &["--force-resync", lo.path()]);
         assert_eq!(out.code, 1, "{}", out.stderr);
         assert!(
@@ -262,13 +259,13 @@ fn no_report_is_written_over_a_block_device() {
 
         // The same device as stdout (`TOOL … > /dev/sdb`).
         args.truncate(args.len() - 2);
-        let o = Command::new(exe(tool))
-            .args(&args)
-            .stdout(OpenOptions::new().write(true).open(&dev.dev).unwrap())
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{tool}: {stderr}");
+        let o = outcome(
+            command(tool)
+                .args(&args)
+                .stdout(OpenOptions::new().write(true).open(dev.device()).unwrap()),
+        );
+        let stderr = o.stderr;
+        assert_eq!(o.code, 1, "{tool}: {stderr}");
         assert!(
             stderr.starts_with(&format!("{tool}: stdout: error: is a block device")),
             "{tool}: {stderr}"
@@ -302,13 +299,7 @@ fn a_loop_device_and_its_file_are_one_input() {
         ("era_repair", vec!["-i", &file, "-o", lo.path()]),
         ("era_repair", vec!["-i", lo.path(), "-o", twin.path()]),
     ] {
-        let out = run(tool, &args);
-        assert_eq!(out.code, 1, "{tool} {args:?}: {}", out.stderr);
-        assert!(
-            out.stderr.contains("is the input"),
-            "{tool} {args:?}: {}",
-            out.stderr
-        );
+        run(tool, &args).assert_error_of(&format!("{tool} {args:?}:"), "is the input");
         assert!(
             std::fs::read(&file).unwrap() == img,
             "{tool} {args:?} changed the file"
@@ -328,18 +319,11 @@ fn a_loop_device_and_its_file_are_one_input() {
     let log = temp_image(&log);
     let out = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            leg.to_str().unwrap(),
-            "--leg",
-            leg_loop.path(),
+        &mirror_args(
+            &["--resync"],
+            &[leg.to_str().unwrap(), leg_loop.path()],
             path_str(&log),
-        ],
+        ),
     );
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(

@@ -12,7 +12,7 @@ mod common;
 use std::ops::Range;
 use std::path::Path;
 
-use common::log::{clean_bit, set_bit};
+use common::log::{clean_bit, repair_options, set_bit};
 use common::Rng;
 use era_log_tools::era::check::{check, CheckOptions};
 use era_log_tools::era::dump::{dump, DumpOptions};
@@ -325,16 +325,13 @@ fn log_run(case: Case) -> [Recording; 3] {
             };
             let on_sectors = matches!(case, Case::Resync | Case::Verify | Case::MarkClean);
             let opts = RepairOptions {
-                mode,
                 nr_regions: matches!(case, Case::ForceResyncBadMagic | Case::ForceResyncGrow)
                     .then_some(REGIONS as u64),
                 // The modes on the mirror's sectors take its geometry from the operator.
                 region_size: on_sectors.then_some(2),
                 length: on_sectors.then_some(REGIONS as u64 * 2),
-                logical_block_size: 512,
-                dry_run: false,
                 force: case == Case::ForceResyncBadMagic,
-                backup: None,
+                ..repair_options(mode)
             };
             repair(log, &opts, &mut NoProgress, &mut Vec::new())
         }
@@ -576,7 +573,6 @@ fn undo_original_run(case: UndoCase, before: &[Vec<u8>], path: &Path) -> Vec<Vec
         Vec::new()
     };
     let opts = RepairOptions {
-        mode,
         nr_regions: matches!(
             case,
             UndoCase::RewriteHeaderGrow | UndoCase::ForceResyncGrow | UndoCase::ForceResyncBadMagic
@@ -584,14 +580,13 @@ fn undo_original_run(case: UndoCase, before: &[Vec<u8>], path: &Path) -> Vec<Vec
         .then_some(REGIONS as u64),
         region_size: resync.then_some(2),
         length: resync.then_some(REGIONS as u64 * 2),
-        logical_block_size: 512,
-        dry_run: false,
         force: case == UndoCase::ForceResyncBadMagic,
         backup: Some(BackupSpec {
             path,
             log: device_id("log", 0, before[0].len()),
             legs: backup_legs,
         }),
+        ..repair_options(mode)
     };
     let written = repair(&devs[0], &opts, &mut NoProgress, &mut Vec::new());
     assert!(

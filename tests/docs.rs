@@ -7,14 +7,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{command, outcome, root, run, try_outcome};
 use era_log_tools::commands;
+
+mod common;
 
 #[path = "../examples/gen_docs/docs.rs"]
 mod docs;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// The stems of the files in `dir` (relative to the root) whose names end with `suffix`.
 fn stems(dir: &str, suffix: &str) -> BTreeSet<String> {
@@ -142,15 +141,15 @@ fn hand_written_text_names_only_real_options() {
 /// Runs a linter on a page: `None` when the linter is not installed, else what it reported
 /// (empty when the page is clean).
 fn lint(program: &str, args: &[&str], page: &Path) -> Option<String> {
-    let out = match Command::new(program).args(args).arg(page).output() {
+    let out = match try_outcome(Command::new(program).args(args).arg(page)) {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => panic!("{program}: {e}"),
     };
-    let mut report = String::from_utf8_lossy(&out.stdout).into_owned();
-    report.push_str(&String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() && report.is_empty() {
-        report = format!("{program} exited with {}", out.status);
+    let mut report = out.stdout;
+    report.push_str(&out.stderr);
+    if out.code != 0 && report.is_empty() {
+        report = format!("{program} exited with {}", out.code);
     }
     Some(report)
 }
@@ -192,10 +191,9 @@ fn man_pages_pass_the_linters() {
 fn every_tools_help_shows_examples_of_itself() {
     for cmd in commands::all() {
         let name = cmd.get_name();
-        let exe = Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(name);
-        let out = Command::new(&exe).arg("--help").output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{name} --help");
-        let help = String::from_utf8_lossy(&out.stdout);
+        let out = run(name, &["--help"]);
+        assert_eq!(out.code, 0, "{name} --help");
+        let help = out.stdout;
         let examples = help
             .split_once("Examples:")
             .unwrap_or_else(|| panic!("{name} --help has no Examples:\n{help}"))
@@ -229,14 +227,9 @@ fn help_examples_survive_any_terminal_width() {
             );
         }
         for width in ["30", "80", "250"] {
-            let exe = Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(&name);
-            let o = Command::new(exe)
-                .arg("--help")
-                .env("COLUMNS", width)
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{name}");
-            let help = String::from_utf8(o.stdout).unwrap();
+            let o = outcome(command(&name).arg("--help").env("COLUMNS", width));
+            assert!(o.success(), "{name}");
+            let help = o.stdout;
             assert!(
                 help.ends_with(&format!("{examples}\n")),
                 "{name} at {width} columns: the examples are not as written:\n{help}"

@@ -19,7 +19,6 @@ use era_log_tools::era::dump::{dump, DumpOptions, Stream};
 use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::era::invalidate::written_since;
 use era_log_tools::era::repair::repair;
-use era_log_tools::era::sink::{EraSink, Summary};
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::btree::node::Node;
 use era_log_tools::pdata::checksum::BlockKind;
@@ -431,44 +430,6 @@ fn fill_stale_slots(img: &mut [u8], layout: &Layout) {
     }
 }
 
-/// An [`EraSink`] that hashes the stream a reader produces.
-struct Hashing<'a>(&'a mut DefaultHasher);
-
-impl EraSink for Hashing<'_> {
-    fn superblock_begin(&mut self, h: &Summary) -> std::io::Result<()> {
-        (1, h.block_size, h.nr_blocks, h.current_era).hash(self.0);
-        Ok(())
-    }
-    fn writeset_begin(&mut self, era: u32, nr_bits: u32) -> std::io::Result<()> {
-        (2, era, nr_bits).hash(self.0);
-        Ok(())
-    }
-    fn writeset_words(&mut self, words: &[u64]) -> std::io::Result<()> {
-        words.hash(self.0);
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> std::io::Result<()> {
-        3.hash(self.0);
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> std::io::Result<()> {
-        4.hash(self.0);
-        Ok(())
-    }
-    fn eras(&mut self, eras: &[u32]) -> std::io::Result<()> {
-        eras.hash(self.0);
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> std::io::Result<()> {
-        5.hash(self.0);
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> std::io::Result<()> {
-        6.hash(self.0);
-        Ok(())
-    }
-}
-
 /// What every reader makes of the metadata on `io`, as one hash: for block 0 and the held
 /// snapshot, era_invalidate for each era of `since` and era_dump in each mode (its stream,
 /// its errors and what `--repair` reports). With `xml`, era_dump also writes its XML.
@@ -501,8 +462,8 @@ fn seen_by_readers(io: &MemIo, since: &[u32], xml: bool) -> u64 {
                 Err(e) => e.to_string().hash(&mut h),
                 Ok(mut src) => {
                     let r = match logical {
-                        true => src.stream_logical(&mut Hashing(&mut h)),
-                        false => src.stream(&mut Hashing(&mut h)),
+                        true => src.stream_logical(&mut Recorder::hashing(&mut h)),
+                        false => src.stream(&mut Recorder::hashing(&mut h)),
                     };
                     r.map_err(|e| e.to_string()).hash(&mut h);
                     for p in src.problems().kept() {

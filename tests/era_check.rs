@@ -18,24 +18,9 @@ fn sb(img: &[u8]) -> Superblock {
     Superblock::unpack(block(img, 0))
 }
 
-fn check_bytes(img: &[u8], args: &[&str]) -> Outcome {
-    let f = temp_image(img);
-    let path = f.path().to_str().expect("utf-8 temp path").to_owned();
-    let mut all: Vec<&str> = args.to_vec();
-    all.push(&path);
-    run("era_check", &all)
-}
-
 /// Asserts exit 1, no panic, and a message naming `structure`.
 fn assert_fails_naming(img: &[u8], structure: &str) {
-    let out = check_bytes(img, &[]);
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(structure),
-        "expected a message naming '{structure}', got: {}",
-        out.stderr
-    );
+    run_on_bytes("era_check", img, &[]).assert_error(structure);
 }
 
 /// The leftmost leaf below `root`.
@@ -79,7 +64,7 @@ fn every_kernel_era_image_passes() {
     let images = era_images();
     assert!(images.len() >= 16, "fixtures missing: {images:?}");
     for name in images {
-        let out = check_bytes(&fixture(&name), &[]);
+        let out = run_on_bytes("era_check", &fixture(&name), &[]);
         assert_eq!(out.code, 0, "{name}: {}", out.stderr);
         assert!(!out.stderr.contains("error"), "{name}: {}", out.stderr);
     }
@@ -90,7 +75,7 @@ fn snapshot_view_of_images_with_a_held_snapshot_passes() {
     let mut seen = 0;
     for name in era_images() {
         let img = fixture(&name);
-        let out = check_bytes(&img, &["--metadata-snap"]);
+        let out = run_on_bytes("era_check", &img, &["--metadata-snap"]);
         if sb(&img).metadata_snap != 0 {
             seen += 1;
             assert_eq!(out.code, 0, "{name}: {}", out.stderr);
@@ -104,7 +89,8 @@ fn snapshot_view_of_images_with_a_held_snapshot_passes() {
 
 #[test]
 fn crash_image_reports_nothing_fatal() {
-    let out = check_bytes(
+    let out = run_on_bytes(
+        "era_check",
         &fixture("era-crash.meta.img.gz"),
         &["--ignore-non-fatal-errors"],
     );
@@ -115,13 +101,13 @@ fn crash_image_reports_nothing_fatal() {
 #[test]
 fn quiet_prints_nothing() {
     let mut img = fixture(BASIC);
-    let out = check_bytes(&img, &["-q"]);
+    let out = run_on_bytes("era_check", &img, &["-q"]);
     assert_eq!(
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
         (0, "", "")
     );
     block_mut(&mut img, 0)[300] ^= 1;
-    let out = check_bytes(&img, &["--quiet"]);
+    let out = run_on_bytes("era_check", &img, &["--quiet"]);
     assert_eq!(
         (out.code, out.stdout.as_str(), out.stderr.as_str()),
         (1, "", "")
@@ -164,8 +150,11 @@ fn super_block_only_ignores_damage_below_the_superblock() {
     let mut img = fixture(BASIC);
     let root = sb(&img).era_array_root;
     block_mut(&mut img, root)[100] ^= 1;
-    assert_eq!(check_bytes(&img, &["--super-block-only"]).code, 0);
-    assert_eq!(check_bytes(&img, &[]).code, 1);
+    assert_eq!(
+        run_on_bytes("era_check", &img, &["--super-block-only"]).code,
+        0
+    );
+    assert_eq!(run_on_bytes("era_check", &img, &[]).code, 1);
 }
 
 #[test]
@@ -206,14 +195,8 @@ fn bitset_block_checksum() {
     let mut img = fixture(BASIC);
     let ab = first_array_block(&img, first_writeset_root(&img));
     block_mut(&mut img, ab)[40] ^= 0x01;
-    let out = check_bytes(&img, &[]);
-    assert_eq!(out.code, 1);
-    assert!(
-        out.stderr
-            .contains(&format!("array block at block {ab}: bad checksum")),
-        "{}",
-        out.stderr
-    );
+    let out = run_on_bytes("era_check", &img, &[]);
+    out.assert_error(&format!("array block at block {ab}: bad checksum"));
     assert!(out.stderr.contains("writeset tree (era "), "{}", out.stderr);
 }
 
@@ -223,7 +206,7 @@ fn bitset_block_wrong_blocknr_under_a_valid_checksum() {
     let ab = first_array_block(&img, first_writeset_root(&img));
     put64(block_mut(&mut img, ab), 16, ab + 1);
     reseal(&mut img, ab, BlockKind::ARRAY_BLOCK);
-    let out = check_bytes(&img, &[]);
+    let out = run_on_bytes("era_check", &img, &[]);
     assert_eq!(out.code, 1);
     let want = format!(
         "array block at block {ab}: block number mismatch (the block says it is block {})",
@@ -290,11 +273,11 @@ fn under_count_is_fatal_and_leak_is_not() {
         .expect("a free block");
     set_code(block_mut(&mut leak, bitmap), free, 1);
     reseal(&mut leak, bitmap, BlockKind::SM_BITMAP);
-    let out = check_bytes(&leak, &[]);
+    let out = run_on_bytes("era_check", &leak, &[]);
     assert_eq!(out.code, 1, "a leak fails by default");
     assert!(out.stderr.contains("have leaked"), "{}", out.stderr);
     assert!(!out.stderr.contains("fatal errors"), "{}", out.stderr);
-    let out = check_bytes(&leak, &["--ignore-non-fatal-errors"]);
+    let out = run_on_bytes("era_check", &leak, &["--ignore-non-fatal-errors"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
 
@@ -309,7 +292,7 @@ fn snapshot_pointer_aimed_at_a_zeroed_block() {
         &img,
         &format!("metadata snapshot, superblock at block {last}: bad checksum"),
     );
-    let out = check_bytes(&img, &["--metadata-snap"]);
+    let out = run_on_bytes("era_check", &img, &["--metadata-snap"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("metadata snapshot"), "{}", out.stderr);
 }
@@ -332,7 +315,7 @@ fn file_truncated_to_half() {
 
 #[test]
 fn too_small_and_xml_inputs_get_the_messages_scripts_grep_for() {
-    let out = check_bytes(&[0u8; 100], &[]);
+    let out = run_on_bytes("era_check", &[0u8; 100], &[]);
     assert_eq!(out.code, 1);
     assert!(out
         .stderr
@@ -341,7 +324,7 @@ fn too_small_and_xml_inputs_get_the_messages_scripts_grep_for() {
     let mut padded = xml.to_vec();
     padded.resize(8192, b' ');
     for input in [&xml[..], &padded[..]] {
-        let out = check_bytes(input, &[]);
+        let out = run_on_bytes("era_check", input, &[]);
         assert_eq!(out.code, 1);
         assert!(out
             .stderr
@@ -405,7 +388,7 @@ fn damage_reached_only_through_the_snapshot_is_named_as_such() {
         "metadata snapshot writeset tree (era {era}), array block at block {ab}: bad checksum"
     );
     assert_fails_naming(&img, &want);
-    let out = check_bytes(&img, &["--metadata-snap"]);
+    let out = run_on_bytes("era_check", &img, &["--metadata-snap"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains(&want), "{}", out.stderr);
 }
@@ -425,14 +408,14 @@ fn free_counts_of_older_tools_are_a_note_and_other_wrong_ones_a_warning() {
         reseal(&mut m, index, BlockKind::SM_INDEX);
         m
     };
-    let out = check_bytes(&with_nr_free(in_map_free), &[]);
+    let out = run_on_bytes("era_check", &with_nr_free(in_map_free), &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr.contains(": note: metadata space map"),
         "{}",
         out.stderr
     );
-    let out = check_bytes(&with_nr_free(in_map_free + 1), &[]);
+    let out = run_on_bytes("era_check", &with_nr_free(in_map_free + 1), &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(
         out.stderr.contains(": warning: metadata space map"),

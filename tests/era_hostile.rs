@@ -22,31 +22,10 @@ fn with_superblock(img: &mut [u8], edit: impl FnOnce(&mut Superblock)) {
     reseal(img, 0, era_log_tools::era::format::SUPERBLOCK);
 }
 
-fn tool(bin: &str, img: &[u8], args: &[&str]) -> Outcome {
-    let f = temp_image(img);
-    let mut all = args.to_vec();
-    let p = f.path().to_str().unwrap().to_owned();
-    all.push(&p);
-    run(bin, &all)
-}
-
-fn assert_clean_failure(out: &Outcome, needle: &str) {
-    assert_eq!(out.code, 1, "stderr: {}", out.stderr);
-    assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
-    assert!(
-        out.stderr.contains(needle),
-        "wanted '{needle}' in: {}",
-        out.stderr
-    );
-}
-
 /// Both readers refuse it with the same message.
 fn assert_all_tools_fail(img: &[u8], needle: &str) {
-    assert_clean_failure(&tool("era_check", img, &[]), needle);
-    assert_clean_failure(
-        &tool("era_invalidate", img, &["--written-since", "1"]),
-        needle,
-    );
+    run_on_bytes("era_check", img, &[]).assert_error(needle);
+    run_on_bytes("era_invalidate", img, &["--written-since", "1"]).assert_error(needle);
 }
 
 #[test]
@@ -81,8 +60,8 @@ fn node_claiming_more_entries_than_fit() {
 fn space_map_claiming_more_blocks_than_the_device_holds() {
     let mut img = fixture(BASIC);
     with_superblock(&mut img, |s| s.sm_root.nr_blocks = 1 << 40);
-    let out = tool("era_check", &img, &[]);
-    assert_clean_failure(&out, "metadata space map: covers 1099511627776 blocks");
+    let out = run_on_bytes("era_check", &img, &[]);
+    out.assert_error("metadata space map: covers 1099511627776 blocks");
 }
 
 #[test]
@@ -110,13 +89,8 @@ fn eras_above_current_era_and_wrap_around() {
     // Winding the current era back to 2 is what a wrapped counter looks like.
     let mut img = fixture(BASIC);
     with_superblock(&mut img, |s| s.current_era = 2);
-    let out = tool("era_check", &img, &[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("above the current era 2"),
-        "{}",
-        out.stderr
-    );
+    let out = run_on_bytes("era_check", &img, &[]);
+    out.assert_error("above the current era 2");
     assert!(
         out.stderr.contains("invalid era value at data block"),
         "{}",
@@ -127,10 +101,10 @@ fn eras_above_current_era_and_wrap_around() {
         "non-fatal: {}",
         out.stderr
     );
-    let out = tool("era_check", &img, &["--ignore-non-fatal-errors"]);
+    let out = run_on_bytes("era_check", &img, &["--ignore-non-fatal-errors"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 
-    let out = tool("era_invalidate", &img, &["--written-since", "2"]);
+    let out = run_on_bytes("era_invalidate", &img, &["--written-since", "2"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stderr.contains("wrapped around"), "{}", out.stderr);
     assert_eq!(
@@ -157,7 +131,7 @@ fn writeset_root_of_zero_and_root_aimed_at_the_era_array() {
     let mut zero = img.clone();
     put64(block_mut(&mut zero, wt), value + 4, 0);
     reseal(&mut zero, wt, BlockKind::BTREE_NODE);
-    assert_clean_failure(&tool("era_check", &zero, &[]), "bitset root is 0");
+    run_on_bytes("era_check", &zero, &[]).assert_error("bitset root is 0");
 
     let mut at_sb = img.clone();
     let era_array = sb(&img).era_array_root;

@@ -48,12 +48,7 @@ fn last_written(scenario: &str, after_step: Option<u64>, max_era: Option<u64>) -
     let m = manifest(scenario);
     let nr_blocks = nr_blocks_at(&m, after_step);
     let mut last = vec![0u64; nr_blocks];
-    let meta = m["disks"]
-        .as_array()
-        .expect("disks")
-        .iter()
-        .find(|d| d["name"] == "meta")
-        .expect("meta disk");
+    let meta = entry(&m["disks"], "name", "meta");
     if let Some(from) = meta["initial_content"]["from_host_file"].as_str() {
         let earlier = from.split('.').next().expect("scenario name");
         for (b, e) in last_written(earlier, None, max_era).into_iter().enumerate() {
@@ -133,13 +128,7 @@ fn cases() -> Vec<Case> {
     for file in era_images() {
         let scenario = file.split('.').next().unwrap().to_owned();
         let m = manifest(&scenario);
-        let img = m["images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|i| i["file"] == file.as_str())
-            .unwrap_or_else(|| panic!("{file} not in its manifest"))
-            .clone();
+        let img = entry(&m["images"], "file", file.as_str()).clone();
         out.push(Case {
             scenario,
             file,

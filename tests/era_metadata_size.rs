@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{archived, fixture, manifest, run};
+use common::{archived, entry, fixture, manifest, run};
 use era_log_tools::era::metadata_size::{committed_blocks, size};
 
 /// Origin blocks of a manifest's first table: `0 LEN era META ORIGIN BS`.
@@ -58,12 +58,7 @@ fn piled_up_writesets_use_what_the_formula_counts() {
         ("era-large", "live-end", 13),
     ] {
         let m = manifest(scenario);
-        let st = m["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["seq"] == step)
-            .unwrap();
+        let st = entry(&m["steps"], "seq", step);
         let (used, total) = used_total(&st["status"][0]);
         let img = fixture(&format!("{scenario}.{image}.img.gz"));
         let w = archived(&img);
@@ -161,18 +156,15 @@ fn the_tool_prints_the_size_in_the_units_asked() {
 
 #[test]
 fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
-    for args in [
-        [
-            "--origin-size",
-            "lots",
-            "--block-size",
-            "8",
-            "--writesets",
-            "1",
-        ]
-        .as_slice(),
-        &["--nr-blocks", "abc", "--writesets", "1"],
-    ] {
+    let lots = [
+        "--origin-size",
+        "lots",
+        "--block-size",
+        "8",
+        "--writesets",
+        "1",
+    ];
+    for args in [&lots[..], &["--nr-blocks", "abc", "--writesets", "1"]] {
         let out = run("era_metadata_size", args);
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(
@@ -181,17 +173,7 @@ fn a_value_no_tool_can_read_is_a_usage_error_like_any_other() {
             out.stderr
         );
     }
-    let out = run(
-        "era_metadata_size",
-        &[
-            "--origin-size",
-            "lots",
-            "--block-size",
-            "8",
-            "--writesets",
-            "1",
-        ],
-    );
+    let out = run("era_metadata_size", &lots);
     assert!(out.stderr.contains("not a size"), "{}", out.stderr);
 }
 

@@ -67,9 +67,7 @@ fn restore(xml: &str, out: &tempfile::NamedTempFile) -> Outcome {
 fn dump(out: &tempfile::NamedTempFile, args: &[&str]) -> String {
     let mut all = args.to_vec();
     all.push(path_str(out));
-    let o = run("era_dump", &all);
-    assert_eq!(o.code, 0, "{}", o.stderr);
-    o.stdout
+    ok("era_dump", &all)
 }
 
 #[test]
@@ -377,27 +375,7 @@ fn marked_ranges_across_words_and_array_blocks_restore_exactly() {
 
 /// Runs era_restore with `stdin` piped in, written by another thread as the tool reads.
 fn restore_piped(args: &[&str], stdin: Vec<u8>) -> Outcome {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(exe("era_restore"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("era_restore starts");
-    let mut pipe = child.stdin.take().expect("stdin");
-    // The tool may stop reading at an error: a broken pipe here is its business.
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&stdin);
-    });
-    let out = child.wait_with_output().expect("era_restore runs");
-    writer.join().expect("writer");
-    Outcome {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    outcome_fed(command("era_restore").args(args), stdin)
 }
 
 /// era_dump's XML of synthetic metadata of `nr_blocks` blocks: several read chunks long.
@@ -525,12 +503,12 @@ fn a_small_output_is_told_the_size_of_the_whole_xml() {
         &["-i", path_str(&xml_file), "-o", path_str(&out)],
     );
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let o = std::process::Command::new(exe("era_restore"))
-        .args(["-i", "-", "-o", path_str(&temp_zeroed(n - 4096))])
-        .stdin(std::fs::File::open(xml_file.path()).unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let o = outcome(
+        command("era_restore")
+            .args(["-i", "-", "-o", path_str(&temp_zeroed(n - 4096))])
+            .stdin(std::fs::File::open(xml_file.path()).unwrap()),
+    );
+    let stderr = o.stderr;
     assert!(stderr.contains("era_metadata_size --nr-blocks"), "{stderr}");
     assert!(!stderr.contains("at least 1"), "{stderr}");
 }

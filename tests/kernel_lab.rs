@@ -7,9 +7,10 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::lab::{carried_in, run_lab_in, target, Run};
+use common::log::mirror_args;
+use common::{command, outcome, s};
 use serde_json::Value;
 
 fn out_dir() -> PathBuf {
@@ -59,7 +60,7 @@ fn live_target_with_a_held_snapshot() {
     assert_eq!(event["what"], "taken");
     for n in 1..=5 {
         let r = carried(&m, &format!("inval-snap-since-{n}"));
-        assert_eq!(r.rc, 0, "since {n}: {}", r.stderr);
+        assert_eq!(r.code, 0, "since {n}: {}", r.stderr);
         let want = ranges(&event["snapshot_written_since"][n.to_string()]);
         assert_eq!(xml_blocks(&r.stdout), want, "snapshot since {n}");
         println!(
@@ -86,10 +87,10 @@ fn live_target_with_a_held_snapshot() {
     assert_eq!(text.stdout.lines().collect::<Vec<_>>(), want);
 
     let check = carried(&m, "check-snap");
-    assert_eq!(check.rc, 0, "{}", check.stderr);
+    assert_eq!(check.code, 0, "{}", check.stderr);
     for busy in ["check-live-busy", "inval-live-busy"] {
         let r = carried(&m, busy);
-        assert_eq!(r.rc, 1, "{busy}");
+        assert_eq!(r.code, 1, "{busy}");
         assert!(
             r.stderr.contains("error: in use: held open exclusively"),
             "{busy}: {}",
@@ -97,12 +98,12 @@ fn live_target_with_a_held_snapshot() {
         );
     }
     let dropped = carried(&m, "inval-snap-dropped");
-    assert_eq!(dropped.rc, 1);
+    assert_eq!(dropped.code, 1);
     assert!(dropped.stderr.contains("no current metadata snap"));
     let after = carried(&m, "check-after-remove");
-    assert_eq!(after.rc, 0, "{}", after.stderr);
+    assert_eq!(after.code, 0, "{}", after.stderr);
     let live = carried(&m, "inval-after-remove-since-4");
-    assert_eq!(live.rc, 0, "{}", live.stderr);
+    assert_eq!(live.code, 0, "{}", live.stderr);
     assert_eq!(
         xml_blocks(&live.stdout),
         ranges(&m["ground_truth"]["written_since"]["4"]),
@@ -112,7 +113,7 @@ fn live_target_with_a_held_snapshot() {
     // went on equals an offline dump of the image captured later with the snapshot still held.
     let dump = carried(&m, "dump-snap");
     assert_eq!(
-        dump.rc, 0,
+        dump.code, 0,
         "era_dump --metadata-snap in the VM: {}",
         dump.stderr
     );
@@ -189,26 +190,12 @@ fn mirror_after_offline_resync_is_in_sync_at_once() {
     // Region 50 is dirty in the crash log.
     let disks = crash_mirror(&dir, 50);
     let (log, leg0, leg1) = &disks;
-    let out = Command::new(common::exe("log_repair"))
-        .args([
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-        ])
-        .arg(leg0)
-        .arg("--leg")
-        .arg(leg1)
-        .arg(log)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = outcome(command("log_repair").args(mirror_args(
+        &["--resync"],
+        &[s(leg0), s(leg1)],
+        s(log),
+    )));
+    assert!(out.success(), "{}", out.stderr);
     assert_eq!(std::fs::read(leg0).unwrap(), std::fs::read(leg1).unwrap());
     let m = activate_mirror("out-resync", &disks);
     let (in_sync, total) = in_sync_at_create(&m);
@@ -222,16 +209,8 @@ fn mirror_after_force_resync_copies_every_region() {
     let dir = target().join("inputs-force");
     // Region 10 is clean in the crash log: only a full resync makes the legs equal again.
     let disks = crash_mirror(&dir, 10);
-    let out = Command::new(common::exe("log_repair"))
-        .arg("--force-resync")
-        .arg(&disks.0)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = outcome(command("log_repair").arg("--force-resync").arg(&disks.0));
+    assert!(out.success(), "{}", out.stderr);
     let m = activate_mirror("out-force", &disks);
     let (in_sync, total) = in_sync_at_create(&m);
     println!("after --force-resync the kernel reports {in_sync}/{total} in sync at activation");

@@ -45,7 +45,7 @@ fn backup_loop_on_a_live_target() {
     let mut prev_step = 0u64;
     for name in ["full", "inc-1", "inc-2", "inc-3", "inc-4", "inc-5", "inc-6"] {
         let r = run(name);
-        assert_eq!(r.rc, 0, "{name}: {}", r.stderr);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert!(r.stderr.is_empty(), "{name}: {}", r.stderr);
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(v["written_since"], next, "{name}");
@@ -101,7 +101,7 @@ fn backup_loop_on_a_live_target() {
         "a table reload happened"
     );
     let cmp = run("compare");
-    assert_eq!(cmp.rc, 0, "backup differs: {}{}", cmp.stdout, cmp.stderr);
+    assert_eq!(cmp.code, 0, "backup differs: {}{}", cmp.stdout, cmp.stderr);
     println!(
         "backup byte-identical to the origin ({} bytes)",
         ORIGIN_SECTORS * 512
@@ -124,7 +124,7 @@ fn backup_loop_on_a_live_target() {
         ),
     ] {
         let r = run(name);
-        assert_eq!(r.rc, 1, "{name}: {}", r.stderr);
+        assert_eq!(r.code, 1, "{name}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{name}: {}", r.stderr);
         assert!(r.stderr.contains(want), "{name}: {}", r.stderr);
         // With --live the output is JSON: a refusal is an object with the error's words.
@@ -153,7 +153,7 @@ fn backup_loop_on_a_live_target() {
     let theirs = held(&m, held_run.step, "e").expect("still held");
     assert!(held_run.stderr.contains(&format!("(root {theirs})")));
     let used = run("use-held");
-    assert_eq!(used.rc, 0, "{}", used.stderr);
+    assert_eq!(used.code, 0, "{}", used.stderr);
     let v: Value = serde_json::from_str(&used.stdout).unwrap();
     assert_eq!(v["snapshot_taken"], false);
     assert_eq!(v["snapshot_root"], theirs);
@@ -161,7 +161,7 @@ fn backup_loop_on_a_live_target() {
 
     for name in ["check-live", "dump-live", "by-path"] {
         let r = run(name);
-        assert_eq!(r.rc, 0, "{name}: {}", r.stderr);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
         assert_eq!(held(&m, r.step, "e"), None, "{name}");
     }
     assert!(run("dump-live")

@@ -4,6 +4,7 @@
 mod common;
 
 use common::log::*;
+use common::{create_status, entry};
 use serde_json::Value;
 
 /// The status lines of mirror `name` read at steps `from..`, as (step, in_sync, synced).
@@ -206,8 +207,8 @@ fn resize_images_carry_the_region_count_of_each_table() {
             dir.path().join("log-resize.log.img").to_str().unwrap(),
         ],
     );
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.contains(
             "the log has 256 regions, but a length of 65536 sectors in regions of 128 sectors \
@@ -254,8 +255,8 @@ fn xml_and_text_outputs_describe_the_same_ranges() {
         "log_dump",
         &["--region-size", "100", "--length", "65536", p],
     );
-    assert_eq!(code(&o), 1);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("region size 100"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.as_str().contains("region size 100"));
     let out = dir.path().join("out.xml");
     ok("log_dump", &["-o", out.to_str().unwrap(), p]);
     assert_eq!(std::fs::read_to_string(out).unwrap(), ok("log_dump", &[p]));
@@ -273,8 +274,8 @@ fn lvm_initialised_logs_are_read_with_a_given_count() {
     data[8..16].copy_from_slice(&u64::MAX.to_le_bytes());
     std::fs::write(&log, &data).unwrap();
     let o = run("log_dump", &[log.to_str().unwrap()]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("never activated"));
+    assert!(o.success());
+    assert!(o.stderr.as_str().contains("never activated"));
     let j = dump_json(&log, &["--nr-regions", "1000"]);
     assert_eq!(j["nr_regions_state"], "lvm-initialised");
     assert_eq!(
@@ -300,8 +301,8 @@ fn lvm_initialised_logs_are_read_with_a_given_count() {
             log.to_str().unwrap(),
         ],
     );
-    assert_eq!(o.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.contains("the log has 1000 regions, but a length of 6400 sectors in regions of 64 sectors makes 100"),
         "{err}"
@@ -314,25 +315,14 @@ fn the_kernel_took_the_crash_log_the_way_log_dump_reads_it() {
     // log-host-image activated the log-crash images in a fresh VM without a sync argument.
     let dir = tempfile::tempdir().unwrap();
     let m = manifest("log-host-image");
-    let log_disk = m["disks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["name"] == "log")
-        .unwrap();
+    let log_disk = entry(&m["disks"], "name", "log");
     assert_eq!(
         log_disk["initial_content"]["from_host_file"],
         "log-crash.log.img.gz"
     );
     let crash = dump_json(&unpack("log-crash.log.img.gz", dir.path()), &[]);
     let activated = dump_json(&unpack("log-host-image.activated.img.gz", dir.path()), &[]);
-    let create = m["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["kind"] == "create")
-        .unwrap();
-    let in_sync = create["status"][0]["parsed"]["in_sync_regions"]
+    let in_sync = create_status(&m)["parsed"]["in_sync_regions"]
         .as_u64()
         .unwrap();
     // At resume the kernel's in-sync set is the clean bits; recovery can only add to it.
@@ -351,8 +341,8 @@ fn the_report_is_never_written_over_the_log() {
     let before = std::fs::read(&log).unwrap();
     let p = log.to_str().unwrap();
     let o = run("log_dump", &["-o", p, p]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1, "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     assert!(err.contains("is the input"), "{err}");
     assert_eq!(std::fs::read(&log).unwrap(), before);
 }
@@ -370,8 +360,8 @@ fn a_region_size_without_the_length_is_a_usage_error() {
         vec!["--length", "65536", p],
     ] {
         let o = run("log_dump", &args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 2, "{args:?}: {err}");
         assert!(
             err.contains("--length") && err.contains("--region-size"),
             "{err}"

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::log::{clean_bit, set_bit};
+use common::log::{clean_bit, repair_options, set_bit};
 
 use std::ops::Range;
 use std::sync::Mutex;
@@ -284,14 +284,10 @@ fn run(s: &Setup, case: Case, target: Target, inject: Inject, dry_run: bool) -> 
     // The modes that work on the mirror's sectors take its geometry from the operator.
     let with_geometry = matches!(case, Case::Resync | Case::Verify | Case::MarkClean);
     let opts = RepairOptions {
-        mode,
-        nr_regions: None,
         region_size: with_geometry.then_some(REGION_SECTORS),
         length: with_geometry.then_some(REGION_SECTORS * REGIONS as u64),
-        logical_block_size: 512,
         dry_run,
-        force: false,
-        backup: None,
+        ..repair_options(mode)
     };
     let mut report = Vec::new();
     let result = repair(&tlog, &opts, &mut NoProgress, &mut report);

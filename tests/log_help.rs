@@ -4,9 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use clap::CommandFactory;
+use common::{command, outcome};
 use era_log_tools::commands::{log_dump, log_repair, log_restore};
 
 /// The example command lines of a help text: the lines that start a command (after the
@@ -38,13 +37,13 @@ fn help_examples_are_never_cut_by_the_terminal_width() {
         let examples = command_lines(&source);
         assert!(examples.len() >= 3, "{name}: {examples:?}");
         for width in [40, 80, 200] {
-            let out = Command::new(common::exe(&name))
-                .arg("--help")
-                .env("COLUMNS", width.to_string())
-                .output()
-                .unwrap();
-            assert!(out.status.success());
-            let help = String::from_utf8_lossy(&out.stdout);
+            let out = outcome(
+                command(&name)
+                    .arg("--help")
+                    .env("COLUMNS", width.to_string()),
+            );
+            assert!(out.success());
+            let help = out.stdout;
             let shown: Vec<&str> = help.lines().collect();
             for line in &examples {
                 assert!(

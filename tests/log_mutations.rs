@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::log::repair_options;
 use common::*;
 use era_log_tools::log::dump::{inspect, DumpOptions};
 use era_log_tools::log::run::{repair, Mode, NoProgress, Outcome, RepairOptions};
@@ -32,14 +33,8 @@ fn damage(log: &[u8], rng: &mut Rng) -> Vec<u8> {
 
 fn opts(mode: Mode<'_>, force: bool) -> RepairOptions<'_> {
     RepairOptions {
-        mode,
-        nr_regions: None,
-        region_size: None,
-        length: None,
-        logical_block_size: 512,
-        dry_run: false,
         force,
-        backup: None,
+        ..repair_options(mode)
     }
 }
 

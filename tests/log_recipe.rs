@@ -4,64 +4,33 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use common::log::*;
+use common::{root, script};
 
 const SCRIPT: &str = "examples/recipes/mirror-after-crash.sh";
 const REGION_BYTES: usize = 128 * 512;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// Runs the recipe in `dir` with the suite's binaries first in PATH.
-fn recipe(dir: &Path, args: &[&str]) -> Output {
-    let bins = Path::new(common::exe("log_repair")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bins.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new("bash")
-        .arg(root().join(SCRIPT))
-        .args(args)
-        .env("PATH", path)
-        .env("BACKUP", dir.join("undo.bak"))
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-struct Mirror {
-    dir: tempfile::TempDir,
-    log: PathBuf,
-    leg0: PathBuf,
-    leg1: PathBuf,
+fn recipe(dir: &Path, args: &[&str]) -> Outcome {
+    outcome(
+        script(&root().join(SCRIPT), None)
+            .args(args)
+            .env("BACKUP", dir.join("undo.bak"))
+            .current_dir(dir),
+    )
 }
 
 /// The kernel's crash log and legs, leg 1 stale in two dirty regions.
-fn mirror() -> Mirror {
-    let dir = tempfile::tempdir().unwrap();
-    let log = unpack("log-crash.log.img.gz", dir.path());
-    let leg0 = unpack("log-crash.leg0.img.gz", dir.path());
-    let leg1 = unpack("log-crash.leg1.img.gz", dir.path());
-    let mut stale = std::fs::read(&leg1).unwrap();
+fn mirror() -> Crash {
+    let m = crash();
+    let mut stale = std::fs::read(&m.leg1).unwrap();
     for r in [48, 300] {
         stale[r * REGION_BYTES + 77] ^= 0x5A;
     }
-    std::fs::write(&leg1, stale).unwrap();
-    Mirror {
-        dir,
-        log,
-        leg0,
-        leg1,
-    }
+    std::fs::write(&m.leg1, stale).unwrap();
+    m
 }
 
 #[test]
@@ -99,12 +68,8 @@ fn the_recipe_resynchronises_the_legs_and_can_be_undone() {
         m.dir.path(),
         &["128", "65536", s(&m.log), s(&m.leg0), s(&m.leg1)],
     );
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        o.status.success(),
-        "{out}{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    let out = o.stdout.as_str();
+    assert!(o.success(), "{out}{}", o.stderr.as_str());
     assert!(out.contains("dirty regions:      208"), "{out}");
     assert!(
         out.contains("2 regions differ between legs and stay dirty: 48..49, 300..301"),
@@ -132,8 +97,8 @@ fn the_recipe_stops_at_a_wrong_geometry_and_changes_nothing() {
     let before: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     for (rs, len) in [("256", "65536"), ("128", "131072"), ("256", "131072")] {
         let o = recipe(m.dir.path(), &[rs, len, s(&m.log), s(&m.leg0), s(&m.leg1)]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{rs} x {len}: {err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 1, "{rs} x {len}: {err}");
         assert!(err.contains("error:"), "{err}");
         for (p, b) in files.iter().zip(&before) {
             assert!(std::fs::read(p).unwrap() == *b, "{} changed", p.display());
@@ -142,7 +107,7 @@ fn the_recipe_stops_at_a_wrong_geometry_and_changes_nothing() {
     }
     // Too few arguments: the usage, and nothing run.
     let o = recipe(m.dir.path(), &["128", "65536", s(&m.log), s(&m.leg0)]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.code, 2);
 }
 
 /// A second run of the recipe with the backup of the first still there stops before it
@@ -157,8 +122,8 @@ fn the_recipe_keeps_an_earlier_backup() {
         m.dir.path(),
         &["128", "65536", s(&m.log), s(&m.leg0), s(&m.leg1)],
     );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     assert!(
         err.contains("keep it, and name another with BACKUP=FILE"),
         "{err}"

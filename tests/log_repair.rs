@@ -6,38 +6,11 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::log::*;
+use common::try_outcome;
 
 const REGION_BYTES: usize = 128 * 512;
 
-/// Clean bit of region `r`, read straight from the image: byte 1024 + r/8, bit r%8.
-fn clean_bit(log: &[u8], r: usize) -> bool {
-    log[1024 + r / 8] >> (r % 8) & 1 == 1
-}
-
-struct Crash {
-    _dir: tempfile::TempDir,
-    log: PathBuf,
-    leg0: PathBuf,
-    leg1: PathBuf,
-}
-
-fn crash() -> Crash {
-    let dir = tempfile::tempdir().unwrap();
-    let log = unpack("log-crash.log.img.gz", dir.path());
-    let leg0 = unpack("log-crash.leg0.img.gz", dir.path());
-    let leg1 = unpack("log-crash.leg1.img.gz", dir.path());
-    Crash {
-        _dir: dir,
-        log,
-        leg0,
-        leg1,
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
+/// Changes the byte at `offset`.
 fn flip(data: &mut [u8], offset: usize) {
     data[offset] ^= 0x5A;
 }
@@ -170,20 +143,11 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
     flip(&mut leg1, clean[5] * REGION_BYTES + 4096);
     std::fs::write(&c.leg1, &leg1).unwrap();
     let leg0 = std::fs::read(&c.leg0).unwrap();
-    let args = [
-        "--verify",
-        "--region-size",
-        "128",
-        "--length",
-        "65536",
-        "--leg",
-        s(&c.leg0),
-        "--leg",
-        s(&c.leg1),
-    ];
-    let mut dry = args.to_vec();
-    dry.extend(["--dry-run", s(&c.log)]);
-    let out = ok("log_repair", &dry);
+    let legs = [s(&c.leg0), s(&c.leg1)];
+    let out = ok(
+        "log_repair",
+        &mirror_args(&["--verify", "--dry-run"], &legs, s(&c.log)),
+    );
     assert!(
         out.contains(&format!(
             "1 regions differ between legs and stay dirty: {d}..{}",
@@ -196,9 +160,7 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
         log0,
         "dry run wrote the log"
     );
-    let mut run_args = args.to_vec();
-    run_args.push(s(&c.log));
-    let out = ok("log_repair", &run_args);
+    let out = ok("log_repair", &mirror_args(&["--verify"], &legs, s(&c.log)));
     assert!(out.contains(&format!("{d}..{}", d + 1)), "{out}");
     let j = dump_json(&c.log, &[]);
     assert_eq!(dirty_ranges(&j), vec![d as u64..d as u64 + 1]);
@@ -218,19 +180,11 @@ fn dry_run_resync_writes_nothing() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     let out = ok(
         "log_repair",
-        &[
-            "--resync",
-            "--dry-run",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&c.leg1),
+        &mirror_args(
+            &["--resync", "--dry-run"],
+            &[s(&c.leg0), s(&c.leg1)],
             s(&c.log),
-        ],
+        ),
     );
     assert!(
         out.contains("would copy") && out.contains("dry run"),
@@ -249,21 +203,10 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
     std::fs::write(&short, vec![0u8; 1 << 20]).unwrap();
     let o = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&short),
-            s(&c.log),
-        ],
+        &mirror_args(&["--resync"], &[s(&c.leg0), s(&short)], s(&c.log)),
     );
-    assert_eq!(code(&o), 1);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.contains(&format!(
             "log_repair: {}: error: leg 1: holds 1048576 bytes, but the mirror needs 33554432",
@@ -288,8 +231,8 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
             s(&c.log),
         ],
     );
-    assert_eq!(code(&o), 1);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.contains(
             "the log has 512 regions, but a length of 131072 sectors in regions of 128 \
@@ -315,8 +258,8 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
             s(&c.log),
         ],
     );
-    assert_eq!(code(&o), 1);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.starts_with(&format!(
             "log_repair: {}: error: leg 1: is the log itself",
@@ -337,7 +280,7 @@ fn legs_that_do_not_fit_the_mirror_are_refused_before_anything_is_written() {
             s(&c.log),
         ],
     );
-    assert_eq!(code(&o), 2);
+    assert_eq!(o.code, 2);
 }
 
 /// Writes a variant of the crash log and returns its path.
@@ -388,7 +331,7 @@ fn hostile_logs_get_a_one_line_error_and_nothing_is_written() {
                 "log_repair",
                 vec!["--mark-clean", "0..4", "--unsafe-legs-identical"]
                     .into_iter()
-                    .chain(GEOMETRY)
+                    .chain(CRASH_GEOMETRY)
                     .collect(),
             ),
         ];
@@ -401,8 +344,8 @@ fn hostile_logs_get_a_one_line_error_and_nothing_is_written() {
         for (bin, mut args) in runs {
             args.push(s(path));
             let o = run(bin, &args);
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert_eq!(code(&o), 1, "{bin} {args:?}: {err}");
+            let err = o.stderr.as_str();
+            assert_eq!(o.code, 1, "{bin} {args:?}: {err}");
             assert!(o.stdout.is_empty(), "{bin} {args:?} printed a report");
             assert_eq!(err.lines().count(), 1, "{bin} {args:?}: {err}");
             assert!(err.starts_with(&format!("{bin}: {}: ", s(path))), "{err}");
@@ -413,7 +356,7 @@ fn hostile_logs_get_a_one_line_error_and_nothing_is_written() {
     // No output file is left behind by a failing log_dump.
     let out = d.join("out.xml");
     let o = run("log_dump", &["-o", s(&out), s(&cases[0].0)]);
-    assert_eq!(code(&o), 1);
+    assert_eq!(o.code, 1);
     assert!(!out.exists());
 }
 
@@ -432,8 +375,8 @@ fn rewrite_header_fixes_a_bad_version_and_keeps_the_bits() {
     // Version 1 reads like 2 with a warning, and any repair writes 2.
     let p = variant(dir.path(), "v1", |b| b[4] = 1);
     let o = run("log_dump", &[s(&p)]);
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("version 1"));
+    assert!(o.success());
+    assert!(o.stderr.as_str().contains("version 1"));
     let j = dump_json(&p, &[]);
     assert_eq!(j["dirty"], 208);
     ok("log_repair", &["--clear-stray-bits", s(&p)]);
@@ -486,8 +429,8 @@ fn a_log_can_be_recreated_from_nothing_with_force() {
         "log_repair",
         &["--force-resync", "--nr-regions", "512", s(&p)],
     );
-    assert_eq!(code(&o), 1);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.as_str().contains("--force"));
     ok(
         "log_repair",
         &["--force-resync", "--force", "--nr-regions", "512", s(&p)],
@@ -527,27 +470,24 @@ fn stray_bits_are_cleared() {
         .all(|&b| b == 0));
 }
 
-/// The crash mirror's geometry, as its table gives it.
-const GEOMETRY: [&str; 4] = ["--region-size", "128", "--length", "65536"];
-
 #[test]
 fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
     let dir = tempfile::tempdir().unwrap();
     let p = unpack("log-crash.log.img.gz", dir.path());
     let before = std::fs::read(&p).unwrap();
     let o = run("log_repair", &["--mark-clean", "48..50", s(&p)]);
-    assert_eq!(code(&o), 2);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 2);
+    let err = o.stderr.as_str();
     assert!(err.contains("--unsafe-legs-identical"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), before);
     // Marking regions clean is about the mirror's sectors: its geometry must be given.
-    for partial in [&[][..], &GEOMETRY[..2], &GEOMETRY[2..]] {
+    for partial in [&[][..], &CRASH_GEOMETRY[..2], &CRASH_GEOMETRY[2..]] {
         let mut args = vec!["--mark-clean", "48..50", "--unsafe-legs-identical"];
         args.extend(partial);
         args.push(s(&p));
         let o = run("log_repair", &args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 2, "{args:?}: {err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 2, "{args:?}: {err}");
         assert!(
             err.contains("--length") || err.contains("--region-size"),
             "{err}"
@@ -560,15 +500,15 @@ fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
             "--mark-clean",
             "500..513",
             "--unsafe-legs-identical",
-            GEOMETRY[0],
-            GEOMETRY[1],
-            GEOMETRY[2],
-            GEOMETRY[3],
+            CRASH_GEOMETRY[0],
+            CRASH_GEOMETRY[1],
+            CRASH_GEOMETRY[2],
+            CRASH_GEOMETRY[3],
             s(&p),
         ],
     );
-    assert_eq!(code(&o), 1);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(err.contains("500..513") && err.contains("512"), "{err}");
     assert_eq!(std::fs::read(&p).unwrap(), before);
     ok(
@@ -577,10 +517,10 @@ fn mark_clean_needs_the_unsafe_flag_and_the_geometry() {
             "--mark-clean",
             "48..50,60",
             "--unsafe-legs-identical",
-            GEOMETRY[0],
-            GEOMETRY[1],
-            GEOMETRY[2],
-            GEOMETRY[3],
+            CRASH_GEOMETRY[0],
+            CRASH_GEOMETRY[1],
+            CRASH_GEOMETRY[2],
+            CRASH_GEOMETRY[3],
             s(&p),
         ],
     );
@@ -602,7 +542,7 @@ fn a_backup_file_is_never_overwritten() {
         "log_repair",
         &["--force-resync", "--backup", s(&bak), s(&p)],
     );
-    assert_eq!(code(&o), 1);
+    assert_eq!(o.code, 1);
     assert_eq!(std::fs::read(&bak).unwrap(), b"keep");
     assert_eq!(std::fs::read(&p).unwrap(), before);
 }
@@ -617,23 +557,14 @@ fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
     let bak = c.log.with_extension("no-such-dir").join("bak");
     let o = run(
         "log_repair",
-        &[
-            "--resync",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&c.leg0),
-            "--leg",
-            s(&c.leg1),
-            "--backup",
-            s(&bak),
+        &mirror_args(
+            &["--resync", "--backup", s(&bak)],
+            &[s(&c.leg0), s(&c.leg1)],
             s(&c.log),
-        ],
+        ),
     );
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1, "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     assert!(err.contains("creating the backup"), "{err}");
     assert_eq!(std::fs::read(&c.leg1).unwrap(), leg1, "a leg was written");
     assert_eq!(std::fs::read(&c.log).unwrap(), log0);
@@ -669,8 +600,8 @@ fn raw_partition_legs_need_the_mirrors_geometry_and_no_value_is_guessed() {
         all.extend(&legs);
         all.push(s(&c.log));
         let o = run("log_repair", &all);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), status, "{all:?}: {err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, status, "{all:?}: {err}");
         for e in expect {
             assert!(err.contains(e), "{all:?}: {err}");
         }
@@ -722,7 +653,7 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
     let files = [c.log.as_path(), c.leg0.as_path(), c.leg1.as_path()];
     let before = contents(&files);
     let bak = dir.join("undo.bak");
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend(leg_args(&[&c.leg1, &c.leg0]));
     args.extend(["--resync", "--backup", s(&bak), s(&c.log)]);
     let out = ok("log_repair", &args);
@@ -761,8 +692,8 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
     let copy = dir.join("copy.img");
     std::fs::copy(&c.log, &copy).unwrap();
     let o = run("log_repair", &["--undo", s(&bak), s(&copy)]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1);
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1);
     assert!(
         err.starts_with(&format!(
             "log_repair: {}: error: undo: not the device or file the backup was taken from",
@@ -776,8 +707,8 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
         "log_repair",
         &["--undo", s(&bak), "--format", "json", s(&c.log)],
     );
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let j: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
     assert_eq!(j["outcome"], "written");
     assert_eq!(j["bytes_written"], 1536 + 208 * REGION_BYTES as u64);
     assert!(
@@ -789,8 +720,8 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
     flip(&mut leg0, 48 * REGION_BYTES + 20);
     std::fs::write(&c.leg0, &leg0).unwrap();
     let o = run("log_repair", &["--undo", s(&bak), s(&c.log)]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1);
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1);
     assert!(
         err.starts_with(&format!(
             "log_repair: {}: error: leg 1: undo: bytes 3145728..3211264 hold neither",
@@ -807,8 +738,8 @@ fn legs_given_in_the_wrong_order_are_put_back_by_undo() {
     std::fs::write(&bad, &damaged).unwrap();
     std::fs::write(&c.leg0, &before[1]).unwrap();
     let o = run("log_repair", &["--undo", s(&bad), s(&c.log)]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1);
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1);
     assert!(
         err.starts_with(&format!("log_repair: {}: error: backup: record ", s(&bad)))
             && err.contains("bad checksum"),
@@ -841,9 +772,9 @@ fn json_comes_out_when_a_run_fails() {
     for (bin, mut args) in runs {
         args.extend(["--format", "json"]);
         let o = run(bin, &args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 1, "{bin} {args:?}: {err}");
-        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 1, "{bin} {args:?}: {err}");
+        let j: serde_json::Value = serde_json::from_str(&o.stdout)
             .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e}): {err}"));
         assert_eq!(j["outcome"], "failed", "{j}");
         // The error line's words after `TOOL: FILE: error: ` (docs/messages.md).
@@ -869,13 +800,13 @@ fn json_comes_out_when_a_run_fails() {
     for (bin, mut args) in usage {
         args.extend(["--format", "json"]);
         let o = run(bin, &args);
-        assert_eq!(code(&o), 2, "{bin} {args:?}");
-        let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+        assert_eq!(o.code, 2, "{bin} {args:?}");
+        let j: serde_json::Value = serde_json::from_str(&o.stdout)
             .unwrap_or_else(|e| panic!("{bin} {args:?}: no JSON ({e})"));
         assert_eq!(j["outcome"], "failed", "{j}");
         let error = j["error"].as_str().unwrap();
         // clap's first paragraph, its lines joined: what the JSON's error says.
-        let stderr = String::from_utf8_lossy(&o.stderr);
+        let stderr = o.stderr.as_str();
         let first = stderr.split("\n\n").next().unwrap_or_default();
         let first = first.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(first, format!("{bin}: error: {error}"), "{j}");
@@ -893,7 +824,7 @@ fn every_error_names_its_file_before_the_severity() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     let with_legs = |legs: &[&Path], extra: &[&str]| {
         let mut a = vec!["--verify"];
-        a.extend(GEOMETRY);
+        a.extend(CRASH_GEOMETRY);
         a.extend(leg_args(legs));
         a.extend(extra);
         a.push(s(&c.log));
@@ -918,7 +849,7 @@ fn every_error_names_its_file_before_the_severity() {
         (
             ["--rewrite-header", "--nr-regions", "100", s(&c.log)]
                 .into_iter()
-                .chain(GEOMETRY)
+                .chain(CRASH_GEOMETRY)
                 .map(String::from)
                 .collect(),
             &c.log,
@@ -928,8 +859,8 @@ fn every_error_names_its_file_before_the_severity() {
     for (args, file, what) in cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = run("log_repair", &args);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 1, "{args:?}: {err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 1, "{args:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(
             err.starts_with(&format!("log_repair: {}: error: {what}", s(file))),
@@ -941,22 +872,23 @@ fn every_error_names_its_file_before_the_severity() {
 /// The writes of a traced run, in order: `(syscall, path of its descriptor)`.
 fn traced(args: &[&str], cwd: &Path) -> Option<Vec<(String, String)>> {
     let trace = cwd.join("strace.out");
-    let o = std::process::Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-e",
-            "trace=openat,fsync,fdatasync,pwrite64,write,close",
-        ])
-        .arg("-o")
-        .arg(&trace)
-        .arg(common::exe("log_repair"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .ok()?;
-    if !o.status.success() || !trace.exists() {
-        let err = String::from_utf8_lossy(&o.stderr);
+    let o = try_outcome(
+        std::process::Command::new("strace")
+            .args([
+                "-f",
+                "-qq",
+                "-e",
+                "trace=openat,fsync,fdatasync,pwrite64,write,close",
+            ])
+            .arg("-o")
+            .arg(&trace)
+            .arg(common::exe("log_repair"))
+            .args(args)
+            .current_dir(cwd),
+    )
+    .ok()?;
+    if !o.success() || !trace.exists() {
+        let err = o.stderr.as_str();
         // strace missing or not allowed to trace: nothing to check here.
         if err.contains("ptrace") || !trace.exists() {
             return None;
@@ -996,7 +928,7 @@ fn the_backup_and_its_directory_are_synced_before_the_first_write() {
     std::fs::write(&c.leg1, &leg1).unwrap();
     std::fs::create_dir(dir.join("keep")).unwrap();
     let mut resync = vec!["--resync", "--backup", "keep/undo.bak"];
-    resync.extend(GEOMETRY);
+    resync.extend(CRASH_GEOMETRY);
     resync.extend(leg_args(&[&c.leg0, &c.leg1]));
     resync.push(s(&c.log));
     // A path with a directory part, and one without ("." is synced then).
@@ -1060,8 +992,8 @@ fn an_undo_interrupted_in_the_log_is_named_and_finished_by_running_it_again() {
     interrupted[..16].copy_from_slice(&header);
     std::fs::write(&log, &interrupted).unwrap();
     let o = run("log_dump", &[s(&log)]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1);
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1);
     assert!(
         err.ends_with(
             "an interrupted log_repair --undo left this log half-written: run the same --undo \
@@ -1074,11 +1006,13 @@ fn an_undo_interrupted_in_the_log_is_named_and_finished_by_running_it_again() {
     other[9] ^= 1;
     std::fs::write(&log, &other).unwrap();
     let o = run("log_repair", &["--undo", s(&bak), s(&log)]);
-    assert_eq!(code(&o), 1);
+    assert_eq!(o.code, 1);
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("hold neither what the run wrote"),
+        o.stderr
+            .as_str()
+            .contains("hold neither what the run wrote"),
         "{}",
-        String::from_utf8_lossy(&o.stderr)
+        o.stderr.as_str()
     );
     assert_eq!(std::fs::read(&log).unwrap(), other);
     // This undo's header: run again, the undo finishes.
@@ -1091,13 +1025,13 @@ fn an_undo_interrupted_in_the_log_is_named_and_finished_by_running_it_again() {
 }
 
 /// Runs log_repair in directory `dir`, stdout to `stdout` (piped when `None`).
-fn run_in(dir: &Path, args: &[&str], stdout: Option<std::process::Stdio>) -> std::process::Output {
-    let mut cmd = std::process::Command::new(common::exe("log_repair"));
+fn run_in(dir: &Path, args: &[&str], stdout: Option<std::process::Stdio>) -> Outcome {
+    let mut cmd = command("log_repair");
     cmd.args(args).current_dir(dir);
     if let Some(out) = stdout {
         cmd.stdout(out);
     }
-    cmd.output().unwrap()
+    outcome(&mut cmd)
 }
 
 /// The kernel's crash log and legs in `a/` (leg 1 stale in region 48), and in `b/` two
@@ -1132,12 +1066,12 @@ fn two_dirs() -> TwoDirs {
 
 /// A resync with relative paths in `a/`, backed up to `a/undo.bak`.
 fn resync_in_a(t: &TwoDirs) {
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend([
         "--resync", "--backup", "undo.bak", "--leg", "leg0.img", "--leg", "leg1.img", "log.img",
     ]);
     let o = run_in(&t.a, &args, None);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
 #[test]
@@ -1153,8 +1087,8 @@ fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_fro
     assert_ne!(contents(&files), before);
     // The backup names the files of a/, whatever directory the undo runs in.
     let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = o.stdout.as_str();
+    assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(out.contains("is intact and matches the devices"), "{out}");
     assert!(contents(&files) == before, "the undo did not put a/ back");
     assert!(contents(&others) == unrelated, "the undo wrote in b/");
@@ -1168,8 +1102,8 @@ fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_fro
     std::fs::copy(&leg0, t.a.join("copy")).unwrap();
     std::fs::rename(t.a.join("copy"), &leg0).unwrap();
     let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1, "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     let abs = std::fs::canonicalize(&leg0).unwrap();
     assert!(
         err.starts_with(&format!(
@@ -1190,8 +1124,8 @@ fn an_undo_from_another_directory_puts_back_the_devices_the_backup_was_taken_fro
         &["--undo", "../a/undo.bak", "--force", "../a/log.img"],
         None,
     );
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+    let out = o.stdout.as_str();
+    assert_eq!(o.code, 0, "{}", o.stderr);
     assert!(!out.contains("matches the devices"), "{out}");
     assert!(
         out.contains(&format!(
@@ -1236,8 +1170,8 @@ fn an_earlier_backup_with_relative_paths_is_refused_elsewhere_without_a_force_hi
     resync_in_a(&t);
     as_version_1(&t.a.join("undo.bak"), &["log.img", "leg0.img", "leg1.img"]);
     let o = run_in(&t.b, &["--undo", "../a/undo.bak", "../a/log.img"], None);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1, "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     let here = std::fs::canonicalize(t.b.join("leg0.img")).unwrap();
     assert!(
         err.starts_with(&format!(
@@ -1254,27 +1188,7 @@ fn an_earlier_backup_with_relative_paths_is_refused_elsewhere_without_a_force_hi
     assert!(contents(&others) == unrelated);
     // In the directory of the run, the earlier backup is still put back.
     let o = run_in(&t.a, &["--undo", "undo.bak", "log.img"], None);
-    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-/// A pipe whose reading end is already closed.
-fn broken_pipe() -> std::process::Stdio {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let mut fds = [0; 2];
-    // SAFETY: pipe() fills the two descriptors, which are then owned exactly once.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: as above.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    drop(read);
-    std::process::Stdio::from(write)
-}
-
-fn dev_full() -> std::process::Stdio {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open("/dev/full")
-        .unwrap()
-        .into()
+    assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
 #[test]
@@ -1299,19 +1213,11 @@ fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
             true,
         ),
         (
-            vec![
-                "--verify",
-                "--dry-run",
-                "--region-size",
-                "128",
-                "--length",
-                "65536",
-                "--leg",
-                "leg0.img",
-                "--leg",
-                "leg1.img",
+            mirror_args(
+                &["--verify", "--dry-run"],
+                &["leg0.img", "leg1.img"],
                 "log.img",
-            ],
+            ),
             "nothing was written (dry run)",
             false,
         ),
@@ -1325,26 +1231,23 @@ fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
         let fresh = common::fixture("log-crash.log.img.gz");
         std::fs::write(&log, &fresh).unwrap();
         let o = run_in(&t.a, &args, Some(dev_full()));
-        assert_eq!(code(&o), 1, "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&o.stderr), lost(what), "{args:?}");
+        assert_eq!(o.code, 1, "{args:?}");
+        assert_eq!(o.stderr.as_str(), lost(what), "{args:?}");
         // The repair was not stopped by its report.
         assert_eq!(std::fs::read(&log).unwrap() != fresh, writes, "{args:?}");
         // A reader that went away: exit status 1, quietly.
         std::fs::write(&log, &fresh).unwrap();
         let o = run_in(&t.a, &args, Some(broken_pipe()));
-        assert_eq!(code(&o), 1, "{args:?}");
-        assert_eq!(String::from_utf8_lossy(&o.stderr), "", "{args:?}");
+        assert_eq!(o.code, 1, "{args:?}");
+        assert_eq!(o.stderr.as_str(), "", "{args:?}");
         assert_eq!(std::fs::read(&log).unwrap() != fresh, writes, "{args:?}");
     }
     // An undo whose report is lost.
     std::fs::write(&log, common::fixture("log-crash.log.img.gz")).unwrap();
     resync_in_a(&t);
     let o = run_in(&t.a, &["--undo", "undo.bak", "log.img"], Some(dev_full()));
-    assert_eq!(code(&o), 1);
-    assert_eq!(
-        String::from_utf8_lossy(&o.stderr),
-        lost("the backup was put back")
-    );
+    assert_eq!(o.code, 1);
+    assert_eq!(o.stderr.as_str(), lost("the backup was put back"));
     assert_eq!(
         std::fs::read(&log).unwrap(),
         common::fixture("log-crash.log.img.gz")
@@ -1354,7 +1257,7 @@ fn a_lost_report_ends_the_run_with_exit_status_1_once_the_run_is_over() {
 #[test]
 fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
     let c = crash();
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend(leg_args(&[&c.leg0, &c.leg1]));
     args.extend(["--resync", s(&c.log)]);
     ok("log_repair", &args);
@@ -1381,14 +1284,13 @@ fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
 /// file took the backup's name and refused every later run.
 #[test]
 fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
-    use std::os::unix::process::CommandExt;
     let c = crash();
     let bak = c.log.parent().unwrap().join("cut.bak");
     let before: Vec<Vec<u8>> = [&c.log, &c.leg0, &c.leg1]
         .iter()
         .map(|p| std::fs::read(p).unwrap())
         .collect();
-    let mut args = GEOMETRY.to_vec();
+    let mut args = CRASH_GEOMETRY.to_vec();
     args.extend([
         "--resync",
         "--backup",
@@ -1399,23 +1301,11 @@ fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
         s(&c.leg1),
     ]);
     args.push(s(&c.log));
-    let mut cmd = std::process::Command::new(common::exe("log_repair"));
-    cmd.args(&args);
-    // SAFETY: setrlimit and signal are async-signal-safe; the child limits its own files
-    // (the legs and the log are written in place, below the limit) and takes EFBIG.
-    unsafe {
-        cmd.pre_exec(|| {
-            let lim = libc::rlimit {
-                rlim_cur: 64 * 1024,
-                rlim_max: libc::RLIM_INFINITY,
-            };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let o = cmd.output().unwrap();
-    assert_eq!(code(&o), 1, "{}", String::from_utf8_lossy(&o.stderr));
+    let mut cmd = command("log_repair");
+    // The legs and the log are written in place, below the limit: only the backup grows.
+    limit_file_size(cmd.args(&args), 64 * 1024);
+    let o = outcome(&mut cmd);
+    assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(!bak.exists(), "the cut-short backup is left");
     for (p, b) in [&c.log, &c.leg0, &c.leg1].iter().zip(&before) {
         assert!(std::fs::read(p).unwrap() == *b, "{} written", p.display());

@@ -6,23 +6,6 @@ use std::path::Path;
 
 use common::log::*;
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn kernel_log_images() -> Vec<String> {
-    let mut v = Vec::new();
-    for scenario in log_scenarios() {
-        let m = manifest(&scenario);
-        for img in m["images"].as_array().unwrap() {
-            if img["disk"] == "log" {
-                v.push(img["file"].as_str().unwrap().to_string());
-            }
-        }
-    }
-    v
-}
-
 #[test]
 fn dump_then_restore_undoes_a_repair_on_every_kernel_image() {
     let dir = tempfile::tempdir().unwrap();
@@ -54,21 +37,13 @@ fn restore_writes_a_new_image_that_exists_and_refuses_a_missing_one() {
     let xml = dir.path().join("dump.xml");
     ok(
         "log_dump",
-        &[
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "-o",
-            s(&xml),
-            s(&log),
-        ],
+        &[&CRASH_GEOMETRY[..], &["-o", s(&xml), s(&log)]].concat(),
     );
     let new = dir.path().join("new.img");
     // As with era_restore, the output must exist: no file is created for a typo.
     let o = run("log_restore", &["-i", s(&xml), "-o", s(&new)]);
-    assert_eq!(code(&o), 1);
-    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.code, 1);
+    let err = o.stderr.as_str();
     assert!(
         err.contains(&format!("Couldn't find output file '{}'", s(&new))),
         "{err}"
@@ -77,8 +52,8 @@ fn restore_writes_a_new_image_that_exists_and_refuses_a_missing_one() {
     // A zeroed image is the normal new target; one too small for the log is refused.
     std::fs::write(&new, vec![0u8; 1024]).unwrap();
     let o = run("log_restore", &["-i", s(&xml), "-o", s(&new)]);
-    assert_eq!(code(&o), 1);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("1536 bytes are needed"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.as_str().contains("1536 bytes are needed"));
     assert_eq!(std::fs::read(&new).unwrap(), vec![0u8; 1024]);
     std::fs::write(&new, vec![0u8; 4096]).unwrap();
     ok("log_restore", &["-i", s(&xml), "-o", s(&new)]);
@@ -126,8 +101,8 @@ fn assert_refused(dir: &Path, log: &Path, xml: &str, expect: &str) {
     let x = dir.join("bad.xml");
     std::fs::write(&x, xml).unwrap();
     let o = run("log_restore", &["-i", s(&x), "-o", s(log)]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(code(&o), 1, "{err}");
+    let err = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with(&format!("log_restore: {}: error: {expect}", s(&x))),
@@ -136,7 +111,7 @@ fn assert_refused(dir: &Path, log: &Path, xml: &str, expect: &str) {
     assert_eq!(std::fs::read(log).unwrap(), orig);
     let new = dir.join("never.img");
     let o = run("log_restore", &["-i", s(&x), "-o", s(&new)]);
-    assert_eq!(code(&o), 1);
+    assert_eq!(o.code, 1);
     assert!(!new.exists(), "a target was created for bad XML");
 }
 
@@ -241,8 +216,8 @@ fn restore_refuses_to_write_the_log_over_its_input() {
     std::fs::hard_link(&xml, &link).unwrap();
     for out in [&xml, &link] {
         let o = run("log_restore", &["-i", s(&xml), "-o", s(out)]);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(code(&o), 1, "{err}");
+        let err = o.stderr.as_str();
+        assert_eq!(o.code, 1, "{err}");
         assert!(
             err.contains(&format!(
                 "error: is the input {}; write the output somewhere else",

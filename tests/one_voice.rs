@@ -8,10 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// The path of a binary of this crate: they are all built beside era_check.
-fn exe(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name(name)
-}
+use common::{exe, outcome, Outcome};
 
 /// A tool's command line with `F` where the file under test goes. Writers get their input
 /// in `F` and a valid output, or a valid input and their output in `O`.
@@ -30,14 +27,8 @@ const XML_READERS: &[(&str, &[&str])] = &[
     ("log_restore", &["-i", "F", "-o", "OUT"]),
 ];
 
-struct Run {
-    code: Option<i32>,
-    stderr: String,
-    stdout: String,
-}
-
 /// `tool` with `args`, `F` and `OUT` replaced by `f` and `out`.
-fn command(tool: &str, args: &[&str], f: &Path, out: &Path) -> Command {
+fn with_file(tool: &str, args: &[&str], f: &Path, out: &Path) -> Command {
     let path = Path::new(tool);
     let mut cmd = Command::new(if path.is_absolute() {
         path.to_path_buf()
@@ -54,45 +45,15 @@ fn command(tool: &str, args: &[&str], f: &Path, out: &Path) -> Command {
     cmd
 }
 
-fn outcome(mut cmd: Command) -> Run {
-    let o = cmd.output().unwrap();
-    Run {
-        code: o.status.code(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-    }
-}
-
-/// [`outcome`] of a binary just copied: another test's child, forked while the copy was
-/// open for writing, may hold it open until its own exec, and the kernel then refuses to
-/// run the copy (ETXTBSY) for that moment.
-fn outcome_of_fresh_copy(mut cmd: Command) -> Run {
-    for _ in 0..100 {
-        match cmd.output() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            o => {
-                let o = o.unwrap();
-                return Run {
-                    code: o.status.code(),
-                    stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-                    stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-                };
-            }
-        }
-    }
-    panic!("{cmd:?}: still busy")
-}
-
-fn run(tool: &str, args: &[&str], f: &Path, out: &Path) -> Run {
-    outcome(command(tool, args, f, out))
+/// [`with_file`] run to its end.
+fn run_on(tool: &str, args: &[&str], f: &Path, out: &Path) -> Outcome {
+    outcome(&mut with_file(tool, args, f, out))
 }
 
 /// One line `TOOL: FILE: error: …` containing `words`, exit 1, nothing on stdout.
-fn assert_one_error_line(tool: &str, r: &Run, file: &Path, words: &str) {
+fn assert_one_error_line(tool: &str, r: &Outcome, file: &Path, words: &str) {
     let prefix = format!("{tool}: {}: error: ", file.display());
-    assert_eq!(r.code, Some(1), "{tool}: {}", r.stderr);
+    assert_eq!(r.code, 1, "{tool}: {}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{tool}: {}", r.stderr);
     assert!(
         r.stderr.starts_with(&prefix),
@@ -142,7 +103,7 @@ impl Bench {
 /// Every tool given `f` as its input says `words` about it, in the one grammar.
 fn every_tool_says(f: &Path, words: &str, out: &Path) {
     for (tool, args) in READERS.iter().chain(XML_READERS) {
-        assert_one_error_line(tool, &run(tool, args, f, out), f, words);
+        assert_one_error_line(tool, &run_on(tool, args, f, out), f, words);
     }
 }
 
@@ -172,7 +133,7 @@ fn an_input_too_small_is_one_line_naming_it() {
     let tiny = b.put("tiny", b"abcdefgh");
     let out = b.output();
     for (tool, args) in READERS {
-        let r = run(tool, args, &tiny, &out);
+        let r = run_on(tool, args, &tiny, &out);
         // The era tools keep thin-provisioning-tools' words, which scripts grep for.
         let words = if tool.starts_with("era_") {
             "Metadata device/file too small.  Is this binary metadata?"
@@ -206,10 +167,10 @@ fn an_output_too_small_or_missing_is_named_the_same_way_by_every_writer() {
         ),
     ] {
         let args = ["-i", "F", "-o", "OUT"];
-        let r = run(tool, &args, input, &small);
+        let r = run_on(tool, &args, input, &small);
         assert_one_error_line(tool, &r, &small, too_small);
         assert_eq!(std::fs::read(&small).unwrap(), [0; 100], "{tool} wrote");
-        let r = run(tool, &args, input, &missing);
+        let r = run_on(tool, &args, input, &missing);
         let words = format!("Couldn't find output file '{}'", missing.display());
         assert_one_error_line(tool, &r, &missing, &words);
         assert!(!missing.exists(), "{tool} created its output");
@@ -233,12 +194,12 @@ fn a_full_output_is_named_by_every_tool_that_writes_a_report() {
     ] {
         let mut with_output = args.to_vec();
         with_output.extend(["-o", "/dev/full"]);
-        let r = run(tool, &with_output, input, full);
+        let r = run_on(tool, &with_output, input, full);
         assert_one_error_line(tool, &r, full, "No space left on device");
 
-        let mut cmd = command(tool, args, input, full);
+        let mut cmd = with_file(tool, args, input, full);
         cmd.stdout(std::fs::File::create(full).unwrap());
-        let r = outcome(cmd);
+        let r = outcome(&mut cmd);
         assert_one_error_line(tool, &r, Path::new("stdout"), "No space left on device");
 
         // A pipe whose reader is gone before the tool starts: every write fails.
@@ -251,10 +212,10 @@ fn a_full_output_is_named_by_every_tool_that_writes_a_report() {
             (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
         };
         drop(reader);
-        let mut cmd = command(tool, args, input, full);
+        let mut cmd = with_file(tool, args, input, full);
         cmd.stdout(Stdio::from(writer));
-        let r = outcome(cmd);
-        assert_eq!(r.code, Some(1), "{tool}: a closed pipe");
+        let r = outcome(&mut cmd);
+        assert_eq!(r.code, 1, "{tool}: a closed pipe");
         assert!(r.stderr.is_empty(), "{tool}: {}", r.stderr);
     }
 }
@@ -271,17 +232,17 @@ fn an_unreadable_input_is_named_the_same_way_by_every_tool() {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     for (tool, args) in READERS.iter().chain(XML_READERS) {
-        let mut cmd = command(tool, args, &locked, &out);
+        let mut cmd = with_file(tool, args, &locked, &out);
         if root {
             // Permissions do not stop root: the tool runs as nobody, from a copy that nobody
             // can run wherever the checkout lies.
             let copy = b.dir.path().join(tool);
             std::fs::copy(exe(tool), &copy).unwrap();
             std::fs::set_permissions(&copy, PermissionsExt::from_mode(0o755)).unwrap();
-            cmd = command(copy.to_str().unwrap(), args, &locked, &out);
+            cmd = with_file(copy.to_str().unwrap(), args, &locked, &out);
             cmd.uid(65534).gid(65534);
         }
-        let r = outcome_of_fresh_copy(cmd);
+        let r = outcome(&mut cmd);
         assert_one_error_line(tool, &r, &locked, "Permission denied");
         // The system's words for an ordinary file, without a hint about devices.
         assert!(!r.stderr.contains("root"), "{tool}: {}", r.stderr);
@@ -296,8 +257,8 @@ fn a_bad_option_is_a_usage_error_with_exit_2() {
     for (tool, args) in READERS.iter().chain(XML_READERS) {
         let mut with_bogus = args.to_vec();
         with_bogus.insert(0, "--bogus");
-        let r = run(tool, &with_bogus, &f, &out);
-        assert_eq!(r.code, Some(2), "{tool}: {}", r.stderr);
+        let r = run_on(tool, &with_bogus, &f, &out);
+        assert_eq!(r.code, 2, "{tool}: {}", r.stderr);
         assert!(
             r.stderr.starts_with(&format!(
                 "{tool}: error: unexpected argument '--bogus' found"
@@ -312,8 +273,8 @@ fn a_bad_option_is_a_usage_error_with_exit_2() {
         );
         assert!(r.stdout.is_empty(), "{tool}");
     }
-    let r = run("era_metadata_size", &["--bogus"], &f, &out);
-    assert_eq!(r.code, Some(2), "era_metadata_size: {}", r.stderr);
+    let r = run_on("era_metadata_size", &["--bogus"], &f, &out);
+    assert_eq!(r.code, 2, "era_metadata_size: {}", r.stderr);
     assert!(
         r.stderr.starts_with("era_metadata_size: error: "),
         "{}",
@@ -342,7 +303,7 @@ fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
             &era,
         ),
     ] {
-        let mut cmd = command(tool, args, input, &out);
+        let mut cmd = with_file(tool, args, input, &out);
         // SAFETY: close is async-signal-safe; the child closes its own stdout before exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -350,15 +311,15 @@ fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
                 Ok(())
             });
         }
-        let r = outcome(cmd);
+        let r = outcome(&mut cmd);
         assert_one_error_line(tool, &r, Path::new("stdout"), "is closed");
         // The same run with its output discarded on purpose succeeds.
-        let mut cmd = command(tool, args, input, &out);
+        let mut cmd = with_file(tool, args, input, &out);
         cmd.stdout(Stdio::null());
-        assert_eq!(outcome(cmd).code, Some(0), "{tool} > /dev/null");
+        assert_eq!(outcome(&mut cmd).code, 0, "{tool} > /dev/null");
     }
     // A tool that writes nothing on stdout does not care.
-    let mut cmd = command("era_check", &["F"], &era, &out);
+    let mut cmd = with_file("era_check", &["F"], &era, &out);
     // SAFETY: as above.
     unsafe {
         cmd.pre_exec(|| {
@@ -366,7 +327,7 @@ fn a_closed_stdout_is_an_error_for_every_tool_that_writes_there() {
             Ok(())
         });
     }
-    assert_eq!(outcome(cmd).code, Some(0));
+    assert_eq!(outcome(&mut cmd).code, 0);
 }
 
 /// era_check and era_invalidate print JSON whatever happens when it is asked for, failures
@@ -383,8 +344,8 @@ fn json_is_printed_when_a_run_fails_too() {
         (&xml, "This looks like XML."),
         (&missing, "Couldn't find input file"),
     ] {
-        let r = run("era_check", &["--format", "json", "F"], f, &out);
-        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        let r = run_on("era_check", &["--format", "json", "F"], f, &out);
+        assert_eq!(r.code, 1, "{}", r.stderr);
         let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect(&r.stdout);
         assert_eq!(v["worst"], "error", "{}", r.stdout);
         assert_eq!(v["file"], f.to_str().unwrap());
@@ -396,8 +357,8 @@ fn json_is_printed_when_a_run_fails_too() {
         assert_one_line_on_stderr(&r, words);
 
         let args = ["--written-since", "1", "--format", "json", "F"];
-        let r = run("era_invalidate", &args, f, &out);
-        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        let r = run_on("era_invalidate", &args, f, &out);
+        assert_eq!(r.code, 1, "{}", r.stderr);
         let v: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect(&r.stdout);
         assert!(
             v["error"].as_str().is_some_and(|e| e.contains(words)),
@@ -408,7 +369,7 @@ fn json_is_printed_when_a_run_fails_too() {
     }
 }
 
-fn assert_one_line_on_stderr(r: &Run, words: &str) {
+fn assert_one_line_on_stderr(r: &Outcome, words: &str) {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains(words), "{}", r.stderr);
 }
@@ -426,8 +387,8 @@ fn counts_are_said_in_the_singular_and_the_plural() {
         log[8..16].copy_from_slice(&regions.to_le_bytes());
         log[1024..1032].fill(0xFF);
         let f = b.put("log.img", &log);
-        let r = run("log_dump", &["F"], &f, &out);
-        assert_eq!(r.code, Some(0), "{}", r.stderr);
+        let r = run_on("log_dump", &["F"], &f, &out);
+        assert_eq!(r.code, 0, "{}", r.stderr);
         let want = format!(
             "log_dump: {}: note: clean bitmap: {count} past the last region ({regions})",
             f.display()
@@ -445,7 +406,7 @@ fn binary_given_as_xml_is_named_by_both_xml_readers() {
     let era = b.put("era.img", &common::fixture("era-basic.meta.img.gz"));
     let out = b.output();
     for (tool, args) in XML_READERS {
-        let r = run(tool, args, &era, &out);
+        let r = run_on(tool, args, &era, &out);
         let words = match *tool {
             "era_restore" => "holds dm-era metadata, not XML: give the XML era_dump writes",
             _ => "holds dm-era metadata, not XML: give the XML log_dump writes",
@@ -453,9 +414,9 @@ fn binary_given_as_xml_is_named_by_both_xml_readers() {
         assert_one_error_line(tool, &r, &era, words);
         let mut piped: Vec<&str> = args.to_vec();
         piped[1] = "-";
-        let mut cmd = command(tool, &piped, &era, &out);
+        let mut cmd = with_file(tool, &piped, &era, &out);
         cmd.stdin(std::fs::File::open(&era).unwrap());
-        let r = outcome(cmd);
+        let r = outcome(&mut cmd);
         assert_one_error_line(tool, &r, Path::new("-"), words);
     }
 }
@@ -470,14 +431,14 @@ fn the_other_familys_xml_names_its_tool() {
     let era_xml = b.dir.path().join("era.xml");
     let log_xml = b.dir.path().join("log.xml");
     let dump = |tool: &str, input: &Path, xml: &Path| {
-        let r = run(tool, &["-o", xml.to_str().unwrap(), "F"], input, &out);
-        assert_eq!(r.code, Some(0), "{tool}: {}", r.stderr);
+        let r = run_on(tool, &["-o", xml.to_str().unwrap(), "F"], input, &out);
+        assert_eq!(r.code, 0, "{tool}: {}", r.stderr);
     };
     dump("era_dump", &era, &era_xml);
     dump("log_dump", &log, &log_xml);
-    let r = run("log_restore", &["-i", "F", "-o", "OUT"], &era_xml, &out);
+    let r = run_on("log_restore", &["-i", "F", "-o", "OUT"], &era_xml, &out);
     assert_one_error_line("log_restore", &r, &era_xml, "era_restore reads");
-    let r = run("era_restore", &["-i", "F", "-o", "OUT"], &log_xml, &out);
+    let r = run_on("era_restore", &["-i", "F", "-o", "OUT"], &log_xml, &out);
     assert_one_error_line("era_restore", &r, &log_xml, "log_restore reads");
 }
 
@@ -511,8 +472,8 @@ fn a_usage_error_in_json_names_what_is_missing() {
             "--nr-blocks",
         ),
     ] {
-        let r = run(tool, args, &f, &out);
-        assert_eq!(r.code, Some(2), "{tool}: {}", r.stderr);
+        let r = run_on(tool, args, &f, &out);
+        assert_eq!(r.code, 2, "{tool}: {}", r.stderr);
         let v: serde_json::Value = serde_json::from_str(&r.stdout).expect(&r.stdout);
         let error = v["error"].as_str().unwrap_or_default();
         assert!(
@@ -534,7 +495,7 @@ fn a_compressed_dump_is_named_by_both_xml_readers() {
     );
     let out = b.output();
     for (tool, args) in XML_READERS {
-        let r = run(tool, args, &gz, &out);
+        let r = run_on(tool, args, &gz, &out);
         let words = format!("holds gzip-compressed data, not XML: decompress it into the tool, e.g. zcat FILE | {tool} -i -");
         assert_one_error_line(tool, &r, &gz, &words);
     }

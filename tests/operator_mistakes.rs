@@ -6,13 +6,13 @@
 mod common;
 
 use std::fs;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::exe;
+use common::log::mirror_args;
+use common::{broken_pipe, command, limit_file_size, noise, outcome, run, s, Outcome};
 use era_log_tools::era::format::BUILD_IN_PROGRESS;
 
 /// What a path is, as far as a mistake could change it.
@@ -78,19 +78,6 @@ fn snapshot(dir: &Path) -> Vec<(String, State)> {
     v
 }
 
-struct Run {
-    code: i32,
-    stderr: String,
-}
-
-fn run(tool: &str, args: &[&str]) -> Run {
-    let o = Command::new(exe(tool)).args(args).output().unwrap();
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
-}
-
 /// A refused mistake: `tool args` exits with one of `codes`, names the problem with each of
 /// `words`, and leaves every file in `dir` as it was.
 fn refused(dir: &Path, tool: &str, args: &[&str], codes: &[i32], words: &[&str]) {
@@ -135,10 +122,6 @@ fn fixture(name: &str) -> Vec<u8> {
 fn accepted(tool: &str, args: &[&str]) {
     let r = run(tool, args);
     assert_eq!(r.code, 0, "{tool} {args:?}: {}", r.stderr);
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A scratch folder with the images the rows use.
@@ -296,12 +279,12 @@ fn a_successful_run_keeps_links_and_nodes_what_they_are() {
         );
     }
     // `-o -` is stdout in every tool that writes a report.
-    let o = Command::new(exe("era_invalidate"))
-        .args(["--written-since", "1", "-o", "-", s(&b.path("era.img"))])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stdout).starts_with("<blocks>"));
+    let o = run(
+        "era_invalidate",
+        &["--written-since", "1", "-o", "-", s(&b.path("era.img"))],
+    );
+    assert!(o.success());
+    assert!(o.stdout.starts_with("<blocks>"));
     assert!(!b.path("-").exists());
 }
 
@@ -358,19 +341,7 @@ fn a_wrong_region_size_is_refused_by_every_mode_and_tool() {
     // The right geometry passes the same checks.
     accepted(
         "log_repair",
-        &[
-            "--verify",
-            "--dry-run",
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&leg0),
-            "--leg",
-            s(&leg1),
-            s(&log),
-        ],
+        &mirror_args(&["--verify", "--dry-run"], &[s(&leg0), s(&leg1)], s(&log)),
     );
     eprintln!("{rows} rows: wrong region sizes");
 }
@@ -438,20 +409,8 @@ fn writers_refuse_what_is_not_theirs() {
             refused(b.dir(), "log_repair", &args, &[1], &[what, "--force"]);
         }
         let (leg0, leg1) = (b.path("leg0.img"), b.path("leg1.img"));
-        let legs = [
-            "--region-size",
-            "128",
-            "--length",
-            "65536",
-            "--leg",
-            s(&leg0),
-            "--leg",
-            s(&leg1),
-        ];
         for mode in ["--resync", "--verify"] {
-            let mut args = vec![mode];
-            args.extend(legs);
-            args.push(s(target));
+            let args = mirror_args(&[mode], &[s(&leg0), s(&leg1)], s(target));
             refused(b.dir(), "log_repair", &args, &[1], &[what]);
         }
         rows += 7;
@@ -575,19 +534,6 @@ fn image(len: usize, pattern: &[u8], offset: usize, header: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Bytes that look random: a xorshift stream.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// What the new-user trial wrote over: filesystems that wipefs knows and we did not, random
 /// data, a text file. No writer replaces them without --force, and each refusal names
 /// what it found.
@@ -613,7 +559,7 @@ fn writers_refuse_what_they_cannot_call_theirs() {
         ),
         (
             "random.img",
-            noise(size),
+            noise(0x9E37_79B9_7F4A_7C15, size),
             "holds data that is neither zeros nor a signature we know",
         ),
         (
@@ -725,13 +671,13 @@ fn a_missing_or_small_output_is_told_the_size_it_needs() {
     assert_eq!(era_need, repair_need);
     // XML from stdin is read only once: the size is left to era_metadata_size.
     let missing = b.path("missing.img");
-    let o = Command::new(exe("era_restore"))
-        .args(["-i", "-", "-o", s(&missing)])
-        .stdin(fs::File::open(&era_xml).unwrap())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    let o = outcome(
+        command("era_restore")
+            .args(["-i", "-", "-o", s(&missing)])
+            .stdin(fs::File::open(&era_xml).unwrap()),
+    );
+    let err = o.stderr;
+    assert_eq!(o.code, 1, "{err}");
     assert!(
         err.contains("Couldn't find output file")
             && err.contains("; create it first: era_metadata_size --nr-blocks N --writesets W"),
@@ -916,17 +862,6 @@ fn the_output_is_never_the_input_under_another_name() {
     eprintln!("{rows} rows: output = input through hard links and symlinks");
 }
 
-/// A pipe whose reading end is already closed.
-fn broken_pipe() -> Stdio {
-    let mut fds = [0; 2];
-    // SAFETY: pipe() fills the two descriptors, which are then owned exactly once.
-    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-    // SAFETY: as above.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    drop(read);
-    Stdio::from(write)
-}
-
 #[test]
 fn streams_that_went_away_never_make_a_tool_panic() {
     let b = Bench::new();
@@ -960,25 +895,20 @@ fn streams_that_went_away_never_make_a_tool_panic() {
     ];
     for (tool, args, code) in &cases {
         // stderr broken: the exit status is what it would have been.
-        let st = Command::new(exe(tool))
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(broken_pipe())
-            .status()
-            .unwrap();
-        assert_eq!(st.code(), Some(*code), "{tool} {args:?} with stderr broken");
+        let st = outcome(
+            command(tool)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(broken_pipe()),
+        );
+        assert_eq!(st.code, *code, "{tool} {args:?} with stderr broken");
         // stdout broken: a report nobody reads ends the tool quietly, with 0 or 1.
-        let o = Command::new(exe(tool))
-            .args(args)
-            .stdout(broken_pipe())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
+        let o = outcome(command(tool).args(args).stdout(broken_pipe()));
+        let err = o.stderr;
         assert!(
-            matches!(o.status.code(), Some(0..=2)),
-            "{tool} {args:?} with stdout broken: {:?} {err}",
-            o.status
+            matches!(o.code, 0..=2),
+            "{tool} {args:?} with stdout broken: exit {} {err}",
+            o.code
         );
         assert!(!err.contains("panicked"), "{tool} {args:?}: {err}");
     }
@@ -1106,11 +1036,8 @@ fn interrupt(mut cmd: Command, after: Duration, sig: i32) -> (i32, String) {
     std::thread::sleep(after);
     // SAFETY: kill() only sends a signal to the child's pid.
     unsafe { libc::kill(child.id() as i32, sig) };
-    let o = child.wait_with_output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    let o = Outcome::from(child.wait_with_output().unwrap());
+    (o.code, o.stderr)
 }
 
 #[test]
@@ -1124,7 +1051,7 @@ fn an_interrupted_dump_leaves_the_previous_file() {
         (libc::SIGTERM, 143, "SIGTERM"),
     ] {
         let before = snapshot(b.dir());
-        let mut cmd = Command::new(exe("era_dump"));
+        let mut cmd = command("era_dump");
         cmd.args(["-o", s(&out), s(&big)]);
         let (status, err) = interrupt(cmd, Duration::from_millis(300), sig);
         assert_eq!(status, code, "{err}");
@@ -1144,7 +1071,7 @@ fn an_interrupted_writer_says_which_state_it_left() {
     // which, every time.
     for ms in [20u64, 50, 100, 150, 200, 300, 400] {
         let out = b.put("out.img", &before);
-        let mut cmd = Command::new(exe("era_repair"));
+        let mut cmd = command("era_repair");
         cmd.args(["-i", s(&src), "-o", s(&out)]);
         let (status, err) = interrupt(cmd, Duration::from_millis(ms), libc::SIGINT);
         let now = fs::read(&out).unwrap();
@@ -1182,7 +1109,7 @@ fn a_writer_stopped_before_its_first_write_says_the_output_is_unchanged() {
     assert!(made.success());
     for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
         let before = state(&log);
-        let child = Command::new(exe("log_restore"))
+        let child = command("log_restore")
             .args(["-i", s(&fifo), "-o", s(&log)])
             .stderr(Stdio::piped())
             .spawn()
@@ -1194,10 +1121,10 @@ fn a_writer_stopped_before_its_first_write_says_the_output_is_unchanged() {
         std::thread::sleep(Duration::from_millis(200));
         // SAFETY: kill() only sends a signal to the child's pid.
         unsafe { libc::kill(child.id() as i32, sig) };
-        let o = child.wait_with_output().unwrap();
+        let o = Outcome::from(child.wait_with_output().unwrap());
         drop(w);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(code), "{err}");
+        let err = o.stderr;
+        assert_eq!(o.code, code, "{err}");
         assert!(
             err.contains("before anything was written; the output is unchanged"),
             "{err}"
@@ -1277,7 +1204,6 @@ fn a_file_another_run_works_on_is_left_to_it() {
 /// so, and how to finish it, and every reader names the state.
 #[test]
 fn an_era_writer_that_fails_half_way_says_the_output_is_unfinished() {
-    use std::os::unix::process::CommandExt;
     let b = Bench::new();
     let (era, era_xml) = (b.path("era.img"), b.path("era.xml"));
     for (tool, args) in [
@@ -1286,24 +1212,13 @@ fn an_era_writer_that_fails_half_way_says_the_output_is_unfinished() {
     ] {
         let out = b.path(&format!("{tool}.out"));
         fs::write(&out, vec![0u8; 4 << 20]).unwrap();
-        let mut cmd = Command::new(exe(tool));
+        let mut cmd = command(tool);
         cmd.args(&args).arg(&out);
-        // SAFETY: setrlimit and signal are async-signal-safe; the child sets its own limit
-        // (past block 0, so the marker is written) and ignores SIGXFSZ to get EFBIG instead.
-        unsafe {
-            cmd.pre_exec(|| {
-                let lim = libc::rlimit {
-                    rlim_cur: 2 * 4096,
-                    rlim_max: libc::RLIM_INFINITY,
-                };
-                libc::setrlimit(libc::RLIMIT_FSIZE, &lim);
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-        let o = cmd.output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{tool}: {err}");
+        // Past block 0, so that the marker is written.
+        limit_file_size(&mut cmd, 2 * 4096);
+        let o = outcome(&mut cmd);
+        let err = o.stderr;
+        assert_eq!(o.code, 1, "{tool}: {err}");
         assert_eq!(err.lines().count(), 1, "{tool}: {err}");
         assert!(
             err.starts_with(&format!("{tool}: {}: error: ", s(&out)))

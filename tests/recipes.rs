@@ -7,12 +7,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{exe, fixture, Rng};
+use common::{command, exe, fixture, outcome, root, script, Outcome, Rng};
 use serde_json::Value;
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Every recipe script; the README shows each.
 const RECIPES: &[&str] = &[
@@ -22,20 +18,9 @@ const RECIPES: &[&str] = &[
     "stale-after-rollback.sh",
 ];
 
-fn script(name: &str) -> PathBuf {
+/// The path of recipe script `name`.
+fn recipe(name: &str) -> PathBuf {
     root().join("examples/recipes").join(name)
-}
-
-/// A PATH on which the suite's tools come first; `extra` (a directory of stand-ins) before
-/// them.
-fn path_with_tools(extra: Option<&Path>) -> String {
-    let tools = Path::new(exe("era_invalidate")).parent().unwrap();
-    let mut dirs: Vec<PathBuf> = extra.into_iter().map(Path::to_path_buf).collect();
-    dirs.push(tools.to_path_buf());
-    dirs.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    std::env::join_paths(dirs).unwrap().into_string().unwrap()
 }
 
 /// Fails in CI, where jq is installed, when it is missing; elsewhere the recipe tests are
@@ -84,13 +69,13 @@ impl Site {
         }
     }
 
-    fn backup(&self, backup: &Path, meta: &Path, stand_ins: Option<&Path>) -> std::process::Output {
-        Command::new("bash")
-            .arg(script("incremental-backup.sh"))
-            .args([&self.state, &self.origin, backup, meta])
-            .env("PATH", path_with_tools(stand_ins))
-            .output()
-            .unwrap()
+    fn backup(&self, backup: &Path, meta: &Path, stand_ins: Option<&Path>) -> Outcome {
+        outcome(script(&recipe("incremental-backup.sh"), stand_ins).args([
+            &self.state,
+            &self.origin,
+            backup,
+            meta,
+        ]))
     }
 
     fn state(&self) -> Option<String> {
@@ -99,13 +84,13 @@ impl Site {
 
     /// The byte ranges era_invalidate itself lists since `era`.
     fn listed_since(&self, era: u32) -> Vec<(usize, usize)> {
-        let o = Command::new(exe("era_invalidate"))
-            .args(["--written-since", &era.to_string(), "--format", "json"])
-            .args(["--units", "bytes"])
-            .arg(&self.meta)
-            .output()
-            .unwrap();
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = outcome(
+            command("era_invalidate")
+                .args(["--written-since", &era.to_string(), "--format", "json"])
+                .args(["--units", "bytes"])
+                .arg(&self.meta),
+        );
+        let v: Value = serde_json::from_str(&o.stdout).unwrap();
         v["ranges"]
             .as_array()
             .unwrap()
@@ -118,10 +103,6 @@ impl Site {
     }
 }
 
-fn ok(o: &std::process::Output) -> bool {
-    o.status.success()
-}
-
 #[test]
 fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
     if !have_jq() {
@@ -130,7 +111,7 @@ fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
     let s = Site::new();
     // The first run (no saved era) copies everything.
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     assert!(fs::read(&s.backup).unwrap() == s.origin_bytes);
     assert_eq!(s.state().as_deref(), Some("4\n"));
 
@@ -138,7 +119,7 @@ fn the_backup_recipe_copies_what_was_written_and_saves_the_era_last() {
     fs::write(&s.backup, vec![0u8; s.origin_bytes.len()]).unwrap();
     fs::write(&s.state, "3\n").unwrap();
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     let ranges = s.listed_since(3);
     assert!(!ranges.is_empty());
     let backup = fs::read(&s.backup).unwrap();
@@ -162,7 +143,7 @@ fn a_failed_copy_leaves_the_saved_era_as_it_was() {
     fs::write(&s.state, "2\n").unwrap();
     // A backup on a full device: every copy fails.
     let o = s.backup(Path::new("/dev/full"), &s.meta, None);
-    assert!(!ok(&o));
+    assert!(!o.success());
     assert_eq!(s.state().as_deref(), Some("2\n"));
     assert!(!s.dir.path().join("era0.next.new").exists());
 }
@@ -177,15 +158,15 @@ fn a_failed_era_invalidate_leaves_the_saved_era_as_it_was() {
     let zeros = s.dir.path().join("zeros.img");
     fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
     let o = s.backup(&s.backup, &zeros, None);
-    assert!(!ok(&o));
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.success());
+    let stderr = o.stderr.as_str();
     assert!(stderr.contains("era_invalidate: "), "{stderr}");
     assert_eq!(s.state().as_deref(), Some("2\n"));
     assert!(fs::read(&s.backup).unwrap().iter().all(|&b| b == 0));
     // A saved era that is not a number is refused before anything is read.
     fs::write(&s.state, "").unwrap();
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(!ok(&o));
+    assert!(!o.success());
     assert_eq!(s.state().as_deref(), Some(""));
 }
 
@@ -199,14 +180,7 @@ fn an_interrupted_run_is_simply_run_again() {
     // A dd that lets the first copy through, then stops the script as a signal would.
     let stand_ins = s.dir.path().join("bin");
     fs::create_dir(&stand_ins).unwrap();
-    let real_dd = String::from_utf8(
-        Command::new("bash")
-            .args(["-c", "command -v dd"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let real_dd = outcome(Command::new("bash").args(["-c", "command -v dd"])).stdout;
     let counter = s.dir.path().join("dd-calls");
     fs::write(
         stand_ins.join("dd"),
@@ -224,11 +198,11 @@ fn an_interrupted_run_is_simply_run_again() {
     fs::write(&s.state, "3\n").unwrap();
     assert!(s.listed_since(3).len() >= 2);
     let o = s.backup(&s.backup, &s.meta, Some(&stand_ins));
-    assert!(!ok(&o));
+    assert!(!o.success());
     assert_eq!(s.state().as_deref(), Some("3\n"));
     // The same run again, uninterrupted, finishes the job.
     let o = s.backup(&s.backup, &s.meta, None);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     let backup = fs::read(&s.backup).unwrap();
     for (b, e) in s.listed_since(3) {
         assert!(backup[b..e] == s.origin_bytes[b..e], "range {b}..{e}");
@@ -246,15 +220,13 @@ fn the_backup_recipe_reads_a_held_snapshot() {
     let s = Site::new();
     fs::write(&s.meta, fixture("era-snap-held.removed-snap-held.img.gz")).unwrap();
     fs::write(&s.state, "2\n").unwrap();
-    let o = Command::new("bash")
-        .arg(script("incremental-backup.sh"))
-        .args([&s.state, &s.origin, &s.backup])
-        .arg("--metadata-snapshot")
-        .arg(&s.meta)
-        .env("PATH", path_with_tools(None))
-        .output()
-        .unwrap();
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = outcome(
+        script(&recipe("incremental-backup.sh"), None)
+            .args([&s.state, &s.origin, &s.backup])
+            .arg("--metadata-snapshot")
+            .arg(&s.meta),
+    );
+    assert!(o.success(), "{}", o.stderr);
     // The snapshot lists blocks 64..96 since era 2; the live superblock lists up to 112.
     let backup = fs::read(&s.backup).unwrap();
     let (b, e) = (64 * 65536, 96 * 65536);
@@ -294,13 +266,8 @@ fn dmsetup_calls(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn run_script(name: &str, args: &[&Path], stand_ins: &Path) -> std::process::Output {
-    Command::new("bash")
-        .arg(script(name))
-        .args(args)
-        .env("PATH", path_with_tools(Some(stand_ins)))
-        .output()
-        .unwrap()
+fn run_script(name: &str, args: &[&Path], stand_ins: &Path) -> Outcome {
+    outcome(script(&recipe(name), Some(stand_ins)).args(args))
 }
 
 /// The step-by-step recipe sends checkpoint and take_metadata_snap, copies what the
@@ -318,7 +285,7 @@ fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
     let name = Path::new("era0");
     let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
     let o = run_script("backup-held-snapshot.sh", &args, &bin);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(
         dmsetup_calls(s.dir.path()),
         [
@@ -338,7 +305,7 @@ fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
     fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
     let args = [name, &zeros, &s.state, &s.origin, &s.backup];
     let o = run_script("backup-held-snapshot.sh", &args, &bin);
-    assert!(!ok(&o));
+    assert!(!o.success());
     let calls = dmsetup_calls(s.dir.path());
     assert_eq!(
         calls.last().map(String::as_str),
@@ -359,12 +326,7 @@ fn the_held_snapshot_recipe_drops_its_snapshot_on_every_way_out() {
     fs::set_permissions(bin.join("dd"), fs::Permissions::from_mode(0o755)).unwrap();
     let args = [name, &s.meta, &s.state, &s.origin, &s.backup];
     let o = run_script("backup-held-snapshot.sh", &args, &bin);
-    assert_eq!(
-        o.status.code(),
-        Some(143),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(o.code, 143, "{}", o.stderr);
     let calls = dmsetup_calls(s.dir.path());
     assert_eq!(
         calls.last().map(String::as_str),
@@ -382,7 +344,7 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
     let file = dir.path().join("snap-1.era");
     fs::write(dir.path().join("era"), "5").unwrap();
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
     assert_eq!(
         dmsetup_calls(dir.path()),
@@ -392,7 +354,7 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
     fs::write(dir.path().join("fail"), "checkpoint").unwrap();
     fs::write(dir.path().join("era"), "6").unwrap();
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("era0"), &file], &bin);
-    assert!(!ok(&o));
+    assert!(!o.success());
     assert_eq!(fs::read_to_string(&file).unwrap(), "5\n");
     // The era file named as a directory: refused, nothing saved inside it.
     fs::remove_file(dir.path().join("fail")).unwrap();
@@ -401,13 +363,13 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
         &[Path::new("era0"), dir.path()],
         &bin,
     );
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("is a directory"));
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.as_str().contains("is a directory"));
     // Not an era target.
     fs::remove_file(dir.path().join("era")).unwrap();
     let other = dir.path().join("other.era");
     let o = run_script("vendor-snapshot-era.sh", &[Path::new("lin"), &other], &bin);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.code, 1);
     assert!(!other.exists());
 }
 
@@ -421,7 +383,7 @@ fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
     let stale = s.dir.path().join("stale.txt");
     fs::write(&era, "3\n").unwrap();
     let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
-    assert!(ok(&o), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     let listed: Vec<String> = s
         .listed_since(3)
         .iter()
@@ -436,13 +398,13 @@ fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
     fs::remove_file(&stale).unwrap();
     fs::write(&era, "").unwrap();
     let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.code, 1);
     assert!(!stale.exists());
     fs::write(&era, "3\n").unwrap();
     let zeros = s.dir.path().join("zeros.img");
     fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
     let o = run_script("stale-after-rollback.sh", &[&era, &stale, &zeros], &bin);
-    assert!(!ok(&o));
+    assert!(!o.success());
     assert!(!stale.exists());
 }
 
@@ -451,7 +413,7 @@ fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
 fn the_readme_shows_the_recipe_scripts_as_they_are() {
     let readme = fs::read_to_string(root().join("README.md")).unwrap();
     for name in RECIPES {
-        let text = fs::read_to_string(script(name)).unwrap();
+        let text = fs::read_to_string(recipe(name)).unwrap();
         let indented: String = text
             .lines()
             .map(|l| {
@@ -484,12 +446,9 @@ fn the_backup_recipe_refuses_the_wrong_files_before_copying() {
     fs::write(&short, &s.origin_bytes[..1 << 20]).unwrap();
     let missing = s.dir.path().join("typo.img");
     let run_with = |state: &Path, origin: &Path, backup: &Path| {
-        Command::new("bash")
-            .arg(script("incremental-backup.sh"))
-            .args([state, origin, backup, &s.meta])
-            .env("PATH", path_with_tools(None))
-            .output()
-            .unwrap()
+        outcome(
+            script(&recipe("incremental-backup.sh"), None).args([state, origin, backup, &s.meta]),
+        )
     };
     let backup_before = fs::read(&s.backup).unwrap();
     for (state, origin, backup, words) in [
@@ -520,8 +479,8 @@ fn the_backup_recipe_refuses_the_wrong_files_before_copying() {
         ),
     ] {
         let o = run_with(state, origin, backup);
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{words}: {stderr}");
+        let stderr = o.stderr.as_str();
+        assert_eq!(o.code, 1, "{words}: {stderr}");
         assert!(stderr.contains(words), "{words}: {stderr}");
         assert!(!missing.exists(), "a stray backup was made");
         assert!(fs::read(&s.backup).unwrap() == backup_before);
@@ -538,14 +497,12 @@ fn a_first_run_with_the_origin_as_backup_is_refused() {
         return;
     }
     let s = Site::new();
-    let o = Command::new("bash")
-        .arg(script("incremental-backup.sh"))
-        .args([&s.state, &s.backup, &s.origin, &s.meta])
-        .env("PATH", path_with_tools(None))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let o = outcome(
+        script(&recipe("incremental-backup.sh"), None)
+            .args([&s.state, &s.backup, &s.origin, &s.meta]),
+    );
+    let stderr = o.stderr.as_str();
+    assert_eq!(o.code, 1, "{stderr}");
     assert!(stderr.contains("Is it the origin?"), "{stderr}");
     assert!(fs::read(&s.origin).unwrap() == s.origin_bytes);
     assert!(s.state().is_none());
@@ -570,7 +527,7 @@ fn the_backup_recipe_freezes_the_origin_after_reading_the_metadata() {
         format!(
             "#!/bin/bash\necho era_invalidate >> '{}'\nexec '{}' \"$@\"\n",
             order.display(),
-            exe("era_invalidate")
+            exe("era_invalidate").display()
         ),
     )
     .unwrap();
@@ -587,23 +544,24 @@ fn the_backup_recipe_freezes_the_origin_after_reading_the_metadata() {
         frozen.display()
     );
     let run = |freeze: &str| {
-        Command::new("bash")
-            .arg(script("incremental-backup.sh"))
-            .args([&s.state, &frozen, &s.backup, &s.meta])
-            .env("PATH", path_with_tools(Some(&bin)))
-            .env("FREEZE", freeze)
-            .output()
-            .unwrap()
+        outcome(
+            script(&recipe("incremental-backup.sh"), Some(&bin))
+                .args([&s.state, &frozen, &s.backup, &s.meta])
+                .env("FREEZE", freeze),
+        )
     };
     fs::write(&s.state, "2\n").unwrap();
     let o = run("exit 3");
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("FREEZE failed: nothing was copied"));
+    assert_eq!(o.code, 1);
+    assert!(o
+        .stderr
+        .as_str()
+        .contains("FREEZE failed: nothing was copied"));
     assert_eq!(s.state().as_deref(), Some("2\n"));
     assert!(fs::read(&s.backup).unwrap().iter().all(|&b| b == 0));
     fs::remove_file(&order).unwrap();
     let o = run(&freeze);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.success(), "{}", o.stderr);
     assert_eq!(
         fs::read_to_string(&order).unwrap(),
         "era_invalidate\nfreeze\n"

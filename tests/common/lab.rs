@@ -7,6 +7,8 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::run::Outcome;
+
 /// Where the lab runs keep their outputs: `target/kernel-lab`.
 pub fn target() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/kernel-lab")
@@ -35,32 +37,33 @@ pub fn run_lab_in(scenario: &str, out: &str, env: &[(&str, &Path)]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// One carried program's run.
+/// One carried program's run: what it did (its fields read through), and when.
 pub struct Run {
-    /// Exit code.
-    pub rc: i32,
-    /// Its standard output.
-    pub stdout: String,
-    /// Its standard error.
-    pub stderr: String,
+    /// Its exit code and streams.
+    pub outcome: Outcome,
     /// The lab step it ran at.
     pub step: u64,
 }
 
+impl std::ops::Deref for Run {
+    type Target = Outcome;
+
+    fn deref(&self) -> &Outcome {
+        &self.outcome
+    }
+}
+
 /// The run `name` of manifest `m`, whose outputs are in `target/kernel-lab/<out>`.
 pub fn carried_in(m: &Value, out: &str, name: &str) -> Run {
-    let r = m["carried_runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["name"] == name)
-        .unwrap_or_else(|| panic!("run {name} missing"));
+    let r = super::entry(&m["carried_runs"], "name", name);
     let read =
         |k: &str| std::fs::read_to_string(target().join(out).join(r[k].as_str().unwrap())).unwrap();
     Run {
-        rc: r["exit_code"].as_i64().unwrap() as i32,
-        stdout: read("stdout"),
-        stderr: read("stderr"),
+        outcome: Outcome {
+            code: r["exit_code"].as_i64().unwrap() as i32,
+            stdout: read("stdout"),
+            stderr: read("stderr"),
+        },
         step: r["step"].as_u64().unwrap(),
     }
 }

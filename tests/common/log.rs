@@ -2,51 +2,60 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use era_log_tools::log::run::{Mode, RepairOptions};
 use serde_json::Value;
 
-// Not every test crate that compiles this module uses these.
-#[allow(unused_imports)]
-pub use super::{fixtures_dir as fixtures, manifest};
-
-/// Decompresses fixture `name` (a `.img.gz`) into `dir`, returning the image path.
-pub fn unpack(name: &str, dir: &Path) -> PathBuf {
-    let out = dir.join(name.trim_end_matches(".gz"));
-    std::fs::write(&out, super::fixture(name)).expect("write image");
-    out
-}
+// The log tests take these with the rest of this module.
+pub use super::fixtures::{fixtures_dir as fixtures, manifest, s, unpack};
+pub use super::run::{broken_pipe, command, dev_full, limit_file_size, ok, outcome, run, Outcome};
 
 /// Every log scenario with a manifest.
 pub fn log_scenarios() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures())
-        .expect("fixtures")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("log-") && n.ends_with(".json"))
+    super::fixture_names("log-", ".json")
+        .into_iter()
         .map(|n| n.trim_end_matches(".json").to_string())
-        .collect();
-    v.sort();
+        .collect()
+}
+
+/// The log images of every scenario's manifest, by file name.
+pub fn kernel_log_images() -> Vec<String> {
+    let mut v = Vec::new();
+    for scenario in log_scenarios() {
+        let m = manifest(&scenario);
+        for img in m["images"].as_array().expect("images") {
+            if img["disk"] == "log" {
+                v.push(img["file"].as_str().expect("file").to_string());
+            }
+        }
+    }
     v
 }
 
-/// Runs one of the crate's binaries.
-pub fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(super::exe(bin))
-        .args(args)
-        .output()
-        .expect("run binary")
+/// The kernel's crash log (scenario log-crash) and its two legs, in a folder of their own.
+pub struct Crash {
+    /// The folder, removed when dropped.
+    pub dir: tempfile::TempDir,
+    /// The log.
+    pub log: PathBuf,
+    /// Leg 0.
+    pub leg0: PathBuf,
+    /// Leg 1.
+    pub leg1: PathBuf,
 }
 
-/// Stdout of a run that must succeed.
-pub fn ok(bin: &str, args: &[&str]) -> String {
-    let o = run(bin, args);
-    assert!(
-        o.status.success(),
-        "{bin} {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// The crash log and legs, unpacked into a new temporary folder.
+pub fn crash() -> Crash {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = unpack("log-crash.log.img.gz", dir.path());
+    let leg0 = unpack("log-crash.leg0.img.gz", dir.path());
+    let leg1 = unpack("log-crash.leg1.img.gz", dir.path());
+    Crash {
+        dir,
+        log,
+        leg0,
+        leg1,
+    }
 }
 
 /// log_dump's JSON report of `log`, with extra arguments.
@@ -86,11 +95,6 @@ pub fn covered(inner: &[Range<u64>], outer: &[Range<u64>]) -> bool {
         .all(|x| outer.iter().any(|o| o.contains(&x)))
 }
 
-/// Exit code of a run.
-pub fn code(o: &Output) -> i32 {
-    o.status.code().unwrap_or(-1)
-}
-
 /// Clean bit of region `r`, read straight from a log image: byte 1024 + r/8, bit r%8.
 pub fn clean_bit(log: &[u8], r: usize) -> bool {
     log[1024 + r / 8] >> (r % 8) & 1 == 1
@@ -102,5 +106,34 @@ pub fn set_bit(log: &mut [u8], r: usize, clean: bool) {
         log[1024 + r / 8] |= 1 << (r % 8);
     } else {
         log[1024 + r / 8] &= !(1 << (r % 8));
+    }
+}
+
+/// The crash mirror's geometry as log_repair takes it: regions of 128 sectors, 65536
+/// sectors in all.
+pub const CRASH_GEOMETRY: [&str; 4] = ["--region-size", "128", "--length", "65536"];
+
+/// log_repair's arguments for a mirror of the crash geometry: `options` (the mode first),
+/// the geometry, each of `legs` after `--leg`, and the log.
+pub fn mirror_args<'a>(options: &[&'a str], legs: &[&'a str], log: &'a str) -> Vec<&'a str> {
+    let mut args = options.to_vec();
+    args.extend(CRASH_GEOMETRY);
+    args.extend(legs.iter().flat_map(|l| ["--leg", l]));
+    args.push(log);
+    args
+}
+
+/// log_repair's options for `mode` as its command line leaves them: no region count or
+/// geometry given, 512-byte sectors, no dry run, no force, no backup.
+pub fn repair_options(mode: Mode<'_>) -> RepairOptions<'_> {
+    RepairOptions {
+        mode,
+        nr_regions: None,
+        region_size: None,
+        length: None,
+        logical_block_size: 512,
+        dry_run: false,
+        force: false,
+        backup: None,
     }
 }
