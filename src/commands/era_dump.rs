@@ -79,12 +79,7 @@ pub struct Args {
     pub quiet: bool,
 }
 
-parse_with_bare_version!(Args);
-
-/// era_dump on the process's arguments; usage errors end the process (exit status 2).
-pub fn main() -> ExitCode {
-    run(Args::parse())
-}
+parse_with_bare_version!(Args, main = run);
 
 /// Writes the XML of what `args` name; the exit status tells the outcome.
 pub fn run(args: Args) -> ExitCode {

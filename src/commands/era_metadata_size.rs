@@ -205,46 +205,24 @@ mod tests {
         );
     }
 
+    /// The answer to the command line of `nr_blocks` 1 and 1 writeset with `options`.
+    fn answer_with(options: &[&str]) -> String {
+        let mut line = vec!["s", "--nr-blocks", "1", "--writesets", "1"];
+        line.extend(options);
+        answer(&args(&line), &SIZING).unwrap()
+    }
+
     #[test]
     fn the_answer_is_the_size_in_the_units_asked() {
-        let line = [
-            "s",
-            "--nr-blocks",
-            "1",
-            "--writesets",
-            "1",
-            "--units",
-            "kib",
-        ];
-        assert_eq!(answer(&args(&line), &SIZING).unwrap(), "12 KiB");
-        let line = [
-            "s",
-            "--nr-blocks",
-            "1",
-            "--writesets",
-            "1",
-            "-u",
-            "sectors",
-            "-n",
-        ];
-        assert_eq!(answer(&args(&line), &SIZING).unwrap(), "24");
-        let line = ["s", "--nr-blocks", "1", "--writesets", "1"];
-        assert_eq!(answer(&args(&line), &SIZING).unwrap(), "12288 bytes");
+        assert_eq!(answer_with(&["--units", "kib"]), "12 KiB");
+        assert_eq!(answer_with(&["-u", "sectors", "-n"]), "24");
+        assert_eq!(answer_with(&[]), "12288 bytes");
     }
 
     #[test]
     fn the_json_answer_gives_the_parts() {
-        let line = [
-            "s",
-            "--nr-blocks",
-            "1",
-            "--writesets",
-            "1",
-            "--format",
-            "json",
-        ];
         assert_eq!(
-            answer(&args(&line), &SIZING).unwrap(),
+            answer_with(&["--format", "json"]),
             "{\"nr_blocks\":100,\"writesets\":2,\"size\":12288,\"units\":\"bytes\",\
              \"metadata_blocks\":3,\"committed_blocks\":1,\"headroom_blocks\":2,\
              \"era_array_blocks\":4,\"writeset_blocks\":5,\"writeset_tree_blocks\":6,\

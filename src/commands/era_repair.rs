@@ -50,18 +50,12 @@ pub struct Args {
     pub writer: super::era_files::WriterOptions,
 }
 
-parse_with_bare_version!(Args);
-
-/// era_repair on the process's arguments; usage errors end the process (exit status 2).
-pub fn main() -> ExitCode {
-    run(Args::parse())
-}
+parse_with_bare_version!(Args, main = run);
 
 /// Writes a salvaged copy of the input's metadata to the output; the exit status tells the
 /// outcome.
 pub fn run(args: Args) -> ExitCode {
-    cli::run_quiet("era_repair", args.writer.quiet, || {
-        interrupt::writing_to(&args.output.display().to_string());
+    super::run_writer("era_repair", args.writer.quiet, &args.output, || {
         let input = era_files::open_era_input(&args.input, OpenMode::ReadExclusive)?;
         if std::fs::metadata(&args.output).is_ok() {
             refuse_input_as_output(&args.output, &args.input)?;

@@ -52,18 +52,12 @@ pub struct Args {
     pub writer: super::era_files::WriterOptions,
 }
 
-parse_with_bare_version!(Args);
-
-/// era_restore on the process's arguments; usage errors end the process (exit status 2).
-pub fn main() -> ExitCode {
-    run(Args::parse())
-}
+parse_with_bare_version!(Args, main = run);
 
 /// Writes the metadata the XML input describes to the output; the exit status tells the
 /// outcome.
 pub fn run(args: Args) -> ExitCode {
-    cli::run_quiet("era_restore", args.writer.quiet, || {
-        interrupt::writing_to(&args.output.display().to_string());
+    super::run_writer("era_restore", args.writer.quiet, &args.output, || {
         let (input, len) = open_text_input(&args.input, "era_dump")?;
         // A missing output is told its size from a second reading of an XML file; a pipe is
         // not read for it, as it could be long or wait on a terminal.

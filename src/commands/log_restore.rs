@@ -9,7 +9,7 @@ use clap::Parser;
 use super::log_files::open_log_output;
 use crate::cli::open::{open_text_input, refuse_input_as_output};
 use crate::cli::report::OnFileExt;
-use crate::cli::{run_quiet, EXIT_OK};
+use crate::cli::EXIT_OK;
 use crate::interrupt::{self, Guarded};
 use crate::log::device::logical_block_size;
 use crate::log::format::geometry::{buf_size, DEFAULT_LOGICAL_BLOCK_SIZE};
@@ -67,17 +67,11 @@ pub struct Args {
     pub quiet: bool,
 }
 
-parse_with_bare_version!(Args);
-
-/// log_restore on the process's arguments; usage errors end the process (exit status 2).
-pub fn main() -> ExitCode {
-    run(Args::parse())
-}
+parse_with_bare_version!(Args, main = run);
 
 /// Writes the log the XML input describes to the output; the exit status tells the outcome.
 pub fn run(args: Args) -> ExitCode {
-    run_quiet("log_restore", args.quiet, || {
-        interrupt::writing_to(&args.output.display().to_string());
+    super::run_writer("log_restore", args.quiet, &args.output, || {
         if std::fs::metadata(&args.output).is_ok() {
             refuse_input_as_output(&args.output, &args.input)?;
         }
