@@ -1,8 +1,15 @@
-//! era_dump's command line.
+//! era_dump: its command line and its run.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
+
+use super::era_files;
+use crate::cli::report::{file_error, print_findings};
+use crate::cli::{self, EXIT_OK};
+use crate::era::dump::{dump, DumpError, DumpOptions};
+use crate::era::live;
 
 /// The arguments of era_dump.
 #[derive(Parser)]
@@ -72,4 +79,93 @@ pub struct Args {
     pub quiet: bool,
 }
 
-parse_with_bare_version!(Args);
+parse_with_bare_version!(Args, main = run);
+
+/// Writes the XML of what `args` name; the exit status tells the outcome.
+pub fn run(args: Args) -> ExitCode {
+    let input = args.source.name();
+    cli::run_quiet("era_dump", args.quiet, || {
+        let opts = options(&args);
+        let file = match &args.source.live {
+            Some(_) => None,
+            None => Some(era_files::open_era_input(
+                &input,
+                era_files::read_mode(args.metadata_snap),
+            )?),
+        };
+        let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
+        // A failed dump leaves a previous file of the same name as it was.
+        let problems = match (&file, &args.source.live) {
+            (Some(io), _) => {
+                let bar = era_files::block_progress(io, "dumping metadata", !shows_bar(&args));
+                let r = dump(&cli::Counted::new(io, &bar), &opts, &mut out);
+                bar.finish_and_clear();
+                r.map_err(|e| match e {
+                    e @ DumpError::Metadata(_) => file_error(&input, e),
+                    e => anyhow::Error::new(e),
+                })?
+            }
+            (None, device) => {
+                let device = device.as_deref().unwrap_or_default();
+                live::dump_snapshot(device, &args.source.options(), &opts, &mut out)
+                    .map_err(era_files::live_error)?
+                    .0
+            }
+        };
+        out.commit()?;
+        if !args.quiet {
+            print_findings("era_dump", &input, &problems);
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// How the metadata is read, as the options ask.
+fn options(args: &Args) -> DumpOptions {
+    DumpOptions {
+        logical: args.logical,
+        repair: args.repair,
+        metadata_snap: args.metadata_snap,
+    }
+}
+
+/// Whether a progress bar may show: only when the XML goes to a file, as on stdout it would
+/// cut into it, and never with -q.
+fn shows_bar(args: &Args) -> bool {
+    let to_file = args
+        .output
+        .as_deref()
+        .is_some_and(|p| !cli::output::is_stdout(p));
+    to_file && !args.quiet
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::try_parse_from(line).unwrap()
+    }
+
+    #[test]
+    fn a_bar_shows_only_when_the_xml_goes_to_a_file_and_not_quietly() {
+        assert!(shows_bar(&args(&["era_dump", "-o", "era.xml", "m"])));
+        assert!(!shows_bar(&args(&["era_dump", "m"])));
+        assert!(!shows_bar(&args(&["era_dump", "-o", "-", "m"])));
+        assert!(!shows_bar(&args(&["era_dump", "-q", "-o", "era.xml", "m"])));
+    }
+
+    #[test]
+    fn the_reading_options_reach_the_dump() {
+        let o = options(&args(&[
+            "era_dump",
+            "--logical",
+            "-r",
+            "--metadata-snap",
+            "m",
+        ]));
+        assert!(o.logical && o.repair && o.metadata_snap);
+        let o = options(&args(&["era_dump", "m"]));
+        assert!(!o.logical && !o.repair && !o.metadata_snap);
+    }
+}

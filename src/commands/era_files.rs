@@ -19,6 +19,16 @@ use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 const ERA_BUSY: &str = "read a live target's metadata with --live, or through its held \
                         snapshot with --metadata-snap";
 
+/// How a reader opens binary metadata: exclusively, unless it reads the held metadata
+/// snapshot, which a live target shares with it.
+pub fn read_mode(metadata_snapshot: bool) -> OpenMode {
+    if metadata_snapshot {
+        OpenMode::ReadShared
+    } else {
+        OpenMode::ReadExclusive
+    }
+}
+
 /// Opens a binary metadata input the way the era tools do, with the messages scripts grep
 /// for: a missing file, a file of the wrong type, a file too small to be metadata, and XML
 /// given where binary metadata was expected. When block 0 is not a dm-era superblock but
@@ -59,6 +69,21 @@ pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
         }
     }
     Ok(io)
+}
+
+/// The options era_restore and era_repair share, after their input and output.
+#[derive(clap::Args)]
+pub struct WriterOptions {
+    /// Print nothing; report through the exit status only
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write even over what is neither zeros nor dm-era metadata of the same geometry
+    ///
+    /// Without it the output is refused when it holds another target's metadata (another
+    /// block size or nr_blocks), damaged dm-era metadata, a filesystem, LVM, LUKS, swap, a
+    /// partition table, a disk log, or data that is neither zeros nor a signature we know.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// An era writer's output, opened and checked: it holds zeros, the marker of an interrupted

@@ -1,30 +1,54 @@
-//! era_invalidate's command line.
+//! era_invalidate: its command line and its run.
 
-use std::path::PathBuf;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-/// `--format`: how the blocks are listed.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum FormatArg {
-    /// blocks element of range and block elements, as thin-provisioning-tools writes it
-    Xml,
-    /// One "BEGIN END" line per run
-    Text,
-    /// One object: written_since, units, block_size_sectors, nr_blocks and ranges, a list of
-    /// {"begin":B,"end":E}
-    Json,
+use super::era_files;
+use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
+use crate::cli::{self, EXIT_OK};
+use crate::era::invalidate::listing::{write, write_live, Format, Offline, Units};
+use crate::era::invalidate::written_since;
+use crate::era::live;
+use crate::era::view::View;
+
+/// `--format`: how the blocks are listed, in the order `--help` lists them.
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Xml, Format::Text, Format::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Xml => PossibleValue::new("xml").help(
+                "blocks element of range and block elements, as thin-provisioning-tools writes \
+                 it",
+            ),
+            Format::Text => PossibleValue::new("text").help("One \"BEGIN END\" line per run"),
+            Format::Json => PossibleValue::new("json").help(
+                "One object: written_since, units, block_size_sectors, nr_blocks and ranges, a \
+                 list of {\"begin\":B,\"end\":E}",
+            ),
+        })
+    }
 }
 
-/// `--units`: the unit of text and JSON ranges.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum UnitsArg {
-    /// Origin blocks
-    Blocks,
-    /// 512-byte sectors
-    Sectors,
-    /// Bytes
-    Bytes,
+/// `--units`: the unit of text and JSON ranges, in the order `--help` lists them.
+impl ValueEnum for Units {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Units::Blocks, Units::Sectors, Units::Bytes]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Units::Blocks => PossibleValue::new("blocks").help("Origin blocks"),
+            Units::Sectors => PossibleValue::new("sectors").help("512-byte sectors"),
+            Units::Bytes => PossibleValue::new("bytes").help("Bytes"),
+        })
+    }
 }
 
 /// The arguments of era_invalidate.
@@ -81,16 +105,220 @@ pub struct Args {
     pub output: Option<PathBuf>,
     /// Output format [default: xml, json with --live]
     #[arg(long, value_enum)]
-    pub format: Option<FormatArg>,
+    pub format: Option<Format>,
     /// Units of the ranges (text and json only; xml is always in blocks)
     ///
     /// Sectors and bytes come from the block size recorded in the superblock. The last range
     /// may extend past the end of the origin when its last block is partial.
     #[arg(long, value_enum, default_value = "blocks")]
-    pub units: UnitsArg,
+    pub units: Units,
     /// Print nothing on stderr; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
 }
 
 parse_with_bare_version!(Args);
+
+/// era_invalidate on the process's arguments; usage errors end the process (exit status 2).
+pub fn main() -> ExitCode {
+    let args = super::parse_with::<Args>(&|what| {
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(|o| o.field("written_since", None::<u32>).map(drop), what);
+    });
+    let plan = plan(&args).unwrap_or_else(|msg| super::usage_error::<Args>(msg));
+    run(&args, plan)
+}
+
+/// What the options ask for, checked against each other: how the blocks are listed, and in
+/// which unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// `--format`, or its default: XML, JSON for `--live`.
+    pub format: Format,
+    /// `--units`.
+    pub units: Units,
+}
+
+/// The plan `args` ask for, or the usage error they make: XML is always in blocks.
+pub fn plan(args: &Args) -> Result<Plan, &'static str> {
+    let format = match args.format {
+        Some(format) => format,
+        None if args.source.live.is_some() => Format::Json,
+        None => Format::Xml,
+    };
+    if format == Format::Xml && args.units != Units::Blocks {
+        return Err("--units sectors|bytes needs --format text or json");
+    }
+    Ok(Plan {
+        format,
+        units: args.units,
+    })
+}
+
+/// Lists the blocks written since the era `args` give, as `plan` says; the exit status
+/// tells the outcome.
+pub fn run(args: &Args, plan: Plan) -> ExitCode {
+    // Set once the output exists: a failure before it still owes a script its JSON.
+    let started = Cell::new(false);
+    cli::run_quiet("era_invalidate", args.quiet, || {
+        let result = match &args.source.live {
+            Some(device) => live_run(args, plan, device, &started),
+            None => offline_run(args, plan, &started),
+        };
+        if let Err(e) = &result {
+            let to_stdout = args.output.as_deref().map_or(true, cli::output::is_stdout);
+            if plan.format == Format::Json && to_stdout && !started.get() {
+                cli::output::require_stdout()?;
+                failure_json(
+                    |o| o.field("written_since", args.written_since).map(drop),
+                    &error_message(e),
+                )?;
+            }
+        }
+        result
+    })
+}
+
+/// A line on stderr, unless -q.
+fn say(args: &Args, line: &str) {
+    if !args.quiet {
+        cli::say(line)
+    }
+}
+
+/// The run on a live target, through a snapshot of its own.
+fn live_run(args: &Args, plan: Plan, device: &str, started: &Cell<bool>) -> anyhow::Result<u8> {
+    let (set, info) = live::invalidate(device, &args.source.options(), args.written_since)
+        .map_err(era_files::live_error)?;
+    for w in &set.warnings {
+        say(args, &finding_line("era_invalidate", device, w));
+    }
+    let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
+    started.set(true);
+    write_live(
+        &mut out,
+        &set,
+        plan.format,
+        plan.units,
+        args.written_since,
+        &info,
+    )?;
+    out.commit()?;
+    if plan.format != Format::Json {
+        say(
+            args,
+            &format!(
+                "era_invalidate: {device}: note: metadata snapshot {}: read and dropped; \
+                 next --written-since {}",
+                info.snapshot_root,
+                info.next_written_since()
+            ),
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// The run on a metadata device or file.
+fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<u8> {
+    let input = args.source.name();
+    let io = era_files::open_era_input(&input, era_files::read_mode(args.metadata_snapshot))?;
+    let view = View::open(&io, args.metadata_snapshot).on_file(&input)?;
+    let set = written_since(&io, &view, args.written_since).on_file(&input)?;
+    for w in &set.warnings {
+        say(
+            args,
+            &finding_line("era_invalidate", &input.display().to_string(), w),
+        );
+    }
+    let read = Offline {
+        since: args.written_since,
+        block_size: view.sb.data_block_size,
+        era: view.block0.current_era,
+        snapshot_era: view.snapshot.then_some(view.sb.current_era),
+    };
+    // Refused before the output is touched.
+    read.per_block(plan.units, set.nr_blocks).on_file(&input)?;
+    let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
+    started.set(true);
+    write(&mut out, &set, plan.format, plan.units, &read)?;
+    out.commit()?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(line: &[&str]) -> Result<Plan, &'static str> {
+        plan(&Args::try_parse_from(line).unwrap())
+    }
+
+    #[test]
+    fn xml_in_blocks_is_the_default_and_json_the_default_of_live() {
+        let xml = Plan {
+            format: Format::Xml,
+            units: Units::Blocks,
+        };
+        assert_eq!(plan_of(&["i", "--written-since", "3", "m"]), Ok(xml));
+        let live = plan_of(&["i", "--written-since", "3", "--live", "era0"]).unwrap();
+        assert_eq!(live.format, Format::Json);
+    }
+
+    #[test]
+    fn the_format_asked_wins_over_the_default_of_live() {
+        let p = plan_of(&[
+            "i",
+            "--written-since",
+            "3",
+            "--live",
+            "e",
+            "--format",
+            "xml",
+        ]);
+        assert_eq!(p.unwrap().format, Format::Xml);
+        let p = plan_of(&["i", "--written-since", "3", "--format", "text", "m"]);
+        assert_eq!(p.unwrap().format, Format::Text);
+    }
+
+    #[test]
+    fn xml_is_refused_other_units_but_text_and_json_take_them() {
+        for units in ["sectors", "bytes"] {
+            let p = plan_of(&["i", "--written-since", "3", "--units", units, "m"]);
+            assert_eq!(p, Err("--units sectors|bytes needs --format text or json"));
+            let line = ["i", "--written-since", "3", "--live", "e", "--units", units];
+            assert_eq!(plan_of(&line).unwrap().format, Format::Json);
+        }
+        let line = [
+            "i",
+            "--written-since",
+            "3",
+            "--format",
+            "text",
+            "--units",
+            "bytes",
+            "m",
+        ];
+        let p = plan_of(&line).unwrap();
+        assert_eq!((p.format, p.units), (Format::Text, Units::Bytes));
+    }
+
+    #[test]
+    fn every_format_and_unit_is_accepted_by_its_name() {
+        for (name, format) in [
+            ("xml", Format::Xml),
+            ("text", Format::Text),
+            ("json", Format::Json),
+        ] {
+            let a = Args::try_parse_from(["i", "--written-since", "0", "--format", name, "m"]);
+            assert_eq!(a.unwrap().format, Some(format));
+        }
+        for (name, units) in [
+            ("blocks", Units::Blocks),
+            ("sectors", Units::Sectors),
+            ("bytes", Units::Bytes),
+        ] {
+            let a = Args::try_parse_from(["i", "--written-since", "0", "--units", name, "m"]);
+            assert_eq!(a.unwrap().units, units);
+        }
+    }
+}

@@ -1,12 +1,18 @@
-//! era_metadata_size's command line.
+//! era_metadata_size: its command line and its run.
+
+use std::io::Write;
+use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 
-use crate::era::metadata_size::SizeUnits;
+use crate::cli::report::failure_json;
+use crate::cli::{self, EXIT_OK};
+use crate::era::metadata_size::{nr_blocks, size, SizeError, SizeUnits, Sizing};
+use crate::json::Object;
 
 /// `--format`: the size alone, or with its parts.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum FormatArg {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SizeFormat {
     /// The size and its unit
     Text,
     /// The size and its parts, in metadata blocks
@@ -55,7 +61,7 @@ pub struct Args {
     pub numeric_only: bool,
     /// text: the size; json: the size and its parts, in metadata blocks
     #[arg(long, value_enum, default_value = "text")]
-    pub format: FormatArg,
+    pub format: SizeFormat,
     /// Print nothing on stderr; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
@@ -63,10 +69,164 @@ pub struct Args {
 
 parse_with_bare_version!(Args);
 
+/// A usage error's JSON object, when `--format json` was asked.
+fn usage_json(what: &str) {
+    // Best effort: the exit status and stderr tell the outcome anyway.
+    let _ = failure_json(|_| Ok(()), what);
+}
+
+/// era_metadata_size on the process's arguments; usage errors end the process (exit
+/// status 2).
+pub fn main() -> ExitCode {
+    let args = super::parse_with::<Args>(&usage_json);
+    let n = origin_blocks(&args).unwrap_or_else(|| {
+        super::usage_error_with::<Args>(
+            "give --nr-blocks, or --origin-size with --block-size",
+            &usage_json,
+        )
+    });
+    run(&args, n)
+}
+
+/// The origin's block count the options give, or the error of a geometry no target can
+/// have; `None` when they give neither `--nr-blocks` nor both `--origin-size` and
+/// `--block-size` (a usage error).
+pub fn origin_blocks(args: &Args) -> Option<Result<u64, SizeError>> {
+    match (args.nr_blocks, args.origin_size, args.block_size) {
+        (Some(n), _, _) => Some(Ok(n)),
+        (None, Some(origin), Some(bs)) => Some(nr_blocks(origin, bs)),
+        _ => None,
+    }
+}
+
+/// Prints the size of the metadata device for `n` origin blocks (or why there is none);
+/// the exit status tells the outcome.
+pub fn run(args: &Args, n: Result<u64, SizeError>) -> ExitCode {
+    cli::run("era_metadata_size", || {
+        cli::output::require_stdout()?;
+        let s = match n.and_then(|n| size(n, args.writesets)) {
+            Ok(s) => s,
+            // A script that asked for JSON gets it whatever happened.
+            Err(e) if args.format == SizeFormat::Json => {
+                failure_json(|_| Ok(()), &e.to_string())?;
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        writeln!(std::io::stdout().lock(), "{}", answer(args, &s)?)?;
+        Ok(EXIT_OK)
+    })
+}
+
+/// The line printed: the size in the units asked, with or without their name, or the JSON
+/// object with the size and its parts.
+fn answer(args: &Args, s: &Sizing) -> std::io::Result<String> {
+    let units = args.units;
+    let value = s.in_units(units);
+    Ok(match args.format {
+        SizeFormat::Text if args.numeric_only => format!("{value}"),
+        SizeFormat::Text => format!("{value} {}", units.name()),
+        SizeFormat::Json => {
+            let mut json = Vec::new();
+            Object::begin(&mut json)?
+                .field("nr_blocks", s.nr_blocks)?
+                .field("writesets", s.writesets)?
+                .field("size", value)?
+                .field("units", units.name())?
+                .field("metadata_blocks", s.total)?
+                .field("committed_blocks", s.committed)?
+                .field("headroom_blocks", s.headroom)?
+                .field("era_array_blocks", s.era_array)?
+                .field("writeset_blocks", s.writeset)?
+                .field("writeset_tree_blocks", s.writeset_tree)?
+                .field("space_map_blocks", s.space_map)?
+                .end()?;
+            String::from_utf8_lossy(&json).into_owned()
+        }
+    })
+}
+
 /// `--origin-size`, read by clap so that a value it cannot read is a usage error (exit 2),
 /// like every other value no tool can parse.
 fn origin_size(s: &str) -> Result<u64, String> {
     crate::era::metadata_size::parse_size(s).map_err(|_| {
         "not a size: give bytes, or a number with s (sectors), k, m, g, t or p".to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &[&str]) -> Args {
+        Args::try_parse_from(line).unwrap()
+    }
+
+    /// A sizing of 3 blocks of 4096 bytes, with distinct parts.
+    const SIZING: Sizing = Sizing {
+        nr_blocks: 100,
+        writesets: 2,
+        era_array: 4,
+        writeset: 5,
+        writeset_tree: 6,
+        space_map: 7,
+        committed: 1,
+        headroom: 2,
+        total: 3,
+    };
+
+    #[test]
+    fn the_block_count_is_given_or_worked_out_from_the_origin() {
+        let given = args(&["s", "--nr-blocks", "2097152", "--writesets", "1"]);
+        assert_eq!(origin_blocks(&given), Some(Ok(2097152)));
+        // 1 MiB of 128-sector (64 KiB) blocks.
+        let line = [
+            "s",
+            "--origin-size",
+            "1m",
+            "--block-size",
+            "128",
+            "--writesets",
+            "1",
+        ];
+        assert_eq!(origin_blocks(&args(&line)), Some(Ok(16)));
+        let line = [
+            "s",
+            "--origin-size",
+            "1m",
+            "--block-size",
+            "7",
+            "--writesets",
+            "1",
+        ];
+        assert_eq!(
+            origin_blocks(&args(&line)),
+            Some(Err(SizeError::BlockSize(7)))
+        );
+    }
+
+    /// The answer to the command line of `nr_blocks` 1 and 1 writeset with `options`.
+    fn answer_with(options: &[&str]) -> String {
+        let mut line = vec!["s", "--nr-blocks", "1", "--writesets", "1"];
+        line.extend(options);
+        answer(&args(&line), &SIZING).unwrap()
+    }
+
+    #[test]
+    fn the_answer_is_the_size_in_the_units_asked() {
+        assert_eq!(answer_with(&["--units", "kib"]), "12 KiB");
+        assert_eq!(answer_with(&["-u", "sectors", "-n"]), "24");
+        assert_eq!(answer_with(&[]), "12288 bytes");
+    }
+
+    #[test]
+    fn the_json_answer_gives_the_parts() {
+        assert_eq!(
+            answer_with(&["--format", "json"]),
+            "{\"nr_blocks\":100,\"writesets\":2,\"size\":12288,\"units\":\"bytes\",\
+             \"metadata_blocks\":3,\"committed_blocks\":1,\"headroom_blocks\":2,\
+             \"era_array_blocks\":4,\"writeset_blocks\":5,\"writeset_tree_blocks\":6,\
+             \"space_map_blocks\":7}"
+        );
+    }
 }

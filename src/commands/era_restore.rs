@@ -1,8 +1,25 @@
-//! era_restore's command line.
+//! era_restore: its command line and its run.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use clap::Parser;
+
+use super::era_files;
+use crate::cli::open::open_text_input;
+use crate::cli::report::{on_side, writer_error};
+use crate::cli::{self, Counted, EXIT_OK};
+use crate::era::build::{needed_words, BuildError};
+use crate::era::restore::{output_bytes_needed, restore_onto, RestoreError, Step};
+use crate::era::xml::read::ParseOptions;
+use crate::interrupt::{self, Guarded};
+/// The state an interrupted restore leaves its output in.
+const UNFINISHED: &str = "the output holds an unfinished restore that no tool or kernel will \
+load; run era_restore again";
+
+/// What a missing output is told when the XML comes from a pipe, read only once.
+const NEED_FROM_A_PIPE: &str = "create it first: era_metadata_size --nr-blocks N --writesets W \
+tells the size for the XML's nr_blocks N and its W writesets (at least 40960 bytes)";
 
 /// The arguments of era_restore.
 #[derive(Parser)]
@@ -30,16 +47,91 @@ pub struct Args {
     /// Metadata device or pre-allocated file to write
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Print nothing; report through the exit status only
-    #[arg(short, long)]
-    pub quiet: bool,
-    /// Write even over what is neither zeros nor dm-era metadata of the same geometry
-    ///
-    /// Without it the output is refused when it holds another target's metadata (another
-    /// block size or nr_blocks), damaged dm-era metadata, a filesystem, LVM, LUKS, swap, a
-    /// partition table, a disk log, or data that is neither zeros nor a signature we know.
-    #[arg(long)]
-    pub force: bool,
+    /// -q and --force, as both era writers take them
+    #[command(flatten)]
+    pub writer: super::era_files::WriterOptions,
 }
 
-parse_with_bare_version!(Args);
+parse_with_bare_version!(Args, main = run);
+
+/// Writes the metadata the XML input describes to the output; the exit status tells the
+/// outcome.
+pub fn run(args: Args) -> ExitCode {
+    super::run_writer("era_restore", args.writer.quiet, &args.output, || {
+        let (input, len) = open_text_input(&args.input, "era_dump")?;
+        // A missing output is told its size from a second reading of an XML file; a pipe is
+        // not read for it, as it could be long or wait on a terminal.
+        let out =
+            era_files::open_era_output(&args.output, &args.input, args.writer.force, &mut || {
+                if len.is_none() {
+                    return NEED_FROM_A_PIPE.into();
+                }
+                match bytes_needed(&args.input) {
+                    Some(bytes) => needed_words(bytes),
+                    None => {
+                        "create it first (its size depends on the XML, which is not valid)".into()
+                    }
+                }
+            })?;
+        let reading = match len {
+            Some(len) => cli::byte_progress(len, args.writer.quiet),
+            None => cli::stream_progress("checking XML", args.writer.quiet),
+        };
+        reading.set_message("checking XML");
+        let writing = cli::pending_blocks_bar("writing metadata");
+        let guarded = Guarded::new(&out.io);
+        let result = restore_onto(
+            input,
+            &Counted::new(&guarded, &writing),
+            &|header| out.accepts(header, "the XML"),
+            &ParseOptions::default(),
+            &|step| match step {
+                Step::Checked(n) => reading.inc(n),
+                Step::Writing(blocks) => {
+                    reading.finish_and_clear();
+                    cli::start_blocks_bar(&writing, blocks, args.writer.quiet);
+                }
+            },
+        );
+        reading.finish_and_clear();
+        writing.finish_and_clear();
+        if let Some(status) = interrupt::after_write(&args.output, &result, UNFINISHED) {
+            return Ok(status);
+        }
+        let result = result.map_err(|e| whole_size(e, len.is_some(), &args.input));
+        result.map_err(|e| {
+            writer_error(on_side(e.side(), e, &args.input, &args.output), UNFINISHED)
+        })?;
+        Ok(EXIT_OK)
+    })
+}
+
+/// An output found too small while the XML was being checked is told the size the whole XML
+/// needs: the check stops at the first writeset that does not fit, and the size known then
+/// counts only the writesets before it. An XML file is read a second time for the size; a
+/// pipe, read once, is told how to work it out.
+fn whole_size(e: RestoreError, is_file: bool, input: &Path) -> RestoreError {
+    let available = match &e {
+        RestoreError::Build(
+            BuildError::TooSmall { available, .. } | BuildError::BelowMinimum { available, .. },
+        ) => *available,
+        _ => return e,
+    };
+    if !is_file {
+        return RestoreError::TooSmallUnsized { available };
+    }
+    match bytes_needed(input) {
+        Some(min_bytes) => RestoreError::Build(BuildError::TooSmall {
+            min_bytes,
+            available,
+        }),
+        None => e,
+    }
+}
+
+/// The size an output needs for the XML file `input`, from a reading of its own (see
+/// `output_bytes_needed`); `None` when the XML cannot be read for it.
+fn bytes_needed(input: &Path) -> Option<Option<u64>> {
+    let (xml, _) = open_text_input(input, "era_dump").ok()?;
+    output_bytes_needed(xml).ok()
+}

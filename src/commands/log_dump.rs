@@ -1,8 +1,21 @@
-//! log_dump's command line.
+//! log_dump: its command line and its run.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
+
+use super::log_files::open_log;
+use crate::cli::open::advice;
+use crate::cli::report::{error_message, failure_json, file_error, finding_line, OnFileExt};
+use crate::cli::{run_quiet, say, Output, EXIT_OK};
+use crate::json::Object;
+use crate::log::device::logical_block_size;
+use crate::log::dump::{inspect, render, DumpOptions, Format};
+use crate::log::format::FORMAT;
+use crate::log::LogError;
+use crate::pdata::io::OpenMode;
 
 // Example commands stay under 40 columns, continued with `\`: clap wraps this text at the
 // terminal's width, and a command cut in two would not paste (tests/log_help.rs).
@@ -31,15 +44,19 @@ Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O
 error, 2 usage error. With --format json, a failure prints {\"log\",
 \"outcome\": \"failed\", \"error\"} on stdout.";
 
-/// `--format`: the form of the report.
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Fmt {
-    /// Read back by log_restore
-    Xml,
-    /// For scripts
-    Json,
-    /// For people
-    Text,
+/// `--format`: the form of the report, in the order `--help` lists them.
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Xml, Format::Json, Format::Text]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Format::Xml => PossibleValue::new("xml").help("Read back by log_restore"),
+            Format::Json => PossibleValue::new("json").help("For scripts"),
+            Format::Text => PossibleValue::new("text").help("For people"),
+        })
+    }
 }
 
 /// Dump a dm-log "disk" dirty log (the region log of the device-mapper mirror target).
@@ -54,8 +71,8 @@ pub struct Args {
     ///
     /// With json, a failure still prints one object on stdout: the log, "outcome": "failed"
     /// and "error" (the line printed on stderr).
-    #[arg(long, value_enum, default_value_t = Fmt::Xml)]
-    pub format: Fmt,
+    #[arg(long, value_enum, default_value_t = Format::Xml)]
+    pub format: Format,
     /// Read the bits of N regions instead of the header's nr_regions.
     ///
     /// For a header whose nr_regions is all ones: a log LVM initialised and never activated.
@@ -95,3 +112,87 @@ pub struct Args {
 }
 
 parse_with_bare_version!(Args);
+
+/// log_dump on the process's arguments; usage errors end the process (exit status 2).
+pub fn main() -> ExitCode {
+    run(super::parse_with::<Args>(&|what| {
+        // Best effort: the exit status and stderr tell the outcome anyway.
+        let _ = failure_json(|o| failed_log(o, None), what);
+    }))
+}
+
+/// Reports what the log holds; the exit status tells the outcome.
+pub fn run(args: Args) -> ExitCode {
+    run_quiet("log_dump", args.quiet, || {
+        let result = dump(&args);
+        if let (Err(e), Format::Json) = (&result, args.format) {
+            failure_json(
+                |o| failed_log(o, Some(args.log.display().to_string())),
+                &error_message(e),
+            )?;
+        }
+        result
+    })
+}
+
+/// The fields of a failed run's JSON before its error: the log (unknown after a usage
+/// error) and the outcome. Printed on stdout, never into an `-o` file, which keeps what it
+/// held.
+fn failed_log(o: &mut Object<'_>, log: Option<String>) -> std::io::Result<()> {
+    o.field("log", log)?.field("outcome", "failed").map(drop)
+}
+
+/// The run, whose error [`run`] reports (as JSON too, when asked).
+fn dump(args: &Args) -> anyhow::Result<u8> {
+    let name = args.log.display().to_string();
+    let io = open_log(&args.log, OpenMode::ReadExclusive)?;
+    let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
+    let opts = DumpOptions {
+        logical_block_size: lbs,
+        region_size: args.region_size,
+        length: args.length,
+        nr_regions: args.nr_regions,
+        clustered: args.clustered,
+    };
+    let report = match inspect(&io, &opts) {
+        Err(e @ LogError::BadMagic { .. }) => {
+            let advice = advice(&io, &FORMAT).map(|a| format!("; {a}"));
+            return Err(file_error(
+                &args.log,
+                format!("{e}{}", advice.unwrap_or_default()),
+            ));
+        }
+        r => r.on_file(&args.log)?,
+    };
+    if !args.quiet {
+        for f in &report.findings {
+            say(&finding_line("log_dump", &name, f));
+        }
+    }
+    let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
+    render(&report, args.format, &mut out)?;
+    out.commit()?;
+    Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format_of(line: &[&str]) -> Format {
+        Args::try_parse_from(line).unwrap().format
+    }
+
+    #[test]
+    fn xml_is_the_default_and_every_format_is_taken_by_its_name() {
+        assert_eq!(format_of(&["log_dump", "log.img"]), Format::Xml);
+        for (name, format) in [
+            ("xml", Format::Xml),
+            ("json", Format::Json),
+            ("text", Format::Text),
+        ] {
+            assert_eq!(format_of(&["log_dump", "--format", name, "l"]), format);
+        }
+        assert!(Args::try_parse_from(["log_dump", "--format", "yaml", "l"]).is_err());
+    }
+}

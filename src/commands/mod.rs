@@ -9,7 +9,9 @@ use clap::error::ErrorKind;
 use clap::{Command, CommandFactory, Parser};
 
 /// Gives a tool's `Args` an inherent `parse` (which takes precedence over
-/// [`Parser::parse`]) that prints the bare version; see [`parse`].
+/// [`Parser::parse`]) that prints the bare version; see [`parse`]. With `main = run`, also
+/// the tool's `main`, for a tool whose usage errors print no JSON: `run` on the parsed
+/// arguments.
 macro_rules! parse_with_bare_version {
     ($args:ty) => {
         impl $args {
@@ -17,6 +19,15 @@ macro_rules! parse_with_bare_version {
             pub fn parse() -> Self {
                 super::parse()
             }
+        }
+    };
+    ($args:ty, main = $run:ident) => {
+        parse_with_bare_version!($args);
+
+        /// The tool on the process's arguments; usage errors end the process (exit status
+        /// 2).
+        pub fn main() -> std::process::ExitCode {
+            $run(<$args>::parse())
         }
     };
 }
@@ -113,6 +124,20 @@ impl Source {
             handle_signals: true,
         }
     }
+}
+
+/// Runs a writer's body as [`crate::cli::run_quiet`] does, `output` declared first as what
+/// it writes, so that a signal's message names it ([`crate::interrupt::writing_to`]).
+pub fn run_writer(
+    tool: &'static str,
+    quiet: bool,
+    output: &std::path::Path,
+    body: impl FnOnce() -> anyhow::Result<u8>,
+) -> std::process::ExitCode {
+    crate::cli::run_quiet(tool, quiet, || {
+        crate::interrupt::writing_to(&output.display().to_string());
+        body()
+    })
 }
 
 /// The version `-V`/`--version` prints.

@@ -1,8 +1,21 @@
-//! log_repair's command line.
+//! log_repair: its command line and its run. The command line is read into a [`plan`]
+//! before anything is opened, the run ([`run`]) reports its steps ([`report`]) and its
+//! errors ([`explain`]).
+
+mod explain;
+pub mod plan;
+mod report;
+mod run;
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser};
+
+use self::plan::{plan, Plan};
+use self::report::{lost_report, print_json, usage_json, Report};
+use crate::cli::report::error_message;
+use crate::cli::{run_quiet, EXIT_OK};
 
 // Example commands stay under 40 columns, continued with `\`: clap wraps this text at the
 // terminal's width, and a command cut in two would not paste (tests/log_help.rs).
@@ -173,3 +186,45 @@ pub struct Args {
 }
 
 parse_with_bare_version!(Args);
+
+/// log_repair on the process's arguments; usage errors end the process (exit status 2).
+pub fn main() -> ExitCode {
+    let args = super::parse_with::<Args>(&usage_json);
+    let plan = plan(&args).unwrap_or_else(|msg| super::usage_error_with::<Args>(msg, &usage_json));
+    run(&args, plan)
+}
+
+/// Repairs the log, or undoes a repair, as `plan` says; the exit status tells the outcome.
+pub fn run(args: &Args, plan: Plan) -> ExitCode {
+    let mut report = Report {
+        name: args.log.display().to_string(),
+        text: args.format == super::ReportFormat::Text,
+        steps: Vec::new(),
+        lost: None,
+    };
+    run_quiet("log_repair", args.quiet, || {
+        // The report goes to stdout as the run goes: a closed stdout is refused first.
+        crate::cli::output::require_stdout()?;
+        let result = run::run(args, plan, &mut report);
+        if args.format == super::ReportFormat::Json {
+            let error = result.as_ref().err().map(error_message);
+            let outcome = result.as_ref().ok().and_then(|(_, o)| o.as_ref());
+            let printed = print_json(
+                Some(args.log.display().to_string()),
+                &report.steps,
+                outcome,
+                error,
+            );
+            if let Err(e) = printed {
+                report.lost.get_or_insert(e);
+            }
+        }
+        // A run that failed says so on stderr whatever happened to its report; one that
+        // was stopped by a signal has said which state it left.
+        let (status, outcome) = result?;
+        match (report.lost.take(), outcome) {
+            (Some(e), Some(outcome)) if status == EXIT_OK => Err(lost_report(args, e, outcome)),
+            _ => Ok(status),
+        }
+    })
+}
