@@ -32,21 +32,14 @@ pub struct Output {
 
 /// A write to an [`Output`] that failed, carried inside the `io::Error` the write returns,
 /// so that the error line names the output however far the error travels.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
 pub struct OutputFailure {
     /// The output's name.
     pub name: String,
     /// Why the write failed.
     pub error: io::Error,
 }
-
-impl std::fmt::Display for OutputFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for OutputFailure {}
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
