@@ -16,6 +16,8 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tempfile::TempPath;
+
 use crate::cli::report::{file_error, OnFileExt};
 use crate::interrupt;
 use crate::pdata::io::same_file;
@@ -32,21 +34,14 @@ pub struct Output {
 
 /// A write to an [`Output`] that failed, carried inside the `io::Error` the write returns,
 /// so that the error line names the output however far the error travels.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
 pub struct OutputFailure {
     /// The output's name.
     pub name: String,
     /// Why the write failed.
     pub error: io::Error,
 }
-
-impl std::fmt::Display for OutputFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.error.fmt(f)
-    }
-}
-
-impl std::error::Error for OutputFailure {}
 
 enum Sink {
     Stdout(BufWriter<io::Stdout>),
@@ -57,16 +52,18 @@ enum Sink {
 /// A temporary file that becomes `dest` on [`Output::commit`] and disappears otherwise.
 struct Replacement {
     file: BufWriter<File>,
-    temp: PathBuf,
+    /// `None` once renamed into place.
+    temp: Option<TempPath>,
     dest: PathBuf,
-    committed: bool,
 }
 
 impl Drop for Replacement {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = std::fs::remove_file(&self.temp);
-            interrupt::forget(&self.temp);
+        if let Some(temp) = self.temp.take() {
+            let path = temp.to_path_buf();
+            // Removed before the signal handler forgets it, so that no signal can leave it.
+            drop(temp);
+            interrupt::forget(&path);
         }
     }
 }
@@ -206,14 +203,19 @@ fn directory_of(file: &Path) -> &Path {
     }
 }
 
-/// The name of the `attempt`-th temporary file process `pid` writes for `name`.
-fn temp_name(name: &str, pid: u32, attempt: u32) -> String {
-    format!(".{name}.{pid}.{attempt}.tmp")
+/// How the names of the temporary files process `pid` writes for `name` begin; a random part
+/// and [`TEMP_SUFFIX`] follow. The pid tells a later run whether the writer is gone.
+fn temp_prefix(name: &str, pid: u32) -> String {
+    format!(".{name}.{pid}.")
 }
 
+/// How the names of temporary files end.
+const TEMP_SUFFIX: &str = ".tmp";
+
 /// Removes the temporary files that runs killed before they could clean up (SIGKILL, a
-/// crash) left beside `name` in `dir`: those named as [`temp_name`] names them, by a process
-/// that no longer exists. A live process's file is left alone, whoever it is.
+/// crash) left beside `name` in `dir`: those named as [`temp_prefix`] and [`TEMP_SUFFIX`]
+/// name them, by a process that no longer exists. A live process's file is left alone,
+/// whoever it is.
 fn remove_stale_temps(dir: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -224,14 +226,15 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         let Some(rest) = file
             .to_str()
             .and_then(|f| f.strip_prefix(&prefix))
-            .and_then(|f| f.strip_suffix(".tmp"))
+            .and_then(|f| f.strip_suffix(TEMP_SUFFIX))
         else {
             continue;
         };
-        let Some((pid, attempt)) = rest.split_once('.') else {
+        let Some((pid, random)) = rest.split_once('.') else {
             continue;
         };
-        let (Ok(pid), Ok(_)) = (pid.parse::<libc::pid_t>(), attempt.parse::<u32>()) else {
+        let random = !random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric());
+        let (Ok(pid), true) = (pid.parse::<libc::pid_t>(), random) else {
             continue;
         };
         if pid <= 0 || pid == std::process::id() as libc::pid_t {
@@ -277,49 +280,54 @@ impl Replacement {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         remove_stale_temps(&dir, &name);
-        let mode = old.map(|m| m.permissions().mode());
-        let mut attempt = 0u32;
-        loop {
-            let temp = dir.join(temp_name(&name, std::process::id(), attempt));
-            // The file is registered before it exists, so that a signal can never leave it.
-            interrupt::remove_on_signal(&temp, &dest);
-            let opened = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode.unwrap_or(0o666) & 0o7777)
-                .open(&temp);
-            match opened {
-                Ok(f) => {
-                    lock_temp(&f);
-                    if let Some(old) = old {
-                        keep_owner(&f, old);
-                    }
-                    return Ok(Replacement {
-                        file: BufWriter::with_capacity(BUFFER, f),
-                        temp,
-                        dest,
-                        committed: false,
-                    });
+        let mode = old.map_or(0o666, |m| m.permissions().mode()) & 0o7777;
+        // The crate picks the name and retries on a taken one; the file is opened here, so
+        // that it is registered before it exists (a signal can never leave it) and gets the
+        // old file's mode, write-only.
+        let created = tempfile::Builder::new()
+            .prefix(&temp_prefix(&name, std::process::id()))
+            .suffix(TEMP_SUFFIX)
+            .make_in(&dir, |temp| {
+                interrupt::remove_on_signal(temp, &dest);
+                let opened = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(mode)
+                    .open(temp);
+                if opened.is_err() {
+                    interrupt::forget(temp);
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => {
-                    interrupt::forget(&temp);
-                    attempt += 1;
-                }
-                Err(e) => {
-                    interrupt::forget(&temp);
-                    let what = format!("cannot create a temporary file beside it: {e}");
-                    return Err(io::Error::new(e.kind(), what));
-                }
+                opened
+            });
+        let (f, temp) = match created {
+            Ok(named) => named.into_parts(),
+            Err(e) => {
+                let what = format!("cannot create a temporary file beside it: {e}");
+                return Err(io::Error::new(e.kind(), what));
             }
+        };
+        lock_temp(&f);
+        if let Some(old) = old {
+            keep_owner(&f, old);
         }
+        Ok(Replacement {
+            file: BufWriter::with_capacity(BUFFER, f),
+            temp: Some(temp),
+            dest,
+        })
     }
 
     fn commit(&mut self) -> io::Result<()> {
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        std::fs::rename(&self.temp, &self.dest)?;
-        self.committed = true;
-        interrupt::forget(&self.temp);
+        if let Some(temp) = self.temp.take() {
+            let path = temp.to_path_buf();
+            if let Err(e) = temp.persist(&self.dest) {
+                self.temp = Some(e.path);
+                return Err(e.error);
+            }
+            interrupt::forget(&path);
+        }
         // The rename is durable once the directory is. A directory this user may write but
         // not read cannot be opened to sync it: nothing better can be done there.
         match File::open(directory_of(&self.dest)) {
@@ -374,6 +382,11 @@ impl Write for Output {
 mod tests {
     use super::*;
 
+    /// A temporary file's name, with `random` for the part the crate picks.
+    fn temp_name(name: &str, pid: u32, random: &str) -> String {
+        format!("{}{random}{TEMP_SUFFIX}", temp_prefix(name, pid))
+    }
+
     fn files_in(dir: &Path) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -422,7 +435,13 @@ mod tests {
     fn a_new_file_is_created_only_on_commit() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("new.xml");
-        drop(Output::create(Some(&p), &[]).unwrap());
+        let o = Output::create(Some(&p), &[]).unwrap();
+        // Named so that a later run can tell the leftover of a killed one.
+        let [temp] = files_in(d.path()).try_into().unwrap();
+        let rest = temp.strip_prefix(&temp_prefix("new.xml", std::process::id()));
+        let random = rest.and_then(|r| r.strip_suffix(TEMP_SUFFIX)).unwrap();
+        assert!(!random.is_empty() && random.bytes().all(|b| b.is_ascii_alphanumeric()));
+        drop(o);
         assert!(!p.exists());
         assert!(files_in(d.path()).is_empty());
     }
@@ -469,15 +488,15 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let stale = d.path().join(temp_name("dump.xml", dead, 0));
-        let alive = d.path().join(temp_name("dump.xml", 1, 0));
-        let other = d.path().join(temp_name("other.xml", dead, 0));
+        let stale = d.path().join(temp_name("dump.xml", dead, "0"));
+        let alive = d.path().join(temp_name("dump.xml", 1, "Ab3x9Z"));
+        let other = d.path().join(temp_name("other.xml", dead, "Ab3x9Z"));
         let unlike = d.path().join(".dump.xml.notapid.0.tmp");
         for f in [&stale, &alive, &other, &unlike] {
             std::fs::write(f, b"half a dump").unwrap();
         }
         // A dead pid as seen from here, but a run elsewhere (another pid namespace) holds it.
-        let held = d.path().join(temp_name("dump.xml", dead, 1));
+        let held = d.path().join(temp_name("dump.xml", dead, "Q7r2Kp"));
         std::fs::write(&held, b"being written").unwrap();
         let holder = File::open(&held).unwrap();
         lock_temp(&holder);

@@ -170,20 +170,27 @@ pub trait DeviceMapper: Send + Sync {
     fn message(&self, dev: &DmDevice, sector: u64, message: &str) -> Result<(), DmError>;
 }
 
-/// Why a device-mapper request failed.
-#[derive(Debug)]
+/// Why a device-mapper request failed. The OS errors are not sources: the messages quote
+/// them.
+#[derive(Debug, thiserror::Error)]
 pub enum DmError {
     /// `/dev/mapper/control` could not be opened.
+    #[error(fmt = control_error)]
     Control(io::Error),
     /// The caller may not use device-mapper (it needs root, or `CAP_SYS_ADMIN`).
+    #[error("Permission denied by device-mapper (it needs root, or CAP_SYS_ADMIN)")]
     Permission,
     /// No such device.
+    #[error("no such device-mapper device")]
     NoDevice,
     /// A name device-mapper cannot hold.
+    #[error("'{0}' is not a device-mapper name")]
     BadName(String),
     /// A path that is not a usable block device.
+    #[error("{0}")]
     Path(io::Error),
     /// The kernel refused a request.
+    #[error("device-mapper refused {what}: {}", io::Error::from_raw_os_error(*.errno))]
     Request {
         /// What was asked (`table`, `status`, `message 'checkpoint'`).
         what: String,
@@ -191,40 +198,26 @@ pub enum DmError {
         errno: i32,
     },
     /// The kernel's answer could not be read.
+    #[error("unexpected answer from device-mapper: {0}")]
     Malformed(String),
 }
 
-impl fmt::Display for DmError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DmError::Control(e) if e.kind() == io::ErrorKind::NotFound => write!(
-                f,
-                "cannot open {}: {e} (is the dm-mod module loaded?)",
-                ioctl::CONTROL
-            ),
-            DmError::Control(e) if e.kind() == io::ErrorKind::PermissionDenied => write!(
-                f,
-                "Permission denied opening {} (device-mapper needs root)",
-                ioctl::CONTROL
-            ),
-            DmError::Control(e) => write!(f, "cannot open {}: {e}", ioctl::CONTROL),
-            DmError::Permission => {
-                f.write_str("Permission denied by device-mapper (it needs root, or CAP_SYS_ADMIN)")
-            }
-            DmError::NoDevice => f.write_str("no such device-mapper device"),
-            DmError::BadName(n) => write!(f, "'{n}' is not a device-mapper name"),
-            DmError::Path(e) => e.fmt(f),
-            DmError::Request { what, errno } => write!(
-                f,
-                "device-mapper refused {what}: {}",
-                io::Error::from_raw_os_error(*errno)
-            ),
-            DmError::Malformed(s) => write!(f, "unexpected answer from device-mapper: {s}"),
-        }
+/// What is wrong with the control device, with what to do for the two usual causes.
+fn control_error(e: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    match e.kind() {
+        io::ErrorKind::NotFound => write!(
+            f,
+            "cannot open {}: {e} (is the dm-mod module loaded?)",
+            ioctl::CONTROL
+        ),
+        io::ErrorKind::PermissionDenied => write!(
+            f,
+            "Permission denied opening {} (device-mapper needs root)",
+            ioctl::CONTROL
+        ),
+        _ => write!(f, "cannot open {}: {e}", ioctl::CONTROL),
     }
 }
-
-impl std::error::Error for DmError {}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,6 @@
 //! Writing era metadata from scratch, as the kernel lays it out: every writeset in the
 //! writeset tree, the era array, the metadata space map, and the superblock last.
 
-use std::fmt;
 use std::io;
 
 use super::format::superblock::{
@@ -23,9 +22,14 @@ use crate::pdata::write::BlockWriter;
 pub const MIN_OUTPUT_BYTES: u64 = 40_960;
 
 /// Why metadata could not be built.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The output is smaller than [`MIN_OUTPUT_BYTES`].
+    // thin-provisioning-tools' words first: scripts look for them.
+    #[error(
+        "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; {}",
+        needed_words(*.min_bytes)
+    )]
     BelowMinimum {
         /// The smallest output that holds the metadata, in bytes (see [`min_output_bytes`]).
         min_bytes: Option<u64>,
@@ -33,6 +37,10 @@ pub enum BuildError {
         available: u64,
     },
     /// The output cannot hold the metadata.
+    #[error(
+        "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; {}",
+        needed_words(*.min_bytes)
+    )]
     TooSmall {
         /// The smallest output that holds the metadata, in bytes (see [`min_output_bytes`]);
         /// `None` when no output can.
@@ -41,46 +49,11 @@ pub enum BuildError {
         available: u64,
     },
     /// The stream broke the [`EraSink`] contract.
+    #[error("{0}")]
     Invalid(String),
     /// Writing failed.
-    Io(io::Error),
-}
-
-impl fmt::Display for BuildError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            // thin-provisioning-tools' words first: scripts look for them.
-            BuildError::BelowMinimum {
-                min_bytes,
-                available,
-            }
-            | BuildError::TooSmall {
-                min_bytes,
-                available,
-            } => write!(
-                f,
-                "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; {}",
-                needed_words(*min_bytes)
-            ),
-            BuildError::Invalid(s) => f.write_str(s),
-            BuildError::Io(e) => write!(f, "write error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BuildError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            BuildError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<io::Error> for BuildError {
-    fn from(e: io::Error) -> BuildError {
-        BuildError::Io(e)
-    }
+    #[error("write error: {0}")]
+    Io(#[from] io::Error),
 }
 
 /// What to say about the size an output needs: at least `min_bytes`, and how to make one.

@@ -1,7 +1,6 @@
 //! Reading era metadata as a stream for a dump or a repair: the writesets in ascending era,
 //! then the era array, optionally folded (`--logical`) or salvaged (`--repair`).
 
-use std::fmt;
 use std::io;
 
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
@@ -29,36 +28,14 @@ pub struct DumpOptions {
 }
 
 /// Why a dump stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// The metadata is damaged (without `repair`), or its superblock is unusable.
-    Metadata(Error),
+    #[error("{0}")]
+    Metadata(#[source] Error),
     /// Writing the output failed.
-    Io(io::Error),
-}
-
-impl fmt::Display for DumpError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DumpError::Metadata(e) => e.fmt(f),
-            DumpError::Io(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for DumpError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DumpError::Metadata(e) => Some(e),
-            DumpError::Io(e) => Some(e),
-        }
-    }
-}
-
-impl From<io::Error> for DumpError {
-    fn from(e: io::Error) -> DumpError {
-        DumpError::Io(e)
-    }
+    #[error("{0}")]
+    Io(#[from] io::Error),
 }
 
 fn invalid(structure: &str, msg: String) -> Error {

@@ -30,8 +30,6 @@
 //! The total is the smallest `T` with `T ≥ committed(T) + headroom(T)` (the bitmaps depend
 //! on `T`).
 
-use std::fmt;
-
 use super::format::superblock::MAX_NR_BLOCKS;
 use crate::pdata::space_map::{ENTRIES_PER_BITMAP, MAX_METADATA_BLOCKS};
 
@@ -134,43 +132,25 @@ impl SizeUnits {
 }
 
 /// Why no size can be given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SizeError {
     /// The kernel refuses origins of this many blocks.
+    #[error("{0} origin blocks: an era target has from 1 to {max} blocks", max = MAX_NR_BLOCKS - 1)]
     NrBlocks(u64),
     /// A block size the kernel refuses.
+    #[error("block size {0}: it must be a positive multiple of 8 sectors")]
     BlockSize(u64),
     /// More than the kernel's metadata space map can address.
+    #[error(
+        "{0} metadata blocks are needed, more than the {MAX_METADATA_BLOCKS} ({gib:.1} GiB) the \
+         kernel's metadata space map can address: use larger blocks or fewer writesets",
+        gib = (MAX_METADATA_BLOCKS * METADATA_BLOCK_BYTES) as f64 / (1u64 << 30) as f64
+    )]
     TooLarge(u64),
     /// An origin size that cannot be read.
+    #[error("cannot read the origin size '{0}'")]
     OriginSize(String),
 }
-
-impl fmt::Display for SizeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SizeError::NrBlocks(n) => write!(
-                f,
-                "{n} origin blocks: an era target has from 1 to {} blocks",
-                MAX_NR_BLOCKS - 1
-            ),
-            SizeError::BlockSize(b) => write!(
-                f,
-                "block size {b}: it must be a positive multiple of 8 sectors"
-            ),
-            SizeError::TooLarge(t) => write!(
-                f,
-                "{t} metadata blocks are needed, more than the {MAX_METADATA_BLOCKS} ({:.1} \
-                 GiB) the kernel's metadata space map can address: use larger blocks or fewer \
-                 writesets",
-                (MAX_METADATA_BLOCKS * METADATA_BLOCK_BYTES) as f64 / (1u64 << 30) as f64
-            ),
-            SizeError::OriginSize(s) => write!(f, "cannot read the origin size '{s}'"),
-        }
-    }
-}
-
-impl std::error::Error for SizeError {}
 
 /// Origin blocks of an origin of `bytes` bytes with blocks of `block_size` sectors (the
 /// last block may be partial).

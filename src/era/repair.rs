@@ -1,7 +1,6 @@
 //! `era_repair`: a salvaging dump fed straight into the builder, with no XML in between.
 
 use crate::pdata::error::Side;
-use std::fmt;
 
 use super::build::{min_output_bytes, writeset_blocks, BuildError, EraBuilder};
 use super::dump::{DumpError, DumpOptions, Stream};
@@ -10,13 +9,15 @@ use crate::pdata::io::BlockIo;
 use crate::pdata::report::Problems;
 
 /// Why a repair failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RepairError {
     /// The input's superblock is unusable, or writing through the builder failed (then the
     /// error is the output's: [`RepairError::side`]).
-    Read(DumpError),
+    #[error("{0}")]
+    Read(#[source] DumpError),
     /// The output is too small, or finishing it failed.
-    Build(BuildError),
+    #[error("{0}")]
+    Build(#[source] BuildError),
 }
 
 impl RepairError {
@@ -27,24 +28,6 @@ impl RepairError {
             RepairError::Read(DumpError::Io(_)) => Side::Output,
             RepairError::Read(_) => Side::Input,
             RepairError::Build(_) => Side::Output,
-        }
-    }
-}
-
-impl fmt::Display for RepairError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RepairError::Read(e) => e.fmt(f),
-            RepairError::Build(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for RepairError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RepairError::Read(e) => Some(e),
-            RepairError::Build(e) => Some(e),
         }
     }
 }

@@ -6,7 +6,6 @@
 //! written out, superblock last.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::io::{self, Read};
 
 use super::build::{
@@ -25,21 +24,33 @@ use crate::pdata::io::{BlockIo, BLOCK_SIZE};
 const ZERO_CHUNK: usize = 512;
 
 /// Why a restore failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// The input could not be read.
-    Input(io::Error),
+    #[error("read error: {0}")]
+    Input(#[source] io::Error),
     /// The input is not acceptable (nothing was written).
-    Xml(XmlError),
+    #[error("{0}")]
+    Xml(#[source] XmlError),
     /// The temporary file for the era array failed (nothing was written).
-    TempFile(io::Error),
+    #[error("{0}")]
+    TempFile(#[source] io::Error),
     /// The output is too small, or writing it failed.
-    Build(BuildError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
     /// The output holds what this metadata must not replace (nothing was written).
+    #[error("{0}")]
     Refused(String),
     /// The output is too small, for an XML read only up to the writeset that did not fit
     /// (from a pipe, which is read once): the size the whole XML needs is not known
     /// (nothing was written). `available` is the output's size in blocks.
+    // thin-provisioning-tools' words first: scripts look for them.
+    #[error(
+        "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; the XML came \
+         through a pipe and was read only up to the writeset that did not fit: \
+         era_metadata_size --nr-blocks N --writesets W tells the size for its nr_blocks N and \
+         its W writesets"
+    )]
     TooSmallUnsized {
         /// Blocks the output offers.
         available: u64,
@@ -59,44 +70,8 @@ impl RestoreError {
     }
 }
 
-impl fmt::Display for RestoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RestoreError::Input(e) => write!(f, "read error: {e}"),
-            RestoreError::Xml(e) => e.fmt(f),
-            RestoreError::TempFile(e) => e.fmt(f),
-            RestoreError::Build(e) => e.fmt(f),
-            RestoreError::Refused(what) => f.write_str(what),
-            // thin-provisioning-tools' words first: scripts look for them.
-            RestoreError::TooSmallUnsized { available } => write!(
-                f,
-                "Output file too small. It holds {available} blocks of {BLOCK_SIZE} bytes; the XML \
-                 came through a pipe and was read only up to the writeset that did not fit: \
-                 era_metadata_size --nr-blocks N --writesets W tells the size for its \
-                 nr_blocks N and its W writesets"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RestoreError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            RestoreError::Input(e) => Some(e),
-            RestoreError::Xml(e) => Some(e),
-            RestoreError::TempFile(e) => Some(e),
-            RestoreError::Build(e) => Some(e),
-            RestoreError::Refused(_) | RestoreError::TooSmallUnsized { .. } => None,
-        }
-    }
-}
-
-impl From<BuildError> for RestoreError {
-    fn from(e: BuildError) -> RestoreError {
-        RestoreError::Build(e)
-    }
-}
-
+/// A bare I/O error is a failed write, the output's: the input's and the temporary file's are
+/// told apart where they happen.
 impl From<io::Error> for RestoreError {
     fn from(e: io::Error) -> RestoreError {
         RestoreError::Build(BuildError::Io(e))

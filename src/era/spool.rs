@@ -3,13 +3,12 @@
 //! origin block, 8 GiB at the kernel's limit) does not belong in memory.
 //!
 //! The file is created in the directory of `$TMPDIR` (else `/tmp`) and unlinked at once
-//! (`O_TMPFILE` where the file system has it), so nothing is left behind, whatever
-//! happens. Entries are written in order as little-endian `u32`s; a gap in the XML's
+//! (`O_TMPFILE` where the file system has it; `tempfile::tempfile_in`), so nothing is left
+//! behind, whatever happens. Entries are written in order as little-endian `u32`s; a gap in the XML's
 //! entries is a hole in the file, which reads back as zeros.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Bytes per entry.
@@ -25,45 +24,11 @@ pub struct Spool {
     bytes: Vec<u8>,
 }
 
-fn create(dir: &Path) -> io::Result<File> {
-    let anonymous = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_TMPFILE)
-        .open(dir);
-    match anonymous {
-        Ok(f) => Ok(f),
-        // Not every file system has O_TMPFILE: a named file, removed at once.
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            let mut n = 0u32;
-            loop {
-                let path = dir.join(format!(".era_restore.{}.{n}", std::process::id()));
-                match OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                {
-                    Ok(f) => {
-                        std::fs::remove_file(&path)?;
-                        return Ok(f);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-                    Err(e) => return Err(e),
-                }
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
 impl Spool {
     /// An empty array in a new temporary file.
     pub fn new() -> io::Result<Spool> {
         let dir = std::env::temp_dir();
-        let f = create(&dir).map_err(|e| Spool::context(&dir, e))?;
+        let f = tempfile::tempfile_in(&dir).map_err(|e| Spool::context(&dir, e))?;
         Ok(Spool {
             out: BufWriter::with_capacity(BUFFER, f),
             dir,

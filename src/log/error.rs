@@ -5,16 +5,19 @@ use std::fmt;
 use std::io;
 
 /// Everything that can go wrong while reading, checking or rewriting a dirty log.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum LogError {
-    /// An I/O error, with what was being done when it happened.
+    /// An I/O error, with what was being done when it happened. The OS error is not the
+    /// error's source: the message already quotes it.
+    #[error(fmt = io_error)]
     Io {
         /// What the tool was doing, e.g. "reading the log buffer".
         doing: String,
         /// The OS error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The device is too short to hold the structure named.
+    #[error("{what}: device holds {size} bytes, but {need} bytes are needed")]
     Truncated {
         /// The structure that does not fit ("log header", "clean bitmap", "log buffer").
         what: &'static str,
@@ -24,27 +27,43 @@ pub enum LogError {
         size: u64,
     },
     /// The first four bytes are not the disk log magic.
+    #[error(fmt = bad_magic)]
     BadMagic {
         /// The magic as read (little-endian).
         found: u32,
     },
     /// A version other than 1 or 2.
+    #[error(
+        "log header: unsupported version {found} (expected 2, or 1): the kernel marks such a \
+         log failed and resynchronises the whole mirror at every activation"
+    )]
     BadVersion {
         /// The version as read.
         found: u32,
     },
     /// `nr_regions` is at least 2^32 and not LVM's all-ones value.
+    #[error("log header: nr_regions {found} is not below 2^32 (the kernel would truncate it)")]
     BadNrRegions {
         /// The value as read.
         found: u64,
     },
     /// `nr_regions` is LVM's "initialised, never activated" value and no count was given.
+    #[error(
+        "log header: nr_regions is all ones (initialised by LVM, never activated); the region \
+         count must be given (--nr-regions, or --region-size with --length)"
+    )]
     UnknownNrRegions,
     /// `nr_regions` is 0, which no mirror has, and no count was given.
+    #[error(
+        "log header: nr_regions is 0, which no mirror has; the region count must be given \
+         (--nr-regions, or --region-size with --length)"
+    )]
     NoRegions,
     /// Region size, length or region count do not describe a valid mirror.
+    #[error("mirror geometry: {0}")]
     Geometry(String),
     /// A mirror leg cannot be used.
+    #[error("leg {index}: {message}")]
     Leg {
         /// Position of the leg in table order (0 = default mirror).
         index: usize,
@@ -54,11 +73,19 @@ pub enum LogError {
         message: String,
     },
     /// The XML input of `log_restore` is malformed or inconsistent.
+    #[error("{0}")]
     Xml(crate::xml::XmlError),
     /// A command-line value (ranges, leg specification) is malformed.
+    #[error("{0}")]
     Invalid(String),
     /// The header's `nr_regions` is not the region count of the mirror described by the
     /// region size and length given.
+    // No value is suggested: several region sizes and lengths give the same count, and
+    // only the mirror's table says which one the mirror has.
+    #[error(
+        "mirror geometry: the log has {header} regions, but a length of {length} sectors in \
+         regions of {region_size} sectors makes {mirror}; {GEOMETRY_SOURCE}"
+    )]
     RegionCountMismatch {
         /// `nr_regions` in the header.
         header: u64,
@@ -70,6 +97,7 @@ pub enum LogError {
         length: u64,
     },
     /// `--nr-regions` and `--region-size`/`--length` give different region counts.
+    #[error("--nr-regions {given} disagrees with --region-size/--length ({geometry} regions)")]
     CountConflict {
         /// The count given directly.
         given: u64,
@@ -77,6 +105,10 @@ pub enum LogError {
         geometry: u64,
     },
     /// The device holds a log for another region count than the one being restored.
+    #[error(
+        "log header: the device holds a log of {on_device} regions, the XML describes \
+         {described}: a dump of another mirror? (--force writes it anyway)"
+    )]
     OtherMirror {
         /// `nr_regions` of the log on the device.
         on_device: u64,
@@ -84,8 +116,10 @@ pub enum LogError {
         described: u64,
     },
     /// `log_repair --undo` refuses to put a backup back onto the log.
+    #[error("{0}")]
     Undo(String),
     /// The backup file of `log_repair` cannot be made.
+    #[error("backup: {message}")]
     Backup {
         /// The backup file.
         path: std::path::PathBuf,
@@ -117,78 +151,27 @@ impl LogError {
     }
 
     /// Wraps an I/O error with what was being done.
-    pub fn io(doing: impl Into<String>, source: io::Error) -> LogError {
+    pub fn io(doing: impl Into<String>, error: io::Error) -> LogError {
         LogError::Io {
             doing: doing.into(),
-            source,
+            error,
         }
     }
 }
 
-impl fmt::Display for LogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LogError::Io { doing, source } => io_error(f, doing, source),
-            LogError::Truncated { what, need, size } => write!(
-                f,
-                "{what}: device holds {size} bytes, but {need} bytes are needed"
-            ),
-            LogError::BadMagic { found } => bad_magic(f, *found),
-            LogError::BadVersion { found } => write!(
-                f,
-                "log header: unsupported version {found} (expected 2, or 1): the kernel marks \
-                 such a log failed and resynchronises the whole mirror at every activation"
-            ),
-            LogError::BadNrRegions { found } => write!(
-                f,
-                "log header: nr_regions {found} is not below 2^32 (the kernel would truncate it)"
-            ),
-            LogError::NoRegions => write!(
-                f,
-                "log header: nr_regions is 0, which no mirror has; the region count must be \
-                 given (--nr-regions, or --region-size with --length)"
-            ),
-            LogError::UnknownNrRegions => write!(
-                f,
-                "log header: nr_regions is all ones (initialised by LVM, never activated); the \
-                 region count must be given (--nr-regions, or --region-size with --length)"
-            ),
-            LogError::Geometry(m) => write!(f, "mirror geometry: {m}"),
-            LogError::Leg { index, message, .. } => write!(f, "leg {index}: {message}"),
-            LogError::Xml(e) => e.fmt(f),
-            LogError::Invalid(m) => f.write_str(m),
-            LogError::RegionCountMismatch { .. } => region_count_mismatch(f, self),
-            LogError::CountConflict { given, geometry } => write!(
-                f,
-                "--nr-regions {given} disagrees with --region-size/--length ({geometry} regions)"
-            ),
-            LogError::OtherMirror {
-                on_device,
-                described,
-            } => write!(
-                f,
-                "log header: the device holds a log of {on_device} regions, the XML describes \
-                 {described}: a dump of another mirror? (--force writes it anyway)"
-            ),
-            LogError::Backup { message, .. } => write!(f, "backup: {message}"),
-            LogError::Undo(m) => f.write_str(m),
-        }
-    }
-}
-
-fn io_error(f: &mut fmt::Formatter<'_>, doing: &str, source: &io::Error) -> fmt::Result {
-    if source.raw_os_error() == Some(libc::EBUSY) {
+fn io_error(doing: &str, error: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if error.raw_os_error() == Some(libc::EBUSY) {
         write!(
             f,
             "{doing}: {}; deactivate the mirror first (on every cluster node)",
             crate::pdata::io::IN_USE
         )
     } else {
-        write!(f, "{doing}: {source}")
+        write!(f, "{doing}: {error}")
     }
 }
 
-fn bad_magic(f: &mut fmt::Formatter<'_>, found: u32) -> fmt::Result {
+fn bad_magic(found: &u32, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if found.swap_bytes() == super::format::header::MAGIC {
         write!(
             f,
@@ -205,25 +188,6 @@ fn bad_magic(f: &mut fmt::Formatter<'_>, found: u32) -> fmt::Result {
     }
 }
 
-fn region_count_mismatch(f: &mut fmt::Formatter<'_>, e: &LogError) -> fmt::Result {
-    let LogError::RegionCountMismatch {
-        header,
-        mirror,
-        region_size,
-        length,
-    } = e
-    else {
-        return Ok(());
-    };
-    // No value is suggested: several region sizes and lengths give the same count, and
-    // only the mirror's table says which one the mirror has.
-    write!(
-        f,
-        "mirror geometry: the log has {header} regions, but a length of {length} sectors in \
-         regions of {region_size} sectors makes {mirror}; {GEOMETRY_SOURCE}"
-    )
-}
-
 /// Refuses a device of `size` bytes for `what`, which needs `need` bytes.
 pub fn require_bytes(what: &'static str, need: u64, size: u64) -> Result<(), LogError> {
     match size < need {
@@ -236,8 +200,6 @@ pub fn require_bytes(what: &'static str, need: u64, size: u64) -> Result<(), Log
 pub const GEOMETRY_SOURCE: &str = "take both from the mirror's table: `dmsetup table` (the \
     length is the mirror line's 2nd field, the region size the disk log's 2nd argument) or \
     `lvs --units s -o +regionsize,size`";
-
-impl std::error::Error for LogError {}
 
 #[cfg(test)]
 mod tests {

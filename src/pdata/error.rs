@@ -5,52 +5,35 @@ use std::fmt;
 use super::checksum::BlockKind;
 
 /// What is wrong with a block or a structure.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Fault {
     /// The device could not be read (or written) there.
+    #[error("read error: {0}")]
     Io(String),
     /// A block number points past what the device (or its space map) holds.
+    #[error("block number out of range (the metadata has {limit} blocks)")]
     OutOfRange {
         /// Block numbers must be below this.
         limit: u64,
     },
     /// The checksum matches no known structure.
+    #[error("bad checksum")]
     BadChecksum,
     /// The checksum is that of another kind of block.
+    #[error("wrong block type (this is a {found})")]
     WrongType {
         /// The kind the checksum says.
         found: BlockKind,
     },
     /// The checksum is right but the block says it lives elsewhere.
+    #[error("block number mismatch (the block says it is block {found})")]
     BlockNr {
         /// The block number the block holds.
         found: u64,
     },
     /// Any other broken rule, described in words.
+    #[error("{0}")]
     Invalid(String),
-}
-
-impl fmt::Display for Fault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Fault::Io(e) => write!(f, "read error: {e}"),
-            Fault::OutOfRange { limit } => {
-                write!(
-                    f,
-                    "block number out of range (the metadata has {limit} blocks)"
-                )
-            }
-            Fault::BadChecksum => write!(f, "bad checksum"),
-            Fault::WrongType { found } => write!(f, "wrong block type (this is a {found})"),
-            Fault::BlockNr { found } => {
-                write!(
-                    f,
-                    "block number mismatch (the block says it is block {found})"
-                )
-            }
-            Fault::Invalid(s) => f.write_str(s),
-        }
-    }
 }
 
 /// A fault located in the metadata: `writeset tree (era 7), node at block 1234: bad checksum`.

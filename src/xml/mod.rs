@@ -46,21 +46,14 @@ impl fmt::Display for Pos {
 }
 
 /// Bad input, and where.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{pos}: {msg}")]
 pub struct XmlError {
     /// Where the offending construct (or the end of input) starts.
     pub pos: Pos,
     /// What is wrong.
     pub msg: String,
 }
-
-impl fmt::Display for XmlError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.pos, self.msg)
-    }
-}
-
-impl std::error::Error for XmlError {}
 
 /// The position of a reader in its input, kept up to date as bytes are consumed.
 #[derive(Debug, Clone, Copy)]

@@ -1,7 +1,6 @@
 //! A whole document from any `Read`, one element at a time, in bounded memory: white space
 //! and comments are skipped, the rules of [`crate::xml`] enforced, every event located.
 
-use std::fmt;
 use std::io::{self, Read};
 
 use super::markup::{lossy, scan, Markup, Scan, Tag, MAX_MARKUP};
@@ -30,30 +29,14 @@ pub enum Event<'a> {
 }
 
 /// Why reading stopped.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The input is not acceptable XML.
-    Xml(XmlError),
+    #[error("{0}")]
+    Xml(#[source] XmlError),
     /// Reading the input failed.
-    Io(io::Error),
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Xml(e) => e.fmt(f),
-            ReadError::Io(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Xml(e) => Some(e),
-            ReadError::Io(e) => Some(e),
-        }
-    }
+    #[error("{0}")]
+    Io(#[source] io::Error),
 }
 
 /// Reads a document event by event.
