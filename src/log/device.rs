@@ -64,7 +64,12 @@ pub fn read_prefix(io: &dyn ByteIo, len: u64) -> Result<AlignedBuf, LogError> {
             size: io.size_bytes(),
         });
     }
-    let mut buf = AlignedBuf::zeroed(len as usize);
+    let bytes = usize::try_from(len).map_err(|_| {
+        LogError::Geometry(format!(
+            "a log buffer of {len} bytes does not fit in memory"
+        ))
+    })?;
+    let mut buf = AlignedBuf::zeroed(bytes);
     io.read_at(buf.as_mut_slice(), 0)
         .map_err(|e| LogError::io(format!("reading the first {len} bytes"), e))?;
     Ok(buf)
