@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests: kernel fixtures, temporary images, running the
 //! binaries.
+
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code)]
 
