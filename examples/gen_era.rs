@@ -77,7 +77,10 @@ fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
     while b < n {
         eras.clear();
         for _ in 0..(n - b).min(1024) {
-            eras.push((rng.next() % first_ws_era as u64) as u32);
+            // Below first_ws_era, a u32.
+            #[allow(clippy::cast_possible_truncation)]
+            let era = (rng.next() % first_ws_era as u64) as u32;
+            eras.push(era);
         }
         b += eras.len() as u64;
         sink.eras(&eras)?;

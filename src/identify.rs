@@ -315,12 +315,14 @@ fn boot_sector(head: &[u8]) -> Option<Content> {
 /// sectors so that `O_DIRECT` accepts the read) and identifies them.
 pub fn probe(io: &dyn ByteIo) -> io::Result<Content> {
     let len = io.size_bytes().min(PROBE_BYTES) / 512 * 512;
-    let mut buf = AlignedBuf::zeroed(len as usize);
+    let mut buf = AlignedBuf::zeroed(crate::cast::index(len));
     io.read_at(buf.as_mut_slice(), 0)?;
     Ok(identify(buf.as_slice()))
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::era::format::{superblock::SUPERBLOCK_MAGIC as ERA_MAGIC, BUILD_IN_PROGRESS};

@@ -41,6 +41,7 @@
 //! `format`) and the work of the tools built on it; [`identify`] tells what a device holds;
 //! [`cli`] is what every tool shares and knows no format; [`commands`] holds each tool's
 //! command line and run.
+mod cast;
 pub mod cli;
 pub mod commands;
 pub mod dm;

@@ -92,6 +92,8 @@ fn digits8(v: u64) -> u64 {
 /// lane.
 #[cfg(all(target_arch = "x86_64", not(era_portable)))]
 #[inline(always)]
+// The intrinsics take and give lanes as i64: the casts only reinterpret the same 64 bits.
+#[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
 fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
     use std::arch::x86_64::*;
     // SAFETY: SSE2 is part of x86-64; the intrinsics only compute on registers.
@@ -163,9 +165,12 @@ impl Counter {
         let mut tmp = Vec::with_capacity(20);
         put_u64(&mut tmp, v);
         let digits = tmp.iter().fold(0u128, |d, &b| d << 8 | b as u128);
+        // At most 20 digits.
+        #[allow(clippy::cast_possible_truncation)]
+        let len = tmp.len() as u32;
         Counter {
             digits,
-            len: tmp.len() as u32,
+            len,
             value: v,
         }
     }

@@ -7,6 +7,9 @@
 //! would trust it in the old log or in the new one, and, with legs, only where the legs
 //! hold the same bytes in that state. The counts go to stderr (`--nocapture`).
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::ops::Range;

@@ -1,6 +1,9 @@
 //! Summary fields of every kind of block at their boundary values, re-sealed: no reader
 //! panics, and era_check rejects every change that alters what a reader sees.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::hash_map::DefaultHasher;

@@ -1,5 +1,8 @@
 //! era_check against the kernel-written images, and against corrupted variants of them.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::*;

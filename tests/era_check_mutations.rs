@@ -2,6 +2,9 @@
 //! images, half of them with the damaged block's checksum re-sealed so that the damage
 //! reaches the structure checks behind it.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::sync::mpsc;

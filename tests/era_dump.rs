@@ -3,6 +3,9 @@
 //! `--logical` against an independent fold of the plain dump and against the manifests'
 //! ground truth, the held snapshot, and a broken pipe.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::BTreeMap;

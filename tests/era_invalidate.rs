@@ -1,6 +1,9 @@
 //! era_invalidate against the kernel's ground truth: the manifests record which blocks were
 //! written in which era, and which were in flight at a crash.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! era_restore: the byte format of docs/era-xml.md §2.3 and §3, the accepted input variants,
 //! and hostile input (exit 1, a line:column message, the output left alone).
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,9 @@
 //! and in chunks small enough to split every construct, give the same elements, the same
 //! error at the same line and column, and restore to the same bytes.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::{Event, Recorder, Rng};

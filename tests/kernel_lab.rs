@@ -3,6 +3,9 @@
 //! tests/kernel-lab/run.sh); run with
 //! `cargo test --release --test kernel_lab -- --ignored --nocapture`.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::collections::BTreeSet;

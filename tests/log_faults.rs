@@ -6,6 +6,9 @@
 //! after the legs it copied to are flushed, and never mark a region clean whose copy did not
 //! reach leg 1.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::log::{clean_bit, repair_options, set_bit};

@@ -1,6 +1,9 @@
 //! The on-disk structures of the disk log unpacked and packed again on every kernel image:
 //! the round trip must give back the kernel's bytes.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::log::*;

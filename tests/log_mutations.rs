@@ -1,6 +1,9 @@
 //! The dirty-log tools on randomly damaged logs: no panic, and whatever a repair writes is a
 //! log that log_dump reads without a warning.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use common::log::repair_options;

@@ -1,6 +1,9 @@
 //! log_repair on the kernel's crash image and its two legs, on the other kernel images,
 //! and on hostile logs.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::path::{Path, PathBuf};

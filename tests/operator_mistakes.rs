@@ -3,6 +3,9 @@
 //! device nodes and symlinks, still the same node or link). The rows that are the normal
 //! case (a writer onto zeros) say so and must succeed.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+
 mod common;
 
 use std::fs;

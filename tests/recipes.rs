@@ -1,6 +1,9 @@
 //! The README's recipes are scripts in `examples/recipes/`, run here against files standing
 //! in for the devices, failures included, and the README shows each script as it is.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 mod common;
 
 use std::fs;

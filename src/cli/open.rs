@@ -133,7 +133,7 @@ fn refuse_binary(
     xml_of: &str,
     mut input: Box<dyn io::Read + Send>,
 ) -> anyhow::Result<Box<dyn io::Read + Send>> {
-    let mut head = Vec::with_capacity(PROBE_BYTES as usize);
+    let mut head = Vec::with_capacity(crate::cast::index(PROBE_BYTES));
     (&mut input)
         .take(PROBE_BYTES)
         .read_to_end(&mut head)

@@ -237,7 +237,7 @@ fn remove_stale_temps(dir: &Path, name: &str) {
         let (Ok(pid), true) = (pid.parse::<libc::pid_t>(), random) else {
             continue;
         };
-        if pid <= 0 || pid == std::process::id() as libc::pid_t {
+        if pid <= 0 || u32::try_from(pid) == Ok(std::process::id()) {
             continue;
         }
         // SAFETY: signal 0 sends nothing; kill only looks whether the process exists.

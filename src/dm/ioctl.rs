@@ -17,7 +17,9 @@ pub const NAME_LEN: usize = 128;
 
 // struct dm_ioctl: version[3] u32, data_size u32, data_start u32, target_count u32,
 // open_count i32, flags u32, event_nr u32, padding u32, dev u64, name[128], uuid[129], data[7].
-const HEADER_SIZE: usize = 312;
+const HEADER_SIZE: usize = DATA_START as usize;
+/// Where the data starts: right after the header, as its `data_start` field says it.
+const DATA_START: u32 = 312;
 const OFF_DATA_SIZE: usize = 12;
 const OFF_DATA_START: usize = 16;
 const OFF_TARGET_COUNT: usize = 20;
@@ -201,12 +203,16 @@ impl Buffer {
     }
 
     fn put_header(&mut self, dev: &DmDevice, flags: u32, data: &[u8]) -> Result<(), DmError> {
-        let size = self.words.len() * 8;
+        // Never more than MAX_BUFFER but for a request's own data, which the field must hold.
+        let size = u32::try_from(self.words.len() * 8).map_err(|_| DmError::Request {
+            what: "a request of 4 GiB or more".to_string(),
+            errno: libc::E2BIG,
+        })?;
         for (i, v) in VERSION.iter().enumerate() {
             self.put_u32(i * 4, *v);
         }
-        self.put_u32(OFF_DATA_SIZE, size as u32);
-        self.put_u32(OFF_DATA_START, HEADER_SIZE as u32);
+        self.put_u32(OFF_DATA_SIZE, size);
+        self.put_u32(OFF_DATA_START, DATA_START);
         self.put_u32(OFF_FLAGS, flags);
         match dev {
             DmDevice::Name(name) => {
@@ -272,6 +278,8 @@ fn c_string(b: &[u8]) -> String {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

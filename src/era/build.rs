@@ -3,6 +3,8 @@
 
 use std::io;
 
+use byteorder::{ByteOrder, LittleEndian as LE};
+
 use super::format::superblock::{
     Superblock, METADATA_BLOCK_SIZE_SECTORS, SUPERBLOCK_LOCATION, SUPERBLOCK_MAGIC,
     SUPERBLOCK_VERSION,
@@ -250,8 +252,10 @@ impl EraSink for EraBuilder<'_> {
         let Some((_, _, n, a)) = self.writeset.as_mut() else {
             return Err(Self::misuse("words outside a writeset"));
         };
-        for word in words {
-            a.push(&mut self.w, &word.to_le_bytes())?;
+        let mut v = [0; 8];
+        for &word in words {
+            LE::write_u64(&mut v, word);
+            a.push(&mut self.w, &v)?;
         }
         *n += words.len() as u64;
         Ok(())
@@ -286,8 +290,10 @@ impl EraSink for EraBuilder<'_> {
         let Some((n, a)) = self.eras.as_mut() else {
             return Err(Self::misuse("eras outside the era array"));
         };
-        for era in eras {
-            a.push(&mut self.w, &era.to_le_bytes())?;
+        let mut v = [0; 4];
+        for &era in eras {
+            LE::write_u32(&mut v, era);
+            a.push(&mut self.w, &v)?;
         }
         *n += eras.len() as u64;
         Ok(())

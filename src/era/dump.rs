@@ -185,7 +185,7 @@ impl<'a> Stream<'a> {
     /// Holds the writesets in memory, one bit per origin block each.
     pub fn stream_logical(&mut self, sink: &mut dyn EraSink) -> Result<(), DumpError> {
         let nr_blocks = self.view.sb.nr_blocks as u64;
-        let limit = nr_words(nr_blocks) as usize;
+        let limit = crate::cast::index(nr_words(nr_blocks));
         let mut marked: Vec<(u32, Vec<u64>)> = Vec::new();
         let list = std::mem::take(&mut self.writesets);
         for ws in &list {
@@ -329,7 +329,7 @@ fn fold(first: u64, eras: &mut [u32], marked: &[(u32, Vec<u64>)]) {
             open &= !word;
             while m != 0 {
                 let j = m.trailing_zeros() as u64;
-                eras[(w as u64 * 64 + j - first) as usize] = *era;
+                eras[crate::cast::index(w as u64 * 64 + j - first)] = *era;
                 m &= m - 1;
             }
         }
@@ -443,6 +443,8 @@ pub fn dump(
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::fold;
 

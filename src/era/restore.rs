@@ -87,7 +87,7 @@ struct Writeset {
 
 impl Writeset {
     fn words(&mut self) -> &mut Vec<u64> {
-        let n = nr_words(self.nr_bits as u64) as usize;
+        let n = crate::cast::index(nr_words(u64::from(self.nr_bits)));
         self.words.get_or_insert_with(|| vec![0; n])
     }
 }
@@ -294,14 +294,15 @@ impl XmlVisitor for Validator<'_> {
         let Some(last) = (first as u64 + eras.len() as u64).checked_sub(1) else {
             return Ok(true);
         };
-        if self.last_block.is_some_and(|l| l >= first)
-            || last >= h.nr_blocks as u64
-            || max_era > h.current_era
-        {
+        let last = match u32::try_from(last) {
+            Ok(last) if last < h.nr_blocks => last,
+            _ => return Ok(false),
+        };
+        if self.last_block.is_some_and(|l| l >= first) || max_era > h.current_era {
             return Ok(false);
         }
         self.spool(first, eras)?;
-        self.last_block = Some(last as u32);
+        self.last_block = Some(last);
         Ok(true)
     }
 
@@ -440,7 +441,7 @@ fn write_out(
         match &ws.words {
             Some(words) => b.writeset_words(words)?,
             None => {
-                let mut left = nr_words(ws.nr_bits as u64) as usize;
+                let mut left = crate::cast::index(nr_words(u64::from(ws.nr_bits)));
                 while left > 0 {
                     let n = left.min(ZERO_CHUNK);
                     b.writeset_words(&zeros[..n])?;
@@ -455,8 +456,8 @@ fn write_out(
     match spool {
         Some(s) => s.replay(nr_blocks, &mut |eras| b.eras(eras))?,
         None => {
-            let zeros = vec![0u32; (nr_blocks as usize).min(1 << 16)];
-            let mut left = nr_blocks as usize;
+            let zeros = vec![0u32; (header.nr_blocks as usize).min(1 << 16)];
+            let mut left = header.nr_blocks as usize;
             while left > 0 {
                 let n = left.min(zeros.len());
                 b.eras(&zeros[..n])?;

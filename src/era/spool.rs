@@ -11,8 +11,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use byteorder::{ByteOrder, LittleEndian as LE};
+
 /// Bytes per entry.
-const ENTRY: u64 = 4;
+const ENTRY: usize = 4;
 /// Bytes written or read at a time.
 const BUFFER: usize = 1 << 20;
 
@@ -62,13 +64,13 @@ impl Spool {
             ));
         }
         if first > self.next {
-            self.out
-                .seek(SeekFrom::Current(((first - self.next) * ENTRY) as i64))?;
+            let gap = i64::try_from((first - self.next) * ENTRY as u64).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "era entry past any file's end")
+            })?;
+            self.out.seek(SeekFrom::Current(gap))?;
         }
-        self.bytes.clear();
-        for e in eras {
-            self.bytes.extend_from_slice(&e.to_le_bytes());
-        }
+        self.bytes.resize(eras.len() * ENTRY, 0);
+        LE::write_u32_into(eras, &mut self.bytes);
         self.out.write_all(&self.bytes)?;
         self.next = first + eras.len() as u64;
         Ok(())
@@ -90,20 +92,18 @@ impl Spool {
             .map_err(|e| Spool::context(&dir, e))?;
         let stored = self.next.min(nr_blocks);
         let mut bytes = vec![0u8; BUFFER];
-        let mut eras: Vec<u32> = Vec::with_capacity(BUFFER / ENTRY as usize);
+        let mut eras: Vec<u32> = Vec::with_capacity(BUFFER / ENTRY);
         let mut done = 0u64;
         while done < nr_blocks {
-            let n = ((nr_blocks - done) * ENTRY).min(BUFFER as u64) as usize;
-            let from_file = ((stored.saturating_sub(done)) * ENTRY).min(n as u64) as usize;
+            // Both at most BUFFER.
+            let n = crate::cast::index(((nr_blocks - done) * ENTRY as u64).min(BUFFER as u64));
+            let from_file =
+                crate::cast::index((stored.saturating_sub(done) * ENTRY as u64).min(n as u64));
             file.read_exact(&mut bytes[..from_file])
                 .map_err(|e| Spool::context(&dir, e))?;
             bytes[from_file..n].fill(0);
-            eras.clear();
-            eras.extend(
-                bytes[..n]
-                    .chunks_exact(ENTRY as usize)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
+            eras.resize(n / ENTRY, 0);
+            LE::read_u32_into(&bytes[..n], &mut eras);
             f(&eras)?;
             done += eras.len() as u64;
         }

@@ -21,6 +21,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
+use byteorder::{ByteOrder, LittleEndian as LE, WriteBytesExt};
+
 use super::error::LogError;
 use super::resync::CHUNK;
 
@@ -156,13 +158,25 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    let at = out.len();
+    out.resize(at + 4, 0);
+    LE::write_u32(&mut out[at..], v);
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    let at = out.len();
+    out.resize(at + 8, 0);
+    LE::write_u64(&mut out[at..], v);
+}
+
 fn put_id(out: &mut Vec<u8>, id: &DeviceId, offset: u64) {
     for v in [id.size, id.dev, id.ino, id.rdev, offset] {
-        out.extend_from_slice(&v.to_le_bytes());
+        put_u64(out, v);
     }
     let path = id.path.as_bytes();
     let len = path.len().min(MAX_PATH as usize);
-    out.extend_from_slice(&(len as u32).to_le_bytes());
+    put_u32(out, crate::cast::saturating_u32(len));
     out.extend_from_slice(&path[..len]);
 }
 
@@ -171,17 +185,17 @@ impl BackupHeader {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.legs.len() as u32).to_le_bytes());
+        put_u32(&mut out, VERSION);
+        put_u32(&mut out, crate::cast::saturating_u32(self.legs.len()));
         out.extend_from_slice(&[0; 8]);
         put_id(&mut out, &self.log, 0);
         for leg in &self.legs {
             put_id(&mut out, &leg.id, leg.offset);
         }
-        let len = out.len() as u32 + 4;
-        out[16..20].copy_from_slice(&len.to_le_bytes());
+        let len = crate::cast::saturating_u32(out.len() + 4);
+        LE::write_u32(&mut out[16..20], len);
         let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
+        put_u32(&mut out, crc);
         out
     }
 
@@ -252,15 +266,11 @@ fn take_id(b: &[u8], at: &mut usize) -> Result<(DeviceId, u64), LogError> {
 }
 
 fn le32(b: &[u8], at: usize) -> u32 {
-    let mut v = [0; 4];
-    v.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(v)
+    LE::read_u32(&b[at..at + 4])
 }
 
 fn le64(b: &[u8], at: usize) -> u64 {
-    let mut v = [0; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
+    LE::read_u64(&b[at..at + 8])
 }
 
 fn bad(what: impl Into<String>) -> LogError {
@@ -276,11 +286,11 @@ fn read_exact(r: &mut dyn Read, buf: &mut [u8], what: &str) -> Result<(), LogErr
 
 fn record_head(kind: u32, leg: u32, offset: u64, length: u64, new_crc: u32) -> [u8; 28] {
     let mut h = [0u8; 28];
-    h[0..4].copy_from_slice(&kind.to_le_bytes());
-    h[4..8].copy_from_slice(&leg.to_le_bytes());
-    h[8..16].copy_from_slice(&offset.to_le_bytes());
-    h[16..24].copy_from_slice(&length.to_le_bytes());
-    h[24..28].copy_from_slice(&new_crc.to_le_bytes());
+    LE::write_u32(&mut h[0..4], kind);
+    LE::write_u32(&mut h[4..8], leg);
+    LE::write_u64(&mut h[8..16], offset);
+    LE::write_u64(&mut h[16..24], length);
+    LE::write_u32(&mut h[24..28], new_crc);
     h
 }
 
@@ -308,12 +318,12 @@ impl<W: Write> BackupWriter<W> {
     ) -> std::io::Result<()> {
         let (kind, leg) = match target {
             Target::Log => (KIND_LOG, 0),
-            Target::Leg(i) => (KIND_LEG, i as u32),
+            Target::Leg(i) => (KIND_LEG, crate::cast::saturating_u32(i)),
         };
         let head = record_head(kind, leg, offset, old.len() as u64, new_crc);
         let crc = crc32c::crc32c_append(crc32c::crc32c(&head), old);
         self.out.write_all(&head)?;
-        self.out.write_all(&crc.to_le_bytes())?;
+        self.out.write_u32::<LE>(crc)?;
         self.out.write_all(old)?;
         self.records += 1;
         Ok(())
@@ -323,7 +333,7 @@ impl<W: Write> BackupWriter<W> {
     pub fn finish(mut self) -> std::io::Result<W> {
         let head = record_head(KIND_END, 0, self.records, 0, 0);
         self.out.write_all(&head)?;
-        self.out.write_all(&crc32c::crc32c(&head).to_le_bytes())?;
+        self.out.write_u32::<LE>(crc32c::crc32c(&head))?;
         self.out.flush()?;
         Ok(self.out)
     }
@@ -391,7 +401,9 @@ impl<'a> BackupReader<'a> {
                 "{length} bytes at offset {offset} do not fit the device ({size} bytes)"
             )));
         }
-        let mut data = vec![0u8; length as usize];
+        let length = usize::try_from(length)
+            .map_err(|_| wrong(&format!("{length} bytes do not fit in memory")))?;
+        let mut data = vec![0u8; length];
         read_exact(self.input, &mut data, &format!("record {n}"))?;
         if crc32c::crc32c_append(crc32c::crc32c(&head[..28]), &data) != le32(&head, 28) {
             return Err(wrong("bad checksum"));
@@ -418,6 +430,8 @@ pub fn sync_file_and_dir(file: &std::fs::File, path: &Path) -> std::io::Result<(
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

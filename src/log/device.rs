@@ -58,7 +58,12 @@ pub fn logical_block_size(path: &Path, forced: Option<u32>) -> Result<u32, LogEr
 /// beyond the device).
 pub fn read_prefix(io: &dyn ByteIo, len: u64) -> Result<AlignedBuf, LogError> {
     require_bytes("log buffer", len, io.size_bytes())?;
-    let mut buf = AlignedBuf::zeroed(len as usize);
+    let bytes = usize::try_from(len).map_err(|_| {
+        LogError::Geometry(format!(
+            "a log buffer of {len} bytes does not fit in memory"
+        ))
+    })?;
+    let mut buf = AlignedBuf::zeroed(bytes);
     io.read_at(buf.as_mut_slice(), 0)
         .map_err(|e| LogError::io(format!("reading the first {len} bytes"), e))?;
     Ok(buf)

@@ -7,7 +7,7 @@ use super::device::read_prefix;
 use super::error::{require_bytes, LogError};
 use super::format::bitmap::Bitmap;
 use super::format::geometry::{
-    bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, MAX_REGIONS,
+    bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, BITMAP_START, MAX_REGIONS,
 };
 use super::format::header::{Header, NrRegions, Padding, HEADER_SIZE};
 use crate::pdata::io::AlignedBuf;
@@ -98,7 +98,7 @@ impl LogImage {
             size,
         )?;
         let buf = read_prefix(io, len)?;
-        let bitmap = Bitmap::unpack(nr_regions, &buf.as_slice()[BITMAP_OFFSET as usize..])?;
+        let bitmap = Bitmap::unpack(nr_regions, &buf.as_slice()[BITMAP_START..])?;
         Ok(LogImage {
             header,
             nr_regions,
@@ -127,7 +127,7 @@ impl LogImage {
     /// Non-zero bytes after the bitmap's 64-bit words and before `buf_size`: bits of a
     /// larger, earlier mirror that the kernel kept when the mirror shrank.
     pub fn stale_bytes_after_bitmap(&self) -> u64 {
-        let from = (BITMAP_OFFSET + bitset_bytes(self.nr_regions)) as usize;
+        let from = crate::cast::index(BITMAP_OFFSET + bitset_bytes(self.nr_regions));
         self.buf
             .as_slice()
             .get(from..)
@@ -162,6 +162,6 @@ pub fn compose(base: &AlignedBuf, header: &Header, bitmap: &Bitmap) -> AlignedBu
     let mut new = base.duplicate();
     let bytes = new.as_mut_slice();
     header.pack(bytes);
-    bitmap.pack(&mut bytes[BITMAP_OFFSET as usize..]);
+    bitmap.pack(&mut bytes[BITMAP_START..]);
     new
 }

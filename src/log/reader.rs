@@ -74,7 +74,7 @@ impl DirtyLog {
 #[doc(hidden)]
 pub fn example_log(path: &Path) -> std::io::Result<()> {
     use super::format::bitmap::Bitmap;
-    use super::format::geometry::BITMAP_OFFSET;
+    use super::format::geometry::BITMAP_START;
     use super::format::header::Header;
 
     let mut bits = Bitmap::filled(16, true);
@@ -82,6 +82,6 @@ pub fn example_log(path: &Path) -> std::io::Result<()> {
     bits.set(9, false);
     let mut buf = vec![0u8; 1536];
     Header::new(16).pack(&mut buf);
-    bits.pack(&mut buf[BITMAP_OFFSET as usize..]);
+    bits.pack(&mut buf[BITMAP_START..]);
     std::fs::write(path, buf)
 }

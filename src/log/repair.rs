@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use super::error::LogError;
 use super::format::bitmap::Bitmap;
-use super::format::geometry::BITMAP_OFFSET;
+use super::format::geometry::BITMAP_START;
 use super::format::header::{Header, HEADER_SIZE};
 
 /// Parses region ranges: comma-separated `BEGIN..END` (end exclusive) or single regions.
@@ -130,7 +130,7 @@ pub fn describe_changes(old: &[u8], new: &[u8]) -> Vec<String> {
         }
     }
     let end = old.len().min(new.len());
-    let pad = BITMAP_OFFSET as usize;
+    let pad = BITMAP_START;
     let padding_changed = (HEADER_SIZE..pad.min(end))
         .filter(|&i| old[i] != new[i])
         .count();

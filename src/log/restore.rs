@@ -119,9 +119,12 @@ fn root(e: &Tag<'_>, at: Pos) -> Result<Root, LogError> {
         at,
     )?;
     let version = a.required(E, "version", at)?;
-    if version != u64::from(VERSION) && version != u64::from(VERSION_1) {
+    let Some(version) = u32::try_from(version)
+        .ok()
+        .filter(|&v| v == VERSION || v == VERSION_1)
+    else {
         return Err(err(at, format!("<{E}>: version {version} is not 1 or 2")));
-    }
+    };
     let nr_regions = a.required(E, "nr_regions", at)?;
     let regions = match a.num(E, "regions", at)? {
         Some(r) => r,
@@ -154,7 +157,7 @@ fn root(e: &Tag<'_>, at: Pos) -> Result<Root, LogError> {
     }
     Ok(Root {
         at,
-        version: version as u32,
+        version,
         nr_regions,
         regions,
         region_size,

@@ -13,7 +13,10 @@ use super::format::geometry::{Geometry, SECTOR_SIZE};
 
 /// Bytes copied or compared per I/O: large regions are handled in pieces of this size (and
 /// a backup keeps a leg's bytes in records of at most this size).
-pub const CHUNK: u64 = 1 << 20;
+pub const CHUNK: u64 = CHUNK_BYTES as u64;
+
+/// [`CHUNK`] as the length of a buffer.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// A leg as given on the command line: `PATH[:OFFSET]`, offset in sectors as in the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -223,7 +226,7 @@ impl<'a> Legs<'a> {
         let s = self.geometry.region_sectors(r);
         let (begin, end) = (s.start * SECTOR_SIZE, s.end * SECTOR_SIZE);
         (begin..end)
-            .step_by(CHUNK as usize)
+            .step_by(CHUNK_BYTES)
             .map(move |off| (off, CHUNK.min(end - off)))
     }
 
@@ -257,16 +260,16 @@ impl<'a> Legs<'a> {
         dirty: &[Range<u64>],
         keep: &mut dyn FnMut(Piece<'_>) -> Result<(), LogError>,
     ) -> Result<(), LogError> {
-        let mut buf = AlignedBuf::zeroed(CHUNK as usize);
+        let mut buf = AlignedBuf::zeroed(CHUNK_BYTES);
         for (off, len) in self.pieces(dirty) {
-            let data = &mut buf.as_mut_slice()[..len as usize];
+            let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
             self.legs[0]
                 .io
                 .read_at(data, self.at(0, off))
                 .map_err(|e| self.io_error(0, "reading", e))?;
             let new_crc = crc32c::crc32c(data);
             for i in 1..self.legs.len() {
-                let data = &mut buf.as_mut_slice()[..len as usize];
+                let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
                 self.legs[i]
                     .io
                     .read_at(data, self.at(i, off))
@@ -292,10 +295,10 @@ impl<'a> Legs<'a> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Vec<Range<u64>>, LogError> {
         let dirty = bitmap.dirty_ranges();
-        let mut buf = AlignedBuf::zeroed(CHUNK as usize);
+        let mut buf = AlignedBuf::zeroed(CHUNK_BYTES);
         for r in dirty.iter().flat_map(|d| d.clone()) {
             for (off, len) in self.chunks(r) {
-                let data = &mut buf.as_mut_slice()[..len as usize];
+                let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
                 self.legs[0]
                     .io
                     .read_at(data, self.at(0, off))
@@ -330,8 +333,8 @@ impl<'a> Legs<'a> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Vec<Range<u64>>, LogError> {
         let mut differ: Vec<Range<u64>> = Vec::new();
-        let mut a = AlignedBuf::zeroed(CHUNK as usize);
-        let mut b = AlignedBuf::zeroed(CHUNK as usize);
+        let mut a = AlignedBuf::zeroed(CHUNK_BYTES);
+        let mut b = AlignedBuf::zeroed(CHUNK_BYTES);
         for r in bitmap.dirty_ranges().into_iter().flatten() {
             let mut same = true;
             for (off, len) in self.chunks(r) {
@@ -339,13 +342,13 @@ impl<'a> Legs<'a> {
                     progress(len);
                     continue;
                 }
-                let x = &mut a.as_mut_slice()[..len as usize];
+                let x = &mut a.as_mut_slice()[..crate::cast::index(len)];
                 self.legs[0]
                     .io
                     .read_at(x, self.at(0, off))
                     .map_err(|e| self.io_error(0, "reading", e))?;
                 for i in 1..self.legs.len() {
-                    let y = &mut b.as_mut_slice()[..len as usize];
+                    let y = &mut b.as_mut_slice()[..crate::cast::index(len)];
                     self.legs[i]
                         .io
                         .read_at(y, self.at(i, off))

@@ -12,6 +12,8 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
 
+use byteorder::{ByteOrder, LittleEndian as LE};
+
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
 use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Target};
@@ -28,8 +30,8 @@ const SECTOR: usize = 512;
 fn undo_header(r: &Record) -> [u8; HEADER_SIZE] {
     let mut h = [0; HEADER_SIZE];
     h[..8].copy_from_slice(UNDO_IN_PROGRESS);
-    h[8..12].copy_from_slice(&crc32c::crc32c(&r.data).to_le_bytes());
-    h[12..].copy_from_slice(&r.new_crc.to_le_bytes());
+    LE::write_u32(&mut h[8..12], crc32c::crc32c(&r.data));
+    LE::write_u32(&mut h[12..], r.new_crc);
     h
 }
 

@@ -18,7 +18,7 @@ pub const ARRAY_HEADER_SIZE: usize = 24;
 
 /// Values of `value_size` bytes that fit in one array block.
 pub fn array_max_entries(value_size: u32) -> u32 {
-    (BLOCK_SIZE - ARRAY_HEADER_SIZE) as u32 / value_size.max(1)
+    crate::cast::in_block(BLOCK_SIZE - ARRAY_HEADER_SIZE) / value_size.max(1)
 }
 
 /// The header of an array block.
@@ -240,7 +240,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
             self.check_key(w, p.key);
             match step {
                 Step::PastEnd => {}
-                Step::KnownFull => self.accept(w, p.key, self.per_block as u32),
+                Step::KnownFull => self.accept(w, p.key, array_max_entries(V::DISK_SIZE)),
                 Step::Read => {
                     if let Some(block) = blocks.next() {
                         self.read_block(w, p.key, p.loc, block);
@@ -298,7 +298,7 @@ impl<'w, V: Unpack> ArrayWalk<'_, '_, 'w, V> {
         debug_assert!(first >= self.handed, "keys come in increasing order");
         let in_range = (h.nr_entries as u64).min(self.expected_len - first);
         self.handed = first + in_range;
-        let end = ARRAY_HEADER_SIZE + in_range as usize * vs as usize;
+        let end = ARRAY_HEADER_SIZE + crate::cast::index(in_range) * vs as usize;
         let bytes = &block[ARRAY_HEADER_SIZE..end];
         match V::view(bytes) {
             Some(values) => (self.visit)(w, first, values),
@@ -436,6 +436,8 @@ mod tests {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod walk_tests {
     use std::sync::Mutex;
 

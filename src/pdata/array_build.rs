@@ -3,6 +3,9 @@
 
 use std::io;
 
+use byteorder::{ByteOrder, LittleEndian as LE};
+
+use crate::cast::in_block;
 use crate::pdata::array::{array_max_entries, ArrayBlockHeader, ARRAY_HEADER_SIZE};
 use crate::pdata::btree::build::{btree_nodes, BtreeBuilder};
 use crate::pdata::checksum::BlockKind;
@@ -51,14 +54,16 @@ impl ArrayBuilder {
 
     fn flush(&mut self, w: &mut BlockWriter) -> io::Result<()> {
         ArrayBlockHeader {
-            max_entries: self.per_block as u32,
-            nr_entries: self.nr as u32,
-            value_size: self.value_size as u32,
+            max_entries: in_block(self.per_block),
+            nr_entries: in_block(self.nr),
+            value_size: in_block(self.value_size),
             blocknr: 0,
         }
         .pack(&mut self.block);
         let loc = w.write_new(BlockKind::ARRAY_BLOCK, &mut self.block)?;
-        self.tree.push(w, self.next_key, &loc.to_le_bytes())?;
+        let mut v = [0; 8];
+        LE::write_u64(&mut v, loc);
+        self.tree.push(w, self.next_key, &v)?;
         self.next_key += 1;
         self.nr = 0;
         self.block.fill(0);
@@ -75,6 +80,8 @@ impl ArrayBuilder {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::pdata::io::{BlockIo, MemIo};

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use byteorder::{ByteOrder, LittleEndian as LE};
+
 use super::error::Fault;
 use super::io::BLOCK_SIZE;
 
@@ -101,14 +103,12 @@ fn raw_crc(block: &[u8]) -> u32 {
 }
 
 fn stored_csum(block: &[u8]) -> u32 {
-    u32::from_le_bytes([block[0], block[1], block[2], block[3]])
+    LE::read_u32(&block[0..4])
 }
 
 fn stored_blocknr(block: &[u8], kind: BlockKind) -> u64 {
     let o = kind.blocknr_offset();
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&block[o..o + 8]);
-    u64::from_le_bytes(b)
+    LE::read_u64(&block[o..o + 8])
 }
 
 /// The checksum a block of `kind` must carry.
@@ -120,14 +120,14 @@ pub fn checksum(block: &[u8], kind: BlockKind) -> u32 {
 /// does to every block just before writing it.
 pub fn seal(block: &mut [u8], kind: BlockKind, loc: u64) {
     let o = kind.blocknr_offset();
-    block[o..o + 8].copy_from_slice(&loc.to_le_bytes());
+    LE::write_u64(&mut block[o..o + 8], loc);
     reseal(block, kind);
 }
 
 /// Recomputes the checksum only, keeping the self-location field as it is.
 pub fn reseal(block: &mut [u8], kind: BlockKind) {
     let c = checksum(block, kind);
-    block[0..4].copy_from_slice(&c.to_le_bytes());
+    LE::write_u32(&mut block[0..4], c);
 }
 
 /// Checks that a block read from `loc` is an intact block of `kind` that knows it lives at

@@ -79,7 +79,7 @@ impl Recording {
         let mut img = self.initial.clone();
         for e in self.events() {
             if let Event::Write { offset, bytes } = e {
-                let at = *offset as usize;
+                let at = crate::cast::index(*offset);
                 img[at..at + bytes.len()].copy_from_slice(bytes);
             }
         }
@@ -466,7 +466,7 @@ impl<'r> CrashPoint<'r> {
                 choice[i] = match n {
                     0 => 0,
                     1 => u.versions.len(),
-                    _ => rng.below(k) as usize,
+                    _ => crate::cast::index(rng.below(k)),
                 };
                 self.set(u, choice[i]);
             }
@@ -514,7 +514,9 @@ pub fn crash_points(
     at(&mut point)?;
     for (_, d, e) in events {
         match e {
-            Event::Write { offset, bytes } => point.pending[d].push((*offset as usize, bytes)),
+            Event::Write { offset, bytes } => {
+                point.pending[d].push((crate::cast::index(*offset), bytes));
+            }
             Event::Flush => {
                 for (off, b) in std::mem::take(&mut point.pending[d]) {
                     point.durable[d][off..off + b.len()].copy_from_slice(b);
@@ -528,6 +530,8 @@ pub fn crash_points(
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

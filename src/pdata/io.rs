@@ -364,22 +364,21 @@ impl BlockIo for FileIo {
             })
             .collect();
         let want = bufs.len() * BLOCK_SIZE;
+        // Below the device's size, which a file offset holds.
+        let offset = libc::off_t::try_from(first * BLOCK_SIZE as u64)
+            .map_err(|_| beyond_end(first, self.nr_blocks))?;
+        // At most MAX_RUN_BUFS: never fails.
+        let iovcnt = libc::c_int::try_from(iov.len())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
         // SAFETY: every iovec points at a distinct, live, page-aligned block of BLOCK_SIZE
         // bytes borrowed mutably from `bufs` for the duration of the call.
-        let got = unsafe {
-            libc::preadv(
-                self.file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                (first * BLOCK_SIZE as u64) as libc::off_t,
-            )
-        };
-        if got < 0 {
+        let got = unsafe { libc::preadv(self.file.as_raw_fd(), iov.as_ptr(), iovcnt, offset) };
+        let Ok(got) = usize::try_from(got) else {
             return Err(io::Error::last_os_error());
-        }
+        };
         // A short read (a signal, a device that splits requests): the rest block by block.
-        let done = got as usize / BLOCK_SIZE;
-        if got as usize != want {
+        let done = got / BLOCK_SIZE;
+        if got != want {
             for (loc, b) in (first + done as u64..).zip(bufs[done..].iter_mut()) {
                 self.read(loc, b)?;
             }
@@ -405,7 +404,7 @@ pub struct MemIo {
 impl MemIo {
     /// A zero-filled device of `nr_blocks` blocks.
     pub fn new(nr_blocks: u64) -> MemIo {
-        MemIo::from_bytes(vec![0; nr_blocks as usize * BLOCK_SIZE])
+        MemIo::from_bytes(vec![0; crate::cast::index(nr_blocks) * BLOCK_SIZE])
     }
 
     /// A device holding `bytes`; a partial trailing block is kept but never addressed.
@@ -426,7 +425,8 @@ impl MemIo {
         if loc >= self.nr_blocks {
             return Err(beyond_end(loc, self.nr_blocks));
         }
-        let start = loc as usize * BLOCK_SIZE;
+        // Below `nr_blocks`, which counts the blocks in memory.
+        let start = crate::cast::index(loc) * BLOCK_SIZE;
         Ok(start..start + BLOCK_SIZE)
     }
 }
@@ -493,6 +493,8 @@ impl BlockIo for MemIo {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

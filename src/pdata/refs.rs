@@ -13,7 +13,7 @@ impl RefCounts {
     /// Counts for blocks `0..nr_blocks`, all zero. `nr_blocks` must already be bounded by
     /// the device and space-map sizes.
     pub fn new(nr_blocks: u64) -> RefCounts {
-        let n = nr_blocks as usize;
+        let n = crate::cast::index(nr_blocks);
         RefCounts {
             counts: vec![0; n],
             expanded: vec![0; n.div_ceil(64)],
@@ -34,11 +34,12 @@ impl RefCounts {
     /// reached, i.e. when the pointers inside it are still to be counted. Blocks out of
     /// range are ignored here; the walker reports them.
     pub fn reach(&mut self, loc: u64) -> bool {
-        let Some(c) = self.counts.get_mut(loc as usize) else {
+        let Some(c) = self.counts.get_mut(crate::cast::index(loc)) else {
             return false;
         };
         *c = c.saturating_add(1);
-        let (w, bit) = ((loc / 64) as usize, 1u64 << (loc % 64));
+        // Below the length of `counts`, as `loc` is.
+        let (w, bit) = (crate::cast::index(loc / 64), 1u64 << (loc % 64));
         let first = self.expanded[w] & bit == 0;
         self.expanded[w] |= bit;
         first
@@ -46,7 +47,10 @@ impl RefCounts {
 
     /// The references counted to `loc`.
     pub fn get(&self, loc: u64) -> u32 {
-        self.counts.get(loc as usize).copied().unwrap_or(0)
+        self.counts
+            .get(crate::cast::index(loc))
+            .copied()
+            .unwrap_or(0)
     }
 }
 

@@ -201,8 +201,8 @@ impl<'a> Walker<'a> {
             .checked
             .full_blocks
             .entry(value_size)
-            .or_insert_with(|| vec![0; limit.div_ceil(64) as usize]);
-        if let Some(w) = bits.get_mut((loc / 64) as usize) {
+            .or_insert_with(|| vec![0; crate::cast::index(limit.div_ceil(64))]);
+        if let Some(w) = bits.get_mut(crate::cast::index(loc / 64)) {
             *w |= 1 << (loc % 64);
         }
     }

@@ -1,6 +1,9 @@
 //! Running our kernel-lab scenarios (tests/kernel-lab/run.sh) and reading what they
 //! recorded: the manifest and the carried programs' outputs.
 
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;

@@ -2,6 +2,9 @@
 //! ([`run`]), the fixtures and temporary files ([`fixtures`]), image bytes ([`bytes`]),
 //! recording what a reader produces ([`record`]), the seeded generator ([`Rng`]), the log
 //! tools' fixtures ([`log`]) and the kernel lab ([`lab`]).
+
+// Tests cast small, known values where they build or look into images.
+#![allow(clippy::cast_possible_truncation)]
 // Each test crate uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 

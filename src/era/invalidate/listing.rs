@@ -315,6 +315,8 @@ fn put_runs(b: &mut Vec<u8>, format: Format, k: u64, runs: Runs, end: Option<u64
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::dm::DevId;

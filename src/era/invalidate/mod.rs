@@ -30,7 +30,7 @@ impl WrittenBlocks {
     fn empty(nr_blocks: u64) -> WrittenBlocks {
         WrittenBlocks {
             nr_blocks,
-            words: vec![0; nr_blocks.div_ceil(64) as usize],
+            words: vec![0; crate::cast::index(nr_blocks.div_ceil(64))],
             warnings: Vec::new(),
             past_current_era: false,
         }
@@ -51,7 +51,7 @@ impl WrittenBlocks {
 
     /// ORs in a run of bitset words starting at word `first`, ignoring bits past the end.
     fn or_words(&mut self, first: u64, words: &[u64]) {
-        let first = first as usize;
+        let first = crate::cast::index(first);
         if first >= self.words.len() {
             return;
         }
@@ -131,7 +131,9 @@ impl WrittenBlocks {
 fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     use std::arch::x86_64::*;
     assert_eq!(eras.len(), 64);
-    // Unsigned comparisons as signed ones: the top bit of both sides flipped.
+    // Unsigned comparisons as signed ones: the top bit of both sides flipped, the bits then
+    // read as an i32 (the wrap is the point).
+    #[allow(clippy::cast_possible_wrap)]
     let flip = |v: u32| (v ^ 1 << 31) as i32;
     let mut bits = 0u64;
     // SAFETY: SSE2 is part of x86-64; each load reads 4 of the 64 values asserted present.
@@ -152,7 +154,10 @@ fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
             // of the packed vector is the result of era `j` of the sixteen.
             let packed =
                 _mm_packs_epi16(_mm_packs_epi32(ge[0], ge[1]), _mm_packs_epi32(ge[2], ge[3]));
-            bits |= u64::from(_mm_movemask_epi8(packed) as u16) << (16 * sixteen);
+            // One bit a byte of a 16-byte vector: the mask is below 2^16.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let mask = _mm_movemask_epi8(packed) as u16;
+            bits |= u64::from(mask) << (16 * sixteen);
         }
         (bits, _mm_movemask_epi8(over) != 0)
     }

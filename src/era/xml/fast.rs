@@ -52,7 +52,10 @@ fn dec(b: &[u8]) -> Option<(u32, usize)> {
             return None;
         }
     }
-    (k > 0).then_some((n as u32, k))
+    // At most u32::MAX, checked above from the tenth digit on.
+    #[allow(clippy::cast_possible_truncation)]
+    let n = n as u32;
+    (k > 0).then_some((n, k))
 }
 
 const BIT: &[u8] = b"<bit block=\"";
@@ -498,6 +501,8 @@ pub fn digest_chunk(buf: &[u8], mid_line: bool) -> Vec<Digest> {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

@@ -201,17 +201,20 @@ fn number(tag: &str, name: &str, v: &[u8]) -> Result<u32, String> {
             lossy(v)
         ));
     }
-    let mut n: u64 = 0;
+    let mut n: u32 = 0;
     for d in v {
-        n = n * 10 + (d - b'0') as u64;
-        if n > u32::MAX as u64 {
+        let Some(m) = n
+            .checked_mul(10)
+            .and_then(|n| n.checked_add(u32::from(d - b'0')))
+        else {
             return Err(format!(
                 "attribute '{name}' of <{tag}> does not fit in 32 bits: '{}'",
                 lossy(v)
             ));
-        }
+        };
+        n = m;
     }
-    Ok(n as u32)
+    Ok(n)
 }
 
 fn boolean(tag: &str, name: &str, v: &[u8]) -> Result<bool, String> {

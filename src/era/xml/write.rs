@@ -31,6 +31,8 @@ const ERA_ENDS_UP_TO: usize = 1000;
 
 /// The end of an `<era>` line, `" era="E"/>`, for the eras below [`ERA_ENDS_UP_TO`] (nearly
 /// all of them), padded to one size.
+// Each digit is below 10 and fits its byte.
+#[allow(clippy::cast_possible_truncation)]
 static ERA_ENDS: [([u8; 16], usize); ERA_ENDS_UP_TO] = {
     let mut t = [([0u8; 16], 0usize); ERA_ENDS_UP_TO];
     let mut e = 0;
@@ -247,7 +249,7 @@ impl<W: Write> EraSink for XmlWriter<W> {
         let (from, to) = (self.bit, self.nr_blocks);
         if from < to {
             let per = (PIECE_WORDS * 64) as u64;
-            let n = (to - from).div_ceil(per) as usize;
+            let n = crate::cast::index((to - from).div_ceil(per));
             self.pieces.write(&mut self.out, n, &|i, b| {
                 let start = from + i as u64 * per;
                 clear_lines(b, start, (start + per).min(to));

@@ -20,7 +20,7 @@ impl Bitmap {
     pub fn filled(nr_regions: u64, clean: bool) -> Bitmap {
         let mut b = Bitmap {
             nr_regions,
-            bytes: vec![0; bitset_bytes(nr_regions) as usize],
+            bytes: vec![0; crate::cast::index(bitset_bytes(nr_regions))],
         };
         if clean {
             b.set_range(0..nr_regions, true);
@@ -38,7 +38,8 @@ impl Bitmap {
             BITMAP_OFFSET + used,
             BITMAP_OFFSET + bitmap.len() as u64,
         )?;
-        let full = bitset_bytes(nr_regions) as usize;
+        // At most 7 bytes past `bitmap`'s end.
+        let full = crate::cast::index(bitset_bytes(nr_regions));
         let mut bytes = vec![0; full];
         let have = full.min(bitmap.len());
         bytes[..have].copy_from_slice(&bitmap[..have]);

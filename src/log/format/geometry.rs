@@ -7,7 +7,10 @@ use crate::log::LogError;
 pub const SECTOR_SIZE: u64 = 512;
 
 /// Byte offset of the clean bitmap (two sectors after the header's start).
-pub const BITMAP_OFFSET: u64 = 1024;
+pub const BITMAP_OFFSET: u64 = BITMAP_START as u64;
+
+/// [`BITMAP_OFFSET`] as an index into a log's bytes in memory.
+pub const BITMAP_START: usize = 1024;
 
 /// The logical block size assumed when the device's is unknown (regular files).
 pub const DEFAULT_LOGICAL_BLOCK_SIZE: u32 = 512;

@@ -1,10 +1,8 @@
 //! The 16-byte header at offset 0 of a disk log, and the header area around it.
 
 use byteorder::{ByteOrder, LittleEndian};
-use nom::number::complete::{le_u32, le_u64};
-use nom::{IResult, Parser};
 
-use super::geometry::{BITMAP_OFFSET, MAX_REGIONS};
+use super::geometry::{BITMAP_START, MAX_REGIONS};
 use crate::log::LogError;
 
 /// `"MiRr"` read as a big-endian string; stored little-endian (`72 52 69 4D` on disk).
@@ -56,16 +54,17 @@ impl Header {
 
     /// Reads the header from the first 16 bytes of `buf`.
     pub fn unpack(buf: &[u8]) -> Result<Header, LogError> {
-        let fields: IResult<&[u8], (u32, u32, u64)> = (le_u32, le_u32, le_u64).parse(buf);
-        let (_, (magic, version, nr_regions)) = fields.map_err(|_| LogError::Truncated {
-            what: "log header",
-            need: HEADER_SIZE as u64,
-            size: buf.len() as u64,
-        })?;
+        let Some(h) = buf.get(..HEADER_SIZE) else {
+            return Err(LogError::Truncated {
+                what: "log header",
+                need: HEADER_SIZE as u64,
+                size: buf.len() as u64,
+            });
+        };
         Ok(Header {
-            magic,
-            version,
-            nr_regions,
+            magic: LittleEndian::read_u32(&h[0..4]),
+            version: LittleEndian::read_u32(&h[4..8]),
+            nr_regions: LittleEndian::read_u64(&h[8..16]),
         })
     }
 
@@ -122,7 +121,7 @@ pub enum Padding {
 impl Padding {
     /// Classifies bytes 16..1023 of `buf` (what is there of them).
     pub fn of(buf: &[u8]) -> Padding {
-        let end = buf.len().min(BITMAP_OFFSET as usize);
+        let end = buf.len().min(BITMAP_START);
         let area = buf.get(HEADER_SIZE..end).unwrap_or(&[]);
         if area.iter().all(|&b| b == 0) {
             Padding::Zero

@@ -11,6 +11,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use super::node::{
     calc_max_entries, NodeHeader, INTERNAL_NODE, INTERNAL_VALUE_SIZE, LEAF_NODE, NODE_HEADER_SIZE,
 };
+use crate::cast::in_block;
 use crate::pdata::checksum::BlockKind;
 use crate::pdata::io::Block;
 use crate::pdata::write::BlockWriter;
@@ -58,9 +59,9 @@ impl Level {
         NodeHeader {
             flags: self.flags,
             blocknr: 0,
-            nr_entries: n as u32,
-            max_entries: self.max as u32,
-            value_size: self.value_size as u32,
+            nr_entries: in_block(n),
+            max_entries: in_block(self.max),
+            value_size: in_block(self.value_size),
         }
         .pack(&mut b);
         for (i, k) in self.keys[..n].iter().enumerate() {
@@ -128,7 +129,9 @@ impl BtreeBuilder {
             self.levels
                 .push(Level::new(INTERNAL_NODE, INTERNAL_VALUE_SIZE));
         }
-        self.push_at(w, level + 1, key, &loc.to_le_bytes())
+        let mut v = [0; 8];
+        LE::write_u64(&mut v, loc);
+        self.push_at(w, level + 1, key, &v)
     }
 
     /// Writes what is pending and returns the root's location.
@@ -162,6 +165,8 @@ impl BtreeBuilder {
 }
 
 #[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
     use crate::pdata::io::{BlockIo, MemIo};

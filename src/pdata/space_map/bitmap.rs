@@ -19,9 +19,9 @@ fn position(entry: u64) -> (usize, u32) {
 pub fn get_code(block: &[u8], entry: u64) -> u8 {
     let (o, p) = position(entry);
     let w = LE::read_u64(&block[o..]);
-    let hi = (w >> p) & 1;
-    let lo = (w >> (p + 1)) & 1;
-    ((hi << 1) | lo) as u8
+    let hi = u8::from((w >> p) & 1 != 0);
+    let lo = u8::from((w >> (p + 1)) & 1 != 0);
+    (hi << 1) | lo
 }
 
 /// Sets the count code of `entry` in a bitmap block.

@@ -42,6 +42,8 @@ pub fn write_space_map(w: &mut BlockWriter, nr_blocks: u64) -> io::Result<SmRoot
             set_code(&mut b, j, 1);
         }
         w.write(BlockKind::SM_BITMAP, loc, &mut b)?;
+        // Both at most ENTRIES_PER_BITMAP (16,320).
+        #[allow(clippy::cast_possible_truncation)]
         index.entries.push(IndexEntry {
             blocknr: loc,
             // Positions past the end of the map count as free, as the kernel counts them.

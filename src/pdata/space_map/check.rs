@@ -7,6 +7,7 @@ use super::bitmap::{get_code, CODE_OVERFLOW};
 use super::index::{IndexBlock, IndexEntry};
 use super::root::SmRoot;
 use super::{ENTRIES_PER_BITMAP, MAX_INDEX_ENTRIES};
+use crate::cast;
 use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::refs::RefCounts;
@@ -28,7 +29,7 @@ pub struct StoredCounts {
 impl StoredCounts {
     /// The stored count of `loc`, or `None` when a code 3 has no overflow entry.
     fn count(&self, loc: u64) -> Option<u32> {
-        match self.codes[loc as usize] {
+        match self.codes[cast::index(loc)] {
             CODE_OVERFLOW => self.overflow.get(&loc).copied(),
             c => Some(c as u32),
         }
@@ -54,7 +55,7 @@ fn non_fatal(w: &mut Walker, kind: BlockKind, loc: u64, msg: String) {
 pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
     let nr_blocks = w.limit();
     let mut stored = StoredCounts {
-        codes: vec![0; nr_blocks as usize],
+        codes: vec![0; cast::index(nr_blocks)],
         overflow: BTreeMap::new(),
         intact: true,
     };
@@ -65,7 +66,7 @@ pub fn read_metadata_space_map(w: &mut Walker, root: &SmRoot) -> StoredCounts {
         return stored;
     };
     let index = IndexBlock::unpack(&index);
-    let used = nr_blocks.div_ceil(ENTRIES_PER_BITMAP) as usize;
+    let used = cast::index(nr_blocks.div_ceil(ENTRIES_PER_BITMAP));
     for (k, e) in index.entries.iter().enumerate() {
         if k >= used {
             if e.blocknr != 0 {
@@ -118,7 +119,7 @@ fn check_bitmap(
             free_in_map += u32::from(base + j < nr_blocks);
             first_free.get_or_insert(j);
         } else if base + j < nr_blocks {
-            stored.codes[(base + j) as usize] = code;
+            stored.codes[cast::index(base + j)] = code;
         } else {
             past_end += 1;
         }
@@ -232,7 +233,7 @@ pub fn compare_counts(w: &mut Walker, root: &SmRoot, stored: &StoredCounts) {
         unnamed,
     } = mismatches(refs, stored);
     for (&loc, &count) in &stored.overflow {
-        let code = stored.codes.get(loc as usize).copied();
+        let code = stored.codes.get(cast::index(loc)).copied();
         if code != Some(CODE_OVERFLOW) {
             errors.push(format!(
                 "overflow entry for block {loc} whose bitmap count is not 3 or more"
