@@ -11,9 +11,8 @@ use super::era_files;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use crate::cli::{self, EXIT_OK};
 use crate::era::invalidate::listing::{write, write_live, Format, Offline, Units};
-use crate::era::invalidate::written_since;
 use crate::era::live;
-use crate::era::view::View;
+use crate::era::reader::EraMetadata;
 
 /// `--format`: how the blocks are listed, in the order `--help` lists them.
 impl ValueEnum for Format {
@@ -222,25 +221,21 @@ fn live_run(args: &Args, plan: Plan, device: &str, started: &Cell<bool>) -> anyh
 fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<u8> {
     let input = args.source.name();
     let io = era_files::open_era_input(&input, era_files::read_mode(args.metadata_snapshot))?;
-    let view = View::open(&io, args.metadata_snapshot).on_file(&input)?;
-    let set = written_since(&io, &view, args.written_since).on_file(&input)?;
-    for w in &set.warnings {
+    let md = EraMetadata::from_io(Box::new(io), args.metadata_snapshot).on_file(&input)?;
+    let set = md.written_since(args.written_since).on_file(&input)?;
+    for w in set.warnings() {
         say(
             args,
             &finding_line("era_invalidate", &input.display().to_string(), w),
         );
     }
-    let read = Offline {
-        since: args.written_since,
-        block_size: view.sb.data_block_size,
-        era: view.block0.current_era,
-        snapshot_era: view.snapshot.then_some(view.sb.current_era),
-    };
+    let read = Offline::of(&md, args.written_since);
     // Refused before the output is touched.
-    read.per_block(plan.units, set.nr_blocks).on_file(&input)?;
+    read.per_block(plan.units, set.nr_blocks())
+        .on_file(&input)?;
     let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
     started.set(true);
-    write(&mut out, &set, plan.format, plan.units, &read)?;
+    write(&mut out, set.blocks(), plan.format, plan.units, &read)?;
     out.commit()?;
     Ok(EXIT_OK)
 }

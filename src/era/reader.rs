@@ -37,9 +37,10 @@ use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 use crate::pdata::report::Problem;
 
 /// Why era metadata could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The file or device could not be opened.
+    #[error("{}: {source}", path.display())]
     Open {
         /// What was opened.
         path: PathBuf,
@@ -47,31 +48,8 @@ pub enum ReadError {
         source: std::io::Error,
     },
     /// The metadata is damaged, or not dm-era metadata.
-    Metadata(crate::pdata::error::Error),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ReadError::Open { path, source } => write!(f, "{}: {source}", path.display()),
-            ReadError::Metadata(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Open { source, .. } => Some(source),
-            ReadError::Metadata(e) => Some(e),
-        }
-    }
-}
-
-impl From<crate::pdata::error::Error> for ReadError {
-    fn from(e: crate::pdata::error::Error) -> ReadError {
-        ReadError::Metadata(e)
-    }
+    #[error(transparent)]
+    Metadata(#[from] crate::pdata::error::Error),
 }
 
 /// dm-era metadata opened for reading: block 0, or the held metadata snapshot it points at.
@@ -148,12 +126,17 @@ impl EraMetadata {
 
 /// The origin blocks written since an era, one bit a block.
 #[derive(Debug, Clone)]
-pub struct WrittenSince(pub(crate) WrittenBlocks);
+pub struct WrittenSince(WrittenBlocks);
 
 impl WrittenSince {
     /// The written blocks as maximal half-open ranges of block numbers, ascending.
     pub fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
         self.0.runs().map(|(begin, end)| begin..end)
+    }
+
+    /// The list as era_invalidate's listing writes it.
+    pub fn blocks(&self) -> &WrittenBlocks {
+        &self.0
     }
 
     /// Whether origin block `block` was written.

@@ -5,6 +5,7 @@ use std::io::{self, Write};
 
 use super::{Runs, WrittenBlocks};
 use crate::era::live::SessionInfo;
+use crate::era::reader::EraMetadata;
 use crate::json::Object;
 use crate::pdata::error::{Error, Fault};
 use crate::text::{put_u64, put_u64_pair, Pieces};
@@ -107,6 +108,16 @@ pub struct Offline {
 }
 
 impl Offline {
+    /// What reading `md` for `--written-since since` found.
+    pub fn of(md: &EraMetadata, since: u32) -> Offline {
+        Offline {
+            since,
+            block_size: md.superblock().data_block_size,
+            era: md.block0().current_era,
+            snapshot_era: md.is_snapshot().then_some(md.superblock().current_era),
+        }
+    }
+
     /// How many `units` one origin block spans, when the end of each of `nr_blocks` blocks
     /// can be said in them: the superblock may claim blocks so large (up to 2^32 sectors)
     /// that the origin's last ones end past 2^64 bytes.
