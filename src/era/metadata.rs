@@ -1,4 +1,4 @@
-//! Opening era metadata for reading, the one way every tool does it: the live superblock
+//! Opening era metadata for reading, the one way every tool does it: block 0's superblock
 //! (read again when a live target was rewriting it), the held metadata snapshot, and the
 //! bound on the block numbers a reader may follow.
 
