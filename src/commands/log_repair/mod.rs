@@ -1,6 +1,6 @@
-//! log_repair: its command line and its run. The command line is read into a [`plan`]
-//! before anything is opened, the run ([`run`]) reports its steps ([`report`]) and its
-//! errors ([`explain`]).
+//! log_repair: its command line and its run. The command line is read into a
+//! [plan](mod@plan) before anything is opened; the run (`run.rs`) reports its steps
+//! (`report.rs`) and its errors (`explain.rs`).
 
 mod explain;
 pub mod plan;
