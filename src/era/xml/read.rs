@@ -21,7 +21,7 @@
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread;
+use std::thread::{self, ScopedJoinHandle};
 
 use super::super::sink::Header;
 use super::fast::{self, Digest, Kind, Line, Run};
@@ -683,42 +683,79 @@ pub fn parse<V: XmlVisitor>(
     };
     let fast_path = opts.fast;
     thread::scope(|s| {
-        // Both ends live in this closure, so that returning from it, early or not, hangs up
-        // on the digester before the scope joins it.
         let (raw_tx, raw_rx) = sync_channel::<Chunk>(1);
         let (dig_tx, dig_rx) = sync_channel(1);
-        thread::Builder::new()
+        let digester = thread::Builder::new()
             .name("era-xml-digest".into())
             .spawn_scoped(s, move || digest_chunks(raw_rx, dig_tx, fast_path))
             .map_err(ParseError::Io)?;
-        let mut feed = Feed {
+        let digester = Joined(Some(digester));
+        let feed = Feed {
             reader,
             to_digest: raw_tx,
             spare: Vec::new(),
             in_flight: 0,
             ended: false,
         };
-        feed.fill(1)?;
-        let mut first = true;
-        loop {
-            let (c, digests) = dig_rx.recv().map_err(|_| digester_gone())?;
-            feed.in_flight -= 1;
-            // Reading ahead would wait on a terminal or a pipe before the first chunk, the
-            // one that tells whether the input is era XML at all, has been looked at.
-            if !first {
-                feed.fill(AHEAD)?;
-            }
-            progress(c.read as u64);
-            w.chunk(&c.buf[..c.len], &digests, c.eof)?;
-            if c.eof {
-                return w.doc.finish(w.lines.pos());
-            }
-            feed.spare.push(c.buf);
-            // Only after the first chunk is nothing in flight here.
-            feed.fill(1)?;
-            first = false;
-        }
+        // `walk` owns this side of both channels: however it ends, returning or unwinding,
+        // it hangs up on the digester, which then ends, so that the join cannot wait.
+        let result = walk(&mut w, feed, dig_rx, progress);
+        digester.join();
+        result
     })
+}
+
+/// A scoped thread that is joined, not only waited for. The scope itself waits only until
+/// the thread's closure has returned; the thread's thread-local values (a channel's waiting
+/// context, rayon's latch) are freed after that, and a call that returned before then
+/// would leave them behind for a moment.
+struct Joined<'s>(Option<ScopedJoinHandle<'s, ()>>);
+
+impl Joined<'_> {
+    /// Joins the thread, passing a panic of it on.
+    fn join(mut self) {
+        if let Some(Err(panic)) = self.0.take().map(ScopedJoinHandle::join) {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for Joined<'_> {
+    /// On the way out of a panic of the calling thread, which goes on.
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Hands the chunks to the digester and walks them as they come back, in order.
+fn walk<V: XmlVisitor>(
+    w: &mut Walker<'_, V>,
+    mut feed: Feed,
+    digested: Receiver<(Chunk, Vec<Digest>)>,
+    progress: &dyn Fn(u64),
+) -> Result<(), ParseError> {
+    feed.fill(1)?;
+    let mut first = true;
+    loop {
+        let (c, digests) = digested.recv().map_err(|_| digester_gone())?;
+        feed.in_flight -= 1;
+        // Reading ahead would wait on a terminal or a pipe before the first chunk, the one
+        // that tells whether the input is era XML at all, has been looked at.
+        if !first {
+            feed.fill(AHEAD)?;
+        }
+        progress(c.read as u64);
+        w.chunk(&c.buf[..c.len], &digests, c.eof)?;
+        if c.eof {
+            return w.doc.finish(w.lines.pos());
+        }
+        feed.spare.push(c.buf);
+        // Only after the first chunk is nothing in flight here.
+        feed.fill(1)?;
+        first = false;
+    }
 }
 
 /// Sends the chunks read to the digester.
