@@ -6,19 +6,22 @@
 //! [`crate::xml`]. Structure and syntax are checked here; what the values mean is the
 //! visitor's business.
 //!
-//! How: a thread reads the input in chunks that end at a line end; each chunk is digested
-//! on every core by [`super::fast`], which reads the `<bit>` and `<era>` lines era_dump
-//! writes (nearly all of the bytes); then this thread walks the chunk in order, handing
-//! the digested runs to the visitor whole and reading every other line with the markup
-//! reader of [`crate::xml`]. A construct that spans lines (a comment, a tag with its
-//! attributes on several lines) is read by the markup reader to its end, whatever the
-//! digest made of the lines inside it, and may continue into the next chunk. Memory: a
-//! few chunks and their digests, whatever the input's size.
+//! How: the calling thread reads the input in chunks that end at a line end; a thread of
+//! the call digests each chunk on every core with [`super::fast`], which reads the `<bit>`
+//! and `<era>` lines era_dump writes (nearly all of the bytes), while the calling thread
+//! reads the next chunk and walks the previous one in order, handing the digested runs to
+//! the visitor whole and reading every other line with the markup reader of
+//! [`crate::xml`]. A construct that spans lines (a comment, a tag with its attributes on
+//! several lines) is read by the markup reader to its end, whatever the digest made of the
+//! lines inside it, and may continue into the next chunk. The digesting thread is scoped to
+//! the call and never touches the input, so that a call that stops early, on an error or a
+//! panic, joins it at once instead of leaving it behind or waiting on a terminal or a pipe
+//! for more input. Memory: three chunks and their digests, whatever the input's size.
 
 use std::fmt;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::thread;
+use std::thread::{self, ScopedJoinHandle};
 
 use super::super::sink::Summary;
 use super::fast::{self, Digest, Kind, Line, Run};
@@ -132,8 +135,6 @@ impl Default for ParseOptions {
 
 /// The smallest chunk size used.
 const MIN_CHUNK: usize = 64;
-/// Chunk buffers: one being read, one digested, one walked, and one waiting between each.
-const POOL: usize = 5;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -571,120 +572,109 @@ struct Chunk {
     mid_line: bool,
 }
 
-/// Reads `input` into chunks of at most `size` bytes, in buffers from `free`.
-fn read_chunks(
-    mut input: Box<dyn Read + Send>,
+/// Cuts the input into chunks of at most `size` bytes that end at a line end.
+struct ChunkReader {
+    input: Box<dyn Read + Send>,
     size: usize,
-    free: Receiver<Vec<u8>>,
-    out: SyncSender<io::Result<Chunk>>,
-) {
-    let mut tail: Vec<u8> = Vec::new();
-    let mut mid_line = false;
-    loop {
-        let Ok(mut buf) = free.recv() else {
-            return;
-        };
+    /// The bytes after the last line end of the previous chunk.
+    tail: Vec<u8>,
+    mid_line: bool,
+}
+
+impl ChunkReader {
+    /// The next chunk, in `buf` (whatever it held).
+    fn next(&mut self, mut buf: Vec<u8>) -> io::Result<Chunk> {
+        let size = self.size;
         buf.resize(size, 0);
-        buf[..tail.len()].copy_from_slice(&tail);
-        let kept = tail.len();
+        let kept = self.tail.len();
+        buf[..kept].copy_from_slice(&self.tail);
         let mut len = kept;
         let mut eof = false;
         while len < size {
-            match input.read(&mut buf[len..size]) {
+            match self.input.read(&mut buf[len..size]) {
                 Ok(0) => {
                     eof = true;
                     break;
                 }
                 Ok(n) => len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = out.send(Err(e));
-                    return;
-                }
+                Err(e) => return Err(e),
             }
         }
-        tail.clear();
+        self.tail.clear();
         let mut chunk_len = len;
         if !eof {
             if let Some(nl) = memchr::memrchr(b'\n', &buf[..len]) {
-                tail.extend_from_slice(&buf[nl + 1..len]);
+                self.tail.extend_from_slice(&buf[nl + 1..len]);
                 chunk_len = nl + 1;
             }
         }
-        let ends_line = chunk_len > 0 && buf[chunk_len - 1] == b'\n';
         let chunk = Chunk {
             buf,
             len: chunk_len,
             read: len - kept,
             eof,
-            mid_line,
+            mid_line: self.mid_line,
         };
         if chunk_len > 0 {
-            mid_line = !ends_line;
+            self.mid_line = chunk.buf[chunk_len - 1] != b'\n';
         }
-        if out.send(Ok(chunk)).is_err() || eof {
+        Ok(chunk)
+    }
+}
+
+/// The runs of a chunk: from [`fast::digest_chunk`], or one run for the markup reader.
+fn digest(c: &Chunk, fast_path: bool) -> Vec<Digest> {
+    if fast_path {
+        return fast::digest_chunk(&c.buf[..c.len], c.mid_line);
+    }
+    vec![Digest {
+        runs: vec![Run {
+            start: 0,
+            end: c.len,
+            lines: 0,
+            kind: Kind::Slow,
+        }],
+        ..Digest::default()
+    }]
+}
+
+/// Digests the chunks from `input` and passes them on, until either side hangs up. Only
+/// CPU work: it never waits on the input, so joining it never does either.
+fn digest_chunks(input: Receiver<Chunk>, out: SyncSender<(Chunk, Vec<Digest>)>, fast_path: bool) {
+    for c in input {
+        let d = digest(&c, fast_path);
+        if out.send((c, d)).is_err() {
             return;
         }
     }
 }
 
-/// Digests the chunks from `input` and passes them on.
-fn digest_chunks(
-    input: Receiver<io::Result<Chunk>>,
-    out: SyncSender<io::Result<(Chunk, Vec<Digest>)>>,
-    fast_path: bool,
-) {
-    for c in input {
-        let item = c.map(|c| {
-            let bytes = &c.buf[..c.len];
-            let digests = if fast_path {
-                fast::digest_chunk(bytes, c.mid_line)
-            } else {
-                vec![Digest {
-                    runs: vec![Run {
-                        start: 0,
-                        end: c.len,
-                        lines: 0,
-                        kind: Kind::Slow,
-                    }],
-                    ..Digest::default()
-                }]
-            };
-            (c, digests)
-        });
-        let stop = item.is_err();
-        if out.send(item).is_err() || stop {
-            return;
-        }
-    }
-}
+/// Chunks read ahead of the one walked, once the first has been walked: one digested while
+/// the walk goes on, and one read meanwhile.
+const AHEAD: usize = 2;
 
 /// Parses era XML from `input`, handing each element to `visitor`, and `progress` the
-/// bytes read. Stops at the first problem, naming its line and column. Two threads read
-/// and digest ahead; they end with the input, or at their next step after an error.
+/// bytes read. Stops at the first problem, naming its line and column.
+///
+/// A thread digests chunks while this one reads the next and walks the previous; it is
+/// joined before this returns, whatever the outcome. The input is read on the calling
+/// thread only, so that nothing is left waiting on it. The first chunk is walked before
+/// more input is read, so that an input that is not era XML is refused without waiting
+/// for more of it; after it, an error is reported once the two chunks that follow (or the
+/// end) have been read.
 pub fn parse<V: XmlVisitor>(
     input: Box<dyn Read + Send>,
     visitor: &mut V,
     opts: &ParseOptions,
     progress: &dyn Fn(u64),
 ) -> Result<(), ParseError> {
-    let size = opts.chunk_size.max(MIN_CHUNK);
-    let (free_tx, free_rx) = sync_channel::<Vec<u8>>(POOL);
-    for _ in 0..POOL {
-        // Never blocks: the channel holds them all.
-        let _ = free_tx.send(Vec::new());
-    }
-    let (raw_tx, raw_rx) = sync_channel(1);
-    let (dig_tx, dig_rx) = sync_channel(1);
-    thread::Builder::new()
-        .name("era-xml-read".into())
-        .spawn(move || read_chunks(input, size, free_rx, raw_tx))
-        .map_err(ParseError::Io)?;
-    let fast_path = opts.fast;
-    thread::Builder::new()
-        .name("era-xml-digest".into())
-        .spawn(move || digest_chunks(raw_rx, dig_tx, fast_path))
-        .map_err(ParseError::Io)?;
+    let reader = ChunkReader {
+        input,
+        size: opts.chunk_size.max(MIN_CHUNK),
+        tail: Vec::new(),
+        mid_line: false,
+    };
     let mut w = Walker {
         doc: Document {
             visitor,
@@ -694,16 +684,110 @@ pub fn parse<V: XmlVisitor>(
         doc_start: true,
         carry: Vec::new(),
     };
-    for item in dig_rx {
-        let (c, digests) = item.map_err(ParseError::Io)?;
+    let fast_path = opts.fast;
+    thread::scope(|s| {
+        let (raw_tx, raw_rx) = sync_channel::<Chunk>(1);
+        let (dig_tx, dig_rx) = sync_channel(1);
+        let digester = thread::Builder::new()
+            .name("era-xml-digest".into())
+            .spawn_scoped(s, move || digest_chunks(raw_rx, dig_tx, fast_path))
+            .map_err(ParseError::Io)?;
+        let digester = Joined(Some(digester));
+        let feed = Feed {
+            reader,
+            to_digest: raw_tx,
+            spare: Vec::new(),
+            in_flight: 0,
+            ended: false,
+        };
+        // `walk` owns this side of both channels: however it ends, returning or unwinding,
+        // it hangs up on the digester, which then ends, so that the join cannot wait.
+        let result = walk(&mut w, feed, dig_rx, progress);
+        digester.join();
+        result
+    })
+}
+
+/// A scoped thread that is joined, not only waited for. The scope itself waits only until
+/// the thread's closure has returned; the thread's thread-local values (a channel's waiting
+/// context, rayon's latch) are freed after that, and a call that returned before then
+/// would leave them behind for a moment.
+struct Joined<'s>(Option<ScopedJoinHandle<'s, ()>>);
+
+impl Joined<'_> {
+    /// Joins the thread, passing a panic of it on.
+    fn join(mut self) {
+        if let Some(Err(panic)) = self.0.take().map(ScopedJoinHandle::join) {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+impl Drop for Joined<'_> {
+    /// On the way out of a panic of the calling thread, which goes on.
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Hands the chunks to the digester and walks them as they come back, in order.
+fn walk<V: XmlVisitor>(
+    w: &mut Walker<'_, V>,
+    mut feed: Feed,
+    digested: Receiver<(Chunk, Vec<Digest>)>,
+    progress: &dyn Fn(u64),
+) -> Result<(), ParseError> {
+    feed.fill(1)?;
+    let mut first = true;
+    loop {
+        let (c, digests) = digested.recv().map_err(|_| digester_gone())?;
+        feed.in_flight -= 1;
+        // Reading ahead would wait on a terminal or a pipe before the first chunk, the one
+        // that tells whether the input is era XML at all, has been looked at.
+        if !first {
+            feed.fill(AHEAD)?;
+        }
         progress(c.read as u64);
         w.chunk(&c.buf[..c.len], &digests, c.eof)?;
         if c.eof {
             return w.doc.finish(w.lines.pos());
         }
-        let _ = free_tx.send(c.buf);
+        feed.spare.push(c.buf);
+        // Only after the first chunk is nothing in flight here.
+        feed.fill(1)?;
+        first = false;
     }
-    Err(ParseError::Io(io::Error::other(
-        "the input reader stopped before the end",
-    )))
+}
+
+/// Sends the chunks read to the digester.
+struct Feed {
+    reader: ChunkReader,
+    to_digest: SyncSender<Chunk>,
+    /// Buffers of chunks walked, for the next ones.
+    spare: Vec<Vec<u8>>,
+    /// Chunks sent and not yet back.
+    in_flight: usize,
+    /// Whether the last chunk has been read.
+    ended: bool,
+}
+
+impl Feed {
+    /// Reads and sends chunks until `n` are in flight or the input has ended.
+    fn fill(&mut self, n: usize) -> Result<(), ParseError> {
+        while self.in_flight < n && !self.ended {
+            let buf = self.spare.pop().unwrap_or_default();
+            let c = self.reader.next(buf).map_err(ParseError::Io)?;
+            self.ended = c.eof;
+            self.to_digest.send(c).map_err(|_| digester_gone())?;
+            self.in_flight += 1;
+        }
+        Ok(())
+    }
+}
+
+/// What a hang-up of the digester means: it panicked, and the scope passes the panic on.
+fn digester_gone() -> ParseError {
+    ParseError::Io(io::Error::other("the XML digest thread stopped"))
 }
