@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use era_log_tools::era::sink::Header;
+use era_log_tools::era::sink::Summary;
 use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlVisitor};
 
 /// Counts the blocks allocated and not yet freed.
@@ -37,7 +37,7 @@ static COUNTING: Counting = Counting;
 struct Accept;
 
 impl XmlVisitor for Accept {
-    fn superblock(&mut self, _: Header) -> Result<(), VisitError> {
+    fn superblock(&mut self, _: Summary) -> Result<(), VisitError> {
         Ok(())
     }
     fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {

@@ -10,14 +10,14 @@ use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use era_log_tools::era::sink::Header;
+use era_log_tools::era::sink::Summary;
 use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlVisitor};
 
 /// Accepts every element, except that it fails on era 7 as a full disk would.
 struct Accept;
 
 impl XmlVisitor for Accept {
-    fn superblock(&mut self, _: Header) -> Result<(), VisitError> {
+    fn superblock(&mut self, _: Summary) -> Result<(), VisitError> {
         Ok(())
     }
     fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {

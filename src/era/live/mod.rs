@@ -330,11 +330,14 @@ where
         root: Mutex::new(None),
     };
     let result = std::thread::scope(|s| {
+        // The watcher returns once the watch is finished; a guard finishes it however the
+        // reads end, a panic included, or the scope would wait for the watcher forever.
+        let _finish = FinishOnDrop(watch.as_ref());
         if let Some(w) = &watch {
             let (signal, holder) = (&signal, &holder);
             s.spawn(move || watch_signals(w, signal, holder, dev));
         }
-        let r = hold_and_read(
+        hold_and_read(
             dm,
             dev,
             opts,
@@ -345,11 +348,7 @@ where
             &signal,
             metadata_dev,
             read,
-        );
-        if let Some(w) = &watch {
-            w.finish();
-        }
-        r
+        )
     });
     drop(watch);
     // The watcher may not have taken the signal yet when the reads stopped.
@@ -367,6 +366,17 @@ where
     let (value, info) = result?;
     released?;
     Ok((value, info))
+}
+
+/// Finishes a watch when dropped.
+struct FinishOnDrop<'w>(Option<&'w Watch>);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.0 {
+            w.finish();
+        }
+    }
 }
 
 /// The signal watcher: on a signal, raise the flag for the reads; if the session has not

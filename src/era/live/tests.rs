@@ -299,3 +299,32 @@ fn a_signal_stops_the_reads_and_the_snapshot_is_dropped() {
     assert_eq!(dm.messages(), ["take_metadata_snap", "drop_metadata_snap"]);
     crate::interrupt::reset();
 }
+
+#[test]
+fn a_read_that_panics_under_a_signal_watch_does_not_hang_the_session() {
+    let _one = crate::interrupt::TEST_LOCK
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    crate::interrupt::reset();
+    let (done, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let dm = target(2);
+        let o = LiveOptions {
+            handle_signals: true,
+            ..opts(false, false)
+        };
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_with(&dm, &dev(), &o, &opener, |_, _| -> Result<(), io::Error> {
+                panic!("a bug in the reader")
+            })
+        }));
+        let _ = done.send(r.is_err());
+    });
+    let panicked = ended.recv_timeout(Duration::from_secs(20));
+    assert_eq!(
+        panicked,
+        Ok(true),
+        "the session hung or did not pass the panic on"
+    );
+    crate::interrupt::reset();
+}

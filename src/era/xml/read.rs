@@ -18,7 +18,6 @@
 //! panic, joins it at once instead of leaving it behind or waiting on a terminal or a pipe
 //! for more input. Memory: three chunks and their digests, whatever the input's size.
 
-use std::fmt;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::{self, ScopedJoinHandle};
@@ -46,33 +45,18 @@ impl From<io::Error> for VisitError {
     }
 }
 
-/// Why parsing stopped.
-#[derive(Debug)]
+/// Why parsing stopped. Each says its cause's words, and has it as its source.
+#[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// The input is not acceptable era XML.
-    Xml(XmlError),
+    #[error("{0}")]
+    Xml(#[source] XmlError),
     /// Reading the input failed.
-    Io(io::Error),
+    #[error("{0}")]
+    Io(#[source] io::Error),
     /// The visitor failed to store what it was given.
-    Visit(io::Error),
-}
-
-impl fmt::Display for ParseError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ParseError::Xml(e) => e.fmt(f),
-            ParseError::Io(e) | ParseError::Visit(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for ParseError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ParseError::Xml(e) => Some(e),
-            ParseError::Io(e) | ParseError::Visit(e) => Some(e),
-        }
-    }
+    #[error("{0}")]
+    Visit(#[source] io::Error),
 }
 
 /// Receives the elements of era XML in document order.
