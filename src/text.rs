@@ -90,7 +90,7 @@ fn digits8(v: u64) -> u64 {
 /// that equal them in each lane's range (x / 10^4 = x * 3518437209 >> 45 below 2^32, x / 100
 /// = x * 5243 >> 19 below 10^4, x / 10 = x * 6554 >> 16 below 100), none of which leaves its
 /// lane.
-#[cfg(all(target_arch = "x86_64", not(era_portable)))]
+#[cfg(all(target_arch = "x86_64", not(portable)))]
 #[inline(always)]
 // The intrinsics take and give lanes as i64: the casts only reinterpret the same 64 bits.
 #[allow(clippy::cast_possible_wrap, clippy::cast_sign_loss)]
@@ -119,8 +119,8 @@ fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
 }
 
 /// [`digits8`] of `a` and of `b` where there is no vector version (or with `--cfg
-/// era_portable`, so that CI tests this path on x86-64 too).
-#[cfg(any(not(target_arch = "x86_64"), era_portable))]
+/// portable`, so that CI tests this path on x86-64 too).
+#[cfg(any(not(target_arch = "x86_64"), portable))]
 #[inline(always)]
 fn digits8_pair(a: u64, b: u64) -> (u64, u64) {
     (digits8(a), digits8(b))

@@ -7,8 +7,9 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use super::report::file_error;
+use crate::dm::IN_USE;
 use crate::identify::{identify, probe, Content, Format, PROBE_BYTES};
-use crate::pdata::io::{same_file, ByteIo, FileIo, OpenMode, IN_USE, LOCKED};
+use crate::pdata::io::{same_file, ByteIo, FileIo, OpenMode, LOCKED};
 
 /// What to do about a device someone holds, for a writer.
 const WRITE_BUSY: &str = "refusing to write to it";

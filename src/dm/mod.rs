@@ -20,6 +20,11 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// What every tool says of a device someone else holds open exclusively (`EBUSY` on an
+/// `O_EXCL` open): most often a device-mapper target using it.
+pub const IN_USE: &str =
+    "in use: held open exclusively (by a live target, an active mirror or a mounted filesystem?)";
+
 /// A block device number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DevId {

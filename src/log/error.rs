@@ -164,7 +164,7 @@ fn io_error(doing: &str, error: &io::Error, f: &mut fmt::Formatter<'_>) -> fmt::
         write!(
             f,
             "{doing}: {}; deactivate the mirror first (on every cluster node)",
-            crate::pdata::io::IN_USE
+            crate::dm::IN_USE
         )
     } else {
         write!(f, "{doing}: {error}")

@@ -36,11 +36,11 @@ pub enum Fault {
     Invalid(String),
 }
 
-/// A fault located in the metadata: `writeset tree (era 7), node at block 1234: bad checksum`.
+/// A fault located in the metadata: `STRUCTURE, node at block 1234: bad checksum`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Error {
-    /// The structure, as reached from the superblock, e.g. `era array` or
-    /// `writeset tree (era 7)`; empty when the block is the structure (a superblock).
+    /// The structure, as the format names it on the way from the superblock; empty when
+    /// the block is the structure (a superblock).
     pub structure: String,
     /// The block at fault and the kind of block it should have been, if one is to blame.
     pub at: Option<(BlockKind, u64)>,

@@ -86,11 +86,6 @@ impl AlignedBuf {
     }
 }
 
-/// What every tool says of a device someone else holds open exclusively (`EBUSY` on an
-/// `O_EXCL` open).
-pub const IN_USE: &str =
-    "in use: held open exclusively (by a live target, an active mirror or a mounted filesystem?)";
-
 /// Whether two paths reach the same data: the same file, the same block device through two
 /// device nodes, or a loop device and the file behind it (or two loop devices over one
 /// file). Tools compare their output with their input with it, so that a typo cannot make
@@ -191,8 +186,7 @@ fn beyond_end(loc: u64, nr_blocks: u64) -> io::Error {
     )
 }
 
-/// A device addressed in bytes, for formats that are not made of 4096-byte blocks (the
-/// dirty log, mirror legs). With `O_DIRECT`, buffers, offsets and lengths must be aligned to
+/// A device addressed in bytes, for formats that are not made of 4096-byte blocks. With `O_DIRECT`, buffers, offsets and lengths must be aligned to
 /// the device's logical block size.
 pub trait ByteIo: Send + Sync {
     /// Size in bytes.

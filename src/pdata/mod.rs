@@ -1,5 +1,5 @@
 //! Generic persistent-data structures, as the kernel's `persistent-data` library writes them.
-//! Nothing here knows about era or mirrors.
+//! Nothing here names a format: formats hand in what is theirs (their block kinds).
 
 pub mod array;
 pub mod array_build;

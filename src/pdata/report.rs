@@ -160,7 +160,7 @@ mod tests {
     use crate::pdata::error::Fault;
 
     fn problem(i: usize) -> Error {
-        Error::structure("era array", Fault::Invalid(format!("problem {i}")))
+        Error::structure("array", Fault::Invalid(format!("problem {i}")))
     }
 
     #[test]

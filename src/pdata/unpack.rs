@@ -23,7 +23,7 @@ pub trait Unpack: Sized {
 /// aligned for them and holds a whole number of them.
 macro_rules! view_in_place {
     ($t:ty) => {
-        #[cfg(all(target_endian = "little", not(era_portable)))]
+        #[cfg(all(target_endian = "little", not(portable)))]
         fn view(bytes: &[u8]) -> Option<&[$t]> {
             // SAFETY: every bit pattern is a valid integer, and `align_to` hands out only
             // the aligned middle of `bytes`, which is used only when it is all of it.
@@ -76,8 +76,8 @@ mod tests {
     }
 
     /// Whether this build sees values in place at all (not on a big-endian machine, nor with
-    /// `--cfg era_portable`).
-    const IN_PLACE: bool = cfg!(all(target_endian = "little", not(era_portable)));
+    /// `--cfg portable`).
+    const IN_PLACE: bool = cfg!(all(target_endian = "little", not(portable)));
 
     #[test]
     fn values_seen_in_place_are_the_values_decoded() {

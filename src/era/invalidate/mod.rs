@@ -127,7 +127,7 @@ impl WrittenBlocks {
 /// For 64 eras: bit `j` set when `eras[j] >= since` (`since` above 0), and whether any is
 /// above `current`. Four eras a compare on x86-64 (whose baseline has the instructions), the
 /// results of sixteen packed into one mask.
-#[cfg(all(target_arch = "x86_64", not(era_portable)))]
+#[cfg(all(target_arch = "x86_64", not(portable)))]
 fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     use std::arch::x86_64::*;
     assert_eq!(eras.len(), 64);
@@ -175,9 +175,9 @@ fn padded_since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     since_bits(&padded, since, current)
 }
 
-/// [`since_bits`] where there is no vector version (or with `--cfg era_portable`, so that
+/// [`since_bits`] where there is no vector version (or with `--cfg portable`, so that
 /// CI tests this path on x86-64 too).
-#[cfg(any(not(target_arch = "x86_64"), era_portable))]
+#[cfg(any(not(target_arch = "x86_64"), portable))]
 fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     let bits = (eras.iter().enumerate()).fold(0u64, |m, (j, &v)| m | ((v >= since) as u64) << j);
     (bits, eras.iter().any(|&v| v > current))
