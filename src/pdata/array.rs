@@ -3,12 +3,12 @@
 
 use std::sync::OnceLock;
 
-use byteorder::{ByteOrder, LittleEndian as LE};
 use rayon::prelude::*;
 
 use crate::pdata::checksum::{self, BlockKind};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::{Block, BLOCK_SIZE};
+use crate::pdata::layout::layout;
 use crate::pdata::report::Severity;
 use crate::pdata::unpack::{unpack_all, Unpack};
 use crate::pdata::walk::{Parent, Walker};
@@ -21,36 +21,30 @@ pub fn array_max_entries(value_size: u32) -> u32 {
     crate::cast::in_block(BLOCK_SIZE - ARRAY_HEADER_SIZE) / value_size.max(1)
 }
 
-/// The header of an array block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ArrayBlockHeader {
-    /// Capacity.
-    pub max_entries: u32,
-    /// Values in use.
-    pub nr_entries: u32,
-    /// Bytes per value.
-    pub value_size: u32,
-    /// Where the block says it lives.
-    pub blocknr: u64,
+layout! {
+    /// The header of an array block.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ArrayBlockHeader {
+        /// Capacity.
+        pub max_entries: u32 @ 4,
+        /// Values in use.
+        pub nr_entries: u32 @ 8,
+        /// Bytes per value.
+        pub value_size: u32 @ 12,
+        /// Where the block says it lives.
+        pub blocknr: u64 @ 16,
+    }
 }
 
 impl ArrayBlockHeader {
     /// Decodes the header of an array block.
     pub fn unpack(b: &[u8]) -> ArrayBlockHeader {
-        ArrayBlockHeader {
-            max_entries: LE::read_u32(&b[4..]),
-            nr_entries: LE::read_u32(&b[8..]),
-            value_size: LE::read_u32(&b[12..]),
-            blocknr: LE::read_u64(&b[16..]),
-        }
+        ArrayBlockHeader::unpack_fields(b)
     }
 
     /// Encodes the header (the checksum is left to [`checksum::seal`]).
     pub fn pack(&self, b: &mut [u8]) {
-        LE::write_u32(&mut b[4..], self.max_entries);
-        LE::write_u32(&mut b[8..], self.nr_entries);
-        LE::write_u32(&mut b[12..], self.value_size);
-        LE::write_u64(&mut b[16..], self.blocknr);
+        self.pack_fields(b);
     }
 
     /// Checks an array block read from `loc` that should hold `value_size`-byte values.
@@ -402,6 +396,8 @@ impl<'w> Walker<'w> {
 
 #[cfg(test)]
 mod tests {
+    use byteorder::{ByteOrder, LittleEndian as LE};
+
     use super::*;
 
     #[test]

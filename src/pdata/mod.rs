@@ -10,6 +10,7 @@ pub mod crash_io;
 pub mod error;
 pub mod fault_io;
 pub mod io;
+pub mod layout;
 pub mod refs;
 pub mod report;
 pub mod seeded;

@@ -1,13 +1,12 @@
 //! The era superblock: block 0, and the held metadata snapshot's copy of it.
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
 use super::writeset::WritesetDisk;
 use super::ERA_VALUE_SIZE;
 use crate::pdata::array::array_max_entries;
 use crate::pdata::checksum;
 use crate::pdata::error::Fault;
-use crate::pdata::space_map::root::{SmRoot, SM_ROOT_SIZE};
+use crate::pdata::layout::layout;
+use crate::pdata::space_map::root::SmRoot;
 
 /// Where the live superblock lives.
 pub const SUPERBLOCK_LOCATION: u64 = 0;
@@ -20,84 +19,54 @@ pub const METADATA_BLOCK_SIZE_SECTORS: u32 = 8;
 /// The kernel refuses origins of this many blocks or more.
 pub const MAX_NR_BLOCKS: u64 = 1 << 31;
 
-const SM_ROOT_OFFSET: usize = 44;
 /// Offset of `magic`, where every persistent-data superblock has its own.
 pub const MAGIC_OFFSET: usize = 32;
 
-/// `struct superblock_disk`, less its checksum.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Superblock {
-    /// Unused by the kernel (0); the peer's restore writes 1.
-    pub flags: u32,
-    /// Where the superblock says it lives: 0, or the snapshot's own block.
-    pub blocknr: u64,
-    /// Unused, zero.
-    pub uuid: [u8; 16],
-    /// [`SUPERBLOCK_MAGIC`].
-    pub magic: u64,
-    /// [`SUPERBLOCK_VERSION`].
-    pub version: u32,
-    /// The metadata space map (stale in a snapshot copy).
-    pub sm_root: SmRoot,
-    /// Origin block size in sectors.
-    pub data_block_size: u32,
-    /// Metadata block size in sectors, 8.
-    pub metadata_block_size: u32,
-    /// Origin blocks tracked: the era array's length.
-    pub nr_blocks: u32,
-    /// The current era.
-    pub current_era: u32,
-    /// The current era's writeset; root 0 means none (stale in a snapshot copy).
-    pub current_writeset: WritesetDisk,
-    /// Root of the writeset tree.
-    pub writeset_tree_root: u64,
-    /// Root of the era array.
-    pub era_array_root: u64,
-    /// Block of the held metadata snapshot, 0 for none.
-    pub metadata_snap: u64,
+layout! {
+    /// `struct superblock_disk`, less its checksum.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Superblock {
+        /// Unused by the kernel (0); the peer's restore writes 1.
+        pub flags: u32 @ 4,
+        /// Where the superblock says it lives: 0, or the snapshot's own block.
+        pub blocknr: u64 @ 8,
+        /// Unused, zero.
+        pub uuid: [u8; 16] @ 16,
+        /// [`SUPERBLOCK_MAGIC`].
+        pub magic: u64 @ MAGIC_OFFSET,
+        /// [`SUPERBLOCK_VERSION`].
+        pub version: u32 @ 40,
+        /// The metadata space map (stale in a snapshot copy).
+        pub sm_root: SmRoot @ 44,
+        /// Origin block size in sectors.
+        pub data_block_size: u32 @ 172,
+        /// Metadata block size in sectors, 8.
+        pub metadata_block_size: u32 @ 176,
+        /// Origin blocks tracked: the era array's length.
+        pub nr_blocks: u32 @ 180,
+        /// The current era.
+        pub current_era: u32 @ 184,
+        /// The current era's writeset; root 0 means none (stale in a snapshot copy).
+        pub current_writeset: WritesetDisk @ 188,
+        /// Root of the writeset tree.
+        pub writeset_tree_root: u64 @ 200,
+        /// Root of the era array.
+        pub era_array_root: u64 @ 208,
+        /// Block of the held metadata snapshot, 0 for none.
+        pub metadata_snap: u64 @ 216,
+    }
 }
 
 impl Superblock {
     /// Decodes the fields, trusting nothing; see [`Superblock::parse`].
     pub fn unpack(b: &[u8]) -> Superblock {
-        let mut uuid = [0u8; 16];
-        uuid.copy_from_slice(&b[16..32]);
-        Superblock {
-            flags: LE::read_u32(&b[4..]),
-            blocknr: LE::read_u64(&b[8..]),
-            uuid,
-            magic: LE::read_u64(&b[MAGIC_OFFSET..]),
-            version: LE::read_u32(&b[40..]),
-            sm_root: SmRoot::unpack(&b[SM_ROOT_OFFSET..SM_ROOT_OFFSET + SM_ROOT_SIZE]),
-            data_block_size: LE::read_u32(&b[172..]),
-            metadata_block_size: LE::read_u32(&b[176..]),
-            nr_blocks: LE::read_u32(&b[180..]),
-            current_era: LE::read_u32(&b[184..]),
-            current_writeset: WritesetDisk::unpack(&b[188..200]),
-            writeset_tree_root: LE::read_u64(&b[200..]),
-            era_array_root: LE::read_u64(&b[208..]),
-            metadata_snap: LE::read_u64(&b[216..]),
-        }
+        Superblock::unpack_fields(b)
     }
 
     /// Encodes the fields into the first 224 bytes of `b` (the checksum is left to
     /// [`checksum::seal`]).
     pub fn pack(&self, b: &mut [u8]) {
-        LE::write_u32(&mut b[4..], self.flags);
-        LE::write_u64(&mut b[8..], self.blocknr);
-        b[16..32].copy_from_slice(&self.uuid);
-        LE::write_u64(&mut b[MAGIC_OFFSET..], self.magic);
-        LE::write_u32(&mut b[40..], self.version);
-        self.sm_root
-            .pack(&mut b[SM_ROOT_OFFSET..SM_ROOT_OFFSET + SM_ROOT_SIZE]);
-        LE::write_u32(&mut b[172..], self.data_block_size);
-        LE::write_u32(&mut b[176..], self.metadata_block_size);
-        LE::write_u32(&mut b[180..], self.nr_blocks);
-        LE::write_u32(&mut b[184..], self.current_era);
-        self.current_writeset.pack(&mut b[188..200]);
-        LE::write_u64(&mut b[200..], self.writeset_tree_root);
-        LE::write_u64(&mut b[208..], self.era_array_root);
-        LE::write_u64(&mut b[216..], self.metadata_snap);
+        self.pack_fields(b);
     }
 
     /// Decodes a superblock read from `loc` after checking what the kernel checks: the
@@ -146,4 +115,52 @@ pub fn check_nr_blocks(sb: &Superblock, metadata_blocks: u64) -> Result<(), Faul
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_writes_the_fields_of_the_first_224_bytes_only() {
+        let sb = Superblock {
+            flags: 1,
+            blocknr: 0x0102,
+            uuid: [0x55; 16],
+            magic: SUPERBLOCK_MAGIC,
+            version: SUPERBLOCK_VERSION,
+            sm_root: SmRoot {
+                nr_blocks: 0x0A0B,
+                nr_allocated: 7,
+                bitmap_root: 2,
+                ref_count_root: 3,
+            },
+            data_block_size: 0x80,
+            metadata_block_size: METADATA_BLOCK_SIZE_SECTORS,
+            nr_blocks: 0x0001_0000,
+            current_era: 5,
+            current_writeset: WritesetDisk {
+                nr_bits: 0x0001_0000,
+                root: 0x99,
+            },
+            writeset_tree_root: 4,
+            era_array_root: 6,
+            metadata_snap: 0x0807_0605_0403_0201,
+        };
+        let mut b = vec![0xEEu8; 4096];
+        sb.pack(&mut b);
+        assert_eq!(b[0..4], [0xEE; 4], "the checksum is seal's");
+        assert_eq!(b[4..16], [1, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(b[16..32], [0x55; 16]);
+        // 2126579579 = 0x7EC1_077B
+        assert_eq!(b[32..44], [0x7B, 0x07, 0xC1, 0x7E, 0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(b[44..48], [0x0B, 0x0A, 0, 0]);
+        assert_eq!(b[76..172], [0; 96], "the space-map root's unused tail");
+        assert_eq!(b[172..176], [0x80, 0, 0, 0]);
+        assert_eq!(b[180..184], [0, 0, 1, 0]);
+        assert_eq!(b[188..200], [0, 0, 1, 0, 0x99, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(b[216..224], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert!(b[224..].iter().all(|&x| x == 0xEE), "past the fields");
+        assert_eq!(Superblock::unpack(&b), sb);
+    }
 }

@@ -1,9 +1,8 @@
 //! The 16-byte header at offset 0 of a disk log, and the header area around it.
 
-use byteorder::{ByteOrder, LittleEndian};
-
 use super::geometry::{BITMAP_START, MAX_REGIONS};
 use crate::log::LogError;
+use crate::pdata::layout::layout;
 
 /// `"MiRr"` read as a big-endian string; stored little-endian (`72 52 69 4D` on disk).
 pub const MAGIC: u32 = 0x4D69_5272;
@@ -20,15 +19,17 @@ pub const HEADER_SIZE: usize = 16;
 /// What LVM2 writes into a log it has just initialised and not yet activated.
 pub const NR_REGIONS_LVM_INITIALISED: u64 = u64::MAX;
 
-/// The header fields, as stored (no field is interpreted by unpacking).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Header {
-    /// Must be [`MAGIC`].
-    pub magic: u32,
-    /// 2, or 1 (accepted and read like 2).
-    pub version: u32,
-    /// Region count of the last activation that wrote the log.
-    pub nr_regions: u64,
+layout! {
+    /// The header fields, as stored (no field is interpreted by unpacking).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Header {
+        /// Must be [`MAGIC`].
+        pub magic: u32 @ 0,
+        /// 2, or 1 (accepted and read like 2).
+        pub version: u32 @ 4,
+        /// Region count of the last activation that wrote the log.
+        pub nr_regions: u64 @ 8,
+    }
 }
 
 /// How `nr_regions` is to be read.
@@ -61,18 +62,12 @@ impl Header {
                 size: buf.len() as u64,
             });
         };
-        Ok(Header {
-            magic: LittleEndian::read_u32(&h[0..4]),
-            version: LittleEndian::read_u32(&h[4..8]),
-            nr_regions: LittleEndian::read_u64(&h[8..16]),
-        })
+        Ok(Header::unpack_fields(h))
     }
 
     /// Writes the header into the first 16 bytes of `buf` (which must hold them).
     pub fn pack(&self, buf: &mut [u8]) {
-        LittleEndian::write_u32(&mut buf[0..4], self.magic);
-        LittleEndian::write_u32(&mut buf[4..8], self.version);
-        LittleEndian::write_u64(&mut buf[8..16], self.nr_regions);
+        self.pack_fields(buf);
     }
 
     /// Whether the magic is the disk log's.

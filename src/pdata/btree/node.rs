@@ -6,6 +6,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 use crate::pdata::checksum::{self, BlockKind};
 use crate::pdata::error::Fault;
 use crate::pdata::io::BLOCK_SIZE;
+use crate::pdata::layout::layout;
 
 /// Bytes before the keys.
 pub const NODE_HEADER_SIZE: usize = 32;
@@ -23,41 +24,34 @@ pub fn calc_max_entries(value_size: u32) -> u32 {
     n / 3 * 3
 }
 
-/// The node header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeHeader {
-    /// [`INTERNAL_NODE`] or [`LEAF_NODE`].
-    pub flags: u32,
-    /// Where the node says it lives.
-    pub blocknr: u64,
-    /// Entries in use.
-    pub nr_entries: u32,
-    /// Capacity.
-    pub max_entries: u32,
-    /// Bytes per value.
-    pub value_size: u32,
+layout! {
+    /// The node header.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct NodeHeader {
+        /// [`INTERNAL_NODE`] or [`LEAF_NODE`].
+        pub flags: u32 @ 4,
+        /// Where the node says it lives.
+        pub blocknr: u64 @ 8,
+        /// Entries in use.
+        pub nr_entries: u32 @ 16,
+        /// Capacity.
+        pub max_entries: u32 @ 20,
+        /// Bytes per value.
+        pub value_size: u32 @ 24,
+    }
 }
 
 impl NodeHeader {
     /// Decodes the header of a node block.
     pub fn unpack(b: &[u8]) -> NodeHeader {
-        NodeHeader {
-            flags: LE::read_u32(&b[4..]),
-            blocknr: LE::read_u64(&b[8..]),
-            nr_entries: LE::read_u32(&b[16..]),
-            max_entries: LE::read_u32(&b[20..]),
-            value_size: LE::read_u32(&b[24..]),
-        }
+        NodeHeader::unpack_fields(b)
     }
 
     /// Encodes the header (the checksum is left to [`checksum::seal`]).
     pub fn pack(&self, b: &mut [u8]) {
-        LE::write_u32(&mut b[4..], self.flags);
-        LE::write_u64(&mut b[8..], self.blocknr);
-        LE::write_u32(&mut b[16..], self.nr_entries);
-        LE::write_u32(&mut b[20..], self.max_entries);
-        LE::write_u32(&mut b[24..], self.value_size);
-        LE::write_u32(&mut b[28..], 0);
+        self.pack_fields(b);
+        // The kernel's padding word, up to the keys.
+        b[NodeHeader::FIELDS_END..NODE_HEADER_SIZE].fill(0);
     }
 }
 

@@ -3,19 +3,23 @@
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use super::MAX_INDEX_ENTRIES;
+use crate::pdata::layout::layout;
 
 const ENTRIES_OFFSET: usize = 16;
-const ENTRY_SIZE: usize = 16;
+// Entries lie back to back.
+const ENTRY_SIZE: usize = IndexEntry::FIELDS_END;
 
-/// Describes one bitmap block.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IndexEntry {
-    /// Location of the bitmap block; 0 for an unused entry.
-    pub blocknr: u64,
-    /// Entries of the bitmap with count 0.
-    pub nr_free: u32,
-    /// A search hint: no entry below it is free.
-    pub none_free_before: u32,
+layout! {
+    /// Describes one bitmap block.
+    #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+    pub struct IndexEntry {
+        /// Location of the bitmap block; 0 for an unused entry.
+        pub blocknr: u64 @ 0,
+        /// Entries of the bitmap with count 0.
+        pub nr_free: u32 @ 8,
+        /// A search hint: no entry below it is free.
+        pub none_free_before: u32 @ 12,
+    }
 }
 
 /// The index block's entries (its checksum and location are handled by `checksum`).
@@ -29,14 +33,7 @@ impl IndexBlock {
     /// Decodes an index block.
     pub fn unpack(b: &[u8]) -> IndexBlock {
         let entries = (0..MAX_INDEX_ENTRIES)
-            .map(|i| {
-                let e = &b[ENTRIES_OFFSET + i * ENTRY_SIZE..];
-                IndexEntry {
-                    blocknr: LE::read_u64(e),
-                    nr_free: LE::read_u32(&e[8..]),
-                    none_free_before: LE::read_u32(&e[12..]),
-                }
-            })
+            .map(|i| IndexEntry::unpack_fields(&b[ENTRIES_OFFSET + i * ENTRY_SIZE..]))
             .collect();
         IndexBlock { entries }
     }
@@ -46,10 +43,7 @@ impl IndexBlock {
         LE::write_u32(&mut b[4..], 0);
         for i in 0..MAX_INDEX_ENTRIES {
             let e = self.entries.get(i).copied().unwrap_or_default();
-            let o = ENTRIES_OFFSET + i * ENTRY_SIZE;
-            LE::write_u64(&mut b[o..], e.blocknr);
-            LE::write_u32(&mut b[o + 8..], e.nr_free);
-            LE::write_u32(&mut b[o + 12..], e.none_free_before);
+            e.pack_fields(&mut b[ENTRIES_OFFSET + i * ENTRY_SIZE..]);
         }
     }
 }
