@@ -137,6 +137,15 @@ pub(crate) fn reset() {
     state().output = None;
 }
 
+/// For a test that pretends signals: the process's signal state to itself (tests run in
+/// parallel), with no signal pending.
+#[cfg(test)]
+pub(crate) fn signals_to_myself() -> std::sync::MutexGuard<'static, ()> {
+    let one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    reset();
+    one
+}
+
 /// What the signal thread does with signal `sig`.
 pub(crate) fn on_signal(sig: i32) {
     let mut st = state();
@@ -411,8 +420,7 @@ mod tests {
 
     #[test]
     fn a_watch_sees_a_signal_and_stops_the_reads() {
-        let _one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        reset();
+        let _one = signals_to_myself();
         let mem = MemIo::new(2);
         let io = Interruptible::new(&mem);
         let watch = Watch::start();
@@ -432,8 +440,7 @@ mod tests {
 
     #[test]
     fn a_writer_is_stopped_at_its_next_write_once_it_has_started() {
-        let _one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        reset();
+        let _one = signals_to_myself();
         let mem = MemIo::new(2);
         writing_to("mem");
         let io = Guarded::new(&mem);

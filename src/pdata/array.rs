@@ -402,8 +402,14 @@ mod tests {
 
     #[test]
     fn capacities_match_the_kernel() {
-        assert_eq!(array_max_entries(4), 1018);
-        assert_eq!(array_max_entries(8), 509);
+        // Values per array block in the kernel's arrays, by value size.
+        for (value_size, max) in [(4, 1018), (8, 509)] {
+            assert_eq!(
+                array_max_entries(value_size),
+                max,
+                "{value_size}-byte values"
+            );
+        }
     }
 
     #[test]

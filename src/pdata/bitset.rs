@@ -60,10 +60,8 @@ mod tests {
 
     #[test]
     fn word_counts() {
-        assert_eq!(nr_words(0), 0);
-        assert_eq!(nr_words(1), 1);
-        assert_eq!(nr_words(64), 1);
-        assert_eq!(nr_words(65), 2);
-        assert_eq!(nr_words(1_000_000), 15_625);
+        for (bits, words) in [(0, 0), (1, 1), (64, 1), (65, 2), (1_000_000, 15_625)] {
+            assert_eq!(nr_words(bits), words, "{bits} bits");
+        }
     }
 }

@@ -268,10 +268,7 @@ fn the_table_block_size_must_be_the_metadatas() {
 
 #[test]
 fn a_signal_stops_the_reads_and_the_snapshot_is_dropped() {
-    let _one = crate::interrupt::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    crate::interrupt::reset();
+    let _one = crate::interrupt::signals_to_myself();
     let dm = target(2);
     let sent = AtomicBool::new(false);
     let o = LiveOptions {
@@ -302,10 +299,7 @@ fn a_signal_stops_the_reads_and_the_snapshot_is_dropped() {
 
 #[test]
 fn a_read_that_panics_under_a_signal_watch_does_not_hang_the_session() {
-    let _one = crate::interrupt::TEST_LOCK
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    crate::interrupt::reset();
+    let _one = crate::interrupt::signals_to_myself();
     let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let dm = target(2);
