@@ -32,6 +32,26 @@ macro_rules! parse_with_bare_version {
     };
 }
 
+/// Implements [`clap::ValueEnum`] for an enum of the library, which cannot derive it (the
+/// library's formats know nothing of clap): each variant with its name and its help, in
+/// the order `--help` lists them. One list serves both methods, so they cannot disagree.
+macro_rules! value_enum {
+    ($(#[$doc:meta])* $t:ident { $($v:ident => $name:literal, $help:expr;)+ }) => {
+        $(#[$doc])*
+        impl clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($t::$v),+]
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(match self {
+                    $($t::$v => clap::builder::PossibleValue::new($name).help($help),)+
+                })
+            }
+        }
+    };
+}
+
 pub mod era_check;
 pub mod era_dump;
 pub mod era_files;
