@@ -227,9 +227,10 @@ fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::parsed;
 
     fn plan_of(line: &[&str]) -> Result<Plan, &'static str> {
-        plan(&Args::try_parse_from(line).unwrap())
+        plan(&parsed(line))
     }
 
     #[test]

@@ -171,9 +171,10 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::parsed;
 
     fn format_of(line: &[&str]) -> Format {
-        Args::try_parse_from(line).unwrap().format
+        parsed::<Args>(line).format
     }
 
     #[test]

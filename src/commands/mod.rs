@@ -210,6 +210,13 @@ pub fn parse_with<A: Parser>(json_failure: &dyn Fn(&str)) -> A {
     }
 }
 
+/// The arguments `line` parses to, for the tools' tests, which have no process arguments
+/// to parse; a line that does not parse fails the test.
+#[cfg(test)]
+fn parsed<A: Parser>(line: &[&str]) -> A {
+    A::try_parse_from(line).unwrap()
+}
+
 /// Ends the process on a usage error of tool `A` found after parsing (options that
 /// contradict each other in a way clap cannot express): `TOOL: error: msg`, exit status 2.
 pub fn usage_error<A: CommandFactory>(msg: impl std::fmt::Display) -> ! {
