@@ -125,25 +125,40 @@ pub fn install(tool: &'static str) {
     }
 }
 
-/// The signal state is per process: the tests that change it take turns, and reset it with
-/// [`reset`] when done.
+/// The signal state is per process: the tests that change it take turns.
 #[cfg(test)]
-pub(crate) static TEST_LOCK: Mutex<()> = Mutex::new(());
+static TEST_LOCK: Mutex<()> = Mutex::new(());
+
+/// A test's turn at the signal state: it starts reset and is reset again when the turn
+/// ends, however the test ends, so that no signal a test pretended to receive reaches the
+/// next one.
+#[cfg(test)]
+pub(crate) struct TestTurn {
+    _lock: MutexGuard<'static, ()>,
+}
+
+#[cfg(test)]
+impl TestTurn {
+    /// Waits for the turn; a test that failed in its own turn does not hold the others up.
+    pub(crate) fn take() -> TestTurn {
+        let lock = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        reset();
+        TestTurn { _lock: lock }
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestTurn {
+    fn drop(&mut self) {
+        reset();
+    }
+}
 
 /// Forgets a signal a test pretended to receive.
 #[cfg(test)]
-pub(crate) fn reset() {
+fn reset() {
     STOPPED_BY.store(0, Ordering::SeqCst);
     state().output = None;
-}
-
-/// For a test that pretends signals: the process's signal state to itself (tests run in
-/// parallel), with no signal pending.
-#[cfg(test)]
-pub(crate) fn signals_to_myself() -> std::sync::MutexGuard<'static, ()> {
-    let one = TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    reset();
-    one
 }
 
 /// What the signal thread does with signal `sig`.
@@ -420,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_watch_sees_a_signal_and_stops_the_reads() {
-        let _one = signals_to_myself();
+        let _turn = TestTurn::take();
         let mem = MemIo::new(2);
         let io = Interruptible::new(&mem);
         let watch = Watch::start();
@@ -435,12 +450,11 @@ mod tests {
         watch.finish();
         assert_eq!(watch.wait(None), Some(0));
         drop(watch);
-        reset();
     }
 
     #[test]
     fn a_writer_is_stopped_at_its_next_write_once_it_has_started() {
-        let _one = signals_to_myself();
+        let _turn = TestTurn::take();
         let mem = MemIo::new(2);
         writing_to("mem");
         let io = Guarded::new(&mem);
@@ -451,6 +465,5 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::Interrupted);
         assert!(io.flush().is_ok(), "a flush is never refused");
         assert_eq!(stopped_by(), Some(libc::SIGTERM));
-        reset();
     }
 }

@@ -193,28 +193,34 @@ mod tests {
     use crate::pdata::error::{Error, Fault};
 
     #[test]
-    fn an_error_names_its_file_once_and_says_error() {
-        let e: anyhow::Result<()> = Err(anyhow::anyhow!("superblock at block 0: bad checksum"));
-        let e = e.on_file("meta.img").unwrap_err();
-        assert_eq!(
-            error_line("era_check", &e),
-            "era_check: meta.img: error: superblock at block 0: bad checksum"
-        );
-        let e = anyhow::anyhow!("--nr-regions 3 disagrees");
-        assert_eq!(
-            error_line("log_repair", &e),
-            "log_repair: error: --nr-regions 3 disagrees"
-        );
-    }
-
-    #[test]
-    fn a_file_name_with_a_newline_keeps_the_line_one_line() {
-        let e: anyhow::Result<()> = Err(anyhow::anyhow!("Permission denied"));
-        let e = e.on_file("a\nb.img").unwrap_err();
-        assert_eq!(
-            error_line("era_check", &e),
-            "era_check: a\\nb.img: error: Permission denied"
-        );
+    fn an_error_names_its_file_once_on_one_line_and_says_error() {
+        for (tool, file, msg, want) in [
+            (
+                "era_check",
+                Some("meta.img"),
+                "superblock at block 0: bad checksum",
+                "era_check: meta.img: error: superblock at block 0: bad checksum",
+            ),
+            (
+                "log_repair",
+                None,
+                "--nr-regions 3 disagrees",
+                "log_repair: error: --nr-regions 3 disagrees",
+            ),
+            // A newline in the file's name would split the line.
+            (
+                "era_check",
+                Some("a\nb.img"),
+                "Permission denied",
+                "era_check: a\\nb.img: error: Permission denied",
+            ),
+        ] {
+            let mut e = anyhow::anyhow!("{msg}");
+            if let Some(f) = file {
+                e = Err::<(), _>(e).on_file(f).unwrap_err();
+            }
+            assert_eq!(error_line(tool, &e), want);
+        }
     }
 
     #[test]

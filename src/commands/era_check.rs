@@ -149,10 +149,7 @@ fn fails(worst: Option<Severity>, ignore_non_fatal_errors: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(line).unwrap()
-    }
+    use crate::commands::parsed;
 
     #[test]
     fn warnings_fail_unless_ignored_and_errors_always_fail() {
@@ -166,9 +163,9 @@ mod tests {
 
     #[test]
     fn the_snapshot_options_reach_the_check() {
-        let plain = options(&args(&["era_check", "meta.img"]));
+        let plain = options(&parsed(&["era_check", "meta.img"]));
         assert!(!plain.metadata_snap && !plain.super_block_only);
-        let snap = options(&args(&[
+        let snap = options(&parsed(&[
             "era_check",
             "--metadata-snapshot",
             "--super-block-only",

@@ -142,22 +142,23 @@ fn shows_bar(args: &Args) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(line).unwrap()
-    }
+    use crate::commands::parsed;
 
     #[test]
     fn a_bar_shows_only_when_the_xml_goes_to_a_file_and_not_quietly() {
-        assert!(shows_bar(&args(&["era_dump", "-o", "era.xml", "m"])));
-        assert!(!shows_bar(&args(&["era_dump", "m"])));
-        assert!(!shows_bar(&args(&["era_dump", "-o", "-", "m"])));
-        assert!(!shows_bar(&args(&["era_dump", "-q", "-o", "era.xml", "m"])));
+        for (line, shows) in [
+            (&["era_dump", "-o", "era.xml", "m"][..], true),
+            (&["era_dump", "m"], false),
+            (&["era_dump", "-o", "-", "m"], false),
+            (&["era_dump", "-q", "-o", "era.xml", "m"], false),
+        ] {
+            assert_eq!(shows_bar(&parsed(line)), shows, "{line:?}");
+        }
     }
 
     #[test]
     fn the_reading_options_reach_the_dump() {
-        let o = options(&args(&[
+        let o = options(&parsed(&[
             "era_dump",
             "--logical",
             "-r",
@@ -165,7 +166,7 @@ mod tests {
             "m",
         ]));
         assert!(o.logical && o.repair && o.metadata_snap);
-        let o = options(&args(&["era_dump", "m"]));
+        let o = options(&parsed(&["era_dump", "m"]));
         assert!(!o.logical && !o.repair && !o.metadata_snap);
     }
 }

@@ -4,8 +4,7 @@ use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::builder::PossibleValue;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use super::era_files;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
@@ -14,39 +13,24 @@ use crate::era::invalidate::listing::{write, write_live, Format, Offline, Units}
 use crate::era::live;
 use crate::era::reader::EraMetadata;
 
-/// `--format`: how the blocks are listed, in the order `--help` lists them.
-impl ValueEnum for Format {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Format::Xml, Format::Text, Format::Json]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            Format::Xml => PossibleValue::new("xml").help(
-                "blocks element of range and block elements, as thin-provisioning-tools writes \
-                 it",
-            ),
-            Format::Text => PossibleValue::new("text").help("One \"BEGIN END\" line per run"),
-            Format::Json => PossibleValue::new("json").help(
-                "One object: written_since, units, block_size_sectors, nr_blocks and ranges, a \
-                 list of {\"begin\":B,\"end\":E}",
-            ),
-        })
+value_enum! {
+    /// `--format`: how the blocks are listed.
+    Format {
+        Xml => "xml",
+            "blocks element of range and block elements, as thin-provisioning-tools writes it";
+        Text => "text", "One \"BEGIN END\" line per run";
+        Json => "json",
+            "One object: written_since, units, block_size_sectors, nr_blocks and ranges, a \
+             list of {\"begin\":B,\"end\":E}";
     }
 }
 
-/// `--units`: the unit of text and JSON ranges, in the order `--help` lists them.
-impl ValueEnum for Units {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Units::Blocks, Units::Sectors, Units::Bytes]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            Units::Blocks => PossibleValue::new("blocks").help("Origin blocks"),
-            Units::Sectors => PossibleValue::new("sectors").help("512-byte sectors"),
-            Units::Bytes => PossibleValue::new("bytes").help("Bytes"),
-        })
+value_enum! {
+    /// `--units`: the unit of text and JSON ranges.
+    Units {
+        Blocks => "blocks", "Origin blocks";
+        Sectors => "sectors", "512-byte sectors";
+        Bytes => "bytes", "Bytes";
     }
 }
 
@@ -243,9 +227,10 @@ fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::parsed;
 
     fn plan_of(line: &[&str]) -> Result<Plan, &'static str> {
-        plan(&Args::try_parse_from(line).unwrap())
+        plan(&parsed(line))
     }
 
     #[test]

@@ -157,10 +157,7 @@ fn origin_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(line: &[&str]) -> Args {
-        Args::try_parse_from(line).unwrap()
-    }
+    use crate::commands::parsed;
 
     /// A sizing of 3 blocks of 4096 bytes, with distinct parts.
     const SIZING: Sizing = Sizing {
@@ -177,7 +174,7 @@ mod tests {
 
     #[test]
     fn the_block_count_is_given_or_worked_out_from_the_origin() {
-        let given = args(&["s", "--nr-blocks", "2097152", "--writesets", "1"]);
+        let given = parsed(&["s", "--nr-blocks", "2097152", "--writesets", "1"]);
         assert_eq!(origin_blocks(&given), Some(Ok(2097152)));
         // 1 MiB of 128-sector (64 KiB) blocks.
         let line = [
@@ -189,7 +186,7 @@ mod tests {
             "--writesets",
             "1",
         ];
-        assert_eq!(origin_blocks(&args(&line)), Some(Ok(16)));
+        assert_eq!(origin_blocks(&parsed(&line)), Some(Ok(16)));
         let line = [
             "s",
             "--origin-size",
@@ -200,7 +197,7 @@ mod tests {
             "1",
         ];
         assert_eq!(
-            origin_blocks(&args(&line)),
+            origin_blocks(&parsed(&line)),
             Some(Err(SizeError::BlockSize(7)))
         );
     }
@@ -209,7 +206,7 @@ mod tests {
     fn answer_with(options: &[&str]) -> String {
         let mut line = vec!["s", "--nr-blocks", "1", "--writesets", "1"];
         line.extend(options);
-        answer(&args(&line), &SIZING).unwrap()
+        answer(&parsed(&line), &SIZING).unwrap()
     }
 
     #[test]

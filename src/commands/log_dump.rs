@@ -3,8 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::builder::PossibleValue;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 
 use super::log_files::open_log;
 use crate::cli::open::advice;
@@ -44,18 +43,12 @@ Exit status: 0 readable log (warnings go to stderr), 1 not a usable log or I/O
 error, 2 usage error. With --format json, a failure prints {\"log\",
 \"outcome\": \"failed\", \"error\"} on stdout.";
 
-/// `--format`: the form of the report, in the order `--help` lists them.
-impl ValueEnum for Format {
-    fn value_variants<'a>() -> &'a [Self] {
-        &[Format::Xml, Format::Json, Format::Text]
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            Format::Xml => PossibleValue::new("xml").help("Read back by log_restore"),
-            Format::Json => PossibleValue::new("json").help("For scripts"),
-            Format::Text => PossibleValue::new("text").help("For people"),
-        })
+value_enum! {
+    /// `--format`: the form of the report.
+    Format {
+        Xml => "xml", "Read back by log_restore";
+        Json => "json", "For scripts";
+        Text => "text", "For people";
     }
 }
 
@@ -178,9 +171,10 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::parsed;
 
     fn format_of(line: &[&str]) -> Format {
-        Args::try_parse_from(line).unwrap().format
+        parsed::<Args>(line).format
     }
 
     #[test]

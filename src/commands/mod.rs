@@ -32,6 +32,26 @@ macro_rules! parse_with_bare_version {
     };
 }
 
+/// Implements [`clap::ValueEnum`] for an enum of the library, which cannot derive it (the
+/// library's formats know nothing of clap): each variant with its name and its help, in
+/// the order `--help` lists them. One list serves both methods, so they cannot disagree.
+macro_rules! value_enum {
+    ($(#[$doc:meta])* $t:ident { $($v:ident => $name:literal, $help:expr;)+ }) => {
+        $(#[$doc])*
+        impl clap::ValueEnum for $t {
+            fn value_variants<'a>() -> &'a [Self] {
+                &[$($t::$v),+]
+            }
+
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                Some(match self {
+                    $($t::$v => clap::builder::PossibleValue::new($name).help($help),)+
+                })
+            }
+        }
+    };
+}
+
 pub mod era_check;
 pub mod era_dump;
 pub mod era_files;
@@ -188,6 +208,13 @@ pub fn parse_with<A: Parser>(json_failure: &dyn Fn(&str)) -> A {
             exit_usage(&tool, e.format(&mut cmd), json_failure)
         }
     }
+}
+
+/// The arguments `line` parses to, for the tools' tests, which have no process arguments
+/// to parse; a line that does not parse fails the test.
+#[cfg(test)]
+fn parsed<A: Parser>(line: &[&str]) -> A {
+    A::try_parse_from(line).unwrap()
 }
 
 /// Ends the process on a usage error of tool `A` found after parsing (options that

@@ -3,8 +3,6 @@
 
 use std::io;
 
-use byteorder::{ByteOrder, LittleEndian as LE};
-
 use super::format::superblock::{
     Superblock, METADATA_BLOCK_SIZE_SECTORS, SUPERBLOCK_LOCATION, SUPERBLOCK_MAGIC,
     SUPERBLOCK_VERSION,
@@ -230,6 +228,23 @@ impl<'a> EraBuilder<'a> {
     }
 }
 
+/// Appends `values` to the array `a`, each as the bytes `le` gives, and counts them in `n`.
+/// Generic over `le` so that each caller's loop has it inlined: this runs once per word of a
+/// writeset and once per block of the era array.
+fn push_values<T: Copy, const N: usize>(
+    a: &mut ArrayBuilder,
+    w: &mut BlockWriter,
+    n: &mut u64,
+    values: &[T],
+    le: impl Fn(T) -> [u8; N],
+) -> io::Result<()> {
+    for &x in values {
+        a.push(w, &le(x))?;
+    }
+    *n += values.len() as u64;
+    Ok(())
+}
+
 impl EraSink for EraBuilder<'_> {
     fn superblock_begin(&mut self, header: &Summary) -> io::Result<()> {
         self.header = Some(*header);
@@ -252,13 +267,7 @@ impl EraSink for EraBuilder<'_> {
         let Some((_, _, n, a)) = self.writeset.as_mut() else {
             return Err(Self::misuse("words outside a writeset"));
         };
-        let mut v = [0; 8];
-        for &word in words {
-            LE::write_u64(&mut v, word);
-            a.push(&mut self.w, &v)?;
-        }
-        *n += words.len() as u64;
-        Ok(())
+        push_values(a, &mut self.w, n, words, u64::to_le_bytes)
     }
 
     fn writeset_end(&mut self) -> io::Result<()> {
@@ -290,13 +299,7 @@ impl EraSink for EraBuilder<'_> {
         let Some((n, a)) = self.eras.as_mut() else {
             return Err(Self::misuse("eras outside the era array"));
         };
-        let mut v = [0; 4];
-        for &era in eras {
-            LE::write_u32(&mut v, era);
-            a.push(&mut self.w, &v)?;
-        }
-        *n += eras.len() as u64;
-        Ok(())
+        push_values(a, &mut self.w, n, eras, u32::to_le_bytes)
     }
 
     fn era_array_end(&mut self) -> io::Result<()> {

@@ -234,6 +234,22 @@ impl<'a> Legs<'a> {
         self.legs[i].offset * SECTOR_SIZE + off
     }
 
+    /// Reads the `len` bytes at `off` in the mirror from leg `i` into the start of `buf`.
+    fn read<'b>(
+        &self,
+        i: usize,
+        off: u64,
+        buf: &'b mut AlignedBuf,
+        len: u64,
+    ) -> Result<&'b mut [u8], LogError> {
+        let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
+        self.legs[i]
+            .io
+            .read_at(data, self.at(i, off))
+            .map_err(|e| self.io_error(i, "reading", e))?;
+        Ok(data)
+    }
+
     /// How messages name leg `i`: its index and path.
     pub fn name(&self, i: usize) -> String {
         format!("leg {i} {}", self.legs[i].name)
@@ -262,18 +278,10 @@ impl<'a> Legs<'a> {
     ) -> Result<(), LogError> {
         let mut buf = AlignedBuf::zeroed(CHUNK_BYTES);
         for (off, len) in self.pieces(dirty) {
-            let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
-            self.legs[0]
-                .io
-                .read_at(data, self.at(0, off))
-                .map_err(|e| self.io_error(0, "reading", e))?;
+            let data = self.read(0, off, &mut buf, len)?;
             let new_crc = crc32c::crc32c(data);
             for i in 1..self.legs.len() {
-                let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
-                self.legs[i]
-                    .io
-                    .read_at(data, self.at(i, off))
-                    .map_err(|e| self.io_error(i, "reading", e))?;
+                let data = self.read(i, off, &mut buf, len)?;
                 keep(Piece {
                     leg: i,
                     offset: self.at(i, off),
@@ -298,11 +306,7 @@ impl<'a> Legs<'a> {
         let mut buf = AlignedBuf::zeroed(CHUNK_BYTES);
         for r in dirty.iter().flat_map(|d| d.clone()) {
             for (off, len) in self.chunks(r) {
-                let data = &mut buf.as_mut_slice()[..crate::cast::index(len)];
-                self.legs[0]
-                    .io
-                    .read_at(data, self.at(0, off))
-                    .map_err(|e| self.io_error(0, "reading", e))?;
+                let data = self.read(0, off, &mut buf, len)?;
                 for i in 1..self.legs.len() {
                     self.legs[i]
                         .io
@@ -342,17 +346,9 @@ impl<'a> Legs<'a> {
                     progress(len);
                     continue;
                 }
-                let x = &mut a.as_mut_slice()[..crate::cast::index(len)];
-                self.legs[0]
-                    .io
-                    .read_at(x, self.at(0, off))
-                    .map_err(|e| self.io_error(0, "reading", e))?;
+                let x = self.read(0, off, &mut a, len)?;
                 for i in 1..self.legs.len() {
-                    let y = &mut b.as_mut_slice()[..crate::cast::index(len)];
-                    self.legs[i]
-                        .io
-                        .read_at(y, self.at(i, off))
-                        .map_err(|e| self.io_error(i, "reading", e))?;
+                    let y = self.read(i, off, &mut b, len)?;
                     if x != y {
                         same = false;
                         break;

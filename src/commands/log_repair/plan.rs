@@ -106,12 +106,11 @@ pub fn plan(args: &Args) -> Result<Plan, String> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
+    use crate::commands::parsed;
 
     fn plan_of(line: &[&str]) -> Result<Plan, String> {
-        plan(&Args::try_parse_from(line).unwrap())
+        plan(&parsed(line))
     }
 
     fn leg(path: &str, offset: u64) -> LegSpec {

@@ -268,7 +268,7 @@ fn the_table_block_size_must_be_the_metadatas() {
 
 #[test]
 fn a_signal_stops_the_reads_and_the_snapshot_is_dropped() {
-    let _one = crate::interrupt::signals_to_myself();
+    let _turn = crate::interrupt::TestTurn::take();
     let dm = target(2);
     let sent = AtomicBool::new(false);
     let o = LiveOptions {
@@ -294,12 +294,11 @@ fn a_signal_stops_the_reads_and_the_snapshot_is_dropped() {
         "e: interrupted by SIGHUP; metadata snapshot 413 dropped"
     );
     assert_eq!(dm.messages(), ["take_metadata_snap", "drop_metadata_snap"]);
-    crate::interrupt::reset();
 }
 
 #[test]
 fn a_read_that_panics_under_a_signal_watch_does_not_hang_the_session() {
-    let _one = crate::interrupt::signals_to_myself();
+    let _turn = crate::interrupt::TestTurn::take();
     let (done, ended) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let dm = target(2);
@@ -320,5 +319,4 @@ fn a_read_that_panics_under_a_signal_watch_does_not_hang_the_session() {
         Ok(true),
         "the session hung or did not pass the panic on"
     );
-    crate::interrupt::reset();
 }

@@ -328,6 +328,98 @@ fn advance(e: &mut Option<Expect>) {
     }
 }
 
+/// One of the two elements of a fast run, for [`next_line`].
+trait Element {
+    /// What a line holds besides its block.
+    type Value;
+    /// How the element's lines start, for [`Expect`].
+    const HEAD: &'static [u8; 16];
+    /// The attribute after the block, up to its value, for [`Expect`].
+    const TAIL: &'static [u8];
+    /// The value of a line that [`Expect`] matched up to it, read from `t`, and how many
+    /// bytes of the line are left with its `\n`.
+    fn value(t: &[u8]) -> Option<(Self::Value, usize)>;
+    /// The block and the value of a parsed line of this element.
+    fn of(l: Line) -> Option<(u32, Self::Value)>;
+}
+
+/// `<bit>`.
+struct Bit;
+
+impl Element for Bit {
+    type Value = bool;
+    const HEAD: &'static [u8; 16] = BIT_HEAD;
+    const TAIL: &'static [u8] = BIT_TAIL;
+
+    #[inline(always)]
+    fn value(t: &[u8]) -> Option<(bool, usize)> {
+        if t.starts_with(b"false\"/>\n") {
+            Some((false, 9))
+        } else if t.starts_with(b"true\"/>\n") {
+            Some((true, 8))
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
+    fn of(l: Line) -> Option<(u32, bool)> {
+        match l {
+            Line::Bit { block, value } => Some((block, value)),
+            Line::Era { .. } => None,
+        }
+    }
+}
+
+/// `<era>`.
+struct Era;
+
+impl Element for Era {
+    type Value = u32;
+    const HEAD: &'static [u8; 16] = ERA_HEAD;
+    const TAIL: &'static [u8] = ERA_TAIL;
+
+    #[inline(always)]
+    fn value(t: &[u8]) -> Option<(u32, usize)> {
+        match dec(t) {
+            Some((era, n)) if t[n..].starts_with(b"\"/>\n") => Some((era, n + 4)),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn of(l: Line) -> Option<(u32, u32)> {
+        match l {
+            Line::Era { block, era } => Some((block, era)),
+            Line::Bit { .. } => None,
+        }
+    }
+}
+
+/// The next line of a run of `E` at the start of `rest`: its block, its value and its
+/// length. `expect` is tried first, then the line is parsed, and `expect` is set for the
+/// line after. Generic and inlined so that each run keeps its own copy of the loop with
+/// nothing called through a pointer: this is the inner loop of the reader.
+#[inline(always)]
+fn next_line<E: Element>(
+    rest: &[u8],
+    expect: &mut Option<Expect>,
+) -> Option<(u32, E::Value, usize)> {
+    if let Some(e) = expect {
+        if e.matches(rest) {
+            if let Some((v, n)) = E::value(&rest[e.len..]) {
+                let hit = (e.block, v, e.len + n);
+                advance(expect);
+                return Some(hit);
+            }
+        }
+    }
+    let (l, len, indent) = line(rest)?;
+    let (block, v) = E::of(l)?;
+    *expect = Expect::after(E::HEAD, E::TAIL, block).filter(|_| indent == 4);
+    Some((block, v, len))
+}
+
 impl Digest {
     /// Reads the `<bit>` lines from `p` on into one run; returns where they end.
     fn bits(&mut self, buf: &[u8], base: usize, mut p: usize) -> usize {
@@ -335,34 +427,7 @@ impl Digest {
         let (mut max_set, mut max_clear) = (None, None);
         let mut lines = 0;
         let mut expect: Option<Expect> = None;
-        loop {
-            let rest = &buf[p..];
-            let hit = match &expect {
-                Some(e) if e.matches(rest) => {
-                    let t = &rest[e.len..];
-                    if t.starts_with(b"false\"/>\n") {
-                        Some((e.block, false, e.len + 9))
-                    } else if t.starts_with(b"true\"/>\n") {
-                        Some((e.block, true, e.len + 8))
-                    } else {
-                        None
-                    }
-                }
-                _ => None,
-            };
-            let (block, value, len) = match hit {
-                Some(h) => {
-                    advance(&mut expect);
-                    h
-                }
-                None => match line(rest) {
-                    Some((Line::Bit { block, value }, len, indent)) => {
-                        expect = Expect::after(BIT_HEAD, BIT_TAIL, block).filter(|_| indent == 4);
-                        (block, value, len)
-                    }
-                    _ => break,
-                },
-            };
+        while let Some((block, value, len)) = next_line::<Bit>(&buf[p..], &mut expect) {
             if value {
                 self.set.push(block);
                 max_set = Some(max_set.map_or(block, |m: u32| m.max(block)));
@@ -393,33 +458,7 @@ impl Digest {
         let mut max_era = 0;
         let mut lines = 0;
         let mut expect: Option<Expect> = None;
-        loop {
-            let rest = &buf[p..];
-            let hit = match &expect {
-                Some(e) if e.matches(rest) => {
-                    let t = &rest[e.len..];
-                    match dec(t) {
-                        Some((era, n)) if t[n..].starts_with(b"\"/>\n") => {
-                            Some((e.block, era, e.len + n + 4))
-                        }
-                        _ => None,
-                    }
-                }
-                _ => None,
-            };
-            let (block, era, len) = match hit {
-                Some(h) => {
-                    advance(&mut expect);
-                    h
-                }
-                None => match line(rest) {
-                    Some((Line::Era { block, era }, len, indent)) => {
-                        expect = Expect::after(ERA_HEAD, ERA_TAIL, block).filter(|_| indent == 4);
-                        (block, era, len)
-                    }
-                    _ => break,
-                },
-            };
+        while let Some((block, era, len)) = next_line::<Era>(&buf[p..], &mut expect) {
             contiguous &= block as u64 == next;
             next = block as u64 + 1;
             self.eras.push(era);

@@ -190,6 +190,29 @@ impl<W: Write> XmlWriter<W> {
         Ok(())
     }
 
+    /// Adds `items` to the pending ones that `pending` selects, writing them with `flush`
+    /// whenever they fill its capacity: the lines are written a buffer at a time, whatever
+    /// the size of the pieces a reader hands over.
+    fn pend<T: Copy>(
+        &mut self,
+        items: &[T],
+        pending: fn(&mut Self) -> &mut Vec<T>,
+        flush: fn(&mut Self) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut rest = items;
+        while !rest.is_empty() {
+            let p = pending(self);
+            let room = p.capacity() - p.len();
+            let n = rest.len().min(room.max(1));
+            p.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if p.len() >= p.capacity() {
+                flush(self)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the pending eras' lines.
     fn flush_eras(&mut self) -> io::Result<()> {
         self.spill()?;
@@ -230,17 +253,7 @@ impl<W: Write> EraSink for XmlWriter<W> {
     }
 
     fn writeset_words(&mut self, words: &[u64]) -> io::Result<()> {
-        let mut rest = words;
-        while !rest.is_empty() {
-            let room = self.words.capacity() - self.words.len();
-            let n = rest.len().min(room.max(1));
-            self.words.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.words.len() >= self.words.capacity() {
-                self.flush_words()?;
-            }
-        }
-        Ok(())
+        self.pend(words, |w| &mut w.words, Self::flush_words)
     }
 
     fn writeset_end(&mut self) -> io::Result<()> {
@@ -267,17 +280,7 @@ impl<W: Write> EraSink for XmlWriter<W> {
     }
 
     fn eras(&mut self, eras: &[u32]) -> io::Result<()> {
-        let mut rest = eras;
-        while !rest.is_empty() {
-            let room = self.eras.capacity() - self.eras.len();
-            let n = rest.len().min(room.max(1));
-            self.eras.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
-            if self.eras.len() >= self.eras.capacity() {
-                self.flush_eras()?;
-            }
-        }
-        Ok(())
+        self.pend(eras, |w| &mut w.eras, Self::flush_eras)
     }
 
     fn era_array_end(&mut self) -> io::Result<()> {
