@@ -8,20 +8,9 @@ mod common;
 
 use common::*;
 
-/// docs/era-xml.md §5.1: the compact form thin-provisioning-tools' tests use.
-const COMPACT: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
-  <writeset era="2" nr_bits="4">
-    <marked block_begin="1" len="2"/>
-  </writeset>
-  <writeset era="3" nr_bits="4">
-    <marked block_begin="0" len="1"/>
-  </writeset>
-  <era_array>
-    <era block="0" era="1"/>
-    <era block="2" era="1"/>
-  </era_array>
-</superblock>
-"#;
+/// docs/era-xml.md §5.1: the compact form thin-provisioning-tools' tests use (the library's
+/// examples read it too).
+const COMPACT: &str = era_log_tools::era::reader::EXAMPLE_XML;
 
 /// docs/era-xml.md §2.3: what thin-provisioning-tools 1.3.3 dumps for it (no final newline).
 const DUMPED: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">

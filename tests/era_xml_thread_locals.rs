@@ -5,12 +5,14 @@
 //!
 //! This binary counts the allocations of the whole process, so it holds one test.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use era_log_tools::era::sink::Summary;
-use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlVisitor};
+use common::Recorder;
+use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions};
 
 /// Counts the blocks allocated and not yet freed.
 struct Counting;
@@ -34,42 +36,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-struct Accept;
-
-impl XmlVisitor for Accept {
-    fn superblock(&mut self, _: Summary) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn bit(&mut self, _: u32, _: bool) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn marked(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-}
-
 fn parse_bytes(doc: &[u8], opts: &ParseOptions) -> Result<(), ParseError> {
     parse(
         Box::new(Cursor::new(doc.to_vec())),
-        &mut Accept,
+        &mut Recorder::default(),
         opts,
         &|_| {},
     )

@@ -5,49 +5,15 @@
 //! This binary holds one test because it counts the threads of the whole process: a test
 //! running beside it would start and end threads of its own.
 
+mod common;
+
 use std::io::{self, Cursor, Read};
 use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use era_log_tools::era::sink::Summary;
-use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlVisitor};
-
-/// Accepts every element, except that it fails on era 7 as a full disk would.
-struct Accept;
-
-impl XmlVisitor for Accept {
-    fn superblock(&mut self, _: Summary) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn writeset_begin(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn bit(&mut self, _: u32, _: bool) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn marked(&mut self, _: u32, _: u32) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn writeset_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era_array_begin(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn era(&mut self, _: u32, era: u32) -> Result<(), VisitError> {
-        if era == 7 {
-            return Err(VisitError::Io(io::Error::other("no space left")));
-        }
-        Ok(())
-    }
-    fn era_array_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-    fn superblock_end(&mut self) -> Result<(), VisitError> {
-        Ok(())
-    }
-}
+use common::Recorder;
+use era_log_tools::era::xml::read::{parse, ParseError, ParseOptions};
 
 /// Hands out `data`, then blocks as a pipe whose writer stays open does, until the test
 /// lets it go (a thread left reading it then ends too).
@@ -107,7 +73,7 @@ fn small(chunk_size: usize) -> ParseOptions {
 }
 
 fn run(input: Box<dyn Read + Send>, opts: &ParseOptions) -> Result<(), ParseError> {
-    parse(input, &mut Accept, opts, &|_| {})
+    parse(input, &mut Recorder::failing(7), opts, &|_| {})
 }
 
 /// A document whose era array holds `eras`, one `<era>` line each, as era_dump writes it.

@@ -163,11 +163,10 @@ impl WrittenSince {
     }
 }
 
-/// Writes, at `path`, the small metadata the examples read: 4 blocks of 64 KiB, current era
-/// 3, blocks 0-2 written in era 2 or later. Not part of the stable API.
+/// The examples' metadata as XML, in the compact form of thin-provisioning-tools' tests
+/// (docs/era-xml.md §5.1). Not part of the stable API.
 #[doc(hidden)]
-pub fn example_metadata(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
-    const XML: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
+pub const EXAMPLE_XML: &str = r#"<superblock uuid="" block_size="128" nr_blocks="4" current_era="3">
   <writeset era="2" nr_bits="4">
     <marked block_begin="1" len="2"/>
   </writeset>
@@ -180,8 +179,13 @@ pub fn example_metadata(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
   </era_array>
 </superblock>
 "#;
+
+/// Writes, at `path`, the small metadata the examples read: 4 blocks of 64 KiB, current era
+/// 3, blocks 0-2 written in era 2 or later. Not part of the stable API.
+#[doc(hidden)]
+pub fn example_metadata(path: &Path) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::File::create(path)?.set_len(1 << 20)?;
     let out = FileIo::open(path, OpenMode::Write)?;
-    super::restore::restore(Box::new(XML.as_bytes()), &out, &|_| ())?;
+    super::restore::restore(Box::new(EXAMPLE_XML.as_bytes()), &out, &|_| ())?;
     Ok(())
 }

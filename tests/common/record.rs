@@ -42,6 +42,7 @@ pub struct Recorder<'a> {
     pub events: Vec<Event>,
     hasher: Option<&'a mut DefaultHasher>,
     refuse_era: Option<u32>,
+    fail_era: Option<u32>,
 }
 
 impl<'a> Recorder<'a> {
@@ -58,6 +59,14 @@ impl<'a> Recorder<'a> {
     pub fn refusing(era: u32) -> Recorder<'a> {
         Recorder {
             refuse_era: Some(era),
+            ..Recorder::default()
+        }
+    }
+
+    /// A recorder that fails to store an XML era entry of era `era`, as a full disk would.
+    pub fn failing(era: u32) -> Recorder<'a> {
+        Recorder {
+            fail_era: Some(era),
             ..Recorder::default()
         }
     }
@@ -138,6 +147,9 @@ impl XmlVisitor for Recorder<'_> {
         self.take(Event::Marked(begin, len))
     }
     fn era(&mut self, block: u32, era: u32) -> Result<(), VisitError> {
+        if self.fail_era == Some(era) {
+            return Err(VisitError::Io(std::io::Error::other("no space left")));
+        }
         if self.refuse_era == Some(era) {
             return Err(VisitError::Invalid(format!(
                 "the visitor refuses era {era}"
