@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{command, outcome, root, run, try_outcome};
+use common::{command, every_tools_help, outcome, root, try_outcome};
 use era_log_tools::commands;
 
 mod common;
@@ -189,11 +189,8 @@ fn man_pages_pass_the_linters() {
 
 #[test]
 fn every_tools_help_shows_examples_of_itself() {
-    for cmd in commands::all() {
-        let name = cmd.get_name();
-        let out = run(name, &["--help"]);
-        assert_eq!(out.code, 0, "{name} --help");
-        let help = out.stdout;
+    for (name, help) in every_tools_help() {
+        let name = name.as_str();
         let examples = help
             .split_once("Examples:")
             .unwrap_or_else(|| panic!("{name} --help has no Examples:\n{help}"))

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::log::*;
-use common::{root, script};
+use common::{contents, root, script};
 
 const SCRIPT: &str = "examples/recipes/mirror-after-crash.sh";
 const REGION_BYTES: usize = 128 * 512;
@@ -60,10 +60,7 @@ fn the_readme_shows_the_script_verbatim() {
 #[test]
 fn the_recipe_resynchronises_the_legs_and_can_be_undone() {
     let m = mirror();
-    let before: Vec<Vec<u8>> = [&m.log, &m.leg0, &m.leg1]
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let before = contents(&[&m.log, &m.leg0, &m.leg1]);
     let o = recipe(
         m.dir.path(),
         &["128", "65536", s(&m.log), s(&m.leg0), s(&m.leg1)],
@@ -94,7 +91,7 @@ fn the_recipe_resynchronises_the_legs_and_can_be_undone() {
 fn the_recipe_stops_at_a_wrong_geometry_and_changes_nothing() {
     let m = mirror();
     let files = [&m.log, &m.leg0, &m.leg1];
-    let before: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let before = contents(&files);
     for (rs, len) in [("256", "65536"), ("128", "131072"), ("256", "131072")] {
         let o = recipe(m.dir.path(), &[rs, len, s(&m.log), s(&m.leg0), s(&m.leg1)]);
         let err = o.stderr.as_str();

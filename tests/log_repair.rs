@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::log::*;
-use common::try_outcome;
+use common::{contents, try_outcome};
 
 const REGION_BYTES: usize = 128 * 512;
 
@@ -174,10 +174,7 @@ fn verify_marks_identical_regions_clean_and_reports_the_others() {
 #[test]
 fn dry_run_resync_writes_nothing() {
     let c = crash();
-    let before: Vec<Vec<u8>> = [&c.log, &c.leg0, &c.leg1]
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let before = contents(&[&c.log, &c.leg0, &c.leg1]);
     let mut leg1 = before[2].clone();
     flip(&mut leg1, 48 * REGION_BYTES);
     std::fs::write(&c.leg1, &leg1).unwrap();
@@ -576,11 +573,6 @@ fn a_backup_that_cannot_be_made_stops_a_resync_before_any_leg_is_written() {
 /// The arguments of `--leg` for each path, in order.
 fn leg_args<'a>(legs: &[&'a Path]) -> Vec<&'a str> {
     legs.iter().flat_map(|l| ["--leg", s(l)]).collect()
-}
-
-/// The files' contents, to compare before and after a run.
-fn contents(paths: &[&Path]) -> Vec<Vec<u8>> {
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
 #[test]
@@ -1289,10 +1281,7 @@ fn a_resync_with_nothing_dirty_ends_its_copy_line_without_a_colon() {
 fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
     let c = crash();
     let bak = c.log.parent().unwrap().join("cut.bak");
-    let before: Vec<Vec<u8>> = [&c.log, &c.leg0, &c.leg1]
-        .iter()
-        .map(|p| std::fs::read(p).unwrap())
-        .collect();
+    let before = contents(&[&c.log, &c.leg0, &c.leg1]);
     let mut args = CRASH_GEOMETRY.to_vec();
     args.extend([
         "--resync",

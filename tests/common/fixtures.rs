@@ -95,3 +95,11 @@ pub fn path_str(f: &tempfile::NamedTempFile) -> &str {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// The files' contents, to compare before and after a run.
+pub fn contents<P: AsRef<Path>>(paths: &[P]) -> Vec<Vec<u8>> {
+    paths
+        .iter()
+        .map(|p| std::fs::read(p.as_ref()).expect("file readable"))
+        .collect()
+}

@@ -183,3 +183,16 @@ pub fn script(script: &Path, stand_ins: Option<&Path>) -> Command {
     cmd.arg(script).env("PATH", path_with_tools(stand_ins));
     cmd
 }
+
+/// Every tool's name and `--help`, each run checked to succeed.
+pub fn every_tools_help() -> Vec<(String, String)> {
+    era_log_tools::commands::all()
+        .iter()
+        .map(|cmd| {
+            let name = cmd.get_name().to_string();
+            let out = run(&name, &["--help"]);
+            assert_eq!(out.code, 0, "{name} --help");
+            (name, out.stdout)
+        })
+        .collect()
+}
