@@ -202,34 +202,19 @@ fn refusal(path: &Path, found: &Content, format: &Format) -> anyhow::Error {
     file_error(path, format!("holds {found}; {}", refusing(format)))
 }
 
-/// Looks at what a writer's target holds, and refuses it, unless `force`, when it is
-/// neither zeros nor `format` ([`Content::replaceable_by`]). Returns what it found.
-pub fn check_replaceable(
+/// Looks at what a writer's target holds and refuses it, naming what it found, unless
+/// `allowed` says a writer of `format` may write there (`Content::replaceable_by` for one that
+/// writes the whole format anew, `Content::repairable_in_place_by` for one that repairs it in
+/// place). Returns what it found. With `--force` a tool does not call it.
+pub fn refuse_unless(
     io: &dyn ByteIo,
     path: &Path,
     format: &Format,
-    force: bool,
+    allowed: fn(&Content, &Format) -> bool,
 ) -> anyhow::Result<Content> {
     let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-    if force || found.replaceable_by(format) {
+    if allowed(&found, format) {
         return Ok(found);
-    }
-    Err(refusal(path, &found, format))
-}
-
-/// Refuses a device that log_repair is to repair in place when it holds something else we
-/// can name (a filesystem, LVM, LUKS, swap, a partition table, the other format), unless
-/// `force`. Zeros, a disk log and unrecognised bytes (a damaged header, which log_repair
-/// judges itself) pass.
-pub fn check_target(
-    io: &dyn ByteIo,
-    path: &Path,
-    format: &Format,
-    force: bool,
-) -> anyhow::Result<()> {
-    let found = probe(io).map_err(|e| file_error(path, format!("reading what it holds: {e}")))?;
-    if force || found.repairable_in_place_by(format) {
-        return Ok(());
     }
     Err(refusal(path, &found, format))
 }

@@ -3,9 +3,7 @@
 
 use std::path::Path;
 
-use crate::cli::open::{
-    check_replaceable, looks_like_xml, open_device, open_writer_output, refusing,
-};
+use crate::cli::open::{looks_like_xml, open_device, open_writer_output, refuse_unless, refusing};
 use crate::cli::report::file_error;
 use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::era::format::FORMAT;
@@ -129,7 +127,7 @@ pub fn open_era_output(
     if force {
         return Ok(EraOutput { io, held: None });
     }
-    let held = match check_replaceable(&io, path, &FORMAT, force)? {
+    let held = match refuse_unless(&io, path, &FORMAT, Content::replaceable_by)? {
         Content::Ours(_, State::Intact) => Some(era_geometry(&io).map_err(|what| {
             file_error(
                 path,

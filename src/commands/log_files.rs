@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::cli::open::{check_replaceable, open_device, open_writer_output};
+use crate::cli::open::{open_device, open_writer_output, refuse_unless};
+use crate::identify::Content;
 use crate::log::format::FORMAT;
 use crate::pdata::io::{FileIo, OpenMode};
 
@@ -35,6 +36,8 @@ pub fn open_log_output(
              FILE)"
         )
     })?;
-    check_replaceable(&io, path, &FORMAT, force)?;
+    if !force {
+        refuse_unless(&io, path, &FORMAT, Content::replaceable_by)?;
+    }
     Ok(io)
 }

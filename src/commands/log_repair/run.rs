@@ -9,10 +9,11 @@ use super::explain::explain;
 use super::plan::{Plan, RepairMode, Task};
 use super::report::Report;
 use super::Args;
-use crate::cli::open::check_target;
+use crate::cli::open::refuse_unless;
 use crate::cli::report::{file_error, OnFileExt};
 use crate::cli::{byte_progress, say, EXIT_OK};
 use crate::commands::log_files::open_log;
+use crate::identify::Content;
 use crate::interrupt::{self, Guarded};
 use crate::log::backup::{BackupHeader, DeviceId};
 use crate::log::device::logical_block_size;
@@ -87,7 +88,9 @@ fn run_undo(
     let header = read_header(backup).on_file(backup)?;
     let specs = undo_legs(args, given, &header)?;
     let io = open_log(&args.log, mode)?;
-    check_target(&io, &args.log, &FORMAT, args.force)?;
+    if !args.force {
+        refuse_unless(&io, &args.log, &FORMAT, Content::repairable_in_place_by)?;
+    }
     let opened =
         open_legs(&specs, &args.log, !args.dry_run).map_err(|e| explain(&args.log, &io, e))?;
     let result = {
@@ -125,7 +128,9 @@ fn run_repair(
 ) -> anyhow::Result<(u8, Option<Outcome>)> {
     let io = open_log(&args.log, mode)?;
     let lbs = logical_block_size(&args.log, args.logical_block_size).on_file(&args.log)?;
-    check_target(&io, &args.log, &FORMAT, args.force)?;
+    if !args.force {
+        refuse_unless(&io, &args.log, &FORMAT, Content::repairable_in_place_by)?;
+    }
     let opened = open_legs(specs, &args.log, args.resync && !args.dry_run)
         .map_err(|e| explain(&args.log, &io, e))?;
     let guarded: Vec<_> = opened.iter().map(|l| Guarded::new(&l.io)).collect();
