@@ -4,7 +4,6 @@
 use super::format::superblock::{
     check_data_block_size, check_nr_blocks, Superblock, MAX_NR_BLOCKS, METADATA_BLOCK_SIZE_SECTORS,
 };
-use super::format::BLOCK_KINDS;
 use super::metadata::{Metadata, SNAPSHOT};
 use super::view::{View, WritesetRef};
 use crate::pdata::error::{Error, Fault};
@@ -49,9 +48,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
         return problems;
     }
     if opts.metadata_snap {
-        let mut w = Walker::new(io, md.limit())
-            .recognising(&BLOCK_KINDS)
-            .with_problems(problems);
+        let mut w = md.walker(io).with_problems(problems);
         let top = w.top();
         check_snapshot(&mut w, &md, top);
         return w.into_problems();
@@ -71,9 +68,7 @@ pub fn check(io: &dyn BlockIo, opts: CheckOptions) -> Problems {
             ),
         );
     }
-    let mut w = Walker::counting(io, md.limit())
-        .recognising(&BLOCK_KINDS)
-        .with_problems(problems);
+    let mut w = md.counting_walker(io).with_problems(problems);
     let top = w.top();
     let block0 = w.follow(top, 0);
     walk_view(&mut w, &md.block0_view(), block0);

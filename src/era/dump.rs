@@ -4,7 +4,6 @@
 use std::io;
 
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
-use super::format::BLOCK_KINDS;
 use super::sink::{EraSink, Summary};
 use super::view::{View, WritesetRef};
 use crate::pdata::bitset::nr_words;
@@ -71,7 +70,7 @@ impl<'a> Stream<'a> {
             check_data_block_size(view.sb.data_block_size)
                 .map_err(|f| DumpError::Metadata(Error::structure(sb_name, f)))?;
         }
-        let mut walker = Walker::new(io, view.limit()).recognising(&BLOCK_KINDS);
+        let mut walker = view.walker(io);
         let top = walker.top();
         let writesets = view.writesets(&mut walker, top);
         let mut src = Stream {

@@ -6,9 +6,11 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use super::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
+use super::format::BLOCK_KINDS;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::space_map::MAX_METADATA_BLOCKS;
+use crate::pdata::walk::Walker;
 
 /// Structure name of the held snapshot in messages.
 pub const SNAPSHOT: &str = "metadata snapshot";
@@ -80,6 +82,17 @@ impl Metadata {
     /// Block numbers must be below this.
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// A walker over this metadata: bounded by [`Metadata::limit`], naming a block of any
+    /// era kind found where another was expected.
+    pub fn walker<'a>(&self, io: &'a dyn BlockIo) -> Walker<'a> {
+        Walker::new(io, self.limit).recognising(&BLOCK_KINDS)
+    }
+
+    /// [`Metadata::walker`], counting the references to every block (a check's walk).
+    pub fn counting_walker<'a>(&self, io: &'a dyn BlockIo) -> Walker<'a> {
+        Walker::counting(io, self.limit).recognising(&BLOCK_KINDS)
     }
 
     /// Follows block 0's `metadata_snap` to the held snapshot and checks it. Only the

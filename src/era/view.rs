@@ -4,6 +4,7 @@
 use super::format::superblock::check_nr_blocks;
 use super::format::superblock::Superblock;
 use super::format::writeset::WritesetDisk;
+use super::format::BLOCK_KINDS;
 use super::metadata::{Metadata, SNAPSHOT};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
@@ -72,6 +73,12 @@ impl View {
     /// [`super::metadata::block_limit`]).
     pub fn limit(&self) -> u64 {
         self.limit
+    }
+
+    /// A walker over this view: bounded by [`View::limit`], naming a block of any era kind
+    /// found where another was expected.
+    pub fn walker<'a>(&self, io: &'a dyn BlockIo) -> Walker<'a> {
+        Walker::new(io, self.limit).recognising(&BLOCK_KINDS)
     }
 
     fn prefix(&self) -> &'static str {

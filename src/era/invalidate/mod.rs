@@ -3,12 +3,10 @@
 
 pub mod listing;
 
-use super::format::BLOCK_KINDS;
 use super::view::View;
 use crate::pdata::error::Error;
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problem, Severity};
-use crate::pdata::walk::Walker;
 
 /// The answer: one bit per origin block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +283,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
             ),
         });
     }
-    let mut w = Walker::new(io, view.limit()).recognising(&BLOCK_KINDS);
+    let mut w = view.walker(io);
     let top = w.top();
     let mut wrapped = false;
     for ws in view.writesets(&mut w, top) {
