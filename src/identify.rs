@@ -174,13 +174,8 @@ fn article(word: &str) -> &'static str {
 /// signatures at offset 0 are tried first, because a format's own data (a log's bitmap, a
 /// superblock's fields) may happen to contain another format's magic further in.
 pub fn identify(head: &[u8]) -> Content {
-    identify_among(head, &crate::FORMATS)
-}
-
-/// [`identify`], knowing only the formats `ours`.
-pub fn identify_among(head: &[u8], ours: &[&'static Format]) -> Content {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    for format in ours {
+    for format in crate::FORMATS {
         if let Some(state) = (format.recognise)(head) {
             return Content::Ours(format, state);
         }
