@@ -17,7 +17,7 @@ use super::sink::{EraSink, Summary};
 use super::spool::Spool;
 use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
 use crate::pdata::bitset::nr_words;
-use crate::pdata::error::Side;
+use crate::pdata::error::{Side, Sided};
 use crate::pdata::io::{BlockIo, BLOCK_SIZE};
 
 /// Words handed to the builder at a time for a writeset without set bits.
@@ -57,9 +57,8 @@ pub enum RestoreError {
     },
 }
 
-impl RestoreError {
-    /// Which file the error is about.
-    pub fn side(&self) -> Side {
+impl Sided for RestoreError {
+    fn side(&self) -> Side {
         match self {
             RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
             RestoreError::Build(_)
