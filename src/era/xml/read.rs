@@ -233,12 +233,13 @@ impl<V: XmlVisitor> Document<'_, V> {
         }
     }
 
-    fn markup(&mut self, m: Markup) -> Result<(), Fail> {
+    /// Takes a tag, or nothing for a comment or the XML declaration.
+    fn markup(&mut self, m: Option<Markup>) -> Result<(), Fail> {
         match m {
-            Markup::Start(t) => self.start(&t, false),
-            Markup::Empty(t) => self.start(&t, true),
-            Markup::End(n) => self.end(n),
-            Markup::Skip => Ok(()),
+            Some(Markup::Start(t)) => self.start(&t, false),
+            Some(Markup::Empty(t)) => self.start(&t, true),
+            Some(Markup::End(n)) => self.end(n),
+            None => Ok(()),
         }
     }
 
