@@ -28,8 +28,8 @@ pub enum Event<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The input is not acceptable XML.
-    #[error("{0}")]
-    Xml(#[source] XmlError),
+    #[error(transparent)]
+    Xml(XmlError),
     /// Reading the input failed.
     #[error("{0}")]
     Io(#[source] io::Error),

@@ -45,12 +45,13 @@ impl From<io::Error> for VisitError {
     }
 }
 
-/// Why parsing stopped. Each says its cause's words, and has it as its source.
+/// Why parsing stopped, in its cause's words. An I/O error is the source, where the tools
+/// look for it (a closed pipe, the file that failed).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// The input is not acceptable era XML.
-    #[error("{0}")]
-    Xml(#[source] XmlError),
+    #[error(transparent)]
+    Xml(XmlError),
     /// Reading the input failed.
     #[error("{0}")]
     Io(#[source] io::Error),
