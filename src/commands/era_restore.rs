@@ -25,8 +25,8 @@ era_writer! {
     long_about = "Restore dm-era metadata from the XML of era_dump (one <bit> per block, or \
 compact <marked block_begin len> ranges; bits in any order). The input is read once, so it \
 may be a pipe (-i -). The whole input is checked before anything is written; an error names \
-its line and column. Meanwhile the era array waits in an unnamed temporary file in $TMPDIR \
-(else /tmp): 4 bytes per origin block. The output must already exist and be at least 40960 \
+its line and column. Meanwhile the writesets (one bit per origin block each) and the era \
+array (4 bytes per origin block) wait in unnamed temporary files in $TMPDIR (else /tmp). The output must already exist and be at least 40960 \
 bytes; block 0 is written last.",
     after_help = "Exit status: 0 success, 1 error, 2 usage error.
 
