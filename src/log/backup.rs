@@ -316,17 +316,38 @@ impl<W: Write> BackupWriter<W> {
         old: &[u8],
         new_crc: u32,
     ) -> std::io::Result<()> {
+        let len = old.len() as u64;
+        self.begin_record(target, offset, len, crc32c::crc32c(old), new_crc)?;
+        self.data(old)
+    }
+
+    /// Starts the record of the `len` bytes found at `offset` on `target`, whose crc32c is
+    /// `old_crc`, which the run overwrites with bytes whose crc32c is `new_crc`. The caller
+    /// then hands in those bytes with [`BackupWriter::data`], all of them, in order: a
+    /// record of a log buffer too large to hold twice.
+    pub fn begin_record(
+        &mut self,
+        target: Target,
+        offset: u64,
+        len: u64,
+        old_crc: u32,
+        new_crc: u32,
+    ) -> std::io::Result<()> {
         let (kind, leg) = match target {
             Target::Log => (KIND_LOG, 0),
             Target::Leg(i) => (KIND_LEG, crate::cast::saturating_u32(i)),
         };
-        let head = record_head(kind, leg, offset, old.len() as u64, new_crc);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&head), old);
+        let head = record_head(kind, leg, offset, len, new_crc);
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), old_crc, crate::cast::index(len));
         self.out.write_all(&head)?;
         self.out.write_u32::<LE>(crc)?;
-        self.out.write_all(old)?;
         self.records += 1;
         Ok(())
+    }
+
+    /// The next bytes of the record begun last.
+    pub fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes)
     }
 
     /// Writes the end record and hands the writer back (to be synced).
