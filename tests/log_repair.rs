@@ -1360,3 +1360,33 @@ fn repair_memory_is_at_most_the_buffer_it_writes() {
         );
     }
 }
+
+#[test]
+fn undo_memory_is_the_saved_buffer_and_the_one_it_writes() {
+    // --undo holds the log's bytes from the backup and one buffer for the writes (the
+    // current bits under the undo's marker first, then the saved ones): 64 MiB here.
+    let dir = tempfile::tempdir().unwrap();
+    let peak = |nr: u64| {
+        let log = dir.path().join(format!("{nr}.img"));
+        let backup = dir.path().join(format!("{nr}.bak"));
+        spread_log(&log, nr);
+        ok(
+            "log_repair",
+            &["--force-resync", "--backup", s(&backup), s(&log)],
+        );
+        let kib = peak_kib("log_repair", &["--undo", s(&backup), s(&log)]);
+        let j = dump_json(&log, &[]);
+        assert_eq!(
+            j["dirty"].as_u64(),
+            Some(5 + 105 + 205 + 305 + 405 + 505 + 605 + 705)
+        );
+        kib
+    };
+    let small_kib = peak(8192);
+    let large_kib = peak(LARGE_LOG_REGIONS);
+    let bitmap_kib = LARGE_LOG_REGIONS / 8 / 1024;
+    assert!(
+        large_kib <= small_kib + 2 * bitmap_kib + MEMORY_MARGIN_KIB,
+        "{small_kib} KiB, then {large_kib} KiB"
+    );
+}

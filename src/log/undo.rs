@@ -22,6 +22,7 @@ use super::error::LogError;
 use super::format::header::HEADER_SIZE;
 use super::format::UNDO_IN_PROGRESS;
 use super::run::{Outcome, Steps};
+use super::stream::{read_pieces, PIECE_BYTES};
 
 /// Bytes that each land whole or not at all (the smallest logical block).
 const SECTOR: usize = 512;
@@ -239,14 +240,14 @@ pub fn undo(
         Target::Leg(i) => i + 1,
     };
     for_each_record(header, opts.backup, &mut |r| {
-        let now = read(device(r.target), r.offset, r.data.len(), r.target, legs)?;
-        let crc = crc32c::crc32c(now.as_slice());
-        if crc != r.new_crc
-            && now.as_slice() != r.data.as_slice()
-            && !opts.force
-            && !interrupted_copy(header, &r, now.as_slice(), legs)?
-            && !(is_log_buffer(&r) && now.as_slice()[..HEADER_SIZE] == undo_header(&r))
-        {
+        let now = compare(device(r.target), &r, legs)?;
+        let crc = now.crc;
+        let expected = crc == r.new_crc
+            || now.backup
+            || opts.force
+            || interrupted_copy(header, &r, device(r.target), legs)?
+            || (is_log_buffer(&r) && now.header == undo_header(&r));
+        if !expected {
             let message = format!(
                 "undo: bytes {}..{} hold neither what the run wrote nor what the backup holds: \
                  changed since (the mirror was activated?); --force puts the backup back anyway",
@@ -262,7 +263,7 @@ pub fn undo(
                 },
             });
         }
-        if opts.force && crc != r.new_crc && now.as_slice() != r.data.as_slice() {
+        if opts.force && crc != r.new_crc && !now.backup {
             changed[slot(r.target)] += 1;
         }
         let t = &mut tally[slot(r.target)];
@@ -329,12 +330,11 @@ pub fn undo(
             ));
             log_synced = true;
         }
+        if is_log_buffer(&r) {
+            return put_back_log(device(r.target), &r);
+        }
         let mut buf = AlignedBuf::zeroed(r.data.len());
         buf.as_mut_slice().copy_from_slice(&r.data);
-        if is_log_buffer(&r) {
-            let now = read_prefix(device(r.target), buf.len() as u64)?;
-            return put_back_log(device(r.target), &now, &buf, &undo_header(&r));
-        }
         device(r.target)
             .write_at(buf.as_slice(), r.offset)
             .map_err(|e| io_error(r.target, legs, "writing", e))
@@ -361,27 +361,93 @@ fn is_log_buffer(r: &Record) -> bool {
     r.target == Target::Log && r.offset == 0 && r.data.len() >= SECTOR
 }
 
-/// Writes the log's buffer `back` over `now` (both from offset 0), each write flushed.
-/// When only the header's sector changes, one write, which lands whole or not at all.
-/// Otherwise the bits are rewritten under `marker` (a torn write of them, or one under
-/// either header, could have the kernel trust a bit neither log has it trust, and would
-/// leave bytes a second undo could not tell from a log changed since): `marker` over `now`'s
-/// bits, then over `back`'s, then `back` whole; the first and last writes change only the
-/// header's sector.
-fn put_back_log(
-    io: &dyn ByteIo,
-    now: &AlignedBuf,
-    back: &AlignedBuf,
-    marker: &[u8; HEADER_SIZE],
-) -> Result<(), LogError> {
-    if now.as_slice()[SECTOR..] != back.as_slice()[SECTOR..] {
-        for base in [now, back] {
-            let mut step = base.duplicate();
-            step.as_mut_slice()[..HEADER_SIZE].copy_from_slice(marker);
-            write_prefix(io, &step)?;
-        }
+/// Writes the log's buffer `r.data` over what the log holds now (both from offset 0), each
+/// write flushed. When only the header's sector changes, one write, which lands whole or
+/// not at all. Otherwise the bits are rewritten under the undo's marker (a torn write of
+/// them, or one under either header, could have the kernel trust a bit neither log has it
+/// trust, and would leave bytes a second undo could not tell from a log changed since): the
+/// marker over the current bits, then over the backup's, then the backup's buffer whole;
+/// the first and last writes change only the header's sector. One buffer besides the
+/// record's bytes: it holds each write in turn.
+fn put_back_log(io: &dyn ByteIo, r: &Record) -> Result<(), LogError> {
+    let len = r.data.len() as u64;
+    let mut differ = false;
+    read_pieces(io, len, &mut |off, now| {
+        let from = crate::cast::index((SECTOR as u64).saturating_sub(off)).min(now.len());
+        let at = crate::cast::index(off);
+        differ |= now[from..] != r.data[at + from..at + now.len()];
+        Ok(())
+    })?;
+    let marker = undo_header(r);
+    let mut buf = if differ {
+        let mut now = read_prefix(io, len)?;
+        now.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
+        write_prefix(io, &now)?;
+        now
+    } else {
+        AlignedBuf::zeroed(r.data.len())
+    };
+    buf.as_mut_slice().copy_from_slice(&r.data);
+    if differ {
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
+        write_prefix(io, &buf)?;
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&r.data[..HEADER_SIZE]);
     }
-    write_prefix(io, back)
+    write_prefix(io, &buf)
+}
+
+/// What a device holds where a record goes, against the record.
+struct Now {
+    /// crc32c of the bytes.
+    crc: u32,
+    /// Whether they are the backup's bytes already.
+    backup: bool,
+    /// The first 16 bytes (zeros past a shorter record).
+    header: [u8; HEADER_SIZE],
+}
+
+/// Reads the bytes of `io` where `r` goes, a piece at a time: a log's record is its whole
+/// buffer.
+fn compare(io: &dyn ByteIo, r: &Record, legs: &[UndoDevice<'_>]) -> Result<Now, LogError> {
+    let mut now = Now {
+        crc: 0,
+        backup: true,
+        header: [0; HEADER_SIZE],
+    };
+    let len = r.data.len() as u64;
+    each_piece(io, r.offset, len, r.target, legs, &mut |off, bytes| {
+        if off == 0 {
+            let n = HEADER_SIZE.min(bytes.len());
+            now.header[..n].copy_from_slice(&bytes[..n]);
+        }
+        now.crc = crc32c::crc32c_append(now.crc, bytes);
+        let at = crate::cast::index(off);
+        now.backup &= bytes == &r.data[at..at + bytes.len()];
+    })?;
+    Ok(now)
+}
+
+/// Reads the `len` bytes at `offset` of `io`, device `t`, in pieces of at most
+/// [`PIECE_BYTES`], and hands each to `f` with its offset from `offset`.
+fn each_piece(
+    io: &dyn ByteIo,
+    offset: u64,
+    len: u64,
+    t: Target,
+    legs: &[UndoDevice<'_>],
+    f: &mut dyn FnMut(u64, &[u8]),
+) -> Result<(), LogError> {
+    let mut buf = AlignedBuf::zeroed(crate::cast::index(len.min(PIECE_BYTES)));
+    let mut off = 0;
+    while off < len {
+        let n = crate::cast::index((len - off).min(PIECE_BYTES));
+        let piece = &mut buf.as_mut_slice()[..n];
+        io.read_at(piece, offset + off)
+            .map_err(|e| io_error(t, legs, "reading", e))?;
+        f(off, piece);
+        off += n as u64;
+    }
+    Ok(())
 }
 
 /// Whether `now`, the bytes of a leg's record, is what an undo stopped by a power cut may
@@ -393,12 +459,15 @@ fn put_back_log(
 fn interrupted_copy(
     header: &BackupHeader,
     r: &Record,
-    now: &[u8],
+    io: &dyn ByteIo,
     legs: &[UndoDevice<'_>],
 ) -> Result<bool, LogError> {
     let Target::Leg(i) = r.target else {
         return Ok(false);
     };
+    // A leg's record is one piece of a resync: small.
+    let now = read(io, r.offset, r.data.len(), r.target, legs)?;
+    let now = now.as_slice();
     let start = |leg: usize| header.legs[leg].offset.checked_mul(SECTOR as u64);
     let at = start(i)
         .and_then(|s| r.offset.checked_sub(s))
