@@ -73,7 +73,8 @@ fn header_and_bitmap_round_trip_on_every_kernel_log_image() {
             let mut garbage = raw[..image.buf_size() as usize].to_vec();
             garbage[..16].fill(0x5A);
             garbage[1024..1024 + bitset_bytes(nr) as usize].fill(0x5A);
-            let again = build(&MemIo::from_bytes(garbage), image.buf_size(), &new).unwrap();
+            let crc = crc32c::crc32c(&garbage);
+            let again = build(&MemIo::from_bytes(garbage), image.buf_size(), &new, crc).unwrap();
             assert_eq!(
                 again.as_slice(),
                 &raw[..image.buf_size() as usize],

@@ -120,9 +120,18 @@ pub fn diff(io: &dyn ByteIo, len: u64, new: &NewLog<'_>) -> Result<Diff, LogErro
 }
 
 /// Reads the log's first `len` bytes and makes them the new buffer, in place: the one
-/// buffer a writer holds.
-pub fn build(io: &dyn ByteIo, len: u64, new: &NewLog<'_>) -> Result<AlignedBuf, LogError> {
+/// buffer a writer holds. The bytes read must be those [`diff`] compared (`old_crc`): the
+/// report, the backup and the order of the writes were worked out from them.
+pub fn build(
+    io: &dyn ByteIo,
+    len: u64,
+    new: &NewLog<'_>,
+    old_crc: u32,
+) -> Result<AlignedBuf, LogError> {
     let mut buf = read_prefix(io, len)?;
+    if crc32c::crc32c(buf.as_slice()) != old_crc {
+        return Err(LogError::Changed);
+    }
     let piece = crate::cast::index(PIECE_BYTES);
     for (k, bytes) in buf.as_mut_slice().chunks_mut(piece).enumerate() {
         new.piece((k * piece) as u64, bytes);
@@ -133,6 +142,43 @@ pub fn build(io: &dyn ByteIo, len: u64, new: &NewLog<'_>) -> Result<AlignedBuf, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::repair::BitRepair;
+    use crate::pdata::io::MemIo;
+
+    #[test]
+    fn the_comparison_says_what_the_write_needs_and_the_buffer_is_made_from_it() {
+        let mut raw = vec![0xA5u8; 1536];
+        Header::new(100).pack(&mut raw);
+        raw[1024..1040].fill(0xFF);
+        let io = MemIo::from_bytes(raw.clone());
+        let keep = BitRepair::KeepBits;
+        let same = NewLog {
+            header: Header::new(100),
+            nr_regions: 100,
+            edit: &keep,
+        };
+        let d = diff(&io, 1536, &same).unwrap();
+        assert!(!d.rest_changes && d.changes.lines().is_empty());
+        assert_eq!(d.old_crc, crc32c::crc32c(&raw));
+        let resync = BitRepair::ForceResync;
+        let new = NewLog {
+            edit: &resync,
+            ..same
+        };
+        let d = diff(&io, 1536, &new).unwrap();
+        assert!(d.rest_changes);
+        assert_eq!(&d.old_header[..], &raw[..HEADER_SIZE]);
+        let built = build(&io, 1536, &new, d.old_crc).unwrap();
+        assert_eq!(crc32c::crc32c(built.as_slice()), d.new_crc);
+        // Regions 0..100 and the rest of their two words dirty; the rest kept.
+        assert!(built.as_slice()[1024..1040].iter().all(|&b| b == 0));
+        assert_eq!(&built.as_slice()[1040..], &raw[1040..]);
+        // Bytes other than those compared are never made into a buffer to write.
+        assert!(matches!(
+            build(&io, 1536, &new, d.old_crc ^ 1),
+            Err(LogError::Changed)
+        ));
+    }
 
     #[test]
     fn bits_are_set_within_the_piece_only() {

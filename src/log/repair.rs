@@ -209,18 +209,18 @@ impl Changes {
     }
 
     /// One line per structure that changes; empty when nothing does.
-    pub fn lines(self) -> Vec<String> {
-        let mut lines = self.header;
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = self.header.clone();
         if self.padding > 0 {
             lines.push(format!(
                 "header area: {} bytes of 16..1023 change",
                 self.padding
             ));
         }
-        if let Some((n, s)) = self.cleaned.line() {
+        if let Some((n, s)) = self.cleaned.clone().line() {
             lines.push(format!("clean bitmap: {n} bits set (now clean): {s}"));
         }
-        if let Some((n, s)) = self.dirtied.line() {
+        if let Some((n, s)) = self.dirtied.clone().line() {
             lines.push(format!("clean bitmap: {n} bits cleared (now dirty): {s}"));
         }
         lines

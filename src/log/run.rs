@@ -18,10 +18,10 @@ use super::backup::{
     sync_file_and_dir, BackupHeader, BackupWriter, DeviceId, LegId, Target, RECORD_HEADER,
 };
 use super::device::write_update;
-use super::edit::{build, diff, NewLog};
+use super::edit::{build, diff, Diff, NewLog};
 use super::error::{require_bytes, LogError, GEOMETRY_SOURCE};
 use super::format::geometry::{buf_size, check_region_count, Geometry};
-use super::format::header::{Header, NrRegions, HEADER_SIZE, MAGIC};
+use super::format::header::{Header, NrRegions, MAGIC};
 use super::image::{read_header, LogImage, ReadOptions};
 use super::repair::{count, format_ranges, BitRepair};
 use super::restore::LogSpec;
@@ -286,25 +286,10 @@ pub fn repair<'a>(
     }
     // The backup comes before any write, legs included: if it cannot be made, nothing has
     // been touched.
-    let diff = Compared {
-        old_header: diff.old_header,
-        rest_changes: diff.rest_changes,
-        old_crc: diff.old_crc,
-        new_crc: diff.new_crc,
-    };
     if let Some(b) = &opts.backup {
         save_backup(b, opts.mode.legs(), log, &plan, &diff, report)?;
     }
     apply(log, &plan, &diff, &changes, progress, report)
-}
-
-/// What the comparison of the old buffer with the new one found, besides the report's
-/// lines.
-struct Compared {
-    old_header: [u8; HEADER_SIZE],
-    rest_changes: bool,
-    old_crc: u32,
-    new_crc: u32,
 }
 
 /// The plan phase: every check and every read, the legs' verification included.
@@ -425,7 +410,7 @@ fn verify(
 fn apply(
     log: &dyn ByteIo,
     plan: &Plan<'_>,
-    diff: &Compared,
+    diff: &Diff,
     changes: &[String],
     progress: &mut dyn Progress,
     report: &mut dyn Steps,
@@ -441,7 +426,8 @@ fn apply(
     change_lines.for_each(|l| report.step(l));
     // The one buffer this run holds whole: the one it writes. The device still holds what
     // was compared, so the new buffer is made from it again.
-    let mut new = build(log, plan.img.buf_size(), &plan.new_log(&plan.edit))?;
+    let new_log = plan.new_log(&plan.edit);
+    let mut new = build(log, plan.img.buf_size(), &new_log, diff.old_crc)?;
     write_update(log, &diff.old_header, &mut new, diff.rest_changes)?;
     report.step(format!("wrote {} bytes and flushed", new.len()));
     Ok(Outcome::Written {
@@ -468,7 +454,7 @@ fn save_backup(
     legs: &[Leg<'_>],
     log: &dyn ByteIo,
     plan: &Plan<'_>,
-    diff: &Compared,
+    diff: &Diff,
     report: &mut dyn Steps,
 ) -> Result<(), LogError> {
     let fail = |doing: &str, e: std::io::Error| LogError::Backup {
@@ -536,7 +522,7 @@ fn write_backup(
     header: &BackupHeader,
     log: &dyn ByteIo,
     plan: &Plan<'_>,
-    diff: &Compared,
+    diff: &Diff,
     fail: &dyn Fn(&str, std::io::Error) -> LogError,
 ) -> Result<(), LogError> {
     let mut w = BackupWriter::new(BufWriter::new(file), header)
@@ -603,7 +589,7 @@ pub fn restore(
     // Whether the bytes past the header change decides how the header goes out; then the
     // buffer is made whole, the one this run holds.
     let diff = diff(log, len, &new_log)?;
-    let mut new = build(log, len, &new_log)?;
+    let mut new = build(log, len, &new_log, diff.old_crc)?;
     write_update(log, &diff.old_header, &mut new, diff.rest_changes)?;
     Ok(len)
 }
