@@ -63,7 +63,8 @@ pub enum BitRepair {
     ForceResync,
     /// Clear the bits past the last region.
     ClearStrayBits,
-    /// Mark these regions clean (unsafe unless the legs are known identical there).
+    /// Mark these regions clean (unsafe unless the legs are known identical there). Applied
+    /// to pieces of the bitmap, they must be ascending and disjoint: see [`BitRepair::merged`].
     MarkClean(Vec<Range<u64>>),
 }
 
@@ -81,6 +82,23 @@ impl BitRepair {
         }
         Ok(())
     }
+
+    /// The same repair with the ranges to mark clean sorted and merged (overlapping or
+    /// adjacent ones into one), as each piece of the bitmap looks up the few it meets.
+    pub fn merged(self) -> BitRepair {
+        let BitRepair::MarkClean(mut ranges) = self else {
+            return self;
+        };
+        ranges.sort_by_key(|r| r.start);
+        let mut out: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+        for r in ranges {
+            match out.last_mut() {
+                Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+                _ => out.push(r),
+            }
+        }
+        BitRepair::MarkClean(out)
+    }
 }
 
 impl BitEdit for BitRepair {
@@ -91,7 +109,10 @@ impl BitEdit for BitRepair {
             BitRepair::ForceResync => bytes.fill(0),
             BitRepair::ClearStrayBits => set_bits(bytes, first, nr_regions..u64::MAX, false),
             BitRepair::MarkClean(ranges) => {
-                for r in ranges {
+                // Only the ranges that reach into this piece: a resync may mark millions.
+                let end = first + bytes.len() as u64 * 8;
+                let from = ranges.partition_point(|r| r.end <= first);
+                for r in ranges[from..].iter().take_while(|r| r.start < end) {
                     set_bits(bytes, first, r.start..r.end.min(nr_regions), true);
                 }
             }
@@ -302,6 +323,15 @@ mod tests {
         );
         let m = apply(BitRepair::MarkClean(vec![0..2])).unwrap();
         assert_eq!(m[0], 0xF3);
+        let unsorted = BitRepair::MarkClean(vec![70..80, 1..3, 2..4, 4..5, 100..101]);
+        assert_eq!(
+            unsorted.merged(),
+            BitRepair::MarkClean(vec![1..5, 70..80, 100..101])
+        );
+        // A piece of the bitmap from bit 64 on meets only the ranges that reach into it.
+        let mut piece = [0u8; 2];
+        BitRepair::MarkClean(vec![1..5, 60..66, 70..72, 90..100]).apply(200, 64, &mut piece);
+        assert_eq!(piece, [0b1100_0011, 0]);
         assert!(apply(BitRepair::MarkClean(vec![0..13])).is_err());
     }
 

@@ -350,8 +350,9 @@ fn plan<'a>(
         (Mode::Verify(_), Some(legs)) => (verify(log, &img, &legs, progress, report)?, None),
         (mode, _) => {
             let edit = bit_repair(mode);
+            // Checked as given, so that a refusal names a range the operator typed.
             edit.check(nr)?;
-            (edit, None)
+            (edit.merged(), None)
         }
     };
     Ok(Plan {
