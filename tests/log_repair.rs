@@ -1363,8 +1363,9 @@ fn repair_memory_is_at_most_the_buffer_it_writes() {
 
 #[test]
 fn undo_memory_is_the_saved_buffer_and_the_one_it_writes() {
-    // --undo holds the log's bytes from the backup and one buffer for the writes (the
-    // current bits under the undo's marker first, then the saved ones): 64 MiB here.
+    // --undo checks the backup against the devices a piece at a time, then holds the log's
+    // bytes from the backup and one buffer for the writes (the current bits under the
+    // undo's marker first, then the saved ones): 64 MiB here. A dry run holds neither.
     let dir = tempfile::tempdir().unwrap();
     let peak = |nr: u64| {
         let log = dir.path().join(format!("{nr}.img"));
@@ -1374,17 +1375,22 @@ fn undo_memory_is_the_saved_buffer_and_the_one_it_writes() {
             "log_repair",
             &["--force-resync", "--backup", s(&backup), s(&log)],
         );
+        let dry = peak_kib("log_repair", &["--undo", s(&backup), "--dry-run", s(&log)]);
         let kib = peak_kib("log_repair", &["--undo", s(&backup), s(&log)]);
         let j = dump_json(&log, &[]);
         assert_eq!(
             j["dirty"].as_u64(),
             Some(5 + 105 + 205 + 305 + 405 + 505 + 605 + 705)
         );
-        kib
+        (dry, kib)
     };
-    let small_kib = peak(8192);
-    let large_kib = peak(LARGE_LOG_REGIONS);
+    let (small_dry, small_kib) = peak(8192);
+    let (large_dry, large_kib) = peak(LARGE_LOG_REGIONS);
     let bitmap_kib = LARGE_LOG_REGIONS / 8 / 1024;
+    assert!(
+        large_dry <= small_dry + MEMORY_MARGIN_KIB,
+        "--dry-run: {small_dry} KiB, then {large_dry} KiB"
+    );
     assert!(
         large_kib <= small_kib + 2 * bitmap_kib + MEMORY_MARGIN_KIB,
         "{small_kib} KiB, then {large_kib} KiB"

@@ -16,7 +16,7 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
-use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Target};
+use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, RecordHead, Target};
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::format::header::HEADER_SIZE;
@@ -27,12 +27,13 @@ use super::stream::{read_pieces, PIECE_BYTES};
 /// Bytes that each land whole or not at all (the smallest logical block).
 const SECTOR: usize = 512;
 
-/// The header an undo of the log record `r` writes while it rewrites the bits.
-fn undo_header(r: &Record) -> [u8; HEADER_SIZE] {
+/// The header an undo of a log record writes while it rewrites the bits: `data_crc` is
+/// the crc32c of the bytes it puts back, `new_crc` the record's.
+fn undo_header(data_crc: u32, new_crc: u32) -> [u8; HEADER_SIZE] {
     let mut h = [0; HEADER_SIZE];
     h[..8].copy_from_slice(UNDO_IN_PROGRESS);
-    LE::write_u32(&mut h[8..12], crc32c::crc32c(&r.data));
-    LE::write_u32(&mut h[12..], r.new_crc);
+    LE::write_u32(&mut h[8..12], data_crc);
+    LE::write_u32(&mut h[12..], new_crc);
     h
 }
 
@@ -239,20 +240,21 @@ pub fn undo(
         Target::Log => 0,
         Target::Leg(i) => i + 1,
     };
-    for_each_record(header, opts.backup, &mut |r| {
-        let now = compare(device(r.target), &r, legs)?;
+    for_each_seen(header, opts.backup, &device, legs, &mut |seen| {
+        let (r, now) = (&seen.head, &seen.now);
         let crc = now.crc;
         let expected = crc == r.new_crc
             || now.backup
             || opts.force
-            || interrupted_copy(header, &r, device(r.target), legs)?
-            || (is_log_buffer(&r) && now.header == undo_header(&r));
+            || interrupted_copy(header, r, &seen.leg_data, device(r.target), legs)?
+            || (is_log_buffer(r.target, r.offset, r.len)
+                && now.header == undo_header(seen.data_crc, r.new_crc));
         if !expected {
             let message = format!(
                 "undo: bytes {}..{} hold neither what the run wrote nor what the backup holds: \
                  changed since (the mirror was activated?); --force puts the backup back anyway",
                 r.offset,
-                r.offset + r.data.len() as u64
+                r.offset + r.len as u64
             );
             return Err(match r.target {
                 Target::Log => LogError::Undo(message),
@@ -268,7 +270,7 @@ pub fn undo(
         }
         let t = &mut tally[slot(r.target)];
         t.records += 1;
-        t.bytes += r.data.len() as u64;
+        t.bytes += r.len as u64;
         Ok(())
     })?;
     let targets: Vec<Target> = std::iter::once(Target::Log)
@@ -330,7 +332,7 @@ pub fn undo(
             ));
             log_synced = true;
         }
-        if is_log_buffer(&r) {
+        if is_log_buffer(r.target, r.offset, r.data.len()) {
             return put_back_log(device(r.target), &r);
         }
         let mut buf = AlignedBuf::zeroed(r.data.len());
@@ -355,10 +357,10 @@ pub fn undo(
     })
 }
 
-/// Whether `r` is the log's buffer (the record at offset 0 of the log, at least its
-/// header's sector).
-fn is_log_buffer(r: &Record) -> bool {
-    r.target == Target::Log && r.offset == 0 && r.data.len() >= SECTOR
+/// Whether the record of `len` bytes at `offset` of `target` is the log's buffer (at
+/// offset 0 of the log, at least its header's sector).
+fn is_log_buffer(target: Target, offset: u64, len: usize) -> bool {
+    target == Target::Log && offset == 0 && len >= SECTOR
 }
 
 /// Writes the log's buffer `r.data` over what the log holds now (both from offset 0), each
@@ -378,7 +380,7 @@ fn put_back_log(io: &dyn ByteIo, r: &Record) -> Result<(), LogError> {
         differ |= now[from..] != r.data[at + from..at + now.len()];
         Ok(())
     })?;
-    let marker = undo_header(r);
+    let marker = undo_header(crc32c::crc32c(&r.data), r.new_crc);
     let mut buf = if differ {
         let mut now = read_prefix(io, len)?;
         now.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
@@ -406,59 +408,86 @@ struct Now {
     header: [u8; HEADER_SIZE],
 }
 
-/// Reads the bytes of `io` where `r` goes, a piece at a time: a log's record is its whole
-/// buffer.
-fn compare(io: &dyn ByteIo, r: &Record, legs: &[UndoDevice<'_>]) -> Result<Now, LogError> {
-    let mut now = Now {
-        crc: 0,
-        backup: true,
-        header: [0; HEADER_SIZE],
-    };
-    let len = r.data.len() as u64;
-    each_piece(io, r.offset, len, r.target, legs, &mut |off, bytes| {
-        if off == 0 {
-            let n = HEADER_SIZE.min(bytes.len());
-            now.header[..n].copy_from_slice(&bytes[..n]);
-        }
-        now.crc = crc32c::crc32c_append(now.crc, bytes);
-        let at = crate::cast::index(off);
-        now.backup &= bytes == &r.data[at..at + bytes.len()];
-    })?;
-    Ok(now)
+/// A record as the checks see it: its head, the crc32c of its bytes, what the device holds
+/// there now, and a leg's bytes (one piece of a resync: small). A log's bytes are not kept.
+struct Seen {
+    head: RecordHead,
+    data_crc: u32,
+    now: Now,
+    leg_data: Vec<u8>,
 }
 
-/// Reads the `len` bytes at `offset` of `io`, device `t`, in pieces of at most
-/// [`PIECE_BYTES`], and hands each to `f` with its offset from `offset`.
-fn each_piece(
-    io: &dyn ByteIo,
-    offset: u64,
-    len: u64,
-    t: Target,
+/// Hands every record of the backup to `f`, in file order, each read a piece at a time
+/// and compared as it goes with what its device (`device`) holds: a log's record is its
+/// whole buffer, which the checks need no copy of.
+fn for_each_seen<'d>(
+    header: &BackupHeader,
+    path: &Path,
+    device: &dyn Fn(Target) -> &'d dyn ByteIo,
     legs: &[UndoDevice<'_>],
-    f: &mut dyn FnMut(u64, &[u8]),
+    f: &mut dyn FnMut(Seen) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
-    let mut buf = AlignedBuf::zeroed(crate::cast::index(len.min(PIECE_BYTES)));
-    let mut off = 0;
-    while off < len {
-        let n = crate::cast::index((len - off).min(PIECE_BYTES));
-        let piece = &mut buf.as_mut_slice()[..n];
-        io.read_at(piece, offset + off)
-            .map_err(|e| io_error(t, legs, "reading", e))?;
-        f(off, piece);
-        off += n as u64;
+    let mut input = reopen(header, path)?;
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
+    let piece = crate::cast::index(PIECE_BYTES);
+    let mut now_piece = AlignedBuf::zeroed(0);
+    loop {
+        let mut now = Now {
+            crc: 0,
+            backup: true,
+            header: [0; HEADER_SIZE],
+        };
+        let (mut data_crc, mut leg_data, mut failed) = (0, Vec::new(), None);
+        let next = reader.next_in_pieces(piece, &mut |h, off, bytes| {
+            data_crc = crc32c::crc32c_append(data_crc, bytes);
+            if h.target != Target::Log {
+                leg_data.extend_from_slice(bytes);
+            }
+            // A device's error waits for the record's checksum: a damaged backup is
+            // reported first, as when the record was read whole.
+            if failed.is_some() {
+                return;
+            }
+            if now_piece.len() < bytes.len() {
+                now_piece = AlignedBuf::zeroed(bytes.len());
+            }
+            let here = &mut now_piece.as_mut_slice()[..bytes.len()];
+            if let Err(e) = device(h.target).read_at(here, h.offset + off) {
+                failed = Some(io_error(h.target, legs, "reading", e));
+                return;
+            }
+            if off == 0 {
+                let n = HEADER_SIZE.min(here.len());
+                now.header[..n].copy_from_slice(&here[..n]);
+            }
+            now.crc = crc32c::crc32c_append(now.crc, here);
+            now.backup &= *here == *bytes;
+        });
+        let Some(head) = next.map_err(|e| about_backup(path, e))? else {
+            return Ok(());
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        f(Seen {
+            head,
+            data_crc,
+            now,
+            leg_data,
+        })?;
     }
-    Ok(())
 }
 
-/// Whether `now`, the bytes of a leg's record, is what an undo stopped by a power cut may
-/// leave there: each 512-byte sector (what a device writes whole) the backup's bytes or the
-/// run's. A resync writes on a leg what leg 0 holds at the same place of the mirror, and
+/// Whether what the leg of record `r` (the backup's bytes `data`) holds there now is what an
+/// undo stopped by a power cut may leave: each 512-byte sector (what a device writes whole)
+/// the backup's bytes or the run's. A resync writes on a leg what leg 0 holds at the same place of the mirror, and
 /// neither it nor the undo writes leg 0: so the run's bytes are read there, and `new_crc`
 /// confirms them. Without this, a crash in the middle of a leg's write would leave bytes
 /// that a second undo refuses as changed since the run.
 fn interrupted_copy(
     header: &BackupHeader,
-    r: &Record,
+    r: &RecordHead,
+    data: &[u8],
     io: &dyn ByteIo,
     legs: &[UndoDevice<'_>],
 ) -> Result<bool, LogError> {
@@ -466,27 +495,27 @@ fn interrupted_copy(
         return Ok(false);
     };
     // A leg's record is one piece of a resync: small.
-    let now = read(io, r.offset, r.data.len(), r.target, legs)?;
+    let now = read(io, r.offset, r.len, r.target, legs)?;
     let now = now.as_slice();
     let start = |leg: usize| header.legs[leg].offset.checked_mul(SECTOR as u64);
     let at = start(i)
         .and_then(|s| r.offset.checked_sub(s))
         .zip(start(0))
         .and_then(|(inside, s0)| inside.checked_add(s0));
-    let len = r.data.len() as u64;
+    let len = r.len as u64;
     let source = legs[0].io;
     let Some(at) = at.filter(|&a| a.checked_add(len).is_some_and(|e| e <= source.size_bytes()))
     else {
         return Ok(false);
     };
-    let run = read(source, at, r.data.len(), Target::Leg(0), legs)?;
+    let run = read(source, at, r.len, Target::Leg(0), legs)?;
     if crc32c::crc32c(run.as_slice()) != r.new_crc {
         return Ok(false);
     }
     Ok(now
         .chunks(SECTOR)
         .zip(run.as_slice().chunks(SECTOR))
-        .zip(r.data.chunks(SECTOR))
+        .zip(data.chunks(SECTOR))
         .all(|((n, w), b)| n == w || n == b))
 }
 
@@ -496,21 +525,26 @@ fn for_each_record(
     path: &Path,
     f: &mut dyn FnMut(Record) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
+    let mut input = reopen(header, path)?;
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
+    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
+        f(r)?;
+    }
+    Ok(())
+}
+
+/// The backup at `path` opened again, past its header, which must be `header` (checked by
+/// the caller). The devices' sizes were checked against the header's: a record that fits
+/// its device sizes no allocation beyond the device.
+fn reopen(header: &BackupHeader, path: &Path) -> Result<BufReader<File>, LogError> {
     let mut input = open(path)?;
-    // The header was checked by the caller; reading it again skips it.
     if BackupHeader::read(&mut input).map_err(|e| about_backup(path, e))? != *header {
         return Err(about_backup(
             path,
             LogError::Invalid("the file changed while it was read".into()),
         ));
     }
-    // The devices' sizes were checked against the header's: a record that fits its
-    // device sizes no allocation beyond the device.
-    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
-    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
-        f(r)?;
-    }
-    Ok(())
+    Ok(input)
 }
 
 /// Reads `len` bytes at `offset` of `io`, device `t`.
