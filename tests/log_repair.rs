@@ -1305,3 +1305,94 @@ fn a_backup_cut_short_is_removed_and_the_run_can_be_repeated() {
     ok("log_repair", &args);
     assert!(bak.exists());
 }
+
+#[test]
+fn repair_memory_is_at_most_the_buffer_it_writes() {
+    // A dry run compares the old buffer with the new one a piece at a time; a run that
+    // writes holds the one buffer it writes (32 MiB here), nothing more, within the margin.
+    let dir = tempfile::tempdir().unwrap();
+    let logs = |name: &str| {
+        let (small, large) = (
+            dir.path().join(name),
+            dir.path().join(format!("{name}.large")),
+        );
+        spread_log(&small, 8192);
+        spread_log(&large, LARGE_LOG_REGIONS);
+        (small, large)
+    };
+    let peak = |log: &Path, nr: u64, mode: &[&str], extra: &[&str]| {
+        let geometry = two_sector_geometry(nr);
+        let mut args = mode.to_vec();
+        args.extend(geometry.iter().map(String::as_str));
+        args.extend(extra);
+        args.push(s(log));
+        peak_kib("log_repair", &args)
+    };
+    let bitmap_kib = LARGE_LOG_REGIONS / 8 / 1024;
+    let modes: [&[&str]; 4] = [
+        &["--force-resync"],
+        &["--rewrite-header"],
+        &["--clear-stray-bits"],
+        &["--mark-clean", "0..64", "--unsafe-legs-identical"],
+    ];
+    for mode in modes {
+        let (small, large) = logs("dry");
+        let small_kib = peak(&small, 8192, mode, &["--dry-run"]);
+        let large_kib = peak(&large, LARGE_LOG_REGIONS, mode, &["--dry-run"]);
+        assert!(
+            large_kib <= small_kib + MEMORY_MARGIN_KIB,
+            "{mode:?} --dry-run: {small_kib} KiB, then {large_kib} KiB"
+        );
+    }
+    for (k, mode) in modes.iter().enumerate() {
+        let (small, large) = logs(&format!("w{k}"));
+        let backup = |log: &Path| format!("{}.bak", log.display());
+        let small_kib = peak(&small, 8192, mode, &["--backup", &backup(&small)]);
+        let large_kib = peak(
+            &large,
+            LARGE_LOG_REGIONS,
+            mode,
+            &["--backup", &backup(&large)],
+        );
+        assert!(
+            large_kib <= small_kib + bitmap_kib + MEMORY_MARGIN_KIB,
+            "{mode:?}: {small_kib} KiB, then {large_kib} KiB"
+        );
+    }
+}
+
+#[test]
+fn undo_memory_is_the_saved_buffer_and_the_one_it_writes() {
+    // --undo checks the backup against the devices a piece at a time, then holds the log's
+    // bytes from the backup and one buffer for the writes (the current bits under the
+    // undo's marker first, then the saved ones): 64 MiB here. A dry run holds neither.
+    let dir = tempfile::tempdir().unwrap();
+    let peak = |nr: u64| {
+        let log = dir.path().join(format!("{nr}.img"));
+        let backup = dir.path().join(format!("{nr}.bak"));
+        spread_log(&log, nr);
+        ok(
+            "log_repair",
+            &["--force-resync", "--backup", s(&backup), s(&log)],
+        );
+        let dry = peak_kib("log_repair", &["--undo", s(&backup), "--dry-run", s(&log)]);
+        let kib = peak_kib("log_repair", &["--undo", s(&backup), s(&log)]);
+        let j = dump_json(&log, &[]);
+        assert_eq!(
+            j["dirty"].as_u64(),
+            Some(5 + 105 + 205 + 305 + 405 + 505 + 605 + 705)
+        );
+        (dry, kib)
+    };
+    let (small_dry, small_kib) = peak(8192);
+    let (large_dry, large_kib) = peak(LARGE_LOG_REGIONS);
+    let bitmap_kib = LARGE_LOG_REGIONS / 8 / 1024;
+    assert!(
+        large_dry <= small_dry + MEMORY_MARGIN_KIB,
+        "--dry-run: {small_dry} KiB, then {large_dry} KiB"
+    );
+    assert!(
+        large_kib <= small_kib + 2 * bitmap_kib + MEMORY_MARGIN_KIB,
+        "{small_kib} KiB, then {large_kib} KiB"
+    );
+}

@@ -228,3 +228,50 @@ fn restore_refuses_to_write_the_log_over_its_input() {
         assert_eq!(std::fs::read(&xml).unwrap(), before);
     }
 }
+
+#[test]
+fn restore_memory_is_at_most_the_buffer_it_writes() {
+    // log_restore holds the one buffer it writes (32 MiB here), within the margin; the log
+    // it writes is the one dumped.
+    let dir = tempfile::tempdir().unwrap();
+    let peak = |nr: u64| {
+        let log = dir.path().join(format!("{nr}.img"));
+        spread_log(&log, nr);
+        let xml = dir.path().join(format!("{nr}.xml"));
+        ok("log_dump", &["-o", s(&xml), s(&log)]);
+        let out = dir.path().join(format!("{nr}.out"));
+        let f = std::fs::File::create(&out).unwrap();
+        f.set_len(std::fs::metadata(&log).unwrap().len()).unwrap();
+        let kib = peak_kib("log_restore", &["-i", s(&xml), "-o", s(&out)]);
+        // Compared a MiB at a time: the test's own memory counts in the next child's peak.
+        assert!(same_bytes(&out, &log), "{nr} regions");
+        kib
+    };
+    let small_kib = peak(8192);
+    let large_kib = peak(LARGE_LOG_REGIONS);
+    let bitmap_kib = LARGE_LOG_REGIONS / 8 / 1024;
+    assert!(
+        large_kib <= small_kib + bitmap_kib + MEMORY_MARGIN_KIB,
+        "{small_kib} KiB, then {large_kib} KiB"
+    );
+}
+
+/// Whether two files hold the same bytes, read a MiB at a time.
+fn same_bytes(a: &Path, b: &Path) -> bool {
+    use std::io::Read;
+    let (mut a, mut b) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
+    let (mut x, mut y) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = a.read(&mut x).unwrap();
+        let m = b.read(&mut y[..n.max(1)]).unwrap();
+        if n != m || x[..n] != y[..m] {
+            return false;
+        }
+        if n == 0 {
+            return true;
+        }
+    }
+}

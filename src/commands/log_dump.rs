@@ -11,7 +11,7 @@ use crate::cli::report::{error_message, failure_json, file_error, finding_line, 
 use crate::cli::{run_quiet, say, Output, EXIT_OK};
 use crate::json::Object;
 use crate::log::device::logical_block_size;
-use crate::log::dump::{inspect, render, DumpOptions, Format};
+use crate::log::dump::{inspect, render, DumpOptions, Format, RenderError};
 use crate::log::format::FORMAT;
 use crate::log::LogError;
 use crate::pdata::io::OpenMode;
@@ -163,7 +163,10 @@ fn dump(args: &Args) -> anyhow::Result<u8> {
         }
     }
     let mut out = Output::create(args.output.as_deref(), &[&args.log])?;
-    render(&report, args.format, &mut out)?;
+    match render(&report, &io, args.format, &mut out) {
+        Err(RenderError::Read(e)) => return Err(e).on_file(&args.log),
+        written => written?,
+    }
     out.commit()?;
     Ok(EXIT_OK)
 }

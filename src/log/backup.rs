@@ -158,6 +158,19 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
+/// Where a record's bytes go, as its head says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordHead {
+    /// Device the bytes belong to.
+    pub target: Target,
+    /// Byte offset on that device.
+    pub offset: u64,
+    /// crc32c of the bytes the run writes there.
+    pub new_crc: u32,
+    /// Number of bytes.
+    pub len: usize,
+}
+
 fn put_u32(out: &mut Vec<u8>, v: u32) {
     let at = out.len();
     out.resize(at + 4, 0);
@@ -316,17 +329,38 @@ impl<W: Write> BackupWriter<W> {
         old: &[u8],
         new_crc: u32,
     ) -> std::io::Result<()> {
+        let len = old.len() as u64;
+        self.begin_record(target, offset, len, crc32c::crc32c(old), new_crc)?;
+        self.data(old)
+    }
+
+    /// Starts the record of the `len` bytes found at `offset` on `target`, whose crc32c is
+    /// `old_crc`, which the run overwrites with bytes whose crc32c is `new_crc`. The caller
+    /// then hands in those bytes with [`BackupWriter::data`], all of them, in order: a
+    /// record of a log buffer too large to hold twice.
+    pub fn begin_record(
+        &mut self,
+        target: Target,
+        offset: u64,
+        len: u64,
+        old_crc: u32,
+        new_crc: u32,
+    ) -> std::io::Result<()> {
         let (kind, leg) = match target {
             Target::Log => (KIND_LOG, 0),
             Target::Leg(i) => (KIND_LEG, crate::cast::saturating_u32(i)),
         };
-        let head = record_head(kind, leg, offset, old.len() as u64, new_crc);
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&head), old);
+        let head = record_head(kind, leg, offset, len, new_crc);
+        let crc = crc32c::crc32c_combine(crc32c::crc32c(&head), old_crc, crate::cast::index(len));
         self.out.write_all(&head)?;
         self.out.write_u32::<LE>(crc)?;
-        self.out.write_all(old)?;
         self.records += 1;
         Ok(())
+    }
+
+    /// The next bytes of the record begun last.
+    pub fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(bytes)
     }
 
     /// Writes the end record and hands the writer back (to be synced).
@@ -363,6 +397,61 @@ impl<'a> BackupReader<'a> {
 
     /// The next record, or `None` after the end record.
     pub fn next_record(&mut self) -> Result<Option<Record>, LogError> {
+        let Some((h, head)) = self.next_head()? else {
+            return Ok(None);
+        };
+        let mut data = vec![0u8; h.len];
+        let n = self.records;
+        read_exact(self.input, &mut data, &format!("record {n}"))?;
+        self.check(&head, crc32c::crc32c(&data), h.len)?;
+        Ok(Some(Record {
+            target: h.target,
+            offset: h.offset,
+            new_crc: h.new_crc,
+            data,
+        }))
+    }
+
+    /// The next record's head, its bytes handed to `f` a piece of at most `piece` bytes at
+    /// a time with their offset in the record; `None` after the end record. `f` sees the
+    /// bytes before the record's checksum is checked: nothing may be done with them but
+    /// looking until this returns the head.
+    pub fn next_in_pieces(
+        &mut self,
+        piece: usize,
+        f: &mut dyn FnMut(&RecordHead, u64, &[u8]),
+    ) -> Result<Option<RecordHead>, LogError> {
+        let Some((h, head)) = self.next_head()? else {
+            return Ok(None);
+        };
+        let n = self.records;
+        let mut buf = vec![0u8; h.len.min(piece.max(1))];
+        let (mut off, mut crc) = (0, 0);
+        while off < h.len {
+            let bytes = &mut buf[..(h.len - off).min(piece.max(1))];
+            read_exact(self.input, bytes, &format!("record {n}"))?;
+            crc = crc32c::crc32c_append(crc, bytes);
+            f(&h, off as u64, bytes);
+            off += bytes.len();
+        }
+        self.check(&head, crc, h.len)?;
+        Ok(Some(h))
+    }
+
+    /// Checks the record whose head is `head` and whose bytes' crc32c is `data_crc`, and
+    /// counts it.
+    fn check(&mut self, head: &[u8; 32], data_crc: u32, len: usize) -> Result<(), LogError> {
+        let whole = crc32c::crc32c_combine(crc32c::crc32c(&head[..28]), data_crc, len);
+        if whole != le32(head, 28) {
+            return Err(bad(format!("record {}: bad checksum", self.records)));
+        }
+        self.records += 1;
+        Ok(())
+    }
+
+    /// The next record's head, checked against the devices' sizes (its checksum comes with
+    /// its bytes), or `None` after the end record.
+    fn next_head(&mut self) -> Result<Option<(RecordHead, [u8; 32])>, LogError> {
         if self.ended {
             return Ok(None);
         }
@@ -401,20 +490,15 @@ impl<'a> BackupReader<'a> {
                 "{length} bytes at offset {offset} do not fit the device ({size} bytes)"
             )));
         }
-        let length = usize::try_from(length)
+        let len = usize::try_from(length)
             .map_err(|_| wrong(&format!("{length} bytes do not fit in memory")))?;
-        let mut data = vec![0u8; length];
-        read_exact(self.input, &mut data, &format!("record {n}"))?;
-        if crc32c::crc32c_append(crc32c::crc32c(&head[..28]), &data) != le32(&head, 28) {
-            return Err(wrong("bad checksum"));
-        }
-        self.records += 1;
-        Ok(Some(Record {
+        let h = RecordHead {
             target,
             offset,
             new_crc,
-            data,
-        }))
+            len,
+        };
+        Ok(Some((h, head)))
     }
 }
 

@@ -76,19 +76,28 @@ pub fn write_prefix(io: &dyn ByteIo, buf: &AlignedBuf) -> Result<(), LogError> {
     io.sync().map_err(|e| LogError::io("flushing the log", e))
 }
 
-/// Replaces the log buffer `old` (as read from offset 0) by `new`, of the same length, so
-/// that no crash can pair a header with bits it was not written for. A write of several
-/// sectors may reach the disk in part: a new header over the old bits would make the kernel
-/// trust bits that the old header had it ignore (a log without the magic, a bad version,
-/// fewer regions). So when the header changes along with other bytes, the new buffer is
-/// first written under the old header and flushed, then written whole and flushed: the
-/// second write changes only the header's sector, which lands whole or not at all
-/// (docs/durability.md). Otherwise one write and a flush.
-pub fn write_update(io: &dyn ByteIo, old: &AlignedBuf, new: &AlignedBuf) -> Result<(), LogError> {
-    let mut first = new.duplicate();
-    first.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&old.as_slice()[..HEADER_SIZE]);
-    if first.as_slice() != old.as_slice() && first.as_slice() != new.as_slice() {
-        write_prefix(io, &first)?;
+/// Replaces the log buffer whose first 16 bytes are `old_header` by `new`, of the same
+/// length, so that no crash can pair a header with bits it was not written for; `rest_changes`
+/// says whether any byte past the header differs. A write of several sectors may reach the
+/// disk in part: a new header over the old bits would make the kernel trust bits that the
+/// old header had it ignore (a log without the magic, a bad version, fewer regions). So when
+/// the header changes along with other bytes, the new buffer is first written under the old
+/// header and flushed, then written whole and flushed: the second write changes only the
+/// header's sector, which lands whole or not at all (docs/durability.md). Otherwise one
+/// write and a flush. `new` is the only buffer: its header is swapped in place.
+pub fn write_update(
+    io: &dyn ByteIo,
+    old_header: &[u8; HEADER_SIZE],
+    new: &mut AlignedBuf,
+    rest_changes: bool,
+) -> Result<(), LogError> {
+    let mut new_header = [0u8; HEADER_SIZE];
+    new_header.copy_from_slice(&new.as_slice()[..HEADER_SIZE]);
+    if rest_changes && new_header != *old_header {
+        new.as_mut_slice()[..HEADER_SIZE].copy_from_slice(old_header);
+        let first = write_prefix(io, new);
+        new.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&new_header);
+        first?;
     }
     write_prefix(io, new)
 }
@@ -125,7 +134,10 @@ mod tests {
         };
         let writes = |old: &AlignedBuf, new: &AlignedBuf| {
             let io = CrashIo::new(old.as_slice().to_vec());
-            write_update(&io, old, new).unwrap();
+            let mut header = [0u8; HEADER_SIZE];
+            header.copy_from_slice(&old.as_slice()[..HEADER_SIZE]);
+            let rest = old.as_slice()[HEADER_SIZE..] != new.as_slice()[HEADER_SIZE..];
+            write_update(&io, &header, &mut new.duplicate(), rest).unwrap();
             let rec = io.recording();
             assert_eq!(rec.last(), new.as_slice());
             rec.events()

@@ -13,6 +13,7 @@ use super::error::LogError;
 use super::format::geometry::{bitset_bytes, buf_size, check_region_count, Geometry};
 use super::format::header::{Header, NrRegions, Padding, MAGIC, VERSION_1};
 use super::image::{read_header, LogImage, ReadOptions};
+use super::stream::{BitCounts, DirtyRanges};
 
 /// What `log_dump` knows besides the log itself.
 #[derive(Clone, Copy, Debug, Default)]
@@ -39,9 +40,10 @@ pub struct Report {
     pub device_size: u64,
     /// Logical block size used for `buf_size`.
     pub logical_block_size: u32,
-    /// The decoded log; `None` when the region count is unknown (LVM-initialised log and
-    /// no count given).
-    pub image: Option<LogImage>,
+    /// The checked log and what its bits count; `None` when the region count is unknown
+    /// (LVM-initialised log and no count given). The dirty ranges are read again from the
+    /// device as they are rendered.
+    pub image: Option<(LogImage, BitCounts)>,
     /// Region size and length, when given (checked against the region count).
     pub geometry: Option<Geometry>,
     /// Problems and remarks, most serious first (docs/dirty-log-format.md §9.2).
@@ -82,11 +84,13 @@ pub fn inspect(io: &dyn ByteIo, opts: &DumpOptions) -> Result<Report, LogError> 
                 nr_regions: count,
                 ..ReadOptions::strict(opts.logical_block_size)
             };
-            Some(LogImage::read(io, &ro)?)
+            let img = LogImage::read(io, &ro)?;
+            let counts = img.count_bits(io)?;
+            Some((img, counts))
         }
     };
-    if let Some(img) = image.as_ref() {
-        findings.extend(bitmap_findings(img));
+    if let Some((img, counts)) = image.as_ref() {
+        findings.extend(bitmap_findings(img, counts));
     }
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Ok(Report {
@@ -199,9 +203,9 @@ fn regions_to_read(
 }
 
 /// What the bits say besides the dirty regions: stray bits, stale bytes.
-fn bitmap_findings(img: &LogImage) -> Vec<Problem> {
+fn bitmap_findings(img: &LogImage, counts: &BitCounts) -> Vec<Problem> {
     let mut findings = Vec::new();
-    let stray = img.bitmap.stray_bits();
+    let stray = counts.stray;
     if stray > 0 {
         findings.push(finding(
             Severity::Note,
@@ -217,7 +221,7 @@ fn bitmap_findings(img: &LogImage) -> Vec<Problem> {
             ),
         ));
     }
-    let stale = img.stale_bytes_after_bitmap();
+    let stale = counts.stale;
     if stale > 0 {
         findings.push(finding(
             Severity::Note,
@@ -243,27 +247,60 @@ pub enum Format {
     Text,
 }
 
-/// Writes the report.
-pub fn render(r: &Report, format: Format, out: &mut dyn Write) -> io::Result<()> {
+/// Why a report could not be written out.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The log's bits could not be read again (the dirty ranges are read as they are
+    /// written out).
+    #[error(transparent)]
+    Read(LogError),
+    /// The output failed.
+    #[error(transparent)]
+    Write(#[from] io::Error),
+}
+
+/// Writes the report of the log on `io`, reading its dirty ranges from there, one piece of
+/// the bitmap at a time.
+pub fn render(
+    r: &Report,
+    io: &dyn ByteIo,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<(), RenderError> {
+    let ranges = |img: &LogImage| img.dirty_ranges(io);
     match format {
-        Format::Xml => render_xml(r, out),
-        Format::Json => render_json(r, out),
-        Format::Text => render_text(r, out),
+        Format::Xml => render_xml(r, &ranges, out),
+        Format::Json => render_json(r, &ranges, out),
+        Format::Text => render_text(r, &ranges, out),
     }
+}
+
+/// How a renderer reads the dirty ranges of the log, as many times as it needs them.
+type Ranges<'r> = dyn Fn(&LogImage) -> DirtyRanges<'r> + 'r;
+
+/// Writes each of `ranges` with `write`, then reports the read error that ended them early.
+fn each_range(
+    mut ranges: DirtyRanges<'_>,
+    write: &mut dyn FnMut(Range<u64>) -> io::Result<()>,
+) -> Result<(), RenderError> {
+    for d in ranges.by_ref() {
+        write(d)?;
+    }
+    ranges.finish().map_err(RenderError::Read)
 }
 
 fn sectors(r: &Report, range: &Range<u64>) -> Option<Range<u64>> {
     r.geometry.map(|g| g.range_sectors(range))
 }
 
-fn render_xml(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+fn render_xml(r: &Report, ranges: &Ranges<'_>, out: &mut dyn Write) -> Result<(), RenderError> {
     write!(
         out,
         "<dirty_log version=\"{}\" nr_regions=\"{}\"",
         r.header.version, r.header.nr_regions
     )?;
-    let Some(img) = r.image.as_ref() else {
-        return writeln!(out, "/>");
+    let Some((img, counts)) = r.image.as_ref() else {
+        return Ok(writeln!(out, "/>")?);
     };
     if img.nr_regions != r.header.nr_regions {
         write!(out, " regions=\"{}\"", img.nr_regions)?;
@@ -271,35 +308,34 @@ fn render_xml(r: &Report, out: &mut dyn Write) -> io::Result<()> {
     if let Some(g) = r.geometry {
         write!(out, " region_size=\"{}\"", g.region_size())?;
     }
-    let dirty = img.bitmap.dirty_ranges();
     writeln!(
         out,
         " clean=\"{}\" dirty=\"{}\">",
-        img.bitmap.count_clean(),
-        img.bitmap.count_dirty()
+        counts.clean,
+        img.nr_regions - counts.clean
     )?;
-    for d in &dirty {
+    each_range(ranges(img), &mut |d| {
         write!(out, "  <dirty begin=\"{}\" end=\"{}\"", d.start, d.end)?;
-        if let Some(s) = sectors(r, d) {
+        if let Some(s) = sectors(r, &d) {
             write!(
                 out,
                 " begin_sector=\"{}\" end_sector=\"{}\"",
                 s.start, s.end
             )?;
         }
-        writeln!(out, "/>")?;
-    }
-    writeln!(out, "</dirty_log>")
+        writeln!(out, "/>")
+    })?;
+    Ok(writeln!(out, "</dirty_log>")?)
 }
 
-fn render_json(r: &Report, out: &mut dyn Write) -> io::Result<()> {
-    let img = r.image.as_ref();
+fn render_json(r: &Report, ranges: &Ranges<'_>, out: &mut dyn Write) -> Result<(), RenderError> {
+    let img = r.image.as_ref().map(|(i, _)| i);
+    let counts = r.image.as_ref().map(|(_, c)| c);
     let state = match r.header.regions() {
         NrRegions::Count(_) => "count",
         NrRegions::LvmInitialised => "lvm-initialised",
         NrRegions::Invalid(_) => "invalid",
     };
-    let ranges = img.map(|i| i.bitmap.dirty_ranges()).unwrap_or_default();
     let mut o = Object::begin(out)?;
     o.field("magic", format!("{:#010x}", r.header.magic))?
         .field("magic_ok", r.header.magic == MAGIC)?
@@ -314,27 +350,44 @@ fn render_json(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         .field("device_size", r.device_size)?
         .field("region_size", r.geometry.map(|g| g.region_size()))?
         .field("length", r.geometry.map(|g| g.length()))?
-        .field("clean", img.map(|i| i.bitmap.count_clean()))?
-        .field("dirty", img.map(|i| i.bitmap.count_dirty()))?
-        .field("stray_bits", img.map(|i| i.bitmap.stray_bits()))?
+        .field("clean", counts.map(|c| c.clean))?
         .field(
-            "stale_bytes_after_bitmap",
-            img.map(|i| i.stale_bytes_after_bitmap()),
+            "dirty",
+            r.image.as_ref().map(|(i, c)| i.nr_regions - c.clean),
         )?
-        .field("units", "regions")?
-        .list("ranges", ranges.iter().map(|d| json::Range(d.start, d.end)))?;
+        .field("stray_bits", counts.map(|c| c.stray))?
+        .field("stale_bytes_after_bitmap", counts.map(|c| c.stale))?
+        .field("units", "regions")?;
+    // Each list reads the ranges anew: nothing holds them all.
+    let mut read = img.map(ranges);
+    o.list(
+        "ranges",
+        read.iter_mut()
+            .flatten()
+            .map(|d| json::Range(d.start, d.end)),
+    )?;
+    finish(read)?;
     if r.geometry.is_some() {
-        let sectors = ranges.iter().filter_map(|d| sectors(r, d));
+        let mut read = img.map(ranges);
+        let sectors = read.iter_mut().flatten().filter_map(|d| sectors(r, &d));
         o.list(
             "sector_ranges",
             sectors.map(|s| json::Range(s.start, s.end)),
         )?;
+        finish(read)?;
     }
     o.list("findings", &r.findings)?.end()?;
-    writeln!(out)
+    Ok(writeln!(out)?)
 }
 
-fn render_text(r: &Report, out: &mut dyn Write) -> io::Result<()> {
+/// The read error that ended `ranges` early, if any.
+fn finish(ranges: Option<DirtyRanges<'_>>) -> Result<(), RenderError> {
+    ranges
+        .map_or(Ok(()), DirtyRanges::finish)
+        .map_err(RenderError::Read)
+}
+
+fn render_text(r: &Report, ranges: &Ranges<'_>, out: &mut dyn Write) -> Result<(), RenderError> {
     let h = &r.header;
     writeln!(out, "magic:              {:#010x} (MiRr, valid)", h.magic)?;
     writeln!(out, "version:            {}", h.version)?;
@@ -355,7 +408,7 @@ fn render_text(r: &Report, out: &mut dyn Write) -> io::Result<()> {
             g.length()
         )?;
     }
-    let Some(img) = r.image.as_ref() else {
+    let Some((img, counts)) = r.image.as_ref() else {
         writeln!(out, "clean bitmap:       not read (region count unknown)")?;
         return Ok(());
     };
@@ -368,18 +421,18 @@ fn render_text(r: &Report, out: &mut dyn Write) -> io::Result<()> {
         "buf_size:           {} bytes (device large enough)",
         buf_size(img.nr_regions, img.logical_block_size)
     )?;
-    writeln!(out, "clean regions:      {}", img.bitmap.count_clean())?;
-    writeln!(out, "dirty regions:      {}", img.bitmap.count_dirty())?;
-    let ranges = img.bitmap.dirty_ranges();
-    if !ranges.is_empty() {
+    let dirty = img.nr_regions - counts.clean;
+    writeln!(out, "clean regions:      {}", counts.clean)?;
+    writeln!(out, "dirty regions:      {dirty}")?;
+    if dirty > 0 {
         writeln!(out, "dirty ranges (end exclusive):")?;
-        for d in &ranges {
+        each_range(ranges(img), &mut |d| {
             write!(out, "  {} {}", d.start, d.end)?;
-            if let Some(s) = sectors(r, d) {
+            if let Some(s) = sectors(r, &d) {
                 write!(out, "  (sectors {} {})", s.start, s.end)?;
             }
-            writeln!(out)?;
-        }
+            writeln!(out)
+        })?;
     }
     for f in &r.findings {
         writeln!(out, "{f}")?;

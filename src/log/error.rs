@@ -75,6 +75,13 @@ pub enum LogError {
     /// The XML input of `log_restore` is malformed or inconsistent.
     #[error("{0}")]
     Xml(crate::xml::XmlError),
+    /// The log's bytes changed between two reads of one run: what was compared (and saved)
+    /// is not what the write would replace.
+    #[error(
+        "log buffer: changed while this run read it (another writer?); nothing was written to \
+         it; make sure nothing else writes to the log, then run again"
+    )]
+    Changed,
     /// A command-line value (ranges, leg specification) is malformed.
     #[error("{0}")]
     Invalid(String),

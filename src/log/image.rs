@@ -7,10 +7,10 @@ use super::device::read_prefix;
 use super::error::{require_bytes, LogError};
 use super::format::bitmap::Bitmap;
 use super::format::geometry::{
-    bitmap_bytes_used, bitset_bytes, buf_size, BITMAP_OFFSET, BITMAP_START, MAX_REGIONS,
+    bitmap_bytes_used, buf_size, BITMAP_OFFSET, BITMAP_START, MAX_REGIONS,
 };
 use super::format::header::{Header, NrRegions, Padding, HEADER_SIZE};
-use crate::pdata::io::AlignedBuf;
+use super::stream::{count_bits, BitCounts, DirtyRanges};
 
 /// How strictly to read a log.
 #[derive(Clone, Copy, Debug)]
@@ -37,19 +37,18 @@ impl ReadOptions {
     }
 }
 
-/// The first `buf_size` bytes of a log device, decoded.
+/// A log checked the way the kernel reads it at activation: header, region count, and a
+/// device that holds the whole kernel buffer. The bits stay on the device: they are read
+/// in bounded pieces ([`crate::log::stream`]) or, by [`LogImage::bitmap`], whole.
 pub struct LogImage {
     /// The header as stored.
     pub header: Header,
-    /// The region count the bitmap was read for.
+    /// The region count the bitmap is read for.
     pub nr_regions: u64,
-    /// The clean bits.
-    pub bitmap: Bitmap,
     /// Logical block size used for `buf_size`.
     pub logical_block_size: u32,
     /// Size of the device in bytes.
     pub device_size: u64,
-    buf: AlignedBuf,
 }
 
 /// Reads the header alone: the device must hold 16 bytes.
@@ -65,8 +64,9 @@ pub fn read_header(io: &dyn ByteIo) -> Result<(Header, Padding), LogError> {
 }
 
 impl LogImage {
-    /// Reads and checks a log: magic, version, `nr_regions`, then the whole kernel buffer,
-    /// which must fit on the device (the bitmap first, then the rounded buffer).
+    /// Reads and checks a log: magic, version, `nr_regions`, then that the whole kernel
+    /// buffer fits on the device (the bitmap first, then the rounded buffer). The bits are
+    /// not read here.
     pub fn read(io: &dyn ByteIo, opts: &ReadOptions) -> Result<LogImage, LogError> {
         let (header, _) = read_header(io)?;
         if !opts.accept_bad_magic {
@@ -97,71 +97,33 @@ impl LogImage {
             len,
             size,
         )?;
-        let buf = read_prefix(io, len)?;
-        let bitmap = Bitmap::unpack(nr_regions, &buf.as_slice()[BITMAP_START..])?;
         Ok(LogImage {
             header,
             nr_regions,
-            bitmap,
             logical_block_size: opts.logical_block_size,
             device_size: size,
-            buf,
         })
-    }
-
-    /// The bytes read: the kernel's whole buffer.
-    pub fn bytes(&self) -> &AlignedBuf {
-        &self.buf
-    }
-
-    /// What bytes 16..1023 hold.
-    pub fn padding(&self) -> Padding {
-        Padding::of(self.buf.as_slice())
     }
 
     /// `buf_size` for this log.
     pub fn buf_size(&self) -> u64 {
-        self.buf.len() as u64
+        buf_size(self.nr_regions, self.logical_block_size)
     }
 
-    /// Non-zero bytes after the bitmap's 64-bit words and before `buf_size`: bits of a
-    /// larger, earlier mirror that the kernel kept when the mirror shrank.
-    pub fn stale_bytes_after_bitmap(&self) -> u64 {
-        let from = crate::cast::index(BITMAP_OFFSET + bitset_bytes(self.nr_regions));
-        self.buf
-            .as_slice()
-            .get(from..)
-            .unwrap_or(&[])
-            .iter()
-            .filter(|&&b| b != 0)
-            .count() as u64
+    /// Counts the clean regions, the stray bits and the stale bytes, reading the buffer in
+    /// pieces.
+    pub fn count_bits(&self, io: &dyn ByteIo) -> Result<BitCounts, LogError> {
+        count_bits(io, self.nr_regions, self.buf_size())
     }
 
-    /// The buffer this log would have with `header` and `bitmap` written into it, everything
-    /// else (header padding, bytes after the bitmap) preserved. `len` is the new `buf_size`;
-    /// bytes beyond what was read come from `io`.
-    pub fn render(
-        &self,
-        io: &dyn ByteIo,
-        header: &Header,
-        bitmap: &Bitmap,
-        len: u64,
-    ) -> Result<(AlignedBuf, AlignedBuf), LogError> {
-        let old = if len == self.buf_size() {
-            self.buf.duplicate()
-        } else {
-            read_prefix(io, len)?
-        };
-        let new = compose(&old, header, bitmap);
-        Ok((old, new))
+    /// The dirty ranges, read from `io` in pieces.
+    pub fn dirty_ranges<'a>(&self, io: &'a dyn ByteIo) -> DirtyRanges<'a> {
+        DirtyRanges::new(io, self.nr_regions, self.buf_size())
     }
-}
 
-/// `base` with `header` and `bitmap` written into it.
-pub fn compose(base: &AlignedBuf, header: &Header, bitmap: &Bitmap) -> AlignedBuf {
-    let mut new = base.duplicate();
-    let bytes = new.as_mut_slice();
-    header.pack(bytes);
-    bitmap.pack(&mut bytes[BITMAP_START..]);
-    new
+    /// The whole bitmap, read at once (for random access to the bits).
+    pub fn bitmap(&self, io: &dyn ByteIo) -> Result<Bitmap, LogError> {
+        let buf = read_prefix(io, self.buf_size())?;
+        Bitmap::unpack(self.nr_regions, &buf.as_slice()[BITMAP_START..])
+    }
 }

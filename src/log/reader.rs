@@ -29,13 +29,15 @@ use std::path::Path;
 
 use super::device::{logical_block_size, open};
 use super::error::LogError;
+use super::format::bitmap::Bitmap;
 use super::image::{LogImage, ReadOptions};
 use crate::pdata::io::OpenMode;
 
 /// A disk log read as the kernel reads it: magic, version, region count, and the clean bit
 /// of every region.
 pub struct DirtyLog {
-    image: LogImage,
+    nr_regions: u64,
+    bitmap: Bitmap,
 }
 
 impl DirtyLog {
@@ -47,25 +49,27 @@ impl DirtyLog {
         let path = path.as_ref();
         let io = open(path, OpenMode::ReadExclusive)?;
         let opts = ReadOptions::strict(logical_block_size(path, None)?);
+        let image = LogImage::read(&io, &opts)?;
         Ok(DirtyLog {
-            image: LogImage::read(&io, &opts)?,
+            nr_regions: image.nr_regions,
+            bitmap: image.bitmap(&io)?,
         })
     }
 
     /// The mirror's region count, as the header gives it.
     pub fn nr_regions(&self) -> u64 {
-        self.image.nr_regions
+        self.nr_regions
     }
 
     /// Whether region `region` is in sync (its clean bit set). A region past the end is not.
     pub fn in_sync(&self, region: u64) -> bool {
-        region < self.image.nr_regions && self.image.bitmap.is_clean(region)
+        region < self.nr_regions && self.bitmap.is_clean(region)
     }
 
     /// The regions out of sync (to be copied from the primary leg), as maximal half-open
     /// ranges of region numbers, ascending.
     pub fn out_of_sync(&self) -> impl Iterator<Item = Range<u64>> + '_ {
-        self.image.bitmap.dirty_ranges().into_iter()
+        self.bitmap.dirty_ranges().into_iter()
     }
 }
 
@@ -73,7 +77,6 @@ impl DirtyLog {
 /// of sync. Not part of the stable API.
 #[doc(hidden)]
 pub fn example_log(path: &Path) -> std::io::Result<()> {
-    use super::format::bitmap::Bitmap;
     use super::format::geometry::BITMAP_START;
     use super::format::header::Header;
 

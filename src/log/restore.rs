@@ -4,8 +4,8 @@
 use std::io::Read;
 use std::ops::Range;
 
+use super::edit::{set_bits, BitEdit};
 use super::error::LogError;
-use super::format::bitmap::Bitmap;
 use super::format::geometry::MAX_REGIONS;
 use super::format::header::{Header, NR_REGIONS_LVM_INITIALISED, VERSION, VERSION_1};
 use crate::xml::markup::{lossy, Markup, Tag};
@@ -33,14 +33,18 @@ impl LogSpec {
             ..Header::new(self.nr_regions)
         }
     }
+}
 
-    /// The clean bitmap to write: every region clean except the dirty ranges.
-    pub fn bitmap(&self) -> Bitmap {
-        let mut b = Bitmap::filled(self.regions, true);
+/// The bits of a described log, whatever the log held: every region clean except the dirty
+/// ranges, the bits past the last region clear. The caller gives `nr_regions` =
+/// `self.regions`.
+impl BitEdit for LogSpec {
+    fn apply(&self, nr_regions: u64, first: u64, bytes: &mut [u8]) {
+        set_bits(bytes, first, 0..nr_regions, true);
+        set_bits(bytes, first, nr_regions..u64::MAX, false);
         for d in &self.dirty {
-            b.set_range(d.clone(), false);
+            set_bits(bytes, first, d.clone(), false);
         }
-        b
     }
 }
 
@@ -379,6 +383,7 @@ pub fn parse(input: impl Read) -> Result<LogSpec, LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::log::format::bitmap::Bitmap;
 
     #[test]
     fn log_dump_xml_is_read_back() {
@@ -387,7 +392,9 @@ mod tests {
         assert_eq!(s.version, 2);
         assert_eq!(s.nr_regions, 512);
         assert_eq!(s.dirty, vec![96..98]);
-        let b = s.bitmap();
+        let mut raw = [0xAAu8; 64];
+        s.apply(512, 0, &mut raw);
+        let b = Bitmap::unpack(512, &raw).unwrap();
         assert_eq!(b.count_dirty(), 2);
         assert_eq!(b.dirty_ranges(), vec![96..98]);
     }

@@ -8,7 +8,6 @@ use crate::pdata::io::{same_file, AlignedBuf, ByteIo, FileIo, OpenMode};
 
 use super::device::open;
 use super::error::LogError;
-use super::format::bitmap::Bitmap;
 use super::format::geometry::{Geometry, SECTOR_SIZE};
 
 /// Bytes copied or compared per I/O: large regions are handled in pieces of this size (and
@@ -200,11 +199,10 @@ impl<'a> Legs<'a> {
         self.geometry
     }
 
-    /// Bytes of mirror data in the dirty regions of `bitmap`: what a resync copies from
-    /// leg 0 (to each other leg) and what a verification reads per leg.
-    pub fn dirty_bytes(&self, bitmap: &Bitmap) -> u64 {
-        bitmap
-            .dirty_ranges()
+    /// Bytes of mirror data in the regions `dirty`: what a resync copies from leg 0 (to
+    /// each other leg) and what a verification reads per leg.
+    pub fn dirty_bytes(&self, dirty: &[Range<u64>]) -> u64 {
+        dirty
             .iter()
             .map(|r| {
                 let s = self.geometry.range_sectors(r);
@@ -293,16 +291,15 @@ impl<'a> Legs<'a> {
         Ok(())
     }
 
-    /// Copies every dirty region of `bitmap` from leg 0 to every other leg (the last region
-    /// only up to the mirror's length), makes the legs durable, and only then marks those
-    /// regions clean in `bitmap`. Clean regions and leg 0 are never written. Returns the
-    /// regions copied. `progress` gets the bytes read from leg 0 as they are copied.
+    /// Copies the regions `dirty` from leg 0 to every other leg (the last region only up to
+    /// the mirror's length) and makes the legs durable; only then may the caller mark those
+    /// regions clean. Other regions and leg 0 are never written. `progress` gets the bytes
+    /// read from leg 0 as they are copied.
     pub fn resync(
         &self,
-        bitmap: &mut Bitmap,
+        dirty: &[Range<u64>],
         progress: &mut dyn FnMut(u64),
-    ) -> Result<Vec<Range<u64>>, LogError> {
-        let dirty = bitmap.dirty_ranges();
+    ) -> Result<(), LogError> {
         let mut buf = AlignedBuf::zeroed(CHUNK_BYTES);
         for r in dirty.iter().flat_map(|d| d.clone()) {
             for (off, len) in self.chunks(r) {
@@ -322,24 +319,21 @@ impl<'a> Legs<'a> {
                 .sync()
                 .map_err(|e| self.io_error(i, "flushing", e))?;
         }
-        for d in &dirty {
-            bitmap.set_range(d.clone(), true);
-        }
-        Ok(dirty)
+        Ok(())
     }
 
-    /// Compares every dirty region of `bitmap` across all legs and marks clean in `bitmap`
-    /// those where every leg holds the same bytes. Returns the regions that differ (left
-    /// dirty). No leg is written. `progress` gets the bytes compared per leg.
+    /// Compares the regions `dirty` across all legs. Returns those where every leg holds
+    /// the same bytes (to be marked clean) and those that differ (left dirty), as ascending
+    /// ranges. No leg is written. `progress` gets the bytes compared per leg.
     pub fn verify(
         &self,
-        bitmap: &mut Bitmap,
+        dirty: &[Range<u64>],
         progress: &mut dyn FnMut(u64),
-    ) -> Result<Vec<Range<u64>>, LogError> {
-        let mut differ: Vec<Range<u64>> = Vec::new();
+    ) -> Result<Verified, LogError> {
+        let mut found = Verified::default();
         let mut a = AlignedBuf::zeroed(CHUNK_BYTES);
         let mut b = AlignedBuf::zeroed(CHUNK_BYTES);
-        for r in bitmap.dirty_ranges().into_iter().flatten() {
+        for r in dirty.iter().flat_map(|d| d.clone()) {
             let mut same = true;
             for (off, len) in self.chunks(r) {
                 if !same {
@@ -356,17 +350,27 @@ impl<'a> Legs<'a> {
                 }
                 progress(len);
             }
-            if same {
-                bitmap.set(r, true);
+            let to = if same {
+                &mut found.same
             } else {
-                match differ.last_mut() {
-                    Some(last) if last.end == r => last.end = r + 1,
-                    _ => differ.push(r..r + 1),
-                }
+                &mut found.differ
+            };
+            match to.last_mut() {
+                Some(last) if last.end == r => last.end = r + 1,
+                _ => to.push(r..r + 1),
             }
         }
-        Ok(differ)
+        Ok(found)
     }
+}
+
+/// What a verification found among the dirty regions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verified {
+    /// Regions identical on every leg.
+    pub same: Vec<Range<u64>>,
+    /// Regions that differ between legs.
+    pub differ: Vec<Range<u64>>,
 }
 
 #[cfg(test)]
@@ -389,6 +393,8 @@ mod tests {
     }
 
     #[test]
+    // Lists of one range of regions are values under test, not a mistaken `vec![a; n]`.
+    #[allow(clippy::single_range_in_vec_init)]
     fn resync_copies_dirty_regions_only_and_verify_finds_differences() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
@@ -414,14 +420,17 @@ mod tests {
         b2[8192 + 4096] ^= 1;
         b2[8192 + 3 * 4096 + 100] ^= 1;
         std::fs::write(&l1, &b2).unwrap();
-        let mut bm = Bitmap::filled(4, true);
-        bm.set_range(0..2, false);
         let opened = open_legs(&specs, &log, false).unwrap();
         let refs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
         let legs = Legs::new(&refs, g).unwrap();
-        let differ = legs.verify(&mut bm, &mut |_| {}).unwrap();
-        assert_eq!(differ, vec![1..2]);
-        assert_eq!(bm.dirty_ranges(), vec![1..2]);
+        let found = legs.verify(&[0..2], &mut |_| {}).unwrap();
+        assert_eq!(
+            found,
+            Verified {
+                same: vec![0..1],
+                differ: vec![1..2]
+            }
+        );
         drop(legs);
         drop(refs);
         // The legs read above are closed (and their shared locks gone) before they are
@@ -431,12 +440,8 @@ mod tests {
         let refs: Vec<Leg> = opened.iter().map(OpenLeg::as_leg).collect();
         let legs = Legs::new(&refs, g).unwrap();
         let mut copied = 0;
-        assert_eq!(
-            legs.resync(&mut bm, &mut |n| copied += n).unwrap(),
-            vec![1..2]
-        );
+        legs.resync(&found.differ, &mut |n| copied += n).unwrap();
         assert_eq!(copied, 4096);
-        assert_eq!(bm.count_dirty(), 0);
         let after = std::fs::read(&l1).unwrap();
         assert_eq!(&after[8192 + 4096..8192 + 8192], &a[4096..8192]);
         assert_ne!(after[8192 + 3 * 4096 + 100], a[3 * 4096 + 100]);

@@ -12,20 +12,21 @@ use std::io::BufWriter;
 use std::ops::Range;
 use std::path::Path;
 
-use crate::pdata::io::{AlignedBuf, ByteIo};
+use crate::pdata::io::ByteIo;
 
 use super::backup::{
     sync_file_and_dir, BackupHeader, BackupWriter, DeviceId, LegId, Target, RECORD_HEADER,
 };
-use super::device::{read_prefix, write_update};
+use super::device::write_update;
+use super::edit::{build, diff, Diff, NewLog};
 use super::error::{require_bytes, LogError, GEOMETRY_SOURCE};
-use super::format::bitmap::Bitmap;
 use super::format::geometry::{buf_size, check_region_count, Geometry};
 use super::format::header::{Header, NrRegions, MAGIC};
-use super::image::{compose, read_header, LogImage, ReadOptions};
-use super::repair::{count, describe_changes, format_ranges, BitRepair};
+use super::image::{read_header, LogImage, ReadOptions};
+use super::repair::{count, format_ranges, BitRepair};
 use super::restore::LogSpec;
-use super::resync::{Leg, Legs};
+use super::resync::{Leg, Legs, Verified};
+use super::stream::read_pieces;
 
 /// What `log_repair` is asked to do.
 pub enum Mode<'a> {
@@ -227,13 +228,24 @@ impl PendingCopy<'_> {
     }
 }
 
-/// What a repair will do, worked out without writing anything: the log as read, its new
-/// bits, and the leg copy a resync still has to make.
+/// What a repair will do, worked out without writing anything: the log as checked, what
+/// happens to its bits, and the leg copy a resync still has to make.
 struct Plan<'a> {
     nr: u64,
     img: LogImage,
-    bits: Bitmap,
+    edit: BitRepair,
     copy: Option<PendingCopy<'a>>,
+}
+
+impl Plan<'_> {
+    /// The log buffer the repair writes, with `edit` on the bits.
+    fn new_log<'e>(&self, edit: &'e BitRepair) -> NewLog<'e> {
+        NewLog {
+            header: Header::new(self.nr),
+            nr_regions: self.nr,
+            edit,
+        }
+    }
 }
 
 /// Repairs the log on `log` as `opts` asks, in four phases: plan (read and check
@@ -253,13 +265,10 @@ pub fn repair<'a>(
     report: &mut dyn Steps,
 ) -> Result<Outcome, LogError> {
     let plan = plan(log, opts, progress, report)?;
-    let (old, new) = plan.img.render(
-        log,
-        &Header::new(plan.nr),
-        &plan.bits,
-        buf_size(plan.nr, opts.logical_block_size),
-    )?;
-    let changes = describe_changes(old.as_slice(), new.as_slice());
+    // Old and new buffers are compared piece by piece: nothing holds either whole before
+    // the buffer to write is made.
+    let diff = diff(log, plan.img.buf_size(), &plan.new_log(&plan.edit))?;
+    let changes = diff.changes.lines();
     if changes.is_empty() {
         if let (Some(c), false) = (&plan.copy, opts.dry_run) {
             // Nothing is dirty: the copy is empty.
@@ -278,9 +287,9 @@ pub fn repair<'a>(
     // The backup comes before any write, legs included: if it cannot be made, nothing has
     // been touched.
     if let Some(b) = &opts.backup {
-        save_backup(b, opts.mode.legs(), &plan, &old, &new, report)?;
+        save_backup(b, opts.mode.legs(), log, &plan, &diff, report)?;
     }
-    apply(log, &plan, old, new, &changes, progress, report)
+    apply(log, &plan, &diff, &changes, progress, report)
 }
 
 /// The plan phase: every check and every read, the legs' verification included.
@@ -321,9 +330,9 @@ fn plan<'a>(
             accept_bad_version: rewrites_header,
         },
     )?;
-    let (bits, copy) = match (&opts.mode, legs) {
+    let (edit, copy) = match (&opts.mode, legs) {
         (Mode::Resync(_), Some(legs)) => {
-            let copy = plan_copy(legs, &img.bitmap);
+            let copy = plan_copy(log, &img, legs)?;
             if opts.dry_run {
                 report.step(format!(
                     "would copy {} dirty regions ({} bytes) from {} to {}{}",
@@ -335,45 +344,57 @@ fn plan<'a>(
                 ));
             }
             // A resync marks exactly the dirty regions clean.
-            let mut bits = img.bitmap.clone();
-            for d in &copy.dirty {
-                bits.set_range(d.clone(), true);
-            }
-            (bits, Some(copy))
+            let edit = BitRepair::MarkClean(copy.dirty.clone());
+            (edit, Some(copy))
         }
-        (Mode::Verify(_), Some(legs)) => (verify(&legs, &img.bitmap, progress, report)?, None),
-        (mode, _) => (bit_repair(mode).apply(&img.bitmap)?, None),
+        (Mode::Verify(_), Some(legs)) => (verify(log, &img, &legs, progress, report)?, None),
+        (mode, _) => {
+            let edit = bit_repair(mode);
+            // Checked as given, so that a refusal names a range the operator typed.
+            edit.check(nr)?;
+            (edit.merged(), None)
+        }
     };
     Ok(Plan {
         nr,
         img,
-        bits,
+        edit,
         copy,
     })
 }
 
+/// The dirty ranges of the log, read from the device.
+fn dirty_ranges(log: &dyn ByteIo, img: &LogImage) -> Result<Vec<Range<u64>>, LogError> {
+    let mut ranges = img.dirty_ranges(log);
+    let dirty = ranges.by_ref().collect();
+    ranges.finish()?;
+    Ok(dirty)
+}
+
 /// The copy a resync makes: every dirty region, from leg 0 to the other legs.
-fn plan_copy<'a>(legs: Legs<'a>, bitmap: &Bitmap) -> PendingCopy<'a> {
-    let total = legs.dirty_bytes(bitmap);
-    PendingCopy {
-        legs,
-        dirty: bitmap.dirty_ranges(),
-        total,
-    }
+fn plan_copy<'a>(
+    log: &dyn ByteIo,
+    img: &LogImage,
+    legs: Legs<'a>,
+) -> Result<PendingCopy<'a>, LogError> {
+    let dirty = dirty_ranges(log, img)?;
+    let total = legs.dirty_bytes(&dirty);
+    Ok(PendingCopy { legs, dirty, total })
 }
 
 /// A verification: the dirty regions identical on every leg become clean.
 fn verify(
+    log: &dyn ByteIo,
+    img: &LogImage,
     legs: &Legs<'_>,
-    bitmap: &Bitmap,
     progress: &mut dyn Progress,
     report: &mut dyn Steps,
-) -> Result<Bitmap, LogError> {
-    let mut bits = bitmap.clone();
-    progress.begin("comparing dirty regions", legs.dirty_bytes(&bits));
-    let differ = legs.verify(&mut bits, &mut |n| progress.advance(n));
+) -> Result<BitRepair, LogError> {
+    let dirty = dirty_ranges(log, img)?;
+    progress.begin("comparing dirty regions", legs.dirty_bytes(&dirty));
+    let found = legs.verify(&dirty, &mut |n| progress.advance(n));
     progress.end();
-    let differ = differ?;
+    let Verified { same, differ } = found?;
     report.step(if differ.is_empty() {
         "every dirty region is identical on all legs".to_string()
     } else {
@@ -383,41 +404,32 @@ fn verify(
             format_ranges(&differ, usize::MAX)
         )
     });
-    Ok(bits)
+    Ok(BitRepair::MarkClean(same))
 }
 
 /// The apply phase: a resync's copy to the legs, then the write of the log.
 fn apply(
     log: &dyn ByteIo,
     plan: &Plan<'_>,
-    old: AlignedBuf,
-    new: AlignedBuf,
+    diff: &Diff,
     changes: &[String],
     progress: &mut dyn Progress,
     report: &mut dyn Steps,
 ) -> Result<Outcome, LogError> {
     let change_lines = changes.iter().map(|c| format!("changes: {c}"));
-    let new = match &plan.copy {
-        Some(c) => {
-            progress.begin("copying dirty regions", c.total);
-            let mut copied_bits = plan.img.bitmap.clone();
-            let copied = c
-                .legs
-                .resync(&mut copied_bits, &mut |n| progress.advance(n));
-            progress.end();
-            let copied = copied?;
-            report.step(c.line(&copied));
-            change_lines.for_each(|l| report.step(l));
-            // The log marks clean what the resync says reached every leg (the same regions
-            // as planned).
-            compose(&old, &Header::new(plan.nr), &copied_bits)
-        }
-        None => {
-            change_lines.for_each(|l| report.step(l));
-            new
-        }
-    };
-    write_update(log, &old, &new)?;
+    if let Some(c) = &plan.copy {
+        progress.begin("copying dirty regions", c.total);
+        let copied = c.legs.resync(&c.dirty, &mut |n| progress.advance(n));
+        progress.end();
+        copied?;
+        report.step(c.line(&c.dirty));
+    }
+    change_lines.for_each(|l| report.step(l));
+    // The one buffer this run holds whole: the one it writes. The device still holds what
+    // was compared, so the new buffer is made from it again.
+    let new_log = plan.new_log(&plan.edit);
+    let mut new = build(log, plan.img.buf_size(), &new_log, diff.old_crc)?;
+    write_update(log, &diff.old_header, &mut new, diff.rest_changes)?;
     report.step(format!("wrote {} bytes and flushed", new.len()));
     Ok(Outcome::Written {
         bytes: new.len() as u64,
@@ -441,9 +453,9 @@ fn bit_repair(mode: &Mode<'_>) -> BitRepair {
 fn save_backup(
     b: &BackupSpec<'_>,
     legs: &[Leg<'_>],
+    log: &dyn ByteIo,
     plan: &Plan<'_>,
-    old: &AlignedBuf,
-    new: &AlignedBuf,
+    diff: &Diff,
     report: &mut dyn Steps,
 ) -> Result<(), LogError> {
     let fail = |doing: &str, e: std::io::Error| LogError::Backup {
@@ -462,7 +474,7 @@ fn save_backup(
             })
             .collect(),
     };
-    let log_part = RECORD_HEADER + old.len() as u64;
+    let log_part = RECORD_HEADER + plan.img.buf_size();
     let (leg_part, what) = match &plan.copy {
         Some(c) => {
             let written = c.legs.leg_count() as u64 - 1;
@@ -480,7 +492,7 @@ fn save_backup(
     report.step(format!(
         "backup: writing {size} bytes to {}: the log's first {} bytes{what}",
         b.path.display(),
-        old.len()
+        plan.img.buf_size()
     ));
     let file = OpenOptions::new()
         .write(true)
@@ -490,7 +502,7 @@ fn save_backup(
     // A backup cut short is no backup, and its name would refuse the next run's: it is
     // removed on an error, or a signal, before it is complete.
     crate::interrupt::remove_on_signal(b.path, b.path);
-    let written = write_backup(file, b, &header, plan, old, new, &fail);
+    let written = write_backup(file, b, &header, log, plan, diff, &fail);
     crate::interrupt::forget(b.path);
     if let Err(e) = written {
         let _ = std::fs::remove_file(b.path);
@@ -509,20 +521,27 @@ fn write_backup(
     file: std::fs::File,
     b: &BackupSpec<'_>,
     header: &BackupHeader,
+    log: &dyn ByteIo,
     plan: &Plan<'_>,
-    old: &AlignedBuf,
-    new: &AlignedBuf,
+    diff: &Diff,
     fail: &dyn Fn(&str, std::io::Error) -> LogError,
 ) -> Result<(), LogError> {
     let mut w = BackupWriter::new(BufWriter::new(file), header)
         .map_err(|e| fail("writing the backup", e))?;
-    w.record(
-        Target::Log,
-        0,
-        old.as_slice(),
-        crc32c::crc32c(new.as_slice()),
-    )
-    .map_err(|e| fail("writing the backup", e))?;
+    // The log's bytes are read again, in pieces: the device still holds what was compared,
+    // which the checksum, taken then, confirms.
+    let len = plan.img.buf_size();
+    w.begin_record(Target::Log, 0, len, diff.old_crc, diff.new_crc)
+        .map_err(|e| fail("writing the backup", e))?;
+    let mut crc = 0;
+    read_pieces(log, len, &mut |_, piece| {
+        crc = crc32c::crc32c_append(crc, piece);
+        w.data(piece).map_err(|e| fail("writing the backup", e))
+    })?;
+    if crc != diff.old_crc {
+        let changed = std::io::Error::other("the log changed while it was being read");
+        return Err(fail("writing the backup", changed));
+    }
     if let Some(c) = &plan.copy {
         c.legs.before_resync(&c.dirty, &mut |p| {
             w.record(Target::Leg(p.leg), p.offset, p.data, p.new_crc)
@@ -552,9 +571,8 @@ pub fn restore(
 ) -> Result<u64, LogError> {
     let len = buf_size(spec.regions, logical_block_size);
     require_bytes("log buffer", len, log.size_bytes())?;
-    let base = read_prefix(log, len)?;
+    let (old, _) = read_header(log)?;
     if !force {
-        let old = Header::unpack(base.as_slice())?;
         if let (true, NrRegions::Count(n)) = (old.magic == MAGIC, old.regions()) {
             if n != 0 && n != spec.nr_regions {
                 return Err(LogError::OtherMirror {
@@ -564,8 +582,16 @@ pub fn restore(
             }
         }
     }
-    let new = compose(&base, &spec.header(), &spec.bitmap());
-    write_update(log, &base, &new)?;
+    let new_log = NewLog {
+        header: spec.header(),
+        nr_regions: spec.regions,
+        edit: spec,
+    };
+    // Whether the bytes past the header change decides how the header goes out; then the
+    // buffer is made whole, the one this run holds.
+    let diff = diff(log, len, &new_log)?;
+    let mut new = build(log, len, &new_log, diff.old_crc)?;
+    write_update(log, &diff.old_header, &mut new, diff.rest_changes)?;
     Ok(len)
 }
 

@@ -16,22 +16,24 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
-use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, Target};
+use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, RecordHead, Target};
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::format::header::HEADER_SIZE;
 use super::format::UNDO_IN_PROGRESS;
 use super::run::{Outcome, Steps};
+use super::stream::{read_pieces, PIECE_BYTES};
 
 /// Bytes that each land whole or not at all (the smallest logical block).
 const SECTOR: usize = 512;
 
-/// The header an undo of the log record `r` writes while it rewrites the bits.
-fn undo_header(r: &Record) -> [u8; HEADER_SIZE] {
+/// The header an undo of a log record writes while it rewrites the bits: `data_crc` is
+/// the crc32c of the bytes it puts back, `new_crc` the record's.
+fn undo_header(data_crc: u32, new_crc: u32) -> [u8; HEADER_SIZE] {
     let mut h = [0; HEADER_SIZE];
     h[..8].copy_from_slice(UNDO_IN_PROGRESS);
-    LE::write_u32(&mut h[8..12], crc32c::crc32c(&r.data));
-    LE::write_u32(&mut h[12..], r.new_crc);
+    LE::write_u32(&mut h[8..12], data_crc);
+    LE::write_u32(&mut h[12..], new_crc);
     h
 }
 
@@ -238,20 +240,21 @@ pub fn undo(
         Target::Log => 0,
         Target::Leg(i) => i + 1,
     };
-    for_each_record(header, opts.backup, &mut |r| {
-        let now = read(device(r.target), r.offset, r.data.len(), r.target, legs)?;
-        let crc = crc32c::crc32c(now.as_slice());
-        if crc != r.new_crc
-            && now.as_slice() != r.data.as_slice()
-            && !opts.force
-            && !interrupted_copy(header, &r, now.as_slice(), legs)?
-            && !(is_log_buffer(&r) && now.as_slice()[..HEADER_SIZE] == undo_header(&r))
-        {
+    for_each_seen(header, opts.backup, &device, legs, &mut |seen| {
+        let (r, now) = (&seen.head, &seen.now);
+        let crc = now.crc;
+        let expected = crc == r.new_crc
+            || now.backup
+            || opts.force
+            || interrupted_copy(header, r, &seen.leg_data, device(r.target), legs)?
+            || (is_log_buffer(r.target, r.offset, r.len)
+                && now.header == undo_header(seen.data_crc, r.new_crc));
+        if !expected {
             let message = format!(
                 "undo: bytes {}..{} hold neither what the run wrote nor what the backup holds: \
                  changed since (the mirror was activated?); --force puts the backup back anyway",
                 r.offset,
-                r.offset + r.data.len() as u64
+                r.offset + r.len as u64
             );
             return Err(match r.target {
                 Target::Log => LogError::Undo(message),
@@ -262,12 +265,12 @@ pub fn undo(
                 },
             });
         }
-        if opts.force && crc != r.new_crc && now.as_slice() != r.data.as_slice() {
+        if opts.force && crc != r.new_crc && !now.backup {
             changed[slot(r.target)] += 1;
         }
         let t = &mut tally[slot(r.target)];
         t.records += 1;
-        t.bytes += r.data.len() as u64;
+        t.bytes += r.len as u64;
         Ok(())
     })?;
     let targets: Vec<Target> = std::iter::once(Target::Log)
@@ -329,12 +332,11 @@ pub fn undo(
             ));
             log_synced = true;
         }
+        if is_log_buffer(r.target, r.offset, r.data.len()) {
+            return put_back_log(device(r.target), &r);
+        }
         let mut buf = AlignedBuf::zeroed(r.data.len());
         buf.as_mut_slice().copy_from_slice(&r.data);
-        if is_log_buffer(&r) {
-            let now = read_prefix(device(r.target), buf.len() as u64)?;
-            return put_back_log(device(r.target), &now, &buf, &undo_header(&r));
-        }
         device(r.target)
             .write_at(buf.as_slice(), r.offset)
             .map_err(|e| io_error(r.target, legs, "writing", e))
@@ -355,69 +357,165 @@ pub fn undo(
     })
 }
 
-/// Whether `r` is the log's buffer (the record at offset 0 of the log, at least its
-/// header's sector).
-fn is_log_buffer(r: &Record) -> bool {
-    r.target == Target::Log && r.offset == 0 && r.data.len() >= SECTOR
+/// Whether the record of `len` bytes at `offset` of `target` is the log's buffer (at
+/// offset 0 of the log, at least its header's sector).
+fn is_log_buffer(target: Target, offset: u64, len: usize) -> bool {
+    target == Target::Log && offset == 0 && len >= SECTOR
 }
 
-/// Writes the log's buffer `back` over `now` (both from offset 0), each write flushed.
-/// When only the header's sector changes, one write, which lands whole or not at all.
-/// Otherwise the bits are rewritten under `marker` (a torn write of them, or one under
-/// either header, could have the kernel trust a bit neither log has it trust, and would
-/// leave bytes a second undo could not tell from a log changed since): `marker` over `now`'s
-/// bits, then over `back`'s, then `back` whole; the first and last writes change only the
-/// header's sector.
-fn put_back_log(
-    io: &dyn ByteIo,
-    now: &AlignedBuf,
-    back: &AlignedBuf,
-    marker: &[u8; HEADER_SIZE],
-) -> Result<(), LogError> {
-    if now.as_slice()[SECTOR..] != back.as_slice()[SECTOR..] {
-        for base in [now, back] {
-            let mut step = base.duplicate();
-            step.as_mut_slice()[..HEADER_SIZE].copy_from_slice(marker);
-            write_prefix(io, &step)?;
-        }
+/// Writes the log's buffer `r.data` over what the log holds now (both from offset 0), each
+/// write flushed. When only the header's sector changes, one write, which lands whole or
+/// not at all. Otherwise the bits are rewritten under the undo's marker (a torn write of
+/// them, or one under either header, could have the kernel trust a bit neither log has it
+/// trust, and would leave bytes a second undo could not tell from a log changed since): the
+/// marker over the current bits, then over the backup's, then the backup's buffer whole;
+/// the first and last writes change only the header's sector. One buffer besides the
+/// record's bytes: it holds each write in turn.
+fn put_back_log(io: &dyn ByteIo, r: &Record) -> Result<(), LogError> {
+    let len = r.data.len() as u64;
+    let mut differ = false;
+    read_pieces(io, len, &mut |off, now| {
+        let from = crate::cast::index((SECTOR as u64).saturating_sub(off)).min(now.len());
+        let at = crate::cast::index(off);
+        differ |= now[from..] != r.data[at + from..at + now.len()];
+        Ok(())
+    })?;
+    let marker = undo_header(crc32c::crc32c(&r.data), r.new_crc);
+    let mut buf = if differ {
+        let mut now = read_prefix(io, len)?;
+        now.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
+        write_prefix(io, &now)?;
+        now
+    } else {
+        AlignedBuf::zeroed(r.data.len())
+    };
+    buf.as_mut_slice().copy_from_slice(&r.data);
+    if differ {
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
+        write_prefix(io, &buf)?;
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&r.data[..HEADER_SIZE]);
     }
-    write_prefix(io, back)
+    write_prefix(io, &buf)
 }
 
-/// Whether `now`, the bytes of a leg's record, is what an undo stopped by a power cut may
-/// leave there: each 512-byte sector (what a device writes whole) the backup's bytes or the
-/// run's. A resync writes on a leg what leg 0 holds at the same place of the mirror, and
+/// What a device holds where a record goes, against the record.
+struct Now {
+    /// crc32c of the bytes.
+    crc: u32,
+    /// Whether they are the backup's bytes already.
+    backup: bool,
+    /// The first 16 bytes (zeros past a shorter record).
+    header: [u8; HEADER_SIZE],
+}
+
+/// A record as the checks see it: its head, the crc32c of its bytes, what the device holds
+/// there now, and a leg's bytes (one piece of a resync: small). A log's bytes are not kept.
+struct Seen {
+    head: RecordHead,
+    data_crc: u32,
+    now: Now,
+    leg_data: Vec<u8>,
+}
+
+/// Hands every record of the backup to `f`, in file order, each read a piece at a time
+/// and compared as it goes with what its device (`device`) holds: a log's record is its
+/// whole buffer, which the checks need no copy of.
+fn for_each_seen<'d>(
+    header: &BackupHeader,
+    path: &Path,
+    device: &dyn Fn(Target) -> &'d dyn ByteIo,
+    legs: &[UndoDevice<'_>],
+    f: &mut dyn FnMut(Seen) -> Result<(), LogError>,
+) -> Result<(), LogError> {
+    let mut input = reopen(header, path)?;
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
+    let piece = crate::cast::index(PIECE_BYTES);
+    let mut now_piece = AlignedBuf::zeroed(0);
+    loop {
+        let mut now = Now {
+            crc: 0,
+            backup: true,
+            header: [0; HEADER_SIZE],
+        };
+        let (mut data_crc, mut leg_data, mut failed) = (0, Vec::new(), None);
+        let next = reader.next_in_pieces(piece, &mut |h, off, bytes| {
+            data_crc = crc32c::crc32c_append(data_crc, bytes);
+            if h.target != Target::Log {
+                leg_data.extend_from_slice(bytes);
+            }
+            // A device's error waits for the record's checksum: a damaged backup is
+            // reported first, as when the record was read whole.
+            if failed.is_some() {
+                return;
+            }
+            if now_piece.len() < bytes.len() {
+                now_piece = AlignedBuf::zeroed(bytes.len());
+            }
+            let here = &mut now_piece.as_mut_slice()[..bytes.len()];
+            if let Err(e) = device(h.target).read_at(here, h.offset + off) {
+                failed = Some(io_error(h.target, legs, "reading", e));
+                return;
+            }
+            if off == 0 {
+                let n = HEADER_SIZE.min(here.len());
+                now.header[..n].copy_from_slice(&here[..n]);
+            }
+            now.crc = crc32c::crc32c_append(now.crc, here);
+            now.backup &= *here == *bytes;
+        });
+        let Some(head) = next.map_err(|e| about_backup(path, e))? else {
+            return Ok(());
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        f(Seen {
+            head,
+            data_crc,
+            now,
+            leg_data,
+        })?;
+    }
+}
+
+/// Whether what the leg of record `r` (the backup's bytes `data`) holds there now is what an
+/// undo stopped by a power cut may leave: each 512-byte sector (what a device writes whole)
+/// the backup's bytes or the run's. A resync writes on a leg what leg 0 holds at the same place of the mirror, and
 /// neither it nor the undo writes leg 0: so the run's bytes are read there, and `new_crc`
 /// confirms them. Without this, a crash in the middle of a leg's write would leave bytes
 /// that a second undo refuses as changed since the run.
 fn interrupted_copy(
     header: &BackupHeader,
-    r: &Record,
-    now: &[u8],
+    r: &RecordHead,
+    data: &[u8],
+    io: &dyn ByteIo,
     legs: &[UndoDevice<'_>],
 ) -> Result<bool, LogError> {
     let Target::Leg(i) = r.target else {
         return Ok(false);
     };
+    // A leg's record is one piece of a resync: small.
+    let now = read(io, r.offset, r.len, r.target, legs)?;
+    let now = now.as_slice();
     let start = |leg: usize| header.legs[leg].offset.checked_mul(SECTOR as u64);
     let at = start(i)
         .and_then(|s| r.offset.checked_sub(s))
         .zip(start(0))
         .and_then(|(inside, s0)| inside.checked_add(s0));
-    let len = r.data.len() as u64;
+    let len = r.len as u64;
     let source = legs[0].io;
     let Some(at) = at.filter(|&a| a.checked_add(len).is_some_and(|e| e <= source.size_bytes()))
     else {
         return Ok(false);
     };
-    let run = read(source, at, r.data.len(), Target::Leg(0), legs)?;
+    let run = read(source, at, r.len, Target::Leg(0), legs)?;
     if crc32c::crc32c(run.as_slice()) != r.new_crc {
         return Ok(false);
     }
     Ok(now
         .chunks(SECTOR)
         .zip(run.as_slice().chunks(SECTOR))
-        .zip(r.data.chunks(SECTOR))
+        .zip(data.chunks(SECTOR))
         .all(|((n, w), b)| n == w || n == b))
 }
 
@@ -427,21 +525,26 @@ fn for_each_record(
     path: &Path,
     f: &mut dyn FnMut(Record) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
+    let mut input = reopen(header, path)?;
+    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
+    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
+        f(r)?;
+    }
+    Ok(())
+}
+
+/// The backup at `path` opened again, past its header, which must be `header` (checked by
+/// the caller). The devices' sizes were checked against the header's: a record that fits
+/// its device sizes no allocation beyond the device.
+fn reopen(header: &BackupHeader, path: &Path) -> Result<BufReader<File>, LogError> {
     let mut input = open(path)?;
-    // The header was checked by the caller; reading it again skips it.
     if BackupHeader::read(&mut input).map_err(|e| about_backup(path, e))? != *header {
         return Err(about_backup(
             path,
             LogError::Invalid("the file changed while it was read".into()),
         ));
     }
-    // The devices' sizes were checked against the header's: a record that fits its
-    // device sizes no allocation beyond the device.
-    let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
-    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
-        f(r)?;
-    }
-    Ok(())
+    Ok(input)
 }
 
 /// Reads `len` bytes at `offset` of `io`, device `t`.

@@ -137,3 +137,66 @@ pub fn repair_options(mode: Mode<'_>) -> RepairOptions<'_> {
         backup: None,
     }
 }
+
+/// Regions of the large log of the memory tests: a 32 MiB bitmap, big enough that a copy of
+/// it stands out against the few MiB a tool takes anyway.
+pub const LARGE_LOG_REGIONS: u64 = 1 << 28;
+
+/// Writes at `path` the buffer (512-byte sectors) of a log of `nr_regions` regions (a
+/// multiple of 64), every region clean except the ranges returned: a handful spread over
+/// the whole bitmap. Built by hand from the layout of docs/dirty-log-format.md §3, a MiB
+/// at a time: a child's peak memory counts its parent's (the test's), which must stay
+/// small for the memory tests to measure the tool.
+pub fn spread_log(path: &Path, nr_regions: u64) -> Vec<Range<u64>> {
+    use std::io::Write;
+    let dirty: Vec<Range<u64>> = (0..8)
+        .map(|k| {
+            let begin = nr_regions / 8 * k + 3 * k;
+            begin..begin + 5 + 100 * k
+        })
+        .collect();
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut head = [0u8; 1024];
+    head[0..4].copy_from_slice(&0x4D69_5272u32.to_le_bytes());
+    head[4..8].copy_from_slice(&2u32.to_le_bytes());
+    head[8..16].copy_from_slice(&nr_regions.to_le_bytes());
+    f.write_all(&head).unwrap();
+    let bytes = nr_regions / 8;
+    let step = 1 << 20;
+    for first in (0..bytes).step_by(step as usize) {
+        let mut chunk = vec![0xFFu8; step.min(bytes - first) as usize];
+        for r in dirty.iter().flat_map(|d| d.clone()) {
+            if (first * 8..(first + chunk.len() as u64) * 8).contains(&r) {
+                let i = (r / 8 - first) as usize;
+                chunk[i] &= !(1 << (r % 8));
+            }
+        }
+        f.write_all(&chunk).unwrap();
+    }
+    let padding = (1024 + bytes).next_multiple_of(512) - 1024 - bytes;
+    f.write_all(&vec![0; padding as usize]).unwrap();
+    f.flush().unwrap();
+    dirty
+}
+
+/// The peak memory, in KiB, of `bin` run with `args`, which must succeed.
+pub fn peak_kib(bin: &str, args: &[&str]) -> u64 {
+    let (o, kib) = super::memory::peak_memory_kib(command(bin).args(args));
+    assert!(o.success(), "{bin} {args:?}: {o:?}");
+    kib
+}
+
+/// What a tool may take beyond its memory on a small log when it reads the large one: 16
+/// MiB, half the large log's bitmap. Reading in pieces takes a piece buffer or two of 4 MiB
+/// and the allocator keeps some slack; one more copy of the bitmap (32 MiB) goes beyond it.
+pub const MEMORY_MARGIN_KIB: u64 = 16 * 1024;
+
+/// The geometry of a mirror of `nr_regions` regions of 2 sectors, as the tools take it.
+pub fn two_sector_geometry(nr_regions: u64) -> [String; 4] {
+    [
+        "--region-size".into(),
+        "2".into(),
+        "--length".into(),
+        (nr_regions * 2).to_string(),
+    ]
+}

@@ -128,11 +128,6 @@ impl Bitmap {
         self.ranges(false)
     }
 
-    /// The clean regions as ascending, maximal, end-exclusive ranges.
-    pub fn clean_ranges(&self) -> Vec<Range<u64>> {
-        self.ranges(true)
-    }
-
     fn ranges(&self, clean: bool) -> Vec<Range<u64>> {
         let mut out: Vec<Range<u64>> = Vec::new();
         let skip = if clean { 0x00 } else { 0xFF };
@@ -152,21 +147,6 @@ impl Bitmap {
         }
         out
     }
-
-    /// Set bits past the last region inside the bitmap's words ("stray" bits). The kernel
-    /// clears them at the next activation.
-    pub fn stray_bits(&self) -> u64 {
-        let total = self.bytes.len() as u64 * 8;
-        (self.nr_regions..total).filter(|&i| self.bit(i)).count() as u64
-    }
-
-    /// Clears the stray bits, as the kernel does at resume.
-    pub fn clear_stray_bits(&mut self) {
-        let total = self.bytes.len() as u64 * 8;
-        for i in self.nr_regions..total {
-            self.put(i, false);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -184,7 +164,6 @@ mod tests {
         assert!(!b.is_clean(1) && !b.is_clean(8));
         assert_eq!(b.count_clean(), 2);
         assert_eq!(b.dirty_ranges(), vec![1..9, 10..16]);
-        assert_eq!(b.clean_ranges(), vec![0..1, 9..10]);
     }
 
     #[test]
@@ -193,17 +172,10 @@ mod tests {
         raw[0] = 0x0F;
         let b = Bitmap::unpack(10, &raw).unwrap();
         assert_eq!(b.byte_len(), 8);
-        assert_eq!(b.stray_bits(), 64 - 10);
+        assert_eq!(b.count_clean(), 6);
         let mut out = vec![0u8; 8];
         b.pack(&mut out);
         assert_eq!(out, raw);
-        let mut c = b.clone();
-        c.clear_stray_bits();
-        assert_eq!(c.stray_bits(), 0);
-        assert_eq!(c.count_clean(), b.count_clean());
-        let mut out = vec![0u8; 8];
-        c.pack(&mut out);
-        assert_eq!(out, vec![0x0F, 0x03, 0, 0, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -217,7 +189,6 @@ mod tests {
     fn ranges_can_be_set_and_counted() {
         let mut b = Bitmap::filled(100, true);
         assert_eq!(b.count_dirty(), 0);
-        assert_eq!(b.stray_bits(), 0);
         b.set_range(3..40, false);
         b.set(99, false);
         b.set(100, false);
@@ -225,7 +196,6 @@ mod tests {
         assert_eq!(b.count_dirty(), 38);
         b.set_range(0..200, true);
         assert_eq!(b.count_dirty(), 0);
-        assert_eq!(b.stray_bits(), 0);
         assert_eq!(Bitmap::filled(0, true).dirty_ranges(), vec![]);
     }
 }
