@@ -145,8 +145,7 @@ pub const LARGE_LOG_REGIONS: u64 = 1 << 28;
 /// Writes at `path` the buffer (512-byte sectors) of a log of `nr_regions` regions (a
 /// multiple of 64), every region clean except the ranges returned: a handful spread over
 /// the whole bitmap. Built by hand from the layout of docs/dirty-log-format.md §3, a MiB
-/// at a time: a child's peak memory counts its parent's (the test's), which must stay
-/// small for the memory tests to measure the tool.
+/// at a time.
 pub fn spread_log(path: &Path, nr_regions: u64) -> Vec<Range<u64>> {
     use std::io::Write;
     let dirty: Vec<Range<u64>> = (0..8)
