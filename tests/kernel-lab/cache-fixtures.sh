@@ -3,7 +3,7 @@
 # tests/kernel-lab/run.sh cache-fixtures; its images are kept as fixtures in
 # tests/fixtures/kernel/ (tests/cache_fixtures.rs reads them).
 TARGET=cache
-DESCRIPTION="Two caches in turn over one 64 MiB origin and one 64 MiB cache device, 128-sector (64 KiB) blocks: 1024 cache blocks, 1024 origin blocks. Each: writeback smq; whole-block writes (cached dirty at once); suspend, status, capture (dirty); reload and wait until written back (clean); more whole-block writes (dirty); suspend, status, then remove while suspended (no further metadata write), the image saved. Version 1 on meta1 (no feature), version 2 on meta2 (metadata2)."
+DESCRIPTION="Two caches in turn over one 64 MiB origin and one 64 MiB cache device, 128-sector (64 KiB) blocks: 1024 cache blocks, 1024 origin blocks. Each: writeback smq; whole-block writes (cached dirty at once, more than one mapping-array block of 509); status (which commits), capture while live (not shut down cleanly); suspend, status, capture (dirty); reload and wait until written back (clean); more whole-block writes (dirty); suspend, status, then remove while suspended (no further metadata write), the image saved. Version 1 on meta1 (no feature), version 2 on meta2 (metadata2)."
 DISKS="meta1:8M meta2:8M fast:64M origin:64M"
 SAVE="meta1 meta2"
 
@@ -58,8 +58,11 @@ one_cache() { # NAME META_DISK FEATURES...
     step create "dmsetup create $name --table '$table'"
     ev table "$SEQ" "$name" "$table"
     dmsetup create "$name" --table "$table" || die_lab "dmsetup create $name failed"
-    cache_write "$name" 0 16
+    cache_write "$name" 0 520
     cache_write "$name" 600 8
+    step status "dmsetup status $name"
+    cache_status "$name"
+    capture "$metadisk" "$metadisk-live" "live, after a status (a commit): not shut down cleanly"
     cache_suspend "$name"
     capture "$metadisk" "$metadisk-dirty" "suspended after the first writes: every cached block dirty"
     cache_resume "$name"
