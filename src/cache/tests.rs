@@ -375,8 +375,8 @@ fn hostile_values_behind_good_checksums_end_in_an_error_or_a_bounded_list() {
     // in one error.
     let mut rng = crate::pdata::seeded::SplitMix(22);
     let (mut errors, mut lists) = (0, 0);
-    for round in 0..400 {
-        let version = 1 + (round % 2) as u32;
+    for round in 0..400u32 {
+        let version = 1 + round % 2;
         let io = image(&synthetic(version, 1500), 30);
         for _ in 0..1 + rng.below(3) {
             let loc = rng.below(30);
