@@ -41,7 +41,7 @@ impl Synthetic {
         let mut w = BlockWriter::new(io, SUPERBLOCK_LOCATION + 1, io.nr_blocks());
         let n = u64::from(self.cache_blocks);
         let mut map = ArrayBuilder::new(MAPPING_VALUE_SIZE);
-        let mut words = vec![0u64; 0];
+        let mut words = Vec::new();
         for c in 0..n {
             let value = match mapping(c) {
                 Some((oblock, dirty)) => {

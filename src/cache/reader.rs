@@ -31,7 +31,7 @@ use std::path::Path;
 use super::cursor::{ArrayCursor, BlockRead};
 use super::error::CacheError;
 use super::example::Synthetic;
-use super::format::mapping::{MappingValue, M_DIRTY};
+use super::format::mapping::{MappingValue, MAPPING_VALUE_SIZE, M_DIRTY};
 use super::format::superblock::{Superblock, CLEAN_SHUTDOWN, SUPERBLOCK_LOCATION, VERSION_1};
 use super::format::{BLOCK_KINDS, SUPERBLOCK};
 use crate::pdata::array::array_max_entries;
@@ -74,12 +74,24 @@ impl CacheMetadata {
     /// Opens metadata that no live cache is using: a file (locked against writers) or a
     /// block device (`O_EXCL`, `O_DIRECT`), and reads block 0.
     pub fn open(path: impl AsRef<Path>) -> Result<CacheMetadata, CacheError> {
-        let path = path.as_ref();
-        let io =
-            FileIo::open(path, OpenMode::ReadExclusive).map_err(|source| CacheError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        CacheMetadata::open_with(path.as_ref(), OpenMode::ReadExclusive)
+    }
+
+    /// Opens the metadata device of a cache that is **suspended**, which the kernel holds
+    /// open (no `O_EXCL`; `O_DIRECT` still). dm-cache has no metadata snapshot: a running
+    /// cache commits new mappings and reuses freed blocks under a reader. Suspending it
+    /// commits (with its dirty state, when its metadata is read-write), and a suspended
+    /// cache starts no commit until it is resumed, so block 0 and what it reaches stay as
+    /// they are. The caller keeps the cache suspended until the mappings are read.
+    pub fn open_suspended(path: impl AsRef<Path>) -> Result<CacheMetadata, CacheError> {
+        CacheMetadata::open_with(path.as_ref(), OpenMode::ReadShared)
+    }
+
+    fn open_with(path: &Path, mode: OpenMode) -> Result<CacheMetadata, CacheError> {
+        let io = FileIo::open(path, mode).map_err(|source| CacheError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
         CacheMetadata::from_io(Box::new(io))
     }
 
@@ -100,7 +112,7 @@ impl CacheMetadata {
             );
             return Err(superblock_fault(what).into());
         }
-        let room = mapped.saturating_mul(u64::from(array_max_entries(8)));
+        let room = mapped.saturating_mul(u64::from(array_max_entries(MAPPING_VALUE_SIZE)));
         if u64::from(sb.cache_blocks) > room {
             let what = format!(
                 "cache_blocks {} needs a larger mapping array than {mapped} metadata blocks hold",

@@ -405,3 +405,21 @@ fn hostile_values_behind_good_checksums_end_in_an_error_or_a_bounded_list() {
     }
     assert!(errors > 50 && lists > 50, "{errors} errors, {lists} lists");
 }
+
+#[test]
+fn only_the_suspended_open_reads_past_a_writers_lock() {
+    use crate::pdata::io::{FileIo, OpenMode};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cache.img");
+    std::fs::write(&path, image(&synthetic(2, 10), 20).into_bytes()).unwrap();
+    let _writer = FileIo::open(&path, OpenMode::Write).unwrap();
+    match CacheMetadata::open(&path) {
+        Err(CacheError::Open { source, .. }) => {
+            assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock)
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened past the lock"),
+    }
+    let md = CacheMetadata::open_suspended(&path).unwrap();
+    assert_eq!(list(&md).unwrap(), expected(10, true));
+}

@@ -1,4 +1,5 @@
-//! The cache superblock: block 0, the only copy (docs: the dm-cache specification, §2-§3).
+//! The cache superblock: block 0, the only copy (the kernel's `struct
+//! cache_disk_superblock`, dm-cache-metadata.c).
 
 use crate::pdata::checksum;
 use crate::pdata::error::Fault;
