@@ -14,6 +14,10 @@ use era_log_tools::pdata::io::MemIo;
 use era_log_tools::{CacheMetadata, Mapping};
 use serde_json::Value;
 
+/// The scenario's runs: on the lab's default kernel (6.1), and in a folder of its own on
+/// 6.12 (`KLAB_KERNEL_PKG=linux-image-6.12.100+deb12-amd64`), each with the kernel release
+/// its manifest must name.
+const RUNS: [(&str, &str); 2] = [("", "6.1."), ("6.12/", "6.12.")];
 const SCENARIO: &str = "cache-fixtures";
 
 /// What `dmsetup status` said of a cache.
@@ -90,7 +94,7 @@ fn written(m: &Value, dm_name: &str, upto: u64) -> (BTreeSet<u64>, BTreeSet<u64>
 
 /// Every image of a metadata disk with the cache that wrote it, its version, and the
 /// step it was taken after (the end for the image saved after the run).
-fn images(m: &Value) -> Vec<(String, &'static str, u32, u64)> {
+fn images(m: &Value, folder: &str) -> Vec<(String, &'static str, u32, u64)> {
     let last = m["steps"].as_array().expect("steps").len() as u64;
     m["images"]
         .as_array()
@@ -103,7 +107,7 @@ fn images(m: &Value) -> Vec<(String, &'static str, u32, u64)> {
                 other => panic!("image of {other:?}"),
             };
             let step = i["after_step"].as_u64().unwrap_or(last);
-            let file = i["file"].as_str().expect("file").to_owned();
+            let file = format!("{folder}{}", i["file"].as_str().expect("file"));
             (file, cache, version, step)
         })
         .collect()
@@ -121,8 +125,17 @@ fn read(file: &str) -> (CacheMetadata, Vec<Mapping>) {
 
 #[test]
 fn the_reader_agrees_with_what_the_kernel_reported() {
-    let m = manifest(SCENARIO);
-    let imgs = images(&m);
+    for (folder, release) in RUNS {
+        agrees(folder, release);
+    }
+}
+
+/// The images of the run in `folder` against its manifest, written by kernel `release`.
+fn agrees(folder: &str, release: &str) {
+    let m = manifest(&format!("{folder}{SCENARIO}"));
+    let kernel = m["kernel"]["release"].as_str().expect("kernel release");
+    assert!(kernel.starts_with(release), "{folder}: {kernel}");
+    let imgs = images(&m, folder);
     assert_eq!(
         imgs.len(),
         6,

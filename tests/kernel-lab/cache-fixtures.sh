@@ -1,7 +1,8 @@
 # cache-fixtures: dm-cache metadata written by the kernel, version 1 and version 2
 # (`metadata2`), with the kernel's own counts of cached and dirty blocks. Run with
 # tests/kernel-lab/run.sh cache-fixtures; its images are kept as fixtures in
-# tests/fixtures/kernel/ (tests/cache_fixtures.rs reads them).
+# tests/fixtures/kernel/ (tests/cache_fixtures.rs reads them), and those of a run with
+# KLAB_KERNEL_PKG=linux-image-6.12.100+deb12-amd64 in tests/fixtures/kernel/6.12/.
 TARGET=cache
 DESCRIPTION="Two caches in turn over one 64 MiB origin and one 64 MiB cache device, 128-sector (64 KiB) blocks: 1024 cache blocks, 1024 origin blocks. Each: writeback smq; whole-block writes (cached dirty at once, more than one mapping-array block of 509); status (which commits), capture while live (not shut down cleanly); suspend, status, capture (dirty); reload and wait until written back (clean); more whole-block writes (dirty); suspend, status, then remove while suspended (no further metadata write), the image saved. Version 1 on meta1 (no feature), version 2 on meta2 (metadata2)."
 DISKS="meta1:8M meta2:8M fast:64M origin:64M"
