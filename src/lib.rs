@@ -9,7 +9,9 @@
 //! - [`EraMetadata`]: open dm-era metadata (a file, a device, or a live device's held
 //!   metadata snapshot), read its superblock, list the origin blocks written since an era
 //!   ([`WrittenSince`]);
-//! - [`DirtyLog`]: read a mirror's disk log, list the regions out of sync.
+//! - [`DirtyLog`]: read a mirror's disk log, list the regions out of sync;
+//! - [`CacheMetadata`]: read dm-cache metadata (read only), list which cache block holds
+//!   which origin block and whether it is dirty ([`Mappings`]).
 //!
 //! Noting the era a vendor snapshot was taken in, to invalidate a cache later:
 //!
@@ -38,9 +40,11 @@
 //! owns one step (docs/README.md draws it): [`pdata`] reads and writes the generic
 //! persistent-data structures and names no format; [`xml`], [`json`], [`text`] and [`dm`]
 //! are shared plumbing; [`era`] and [`log`] each hold a format (its on-disk types in
-//! `format`) and the work of the tools built on it; [`identify`] tells what a device holds;
+//! `format`) and the work of the tools built on it, [`cache`] a format the suite only
+//! reads; [`identify`] tells what a device holds;
 //! [`cli`] is what every tool shares and knows no format; [`commands`] holds each tool's
 //! command line and run.
+pub mod cache;
 mod cast;
 pub mod cli;
 pub mod commands;
@@ -54,10 +58,16 @@ pub mod pdata;
 pub mod text;
 pub mod xml;
 
+pub use cache::error::CacheError;
+pub use cache::reader::{CacheMetadata, Mapping, Mappings};
 pub use era::reader::{EraMetadata, ReadError, WrittenSince};
 pub use log::reader::DirtyLog;
 pub use log::LogError;
 
 /// The formats the suite knows, for telling what a device holds ([`identify`]). A new
 /// format declares its [`identify::Format`] in its own module and joins this list.
-pub static FORMATS: [&identify::Format; 2] = [&era::format::FORMAT, &log::format::FORMAT];
+pub static FORMATS: [&identify::Format; 3] = [
+    &era::format::FORMAT,
+    &log::format::FORMAT,
+    &cache::format::FORMAT,
+];

@@ -1,0 +1,12 @@
+//! dm-cache metadata, read only: the superblock and which cache block holds which origin
+//! block, dirty or not (the on-disk types in [`format`](mod@format), the public reader in [`reader`]).
+//! The suite writes no cache metadata; [`example`] builds some for examples and tests.
+
+mod cursor;
+pub mod error;
+pub mod example;
+pub mod format;
+pub mod reader;
+
+#[cfg(test)]
+mod tests;
