@@ -19,8 +19,6 @@ pub const PROBE_BYTES: u64 = 17 * 4096;
 
 /// `magic` of dm-thin pool metadata (the same superblock layout as dm-era's).
 const THIN_MAGIC: u64 = 27_022_010;
-/// `magic` of dm-cache metadata.
-const CACHE_MAGIC: u64 = 6_142_003;
 /// Offset of `magic` in every persistent-data superblock.
 const PDATA_MAGIC_OFFSET: usize = 32;
 
@@ -75,8 +73,6 @@ pub enum Content {
     Ours(&'static Format, State),
     /// dm-thin pool metadata.
     ThinMetadata,
-    /// dm-cache metadata.
-    CacheMetadata,
     /// A filesystem: its name ("ext4", "XFS", …).
     Filesystem(&'static str),
     /// An LVM2 physical volume label.
@@ -151,7 +147,6 @@ impl fmt::Display for Content {
             Content::Ours(format, State::Intact) => f.write_str(format.held),
             Content::Ours(format, State::Unfinished) => f.write_str(format.held_unfinished),
             Content::ThinMetadata => f.write_str("dm-thin pool metadata"),
-            Content::CacheMetadata => f.write_str("dm-cache metadata"),
             Content::Filesystem(name) => write!(f, "{} {name} filesystem", article(name)),
             Content::LvmPhysicalVolume => f.write_str("an LVM2 physical volume"),
             Content::Luks => f.write_str("a LUKS encrypted volume"),
@@ -180,13 +175,9 @@ pub fn identify(head: &[u8]) -> Content {
             return Content::Ours(format, state);
         }
     }
-    match head
-        .get(PDATA_MAGIC_OFFSET..PDATA_MAGIC_OFFSET + 8)
-        .map(LE::read_u64)
-    {
-        Some(THIN_MAGIC) => return Content::ThinMetadata,
-        Some(CACHE_MAGIC) => return Content::CacheMetadata,
-        _ => {}
+    let pdata_magic = head.get(PDATA_MAGIC_OFFSET..PDATA_MAGIC_OFFSET + 8);
+    if pdata_magic.map(LE::read_u64) == Some(THIN_MAGIC) {
+        return Content::ThinMetadata;
     }
     if at(0, b"XFSB") {
         return Content::Filesystem("XFS");
@@ -329,6 +320,7 @@ mod tests {
     const ERA_UNFINISHED: Content = Content::Ours(ERA, State::Unfinished);
     const DIRTY_LOG: Content = Content::Ours(LOG, State::Intact);
     const LOG_UNFINISHED: Content = Content::Ours(LOG, State::Unfinished);
+    const CACHE_METADATA: Content = Content::Ours(&crate::cache::format::FORMAT, State::Intact);
 
     fn with(offset: usize, bytes: &[u8]) -> Vec<u8> {
         let mut v = vec![0u8; PROBE_BYTES as usize];
@@ -343,7 +335,7 @@ mod tests {
             (with(0, BUILD_IN_PROGRESS), ERA_UNFINISHED),
             (with(32, &ERA_MAGIC.to_le_bytes()), ERA_METADATA),
             (with(32, &THIN_MAGIC.to_le_bytes()), Content::ThinMetadata),
-            (with(32, &CACHE_MAGIC.to_le_bytes()), Content::CacheMetadata),
+            (with(32, &[0x03, 0xC4, 0x18]), CACHE_METADATA),
             (with(0, &[0x72, 0x52, 0x69, 0x4D]), DIRTY_LOG),
             (with(0, UNDO_IN_PROGRESS), LOG_UNFINISHED),
             (with(0, b"XFSB"), Content::Filesystem("XFS")),
