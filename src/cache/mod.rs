@@ -6,6 +6,7 @@ mod cursor;
 pub mod error;
 pub mod example;
 pub mod format;
+pub mod invalidate;
 pub mod reader;
 
 #[cfg(test)]

@@ -1,0 +1,258 @@
+//! Which cache blocks hold origin data written in given ranges: what a cache must drop after
+//! the origin was rolled back under it (to a vendor snapshot, say), so that no read returns
+//! what the cache kept of data the origin no longer holds.
+//!
+//! The written ranges come in ascending order (as dm-era lists them), in sectors, so era
+//! blocks and cache blocks of different sizes meet without rounding: a cache block is marked
+//! when any of its sectors was written, so an era block that straddles two cache blocks marks
+//! both. The origin is taken a window of [`WINDOW_BLOCKS`] cache-sized blocks at a time: the
+//! written ones are one bit each, and each window that holds any is matched against one pass
+//! over the cache's mappings. Memory is that window and one bit per cache block, whatever the
+//! size of the origin; a cache of 16 Mi blocks over an origin of up to 2^27 of its blocks is
+//! read once.
+
+use std::ops::Range;
+
+use super::error::CacheError;
+use super::reader::CacheMetadata;
+
+/// Origin blocks (of the cache's block size) matched per pass over the mappings: 16 MiB of
+/// bits.
+pub const WINDOW_BLOCKS: u64 = 1 << 27;
+
+/// What a cache must invalidate, and how much of what was written it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalidation {
+    /// One bit per cache block: set where the block must be invalidated.
+    marked: Vec<u64>,
+    nr_cache_blocks: u64,
+    /// Cache block size in sectors.
+    pub cache_block_sectors: u32,
+    /// Origin blocks of the cache's block size that hold written sectors.
+    pub written_blocks: u64,
+    /// How many of them a cache block holds: as many cache blocks are to be invalidated.
+    pub cached_blocks: u64,
+}
+
+impl Invalidation {
+    /// The cache blocks to invalidate as maximal half-open ranges, ascending (the ranges
+    /// `invalidate_cblocks` takes, whose end is exclusive too).
+    pub fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
+        let bit = |b: u64| {
+            let w = self.marked[crate::cast::index(b / 64)];
+            w & (1 << (b % 64)) != 0
+        };
+        let n = self.nr_cache_blocks;
+        let mut b = 0;
+        std::iter::from_fn(move || {
+            while b < n && !bit(b) {
+                // Whole clear words at once: a cache is mostly kept.
+                if b % 64 == 0 && self.marked[crate::cast::index(b / 64)] == 0 {
+                    b += 64;
+                } else {
+                    b += 1;
+                }
+            }
+            if b >= n {
+                return None;
+            }
+            let begin = b;
+            while b < n && bit(b) {
+                b += 1;
+            }
+            Some(begin..b)
+        })
+    }
+
+    /// Written origin blocks (of the cache's block size) that no cache block held: nothing
+    /// to invalidate for them.
+    pub fn not_cached_blocks(&self) -> u64 {
+        self.written_blocks - self.cached_blocks
+    }
+}
+
+/// Takes the written ranges one by one and matches each window of them against the cache.
+pub struct Matcher<'c> {
+    cache: &'c CacheMetadata,
+    sectors: u64,
+    /// The first origin block of the window, and its written blocks (bit `b - first`).
+    first: u64,
+    window: Vec<u64>,
+    /// The words of `window` set since it was last cleared.
+    touched: Range<usize>,
+    /// The last origin block marked written, so that ranges must ascend.
+    last: Option<u64>,
+    out: Invalidation,
+}
+
+impl<'c> Matcher<'c> {
+    /// A matcher for `cache`, nothing written yet.
+    pub fn new(cache: &'c CacheMetadata) -> Matcher<'c> {
+        let sb = cache.superblock();
+        let n = u64::from(sb.cache_blocks);
+        Matcher {
+            cache,
+            sectors: u64::from(sb.data_block_size),
+            first: 0,
+            window: Vec::new(),
+            touched: 0..0,
+            last: None,
+            out: Invalidation {
+                marked: vec![0; crate::cast::index(n.div_ceil(64))],
+                nr_cache_blocks: n,
+                cache_block_sectors: sb.data_block_size,
+                written_blocks: 0,
+                cached_blocks: 0,
+            },
+        }
+    }
+
+    /// Origin sectors `written` were written. Ranges come in ascending order; they may
+    /// touch or share a cache block with the one before.
+    pub fn written(&mut self, written: Range<u64>) -> Result<(), CacheError> {
+        if written.is_empty() {
+            return Ok(());
+        }
+        let mut begin = written.start / self.sectors;
+        let end = written.end.div_ceil(self.sectors);
+        if let Some(last) = self.last {
+            // A cache block shared with the range before is already marked.
+            begin = begin.max(last + 1);
+        }
+        while begin < end {
+            if begin >= self.first + WINDOW_BLOCKS {
+                self.match_window()?;
+                self.first = begin - begin % WINDOW_BLOCKS;
+            }
+            let stop = end.min(self.first + WINDOW_BLOCKS);
+            self.mark(begin - self.first, stop - self.first);
+            begin = stop;
+        }
+        self.last = Some(end - 1);
+        Ok(())
+    }
+
+    /// Marks window bits `begin..end` written.
+    fn mark(&mut self, begin: u64, end: u64) {
+        if self.window.is_empty() {
+            self.window = vec![0; crate::cast::index(WINDOW_BLOCKS / 64)];
+        }
+        let (first, last) = (begin / 64, (end - 1) / 64);
+        for w in first..=last {
+            let lo = if w == first { begin % 64 } else { 0 };
+            let hi = if w == last { (end - 1) % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            self.window[crate::cast::index(w)] |= mask;
+        }
+        let (first, last) = (crate::cast::index(first), crate::cast::index(last));
+        self.touched = match self.touched.is_empty() {
+            true => first..last + 1,
+            false => self.touched.start.min(first)..self.touched.end.max(last + 1),
+        };
+        self.out.written_blocks += end - begin;
+    }
+
+    /// Marks the cache blocks that hold a written block of the window, and clears it.
+    fn match_window(&mut self) -> Result<(), CacheError> {
+        if self.touched.is_empty() {
+            return Ok(());
+        }
+        for m in self.cache.mappings()? {
+            let m = m?;
+            let Some(b) = m.oblock.checked_sub(self.first) else {
+                continue;
+            };
+            if b >= WINDOW_BLOCKS {
+                continue;
+            }
+            if self.window[crate::cast::index(b / 64)] & (1 << (b % 64)) != 0 {
+                self.out.marked[crate::cast::index(m.cblock / 64)] |= 1 << (m.cblock % 64);
+                self.out.cached_blocks += 1;
+            }
+        }
+        self.window[self.touched.clone()].fill(0);
+        self.touched = 0..0;
+        Ok(())
+    }
+
+    /// What the cache must invalidate, once every written range was given.
+    pub fn finish(mut self) -> Result<Invalidation, CacheError> {
+        self.match_window()?;
+        Ok(self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::example::Synthetic;
+    use crate::cache::format::superblock::CLEAN_SHUTDOWN;
+    use crate::pdata::io::MemIo;
+
+    /// A cache of blocks of 64 sectors whose block `c` holds origin block `oblocks[c]`
+    /// (`None`: unmapped).
+    fn cache(oblocks: &[Option<u64>]) -> CacheMetadata {
+        let s = Synthetic {
+            version: 2,
+            flags: CLEAN_SHUTDOWN,
+            data_block_size: 64,
+            cache_blocks: u32::try_from(oblocks.len()).unwrap(),
+            origin_sectors: None,
+        };
+        let io = MemIo::new(64);
+        s.write(&io, &|c| oblocks[crate::cast::index(c)].map(|o| (o, false)))
+            .unwrap();
+        CacheMetadata::from_io(Box::new(io)).unwrap()
+    }
+
+    fn invalidate(c: &CacheMetadata, written: &[Range<u64>]) -> Invalidation {
+        let mut m = Matcher::new(c);
+        for r in written {
+            m.written(r.clone()).unwrap();
+        }
+        m.finish().unwrap()
+    }
+
+    #[test]
+    fn a_cache_block_is_invalidated_when_any_of_its_sectors_was_written() {
+        // Cache blocks 0..6 hold origin blocks 10, 3, -, 4, 11, 700 (64 sectors each).
+        let c = cache(&[Some(10), Some(3), None, Some(4), Some(11), Some(700)]);
+        // An era block of 8 sectors at the end of origin block 3; era block 29 of 24
+        // sectors, which straddles origin blocks 10 and 11; one sector of origin block 99
+        // (not cached).
+        let inv = invalidate(&c, &[248..256, 696..720, 6336..6337]);
+        assert_eq!(inv.ranges().collect::<Vec<_>>(), [0..2, 4..5]);
+        assert_eq!((inv.written_blocks, inv.cached_blocks), (4, 3));
+        assert_eq!(inv.not_cached_blocks(), 1);
+        assert_eq!(inv.cache_block_sectors, 64);
+    }
+
+    #[test]
+    fn nothing_written_invalidates_nothing_and_ranges_sharing_a_block_count_it_once() {
+        let c = cache(&[Some(0), Some(1)]);
+        assert_eq!(invalidate(&c, &[]).ranges().count(), 0);
+        let inv = invalidate(&c, &[0..8, 8..16, 56..72]);
+        assert_eq!(inv.ranges().collect::<Vec<_>>(), [0..2]);
+        assert_eq!((inv.written_blocks, inv.cached_blocks), (2, 2));
+    }
+
+    #[test]
+    fn windows_far_apart_are_each_matched() {
+        let far = 3 * WINDOW_BLOCKS + 5;
+        let c = cache(&[
+            Some(far),
+            Some(1),
+            Some(WINDOW_BLOCKS - 1),
+            Some(WINDOW_BLOCKS),
+        ]);
+        let sectors = |b: u64| b * 64..b * 64 + 1;
+        let written = [sectors(1), sectors(WINDOW_BLOCKS - 1), sectors(far)];
+        let inv = invalidate(&c, &written);
+        assert_eq!(inv.ranges().collect::<Vec<_>>(), [0..3]);
+        assert_eq!((inv.written_blocks, inv.cached_blocks), (3, 3));
+        // One range across a window's edge marks both sides.
+        let across = (WINDOW_BLOCKS - 1) * 64..(WINDOW_BLOCKS + 1) * 64;
+        let inv = invalidate(&c, &[across]);
+        assert_eq!(inv.ranges().collect::<Vec<_>>(), [2..4]);
+    }
+}
