@@ -3,7 +3,7 @@
 //! kernel's limit, which do not belong in memory either.
 //!
 //! The XML may give a writeset's bits in any order, so they are set in pages of a temporary
-//! file through a small cache of pages in memory ([`SLOTS`] of [`PAGE_WORDS`] words, 4 MiB):
+//! file through a small cache of pages in memory (256 pages of 16 KiB, 4 MiB):
 //! bits in order, as era_dump writes them, write each page once. The file is created only
 //! when a page leaves the cache, in `$TMPDIR` (else `/tmp`), unlinked at once; a page never
 //! written is a hole and reads back as zeros.
