@@ -3,7 +3,7 @@
 
 use std::io;
 
-use super::feed::{feed, Feed};
+use super::feed::{feed, Feed, WORD_CHUNK};
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::sink::{EraSink, Summary};
 use super::view::{View, WritesetRef};
@@ -188,7 +188,7 @@ impl<'a> Stream<'a> {
             let mut readers = Vec::new();
             // Newest first: the fold gives a block the era of the first that marks it.
             for ws in list.iter().rev() {
-                let (mut supply, feed) = feed::<u64>();
+                let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
                 marks.push(Marks {
                     era: ws.era,
                     base: 0,
@@ -457,9 +457,10 @@ fn fail_on_fatal(w: &Walker, repair: bool) -> Result<(), DumpError> {
     }
     match w.problems().first_fatal() {
         Some(p) => Err(DumpError::Metadata(p.error.clone())),
-        None if w.problems().worst() == Some(Severity::Error) => Err(DumpError::Metadata(
-            invalid("metadata", "too many errors".into()),
-        )),
+        None if w.problems().worst() == Some(Severity::Error) => Err(DumpError::Metadata(invalid(
+            "metadata",
+            "too many errors".into(),
+        ))),
         None => Ok(()),
     }
 }
@@ -554,13 +555,13 @@ pub fn dump(
 // Tests build their fixtures with casts of small, known values.
 #[allow(clippy::cast_possible_truncation)]
 mod tests {
-    use super::{feed, fold, Marks};
+    use super::{feed, fold, Marks, WORD_CHUNK};
 
     /// The writesets `marked` as the stream holds them around `first..end`.
     fn held(marked: &[(u32, Vec<u64>)], first: u64, end: u64) -> Vec<Marks> {
         let mut marks = Vec::new();
         for (era, words) in marked {
-            let (mut supply, feed) = feed::<u64>();
+            let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
             supply.push(0, words);
             supply.finish();
             let mut m = Marks {

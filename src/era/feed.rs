@@ -5,9 +5,13 @@
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
-/// Values handed over at a time: few enough that the chunks in flight stay small (at most
-/// 512 KiB each), enough that handing them over costs little per value.
-const CHUNK: usize = 1 << 16;
+/// Words of a list built from the era array handed over at a time (256 KiB, 2 Mi blocks):
+/// each hand-over may wake a thread, which costs microseconds.
+pub const ERA_WORD_CHUNK: usize = 1 << 15;
+
+/// Bitset words handed over at a time (64 KiB, 512 Ki blocks): a sixth of the era array's
+/// blocks per hand-over, for an eighth of its memory.
+pub const WORD_CHUNK: usize = 1 << 13;
 
 /// Chunks sent and not yet taken, per structure: the reader runs this far ahead.
 const IN_FLIGHT: usize = 2;
@@ -27,6 +31,8 @@ pub struct Supply<V> {
     /// The index of the first value of `buf`.
     first: u64,
     buf: Vec<V>,
+    /// Values handed over at a time.
+    chunk: usize,
     /// The merger is gone: what is pushed is dropped.
     gone: bool,
     failed: bool,
@@ -44,8 +50,8 @@ pub struct Feed<V> {
     failed: bool,
 }
 
-/// A new feed: its reader's end and its merger's.
-pub fn feed<V>() -> (Supply<V>, Feed<V>) {
+/// A new feed of `chunk` values at a time: its reader's end and its merger's.
+pub fn feed<V>(chunk: usize) -> (Supply<V>, Feed<V>) {
     let (tx, rx) = sync_channel(IN_FLIGHT);
     let (back_tx, back_rx) = channel();
     let supply = Supply {
@@ -53,6 +59,7 @@ pub fn feed<V>() -> (Supply<V>, Feed<V>) {
         back: back_rx,
         first: 0,
         buf: Vec::new(),
+        chunk: chunk.max(1),
         gone: false,
         failed: false,
     };
@@ -82,11 +89,11 @@ impl<V: Copy> Supply<V> {
             if self.buf.is_empty() {
                 self.first = first;
             }
-            let n = (CHUNK - self.buf.len()).min(values.len());
+            let n = (self.chunk - self.buf.len()).min(values.len());
             self.buf.extend_from_slice(&values[..n]);
             first += n as u64;
             values = &values[n..];
-            if self.buf.len() == CHUNK {
+            if self.buf.len() == self.chunk {
                 self.flush();
             }
         }
@@ -99,7 +106,7 @@ impl<V: Copy> Supply<V> {
         let mut fresh = self
             .back
             .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+            .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
         fresh.clear();
         let full = std::mem::replace(&mut self.buf, fresh);
         if self.tx.send(Message::Values(self.first, full)).is_err() {
@@ -173,15 +180,19 @@ impl<V> Feed<V> {
 mod tests {
     use super::*;
 
+    const CHUNK: usize = WORD_CHUNK;
+
     fn collect(feed: &mut Feed<u32>, end: u64) -> (bool, Vec<(u64, u32)>) {
         let mut got = Vec::new();
-        let ok = feed.take_until(end, &mut |first, v| got.extend((first..).zip(v.iter().copied())));
+        let ok = feed.take_until(end, &mut |first, v| {
+            got.extend((first..).zip(v.iter().copied()))
+        });
         (ok, got)
     }
 
     #[test]
     fn values_come_in_order_across_chunks_and_gaps() {
-        let (mut s, mut f) = feed::<u32>();
+        let (mut s, mut f) = feed::<u32>(CHUNK);
         let reader = std::thread::spawn(move || {
             let all: Vec<u32> = (0..3 * CHUNK as u32).collect();
             s.push(0, &all[..CHUNK + 5]);
@@ -204,14 +215,14 @@ mod tests {
 
     #[test]
     fn damage_stops_the_merger_and_a_gone_merger_stops_nothing() {
-        let (mut s, mut f) = feed::<u32>();
+        let (mut s, mut f) = feed::<u32>(CHUNK);
         s.push(0, &[1, 2, 3]);
         s.fail();
         s.push(3, &[4]);
         s.finish();
         assert_eq!(collect(&mut f, 10), (false, vec![]));
 
-        let (mut s, f) = feed::<u32>();
+        let (mut s, f) = feed::<u32>(CHUNK);
         drop(f);
         for i in 0..10 {
             s.push(i * CHUNK as u64, &vec![0; CHUNK]);

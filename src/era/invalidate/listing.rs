@@ -149,7 +149,9 @@ pub fn write(
         .per_block(units, set.nr_blocks)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let mut lister = Lister::new(format, k, None, set.nr_blocks);
-    write_head(out, format, |o| offline_fields(o, read, units, set.nr_blocks, set.past_current_era))?;
+    write_head(out, format, |o| {
+        offline_fields(o, read, units, set.nr_blocks, set.past_current_era)
+    })?;
     lister.span(out, set.span())?;
     write_tail(out, format)
 }
@@ -198,7 +200,9 @@ pub fn write_while_reading(
     read: &Offline,
 ) -> Result<Vec<Problem>, StreamError> {
     let nr_blocks = view.nr_blocks();
-    let k = read.per_block(units, nr_blocks).map_err(StreamError::Metadata)?;
+    let k = read
+        .per_block(units, nr_blocks)
+        .map_err(StreamError::Metadata)?;
     let past_current_era = read.since > view.current_era();
     let mut lister = Lister::new(format, k, None, nr_blocks);
     let mut begun = false;
@@ -354,7 +358,8 @@ impl Lister {
         if from >= to {
             return Ok(());
         }
-        let held = (to < self.limit && span.contains(to - 1)).then(|| span.last_run_start(self.carry));
+        let held =
+            (to < self.limit && span.contains(to - 1)).then(|| span.last_run_start(self.carry));
         let stop = match held {
             // One run through the whole span.
             Some(h) if h <= from => {

@@ -4,10 +4,11 @@
 pub mod listing;
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::feed::{feed, Supply};
+use super::feed::{feed, Supply, ERA_WORD_CHUNK, WORD_CHUNK};
 use super::view::{View, WritesetRef};
-use crate::pdata::error::Error;
+use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problem, Problems, Severity};
 use crate::pdata::walk::Walker;
@@ -73,30 +74,6 @@ impl WrittenBlocks {
         if b < self.nr_blocks {
             self.words[(b / 64) as usize] |= 1 << (b % 64);
         }
-    }
-
-    /// Lists the blocks from `first` on whose era in `eras` is `since` or later; blocks
-    /// past the end are ignored. Whole words are built 64 eras at a time, without a branch
-    /// per block. Says whether an era is above `current`.
-    fn mark_since(&mut self, first: u64, eras: &[u32], since: u32, current: u32) -> bool {
-        let head = ((64 - first % 64) % 64).min(eras.len() as u64) as usize;
-        let (bits, mut above) = padded_since_bits(&eras[..head], since, current);
-        self.or_words(first / 64, &[bits << (first % 64)]);
-        let mut b = first + head as u64;
-        let mut chunks = eras[head..].chunks_exact(64);
-        for chunk in &mut chunks {
-            let (bits, over) = since_bits(chunk, since, current);
-            above |= over;
-            if b + 64 <= self.nr_blocks {
-                self.words[(b / 64) as usize] |= bits;
-            } else {
-                self.or_words(b / 64, &[bits]);
-            }
-            b += 64;
-        }
-        let (bits, over) = padded_since_bits(chunks.remainder(), since, current);
-        self.or_words(b / 64, &[bits]);
-        above | over
     }
 
     /// The whole list as one span.
@@ -193,6 +170,84 @@ impl<'a> Span<'a> {
     /// ends at `from` when it is not).
     pub fn runs_in(&self, from: u64, to: u64, carry: Option<u64>) -> Runs<'a> {
         Runs::new(self.words, self.base, from, to.min(self.end()), carry)
+    }
+}
+
+/// Turns the era array's values, handed in order, into the words of the list: bit `b` set
+/// when block `b`'s era is `since` or later (`since` above 0). Whole words are built 64
+/// eras at a time, without a branch per block; the word the values end in waits for the
+/// next ones. Notes the first word holding an era above `current`.
+struct SinceWords {
+    since: u32,
+    current: u32,
+    /// The block of the next value.
+    next: u64,
+    /// The bits of the values of the word `next` is in, before it.
+    partial: u64,
+    /// The first block of the first word with an era above `current`, if any.
+    above_at: Option<u64>,
+    /// The words completed by one call.
+    words: Vec<u64>,
+}
+
+impl SinceWords {
+    fn new(since: u32, current: u32) -> SinceWords {
+        SinceWords {
+            since,
+            current,
+            next: 0,
+            partial: 0,
+            above_at: None,
+            words: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, above: bool, block: u64) {
+        if above && self.above_at.is_none() {
+            self.above_at = Some(block / 64 * 64);
+        }
+    }
+
+    /// Takes the eras of blocks `self.next..` and returns the words they complete, with
+    /// the index of the first, and where the first era above `current` is (see
+    /// [`SinceWords::above_at`]).
+    fn push(&mut self, mut eras: &[u32]) -> (u64, &[u64], Option<u64>) {
+        let (since, current) = (self.since, self.current);
+        let mut b = self.next;
+        let first_word = b / 64;
+        self.words.clear();
+        if b % 64 != 0 {
+            let n = ((64 - b % 64) as usize).min(eras.len());
+            let (bits, above) = padded_since_bits(&eras[..n], since, current);
+            self.note(above, b);
+            self.partial |= bits << (b % 64);
+            eras = &eras[n..];
+            b += n as u64;
+            if b % 64 == 0 {
+                self.words.push(std::mem::take(&mut self.partial));
+            }
+        }
+        let mut chunks = eras.chunks_exact(64);
+        for chunk in &mut chunks {
+            let (bits, above) = since_bits(chunk, since, current);
+            self.note(above, b);
+            self.words.push(bits);
+            b += 64;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let (bits, above) = padded_since_bits(rest, since, current);
+            self.note(above, b);
+            self.partial = bits;
+            b += rest.len() as u64;
+        }
+        self.next = b;
+        (first_word, &self.words, self.above_at)
+    }
+
+    /// The word the values ended in, if they ended inside one, with its index.
+    fn last(&self) -> Option<(u64, u64)> {
+        (self.next % 64 != 0).then_some((self.next / 64, self.partial))
     }
 }
 
@@ -414,28 +469,57 @@ pub fn list_written_since<E: Send>(
     }
     let mut wrapped = writesets.iter().any(|ws| ws.era > era);
     let read: Vec<&WritesetRef> = writesets.iter().filter(|ws| ws.era >= since).collect();
+    // The first block of the first word of the era array with an era above the current one.
+    let above_at = AtomicU64::new(u64::MAX);
     let (merged, problems) = std::thread::scope(|scope| {
         let mut bit_feeds = Vec::new();
         let mut readers = Vec::new();
         for ws in &read {
-            let (mut supply, feed) = feed::<u64>();
+            let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
             bit_feeds.push(feed);
             readers.push(scope.spawn(move || {
                 let mut w = view.walker(io);
                 let nr_bits = ws.disk.nr_bits as u64;
-                w.walk_bitset(&ws.name, ws.disk.root, nr_bits, ws.parent, &mut |w, f, v| {
-                    supply_or_fail(&mut supply, w, f, v)
-                });
+                w.walk_bitset(
+                    &ws.name,
+                    ws.disk.root,
+                    nr_bits,
+                    ws.parent,
+                    &mut |w, f, v| supply_or_fail(&mut supply, w, f, v),
+                );
                 finish(supply, w)
             }));
         }
-        let (mut supply, mut era_feed) = feed::<u32>();
+        let (mut supply, mut era_feed) = feed::<u64>(ERA_WORD_CHUNK);
+        let above_at = &above_at;
         readers.push(scope.spawn(move || {
             let mut w = view.walker(io);
+            let mut words = SinceWords::new(since, era);
             let (name, root) = (view.era_array_name(), view.sb.era_array_root);
-            w.walk_array(&name, root, view.nr_blocks(), top, &mut |w, f, v: &[u32]| {
-                supply_or_fail(&mut supply, w, f, v)
-            });
+            w.walk_array(
+                &name,
+                root,
+                view.nr_blocks(),
+                top,
+                &mut |w, first, v: &[u32]| {
+                    if first != words.next {
+                        let what = format!("no values for blocks {} to {first}", words.next);
+                        w.report(
+                            Severity::Error,
+                            Error::structure(&name, Fault::Invalid(what)),
+                        );
+                    }
+                    let (at, done, above) = words.push(v);
+                    // Published before the words that hold it.
+                    if let Some(b) = above {
+                        above_at.fetch_min(b, Ordering::Release);
+                    }
+                    supply_or_fail(&mut supply, w, at, done)
+                },
+            );
+            if let Some((at, word)) = words.last() {
+                supply_or_fail(&mut supply, &w, at, &[word]);
+            }
             finish(supply, w)
         }));
         let mut merged: Result<Option<u64>, E> = Ok(None);
@@ -447,13 +531,13 @@ pub fn list_written_since<E: Send>(
                     win.list.or_words(first - lo / 64, words)
                 });
             }
-            let mut above = false;
-            intact &= era_feed.take_until(hi, &mut |first, eras| {
-                above |= win.list.mark_since(first - lo, eras, since, era)
+            intact &= era_feed.take_until(hi.div_ceil(64), &mut |first, words| {
+                win.list.or_words(first - lo / 64, words)
             });
             if !intact {
                 break;
             }
+            let above = above_at.load(Ordering::Acquire) < hi;
             if above && !wrapped {
                 if lo > 0 {
                     merged = Ok(Some(lo));
@@ -678,7 +762,18 @@ mod tests {
                 (u32::MAX, u32::MAX),
             ] {
                 let mut fast = WrittenBlocks::empty(nr);
-                let above = fast.mark_since(first, &eras, since, current);
+                let mut words = SinceWords::new(since, current);
+                words.next = first;
+                // Handed in pieces of several lengths, as array blocks and chunks come.
+                let mut above = None;
+                for piece in eras.chunks(37 + len % 100) {
+                    let (at, done, at_above) = words.push(piece);
+                    fast.or_words(at, done);
+                    above = at_above;
+                }
+                if let Some((at, word)) = words.last() {
+                    fast.or_words(at, &[word]);
+                }
                 let mut slow = WrittenBlocks::empty(nr);
                 for (b, &v) in (first..).zip(&eras) {
                     if v >= since {
@@ -689,11 +784,8 @@ mod tests {
                 if since < 8 {
                     assert!(fast.words.iter().any(|&w| w != 0));
                 }
-                assert_eq!(
-                    above,
-                    eras.iter().any(|&v| v > current),
-                    "{nr} {first} {len}"
-                );
+                let want = (first..).zip(&eras).find(|(_, &v)| v > current);
+                assert_eq!(above, want.map(|(b, _)| b / 64 * 64), "{nr} {first} {len}");
             }
         }
     }
