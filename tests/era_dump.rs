@@ -343,10 +343,7 @@ fn a_closed_pipe_ends_the_dump_quietly() {
 
 #[test]
 fn a_failed_dump_leaves_no_partial_file() {
-    let mut img = fixture("era-basic.meta.img.gz");
-    let ea = le64(block(&img, 0), 208);
-    block_mut(&mut img, ea)[300] ^= 1;
-    let f = temp_image(&img);
+    let f = era_basic_with_bad_era_array(300);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("dump.xml");
     let o = run("era_dump", &["-o", out.to_str().unwrap(), path_str(&f)]);

@@ -125,7 +125,7 @@ fn repair_interrupted_at_every_write() {
 /// filesystem named its input).
 #[test]
 fn a_failed_write_of_era_repair_is_the_outputs() {
-    use era_log_tools::pdata::error::Side;
+    use era_log_tools::pdata::error::{Side, Sided};
     let img = fixture(SOURCES[0]);
     let input = MemIo::from_bytes(img.clone());
     let mut writes = 0;

@@ -369,10 +369,7 @@ fn binary_snapshot_mode_and_errors() {
 
 #[test]
 fn damaged_metadata_is_an_error_not_a_short_list() {
-    let mut img = fixture("era-basic.meta.img.gz");
-    let ea = le64(block(&img, 0), 208);
-    block_mut(&mut img, ea)[200] ^= 1;
-    let f = temp_image(&img);
+    let f = era_basic_with_bad_era_array(200);
     let out = run(
         "era_invalidate",
         &["--written-since", "1", f.path().to_str().unwrap()],

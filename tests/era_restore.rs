@@ -504,3 +504,59 @@ fn a_small_output_is_told_the_size_of_the_whole_xml() {
     assert!(stderr.contains("era_metadata_size --nr-blocks"), "{stderr}");
     assert!(!stderr.contains("at least 1"), "{stderr}");
 }
+
+/// XML of `nr_blocks` blocks whose sixteen writesets each have a range set in every 4 KiB of
+/// their bits, so that a restore holding the bits in memory would touch all of them.
+fn spread_writesets(nr_blocks: u32) -> String {
+    let mut xml = format!(
+        "<superblock uuid=\"\" block_size=\"8\" nr_blocks=\"{nr_blocks}\" current_era=\"30\">\n"
+    );
+    for era in 5..21 {
+        xml += &format!("  <writeset era=\"{era}\" nr_bits=\"{nr_blocks}\">\n");
+        for b in (era..nr_blocks).step_by(4096 * 8) {
+            xml += &format!("    <marked block_begin=\"{b}\" len=\"3\"/>\n");
+        }
+        xml += "  </writeset>\n";
+    }
+    let last = nr_blocks - 1;
+    xml += &format!("  <era_array>\n    <era block=\"{last}\" era=\"4\"/>\n  </era_array>\n");
+    xml + "</superblock>\n"
+}
+
+#[test]
+fn memory_does_not_grow_with_the_writesets() {
+    let peak = |nr_blocks: u32| {
+        let dir = tempfile::tempdir().unwrap();
+        let xml = dir.path().join("in.xml");
+        std::fs::write(&xml, spread_writesets(nr_blocks)).unwrap();
+        let out = temp_zeroed(96 << 20);
+        let mut cmd = command("era_restore");
+        cmd.args(["-q", "-i"])
+            .arg(&xml)
+            .args(["-o", path_str(&out)]);
+        // The era array waits in the test's own folder, not in a shared one.
+        cmd.env("TMPDIR", dir.path());
+        let (o, kib) = common::memory::peak_memory_kib(&cmd);
+        assert!(o.success(), "{o:?}");
+        // Every writeset's ranges came back: eras 5 to 20 overlap into one run a range.
+        let listed = run(
+            "era_invalidate",
+            &["--written-since", "5", "--format", "text", path_str(&out)],
+        );
+        let runs: Vec<&str> = listed.stdout.lines().collect();
+        assert_eq!(
+            runs.len(),
+            (nr_blocks as usize).div_ceil(4096 * 8),
+            "{listed:?}"
+        );
+        assert_eq!(runs[1], "32773 32791");
+        kib
+    };
+    // Sixteen writesets of 2^23 bits hold 16 MiB; held in memory they would all be
+    // touched. Many writesets of a small origin keep the era array, and the test, small.
+    let (small, large) = (peak(1 << 16), peak(1 << 23));
+    assert!(
+        large < small + 10 * 1024,
+        "{small} KiB at 2^16 blocks, {large} KiB at 2^23"
+    );
+}

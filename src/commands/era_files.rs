@@ -1,16 +1,18 @@
 //! What the era tools open: binary metadata in, with the words scripts grep for, and the
 //! device or file era_restore and era_repair write, checked before they write.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use crate::cli::open::{looks_like_xml, open_device, open_writer_output, refuse_unless, refusing};
-use crate::cli::report::file_error;
+use crate::cli::report::{file_error, on_side, writer_error};
 use crate::era::format::superblock::{Superblock, SUPERBLOCK_LOCATION};
 use crate::era::format::FORMAT;
 use crate::era::live::LiveError;
 use crate::era::sink::Summary;
 use crate::identify::{probe, Content, State};
-use crate::pdata::error::Fault;
+use crate::interrupt;
+use crate::pdata::error::{Fault, Sided};
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 
 /// What to do about a device someone holds, for the era tools' inputs.
@@ -69,9 +71,19 @@ pub fn open_era_input(path: &Path, mode: OpenMode) -> anyhow::Result<FileIo> {
     Ok(io)
 }
 
-/// The options era_restore and era_repair share, after their input and output.
+/// The arguments of both era writers, era_restore and era_repair: the input, whose help
+/// each tool gives ([`input_help`]: XML or metadata), the output, -q and --force.
 #[derive(clap::Args)]
-pub struct WriterOptions {
+pub struct WriterArgs {
+    /// What the writer reads
+    #[arg(short, long, value_name = "FILE")]
+    pub input: std::path::PathBuf,
+    /// Device or pre-allocated file receiving the metadata
+    ///
+    /// Never the input. Refused when it holds data other than zeros or dm-era metadata of the
+    /// same geometry, unless --force is given.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: std::path::PathBuf,
     /// Print nothing; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
@@ -82,6 +94,51 @@ pub struct WriterOptions {
     /// partition table, a disk log, or data that is neither zeros nor a signature we know.
     #[arg(long)]
     pub force: bool,
+}
+
+/// What a writer's command does to its arguments to give its input's help: `help`, and
+/// `more` after it in `--help` when not empty.
+pub fn input_help(help: &'static str, more: &'static str) -> impl FnMut(clap::Arg) -> clap::Arg {
+    move |arg| match arg.get_id() == "input" {
+        true if more.is_empty() => arg.help(help),
+        true => arg.help(help).long_help(format!("{help}\n\n{more}")),
+        false => arg,
+    }
+}
+
+impl WriterArgs {
+    /// Runs `body`, the writer `tool`, with its messages (unless `-q`) and the state an
+    /// interruption leaves told for this output.
+    pub fn run(
+        &self,
+        tool: &'static str,
+        body: impl FnOnce() -> anyhow::Result<u8>,
+    ) -> std::process::ExitCode {
+        super::run_writer(tool, self.quiet, &self.output, body)
+    }
+
+    /// What the run makes of the `result` of its write from the input to the output: its value
+    /// to go on with; or, when a signal stopped the run, the exit status to end with (the
+    /// state the output was left in said); or the error, on the file it is about, with the
+    /// state `unfinished` when the output was touched.
+    pub fn written<T, E: Sided>(
+        &self,
+        result: Result<T, E>,
+        unfinished: &str,
+    ) -> anyhow::Result<ControlFlow<u8, T>> {
+        if let Some(status) = interrupt::after_write(&self.output, &result, unfinished) {
+            return Ok(ControlFlow::Break(status));
+        }
+        match result {
+            Ok(value) => Ok(ControlFlow::Continue(value)),
+            Err(e) => Err(writer_error(self.on_its_file(e), unfinished)),
+        }
+    }
+
+    /// Error `e` of the run, on the file it is about.
+    pub fn on_its_file<E: Sided>(&self, e: E) -> anyhow::Error {
+        on_side(e.side(), e, &self.input, &self.output)
+    }
 }
 
 /// An era writer's output, opened and checked: it holds zeros, the marker of an interrupted

@@ -310,21 +310,12 @@ mod tests {
 
     #[test]
     fn every_format_and_unit_is_accepted_by_its_name() {
-        for (name, format) in [
-            ("xml", Format::Xml),
-            ("text", Format::Text),
-            ("json", Format::Json),
-        ] {
-            let a = Args::try_parse_from(["i", "--written-since", "0", "--format", name, "m"]);
-            assert_eq!(a.unwrap().format, Some(format));
-        }
-        for (name, units) in [
-            ("blocks", Units::Blocks),
-            ("sectors", Units::Sectors),
-            ("bytes", Units::Bytes),
-        ] {
-            let a = Args::try_parse_from(["i", "--written-since", "0", "--units", name, "m"]);
-            assert_eq!(a.unwrap().units, units);
-        }
+        let with = |option, name| {
+            Args::try_parse_from(["i", "--written-since", "0", option, name, "m"]).unwrap()
+        };
+        let formats = ["xml", "text", "json"].map(|name| with("--format", name).format);
+        assert_eq!(formats, [Format::Xml, Format::Text, Format::Json].map(Some));
+        let units = ["blocks", "sectors", "bytes"].map(|name| with("--units", name).units);
+        assert_eq!(units, [Units::Blocks, Units::Sectors, Units::Bytes]);
     }
 }

@@ -32,6 +32,31 @@ macro_rules! parse_with_bare_version {
     };
 }
 
+/// Declares an era writer's command (era_restore, era_repair), whose arguments are
+/// [`era_files::WriterArgs`] under the tool's own texts (the `#[command]` attributes given,
+/// the input's help among them): its `Args`, its `main`, and its `run`, which runs `$body`
+/// (`fn(&WriterArgs) -> anyhow::Result<u8>`) as the writer `$tool`.
+macro_rules! era_writer {
+    ($(#[$attr:meta])* $tool:literal => $body:path) => {
+        #[doc = concat!("The arguments of ", $tool, ".")]
+        #[derive(clap::Parser)]
+        #[command(name = $tool)]
+        $(#[$attr])*
+        pub struct Args {
+            /// -i, -o, -q and --force, as both era writers take them
+            #[command(flatten)]
+            pub files: super::era_files::WriterArgs,
+        }
+
+        parse_with_bare_version!(Args, main = run);
+
+        #[doc = concat!("Runs ", $tool, " on `args`; the exit status tells the outcome.")]
+        pub fn run(args: Args) -> std::process::ExitCode {
+            args.files.run($tool, || $body(&args.files))
+        }
+    };
+}
+
 /// Implements [`clap::ValueEnum`] for an enum of the library, which cannot derive it (the
 /// library's formats know nothing of clap): each variant with its name and its help, in
 /// the order `--help` lists them. One list serves both methods, so they cannot disagree.

@@ -31,8 +31,8 @@ pub struct DumpOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum DumpError {
     /// The metadata is damaged (without `repair`), or its superblock is unusable.
-    #[error("{0}")]
-    Metadata(#[source] Error),
+    #[error(transparent)]
+    Metadata(Error),
     /// Writing the output failed.
     #[error("{0}")]
     Io(#[from] io::Error),

@@ -15,4 +15,5 @@ pub mod restore;
 pub mod sink;
 pub mod spool;
 pub mod view;
+pub mod writeset_spool;
 pub mod xml;

@@ -1,6 +1,6 @@
 //! `era_repair`: a salvaging dump fed straight into the builder, with no XML in between.
 
-use crate::pdata::error::Side;
+use crate::pdata::error::{Side, Sided};
 
 use super::build::{min_output_bytes, writeset_blocks, BuildError, EraBuilder};
 use super::dump::{DumpError, DumpOptions, Stream};
@@ -20,9 +20,8 @@ pub enum RepairError {
     Build(#[source] BuildError),
 }
 
-impl RepairError {
-    /// Which file the error is about.
-    pub fn side(&self) -> Side {
+impl Sided for RepairError {
+    fn side(&self) -> Side {
         match self {
             // A write that failed while the input streamed into the builder is the output's.
             RepairError::Read(DumpError::Io(_)) => Side::Output,

@@ -1,9 +1,9 @@
 //! `era_restore`: XML to binary metadata, reading the input once (a file or a pipe).
 //!
-//! The whole document is checked before anything is written. Meanwhile the writesets are
-//! kept in memory, one bit per block each (bits may come in any order), and the era array
-//! in a temporary file ([`super::spool`]); once the input is known to be valid, both are
-//! written out, superblock last.
+//! The whole document is checked before anything is written. Meanwhile the writesets
+//! ([`super::writeset_spool`], one bit per block each, in any order) and the era array
+//! ([`super::spool`]) wait in temporary files, in memory that does not grow with the
+//! metadata; once the input is known to be valid, both are written out, superblock last.
 
 use std::collections::HashSet;
 use std::io::{self, Read};
@@ -15,13 +15,10 @@ use super::build::{
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::sink::{EraSink, Summary};
 use super::spool::Spool;
+use super::writeset_spool::WritesetSpool;
 use super::xml::read::{parse, ParseError, ParseOptions, VisitError, XmlError, XmlVisitor};
-use crate::pdata::bitset::nr_words;
-use crate::pdata::error::Side;
+use crate::pdata::error::{Side, Sided};
 use crate::pdata::io::{BlockIo, BLOCK_SIZE};
-
-/// Words handed to the builder at a time for a writeset without set bits.
-const ZERO_CHUNK: usize = 512;
 
 /// Why a restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +54,8 @@ pub enum RestoreError {
     },
 }
 
-impl RestoreError {
-    /// Which file the error is about.
-    pub fn side(&self) -> Side {
+impl Sided for RestoreError {
+    fn side(&self) -> Side {
         match self {
             RestoreError::Input(_) | RestoreError::Xml(_) => Side::Input,
             RestoreError::Build(_)
@@ -78,18 +74,12 @@ impl From<io::Error> for RestoreError {
     }
 }
 
-/// A writeset as the first pass keeps it; no memory until a bit is set.
+/// A writeset as the first pass keeps it: its bits are in the [`WritesetSpool`] at `index`.
+#[derive(Clone, Copy)]
 struct Writeset {
     era: u32,
     nr_bits: u32,
-    words: Option<Vec<u64>>,
-}
-
-impl Writeset {
-    fn words(&mut self) -> &mut Vec<u64> {
-        let n = crate::cast::index(nr_words(u64::from(self.nr_bits)));
-        self.words.get_or_insert_with(|| vec![0; n])
-    }
+    index: usize,
 }
 
 fn bad(msg: String) -> VisitError {
@@ -107,6 +97,7 @@ struct Validator<'o> {
     refused: Option<String>,
     header: Option<Summary>,
     writesets: Vec<Writeset>,
+    bits: WritesetSpool,
     eras: HashSet<u32>,
     in_writeset: bool,
     writeset_total: u64,
@@ -122,9 +113,9 @@ impl Validator<'_> {
             .ok_or_else(|| bad("element outside <superblock>".into()))
     }
 
-    fn current(&mut self) -> Result<&mut Writeset, VisitError> {
-        match self.writesets.last_mut() {
-            Some(ws) if self.in_writeset => Ok(ws),
+    fn current(&self) -> Result<Writeset, VisitError> {
+        match self.writesets.last() {
+            Some(&ws) if self.in_writeset => Ok(ws),
             _ => Err(bad("bit outside <writeset>".into())),
         }
     }
@@ -181,10 +172,11 @@ impl XmlVisitor for Validator<'_> {
             return Err(bad(format!("writeset nr_bits {nr_bits} is 2^31 or more")));
         }
         self.writeset_total += writeset_blocks(nr_bits);
+        let index = self.bits.begin(nr_bits);
         self.writesets.push(Writeset {
             era,
             nr_bits,
-            words: None,
+            index,
         });
         // Checked before any bit is stored: the output bounds the memory the bits take.
         self.room(h.nr_blocks)?;
@@ -202,7 +194,7 @@ impl XmlVisitor for Validator<'_> {
                     ws.nr_bits
                 )));
             }
-            ws.words()[(block / 64) as usize] |= 1 << (block % 64);
+            self.bits.set(ws.index, block)?;
         } else if block >= ws.nr_bits.max(nr_blocks) {
             return Err(bad(format!(
                 "bit {block} is past both nr_bits {} and nr_blocks {nr_blocks}",
@@ -229,11 +221,8 @@ impl XmlVisitor for Validator<'_> {
         {
             return Ok(false);
         }
-        if !set.is_empty() {
-            let words = ws.words();
-            for &b in set {
-                words[(b / 64) as usize] |= 1 << (b % 64);
-            }
+        for &b in set {
+            self.bits.set(ws.index, b)?;
         }
         Ok(true)
     }
@@ -250,19 +239,7 @@ impl XmlVisitor for Validator<'_> {
                 ws.nr_bits
             )));
         }
-        let words = ws.words();
-        let mut b = begin as u64;
-        while b < end {
-            let bit = b % 64;
-            let n = (64 - bit).min(end - b);
-            let mask = if n == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << n) - 1) << bit
-            };
-            words[(b / 64) as usize] |= mask;
-            b += n;
-        }
+        self.bits.set_range(ws.index, begin as u64, end)?;
         Ok(())
     }
 
@@ -387,6 +364,7 @@ pub fn restore_onto(
         refused: None,
         header: None,
         writesets: Vec::new(),
+        bits: WritesetSpool::default(),
         eras: HashSet::new(),
         in_writeset: false,
         writeset_total: 0,
@@ -412,7 +390,7 @@ pub fn restore_onto(
     let Some(header) = v.header else {
         return Err(RestoreError::Input(io::Error::other("no superblock")));
     };
-    write_out(out, &header, v.writesets, v.spool, progress)
+    write_out(out, &header, v.writesets, &v.bits, v.spool, progress)
 }
 
 /// Writes what a valid input described: the writesets, then the era array from `spool`
@@ -421,6 +399,7 @@ fn write_out(
     out: &dyn BlockIo,
     header: &Summary,
     mut writesets: Vec<Writeset>,
+    bits: &WritesetSpool,
     spool: Option<Spool>,
     progress: &dyn Fn(Step),
 ) -> Result<(), RestoreError> {
@@ -435,26 +414,19 @@ fn write_out(
     ));
     let mut b = EraBuilder::new(out, header.nr_blocks, &nr_bits)?;
     b.superblock_begin(header)?;
-    let zeros = [0u64; ZERO_CHUNK];
     for ws in writesets {
         b.writeset_begin(ws.era, ws.nr_bits)?;
-        match &ws.words {
-            Some(words) => b.writeset_words(words)?,
-            None => {
-                let mut left = crate::cast::index(nr_words(u64::from(ws.nr_bits)));
-                while left > 0 {
-                    let n = left.min(ZERO_CHUNK);
-                    b.writeset_words(&zeros[..n])?;
-                    left -= n;
-                }
-            }
-        }
+        bits.replay(ws.index, RestoreError::TempFile, &mut |words| {
+            Ok(b.writeset_words(words)?)
+        })?;
         b.writeset_end()?;
     }
     b.era_array_begin()?;
     let nr_blocks = header.nr_blocks as u64;
     match spool {
-        Some(s) => s.replay(nr_blocks, &mut |eras| b.eras(eras))?,
+        Some(s) => s.replay(nr_blocks, RestoreError::TempFile, &mut |eras| {
+            Ok(b.eras(eras)?)
+        })?,
         None => {
             let zeros = vec![0u32; (header.nr_blocks as usize).min(1 << 16)];
             let mut left = header.nr_blocks as usize;

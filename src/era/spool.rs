@@ -77,19 +77,20 @@ impl Spool {
     }
 
     /// Hands the `nr_blocks` entries to `f` in order, a run at a time, zeros after the
-    /// last one given.
-    pub fn replay(
+    /// last one given. A failure to read them back is `own`'s error, told apart from `f`'s.
+    pub fn replay<E>(
         self,
         nr_blocks: u64,
-        f: &mut dyn FnMut(&[u32]) -> io::Result<()>,
-    ) -> io::Result<()> {
+        own: fn(io::Error) -> E,
+        f: &mut dyn FnMut(&[u32]) -> Result<(), E>,
+    ) -> Result<(), E> {
         let dir = self.dir;
         let mut file = self
             .out
             .into_inner()
-            .map_err(|e| Spool::context(&dir, e.into_error()))?;
+            .map_err(|e| own(Spool::context(&dir, e.into_error())))?;
         file.seek(SeekFrom::Start(0))
-            .map_err(|e| Spool::context(&dir, e))?;
+            .map_err(|e| own(Spool::context(&dir, e)))?;
         let stored = self.next.min(nr_blocks);
         let mut bytes = vec![0u8; BUFFER];
         let mut eras: Vec<u32> = Vec::with_capacity(BUFFER / ENTRY);
@@ -100,7 +101,7 @@ impl Spool {
             let from_file =
                 crate::cast::index((stored.saturating_sub(done) * ENTRY as u64).min(n as u64));
             file.read_exact(&mut bytes[..from_file])
-                .map_err(|e| Spool::context(&dir, e))?;
+                .map_err(|e| own(Spool::context(&dir, e)))?;
             bytes[from_file..n].fill(0);
             eras.resize(n / ENTRY, 0);
             LE::read_u32_into(&bytes[..n], &mut eras);
@@ -123,7 +124,7 @@ mod tests {
         s.put(300_000, &[9; 10]).unwrap();
         assert!(s.put(5, &[1]).is_err());
         let mut got = Vec::new();
-        s.replay(400_000, &mut |e| {
+        s.replay(400_000, |e| e, &mut |e| {
             got.extend_from_slice(e);
             Ok(())
         })

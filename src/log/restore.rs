@@ -8,7 +8,7 @@ use super::error::LogError;
 use super::format::bitmap::Bitmap;
 use super::format::geometry::MAX_REGIONS;
 use super::format::header::{Header, NR_REGIONS_LVM_INITIALISED, VERSION, VERSION_1};
-use crate::xml::markup::{lossy, Tag};
+use crate::xml::markup::{lossy, Markup, Tag};
 use crate::xml::reader::{Event, ReadError, Reader};
 use crate::xml::{Pos, XmlError};
 
@@ -262,11 +262,14 @@ struct Document {
 impl Document {
     /// Takes the next event of the document; `false` once the input has ended.
     fn event(&mut self, at: Pos, ev: Event<'_>) -> Result<bool, LogError> {
-        let empty = matches!(ev, Event::Empty(_));
-        match ev {
+        let m = match ev {
             Event::Eof => return Ok(false),
             Event::Text => return Err(err(at, "unexpected text")),
-            Event::Start(e) | Event::Empty(e) if !self.closed && self.root.is_none() => {
+            Event::Markup(m) => m,
+        };
+        let empty = matches!(m, Markup::Empty(_));
+        match m {
+            Markup::Start(e) | Markup::Empty(e) if !self.closed && self.root.is_none() => {
                 if e.name == "superblock" {
                     let what = "the document must start with <dirty_log>: this is the XML of \
                                 era_dump (dm-era metadata), which era_restore reads";
@@ -278,13 +281,13 @@ impl Document {
                 self.root = Some(root(&e, at)?);
                 self.closed = empty;
             }
-            Event::Start(e) | Event::Empty(e) if !self.closed && !self.in_dirty => {
+            Markup::Start(e) | Markup::Empty(e) if !self.closed && !self.in_dirty => {
                 self.dirty_element(&e, at)?;
                 self.in_dirty = !empty;
             }
-            Event::End("dirty") if self.in_dirty => self.in_dirty = false,
-            Event::End("dirty_log") if !self.in_dirty && !self.closed => self.closed = true,
-            Event::End(n) if !self.closed => {
+            Markup::End("dirty") if self.in_dirty => self.in_dirty = false,
+            Markup::End("dirty_log") if !self.in_dirty && !self.closed => self.closed = true,
+            Markup::End(n) if !self.closed => {
                 let open = if self.in_dirty { "dirty" } else { "dirty_log" };
                 return Err(err(
                     at,

@@ -111,5 +111,11 @@ pub enum Side {
     Own,
 }
 
+/// An error that knows which of a tool's files it is about ([`Side`]).
+pub trait Sided: std::error::Error + Send + Sync + 'static {
+    /// Which file the error is about.
+    fn side(&self) -> Side;
+}
+
 /// Results of the persistent-data layer.
 pub type Result<T> = std::result::Result<T, Error>;

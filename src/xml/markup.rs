@@ -19,7 +19,7 @@ pub struct Tag<'a> {
     attrs: &'a [u8],
 }
 
-/// What a construct is.
+/// A tag, what a document's elements are made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Markup<'a> {
     /// `<name …>`.
@@ -28,15 +28,14 @@ pub enum Markup<'a> {
     Empty(Tag<'a>),
     /// `</name>`.
     End(&'a str),
-    /// A comment or the XML declaration: nothing for the caller.
-    Skip,
 }
 
 /// The outcome of [`scan`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scan<'a> {
-    /// A whole construct of `len` bytes.
-    Found(Markup<'a>, usize),
+    /// A whole construct of `len` bytes: a tag, or `None` for a comment or the XML
+    /// declaration, which are nothing for the caller.
+    Found(Option<Markup<'a>>, usize),
     /// The construct goes on past the end of the buffer: call again with more.
     Incomplete,
 }
@@ -73,7 +72,7 @@ fn scan_declaration(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
             return more(buf, at_eof, "markup");
         }
         return match memchr::memmem::find(&buf[4..], b"-->") {
-            Some(i) if 4 + i + 3 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 4 + i + 3)),
+            Some(i) if 4 + i + 3 <= MAX_MARKUP => Ok(Scan::Found(None, 4 + i + 3)),
             Some(_) => Err(format!("comment longer than {MAX_MARKUP} bytes")),
             None => more(buf, at_eof, "a comment"),
         };
@@ -107,7 +106,7 @@ fn scan_processing_instruction(
         Some(_) if !doc_start => Err("an XML declaration is allowed only at the start".into()),
         Some(true) if buf.len() <= 5 => more(buf, at_eof, "markup"),
         Some(true) => match memchr::memmem::find(&buf[5..], b"?>") {
-            Some(i) if 5 + i + 2 <= MAX_MARKUP => Ok(Scan::Found(Markup::Skip, 5 + i + 2)),
+            Some(i) if 5 + i + 2 <= MAX_MARKUP => Ok(Scan::Found(None, 5 + i + 2)),
             Some(_) => Err(format!("XML declaration longer than {MAX_MARKUP} bytes")),
             None => more(buf, at_eof, "the XML declaration"),
         },
@@ -126,7 +125,7 @@ fn scan_end_tag(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
     let inner = &buf[2..end];
     match name(inner) {
         Ok((rest, n)) if rest.iter().all(|&b| is_space(b)) => {
-            Ok(Scan::Found(Markup::End(n), end + 1))
+            Ok(Scan::Found(Some(Markup::End(n)), end + 1))
         }
         _ => Err(format!("bad end tag '{}'", lossy(&buf[..end + 1]))),
     }
@@ -158,7 +157,7 @@ fn scan_tag(buf: &[u8], at_eof: bool) -> Result<Scan<'_>, String> {
     } else {
         Markup::Start(t)
     };
-    Ok(Scan::Found(m, end + 1))
+    Ok(Scan::Found(Some(m), end + 1))
 }
 
 /// `Some(false)` if `buf` starts with `pat`, `Some(true)` if `buf` is a shorter part of it
@@ -309,7 +308,7 @@ impl<'a> Iterator for Attributes<'a> {
 mod tests {
     use super::*;
 
-    fn found(s: &str) -> (Markup<'_>, usize) {
+    fn found(s: &str) -> (Option<Markup<'_>>, usize) {
         match scan(s.as_bytes(), true, false) {
             Ok(Scan::Found(m, n)) => (m, n),
             other => panic!("{s}: {other:?}"),
@@ -327,7 +326,9 @@ mod tests {
     fn tags_and_their_attributes() {
         let (m, n) = found("<bit block=\"1\"  value = 'true' />\n");
         assert_eq!(n, 33);
-        let Markup::Empty(t) = m else { panic!("{m:?}") };
+        let Some(Markup::Empty(t)) = m else {
+            panic!("{m:?}")
+        };
         assert_eq!(t.name, "bit");
         let a: Vec<_> = t.attributes().map(|a| a.unwrap()).collect();
         assert_eq!(a, vec![("block", &b"1"[..]), ("value", &b"true"[..])]);
@@ -340,10 +341,10 @@ mod tests {
             .unwrap_err()
             .contains("unknown attribute 'value'"));
         let (m, _) = found("<w a=\"x>y\">");
-        assert!(matches!(m, Markup::Start(t) if t.name == "w"));
-        assert_eq!(found("</w >").0, Markup::End("w"));
-        assert_eq!(found("<!-- a -- b --> x").1, 15);
-        let Markup::Empty(t) = found("<e a=\"1\" a=\"2\"/>").0 else {
+        assert!(matches!(m, Some(Markup::Start(t)) if t.name == "w"));
+        assert_eq!(found("</w >").0, Some(Markup::End("w")));
+        assert_eq!(found("<!-- a -- b --> x"), (None, 15));
+        let Some(Markup::Empty(t)) = found("<e a=\"1\" a=\"2\"/>").0 else {
             panic!()
         };
         assert!(t
@@ -382,7 +383,7 @@ mod tests {
         let long = format!("<!--{}", " ".repeat(MAX_MARKUP));
         assert!(error(&long, false, false).contains("longer than"));
         let ok = "<a b=\"&lt;&#60;&#x3c;\"/>";
-        assert!(matches!(found(ok).0, Markup::Empty(_)));
+        assert!(matches!(found(ok).0, Some(Markup::Empty(_))));
     }
 
     #[test]
@@ -394,7 +395,7 @@ mod tests {
         }
         assert_eq!(
             scan(b"<?xml version=\"1.0\"?>\n<a/>", false, true),
-            Ok(Scan::Found(Markup::Skip, 21))
+            Ok(Scan::Found(None, 21))
         );
     }
 }

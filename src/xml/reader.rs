@@ -3,7 +3,7 @@
 
 use std::io::{self, Read};
 
-use super::markup::{lossy, scan, Markup, Scan, Tag, MAX_MARKUP};
+use super::markup::{lossy, scan, Markup, Scan, MAX_MARKUP};
 use super::{is_space, Lines, Pos, XmlError};
 
 /// Bytes read from the input at a time.
@@ -15,12 +15,8 @@ pub const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// What the document holds next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event<'a> {
-    /// `<name …>`.
-    Start(Tag<'a>),
-    /// `<name …/>`.
-    Empty(Tag<'a>),
-    /// `</name>`.
-    End(&'a str),
+    /// A tag.
+    Markup(Markup<'a>),
     /// Text other than white space (neither format has any): the caller says why it is
     /// wrong. It is skipped up to the next `<`.
     Text,
@@ -32,8 +28,8 @@ pub enum Event<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     /// The input is not acceptable XML.
-    #[error("{0}")]
-    Xml(#[source] XmlError),
+    #[error(transparent)]
+    Xml(XmlError),
     /// Reading the input failed.
     #[error("{0}")]
     Io(#[source] io::Error),
@@ -153,7 +149,7 @@ impl<R: Read> Reader<R> {
             match scan(avail, self.eof, self.doc_start) {
                 Err(msg) => return Err(ReadError::Xml(XmlError { pos, msg })),
                 Ok(Scan::Incomplete) => self.fill().map_err(ReadError::Io)?,
-                Ok(Scan::Found(Markup::Skip, n)) => {
+                Ok(Scan::Found(None, n)) => {
                     self.doc_start = false;
                     self.consume(n);
                 }
@@ -167,9 +163,7 @@ impl<R: Read> Reader<R> {
         };
         // Read again, now that the position has moved on: the construct is whole and small.
         let event = match scan(&self.buf[start..start + len], true, false) {
-            Ok(Scan::Found(Markup::Start(t), _)) => Event::Start(t),
-            Ok(Scan::Found(Markup::Empty(t), _)) => Event::Empty(t),
-            Ok(Scan::Found(Markup::End(n), _)) => Event::End(n),
+            Ok(Scan::Found(Some(m), _)) => Event::Markup(m),
             _ => {
                 return Err(ReadError::Xml(XmlError {
                     pos,
@@ -215,9 +209,13 @@ mod tests {
             loop {
                 let (pos, e) = r.next_event().map_err(|e| e.to_string())?;
                 let s = match e {
-                    Event::Start(t) => format!("{}:{} <{}>", pos.line, pos.column, t.name),
-                    Event::Empty(t) => format!("{}:{} <{}/>", pos.line, pos.column, t.name),
-                    Event::End(n) => format!("{}:{} </{n}>", pos.line, pos.column),
+                    Event::Markup(Markup::Start(t)) => {
+                        format!("{}:{} <{}>", pos.line, pos.column, t.name)
+                    }
+                    Event::Markup(Markup::Empty(t)) => {
+                        format!("{}:{} <{}/>", pos.line, pos.column, t.name)
+                    }
+                    Event::Markup(Markup::End(n)) => format!("{}:{} </{n}>", pos.line, pos.column),
                     Event::Text => format!("{}:{} text", pos.line, pos.column),
                     Event::Eof => format!("{}:{} eof", pos.line, pos.column),
                 };

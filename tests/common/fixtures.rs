@@ -79,6 +79,16 @@ pub fn temp_image(bytes: &[u8]) -> tempfile::NamedTempFile {
     f
 }
 
+/// The metadata of fixture era-basic with one bit flipped in byte `at` of its era array's
+/// root (the superblock's field at byte 208), which fails that block's checksum, in a
+/// temporary file.
+pub fn era_basic_with_bad_era_array(at: usize) -> tempfile::NamedTempFile {
+    let mut img = fixture("era-basic.meta.img.gz");
+    let root = super::le64(super::block(&img, 0), 208);
+    super::block_mut(&mut img, root)[at] ^= 1;
+    temp_image(&img)
+}
+
 /// A zero-filled temporary file of `len` bytes, e.g. an output for era_restore.
 pub fn temp_zeroed(len: u64) -> tempfile::NamedTempFile {
     let f = tempfile::NamedTempFile::new().expect("temp file");

@@ -1,61 +1,52 @@
 //! How much memory a run of a program took at its peak: the tests that show a tool's memory
 //! does not grow with its input compare this at two sizes (never a timing).
+//!
+//! The run is measured by `examples/bench_timer`, a small process started between the test
+//! and the program. The kernel's peak for a process also counts the memory of the process
+//! it was started from (a child starts as a copy of its parent, or shares its memory until
+//! it runs the program): measured straight from a test, a run could never look smaller
+//! than the test process itself.
 
 use super::run::Outcome;
-use std::io::Read;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 
-/// Runs `cmd` to its end, its streams captured, and returns what it did with its peak
-/// resident memory in KiB (the kernel's count for that one child, `ru_maxrss` of `wait4`).
-// The child is reaped by wait4 itself, not by std's `wait`, which cannot return its usage.
-#[allow(clippy::zombie_processes)]
-pub fn peak_memory_kib(cmd: &mut Command) -> (Outcome, u64) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let drain = |stream: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            if let Some(mut s) = stream {
-                s.read_to_end(&mut bytes).expect("a child's stream");
-            }
-            bytes
-        })
-    };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    );
-    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is a valid value of that plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `status` and `usage` are live, writable and of the types wait4 writes; `pid` is
-    // our own child, not yet reaped (std's Child is never waited on here).
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    let text = |t: std::thread::JoinHandle<Vec<u8>>| {
-        String::from_utf8_lossy(&t.join().expect("a reader thread")).into_owned()
+/// Runs `cmd` (its program, arguments, environment and folder) to its end, its output
+/// discarded, and returns its exit (0, or 1 with the reason in `stderr` after the program's
+/// own errors) and its peak resident memory in KiB.
+pub fn peak_memory_kib(cmd: &Command) -> (Outcome, u64) {
+    let timer = Path::new(env!("CARGO_BIN_EXE_era_check")).with_file_name("examples/bench_timer");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let errors = dir.path().join("stderr");
+    let mut timed = Command::new(&timer);
+    timed
+        .arg(&errors)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => timed.env(k, v),
+            None => timed.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        timed.current_dir(d);
+    }
+    let out = timed
+        .output()
+        .unwrap_or_else(|e| panic!("{} (built by cargo test): {e}", timer.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut stderr = std::fs::read_to_string(&errors).unwrap_or_default();
+    stderr += &String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    let kib = match stdout.split_whitespace().nth(1) {
+        Some(kib) if code == 0 => kib.parse().expect("bench_timer's peak"),
+        _ => 0,
     };
     let outcome = Outcome {
         code,
-        stdout: text(out),
-        stderr: text(err),
+        stdout: String::new(),
+        stderr,
     };
-    (outcome, u64::try_from(usage.ru_maxrss).expect("a size"))
+    (outcome, kib)
 }

@@ -285,87 +285,78 @@ pub fn run_with<T, E>(
 where
     E: Into<Box<dyn StdError + Send + Sync>>,
 {
-    session(dm, dev, opts, open, read).map_err(|fault| LiveError {
+    // One closure, so that every refusal and failure below is said of the device once.
+    let session = || -> Result<(T, SessionInfo), LiveFault> {
+        // Everything that can be refused is refused before the target is touched. The info
+        // comes first: on a suspended era target a status request would wait for the resume.
+        let info = dm.info(dev)?;
+        if !info.active_table {
+            return Err(LiveFault::Target("the device has no table loaded".into()));
+        }
+        if info.suspended {
+            return Err(LiveFault::Suspended);
+        }
+        let table = EraTable::from_lines(&dm.table(dev)?).map_err(LiveFault::Target)?;
+        let (metadata_dev, io) = open(table.metadata)?;
+        let start = status(dm, dev)?;
+        if let Some(root) = start.held {
+            if !opts.use_held_snapshot {
+                return Err(LiveFault::SnapshotHeld(root));
+            }
+            if opts.checkpoint {
+                return Err(LiveFault::CheckpointWithHeld(root));
+            }
+        }
+
+        let watch = opts.handle_signals.then(Watch::start);
+        let signal = AtomicI32::new(0);
+        let holder = Holder {
+            dm,
+            dev,
+            root: Mutex::new(None),
+        };
+        let result = std::thread::scope(|s| {
+            // The watcher returns once the watch is finished; a guard finishes it however the
+            // reads end, a panic included, or the scope would wait for the watcher forever.
+            let _finish = FinishOnDrop(watch.as_ref());
+            if let Some(w) = &watch {
+                let (signal, holder) = (&signal, &holder);
+                s.spawn(move || watch_signals(w, signal, holder, dev));
+            }
+            hold_and_read(
+                dm,
+                dev,
+                opts,
+                &table,
+                start,
+                &holder,
+                &*io,
+                &signal,
+                metadata_dev,
+                read,
+            )
+        });
+        drop(watch);
+        // The watcher may not have taken the signal yet when the reads stopped.
+        let sig = match signal.load(Ordering::SeqCst) {
+            0 if opts.handle_signals => crate::interrupt::stopped_by().unwrap_or(0),
+            s => s,
+        };
+        let released = holder.release();
+        if sig != 0 {
+            return Err(LiveFault::Interrupted {
+                signal: sig,
+                dropped: released.ok().flatten(),
+            });
+        }
+        let (value, info) = result?;
+        released?;
+        Ok((value, info))
+    };
+    session().map_err(|fault| LiveError {
         device: dev.to_string(),
         fault,
     })
-}
-
-fn session<T, E>(
-    dm: &dyn DeviceMapper,
-    dev: &DmDevice,
-    opts: &LiveOptions,
-    open: Opener<'_>,
-    read: impl FnOnce(&dyn BlockIo, &SessionInfo) -> Result<T, E>,
-) -> Result<(T, SessionInfo), LiveFault>
-where
-    E: Into<Box<dyn StdError + Send + Sync>>,
-{
-    // Everything that can be refused is refused before the target is touched. The info
-    // comes first: on a suspended era target a status request would wait for the resume.
-    let info = dm.info(dev)?;
-    if !info.active_table {
-        return Err(LiveFault::Target("the device has no table loaded".into()));
-    }
-    if info.suspended {
-        return Err(LiveFault::Suspended);
-    }
-    let table = EraTable::from_lines(&dm.table(dev)?).map_err(LiveFault::Target)?;
-    let (metadata_dev, io) = open(table.metadata)?;
-    let start = status(dm, dev)?;
-    if let Some(root) = start.held {
-        if !opts.use_held_snapshot {
-            return Err(LiveFault::SnapshotHeld(root));
-        }
-        if opts.checkpoint {
-            return Err(LiveFault::CheckpointWithHeld(root));
-        }
-    }
-
-    let watch = opts.handle_signals.then(Watch::start);
-    let signal = AtomicI32::new(0);
-    let holder = Holder {
-        dm,
-        dev,
-        root: Mutex::new(None),
-    };
-    let result = std::thread::scope(|s| {
-        // The watcher returns once the watch is finished; a guard finishes it however the
-        // reads end, a panic included, or the scope would wait for the watcher forever.
-        let _finish = FinishOnDrop(watch.as_ref());
-        if let Some(w) = &watch {
-            let (signal, holder) = (&signal, &holder);
-            s.spawn(move || watch_signals(w, signal, holder, dev));
-        }
-        hold_and_read(
-            dm,
-            dev,
-            opts,
-            &table,
-            start,
-            &holder,
-            &*io,
-            &signal,
-            metadata_dev,
-            read,
-        )
-    });
-    drop(watch);
-    // The watcher may not have taken the signal yet when the reads stopped.
-    let sig = match signal.load(Ordering::SeqCst) {
-        0 if opts.handle_signals => crate::interrupt::stopped_by().unwrap_or(0),
-        s => s,
-    };
-    let released = holder.release();
-    if sig != 0 {
-        return Err(LiveFault::Interrupted {
-            signal: sig,
-            dropped: released.ok().flatten(),
-        });
-    }
-    let (value, info) = result?;
-    released?;
-    Ok((value, info))
 }
 
 /// Finishes a watch when dropped.

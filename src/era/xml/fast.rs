@@ -179,10 +179,23 @@ pub struct Digest {
 
 /// Bytes of a line compared at once by [`Expect`].
 const WINDOW: usize = 48;
-const BIT_HEAD: &[u8; 16] = b"    <bit block=\"";
-const BIT_TAIL: &[u8] = b"\" value=\"";
-const ERA_HEAD: &[u8; 16] = b"    <era block=\"";
-const ERA_TAIL: &[u8] = b"\" era=\"";
+
+/// How era_dump writes the lines of one element: what comes before the block's number, and
+/// the next attribute up to its value.
+#[derive(Clone, Copy)]
+struct Pattern {
+    head: &'static [u8; 16],
+    tail: &'static [u8],
+}
+
+const BIT_LINE: Pattern = Pattern {
+    head: b"    <bit block=\"",
+    tail: b"\" value=\"",
+};
+const ERA_LINE: Pattern = Pattern {
+    head: b"    <era block=\"",
+    tail: b"\" era=\"",
+};
 
 /// How the line after the one just read starts when era_dump wrote it: four spaces, the
 /// element, the next block's number and the next attribute up to its value, as in
@@ -203,8 +216,7 @@ struct Expect {
     /// Digits of the block number.
     digits: usize,
     block: u32,
-    head: &'static [u8; 16],
-    tail: &'static [u8],
+    pattern: Pattern,
 }
 
 /// The 8 bytes of `w` from `o`, little-endian.
@@ -224,7 +236,8 @@ fn word(w: &[u8; WINDOW], o: usize) -> u64 {
 
 impl Expect {
     /// The expected start of the line for `block`.
-    fn new(head: &'static [u8; 16], tail: &'static [u8], block: u32) -> Expect {
+    fn new(pattern: Pattern, block: u32) -> Expect {
+        let Pattern { head, tail } = pattern;
         let mut bytes = [0u8; WINDOW];
         bytes[..16].copy_from_slice(head);
         let mut digits = [0u8; 10];
@@ -260,14 +273,13 @@ impl Expect {
             len,
             digits: n,
             block,
-            head,
-            tail,
+            pattern,
         }
     }
 
     /// The expectation for the line after the one for `block`, if there is a next block.
-    fn after(head: &'static [u8; 16], tail: &'static [u8], block: u32) -> Option<Expect> {
-        Some(Expect::new(head, tail, block.checked_add(1)?))
+    fn after(pattern: Pattern, block: u32) -> Option<Expect> {
+        Some(Expect::new(pattern, block.checked_add(1)?))
     }
 
     /// Whether `buf` starts as expected.
@@ -313,7 +325,7 @@ impl Expect {
             }
         }
         // 99…9 + 1: one digit more.
-        *self = Expect::new(self.head, self.tail, next);
+        *self = Expect::new(self.pattern, next);
         true
     }
 }
@@ -328,86 +340,36 @@ fn advance(e: &mut Option<Expect>) {
     }
 }
 
-/// One of the two elements of a fast run, for [`next_line`].
-trait Element {
-    /// What a line holds besides its block.
-    type Value;
-    /// How the element's lines start, for [`Expect`].
-    const HEAD: &'static [u8; 16];
-    /// The attribute after the block, up to its value, for [`Expect`].
-    const TAIL: &'static [u8];
-    /// The value of a line that [`Expect`] matched up to it, read from `t`, and how many
-    /// bytes of the line are left with its `\n`.
-    fn value(t: &[u8]) -> Option<(Self::Value, usize)>;
-    /// The block and the value of a parsed line of this element.
-    fn of(l: Line) -> Option<(u32, Self::Value)>;
-}
-
-/// `<bit>`.
-struct Bit;
-
-impl Element for Bit {
-    type Value = bool;
-    const HEAD: &'static [u8; 16] = BIT_HEAD;
-    const TAIL: &'static [u8] = BIT_TAIL;
-
-    #[inline(always)]
-    fn value(t: &[u8]) -> Option<(bool, usize)> {
-        if t.starts_with(b"false\"/>\n") {
-            Some((false, 9))
-        } else if t.starts_with(b"true\"/>\n") {
-            Some((true, 8))
-        } else {
-            None
-        }
-    }
-
-    #[inline(always)]
-    fn of(l: Line) -> Option<(u32, bool)> {
-        match l {
-            Line::Bit { block, value } => Some((block, value)),
-            Line::Era { .. } => None,
-        }
-    }
-}
-
-/// `<era>`.
-struct Era;
-
-impl Element for Era {
-    type Value = u32;
-    const HEAD: &'static [u8; 16] = ERA_HEAD;
-    const TAIL: &'static [u8] = ERA_TAIL;
-
-    #[inline(always)]
-    fn value(t: &[u8]) -> Option<(u32, usize)> {
-        match dec(t) {
-            Some((era, n)) if t[n..].starts_with(b"\"/>\n") => Some((era, n + 4)),
-            _ => None,
-        }
-    }
-
-    #[inline(always)]
-    fn of(l: Line) -> Option<(u32, u32)> {
-        match l {
-            Line::Era { block, era } => Some((block, era)),
-            Line::Bit { .. } => None,
-        }
-    }
-}
-
-/// The next line of a run of `E` at the start of `rest`: its block, its value and its
-/// length. `expect` is tried first, then the line is parsed, and `expect` is set for the
-/// line after. Generic and inlined so that each run keeps its own copy of the loop with
-/// nothing called through a pointer: this is the inner loop of the reader.
+/// What follows the block's attribute in a line of `<era>` (`ERA`) or `<bit>` (not `ERA`),
+/// read from `t` when [`Expect`] matched the line up to it: the value (an era, or 1 for a
+/// set bit and 0 for a clear one) and how many bytes of the line are left with its `\n`.
 #[inline(always)]
-fn next_line<E: Element>(
+fn value<const ERA: bool>(t: &[u8]) -> Option<(u32, usize)> {
+    if ERA {
+        let (era, n) = dec(t)?;
+        t[n..].starts_with(b"\"/>\n").then_some((era, n + 4))
+    } else if t.starts_with(b"false\"/>\n") {
+        Some((0, 9))
+    } else if t.starts_with(b"true\"/>\n") {
+        Some((1, 8))
+    } else {
+        None
+    }
+}
+
+/// The next line of a run of `<era>` (`ERA`) or `<bit>` lines at the start of `rest`: its
+/// block, its value (as [`value`] gives it) and its length. `expect` is tried first, then the
+/// line is parsed, and `expect` is set for the line after. Generic and inlined so that each
+/// run keeps its own copy of the loop with nothing called through a pointer: this is the
+/// inner loop of the reader.
+#[inline(always)]
+fn next_line<const ERA: bool>(
     rest: &[u8],
     expect: &mut Option<Expect>,
-) -> Option<(u32, E::Value, usize)> {
+) -> Option<(u32, u32, usize)> {
     if let Some(e) = expect {
         if e.matches(rest) {
-            if let Some((v, n)) = E::value(&rest[e.len..]) {
+            if let Some((v, n)) = value::<ERA>(&rest[e.len..]) {
                 let hit = (e.block, v, e.len + n);
                 advance(expect);
                 return Some(hit);
@@ -415,69 +377,88 @@ fn next_line<E: Element>(
         }
     }
     let (l, len, indent) = line(rest)?;
-    let (block, v) = E::of(l)?;
-    *expect = Expect::after(E::HEAD, E::TAIL, block).filter(|_| indent == 4);
+    let (block, v, pattern) = match l {
+        Line::Era { block, era } if ERA => (block, era, ERA_LINE),
+        Line::Bit { block, value } if !ERA => (block, u32::from(value), BIT_LINE),
+        _ => return None,
+    };
+    *expect = Expect::after(pattern, block).filter(|_| indent == 4);
     Some((block, v, len))
 }
 
 impl Digest {
     /// Reads the `<bit>` lines from `p` on into one run; returns where they end.
-    fn bits(&mut self, buf: &[u8], base: usize, mut p: usize) -> usize {
-        let (start, first) = (p, self.set.len());
+    fn bits(&mut self, buf: &[u8], base: usize, p: usize) -> usize {
+        let first = self.set.len();
         let (mut max_set, mut max_clear) = (None, None);
-        let mut lines = 0;
-        let mut expect: Option<Expect> = None;
-        while let Some((block, value, len)) = next_line::<Bit>(&buf[p..], &mut expect) {
-            if value {
-                self.set.push(block);
-                max_set = Some(max_set.map_or(block, |m: u32| m.max(block)));
+        let (end, lines) = self.lines::<false>(buf, p, |d, block, value| {
+            let max = if value == 1 {
+                d.set.push(block);
+                &mut max_set
             } else {
-                max_clear = Some(max_clear.map_or(block, |m: u32| m.max(block)));
-            }
-            lines += 1;
-            p += len;
-        }
-        self.runs.push(Run {
-            start: base + start,
-            end: base + p,
-            lines,
-            kind: Kind::Bits {
-                set: first..self.set.len(),
-                max_set,
-                max_clear,
-            },
+                &mut max_clear
+            };
+            *max = Some(max.map_or(block, |m: u32| m.max(block)));
         });
-        p
+        let set = first..self.set.len();
+        let kind = Kind::Bits {
+            set,
+            max_set,
+            max_clear,
+        };
+        self.push(base, p..end, lines, kind)
     }
 
     /// Reads the `<era>` lines from `p` on into one run; returns where they end.
-    fn eras(&mut self, buf: &[u8], base: usize, mut p: usize, first: u32) -> usize {
-        let (start, from) = (p, self.eras.len());
+    fn eras(&mut self, buf: &[u8], base: usize, p: usize, first: u32) -> usize {
+        let from = self.eras.len();
         let mut next = first as u64;
-        let mut contiguous = true;
-        let mut max_era = 0;
-        let mut lines = 0;
-        let mut expect: Option<Expect> = None;
-        while let Some((block, era, len)) = next_line::<Era>(&buf[p..], &mut expect) {
+        let (mut contiguous, mut max_era) = (true, 0);
+        let (end, lines) = self.lines::<true>(buf, p, |d, block, era| {
             contiguous &= block as u64 == next;
             next = block as u64 + 1;
-            self.eras.push(era);
+            d.eras.push(era);
             max_era = max_era.max(era);
+        });
+        let values = from..self.eras.len();
+        let kind = Kind::Eras {
+            values,
+            first,
+            contiguous,
+            max_era,
+        };
+        self.push(base, p..end, lines, kind)
+    }
+
+    /// Reads the lines of `<era>` (`ERA`) or `<bit>` from `p` on, each block and value handed
+    /// to `each` with the digest; returns where they end and how many there were.
+    #[inline(always)]
+    fn lines<const ERA: bool>(
+        &mut self,
+        buf: &[u8],
+        mut p: usize,
+        mut each: impl FnMut(&mut Self, u32, u32),
+    ) -> (usize, u64) {
+        let mut lines = 0;
+        let mut expect = None;
+        while let Some((block, value, len)) = next_line::<ERA>(&buf[p..], &mut expect) {
+            each(self, block, value);
             lines += 1;
             p += len;
         }
+        (p, lines)
+    }
+
+    /// Adds the run of `lines` lines at `at` (from `base`) of kind `kind`; returns where it
+    /// ends.
+    fn push(&mut self, base: usize, at: Range<usize>, lines: u64, kind: Kind) -> usize {
         self.runs.push(Run {
-            start: base + start,
-            end: base + p,
+            start: base + at.start,
+            end: base + at.end,
             lines,
-            kind: Kind::Eras {
-                values: from..self.eras.len(),
-                first,
-                contiguous,
-                max_era,
-            },
+            kind,
         });
-        p
+        at.end
     }
 
     /// Adds the line `start..end` to the slow run at the end, or starts one.

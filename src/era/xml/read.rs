@@ -45,12 +45,13 @@ impl From<io::Error> for VisitError {
     }
 }
 
-/// Why parsing stopped. Each says its cause's words, and has it as its source.
+/// Why parsing stopped, in its cause's words. An I/O error is the source, where the tools
+/// look for it (a closed pipe, the file that failed).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// The input is not acceptable era XML.
-    #[error("{0}")]
-    Xml(#[source] XmlError),
+    #[error(transparent)]
+    Xml(XmlError),
     /// Reading the input failed.
     #[error("{0}")]
     Io(#[source] io::Error),
@@ -233,12 +234,13 @@ impl<V: XmlVisitor> Document<'_, V> {
         }
     }
 
-    fn markup(&mut self, m: Markup) -> Result<(), Fail> {
+    /// Takes a tag, or nothing for a comment or the XML declaration.
+    fn markup(&mut self, m: Option<Markup>) -> Result<(), Fail> {
         match m {
-            Markup::Start(t) => self.start(&t, false),
-            Markup::Empty(t) => self.start(&t, true),
-            Markup::End(n) => self.end(n),
-            Markup::Skip => Ok(()),
+            Some(Markup::Start(t)) => self.start(&t, false),
+            Some(Markup::Empty(t)) => self.start(&t, true),
+            Some(Markup::End(n)) => self.end(n),
+            None => Ok(()),
         }
     }
 

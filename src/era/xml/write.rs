@@ -171,9 +171,18 @@ impl<W: Write> XmlWriter<W> {
         Ok(())
     }
 
-    fn line(&mut self, text: &[u8]) {
+    /// Adds the line `text` after the pending bits' or eras' lines, whose element it may
+    /// close.
+    fn line(&mut self, text: &[u8]) -> io::Result<()> {
+        if !self.words.is_empty() {
+            self.flush_words()?;
+        }
+        if !self.eras.is_empty() {
+            self.flush_eras()?;
+        }
         self.buf.push(b'\n');
         self.buf.extend_from_slice(text);
+        Ok(())
     }
 
     /// Writes the pending words' lines.
@@ -269,12 +278,11 @@ impl<W: Write> EraSink for XmlWriter<W> {
             })?;
             self.bit = to;
         }
-        self.line(b"  </writeset>");
-        Ok(())
+        self.line(b"  </writeset>")
     }
 
     fn era_array_begin(&mut self) -> io::Result<()> {
-        self.line(b"  <era_array>");
+        self.line(b"  <era_array>")?;
         self.era_index = 0;
         Ok(())
     }
@@ -284,13 +292,11 @@ impl<W: Write> EraSink for XmlWriter<W> {
     }
 
     fn era_array_end(&mut self) -> io::Result<()> {
-        self.flush_eras()?;
-        self.line(b"  </era_array>");
-        Ok(())
+        self.line(b"  </era_array>")
     }
 
     fn superblock_end(&mut self) -> io::Result<()> {
-        self.line(b"</superblock>");
+        self.line(b"</superblock>")?;
         // The document ends with a newline, as thin-provisioning-tools 0.9's did.
         self.buf.push(b'\n');
         self.spill()?;
