@@ -216,17 +216,13 @@ fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<
         out: &mut out,
         started,
     };
-    let since = args.written_since;
-    let warnings = match md.write_written_since(&mut marking, plan.format, plan.units, since) {
-        Ok(warnings) => warnings,
+    let name = input.display().to_string();
+    let mut warn = |w| say(args, &finding_line("era_invalidate", &name, &w));
+    let (format, units, since) = (plan.format, plan.units, args.written_since);
+    match md.write_written_since(&mut marking, format, units, since, &mut warn) {
+        Ok(()) => {}
         Err(StreamError::Metadata(e)) => return Err(e).on_file(&input),
         Err(StreamError::Io(e)) => return Err(e.into()),
-    };
-    for w in &warnings {
-        say(
-            args,
-            &finding_line("era_invalidate", &input.display().to_string(), w),
-        );
     }
     out.commit()?;
     Ok(EXIT_OK)

@@ -127,16 +127,26 @@ impl EraMetadata {
 
     /// Writes the origin blocks written in era `since` or later to `out` as
     /// `era_invalidate` lists them, while they are read, in memory that does not grow with
-    /// the origin (see [`write_while_reading`]). Returns the warnings.
+    /// the origin (see [`write_while_reading`]); the problems that do not stop it go to
+    /// `warn` as soon as they are known.
     pub fn write_written_since(
         &self,
         out: &mut dyn Write,
         format: Format,
         units: Units,
         since: u32,
-    ) -> Result<Vec<Problem>, StreamError> {
+        warn: &mut dyn FnMut(Problem),
+    ) -> Result<(), StreamError> {
         let read = Offline::of(self, since);
-        write_while_reading(out, self.io.as_ref(), &self.view, format, units, &read)
+        write_while_reading(
+            out,
+            self.io.as_ref(),
+            &self.view,
+            format,
+            units,
+            &read,
+            warn,
+        )
     }
 }
 

@@ -148,7 +148,7 @@ pub fn write(
     let k = read
         .per_block(units, set.nr_blocks)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let mut lister = Lister::new(format, k, None, set.nr_blocks);
+    let mut lister = Lister::new(format, k, None, set.nr_blocks, true);
     write_head(out, format, |o| {
         offline_fields(o, read, units, set.nr_blocks, set.past_current_era)
     })?;
@@ -179,8 +179,8 @@ fn offline_fields(
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
     /// The metadata is damaged, or the output cannot say it (see [`Offline::per_block`]).
-    #[error("{0}")]
-    Metadata(#[source] Error),
+    #[error(transparent)]
+    Metadata(Error),
     /// Writing the output failed.
     #[error("{0}")]
     Io(#[from] io::Error),
@@ -190,7 +190,8 @@ pub enum StreamError {
 /// [`write`] does, while it is read: the memory taken does not grow with the origin.
 /// Nothing is written before the first window of blocks is known intact; damage found
 /// later leaves what was written before it (a regular file given as the output is not put
-/// in place then). Returns the warnings.
+/// in place then). The problems that do not stop it go to `warn` as soon as they are known
+/// (see [`list_written_since`]).
 pub fn write_while_reading(
     out: &mut dyn Write,
     io: &dyn BlockIo,
@@ -198,13 +199,16 @@ pub fn write_while_reading(
     format: Format,
     units: Units,
     read: &Offline,
-) -> Result<Vec<Problem>, StreamError> {
+    warn: &mut dyn FnMut(Problem),
+) -> Result<(), StreamError> {
     let nr_blocks = view.nr_blocks();
     let k = read
         .per_block(units, nr_blocks)
         .map_err(StreamError::Metadata)?;
     let past_current_era = read.since > view.current_era();
-    let mut lister = Lister::new(format, k, None, nr_blocks);
+    // Formatted on the calling thread: the readers keep the other cores busy, and waking
+    // the pool for each window would cost more than it takes over.
+    let mut lister = Lister::new(format, k, None, nr_blocks, false);
     let mut begun = false;
     let fields = |o: &mut Object| offline_fields(o, read, units, nr_blocks, past_current_era);
     let mut each = |span: Span| -> io::Result<()> {
@@ -214,7 +218,7 @@ pub fn write_while_reading(
         }
         lister.span(out, span)
     };
-    let outcome = match list_written_since(io, view, read.since, &mut each) {
+    let outcome = match list_written_since(io, view, read.since, &mut each, warn) {
         Ok(outcome) => outcome,
         Err(ListError::Metadata(e)) => return Err(StreamError::Metadata(e)),
         Err(ListError::Handing(e)) => return Err(StreamError::Io(e)),
@@ -234,7 +238,7 @@ pub fn write_while_reading(
         write_head(out, format, fields)?;
     }
     write_tail(out, format)?;
-    Ok(outcome.warnings)
+    Ok(())
 }
 
 /// Writes the answer of a live session (`era_invalidate --live`). Text and JSON ranges end
@@ -262,7 +266,7 @@ pub fn write_live(
     // block (`Lister` cuts them at `end`).
     let end = (format != Format::Xml).then(|| units.origin_end(info.origin_sectors(), bs));
     let k = units.per_block(bs);
-    let mut lister = Lister::new(format, k, end, set.nr_blocks);
+    let mut lister = Lister::new(format, k, end, set.nr_blocks, true);
     write_head(out, format, |o| {
         o.field("written_since", since)?
             .field("era", info.era)?
@@ -333,8 +337,10 @@ struct Lister {
 }
 
 impl Lister {
-    fn new(format: Format, k: u64, end: Option<u64>, nr_blocks: u64) -> Lister {
-        let (pieces, piece_blocks) = if nr_blocks < PARALLEL_BLOCKS {
+    /// A lister of the runs of `nr_blocks` blocks; their text is formatted on every core
+    /// with `parallel` (when there are enough), else on the calling thread.
+    fn new(format: Format, k: u64, end: Option<u64>, nr_blocks: u64, parallel: bool) -> Lister {
+        let (pieces, piece_blocks) = if !parallel || nr_blocks < PARALLEL_BLOCKS {
             (Pieces::serial(), SERIAL_PIECE_BLOCKS)
         } else {
             (Pieces::new(), PIECE_BLOCKS)

@@ -392,8 +392,6 @@ pub const WINDOW_BLOCKS: u64 = 1 << 20;
 /// What listing the blocks written since an era found, besides the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
-    /// Problems that did not stop the listing (see [`WrittenBlocks::warnings`]).
-    pub warnings: Vec<Problem>,
     /// The era asked is past the metadata's current era (see
     /// [`WrittenBlocks::past_current_era`]).
     pub past_current_era: bool,
@@ -419,7 +417,9 @@ impl<E> From<Error> for ListError<E> {
 }
 
 /// Computes the blocks written in era `since` or later, as seen by `view`, and hands them to
-/// `each` a window of [`WINDOW_BLOCKS`] at a time, in order: the era array and each
+/// `each` a window of [`WINDOW_BLOCKS`] at a time, in order, and the problems that do not
+/// stop it (see [`WrittenBlocks::warnings`]) to `warn` as soon as they are known (an era
+/// asked past the current one before any window, the rest at the end): the era array and each
 /// writeset needed are read on threads of their own and merged as they come, so the memory
 /// taken does not grow with the origin. Unreadable metadata is an error: a missing block
 /// would be silent data loss for the caller. Windows handed on before damage was found are
@@ -429,16 +429,16 @@ pub fn list_written_since<E: Send>(
     view: &View,
     since: u32,
     each: &mut dyn FnMut(Span) -> Result<(), E>,
+    warn: &mut dyn FnMut(Problem),
 ) -> Result<Outcome, ListError<E>> {
     let era = view.current_era();
     let mut outcome = Outcome {
-        warnings: Vec::new(),
         past_current_era: false,
         wrapped_at: None,
     };
     if since > era {
         outcome.past_current_era = true;
-        outcome.warnings.push(Problem {
+        warn(Problem {
             severity: Severity::Warning,
             error: Error::structure(
                 "superblock",
@@ -571,9 +571,11 @@ pub fn list_written_since<E: Send>(
         return Err(ListError::Metadata(p.error.clone()));
     }
     outcome.wrapped_at = merged.map_err(ListError::Handing)?;
-    outcome.warnings.extend_from_slice(all.kept());
+    for p in all.kept() {
+        warn(p.clone());
+    }
     if wrapped || outcome.wrapped_at.is_some() {
-        outcome.warnings.push(Problem {
+        warn(Problem {
             severity: Severity::Note,
             error: Error::structure(
                 view.era_array_name(),
@@ -598,7 +600,9 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
         out.words[at..at + span.words.len()].copy_from_slice(span.words);
         Ok(())
     };
-    let outcome = match list_written_since(io, view, since, &mut copy) {
+    let mut warnings = Vec::new();
+    let mut warn = |p| warnings.push(p);
+    let outcome = match list_written_since(io, view, since, &mut copy, &mut warn) {
         Ok(outcome) => outcome,
         Err(ListError::Metadata(e)) => return Err(e),
         Err(ListError::Handing(never)) => match never {},
@@ -606,7 +610,7 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
     if outcome.wrapped_at.is_some() {
         out.set_all();
     }
-    out.warnings = outcome.warnings;
+    out.warnings = warnings;
     out.past_current_era = outcome.past_current_era;
     Ok(out)
 }
