@@ -138,16 +138,15 @@ impl<V> Feed<V> {
     /// in a gap) is skipped. Returns false when the reader said the structure is damaged.
     pub fn take_until(&mut self, end: u64, f: &mut dyn FnMut(u64, &[V])) -> bool {
         loop {
-            if self.taken == self.chunk.len() {
-                if self.ended || self.failed || !self.next_chunk() {
-                    return !self.failed;
-                }
+            if self.taken == self.chunk.len() && (self.ended || self.failed || !self.next_chunk()) {
+                return !self.failed;
             }
             let at = self.first + self.taken as u64;
             if at >= end {
                 return true;
             }
-            let n = ((end - at).min((self.chunk.len() - self.taken) as u64)) as usize;
+            let left = self.chunk.len() - self.taken;
+            let n = crate::cast::index((end - at).min(left as u64));
             f(at, &self.chunk[self.taken..self.taken + n]);
             self.taken += n;
         }
@@ -177,6 +176,8 @@ impl<V> Feed<V> {
 }
 
 #[cfg(test)]
+// Tests build their values with casts of small, known numbers.
+#[allow(clippy::cast_possible_truncation)]
 mod tests {
     use super::*;
 

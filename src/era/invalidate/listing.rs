@@ -187,7 +187,7 @@ pub enum StreamError {
 }
 
 /// Writes the answer of an offline run on the metadata `view` of `io` to `out` as
-/// [`write`] does, while it is read: the memory taken does not grow with the origin.
+/// [`write()`] does, while it is read: the memory taken does not grow with the origin.
 /// Nothing is written before the first window of blocks is known intact; damage found
 /// later leaves what was written before it (a regular file given as the output is not put
 /// in place then). The problems that do not stop it go to `warn` as soon as they are known

@@ -217,7 +217,7 @@ impl SinceWords {
         let first_word = b / 64;
         self.words.clear();
         if b % 64 != 0 {
-            let n = ((64 - b % 64) as usize).min(eras.len());
+            let n = crate::cast::index(64 - b % 64).min(eras.len());
             let (bits, above) = padded_since_bits(&eras[..n], since, current);
             self.note(above, b);
             self.partial |= bits << (b % 64);
