@@ -696,3 +696,109 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
+mod streamed {
+    use super::*;
+    use crate::era::build::{fixed_blocks, EraBuilder};
+    use crate::era::invalidate::{written_since, WINDOW_BLOCKS};
+    use crate::era::sink::{EraSink, Summary};
+    use crate::pdata::io::MemIo;
+
+    /// Metadata of two windows and a bit, in era 5, without writesets: block `b`'s era is
+    /// `era(b)`.
+    fn metadata(era: impl Fn(u64) -> u32) -> (MemIo, View) {
+        let nr_blocks = (WINDOW_BLOCKS * 2 + 100) as u32;
+        let io = MemIo::new(fixed_blocks(nr_blocks, 0, 0) * 9 / 8 + 64);
+        let mut b = EraBuilder::new(&io, nr_blocks, &[]).unwrap();
+        let header = Summary {
+            block_size: 8,
+            nr_blocks,
+            current_era: 5,
+        };
+        b.superblock_begin(&header).unwrap();
+        b.era_array_begin().unwrap();
+        let eras: Vec<u32> = (0..u64::from(nr_blocks)).map(era).collect();
+        b.eras(&eras).unwrap();
+        b.era_array_end().unwrap();
+        b.superblock_end().unwrap();
+        b.finish().unwrap();
+        let view = View::open(&io, false).unwrap();
+        (io, view)
+    }
+
+    fn read(since: u32) -> Offline {
+        Offline {
+            since,
+            block_size: 8,
+            era: 5,
+            snapshot_era: None,
+        }
+    }
+
+    /// What `write_while_reading` writes and returns, and the warnings it gave.
+    fn streamed(io: &MemIo, view: &View, format: Format) -> (Vec<u8>, Result<(), String>) {
+        let mut out = Vec::new();
+        let r = write_while_reading(
+            &mut out,
+            io,
+            view,
+            format,
+            Units::Blocks,
+            &read(2),
+            &mut drop,
+        );
+        (out, r.map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn runs_across_windows_are_written_whole_as_from_the_whole_list() {
+        // Runs that end at, start at and span the windows' edges, and a window all listed.
+        let w = WINDOW_BLOCKS;
+        let (io, view) = metadata(|b| match b {
+            _ if (w - 3..w + 5).contains(&b) => 3,
+            _ if (w + 40..2 * w + 1).contains(&b) => 4,
+            _ => u32::from(b % 3 == 0) * 2,
+        });
+        let set = written_since(&io, &view, 2).unwrap();
+        for format in [Format::Xml, Format::Text, Format::Json] {
+            let mut whole = Vec::new();
+            write(&mut whole, &set, format, Units::Blocks, &read(2)).unwrap();
+            let (out, r) = streamed(&io, &view, format);
+            assert_eq!(r, Ok(()));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn an_era_above_the_current_one_lists_every_block_or_says_why_it_cannot() {
+        // In the first window: nothing written yet, every block listed.
+        let (io, view) = metadata(|b| if b == 7 { 9 } else { u32::from(b % 3 == 0) * 2 });
+        let (out, r) = streamed(&io, &view, Format::Text);
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("0 {}\n", view.nr_blocks())
+        );
+        // Past it: the list has begun, and cannot be taken back.
+        let at = WINDOW_BLOCKS + 7;
+        let (io, view) = metadata(|b| {
+            if b == at {
+                9
+            } else {
+                u32::from(b % 3 == 0) * 2
+            }
+        });
+        let set = written_since(&io, &view, 2).unwrap();
+        assert_eq!(set.runs().collect::<Vec<_>>(), [(0, view.nr_blocks())]);
+        let (out, r) = streamed(&io, &view, Format::Text);
+        let e = r.unwrap_err();
+        assert!(e.contains("--written-since 0 lists every block"), "{e}");
+        assert!(out.starts_with(b"0 1\n3 4\n"));
+    }
+}
