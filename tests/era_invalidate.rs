@@ -483,3 +483,42 @@ fn an_era_past_the_current_one_is_said() {
         (Some(false), "")
     );
 }
+
+/// era_invalidate writes the list as it reads the metadata, a window of blocks at a time, in
+/// every format: its memory does not grow with the origin (holding a bit per block, it took
+/// 6 MiB more at 5·10^7 blocks than at 5·10^6).
+#[test]
+fn memory_does_not_grow_with_the_origin() {
+    let small = synthetic::era_metadata(5_000_000, 2);
+    let large = synthetic::era_metadata(50_000_000, 2);
+    // Every block is listed but every thousandth.
+    let out = outcome(command("era_invalidate").args([
+        "--written-since",
+        "1",
+        "--format",
+        "text",
+        path_str(&small),
+    ]));
+    assert!(out.stdout.starts_with("1 1000\n1001 2000\n"), "{out:?}");
+    assert_eq!(out.stdout.lines().count(), 5000);
+    for format in ["xml", "text", "json"] {
+        let peak = |img: &tempfile::NamedTempFile| {
+            let (out, kib) = memory::peak_memory_kib(command("era_invalidate").args([
+                "--written-since",
+                "1",
+                "--format",
+                format,
+                "-o",
+                "/dev/null",
+                path_str(img),
+            ]));
+            assert!(out.success(), "{out:?}");
+            kib
+        };
+        let (s, l) = (peak(&small), peak(&large));
+        assert!(
+            l < s + 2048,
+            "{format}: {s} KiB at 5·10^6 blocks, {l} KiB at 5·10^7"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! era_invalidate: its command line and its run.
 
 use std::cell::Cell;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -9,7 +10,7 @@ use clap::Parser;
 use super::era_files;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use crate::cli::{self, EXIT_OK};
-use crate::era::invalidate::listing::{write, write_live, Format, Offline, Units};
+use crate::era::invalidate::listing::{write_live, Format, Offline, StreamError, Units};
 use crate::era::live;
 use crate::era::reader::EraMetadata;
 
@@ -206,22 +207,43 @@ fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<
     let input = args.source.name();
     let io = era_files::open_era_input(&input, era_files::read_mode(args.metadata_snapshot))?;
     let md = EraMetadata::from_io(Box::new(io), args.metadata_snapshot).on_file(&input)?;
-    let set = md.written_since(args.written_since).on_file(&input)?;
-    for w in set.warnings() {
-        say(
-            args,
-            &finding_line("era_invalidate", &input.display().to_string(), w),
-        );
-    }
-    let read = Offline::of(&md, args.written_since);
     // Refused before the output is touched.
-    read.per_block(plan.units, set.nr_blocks())
+    Offline::of(&md, args.written_since)
+        .per_block(plan.units, md.superblock().nr_blocks as u64)
         .on_file(&input)?;
     let mut out = cli::Output::create(args.output.as_deref(), &[&input])?;
-    started.set(true);
-    write(&mut out, set.blocks(), plan.format, plan.units, &read)?;
+    let mut marking = Marking {
+        out: &mut out,
+        started,
+    };
+    let name = input.display().to_string();
+    let mut warn = |w| say(args, &finding_line("era_invalidate", &name, &w));
+    let (format, units, since) = (plan.format, plan.units, args.written_since);
+    match md.write_written_since(&mut marking, format, units, since, &mut warn) {
+        Ok(()) => {}
+        Err(StreamError::Metadata(e)) => return Err(e).on_file(&input),
+        Err(StreamError::Io(e)) => return Err(e.into()),
+    }
     out.commit()?;
     Ok(EXIT_OK)
+}
+
+/// An output that says when the first byte is written to it: the list is written as the
+/// metadata is read, and a failure before that still owes a script its JSON.
+struct Marking<'a> {
+    out: &'a mut dyn Write,
+    started: &'a Cell<bool>,
+}
+
+impl Write for Marking<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.started.set(true);
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::io;
 
+use super::feed::{feed, Feed, WORD_CHUNK};
 use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::sink::{EraSink, Summary};
 use super::view::{View, WritesetRef};
@@ -115,16 +116,7 @@ impl<'a> Stream<'a> {
     }
 
     fn fail_on_fatal(&self) -> Result<(), DumpError> {
-        if self.repair {
-            return Ok(());
-        }
-        match self.walker.problems().first_fatal() {
-            Some(p) => Err(DumpError::Metadata(p.error.clone())),
-            None if self.walker.problems().worst() == Some(Severity::Error) => Err(
-                DumpError::Metadata(invalid("metadata", "too many errors".into())),
-            ),
-            None => Ok(()),
-        }
+        fail_on_fatal(&self.walker, self.repair)
     }
 
     fn drop_note(&mut self, name: &str, why: String) {
@@ -180,35 +172,92 @@ impl<'a> Stream<'a> {
     }
 
     /// Streams the era array as it will be once every writeset is digested: for each
-    /// block, the era of the newest writeset that marks it, else its era-array value.
-    /// Holds the writesets in memory, one bit per origin block each.
+    /// block, the era of the newest writeset that marks it, else its era-array value. The
+    /// writesets are read on threads of their own, a few chunks ahead of the era array,
+    /// so the memory taken does not grow with the origin. Damage found in a writeset stops
+    /// the stream where it is (unless repairing).
     pub fn stream_logical(&mut self, sink: &mut dyn EraSink) -> Result<(), DumpError> {
-        let nr_blocks = self.view.sb.nr_blocks as u64;
-        let limit = crate::cast::index(nr_words(nr_blocks));
-        let mut marked: Vec<(u32, Vec<u64>)> = Vec::new();
         let list = std::mem::take(&mut self.writesets);
-        for ws in &list {
-            let mut words = Vec::new();
-            self.read_bitset(ws, &mut |chunk| {
-                let room = limit.saturating_sub(words.len()).min(chunk.len());
-                words.extend_from_slice(&chunk[..room]);
-                Ok(())
-            })?;
-            if nr_blocks % 64 != 0 && words.len() == limit {
-                if let Some(last) = words.last_mut() {
-                    *last &= (1u64 << (nr_blocks % 64)) - 1;
-                }
+        let io = self.walker.io();
+        let view = self.view.clone();
+        let repair = self.repair;
+        // The writesets' problems come before the era array's, as if read first.
+        let opened = std::mem::replace(&mut self.walker, view.walker(io));
+        let (streamed, read) = std::thread::scope(|scope| {
+            let mut marks = Vec::new();
+            let mut readers = Vec::new();
+            // Newest first: the fold gives a block the era of the first that marks it.
+            for ws in list.iter().rev() {
+                let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
+                marks.push(Marks {
+                    era: ws.era,
+                    base: 0,
+                    words: Vec::new(),
+                    feed,
+                });
+                let view = &view;
+                readers.push(scope.spawn(move || {
+                    let mut w = view.walker(io);
+                    let mut next = 0;
+                    let r = read_bitset(&mut w, repair, ws, &mut |words| {
+                        supply.push(next, words);
+                        next += words.len() as u64;
+                        Ok(())
+                    });
+                    match r {
+                        Ok(()) => supply.finish(),
+                        Err(_) => supply.fail(),
+                    }
+                    (r, w.into_problems())
+                }));
             }
-            if words.iter().any(|&w| w != 0) {
-                marked.push((ws.era, words));
+            let streamed = self.stream_folded(sink, &mut marks);
+            drop(marks);
+            let mut read: Vec<_> = readers
+                .into_iter()
+                .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect();
+            read.reverse();
+            (streamed, read)
+        });
+        let array = std::mem::replace(&mut self.walker, view.walker(io));
+        let mut problems = opened.into_problems();
+        let mut failed = None;
+        for (r, p) in read {
+            problems.append(p);
+            if let (Err(e), None) = (r, &failed) {
+                failed = Some(e);
             }
         }
+        problems.append(array.into_problems());
+        self.walker = view.walker(io).with_problems(problems);
         self.writesets = list;
-        marked.reverse();
+        // A writeset's damage first: it stopped the stream, or would have been found
+        // before the era array was read.
+        match failed {
+            Some(e) => Err(e),
+            None => streamed,
+        }
+    }
+
+    /// Streams the era array folded with the writesets' `marks` (newest first) as they
+    /// come.
+    fn stream_folded(
+        &mut self,
+        sink: &mut dyn EraSink,
+        marks: &mut [Marks],
+    ) -> Result<(), DumpError> {
         sink.superblock_begin(&self.header())?;
         sink.era_array_begin()?;
         self.read_eras(&mut |first, eras| {
-            fold(first, eras, &marked);
+            let end = first + eras.len() as u64;
+            for m in marks.iter_mut() {
+                if !m.advance(first / 64, end.div_ceil(64)) {
+                    // The reader's error is the one reported.
+                    return Err(io::Error::other("a writeset is damaged"));
+                }
+            }
+            fold(first, eras, marks);
             sink.eras(eras)
         })?;
         sink.era_array_end()?;
@@ -216,45 +265,13 @@ impl<'a> Stream<'a> {
         Ok(())
     }
 
-    /// Hands the words of `ws` to `f` in order, exactly `ceil(nr_bits / 64)` of them.
+    /// Hands the words of `ws` to `f` in order (see [`read_bitset`]).
     fn read_bitset(
         &mut self,
         ws: &WritesetRef,
         f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
     ) -> Result<(), DumpError> {
-        let nr_bits = ws.disk.nr_bits as u64;
-        let total = nr_words(nr_bits);
-        let repair = self.repair;
-        // A lost word may have held any bit: say every block was written.
-        let fill = if repair { u64::MAX } else { 0 };
-        let mut at = Handed::default();
-        self.walker.walk_bitset(
-            &ws.name,
-            ws.disk.root,
-            nr_bits,
-            ws.parent,
-            &mut |w, first, words| {
-                if at.stopped(w, repair) {
-                    return;
-                }
-                let r = fill_words(at.next, first, total, nr_bits, fill, f).and_then(|()| f(words));
-                at.handed(first, words.len(), r);
-            },
-        );
-        let next = at.finish(total)?;
-        self.fail_on_fatal()?;
-        fill_words(next, total, total, nr_bits, fill, f)?;
-        let lost = at.lost;
-        if lost > 0 {
-            let msg = format!(
-                "{lost} of its {total} words could not be read; their {} blocks are taken as written in era {}",
-                lost * 64,
-                ws.era
-            );
-            self.walker
-                .report(Severity::Warning, invalid(&ws.name, msg));
-        }
-        Ok(())
+        read_bitset(&mut self.walker, self.repair, ws, f)
     }
 
     /// Hands the era array's values to `f` in order, with the index of the first one,
@@ -309,27 +326,105 @@ impl<'a> Stream<'a> {
     }
 }
 
+/// Hands the words of `ws` to `f` in order, exactly `ceil(nr_bits / 64)` of them, read by
+/// `walker` (repairing or not, as [`Stream`] says).
+fn read_bitset(
+    walker: &mut Walker,
+    repair: bool,
+    ws: &WritesetRef,
+    f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
+) -> Result<(), DumpError> {
+    let nr_bits = ws.disk.nr_bits as u64;
+    let total = nr_words(nr_bits);
+    // A lost word may have held any bit: say every block was written.
+    let fill = if repair { u64::MAX } else { 0 };
+    let mut at = Handed::default();
+    walker.walk_bitset(
+        &ws.name,
+        ws.disk.root,
+        nr_bits,
+        ws.parent,
+        &mut |w, first, words| {
+            if at.stopped(w, repair) {
+                return;
+            }
+            let r = fill_words(at.next, first, total, nr_bits, fill, f).and_then(|()| f(words));
+            at.handed(first, words.len(), r);
+        },
+    );
+    let next = at.finish(total)?;
+    fail_on_fatal(walker, repair)?;
+    fill_words(next, total, total, nr_bits, fill, f)?;
+    let lost = at.lost;
+    if lost > 0 {
+        let msg = format!(
+            "{lost} of its {total} words could not be read; their {} blocks are taken as written in era {}",
+            lost * 64,
+            ws.era
+        );
+        walker.report(Severity::Warning, invalid(&ws.name, msg));
+    }
+    Ok(())
+}
+
+/// The words of a writeset around the blocks being folded, as they come from its reader.
+struct Marks {
+    era: u32,
+    /// The index of the first word of `words`.
+    base: u64,
+    words: Vec<u64>,
+    feed: Feed<u64>,
+}
+
+impl Marks {
+    /// Holds the words `from..to` (those the writeset has), dropping those below; false
+    /// when the writeset is damaged.
+    fn advance(&mut self, from: u64, to: u64) -> bool {
+        if from > self.base {
+            let gone = (from - self.base).min(self.words.len() as u64);
+            self.words.drain(..crate::cast::index(gone));
+            self.base = from;
+        }
+        let (base, words) = (self.base, &mut self.words);
+        self.feed.take_until(to, &mut |first, mut got| {
+            let skip = base.saturating_sub(first);
+            if skip >= got.len() as u64 {
+                return;
+            }
+            got = &got[crate::cast::index(skip)..];
+            let at = crate::cast::index(first + skip - base);
+            if words.len() < at {
+                words.resize(at, 0);
+            }
+            words.extend_from_slice(got);
+        })
+    }
+}
+
 /// Sets the era of each block among `first..first + eras.len()` that a writeset of
 /// `marked` (newest first) marks to that writeset's era, a 64-block word at a time.
-fn fold(first: u64, eras: &mut [u32], marked: &[(u32, Vec<u64>)]) {
+fn fold(first: u64, eras: &mut [u32], marked: &[Marks]) {
     let end = first + eras.len() as u64;
     let mut b = first;
     while b < end {
-        let w = (b / 64) as usize;
+        let w = b / 64;
         let lo = b % 64;
         let n = (64 - lo).min(end - b);
         // The blocks of this word inside the range, not yet given an era.
         let mut open = (u64::MAX >> (64 - n)) << lo;
-        for (era, words) in marked {
-            let Some(&word) = words.get(w) else {
+        for m in marked {
+            let Some(&word) = w
+                .checked_sub(m.base)
+                .and_then(|i| m.words.get(crate::cast::index(i)))
+            else {
                 continue;
             };
-            let mut m = word & open;
+            let mut mask = word & open;
             open &= !word;
-            while m != 0 {
-                let j = m.trailing_zeros() as u64;
-                eras[crate::cast::index(w as u64 * 64 + j - first)] = *era;
-                m &= m - 1;
+            while mask != 0 {
+                let j = mask.trailing_zeros() as u64;
+                eras[crate::cast::index(w * 64 + j - first)] = m.era;
+                mask &= mask - 1;
             }
         }
         b += n;
@@ -353,6 +448,21 @@ fn fill_eras(
         i += n;
     }
     Ok(())
+}
+
+/// The walk's first fatal problem as an error, unless repairing.
+fn fail_on_fatal(w: &Walker, repair: bool) -> Result<(), DumpError> {
+    if repair {
+        return Ok(());
+    }
+    match w.problems().first_fatal() {
+        Some(p) => Err(DumpError::Metadata(p.error.clone())),
+        None if w.problems().worst() == Some(Severity::Error) => Err(DumpError::Metadata(invalid(
+            "metadata",
+            "too many errors".into(),
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn has_fatal(w: &Walker) -> bool {
@@ -445,7 +555,28 @@ pub fn dump(
 // Tests build their fixtures with casts of small, known values.
 #[allow(clippy::cast_possible_truncation)]
 mod tests {
-    use super::fold;
+    use super::{feed, fold, Marks, WORD_CHUNK};
+
+    /// The writesets `marked` as the stream holds them around `first..end`.
+    fn held(marked: &[(u32, Vec<u64>)], first: u64, end: u64) -> Vec<Marks> {
+        let mut marks = Vec::new();
+        for (era, words) in marked {
+            let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
+            supply.push(0, words);
+            supply.finish();
+            let mut m = Marks {
+                era: *era,
+                base: 0,
+                words: Vec::new(),
+                feed,
+            };
+            // Held first from further back, as the stream moves on.
+            assert!(m.advance(0, first / 64 + 1));
+            assert!(m.advance(first / 64, end.div_ceil(64)));
+            marks.push(m);
+        }
+        marks
+    }
 
     #[test]
     fn fold_gives_each_block_the_era_of_the_newest_writeset_marking_it() {
@@ -464,7 +595,7 @@ mod tests {
         ];
         for (first, len) in [(0u64, 500usize), (3, 61), (64, 64), (100, 400), (190, 1)] {
             let mut eras: Vec<u32> = (0..len as u32).collect();
-            fold(first, &mut eras, &marked);
+            fold(first, &mut eras, &held(&marked, first, first + len as u64));
             for (i, &e) in eras.iter().enumerate() {
                 let b = first + i as u64;
                 let want = marked

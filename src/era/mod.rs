@@ -3,6 +3,7 @@
 pub mod build;
 pub mod check;
 pub mod dump;
+pub mod feed;
 pub mod format;
 pub mod invalidate;
 pub mod live;

@@ -27,10 +27,12 @@
 //! # }
 //! ```
 
+use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use super::format::superblock::Superblock;
+use super::invalidate::listing::{write_while_reading, Format, Offline, StreamError, Units};
 use super::invalidate::{written_since, WrittenBlocks};
 use super::view::View;
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
@@ -121,6 +123,30 @@ impl EraMetadata {
             &self.view,
             since,
         )?))
+    }
+
+    /// Writes the origin blocks written in era `since` or later to `out` as
+    /// `era_invalidate` lists them, while they are read, in memory that does not grow with
+    /// the origin (see [`write_while_reading`]); the problems that do not stop it go to
+    /// `warn` as soon as they are known.
+    pub fn write_written_since(
+        &self,
+        out: &mut dyn Write,
+        format: Format,
+        units: Units,
+        since: u32,
+        warn: &mut dyn FnMut(Problem),
+    ) -> Result<(), StreamError> {
+        let read = Offline::of(self, since);
+        write_while_reading(
+            out,
+            self.io.as_ref(),
+            &self.view,
+            format,
+            units,
+            &read,
+            warn,
+        )
     }
 }
 

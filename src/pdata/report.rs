@@ -120,6 +120,16 @@ impl Problems {
         }
     }
 
+    /// Records the problems of `later` (another walk's, found after these), as if
+    /// they had been reported here.
+    pub fn append(&mut self, later: Problems) {
+        for p in later.kept {
+            self.push_problem(p);
+        }
+        self.dropped += later.dropped;
+        self.worst = self.worst.max(later.worst);
+    }
+
     /// The problems kept, in the order found.
     pub fn kept(&self) -> &[Problem] {
         &self.kept

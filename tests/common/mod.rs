@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests, one module a job: running a program
 //! ([`run`]), the fixtures and temporary files ([`fixtures`]), image bytes ([`bytes`]),
 //! recording what a reader produces ([`record`]), the seeded generator ([`Rng`]), the log
-//! tools' fixtures ([`log`]), a run's peak memory ([`memory`]) and the kernel lab ([`lab`]).
+//! tools' fixtures ([`log`]), a run's peak memory ([`memory`]), era metadata of any size
+//! ([`synthetic`]) and the kernel lab ([`lab`]).
 
 // Tests cast small, known values where they build or look into images.
 #![allow(clippy::cast_possible_truncation)]
@@ -15,6 +16,7 @@ pub mod log;
 pub mod memory;
 pub mod record;
 pub mod run;
+pub mod synthetic;
 
 pub use bytes::*;
 pub use fixtures::*;

@@ -3,11 +3,14 @@
 
 use std::io::{self, Write};
 
-use super::{Runs, WrittenBlocks};
+use super::{list_written_since, ListError, Runs, Span, WrittenBlocks};
 use crate::era::live::SessionInfo;
 use crate::era::reader::EraMetadata;
+use crate::era::view::View;
 use crate::json::Object;
 use crate::pdata::error::{Error, Fault};
+use crate::pdata::io::BlockIo;
+use crate::pdata::report::Problem;
 use crate::text::{put_u64, put_u64_pair, Pieces};
 
 /// Output format.
@@ -78,22 +81,6 @@ const PARALLEL_BLOCKS: u64 = 1 << 22;
 /// microseconds to fault in).
 const SERIAL_PIECE_BLOCKS: u64 = 1 << 13;
 
-/// Where the pieces of `set` start: near every `piece_blocks`, moved on to a block that is
-/// not listed, so that no run spans two pieces.
-fn piece_starts(set: &WrittenBlocks, piece_blocks: u64) -> Vec<u64> {
-    let mut starts = vec![0];
-    let mut at = piece_blocks;
-    while at < set.nr_blocks {
-        let start = set.cut_near(at);
-        if start >= set.nr_blocks {
-            break;
-        }
-        starts.push(start);
-        at = start + piece_blocks;
-    }
-    starts
-}
-
 /// What an offline era_invalidate read, echoed in its JSON beside the ranges.
 #[derive(Debug, Clone, Copy)]
 pub struct Offline {
@@ -161,18 +148,97 @@ pub fn write(
     let k = read
         .per_block(units, set.nr_blocks)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    let body = |w: &mut dyn Write| write_pieces(w, set, format, k, None);
-    write_runs(out, format, body, |o| {
-        o.field("written_since", read.since)?
-            .field("era", read.era)?
-            .field("next_written_since", read.next_written_since())?
-            .field("snapshot_read", read.snapshot_era.is_some())?
-            .field("units", units.name())?
-            .field("block_size_sectors", read.block_size)?
-            .field("nr_blocks", set.nr_blocks)?
-            .field("past_current_era", set.past_current_era)?;
-        Ok(())
-    })
+    let mut lister = Lister::new(format, k, None, set.nr_blocks, true);
+    write_head(out, format, |o| {
+        offline_fields(o, read, units, set.nr_blocks, set.past_current_era)
+    })?;
+    lister.span(out, set.span())?;
+    write_tail(out, format)
+}
+
+/// The fields of an offline run's JSON before its ranges.
+fn offline_fields(
+    o: &mut Object,
+    read: &Offline,
+    units: Units,
+    nr_blocks: u64,
+    past_current_era: bool,
+) -> io::Result<()> {
+    o.field("written_since", read.since)?
+        .field("era", read.era)?
+        .field("next_written_since", read.next_written_since())?
+        .field("snapshot_read", read.snapshot_era.is_some())?
+        .field("units", units.name())?
+        .field("block_size_sectors", read.block_size)?
+        .field("nr_blocks", nr_blocks)?
+        .field("past_current_era", past_current_era)?;
+    Ok(())
+}
+
+/// Why a listing written as it is read stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The metadata is damaged, or the output cannot say it (see [`Offline::per_block`]).
+    #[error(transparent)]
+    Metadata(Error),
+    /// Writing the output failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// Writes the answer of an offline run on the metadata `view` of `io` to `out` as
+/// [`write()`] does, while it is read: the memory taken does not grow with the origin.
+/// Nothing is written before the first window of blocks is known intact; damage found
+/// later leaves what was written before it (a regular file given as the output is not put
+/// in place then). The problems that do not stop it go to `warn` as soon as they are known
+/// (see [`list_written_since`]).
+pub fn write_while_reading(
+    out: &mut dyn Write,
+    io: &dyn BlockIo,
+    view: &View,
+    format: Format,
+    units: Units,
+    read: &Offline,
+    warn: &mut dyn FnMut(Problem),
+) -> Result<(), StreamError> {
+    let nr_blocks = view.nr_blocks();
+    let k = read
+        .per_block(units, nr_blocks)
+        .map_err(StreamError::Metadata)?;
+    let past_current_era = read.since > view.current_era();
+    // Formatted on the calling thread: the readers keep the other cores busy, and waking
+    // the pool for each window would cost more than it takes over.
+    let mut lister = Lister::new(format, k, None, nr_blocks, false);
+    let mut begun = false;
+    let fields = |o: &mut Object| offline_fields(o, read, units, nr_blocks, past_current_era);
+    let mut each = |span: Span| -> io::Result<()> {
+        if !begun {
+            write_head(out, format, fields)?;
+            begun = true;
+        }
+        lister.span(out, span)
+    };
+    let outcome = match list_written_since(io, view, read.since, &mut each, warn) {
+        Ok(outcome) => outcome,
+        Err(ListError::Metadata(e)) => return Err(StreamError::Metadata(e)),
+        Err(ListError::Handing(e)) => return Err(StreamError::Io(e)),
+    };
+    if let Some(at) = outcome.wrapped_at {
+        return Err(StreamError::Metadata(Error::structure(
+            view.era_array_name(),
+            Fault::Invalid(format!(
+                "eras above the current era {} from block {at} on: the era counter may have \
+                 wrapped around, so every block is to be taken as written, but the blocks \
+                 before were listed already; --written-since 0 lists every block",
+                view.current_era()
+            )),
+        )));
+    }
+    if !begun {
+        write_head(out, format, fields)?;
+    }
+    write_tail(out, format)?;
+    Ok(())
 }
 
 /// Writes the answer of a live session (`era_invalidate --live`). Text and JSON ranges end
@@ -197,11 +263,11 @@ pub fn write_live(
     let bs = info.table.block_size;
     // No conversion below overflows: the table was refused when read if its last block
     // ends past 2^64 bytes (`EraTable::from_lines`), and the runs written stop at that
-    // block (`write_pieces` cuts them at `end`).
+    // block (`Lister` cuts them at `end`).
     let end = (format != Format::Xml).then(|| units.origin_end(info.origin_sectors(), bs));
     let k = units.per_block(bs);
-    let body = |w: &mut dyn Write| write_pieces(w, set, format, k, end);
-    write_runs(out, format, body, |o| {
+    let mut lister = Lister::new(format, k, end, set.nr_blocks, true);
+    write_head(out, format, |o| {
         o.field("written_since", since)?
             .field("era", info.era)?
             .field("next_written_since", info.next_written_since())?
@@ -220,67 +286,127 @@ pub fn write_live(
             .field("snapshot_taken", info.snapshot_taken)?
             .field("past_current_era", set.past_current_era)?;
         Ok(())
-    })
+    })?;
+    lister.span(out, set.span())?;
+    write_tail(out, format)
 }
 
-/// Writes the list in `format`, its runs written by `body`; `fields` writes the JSON
-/// object's fields before its `ranges`.
-fn write_runs(
+/// Writes what comes before the runs in `format`; `fields` writes the JSON object's fields
+/// before its `ranges`.
+fn write_head(
     out: &mut dyn Write,
     format: Format,
-    body: impl Fn(&mut dyn Write) -> io::Result<()>,
     fields: impl FnOnce(&mut Object) -> io::Result<()>,
 ) -> io::Result<()> {
     match format {
-        Format::Xml => {
-            out.write_all(b"<blocks>")?;
-            body(out)?;
-            out.write_all(b"\n</blocks>\n")?;
-        }
-        Format::Text => body(out)?,
+        Format::Xml => out.write_all(b"<blocks>"),
+        Format::Text => Ok(()),
         Format::Json => {
             let mut o = Object::begin(out)?;
             fields(&mut o)?;
-            o.raw("ranges", |w| {
-                w.write_all(b"[")?;
-                body(w)?;
-                w.write_all(b"]")
-            })?
-            .end()?;
-            out.write_all(b"\n")?;
+            o.raw("ranges", |w| w.write_all(b"["))?;
+            Ok(())
         }
+    }
+}
+
+/// Writes what comes after the runs in `format`, and flushes.
+fn write_tail(out: &mut dyn Write, format: Format) -> io::Result<()> {
+    match format {
+        Format::Xml => out.write_all(b"\n</blocks>\n")?,
+        Format::Text => {}
+        Format::Json => out.write_all(b"]}\n")?,
     }
     out.flush()
 }
 
-/// Writes the runs of `set`, `k` units per block, without the list's head and tail.
-fn write_pieces(
-    out: &mut dyn Write,
-    set: &WrittenBlocks,
+/// Writes the runs of a list handed over a span at a time, in order, `k` units per block,
+/// cut at `end` units when given: each run whole, though it may span several spans.
+struct Lister {
     format: Format,
     k: u64,
     end: Option<u64>,
-) -> io::Result<()> {
-    // Blocks that begin at or after `end` are not written.
-    let limit = end.map_or(set.nr_blocks, |e| e.div_ceil(k).min(set.nr_blocks));
-    let (mut pieces, piece_blocks) = if set.nr_blocks < PARALLEL_BLOCKS {
-        (Pieces::serial(), SERIAL_PIECE_BLOCKS)
-    } else {
-        (Pieces::new(), PIECE_BLOCKS)
-    };
-    let starts = piece_starts(set, piece_blocks);
-    // The first run of all has no comma before it.
-    let first = set.runs_in(0, limit).next().map_or(0, |(b, _)| b);
-    let first_piece = starts.partition_point(|&s| s <= first).saturating_sub(1);
-    pieces.write(out, starts.len(), &|i, b| {
-        let to = starts
-            .get(i + 1)
-            .copied()
-            .unwrap_or(set.nr_blocks)
-            .min(limit);
-        let from = starts[i].min(to);
-        put_runs(b, format, k, set.runs_in(from, to), end, i != first_piece);
-    })
+    /// Blocks that begin at or after `end` are not written: the blocks below this.
+    limit: u64,
+    pieces: Pieces,
+    piece_blocks: u64,
+    /// The start of the run through the end of the last span, not written yet.
+    carry: Option<u64>,
+    /// No run was written yet (the first has no comma before it in JSON).
+    first_due: bool,
+}
+
+impl Lister {
+    /// A lister of the runs of `nr_blocks` blocks; their text is formatted on every core
+    /// with `parallel` (when there are enough), else on the calling thread.
+    fn new(format: Format, k: u64, end: Option<u64>, nr_blocks: u64, parallel: bool) -> Lister {
+        let (pieces, piece_blocks) = if !parallel || nr_blocks < PARALLEL_BLOCKS {
+            (Pieces::serial(), SERIAL_PIECE_BLOCKS)
+        } else {
+            (Pieces::new(), PIECE_BLOCKS)
+        };
+        Lister {
+            format,
+            k,
+            end,
+            limit: end.map_or(nr_blocks, |e| e.div_ceil(k).min(nr_blocks)),
+            pieces,
+            piece_blocks,
+            carry: None,
+            first_due: true,
+        }
+    }
+
+    /// Writes the runs of `span`, the next stretch of the list; the run through its end is
+    /// held back, to be written with the next span, unless the list ends there.
+    fn span(&mut self, out: &mut dyn Write, span: Span) -> io::Result<()> {
+        let (from, to) = (span.base(), span.end().min(self.limit));
+        if from >= to {
+            return Ok(());
+        }
+        let held =
+            (to < self.limit && span.contains(to - 1)).then(|| span.last_run_start(self.carry));
+        let stop = match held {
+            // One run through the whole span.
+            Some(h) if h <= from => {
+                self.carry = Some(h);
+                return Ok(());
+            }
+            Some(h) => h,
+            None => to,
+        };
+        // Pieces start near every `piece_blocks`, moved on to a block that is not listed,
+        // so that no run spans two pieces.
+        let mut starts = vec![from];
+        let mut at = from + self.piece_blocks;
+        while at < stop {
+            let start = span.cut_near(at);
+            if start >= stop {
+                break;
+            }
+            starts.push(start);
+            at = start + self.piece_blocks;
+        }
+        let carry = self.carry;
+        let first = match carry {
+            Some(_) => Some(from),
+            None => span.runs_in(from, stop, None).next().map(|(b, _)| b),
+        };
+        let first_piece = first.map(|b| starts.partition_point(|&s| s <= b).saturating_sub(1));
+        let first_due = self.first_due;
+        let (format, k, end) = (self.format, self.k, self.end);
+        self.pieces.write(out, starts.len(), &|i, b| {
+            let to = starts.get(i + 1).copied().unwrap_or(stop);
+            let runs = span.runs_in(starts[i], to, if i == 0 { carry } else { None });
+            let comma = !(first_due && first_piece == Some(i));
+            put_runs(b, format, k, runs, end, comma);
+        })?;
+        if first.is_some() {
+            self.first_due = false;
+        }
+        self.carry = held;
+        Ok(())
+    }
 }
 
 /// Appends `runs` in `format`, `k` units per block, their ends cut at `end` units when
@@ -568,5 +694,111 @@ mod tests {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+// Tests build their fixtures with casts of small, known values.
+#[allow(clippy::cast_possible_truncation)]
+mod streamed {
+    use super::*;
+    use crate::era::build::{fixed_blocks, EraBuilder};
+    use crate::era::invalidate::{written_since, WINDOW_BLOCKS};
+    use crate::era::sink::{EraSink, Summary};
+    use crate::pdata::io::MemIo;
+
+    /// Metadata of two windows and a bit, in era 5, without writesets: block `b`'s era is
+    /// `era(b)`.
+    fn metadata(era: impl Fn(u64) -> u32) -> (MemIo, View) {
+        let nr_blocks = (WINDOW_BLOCKS * 2 + 100) as u32;
+        let io = MemIo::new(fixed_blocks(nr_blocks, 0, 0) * 9 / 8 + 64);
+        let mut b = EraBuilder::new(&io, nr_blocks, &[]).unwrap();
+        let header = Summary {
+            block_size: 8,
+            nr_blocks,
+            current_era: 5,
+        };
+        b.superblock_begin(&header).unwrap();
+        b.era_array_begin().unwrap();
+        let eras: Vec<u32> = (0..u64::from(nr_blocks)).map(era).collect();
+        b.eras(&eras).unwrap();
+        b.era_array_end().unwrap();
+        b.superblock_end().unwrap();
+        b.finish().unwrap();
+        let view = View::open(&io, false).unwrap();
+        (io, view)
+    }
+
+    fn read(since: u32) -> Offline {
+        Offline {
+            since,
+            block_size: 8,
+            era: 5,
+            snapshot_era: None,
+        }
+    }
+
+    /// What `write_while_reading` writes and returns, and the warnings it gave.
+    fn streamed(io: &MemIo, view: &View, format: Format) -> (Vec<u8>, Result<(), String>) {
+        let mut out = Vec::new();
+        let r = write_while_reading(
+            &mut out,
+            io,
+            view,
+            format,
+            Units::Blocks,
+            &read(2),
+            &mut drop,
+        );
+        (out, r.map_err(|e| e.to_string()))
+    }
+
+    #[test]
+    fn runs_across_windows_are_written_whole_as_from_the_whole_list() {
+        // Runs that end at, start at and span the windows' edges, and a window all listed.
+        let w = WINDOW_BLOCKS;
+        let (io, view) = metadata(|b| match b {
+            _ if (w - 3..w + 5).contains(&b) => 3,
+            _ if (w + 40..2 * w + 1).contains(&b) => 4,
+            _ => u32::from(b % 3 == 0) * 2,
+        });
+        let set = written_since(&io, &view, 2).unwrap();
+        for format in [Format::Xml, Format::Text, Format::Json] {
+            let mut whole = Vec::new();
+            write(&mut whole, &set, format, Units::Blocks, &read(2)).unwrap();
+            let (out, r) = streamed(&io, &view, format);
+            assert_eq!(r, Ok(()));
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(whole).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn an_era_above_the_current_one_lists_every_block_or_says_why_it_cannot() {
+        // In the first window: nothing written yet, every block listed.
+        let (io, view) = metadata(|b| if b == 7 { 9 } else { u32::from(b % 3 == 0) * 2 });
+        let (out, r) = streamed(&io, &view, Format::Text);
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("0 {}\n", view.nr_blocks())
+        );
+        // Past it: the list has begun, and cannot be taken back.
+        let at = WINDOW_BLOCKS + 7;
+        let (io, view) = metadata(|b| {
+            if b == at {
+                9
+            } else {
+                u32::from(b % 3 == 0) * 2
+            }
+        });
+        let set = written_since(&io, &view, 2).unwrap();
+        assert_eq!(set.runs().collect::<Vec<_>>(), [(0, view.nr_blocks())]);
+        let (out, r) = streamed(&io, &view, Format::Text);
+        let e = r.unwrap_err();
+        assert!(e.contains("--written-since 0 lists every block"), "{e}");
+        assert!(out.starts_with(b"0 1\n3 4\n"));
     }
 }

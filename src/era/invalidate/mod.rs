@@ -3,10 +3,15 @@
 
 pub mod listing;
 
-use super::view::View;
-use crate::pdata::error::Error;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::feed::{feed, Supply, ERA_WORD_CHUNK, WORD_CHUNK};
+use super::view::{View, WritesetRef};
+use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
-use crate::pdata::report::{Problem, Severity};
+use crate::pdata::report::{Problem, Problems, Severity};
+use crate::pdata::walk::Walker;
 
 /// The answer: one bit per origin block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,44 +76,24 @@ impl WrittenBlocks {
         }
     }
 
-    /// Lists the blocks from `first` on whose era in `eras` is `since` or later; blocks
-    /// past the end are ignored. Whole words are built 64 eras at a time, without a branch
-    /// per block. Says whether an era is above `current`.
-    fn mark_since(&mut self, first: u64, eras: &[u32], since: u32, current: u32) -> bool {
-        let head = ((64 - first % 64) % 64).min(eras.len() as u64) as usize;
-        let (bits, mut above) = padded_since_bits(&eras[..head], since, current);
-        self.or_words(first / 64, &[bits << (first % 64)]);
-        let mut b = first + head as u64;
-        let mut chunks = eras[head..].chunks_exact(64);
-        for chunk in &mut chunks {
-            let (bits, over) = since_bits(chunk, since, current);
-            above |= over;
-            if b + 64 <= self.nr_blocks {
-                self.words[(b / 64) as usize] |= bits;
-            } else {
-                self.or_words(b / 64, &[bits]);
-            }
-            b += 64;
+    /// The whole list as one span.
+    pub fn span(&self) -> Span<'_> {
+        Span {
+            base: 0,
+            len: self.nr_blocks,
+            words: &self.words,
         }
-        let (bits, over) = padded_since_bits(chunks.remainder(), since, current);
-        self.or_words(b / 64, &[bits]);
-        above | over
     }
 
     /// Whether block `b` is listed.
     pub fn contains(&self, b: u64) -> bool {
-        b < self.nr_blocks && self.words[(b / 64) as usize] >> (b % 64) & 1 == 1
+        self.span().contains(b)
     }
 
     /// Where a stretch of the list that began before `at` may end with no run cut in two:
     /// `at`, or the end of the run through it.
     pub fn cut_near(&self, at: u64) -> u64 {
-        if at == 0 || at >= self.nr_blocks || !(self.contains(at - 1) && self.contains(at)) {
-            return at;
-        }
-        self.runs_in(at, self.nr_blocks)
-            .next()
-            .map_or(at, |(_, end)| end)
+        self.span().cut_near(at)
     }
 
     /// Maximal runs of listed blocks, ascending, as half-open `[begin, end)` ranges.
@@ -118,7 +103,151 @@ impl WrittenBlocks {
 
     /// The runs of the listed blocks among `from..to`, cut at both ends.
     pub fn runs_in(&self, from: u64, to: u64) -> Runs<'_> {
-        Runs::new(&self.words, from, to.min(self.nr_blocks))
+        self.span().runs_in(from, to, None)
+    }
+}
+
+/// A stretch of the list: the blocks `base..base + len` (`base` a multiple of 64), one bit
+/// a block from bit 0 of `words[0]`. Block numbers in and out are the origin's.
+#[derive(Debug, Clone, Copy)]
+pub struct Span<'a> {
+    base: u64,
+    len: u64,
+    words: &'a [u64],
+}
+
+impl<'a> Span<'a> {
+    /// The first block.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The block after the last.
+    pub fn end(&self) -> u64 {
+        self.base + self.len
+    }
+
+    /// Whether block `b` is in the span and listed.
+    pub fn contains(&self, b: u64) -> bool {
+        if b < self.base || b >= self.end() {
+            return false;
+        }
+        let i = b - self.base;
+        self.words[crate::cast::index(i / 64)] >> (i % 64) & 1 == 1
+    }
+
+    /// Where a stretch of the span that began before `at` may end with no run cut in two:
+    /// `at`, or the end (within the span) of the run through it.
+    pub fn cut_near(&self, at: u64) -> u64 {
+        if at <= self.base || at >= self.end() || !(self.contains(at - 1) && self.contains(at)) {
+            return at;
+        }
+        self.runs_in(at, self.end(), None)
+            .next()
+            .map_or(at, |(_, end)| end)
+    }
+
+    /// Where the run through the span's last block begins: in the span, or at `carry`
+    /// (a run that began before it) when every block of the span is listed. The span's
+    /// last block must be listed.
+    pub(super) fn last_run_start(&self, carry: Option<u64>) -> u64 {
+        let n = crate::cast::index(self.len.div_ceil(64));
+        for i in (0..n).rev() {
+            let valid = match (i + 1) * 64 > crate::cast::index(self.len) {
+                true => (1u64 << (self.len % 64)) - 1,
+                false => u64::MAX,
+            };
+            let clear = !self.words[i] & valid;
+            if clear != 0 {
+                return self.base + i as u64 * 64 + 64 - clear.leading_zeros() as u64;
+            }
+        }
+        carry.unwrap_or(self.base)
+    }
+
+    /// The runs of the listed blocks among `from..to`, cut at `to`; with `carry`, a run
+    /// that began there, before `from`, goes on into `from` when `from` is listed (and
+    /// ends at `from` when it is not).
+    pub fn runs_in(&self, from: u64, to: u64, carry: Option<u64>) -> Runs<'a> {
+        Runs::new(self.words, self.base, from, to.min(self.end()), carry)
+    }
+}
+
+/// Turns the era array's values, handed in order, into the words of the list: bit `b` set
+/// when block `b`'s era is `since` or later (`since` above 0). Whole words are built 64
+/// eras at a time, without a branch per block; the word the values end in waits for the
+/// next ones. Notes the first word holding an era above `current`.
+struct SinceWords {
+    since: u32,
+    current: u32,
+    /// The block of the next value.
+    next: u64,
+    /// The bits of the values of the word `next` is in, before it.
+    partial: u64,
+    /// The first block of the first word with an era above `current`, if any.
+    above_at: Option<u64>,
+    /// The words completed by one call.
+    words: Vec<u64>,
+}
+
+impl SinceWords {
+    fn new(since: u32, current: u32) -> SinceWords {
+        SinceWords {
+            since,
+            current,
+            next: 0,
+            partial: 0,
+            above_at: None,
+            words: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, above: bool, block: u64) {
+        if above && self.above_at.is_none() {
+            self.above_at = Some(block / 64 * 64);
+        }
+    }
+
+    /// Takes the eras of blocks `self.next..` and returns the words they complete, with
+    /// the index of the first, and where the first era above `current` is (see
+    /// [`SinceWords::above_at`]).
+    fn push(&mut self, mut eras: &[u32]) -> (u64, &[u64], Option<u64>) {
+        let (since, current) = (self.since, self.current);
+        let mut b = self.next;
+        let first_word = b / 64;
+        self.words.clear();
+        if b % 64 != 0 {
+            let n = crate::cast::index(64 - b % 64).min(eras.len());
+            let (bits, above) = padded_since_bits(&eras[..n], since, current);
+            self.note(above, b);
+            self.partial |= bits << (b % 64);
+            eras = &eras[n..];
+            b += n as u64;
+            if b % 64 == 0 {
+                self.words.push(std::mem::take(&mut self.partial));
+            }
+        }
+        let mut chunks = eras.chunks_exact(64);
+        for chunk in &mut chunks {
+            let (bits, above) = since_bits(chunk, since, current);
+            self.note(above, b);
+            self.words.push(bits);
+            b += 64;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let (bits, above) = padded_since_bits(rest, since, current);
+            self.note(above, b);
+            self.partial = bits;
+            b += rest.len() as u64;
+        }
+        self.next = b;
+        (first_word, &self.words, self.above_at)
+    }
+
+    /// The word the values ended in, if they ended inside one, with its index.
+    fn last(&self) -> Option<(u64, u64)> {
+        (self.next % 64 != 0).then_some((self.next / 64, self.partial))
     }
 }
 
@@ -181,15 +310,14 @@ fn since_bits(eras: &[u32], since: u32, current: u32) -> (u64, bool) {
     (bits, eras.iter().any(|&v| v > current))
 }
 
-/// Iterator over the runs of a [`WrittenBlocks`]: a word at a time, each run found from the
-/// word's edges (where a block's bit differs from the one below it), a few instructions a
-/// run.
+/// Iterator over the runs of a [`Span`]: a word at a time, each run found from the word's
+/// edges (where a block's bit differs from the one below it), a few instructions a run.
 pub struct Runs<'a> {
     words: &'a [u64],
     end: u64,
     /// Index of the word whose edges are in `edges`.
     word: usize,
-    /// That word's first block: `word * 64`.
+    /// That word's first block.
     start: u64,
     /// The edges of that word not yet taken.
     edges: u64,
@@ -198,21 +326,24 @@ pub struct Runs<'a> {
 }
 
 impl<'a> Runs<'a> {
-    /// The runs among blocks `from..end` of `words`, cut at both ends.
-    fn new(words: &'a [u64], from: u64, end: u64) -> Runs<'a> {
-        let word = (from / 64) as usize;
+    /// The runs among blocks `from..end` of `words` (whose first block is `base`), cut at
+    /// both ends unless a run is carried into `from` (see [`Span::runs_in`]).
+    fn new(words: &'a [u64], base: u64, from: u64, end: u64, carry: Option<u64>) -> Runs<'a> {
+        let word = crate::cast::index((from - base) / 64);
         let mut runs = Runs {
             words,
             end,
             word,
-            start: from / 64 * 64,
+            start: base + word as u64 * 64,
             edges: 0,
-            open: None,
+            open: carry,
         };
         if from < end {
-            // The block below `from` counts as not listed: a run may start at `from`.
+            // The block below `from` counts as listed when a run is carried into it, as not
+            // listed otherwise.
+            let below = carry.map_or(0, |_| 1u64 << (from % 64));
             let w = words[word] & u64::MAX << (from % 64);
-            runs.edges = runs.clip(w ^ w << 1);
+            runs.edges = runs.clip(w ^ (w << 1 | below));
         }
         runs
     }
@@ -255,19 +386,59 @@ impl Iterator for Runs<'_> {
     }
 }
 
-/// Computes the blocks written in era `since` or later, as seen by `view`. Unreadable
-/// metadata is an error: a missing block would be silent data loss for the caller.
-pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<WrittenBlocks, Error> {
-    let nr_blocks = view.nr_blocks();
-    let mut out = WrittenBlocks::empty(nr_blocks);
-    if since == 0 {
-        out.set_all();
-        return Ok(out);
+/// Blocks merged at a time (a multiple of 64): their list takes 128 KiB.
+pub const WINDOW_BLOCKS: u64 = 1 << 20;
+
+/// What listing the blocks written since an era found, besides the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The era asked is past the metadata's current era (see
+    /// [`WrittenBlocks::past_current_era`]).
+    pub past_current_era: bool,
+    /// Eras above the current one were found in the era array only in the window that
+    /// begins at this block, after the windows before it had been handed on: every block
+    /// is to be listed, those handed on included, and no window was handed on after them.
+    pub wrapped_at: Option<u64>,
+}
+
+/// Why a listing stopped.
+#[derive(Debug)]
+pub enum ListError<E> {
+    /// The metadata is damaged.
+    Metadata(Error),
+    /// Handing a window on failed (writing the output, say).
+    Handing(E),
+}
+
+impl<E> From<Error> for ListError<E> {
+    fn from(e: Error) -> Self {
+        ListError::Metadata(e)
     }
+}
+
+/// Computes the blocks written in era `since` or later, as seen by `view`, and hands them to
+/// `each` a window of [`WINDOW_BLOCKS`] at a time, in order, and the problems that do not
+/// stop it (see [`WrittenBlocks::warnings`]) to `warn` as soon as they are known (an era
+/// asked past the current one before any window, the rest at the end): the era array and each
+/// writeset needed are read on threads of their own and merged as they come, so the memory
+/// taken does not grow with the origin. Unreadable metadata is an error: a missing block
+/// would be silent data loss for the caller. Windows handed on before damage was found are
+/// not taken back: a caller that must not show a partial list keeps them until the end.
+pub fn list_written_since<E: Send>(
+    io: &dyn BlockIo,
+    view: &View,
+    since: u32,
+    each: &mut dyn FnMut(Span) -> Result<(), E>,
+    warn: &mut dyn FnMut(Problem),
+) -> Result<Outcome, ListError<E>> {
     let era = view.current_era();
+    let mut outcome = Outcome {
+        past_current_era: false,
+        wrapped_at: None,
+    };
     if since > era {
-        out.past_current_era = true;
-        out.warnings.push(Problem {
+        outcome.past_current_era = true;
+        warn(Problem {
             severity: Severity::Warning,
             error: Error::structure(
                 "superblock",
@@ -283,38 +454,128 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
             ),
         });
     }
+    let mut windows = Windows::new(view.nr_blocks());
+    if since == 0 {
+        while let Some(win) = windows.next_all() {
+            each(win).map_err(ListError::Handing)?;
+        }
+        return Ok(outcome);
+    }
     let mut w = view.walker(io);
     let top = w.top();
-    let mut wrapped = false;
-    for ws in view.writesets(&mut w, top) {
-        wrapped |= ws.era > era;
-        if ws.era < since {
-            continue;
+    let writesets = view.writesets(&mut w, top);
+    if let Some(p) = w.problems().first_fatal() {
+        return Err(ListError::Metadata(p.error.clone()));
+    }
+    let mut wrapped = writesets.iter().any(|ws| ws.era > era);
+    let read: Vec<&WritesetRef> = writesets.iter().filter(|ws| ws.era >= since).collect();
+    // The first block of the first word of the era array with an era above the current one.
+    let above_at = AtomicU64::new(u64::MAX);
+    let (merged, problems) = std::thread::scope(|scope| {
+        let mut bit_feeds = Vec::new();
+        let mut readers = Vec::new();
+        for ws in &read {
+            let (mut supply, feed) = feed::<u64>(WORD_CHUNK);
+            bit_feeds.push(feed);
+            readers.push(scope.spawn(move || {
+                let mut w = view.walker(io);
+                let nr_bits = ws.disk.nr_bits as u64;
+                w.walk_bitset(
+                    &ws.name,
+                    ws.disk.root,
+                    nr_bits,
+                    ws.parent,
+                    &mut |w, f, v| supply_or_fail(&mut supply, w, f, v),
+                );
+                finish(supply, w)
+            }));
         }
-        w.walk_bitset(
-            &ws.name,
-            ws.disk.root,
-            ws.disk.nr_bits as u64,
-            ws.parent,
-            &mut |_, first, words| out.or_words(first, words),
-        );
+        let (mut supply, mut era_feed) = feed::<u64>(ERA_WORD_CHUNK);
+        let above_at = &above_at;
+        readers.push(scope.spawn(move || {
+            let mut w = view.walker(io);
+            let mut words = SinceWords::new(since, era);
+            let (name, root) = (view.era_array_name(), view.sb.era_array_root);
+            w.walk_array(
+                &name,
+                root,
+                view.nr_blocks(),
+                top,
+                &mut |w, first, v: &[u32]| {
+                    if first != words.next {
+                        let what = format!("no values for blocks {} to {first}", words.next);
+                        w.report(
+                            Severity::Error,
+                            Error::structure(&name, Fault::Invalid(what)),
+                        );
+                    }
+                    let (at, done, above) = words.push(v);
+                    // Published before the words that hold it.
+                    if let Some(b) = above {
+                        above_at.fetch_min(b, Ordering::Release);
+                    }
+                    supply_or_fail(&mut supply, w, at, done)
+                },
+            );
+            if let Some((at, word)) = words.last() {
+                supply_or_fail(&mut supply, &w, at, &[word]);
+            }
+            finish(supply, w)
+        }));
+        let mut merged: Result<Option<u64>, E> = Ok(None);
+        while let Some(win) = windows.next_empty() {
+            let (lo, hi) = (win.base, win.base + win.list.nr_blocks);
+            let mut intact = true;
+            for feed in &mut bit_feeds {
+                intact &= feed.take_until(hi.div_ceil(64), &mut |first, words| {
+                    win.list.or_words(first - lo / 64, words)
+                });
+            }
+            intact &= era_feed.take_until(hi.div_ceil(64), &mut |first, words| {
+                win.list.or_words(first - lo / 64, words)
+            });
+            if !intact {
+                break;
+            }
+            let above = above_at.load(Ordering::Acquire) < hi;
+            if above && !wrapped {
+                if lo > 0 {
+                    merged = Ok(Some(lo));
+                    break;
+                }
+                wrapped = true;
+            }
+            if wrapped {
+                win.list.set_all();
+            }
+            if let Err(e) = each(win.span()) {
+                merged = Err(e);
+                break;
+            }
+        }
+        // The readers go on to the end of what they read, handing nothing more: every
+        // problem is found, as if nothing had stopped.
+        drop(bit_feeds);
+        drop(era_feed);
+        let problems: Vec<Problems> = readers
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        (merged, problems)
+    });
+    let mut all = w.into_problems();
+    for p in problems {
+        all.append(p);
     }
-    let mut above = false;
-    w.walk_array(
-        &view.era_array_name(),
-        view.sb.era_array_root,
-        nr_blocks,
-        top,
-        &mut |_, first, eras: &[u32]| above |= out.mark_since(first, eras, since, era),
-    );
-    wrapped |= above;
-    let problems = w.into_problems();
-    if let Some(p) = problems.first_fatal() {
-        return Err(p.error.clone());
+    if let Some(p) = all.first_fatal() {
+        return Err(ListError::Metadata(p.error.clone()));
     }
-    out.warnings.extend_from_slice(problems.kept());
-    if wrapped {
-        out.warnings.push(Problem {
+    outcome.wrapped_at = merged.map_err(ListError::Handing)?;
+    for p in all.kept() {
+        warn(p.clone());
+    }
+    if wrapped || outcome.wrapped_at.is_some() {
+        warn(Problem {
             severity: Severity::Note,
             error: Error::structure(
                 view.era_array_name(),
@@ -325,11 +586,105 @@ pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<Writte
             ),
             hint: None,
         });
+    }
+    Ok(outcome)
+}
+
+/// Computes the blocks written in era `since` or later, as seen by `view`, as one list in
+/// memory: one bit per origin block (256 MiB at the kernel's limit). Unreadable metadata
+/// is an error: a missing block would be silent data loss for the caller.
+pub fn written_since(io: &dyn BlockIo, view: &View, since: u32) -> Result<WrittenBlocks, Error> {
+    let mut out = WrittenBlocks::empty(view.nr_blocks());
+    let mut copy = |span: Span| -> Result<(), Infallible> {
+        let at = crate::cast::index(span.base / 64);
+        out.words[at..at + span.words.len()].copy_from_slice(span.words);
+        Ok(())
+    };
+    let mut warnings = Vec::new();
+    let mut warn = |p| warnings.push(p);
+    let outcome = match list_written_since(io, view, since, &mut copy, &mut warn) {
+        Ok(outcome) => outcome,
+        Err(ListError::Metadata(e)) => return Err(e),
+        Err(ListError::Handing(never)) => match never {},
+    };
+    if outcome.wrapped_at.is_some() {
         out.set_all();
     }
+    out.warnings = warnings;
+    out.past_current_era = outcome.past_current_era;
     Ok(out)
 }
 
+/// Hands values a walk read to the merger, unless the walk has found damage by now.
+fn supply_or_fail<V: Copy>(supply: &mut Supply<V>, w: &Walker, first: u64, values: &[V]) {
+    match w.problems().worst() {
+        Some(Severity::Error) => supply.fail(),
+        _ => supply.push(first, values),
+    }
+}
+
+/// Ends a walk's feed, as damaged if it found damage; returns what it found.
+fn finish<V: Copy>(mut supply: Supply<V>, w: Walker) -> Problems {
+    match w.problems().worst() {
+        Some(Severity::Error) => supply.fail(),
+        _ => supply.finish(),
+    }
+    w.into_problems()
+}
+
+/// The windows of an origin, in order, each filled anew in one buffer.
+struct Windows {
+    nr_blocks: u64,
+    win: Window,
+}
+
+/// A window being filled: the list of blocks `base..base + list.nr_blocks`, indexed from
+/// `base`.
+struct Window {
+    base: u64,
+    list: WrittenBlocks,
+}
+
+impl Windows {
+    fn new(nr_blocks: u64) -> Windows {
+        let win = Window {
+            base: 0,
+            list: WrittenBlocks::empty(0),
+        };
+        Windows { nr_blocks, win }
+    }
+
+    /// The next window, nothing listed in it.
+    fn next_empty(&mut self) -> Option<&mut Window> {
+        let w = &mut self.win;
+        let next = w.base + w.list.nr_blocks;
+        if next >= self.nr_blocks {
+            return None;
+        }
+        let n = (self.nr_blocks - next).min(WINDOW_BLOCKS);
+        w.base = next;
+        w.list.nr_blocks = n;
+        w.list.words.clear();
+        w.list.words.resize(crate::cast::index(n.div_ceil(64)), 0);
+        Some(w)
+    }
+
+    /// The next window, every block listed.
+    fn next_all(&mut self) -> Option<Span<'_>> {
+        let win = self.next_empty()?;
+        win.list.set_all();
+        Some(win.span())
+    }
+}
+
+impl Window {
+    fn span(&self) -> Span<'_> {
+        Span {
+            base: self.base,
+            ..self.list.span()
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,7 +766,18 @@ mod tests {
                 (u32::MAX, u32::MAX),
             ] {
                 let mut fast = WrittenBlocks::empty(nr);
-                let above = fast.mark_since(first, &eras, since, current);
+                let mut words = SinceWords::new(since, current);
+                words.next = first;
+                // Handed in pieces of several lengths, as array blocks and chunks come.
+                let mut above = None;
+                for piece in eras.chunks(37 + len % 100) {
+                    let (at, done, at_above) = words.push(piece);
+                    fast.or_words(at, done);
+                    above = at_above;
+                }
+                if let Some((at, word)) = words.last() {
+                    fast.or_words(at, &[word]);
+                }
                 let mut slow = WrittenBlocks::empty(nr);
                 for (b, &v) in (first..).zip(&eras) {
                     if v >= since {
@@ -422,11 +788,8 @@ mod tests {
                 if since < 8 {
                     assert!(fast.words.iter().any(|&w| w != 0));
                 }
-                assert_eq!(
-                    above,
-                    eras.iter().any(|&v| v > current),
-                    "{nr} {first} {len}"
-                );
+                let want = (first..).zip(&eras).find(|(_, &v)| v > current);
+                assert_eq!(above, want.map(|(b, _)| b / 64 * 64), "{nr} {first} {len}");
             }
         }
     }
