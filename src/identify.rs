@@ -12,6 +12,7 @@ use std::io;
 use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
+use crate::pdata::layout::MAGIC_OFFSET;
 
 /// Bytes read from the start of a device to identify it: up to and including the Btrfs
 /// superblock at 64 KiB, in whole 4096-byte blocks.
@@ -19,8 +20,6 @@ pub const PROBE_BYTES: u64 = 17 * 4096;
 
 /// `magic` of dm-thin pool metadata (the same superblock layout as dm-era's).
 const THIN_MAGIC: u64 = 27_022_010;
-/// Offset of `magic` in every persistent-data superblock.
-const PDATA_MAGIC_OFFSET: usize = 32;
 
 /// One of the suite's formats, as identification and the writers' refusals speak of it.
 /// Each format module declares one; [`crate::FORMATS`] lists them.
@@ -175,7 +174,7 @@ pub fn identify(head: &[u8]) -> Content {
             return Content::Ours(format, state);
         }
     }
-    let pdata_magic = head.get(PDATA_MAGIC_OFFSET..PDATA_MAGIC_OFFSET + 8);
+    let pdata_magic = head.get(MAGIC_OFFSET..MAGIC_OFFSET + 8);
     if pdata_magic.map(LE::read_u64) == Some(THIN_MAGIC) {
         return Content::ThinMetadata;
     }

@@ -7,26 +7,18 @@ mod common;
 
 use std::path::Path;
 
-use common::{fixture, run, s};
+use common::{contents, fixture, run, s};
 
 const CACHE: &str = "cache-fixtures.meta2.img.gz";
 
 /// `tool args` exits 1 and says each of `words`; `target` is left as it was.
 fn refused(target: &Path, tool: &str, args: &[&str], words: &[&str]) {
-    let before = std::fs::read(target).unwrap();
+    let before = contents(&[target]);
     let r = run(tool, args);
-    assert_eq!(r.code, 1, "{tool} {args:?}: {}", r.stderr);
     for w in words {
-        assert!(
-            r.stderr.contains(w),
-            "{tool} {args:?}: {w:?} not in {}",
-            r.stderr
-        );
+        r.assert_error_of(&format!("{tool} {args:?}:"), w);
     }
-    assert!(
-        std::fs::read(target).unwrap() == before,
-        "{tool} {args:?} wrote"
-    );
+    assert!(contents(&[target]) == before, "{tool} {args:?} wrote");
 }
 
 #[test]

@@ -377,16 +377,7 @@ fn era_reports_never_overwrite_their_input() {
 fn logical_memory_does_not_grow_with_the_origin() {
     let small = synthetic::era_metadata(5_000_000, 2);
     let large = synthetic::era_metadata(50_000_000, 2);
-    let peak = |img: &tempfile::NamedTempFile| {
-        let (out, kib) = memory::peak_memory_kib(command("era_dump").args([
-            "--logical",
-            "-o",
-            "/dev/null",
-            path_str(img),
-        ]));
-        assert!(out.success(), "{out:?}");
-        kib
-    };
+    let peak = |img| peak_kib("era_dump", &["--logical", "-o", "/dev/null", path_str(img)]);
     let (s, l) = (peak(&small), peak(&large));
     assert!(l < s + 2048, "{s} KiB at 5·10^6 blocks, {l} KiB at 5·10^7");
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::log::*;
-use common::{create_status, entry};
+use common::{create_status, entry, peak_kib};
 use serde_json::Value;
 
 /// The status lines of mirror `name` read at steps `from..`, as (step, in_sync, synced).

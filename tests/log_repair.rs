@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::log::*;
-use common::{contents, try_outcome};
+use common::{contents, peak_kib, try_outcome};
 
 const REGION_BYTES: usize = 128 * 512;
 

@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::log::*;
+use common::peak_kib;
 
 #[test]
 fn dump_then_restore_undoes_a_repair_on_every_kernel_image() {

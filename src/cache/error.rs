@@ -1,22 +1,15 @@
 //! Why dm-cache metadata could not be read.
 
-use std::path::PathBuf;
+use crate::pdata::error::ReadError;
 
 /// Why dm-cache metadata could not be read. Each message names the structure at fault
 /// (and its block); the binaries add the file name in front.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// The file or device could not be opened.
-    #[error("{}: {source}", path.display())]
-    Open {
-        /// What was opened.
-        path: PathBuf,
-        /// Why not.
-        source: std::io::Error,
-    },
-    /// The metadata is damaged, or not dm-cache metadata.
+    /// The file or device could not be opened, or the metadata is damaged or not dm-cache
+    /// metadata.
     #[error(transparent)]
-    Metadata(#[from] crate::pdata::error::Error),
+    Read(#[from] ReadError),
     /// The kernel flagged the metadata after a failed metadata operation: it rolled back to
     /// the last commit and will not load it for writing until it is checked.
     #[error(
@@ -24,4 +17,10 @@ pub enum CacheError {
          check and repair the metadata before trusting its mappings"
     )]
     NeedsCheck,
+}
+
+impl From<crate::pdata::error::Error> for CacheError {
+    fn from(e: crate::pdata::error::Error) -> CacheError {
+        CacheError::Read(ReadError::Metadata(e))
+    }
 }

@@ -88,10 +88,7 @@ impl CacheMetadata {
     }
 
     fn open_with(path: &Path, mode: OpenMode) -> Result<CacheMetadata, CacheError> {
-        let io = FileIo::open(path, mode).map_err(|source| CacheError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let io = FileIo::open_to_read(path, mode)?;
         CacheMetadata::from_io(Box::new(io))
     }
 

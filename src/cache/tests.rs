@@ -11,7 +11,7 @@ use super::format::SUPERBLOCK;
 use super::reader::{CacheMetadata, Mapping};
 use crate::pdata::btree::node::Node;
 use crate::pdata::checksum::{reseal, BlockKind};
-use crate::pdata::error::{Error, Fault};
+use crate::pdata::error::{Error, Fault, ReadError};
 use crate::pdata::io::{BlockIo, MemIo};
 
 /// The test's mapping: every third cache block holds origin block `5 * c + 1`, dirty when
@@ -107,7 +107,7 @@ fn array_block(io: &MemIo, root: u64, i: usize) -> u64 {
 
 fn metadata_error(r: Result<CacheMetadata, CacheError>) -> Error {
     match r {
-        Err(CacheError::Metadata(e)) => e,
+        Err(CacheError::Read(ReadError::Metadata(e))) => e,
         Err(other) => panic!("not a metadata error: {other}"),
         Ok(_) => panic!("opened"),
     }
@@ -115,7 +115,7 @@ fn metadata_error(r: Result<CacheMetadata, CacheError>) -> Error {
 
 fn listing_error(md: &CacheMetadata) -> Error {
     match list(md) {
-        Err(CacheError::Metadata(e)) => e,
+        Err(CacheError::Read(ReadError::Metadata(e))) => e,
         Err(other) => panic!("not a metadata error: {other}"),
         Ok(m) => panic!("listed {} mappings", m.len()),
     }
@@ -253,7 +253,7 @@ fn a_damaged_array_block_is_named_with_its_structure_and_block() {
         let (last, before) = got.split_last().unwrap();
         assert!(before.iter().all(Result::is_ok) && !before.is_empty());
         match last {
-            Err(CacheError::Metadata(e)) => assert_eq!(
+            Err(CacheError::Read(ReadError::Metadata(e))) => assert_eq!(
                 e.to_string(),
                 format!("{structure}, array block at block {loc}: bad checksum")
             ),
@@ -305,7 +305,7 @@ fn an_array_shorter_or_longer_than_cache_blocks_is_refused_before_listing() {
         edit_superblock(&io, |sb| sb.cache_blocks = cache_blocks);
         let md = open(io).unwrap();
         match md.mappings() {
-            Err(CacheError::Metadata(e)) => assert_eq!(e.to_string(), want),
+            Err(CacheError::Read(ReadError::Metadata(e))) => assert_eq!(e.to_string(), want),
             Err(e) => panic!("{e}"),
             Ok(_) => panic!("{cache_blocks}: listed"),
         }
@@ -336,7 +336,7 @@ fn a_root_pointing_at_another_kind_of_block_names_it() {
     edit_superblock(&io, |sb| sb.mapping_root = 0);
     let md = open(io).unwrap();
     match md.mappings() {
-        Err(CacheError::Metadata(e)) => assert_eq!(
+        Err(CacheError::Read(ReadError::Metadata(e))) => assert_eq!(
             e.to_string(),
             "mapping array, node at block 0: wrong block type (this is a superblock)"
         ),
@@ -350,7 +350,7 @@ fn open_names_a_file_it_cannot_open() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing");
     match CacheMetadata::open(&path) {
-        Err(e @ CacheError::Open { .. }) => {
+        Err(e @ CacheError::Read(ReadError::Open { .. })) => {
             assert!(
                 e.to_string().starts_with(&path.display().to_string()),
                 "{e}"
@@ -414,7 +414,7 @@ fn only_the_suspended_open_reads_past_a_writers_lock() {
     std::fs::write(&path, image(&synthetic(2, 10), 20).into_bytes()).unwrap();
     let _writer = FileIo::open(&path, OpenMode::Write).unwrap();
     match CacheMetadata::open(&path) {
-        Err(CacheError::Open { source, .. }) => {
+        Err(CacheError::Read(ReadError::Open { source, .. })) => {
             assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock)
         }
         Err(e) => panic!("{e}"),

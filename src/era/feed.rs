@@ -16,10 +16,40 @@ pub const WORD_CHUNK: usize = 1 << 13;
 /// Chunks sent and not yet taken, per structure: the reader runs this far ahead.
 const IN_FLIGHT: usize = 2;
 
+/// Values from an index on: what is handed over.
+struct Run<V> {
+    first: u64,
+    values: Vec<V>,
+}
+
+impl<V> Run<V> {
+    fn empty() -> Run<V> {
+        Run {
+            first: 0,
+            values: Vec::new(),
+        }
+    }
+
+    /// The index just past the last value.
+    fn end(&self) -> u64 {
+        self.first + self.values.len() as u64
+    }
+}
+
 enum Message<V> {
-    /// Values from this index on.
-    Values(u64, Vec<V>),
+    /// The next values.
+    Values(Run<V>),
     /// The structure is damaged: nothing more comes.
+    Failed,
+}
+
+/// Whether a feed goes on. For the reader's end, closed is the merger gone (what is pushed is
+/// dropped); for the merger's, the reader done.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Open,
+    Closed,
+    /// The reader said the structure is damaged.
     Failed,
 }
 
@@ -28,26 +58,33 @@ pub struct Supply<V> {
     tx: SyncSender<Message<V>>,
     /// Chunks the merger is done with, to be filled again rather than allocated anew.
     back: Receiver<Vec<V>>,
-    /// The index of the first value of `buf`.
-    first: u64,
-    buf: Vec<V>,
+    /// What is not handed over yet.
+    pending: Run<V>,
     /// Values handed over at a time.
     chunk: usize,
-    /// The merger is gone: what is pushed is dropped.
-    gone: bool,
-    failed: bool,
+    flow: Flow,
 }
 
 /// The end of a feed the merger takes values from, in order.
 pub struct Feed<V> {
     rx: Receiver<Message<V>>,
     back: Sender<Vec<V>>,
-    first: u64,
-    chunk: Vec<V>,
-    /// Values of `chunk` already handed on.
+    current: Taking<V>,
+    flow: Flow,
+}
+
+/// The chunk a merger is taking values from: those from `taken` on are still to hand on.
+struct Taking<V> {
+    run: Run<V>,
     taken: usize,
-    ended: bool,
-    failed: bool,
+}
+
+impl<V> Taking<V> {
+    /// The index of the next value, and the values left.
+    fn left(&self) -> (u64, &[V]) {
+        let at = self.run.first + self.taken as u64;
+        (at, &self.run.values[self.taken..])
+    }
 }
 
 /// A new feed of `chunk` values at a time: its reader's end and its merger's.
@@ -57,20 +94,18 @@ pub fn feed<V>(chunk: usize) -> (Supply<V>, Feed<V>) {
     let supply = Supply {
         tx,
         back: back_rx,
-        first: 0,
-        buf: Vec::new(),
+        pending: Run::empty(),
         chunk: chunk.max(1),
-        gone: false,
-        failed: false,
+        flow: Flow::Open,
     };
     let feed = Feed {
         rx,
         back: back_tx,
-        first: 0,
-        chunk: Vec::new(),
-        taken: 0,
-        ended: false,
-        failed: false,
+        current: Taking {
+            run: Run::empty(),
+            taken: 0,
+        },
+        flow: Flow::Open,
     };
     (supply, feed)
 }
@@ -79,28 +114,29 @@ impl<V: Copy> Supply<V> {
     /// Hands over the values at `first..first + values.len()`; indexes only grow. Dropped
     /// when the merger is gone or the structure was said damaged.
     pub fn push(&mut self, mut first: u64, mut values: &[V]) {
-        if self.gone || self.failed {
+        if self.flow != Flow::Open {
             return;
         }
-        if !self.buf.is_empty() && self.first + self.buf.len() as u64 != first {
+        if !self.pending.values.is_empty() && self.pending.end() != first {
             self.flush();
         }
         while !values.is_empty() {
-            if self.buf.is_empty() {
-                self.first = first;
+            let p = &mut self.pending;
+            if p.values.is_empty() {
+                p.first = first;
             }
-            let n = (self.chunk - self.buf.len()).min(values.len());
-            self.buf.extend_from_slice(&values[..n]);
+            let n = (self.chunk - p.values.len()).min(values.len());
+            p.values.extend_from_slice(&values[..n]);
             first += n as u64;
             values = &values[n..];
-            if self.buf.len() == self.chunk {
+            if p.values.len() == self.chunk {
                 self.flush();
             }
         }
     }
 
     fn flush(&mut self) {
-        if self.buf.is_empty() || self.gone {
+        if self.pending.values.is_empty() || self.flow != Flow::Open {
             return;
         }
         let mut fresh = self
@@ -108,25 +144,28 @@ impl<V: Copy> Supply<V> {
             .try_recv()
             .unwrap_or_else(|_| Vec::with_capacity(self.chunk));
         fresh.clear();
-        let full = std::mem::replace(&mut self.buf, fresh);
-        if self.tx.send(Message::Values(self.first, full)).is_err() {
-            self.gone = true;
+        let full = Run {
+            first: self.pending.first,
+            values: std::mem::replace(&mut self.pending.values, fresh),
+        };
+        if self.tx.send(Message::Values(full)).is_err() {
+            self.flow = Flow::Closed;
         }
     }
 
     /// Says the structure is damaged: the merger stops where it needs a value not handed
     /// over yet.
     pub fn fail(&mut self) {
-        if !self.failed {
-            self.failed = true;
-            self.buf.clear();
+        if self.flow != Flow::Failed {
+            self.flow = Flow::Failed;
+            self.pending.values.clear();
             let _ = self.tx.send(Message::Failed);
         }
     }
 
     /// The end of the structure: what is held is handed over.
     pub fn finish(mut self) {
-        if !self.failed {
+        if self.flow != Flow::Failed {
             self.flush();
         }
     }
@@ -138,37 +177,35 @@ impl<V> Feed<V> {
     /// in a gap) is skipped. Returns false when the reader said the structure is damaged.
     pub fn take_until(&mut self, end: u64, f: &mut dyn FnMut(u64, &[V])) -> bool {
         loop {
-            if self.taken == self.chunk.len() && (self.ended || self.failed || !self.next_chunk()) {
-                return !self.failed;
+            let drained = self.current.left().1.is_empty();
+            if drained && (self.flow != Flow::Open || !self.next_chunk()) {
+                return self.flow != Flow::Failed;
             }
-            let at = self.first + self.taken as u64;
+            let (at, left) = self.current.left();
             if at >= end {
                 return true;
             }
-            let left = self.chunk.len() - self.taken;
-            let n = crate::cast::index((end - at).min(left as u64));
-            f(at, &self.chunk[self.taken..self.taken + n]);
-            self.taken += n;
+            let n = crate::cast::index((end - at).min(left.len() as u64));
+            f(at, &left[..n]);
+            self.current.taken += n;
         }
     }
 
     /// Waits for the next chunk; false when none will come.
     fn next_chunk(&mut self) -> bool {
         match self.rx.recv() {
-            Ok(Message::Values(first, chunk)) => {
-                let done = std::mem::replace(&mut self.chunk, chunk);
+            Ok(Message::Values(run)) => {
+                let done = std::mem::replace(&mut self.current, Taking { run, taken: 0 });
                 // The reader may be gone: the chunk is then freed here.
-                let _ = self.back.send(done);
-                self.first = first;
-                self.taken = 0;
+                let _ = self.back.send(done.run.values);
                 true
             }
             Ok(Message::Failed) => {
-                self.failed = true;
+                self.flow = Flow::Failed;
                 false
             }
             Err(_) => {
-                self.ended = true;
+                self.flow = Flow::Closed;
                 false
             }
         }

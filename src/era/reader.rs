@@ -29,30 +29,15 @@
 
 use std::io::Write;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::format::superblock::Superblock;
 use super::invalidate::listing::{write_while_reading, Format, Offline, StreamError, Units};
 use super::invalidate::{written_since, WrittenBlocks};
 use super::view::View;
+pub use crate::pdata::error::ReadError;
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 use crate::pdata::report::Problem;
-
-/// Why era metadata could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The file or device could not be opened.
-    #[error("{}: {source}", path.display())]
-    Open {
-        /// What was opened.
-        path: PathBuf,
-        /// Why not.
-        source: std::io::Error,
-    },
-    /// The metadata is damaged, or not dm-era metadata.
-    #[error(transparent)]
-    Metadata(#[from] crate::pdata::error::Error),
-}
 
 /// dm-era metadata opened for reading: block 0, or the held metadata snapshot it points at.
 pub struct EraMetadata {
@@ -76,10 +61,7 @@ impl EraMetadata {
     }
 
     fn open_with(path: &Path, mode: OpenMode, snapshot: bool) -> Result<EraMetadata, ReadError> {
-        let io = FileIo::open(path, mode).map_err(|source| ReadError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let io = FileIo::open_to_read(path, mode)?;
         EraMetadata::from_io(Box::new(io), snapshot)
     }
 

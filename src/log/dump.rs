@@ -204,36 +204,28 @@ fn regions_to_read(
 
 /// What the bits say besides the dirty regions: stray bits, stale bytes.
 fn bitmap_findings(img: &LogImage, counts: &BitCounts) -> Vec<Problem> {
-    let mut findings = Vec::new();
-    let stray = counts.stray;
-    if stray > 0 {
-        findings.push(finding(
-            Severity::Note,
-            "clean bitmap",
-            format!(
-                "{} set past the last region ({}) in the last 64-bit word",
-                plural(stray, "stray bit"),
-                img.nr_regions
-            ),
-            Some(
-                "harmless; the kernel clears those in the last region's 32-bit word at \
-                 activation, log_repair --clear-stray-bits clears them all",
-            ),
-        ));
-    }
-    let stale = counts.stale;
-    if stale > 0 {
-        findings.push(finding(
-            Severity::Note,
-            "log buffer",
-            format!(
-                "{} after the clean bitmap (bits of an earlier, larger mirror)",
-                plural(stale, "non-zero byte")
-            ),
-            Some("the kernel ignores them"),
-        ));
-    }
-    findings
+    let stray = (counts.stray > 0).then(|| {
+        let what = format!(
+            "{} set past the last region ({}) in the last 64-bit word",
+            plural(counts.stray, "stray bit"),
+            img.nr_regions
+        );
+        let hint = "harmless; the kernel clears those in the last region's 32-bit word at \
+                    activation, log_repair --clear-stray-bits clears them all";
+        ("clean bitmap", what, hint)
+    });
+    let stale = (counts.stale > 0).then(|| {
+        let what = format!(
+            "{} after the clean bitmap (bits of an earlier, larger mirror)",
+            plural(counts.stale, "non-zero byte")
+        );
+        ("log buffer", what, "the kernel ignores them")
+    });
+    [stray, stale]
+        .into_iter()
+        .flatten()
+        .map(|(structure, what, hint)| finding(Severity::Note, structure, what, Some(hint)))
+        .collect()
 }
 
 /// Output format of `log_dump`.

@@ -53,6 +53,14 @@ impl BlockKind {
         BlockKind::SM_BITMAP,
     ];
 
+    /// Every kind of checksummed block of a format whose superblock is `superblock`: it and
+    /// the [`GENERIC`](BlockKind::GENERIC) ones, for naming a block found where another kind
+    /// was expected.
+    pub const fn with_generic(superblock: BlockKind) -> [BlockKind; 5] {
+        let [a, b, c, d] = BlockKind::GENERIC;
+        [superblock, a, b, c, d]
+    }
+
     /// A format's superblock, as `def` (a `static` of the format's) defines it.
     pub const fn superblock(def: &'static SuperblockDef) -> BlockKind {
         BlockKind(&def.0)

@@ -119,3 +119,20 @@ pub trait Sided: std::error::Error + Send + Sync + 'static {
 
 /// Results of the persistent-data layer.
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// Why metadata could not be read, whatever its format: the file or device could not be
+/// opened, or what it holds is damaged or not the format asked for.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file or device could not be opened.
+    #[error("{}: {source}", path.display())]
+    Open {
+        /// What was opened.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// The metadata is damaged, or not of the format asked for.
+    #[error(transparent)]
+    Metadata(#[from] Error),
+}

@@ -3,6 +3,7 @@
 //! Every reader and writer in the crate goes through [`BlockIo`], so tests can swap the
 //! device for memory (and, later, for a fault-injecting backend).
 
+use super::error::ReadError;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::ops::{Deref, DerefMut};
@@ -291,6 +292,14 @@ impl FileIo {
             nr_blocks: size_bytes / BLOCK_SIZE as u64,
             size_bytes,
             is_block_device,
+        })
+    }
+
+    /// [`FileIo::open`] for a reader, its failure told with the path.
+    pub fn open_to_read(path: &Path, mode: OpenMode) -> Result<FileIo, ReadError> {
+        FileIo::open(path, mode).map_err(|source| ReadError::Open {
+            path: path.to_path_buf(),
+            source,
         })
     }
 

@@ -163,6 +163,34 @@ macro_rules! field_via_pack {
 }
 pub(crate) use field_via_pack;
 
+/// Offset of `magic`, where every persistent-data superblock has its own.
+pub const MAGIC_OFFSET: usize = 32;
+
+/// [`layout!`] for a format's superblock: the fields every persistent-data superblock
+/// starts with after its checksum (flags, where it says it lives, a UUID, the format's magic
+/// and version, at the same offsets in every format), then the format's own.
+macro_rules! superblock_layout {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($fields:tt)* }) => {
+        $crate::pdata::layout::layout! {
+            $(#[$meta])*
+            $vis struct $name {
+                /// Flags: what each bit means is the format's.
+                pub flags: u32 @ 4,
+                /// Where the superblock says it lives.
+                pub blocknr: u64 @ 8,
+                /// Unused, zero.
+                pub uuid: [u8; 16] @ 16,
+                /// The format's magic number.
+                pub magic: u64 @ $crate::pdata::layout::MAGIC_OFFSET,
+                /// The format's version.
+                pub version: u32 @ 40,
+                $($fields)*
+            }
+        }
+    };
+}
+pub(crate) use superblock_layout;
+
 #[cfg(test)]
 mod tests {
     layout! {
@@ -197,6 +225,31 @@ mod tests {
             inner: Inner @ 17,
             z: u32 @ 37,
         }
+    }
+
+    superblock_layout! {
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        struct Head {
+            own: u32 @ 44,
+        }
+    }
+
+    #[test]
+    fn every_superblock_starts_with_the_same_fields_after_its_checksum() {
+        // Byte i holds i: each field reads back the bytes at its offset.
+        let bytes: [u8; 50] = std::array::from_fn(|i| u8::try_from(i).unwrap());
+        let h = Head::unpack_fields(&bytes);
+        assert_eq!(h.flags, 0x0706_0504);
+        assert_eq!(h.blocknr, 0x0F0E_0D0C_0B0A_0908);
+        assert_eq!(h.uuid[0], 16);
+        assert_eq!(h.uuid[15], 31);
+        assert_eq!(h.magic, 0x2726_2524_2322_2120);
+        assert_eq!(h.version, 0x2B2A_2928);
+        assert_eq!(h.own, 0x2F2E_2D2C);
+        let mut again = [0u8; 50];
+        h.pack_fields(&mut again);
+        assert_eq!(again[4..48], bytes[4..48]);
+        assert_eq!(again[..4], [0; 4], "the checksum is not a field");
     }
 
     #[test]

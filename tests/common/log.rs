@@ -178,13 +178,6 @@ pub fn spread_log(path: &Path, nr_regions: u64) -> Vec<Range<u64>> {
     dirty
 }
 
-/// The peak memory, in KiB, of `bin` run with `args`, which must succeed.
-pub fn peak_kib(bin: &str, args: &[&str]) -> u64 {
-    let (o, kib) = super::memory::peak_memory_kib(command(bin).args(args));
-    assert!(o.success(), "{bin} {args:?}: {o:?}");
-    kib
-}
-
 /// What a tool may take beyond its memory on a small log when it reads the large one: 16
 /// MiB, half the large log's bitmap. Reading in pieces takes a piece buffer or two of 4 MiB
 /// and the allocator keeps some slack; one more copy of the bitmap (32 MiB) goes beyond it.

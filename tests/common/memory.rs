@@ -50,3 +50,10 @@ pub fn peak_memory_kib(cmd: &Command) -> (Outcome, u64) {
     };
     (outcome, kib)
 }
+
+/// The peak memory, in KiB, of `bin` run with `args`, which must succeed.
+pub fn peak_kib(bin: &str, args: &[&str]) -> u64 {
+    let (o, kib) = peak_memory_kib(super::run::command(bin).args(args));
+    assert!(o.success(), "{bin} {args:?}: {o:?}");
+    kib
+}

@@ -20,6 +20,7 @@ pub mod synthetic;
 
 pub use bytes::*;
 pub use fixtures::*;
+pub use memory::peak_kib;
 pub use record::{Event, Recorder};
 pub use run::*;
 

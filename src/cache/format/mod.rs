@@ -18,13 +18,7 @@ static SUPERBLOCK_DEF: SuperblockDef = SuperblockDef::new(9_031_977);
 
 /// Every kind of checksummed block in cache metadata, for naming a block found where
 /// another kind was expected.
-pub const BLOCK_KINDS: [BlockKind; 5] = [
-    SUPERBLOCK,
-    BlockKind::BTREE_NODE,
-    BlockKind::ARRAY_BLOCK,
-    BlockKind::SM_INDEX,
-    BlockKind::SM_BITMAP,
-];
+pub const BLOCK_KINDS: [BlockKind; 5] = BlockKind::with_generic(SUPERBLOCK);
 
 /// dm-cache metadata, as identification and the writers' refusals speak of it. The suite
 /// only reads it: none of its writers writes it, so no state of ours is unfinished.

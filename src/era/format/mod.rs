@@ -18,13 +18,7 @@ static SUPERBLOCK_DEF: SuperblockDef = SuperblockDef::new(146_538_381);
 
 /// Every kind of checksummed block in era metadata, for naming a block found where another
 /// kind was expected.
-pub const BLOCK_KINDS: [BlockKind; 5] = [
-    SUPERBLOCK,
-    BlockKind::BTREE_NODE,
-    BlockKind::ARRAY_BLOCK,
-    BlockKind::SM_INDEX,
-    BlockKind::SM_BITMAP,
-];
+pub const BLOCK_KINDS: [BlockKind; 5] = BlockKind::with_generic(SUPERBLOCK);
 
 /// Bytes per era-array value (one `le32` era per origin block, the era of the newest
 /// digested writeset that marked it): readers walk it as an array of `u32`.
