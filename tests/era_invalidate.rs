@@ -520,3 +520,87 @@ fn memory_does_not_grow_with_the_origin() {
         );
     }
 }
+
+#[test]
+fn the_cache_blocks_holding_written_origin_sectors_are_listed() {
+    let era = temp_image(&fixture("era-basic.meta.img.gz"));
+    let cache = temp_image(&fixture("cache-fixtures.meta2.img.gz"));
+    let (era, cache) = (path_str(&era), path_str(&cache));
+    // What was written, in sectors, as era_invalidate lists it without a cache.
+    let origin = run(
+        "era_invalidate",
+        &[
+            "--written-since",
+            "1",
+            "--format",
+            "text",
+            "--units",
+            "sectors",
+            era,
+        ],
+    );
+    let pair = |l: &str| -> (u64, u64) {
+        let (b, e) = l.split_once(' ').unwrap();
+        (b.parse().unwrap(), e.parse().unwrap())
+    };
+    let written: Vec<(u64, u64)> = origin.stdout.lines().map(pair).collect();
+    // What the cache holds, as its reader says (checked against the kernel's status in
+    // cache_fixtures): the blocks any written sector falls in, found one by one.
+    let md = era_log_tools::CacheMetadata::open(cache).unwrap();
+    let size = u64::from(md.superblock().data_block_size);
+    let mut want = Vec::new();
+    for m in md.mappings().unwrap() {
+        let m = m.unwrap();
+        let (s, e) = (m.oblock * size, (m.oblock + 1) * size);
+        if written.iter().any(|&(b, x)| b < e && s < x) {
+            want.push(m.cblock);
+        }
+    }
+    want.sort_unstable();
+    assert!(!want.is_empty() && want.len() < 1024, "{want:?}");
+    let expand = |ranges: Vec<(u64, u64)>| -> Vec<u64> {
+        ranges.into_iter().flat_map(|(b, e)| b..e).collect()
+    };
+    let listed = run(
+        "era_invalidate",
+        &["--written-since", "1", "--cache-metadata", cache, era],
+    );
+    assert!(listed.success(), "{listed:?}");
+    assert_eq!(expand(listed.stdout.lines().map(pair).collect()), want);
+    // The messages name the same blocks.
+    let args = [
+        "--written-since",
+        "1",
+        "--cache-metadata",
+        cache,
+        "--messages",
+        era,
+    ];
+    let messages = run("era_invalidate", &args);
+    let mut named = Vec::new();
+    for line in messages.stdout.lines() {
+        let words = line.strip_prefix("invalidate_cblocks ").unwrap();
+        for w in words.split(' ') {
+            let (b, e) = match w.split_once('-') {
+                Some((b, e)) => (b.parse().unwrap(), e.parse().unwrap()),
+                None => (w.parse().unwrap(), w.parse::<u64>().unwrap() + 1),
+            };
+            named.push((b, e));
+        }
+    }
+    assert_eq!(expand(named), want);
+    // The JSON counts them.
+    let args = [
+        "--written-since",
+        "1",
+        "--cache-metadata",
+        cache,
+        "--format",
+        "json",
+        era,
+    ];
+    let json: serde_json::Value =
+        serde_json::from_str(&run("era_invalidate", &args).stdout).unwrap();
+    assert_eq!(json["cache"]["invalidated"], want.len());
+    assert_eq!(json["cache"]["block_size_sectors"], size);
+}

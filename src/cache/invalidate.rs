@@ -11,6 +11,7 @@
 //! size of the origin; a cache of 16 Mi blocks over an origin of up to 2^27 of its blocks is
 //! read once.
 
+use std::io::{self, Write};
 use std::ops::Range;
 
 use super::error::CacheError;
@@ -19,6 +20,10 @@ use super::reader::CacheMetadata;
 /// Origin blocks (of the cache's block size) matched per pass over the mappings: 16 MiB of
 /// bits.
 pub const WINDOW_BLOCKS: u64 = 1 << 27;
+
+/// Ranges per `invalidate_cblocks` message: the kernel takes long messages, but their time
+/// grows faster than their length (cache-metadata.md §10).
+pub const MESSAGE_RANGES: usize = 1000;
 
 /// What a cache must invalidate, and how much of what was written it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +73,57 @@ impl Invalidation {
     /// to invalidate for them.
     pub fn not_cached_blocks(&self) -> u64 {
         self.written_blocks - self.cached_blocks
+    }
+
+    /// Writes the ranges, one `BEGIN END` line each (end exclusive).
+    pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
+        for r in self.ranges() {
+            writeln!(out, "{} {}", r.start, r.end)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the messages that invalidate the blocks, one a line, at most
+    /// [`MESSAGE_RANGES`] ranges each, as `dmsetup message CACHE 0` takes them:
+    /// `invalidate_cblocks 0-5 9 12-20` (a range's end is exclusive there too; a single
+    /// block is its number). Nothing when there is nothing to invalidate.
+    pub fn write_messages(&self, out: &mut dyn Write) -> io::Result<()> {
+        let mut in_line = 0;
+        for r in self.ranges() {
+            if in_line == 0 {
+                out.write_all(b"invalidate_cblocks")?;
+            }
+            match r.end - r.start {
+                1 => write!(out, " {}", r.start)?,
+                _ => write!(out, " {}-{}", r.start, r.end)?,
+            }
+            in_line += 1;
+            if in_line == MESSAGE_RANGES {
+                out.write_all(b"\n")?;
+                in_line = 0;
+            }
+        }
+        if in_line > 0 {
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the JSON object that tells what to invalidate in the cache whose metadata is
+    /// `metadata`: its block size and blocks, the ranges, how many blocks, and how many of
+    /// the written origin blocks (of the cache's block size) it held and did not.
+    pub fn write_json(&self, out: &mut dyn Write, metadata: &str) -> io::Result<()> {
+        let ranges = self.ranges().map(|r| crate::json::Range(r.start, r.end));
+        let count: u64 = self.ranges().map(|r| r.end - r.start).sum();
+        crate::json::Object::begin(out)?
+            .field("metadata", metadata)?
+            .field("block_size_sectors", self.cache_block_sectors)?
+            .field("cache_blocks", self.nr_cache_blocks)?
+            .field("invalidated", count)?
+            .field("written_origin_blocks", self.written_blocks)?
+            .field("not_cached", self.not_cached_blocks())?
+            .list("ranges", ranges)?
+            .end()
     }
 }
 
@@ -239,6 +295,53 @@ mod tests {
         let inv = invalidate(&c, &[0..8, 8..16, 56..72]);
         assert_eq!(pairs(&inv), [(0, 2)]);
         assert_eq!((inv.written_blocks, inv.cached_blocks), (2, 2));
+    }
+
+    #[test]
+    fn the_forms_of_the_list_say_the_same_ranges() {
+        let c = cache(&[Some(0), Some(1), None, Some(3), Some(5)]);
+        let inv = invalidate(&c, &[0..128, 192..193, 320..321]);
+        let mut text = Vec::new();
+        inv.write_text(&mut text).unwrap();
+        assert_eq!(String::from_utf8(text).unwrap(), "0 2\n3 5\n");
+        let mut msg = Vec::new();
+        inv.write_messages(&mut msg).unwrap();
+        assert_eq!(
+            String::from_utf8(msg).unwrap(),
+            "invalidate_cblocks 0-2 3-5\n"
+        );
+        let mut json = Vec::new();
+        inv.write_json(&mut json, "m").unwrap();
+        assert_eq!(
+            String::from_utf8(json).unwrap(),
+            "{\"metadata\":\"m\",\"block_size_sectors\":64,\"cache_blocks\":5,\
+             \"invalidated\":4,\"written_origin_blocks\":4,\"not_cached\":0,\
+             \"ranges\":[{\"begin\":0,\"end\":2},{\"begin\":3,\"end\":5}]}"
+        );
+    }
+
+    #[test]
+    fn messages_are_cut_into_batches_and_a_single_block_is_its_number() {
+        // Every other cache block holds a written origin block: one range each.
+        let n = MESSAGE_RANGES * 2 + 3;
+        let oblocks: Vec<Option<u64>> = (0..2 * n as u64)
+            .map(|c| (c % 2 == 0).then_some(c))
+            .collect();
+        let c = cache(&oblocks);
+        let everything = 0..(2 * n as u64) * 64;
+        let inv = invalidate(&c, std::slice::from_ref(&everything));
+        let mut msg = Vec::new();
+        inv.write_messages(&mut msg).unwrap();
+        let msg = String::from_utf8(msg).unwrap();
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(
+            lines[0].starts_with("invalidate_cblocks 0 2 4 "),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[0].split(' ').count(), MESSAGE_RANGES + 1);
+        assert_eq!(lines[2], "invalidate_cblocks 4000 4002 4004");
     }
 
     #[test]

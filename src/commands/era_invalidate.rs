@@ -8,11 +8,20 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use super::era_files;
+use crate::cache::invalidate::Matcher;
+use crate::cache::reader::CacheMetadata;
+use crate::cli::open::open_device;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use crate::cli::{self, EXIT_OK};
 use crate::era::invalidate::listing::{write_live, Format, Offline, StreamError, Units};
 use crate::era::live;
 use crate::era::reader::EraMetadata;
+use crate::pdata::io::OpenMode;
+
+/// What to do about cache metadata someone holds: the offline listing reads an inactive
+/// cache's.
+const CACHE_BUSY: &str = "a cache target holds it: --cache-metadata reads the metadata of a \
+                          cache no target is using";
 
 value_enum! {
     /// `--format`: how the blocks are listed.
@@ -66,6 +75,9 @@ a live target, by hand:
   dmsetup message era0 0 drop_metadata_snap
 all of the above in one step:
   era_invalidate --live era0 --checkpoint --written-since 5 --units bytes
+the cache blocks to invalidate after the origin was rolled back under a cache:
+  era_invalidate --written-since 5 --cache-metadata /dev/vg/cache-meta \\
+      --messages /dev/vg/era-meta
 
 --live prints JSON unless --format says otherwise; its next_written_since is the
 value for the next incremental run."
@@ -96,6 +108,21 @@ pub struct Args {
     /// may extend past the end of the origin when its last block is partial.
     #[arg(long, value_enum, default_value = "blocks")]
     pub units: Units,
+    /// List the blocks of this dm-cache to invalidate instead of origin blocks
+    ///
+    /// CACHE_META is the metadata of a dm-cache stacked with the era target on the same
+    /// origin (with the same sector numbering), no target using it. Listed: every cache block
+    /// that holds origin data written in era N or later (any of its sectors: block sizes may
+    /// differ), the blocks to invalidate after the origin was rolled back under the cache to
+    /// a snapshot of era N. As text (BEGIN END ranges of cache blocks, end exclusive), json
+    /// (a cache object: its block size and blocks, the ranges, how many blocks, and how many
+    /// written origin blocks it did not hold), or --messages.
+    #[arg(long, value_name = "CACHE_META", conflicts_with = "live")]
+    pub cache_metadata: Option<PathBuf>,
+    /// With --cache-metadata: print the invalidate_cblocks messages, one a line, at most
+    /// 1000 ranges each, for `dmsetup message CACHE 0 LINE` (the cache in passthrough mode)
+    #[arg(long, requires = "cache_metadata", conflicts_with = "format")]
+    pub messages: bool,
     /// Print nothing on stderr; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
@@ -117,10 +144,23 @@ pub fn main() -> ExitCode {
 /// which unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// `--format`, or its default: XML, JSON for `--live`.
+    /// `--format`, or its default: XML, JSON for `--live`, text for cache blocks.
     pub format: Format,
     /// `--units`.
     pub units: Units,
+    /// With `--cache-metadata`: how its blocks are listed.
+    pub cache: Option<CacheList>,
+}
+
+/// How the cache blocks to invalidate are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheList {
+    /// `BEGIN END` lines.
+    Text,
+    /// era_invalidate's JSON object with a `cache` object.
+    Json,
+    /// `invalidate_cblocks` messages.
+    Messages,
 }
 
 /// The plan `args` ask for, or the usage error they make: XML is always in blocks.
@@ -128,14 +168,28 @@ pub fn plan(args: &Args) -> Result<Plan, &'static str> {
     let format = match args.format {
         Some(format) => format,
         None if args.source.live.is_some() => Format::Json,
+        None if args.cache_metadata.is_some() => Format::Text,
         None => Format::Xml,
     };
     if format == Format::Xml && args.units != Units::Blocks {
         return Err("--units sectors|bytes needs --format text or json");
     }
+    let cache = match (args.cache_metadata.is_some(), format) {
+        (false, _) => None,
+        (true, _) if args.units != Units::Blocks => {
+            return Err("--units applies to origin blocks; cache blocks are listed by number")
+        }
+        (true, _) if args.messages => Some(CacheList::Messages),
+        (true, Format::Text) => Some(CacheList::Text),
+        (true, Format::Json) => Some(CacheList::Json),
+        (true, Format::Xml) => {
+            return Err("--cache-metadata lists cache blocks as text, json or --messages")
+        }
+    };
     Ok(Plan {
         format,
         units: args.units,
+        cache,
     })
 }
 
@@ -145,9 +199,10 @@ pub fn run(args: &Args, plan: Plan) -> ExitCode {
     // Set once the output exists: a failure before it still owes a script its JSON.
     let started = Cell::new(false);
     cli::run_quiet("era_invalidate", args.quiet, || {
-        let result = match &args.source.live {
-            Some(device) => live_run(args, plan, device, &started),
-            None => offline_run(args, plan, &started),
+        let result = match (&args.source.live, &args.cache_metadata, plan.cache) {
+            (Some(device), _, _) => live_run(args, plan, device, &started),
+            (None, Some(cache), Some(list)) => cache_run(args, cache, list, &started),
+            _ => offline_run(args, plan, &started),
         };
         if let Err(e) = &result {
             let to_stdout = args.output.as_deref().map_or(true, cli::output::is_stdout);
@@ -228,6 +283,57 @@ fn offline_run(args: &Args, plan: Plan, started: &Cell<bool>) -> anyhow::Result<
     Ok(EXIT_OK)
 }
 
+/// The run that lists the cache blocks to invalidate (`--cache-metadata`).
+fn cache_run(
+    args: &Args,
+    cache_path: &Path,
+    list: CacheList,
+    started: &Cell<bool>,
+) -> anyhow::Result<u8> {
+    let input = args.source.name();
+    let io = era_files::open_era_input(&input, era_files::read_mode(args.metadata_snapshot))?;
+    let md = EraMetadata::from_io(Box::new(io), args.metadata_snapshot).on_file(&input)?;
+    let cache_io = open_device(cache_path, OpenMode::ReadExclusive, "input", CACHE_BUSY)?;
+    let cache = CacheMetadata::from_io(Box::new(cache_io)).on_file(cache_path)?;
+    let written = md.written_since(args.written_since).on_file(&input)?;
+    let name = input.display().to_string();
+    for w in written.warnings() {
+        say(args, &finding_line("era_invalidate", &name, w));
+    }
+    // Both in sectors: era blocks (below 2^31, each below 2^32 sectors) end below 2^63.
+    let sectors = u64::from(md.superblock().data_block_size);
+    let mut matcher = Matcher::new(&cache);
+    for r in written.ranges() {
+        matcher
+            .written(r.start * sectors..r.end * sectors)
+            .on_file(cache_path)?;
+    }
+    let to_invalidate = matcher.finish().on_file(cache_path)?;
+    let mut out = cli::Output::create(args.output.as_deref(), &[&input, cache_path])?;
+    started.set(true);
+    match list {
+        CacheList::Text => to_invalidate.write_text(&mut out)?,
+        CacheList::Messages => to_invalidate.write_messages(&mut out)?,
+        CacheList::Json => {
+            let read = Offline::of(&md, args.written_since);
+            let cache_name = cache_path.display().to_string();
+            crate::json::Object::begin(&mut out)?
+                .field("written_since", read.since)?
+                .field("era", read.era)?
+                .field("next_written_since", read.next_written_since())?
+                .field("snapshot_read", read.snapshot_era.is_some())?
+                .field("block_size_sectors", read.block_size)?
+                .field("nr_blocks", written.nr_blocks())?
+                .field("past_current_era", written.past_current_era())?
+                .raw("cache", |w| to_invalidate.write_json(w, &cache_name))?
+                .end()?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.commit()?;
+    Ok(EXIT_OK)
+}
+
 /// An output that says when the first byte is written to it: the list is written as the
 /// metadata is read, and a failure before that still owes a script its JSON.
 struct Marking<'a> {
@@ -260,10 +366,40 @@ mod tests {
         let xml = Plan {
             format: Format::Xml,
             units: Units::Blocks,
+            cache: None,
         };
         assert_eq!(plan_of(&["i", "--written-since", "3", "m"]), Ok(xml));
         let live = plan_of(&["i", "--written-since", "3", "--live", "era0"]).unwrap();
         assert_eq!(live.format, Format::Json);
+    }
+
+    #[test]
+    fn cache_blocks_are_text_json_or_messages_and_have_no_units() {
+        let with = |more: &[&str]| {
+            let line = ["i", "--written-since", "3", "--cache-metadata", "c", "m"];
+            plan_of(&[&line[..], more].concat()).map(|p| p.cache)
+        };
+        assert_eq!(with(&[]), Ok(Some(CacheList::Text)));
+        assert_eq!(with(&["--format", "json"]), Ok(Some(CacheList::Json)));
+        assert_eq!(with(&["--messages"]), Ok(Some(CacheList::Messages)));
+        assert!(with(&["--format", "xml"])
+            .unwrap_err()
+            .contains("text, json or"));
+        assert!(with(&["--units", "bytes"])
+            .unwrap_err()
+            .contains("by number"));
+        let messages_alone = ["i", "--written-since", "3", "--messages", "m"];
+        assert!(Args::try_parse_from(messages_alone).is_err());
+        let with_live = [
+            "i",
+            "--written-since",
+            "3",
+            "--live",
+            "e",
+            "--cache-metadata",
+            "c",
+        ];
+        assert!(Args::try_parse_from(with_live).is_err());
     }
 
     #[test]
