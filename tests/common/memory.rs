@@ -32,9 +32,10 @@ pub fn peak_memory_kib(cmd: &Command) -> (Outcome, u64) {
     if let Some(d) = cmd.get_current_dir() {
         timed.current_dir(d);
     }
-    let out = timed
-        .output()
-        .unwrap_or_else(|e| panic!("{} (built by cargo test): {e}", timer.display()));
+    let out = timed.output().unwrap_or_else(|e| {
+        let t = timer.display();
+        panic!("{t} (built by `cargo test`, or `cargo build --example bench_timer`): {e}")
+    });
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut stderr = std::fs::read_to_string(&errors).unwrap_or_default();
     stderr += &String::from_utf8_lossy(&out.stderr);
