@@ -7,16 +7,13 @@ use era_log_tools::cache::format::BLOCK_KINDS;
 use era_log_tools::cache::invalidate::Matcher;
 use era_log_tools::pdata::io::MemIo;
 use era_log_tools::CacheMetadata;
-use era_log_tools_fuzz::{cache_images, patch};
+use era_log_tools_fuzz::{cache_images, patched};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else {
+    let Some(img) = patched(cache_images(), data, &BLOCK_KINDS) else {
         return;
     };
-    let images = cache_images();
-    let mut img = images[which as usize % images.len()].clone();
-    patch(&mut img, rest, &BLOCK_KINDS);
     let Ok(md) = CacheMetadata::from_io(Box::new(MemIo::from_bytes(img))) else {
         return;
     };
@@ -37,6 +34,8 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     if let Ok(inv) = matcher.finish() {
-        assert!(inv.ranges().all(|r| r.end <= cache_blocks && r.start < r.end));
+        assert!(inv
+            .ranges()
+            .all(|r| r.end <= cache_blocks && r.start < r.end));
     }
 });

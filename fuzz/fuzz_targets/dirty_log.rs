@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(report) = inspect(&io, &opts) {
         for f in [Format::Xml, Format::Json, Format::Text] {
             let mut out = Vec::new();
-            render(&report, f, &mut out).expect("render to memory");
+            render(&report, &io, f, &mut out).expect("render to memory");
         }
     }
 });

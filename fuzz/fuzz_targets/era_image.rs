@@ -12,16 +12,13 @@ use era_log_tools::era::repair::repair;
 use era_log_tools::era::view::View;
 use era_log_tools::pdata::io::{BlockIo, MemIo};
 use era_log_tools::pdata::report::Severity;
-use era_log_tools_fuzz::{era_images, patch};
+use era_log_tools_fuzz::{era_images, patched};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&which, rest)) = data.split_first() else {
+    let Some(img) = patched(era_images(), data, &BLOCK_KINDS) else {
         return;
     };
-    let images = era_images();
-    let mut img = images[which as usize % images.len()].clone();
-    patch(&mut img, rest, &BLOCK_KINDS);
     let io = MemIo::from_bytes(img);
     for snap in [false, true] {
         let _ = check(

@@ -44,6 +44,15 @@ fn unpacked(gzs: &[&[u8]]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// The image a fuzz input asks for: its first byte picks one of `images` (modulo their
+/// number), the rest patches a copy as [`patch`] says. `None` for an empty input.
+pub fn patched(images: &[Vec<u8>], data: &[u8], kinds: &[BlockKind]) -> Option<Vec<u8>> {
+    let (&which, rest) = data.split_first()?;
+    let mut img = images[which as usize % images.len()].clone();
+    patch(&mut img, rest, kinds);
+    Some(img)
+}
+
 /// Patches `img` as a fuzz input says after its first byte: a sequence of
 /// `[block: u16][offset: u16][len: u8][bytes…][reseal: u8]` records, each block re-sealed as
 /// the kind among `kinds` its intact checksum named when the record's last byte is odd.
