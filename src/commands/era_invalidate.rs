@@ -2,6 +2,7 @@
 
 use std::cell::Cell;
 use std::io::Write;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,6 +15,7 @@ use crate::cli::open::open_device;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use crate::cli::{self, EXIT_OK};
 use crate::era::invalidate::listing::{write_live, Format, Offline, StreamError, Units};
+use crate::era::invalidate::ListError;
 use crate::era::live;
 use crate::era::reader::EraMetadata;
 use crate::pdata::io::OpenMode;
@@ -295,20 +297,19 @@ fn cache_run(
     let md = EraMetadata::from_io(Box::new(io), args.metadata_snapshot).on_file(&input)?;
     let cache_io = open_device(cache_path, OpenMode::ReadExclusive, "input", CACHE_BUSY)?;
     let cache = CacheMetadata::from_io(Box::new(cache_io)).on_file(cache_path)?;
-    let written = md.written_since(args.written_since).on_file(&input)?;
     let name = input.display().to_string();
-    for w in written.warnings() {
-        say(args, &finding_line("era_invalidate", &name, w));
-    }
+    let mut warn = |w| say(args, &finding_line("era_invalidate", &name, &w));
     // Both in sectors: era blocks (below 2^31, each below 2^32 sectors) end below 2^63.
     let sectors = u64::from(md.superblock().data_block_size);
     let mut matcher = Matcher::new(&cache);
-    for r in written.ranges() {
-        matcher
-            .written(r.start * sectors..r.end * sectors)
-            .on_file(cache_path)?;
+    let mut written = |r: Range<u64>| matcher.written(r.start * sectors..r.end * sectors);
+    match md.each_written_since(args.written_since, &mut written, &mut warn) {
+        Ok(()) => {}
+        Err(ListError::Metadata(e)) => return Err(e).on_file(&input),
+        Err(ListError::Handing(e)) => return Err(e).on_file(cache_path),
     }
     let to_invalidate = matcher.finish().on_file(cache_path)?;
+    let nr_blocks = u64::from(md.superblock().nr_blocks);
     let mut out = cli::Output::create(args.output.as_deref(), &[&input, cache_path])?;
     started.set(true);
     match list {
@@ -323,8 +324,8 @@ fn cache_run(
                 .field("next_written_since", read.next_written_since())?
                 .field("snapshot_read", read.snapshot_era.is_some())?
                 .field("block_size_sectors", read.block_size)?
-                .field("nr_blocks", written.nr_blocks())?
-                .field("past_current_era", written.past_current_era())?
+                .field("nr_blocks", nr_blocks)?
+                .field("past_current_era", read.since > md.superblock().current_era)?
                 .raw("cache", |w| to_invalidate.write_json(w, &cache_name))?
                 .end()?;
             out.write_all(b"\n")?;

@@ -33,7 +33,9 @@ use std::path::Path;
 
 use super::format::superblock::Superblock;
 use super::invalidate::listing::{write_while_reading, Format, Offline, StreamError, Units};
-use super::invalidate::{written_since, WrittenBlocks};
+use super::invalidate::{
+    list_written_since, wrapped_after_listing, written_since, ListError, Span, WrittenBlocks,
+};
 use super::view::View;
 pub use crate::pdata::error::ReadError;
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
@@ -129,6 +131,32 @@ impl EraMetadata {
             &read,
             warn,
         )
+    }
+}
+
+impl EraMetadata {
+    /// Hands `f` the origin blocks written in era `since` or later as half-open ranges of
+    /// block numbers, ascending, while they are read, in memory that does not grow with the
+    /// origin (a run may come in pieces that touch); the problems that do not stop it go to
+    /// `warn`. Ranges handed on before damage was found are not taken back.
+    pub fn each_written_since<E: Send>(
+        &self,
+        since: u32,
+        f: &mut dyn FnMut(Range<u64>) -> Result<(), E>,
+        warn: &mut dyn FnMut(Problem),
+    ) -> Result<(), ListError<E>> {
+        let mut each = |span: Span| -> Result<(), E> {
+            for (begin, end) in span.runs_in(span.base(), span.end(), None) {
+                f(begin..end)?;
+            }
+            Ok(())
+        };
+        let io = self.io.as_ref();
+        let outcome = list_written_since(io, &self.view, since, &mut each, warn)?;
+        match outcome.wrapped_at {
+            Some(at) => Err(ListError::Metadata(wrapped_after_listing(&self.view, at))),
+            None => Ok(()),
+        }
     }
 }
 

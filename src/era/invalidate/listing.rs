@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::{list_written_since, ListError, Runs, Span, WrittenBlocks};
+use super::{list_written_since, wrapped_after_listing, ListError, Runs, Span, WrittenBlocks};
 use crate::era::live::SessionInfo;
 use crate::era::reader::EraMetadata;
 use crate::era::view::View;
@@ -224,15 +224,7 @@ pub fn write_while_reading(
         Err(ListError::Handing(e)) => return Err(StreamError::Io(e)),
     };
     if let Some(at) = outcome.wrapped_at {
-        return Err(StreamError::Metadata(Error::structure(
-            view.era_array_name(),
-            Fault::Invalid(format!(
-                "eras above the current era {} from block {at} on: the era counter may have \
-                 wrapped around, so every block is to be taken as written, but the blocks \
-                 before were listed already; --written-since 0 lists every block",
-                view.current_era()
-            )),
-        )));
+        return Err(StreamError::Metadata(wrapped_after_listing(view, at)));
     }
     if !begun {
         write_head(out, format, fields)?;

@@ -401,6 +401,20 @@ pub struct Outcome {
     pub wrapped_at: Option<u64>,
 }
 
+/// The error of a listing that found eras above the current one only from block `at` on
+/// ([`Outcome::wrapped_at`]), after the blocks before were handed on.
+pub fn wrapped_after_listing(view: &View, at: u64) -> Error {
+    Error::structure(
+        view.era_array_name(),
+        crate::pdata::error::Fault::Invalid(format!(
+            "eras above the current era {} from block {at} on: the era counter may have \
+             wrapped around, so every block is to be taken as written, but the blocks \
+             before were listed already; --written-since 0 lists every block",
+            view.current_era()
+        )),
+    )
+}
+
 /// Why a listing stopped.
 #[derive(Debug)]
 pub enum ListError<E> {
