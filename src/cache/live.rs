@@ -118,14 +118,12 @@ pub enum CacheFault {
     },
     /// Cache blocks still held written blocks after the messages.
     Remaining(u64),
-    /// A signal stopped the run.
+    /// A signal stopped the run (and the cache was resumed).
     Interrupted {
         /// The signal.
         signal: i32,
         /// Messages sent before it.
         sent: usize,
-        /// Whether the cache was resumed on the way out.
-        resumed: bool,
     },
     /// The cache could not be resumed.
     Resume(DmError),
@@ -190,23 +188,20 @@ impl CacheFault {
                 "{n} cache blocks still hold written blocks after invalidate_cblocks; keep \
                  the cache in passthrough mode and run again"
             ),
-            CacheFault::Interrupted {
-                signal,
-                sent,
-                resumed,
-            } => {
-                write!(f, "interrupted by {}", signal_name(*signal))?;
-                if *resumed {
-                    f.write_str("; the cache was resumed")?;
-                }
-                if *sent > 0 {
-                    write!(
+            CacheFault::Interrupted { signal, sent } => {
+                write!(
+                    f,
+                    "interrupted by {}; the cache is resumed; ",
+                    signal_name(*signal)
+                )?;
+                match sent {
+                    0 => f.write_str("nothing was invalidated"),
+                    n => write!(
                         f,
-                        "; {sent} invalidate_cblocks messages were sent: the cache is still \
-                         in passthrough mode, run again"
-                    )?;
+                        "{n} invalidate_cblocks messages were sent: the cache is still in \
+                         passthrough mode, run again"
+                    ),
                 }
-                Ok(())
             }
             CacheFault::Resume(e) => write!(
                 f,
@@ -338,7 +333,8 @@ impl LiveCache {
             let result = watched(opts.handle_signals, &signal, &self.device, &release, || {
                 now.run(&suspension, &signal, opts, open, feed)
             });
-            let resumed = suspension.release();
+            // A cache left suspended is said first: it is what must be seen to at once.
+            suspension.release()?;
             // The signal thread may have taken the signal when the work had already ended.
             let sig = match signal.load(Ordering::SeqCst) {
                 0 if opts.handle_signals => crate::interrupt::stopped_by().unwrap_or(0),
@@ -350,15 +346,9 @@ impl LiveCache {
                     Err(CacheFault::Interrupted { sent, .. }) => *sent,
                     Err(_) => 0,
                 };
-                return Err(CacheFault::Interrupted {
-                    signal: sig,
-                    sent,
-                    resumed: matches!(resumed, Ok(true)),
-                });
+                return Err(CacheFault::Interrupted { signal: sig, sent });
             }
-            let outcome = result?;
-            resumed?;
-            Ok(outcome)
+            result
         };
         run().map_err(|fault| CacheLiveError {
             device: self.device.to_string(),
@@ -377,11 +367,7 @@ impl LiveCache {
     ) -> Result<Outcome, CacheFault> {
         let interrupted = |sent| match signal.load(Ordering::SeqCst) {
             0 => Ok(()),
-            s => Err(CacheFault::Interrupted {
-                signal: s,
-                sent,
-                resumed: false,
-            }),
+            s => Err(CacheFault::Interrupted { signal: s, sent }),
         };
         let invalidation = suspension.while_suspended(|| self.read(open, feed))?;
         interrupted(0)?;

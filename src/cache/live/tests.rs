@@ -462,3 +462,30 @@ fn a_panic_while_suspended_resumes_the_cache() {
     assert!(!dm.state().suspended);
     assert_eq!(changes(&dm), ["suspend", "resume"]);
 }
+
+#[test]
+fn a_signal_while_suspended_resumes_the_cache_and_sends_nothing() {
+    let _turn = crate::interrupt::TestTurn::take();
+    let dm = MockCache::new(vec![Some(0), Some(1)]);
+    let dev = DmDevice::Name("c".into());
+    let cache = LiveCache::inspect(&dm, &dev, &era()).unwrap();
+    let feed = |m: &mut Matcher<'_>| -> Result<(), CacheError> {
+        // What the signal thread of a tool does when SIGTERM comes; the watcher takes it.
+        crate::interrupt::on_signal(libc::SIGTERM);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        m.written(0..64)
+    };
+    let opts = CacheOptions {
+        handle_signals: true,
+        ..CacheOptions::default()
+    };
+    let e = cache
+        .invalidate(&dm, &era(), &opts, &dm.open(), &feed)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "c: interrupted by SIGTERM; the cache is resumed; nothing was invalidated"
+    );
+    assert_eq!(changes(&dm), ["suspend", "resume"]);
+    assert!(!dm.state().suspended);
+}
