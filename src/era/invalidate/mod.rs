@@ -485,7 +485,8 @@ pub fn list_written_since<E: Send>(
     let read: Vec<&WritesetRef> = writesets.iter().filter(|ws| ws.era >= since).collect();
     if view.nr_blocks() <= WINDOW_BLOCKS {
         let merged = one_window(&mut w, view, since, &read, wrapped, &mut windows, each);
-        return conclude(view, outcome, w.into_problems(), merged, wrapped, warn);
+        let merged = merged.map(|wrapped| (None, wrapped));
+        return conclude(view, outcome, w.into_problems(), merged, warn);
     }
     // The first block of the first word of the era array with an era above the current one.
     let above_at = AtomicU64::new(u64::MAX);
@@ -585,14 +586,7 @@ pub fn list_written_since<E: Send>(
     for p in problems {
         all.append(p);
     }
-    conclude(
-        view,
-        outcome,
-        all,
-        merged.map(|at| (at, wrapped)),
-        wrapped,
-        warn,
-    )
+    conclude(view, outcome, all, merged.map(|at| (at, wrapped)), warn)
 }
 
 /// [`list_written_since`] of an origin that fits in one window: the writesets and the era
@@ -600,9 +594,9 @@ pub fn list_written_since<E: Send>(
 /// into the window. A thread for each costs more than the whole merge at this size (a
 /// million blocks: 5.6 ms a run with threads, 4.1 without), and a walker for each faults its
 /// buffers in anew. `wrapped`: a writeset's era is above the current one. Returns, when
-/// nothing stopped the listing (the problems found are `w`'s), where eras above the current
-/// one were found late (never here: there is no window before the first) and whether the
-/// list was taken as wrapped.
+/// handing the window on did not fail (the problems found are `w`'s), whether the list was
+/// taken as wrapped: eras above the current one are never found late here, with no window
+/// before the first.
 fn one_window<E>(
     w: &mut Walker,
     view: &View,
@@ -611,10 +605,10 @@ fn one_window<E>(
     mut wrapped: bool,
     windows: &mut Windows,
     each: &mut dyn FnMut(Span) -> Result<(), E>,
-) -> Result<(Option<u64>, bool), E> {
+) -> Result<bool, E> {
     let era = view.current_era();
     let Some(win) = windows.next_empty() else {
-        return Ok((None, wrapped));
+        return Ok(wrapped);
     };
     let list = &mut win.list;
     for ws in read {
@@ -650,37 +644,36 @@ fn one_window<E>(
         list.or_words(at, &[word]);
     }
     if w.problems().first_fatal().is_some() {
-        return Ok((None, wrapped));
+        return Ok(wrapped);
     }
     wrapped |= words.above_at.is_some();
     if wrapped {
         list.set_all();
     }
-    each(win.span()).map(|()| (None, wrapped))
+    each(win.span()).map(|()| wrapped)
 }
 
 /// The end of a listing: the first fatal problem found, else what went wrong handing the
 /// windows on, else the outcome, the problems that did not stop it handed to `warn`.
 /// `merged` is where eras above the current one were found late and whether the list was
-/// taken as wrapped; `wrapped` whether a writeset's era was above it.
+/// taken as wrapped (a writeset's era or the era array's above the current one).
 fn conclude<E>(
     view: &View,
     mut outcome: Outcome,
     all: Problems,
     merged: Result<(Option<u64>, bool), E>,
-    wrapped: bool,
     warn: &mut dyn FnMut(Problem),
 ) -> Result<Outcome, ListError<E>> {
     let era = view.current_era();
     if let Some(p) = all.first_fatal() {
         return Err(ListError::Metadata(p.error.clone()));
     }
-    let (wrapped_at, array_wrapped) = merged.map_err(ListError::Handing)?;
+    let (wrapped_at, wrapped) = merged.map_err(ListError::Handing)?;
     outcome.wrapped_at = wrapped_at;
     for p in all.kept() {
         warn(p.clone());
     }
-    if wrapped || array_wrapped || outcome.wrapped_at.is_some() {
+    if wrapped || outcome.wrapped_at.is_some() {
         warn(Problem {
             severity: Severity::Note,
             error: Error::structure(
