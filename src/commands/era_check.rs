@@ -90,7 +90,11 @@ pub fn run(args: Args) -> ExitCode {
             None => era_files::open_era_input(&input, era_files::read_mode(args.metadata_snap))
                 .map(|io| {
                     let bar = era_files::block_progress(&io, "checking metadata", quiet);
-                    let problems = check(&cli::Counted::new(&io, &bar), opts);
+                    // A hidden bar still works out a rate at every step it is moved on.
+                    let problems = match bar.is_hidden() {
+                        true => check(&io, opts),
+                        false => check(&cli::Counted::new(&io, &bar), opts),
+                    };
                     bar.finish_and_clear();
                     problems
                 }),

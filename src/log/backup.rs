@@ -25,6 +25,7 @@ use byteorder::{ByteOrder, LittleEndian as LE, WriteBytesExt};
 
 use super::error::LogError;
 use super::resync::CHUNK;
+use crate::pdata::io::AlignedBuf;
 
 /// The first 8 bytes of a backup.
 pub const MAGIC: [u8; 8] = *b"DMLOGBK\0";
@@ -142,20 +143,6 @@ pub enum Target {
     Log,
     /// Leg `n` (table order).
     Leg(usize),
-}
-
-/// One byte range the run overwrites: where, what it held, and the checksum of what the run
-/// writes over it.
-#[derive(Debug)]
-pub struct Record {
-    /// Device the bytes belong to.
-    pub target: Target,
-    /// Byte offset on that device.
-    pub offset: u64,
-    /// crc32c of the bytes the run writes there.
-    pub new_crc: u32,
-    /// The bytes as they were.
-    pub data: Vec<u8>,
 }
 
 /// Where a record's bytes go, as its head says.
@@ -395,21 +382,30 @@ impl<'a> BackupReader<'a> {
         }
     }
 
-    /// The next record, or `None` after the end record.
-    pub fn next_record(&mut self) -> Result<Option<Record>, LogError> {
+    /// The next record, or `None` after the end record: its head, and its bytes read into
+    /// the buffer `buffer` makes for the head (of the head's length; the bytes go straight
+    /// into the buffer a writer writes, with no copy of them). The head is checked against
+    /// the devices' sizes before `buffer` is asked for one, and the record's checksum after
+    /// the bytes are read: nothing may be done with the buffer's content before this returns.
+    pub fn next_record(
+        &mut self,
+        buffer: &mut dyn FnMut(&RecordHead) -> Result<AlignedBuf, LogError>,
+    ) -> Result<Option<(RecordHead, AlignedBuf)>, LogError> {
         let Some((h, head)) = self.next_head()? else {
             return Ok(None);
         };
-        let mut data = vec![0u8; h.len];
+        let mut data = buffer(&h)?;
+        if data.len() != h.len {
+            return Err(LogError::Invalid(format!(
+                "a buffer of {} bytes for a record of {}",
+                data.len(),
+                h.len
+            )));
+        }
         let n = self.records;
-        read_exact(self.input, &mut data, &format!("record {n}"))?;
-        self.check(&head, crc32c::crc32c(&data), h.len)?;
-        Ok(Some(Record {
-            target: h.target,
-            offset: h.offset,
-            new_crc: h.new_crc,
-            data,
-        }))
+        read_exact(self.input, data.as_mut_slice(), &format!("record {n}"))?;
+        self.check(&head, crc32c::crc32c(data.as_slice()), h.len)?;
+        Ok(Some((h, data)))
     }
 
     /// The next record's head, its bytes handed to `f` a piece of at most `piece` bytes at
@@ -519,6 +515,11 @@ pub fn sync_file_and_dir(file: &std::fs::File, path: &Path) -> std::io::Result<(
 mod tests {
     use super::*;
 
+    /// The next record, read into a fresh buffer.
+    fn next(rd: &mut BackupReader) -> Result<Option<(RecordHead, AlignedBuf)>, LogError> {
+        rd.next_record(&mut |h| Ok(AlignedBuf::zeroed(h.len)))
+    }
+
     fn header() -> BackupHeader {
         let id = |p: &str, size| DeviceId {
             path: p.into(),
@@ -557,17 +558,17 @@ mod tests {
         let back = BackupHeader::read(&mut r).unwrap();
         assert_eq!(back, h);
         let mut rd = BackupReader::new(&mut r, &back);
-        let a = rd.next_record().unwrap().unwrap();
+        let (a, data) = next(&mut rd).unwrap().unwrap();
         assert_eq!(
-            (a.target, a.offset, a.new_crc, a.data.len()),
-            (Target::Log, 0, 7, 1536)
+            (a.target, a.offset, a.new_crc, data.as_slice()),
+            (Target::Log, 0, 7, &[1; 1536][..])
         );
-        let b = rd.next_record().unwrap().unwrap();
+        let (b, data) = next(&mut rd).unwrap().unwrap();
         assert_eq!(
-            (b.target, b.offset, b.data),
-            (Target::Leg(1), 4096, vec![2; 512])
+            (b.target, b.offset, data.as_slice()),
+            (Target::Leg(1), 4096, &[2; 512][..])
         );
-        assert!(rd.next_record().unwrap().is_none());
+        assert!(next(&mut rd).unwrap().is_none());
     }
 
     #[test]
@@ -580,7 +581,7 @@ mod tests {
             let mut r: &[u8] = &b;
             let result = BackupHeader::read(&mut r).and_then(|hd| {
                 let mut rd = BackupReader::new(&mut r, &hd);
-                while rd.next_record()?.is_some() {}
+                while next(&mut rd)?.is_some() {}
                 Ok(())
             });
             assert!(result.is_err(), "byte {at}");
@@ -589,8 +590,8 @@ mod tests {
         let mut r: &[u8] = &bytes[..bytes.len() - 32];
         let hd = BackupHeader::read(&mut r).unwrap();
         let mut rd = BackupReader::new(&mut r, &hd);
-        assert!(rd.next_record().is_ok() && rd.next_record().is_ok());
-        assert!(rd.next_record().is_err());
+        assert!(next(&mut rd).is_ok() && next(&mut rd).is_ok());
+        assert!(next(&mut rd).is_err());
     }
 
     #[test]
@@ -602,8 +603,8 @@ mod tests {
         let bytes = w.finish().unwrap();
         let mut r: &[u8] = &bytes;
         let hd = BackupHeader::read(&mut r).unwrap();
-        let e = BackupReader::new(&mut r, &hd).next_record();
-        assert!(e.unwrap_err().to_string().contains("do not fit"));
+        let e = next(&mut BackupReader::new(&mut r, &hd));
+        assert!(e.err().expect("refused").to_string().contains("do not fit"));
         // A leg's record is never longer than a resync's piece, whatever the leg's size.
         h.legs[1].id.size = 1 << 40;
         let mut w = BackupWriter::new(Vec::new(), &h).unwrap();
@@ -612,7 +613,7 @@ mod tests {
         let bytes = w.finish().unwrap();
         let mut r: &[u8] = &bytes;
         let hd = BackupHeader::read(&mut r).unwrap();
-        assert!(BackupReader::new(&mut r, &hd).next_record().is_err());
+        assert!(next(&mut BackupReader::new(&mut r, &hd)).is_err());
     }
 
     #[test]

@@ -16,13 +16,13 @@ use byteorder::{ByteOrder, LittleEndian as LE};
 
 use crate::pdata::io::{AlignedBuf, ByteIo};
 
-use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, Record, RecordHead, Target};
+use super::backup::{absolute, BackupHeader, BackupReader, DeviceId, RecordHead, Target};
 use super::device::{read_prefix, write_prefix};
 use super::error::LogError;
 use super::format::header::HEADER_SIZE;
 use super::format::UNDO_IN_PROGRESS;
 use super::run::{Outcome, Steps};
-use super::stream::{read_pieces, PIECE_BYTES};
+use super::stream::PIECE_BYTES;
 
 /// Bytes that each land whole or not at all (the smallest logical block).
 const SECTOR: usize = 512;
@@ -240,8 +240,20 @@ pub fn undo(
         Target::Log => 0,
         Target::Leg(i) => i + 1,
     };
+    // What pass 2 needs of each log buffer before it reads the buffer's bytes again.
+    let mut log_buffers = Vec::new();
     for_each_seen(header, opts.backup, &device, legs, &mut |seen| {
         let (r, now) = (&seen.head, &seen.now);
+        if is_log_buffer(r.target, r.offset, r.len) {
+            // A second log buffer (a run writes one) is compared with what the first put
+            // back only in pass 2: it is taken to differ, which writes it under the marker.
+            let differ = !now.tail_backup || !log_buffers.is_empty();
+            log_buffers.push(LogBuffer {
+                head: *r,
+                data_crc: seen.data_crc,
+                differ,
+            });
+        }
         let crc = now.crc;
         let expected = crc == r.new_crc
             || now.backup
@@ -315,15 +327,29 @@ pub fn undo(
         return Ok(Outcome::DryRun);
     }
     // Pass 2: the log's records come first in the file; it is flushed before the first
-    // leg is written.
+    // leg is written. Each record's bytes are read into the buffer that is written.
     let mut log_synced = false;
     let flush = |t: Target| {
         device(t)
             .sync()
             .map_err(|e| io_error(t, legs, "flushing", e))
     };
-    for_each_record(header, opts.backup, &mut |r| {
-        if r.target != Target::Log && !log_synced && tally[0].records > 0 {
+    let mut log_buffers = log_buffers.into_iter();
+    // The log buffer whose bytes are being read, as pass 1 saw it.
+    let reading = std::cell::Cell::new(None);
+    let buffer = &mut |h: &RecordHead| {
+        if !is_log_buffer(h.target, h.offset, h.len) {
+            return Ok(AlignedBuf::zeroed(h.len));
+        }
+        let seen = log_buffers
+            .next()
+            .filter(|b| b.head == *h)
+            .ok_or_else(|| changed_while_read(opts.backup))?;
+        reading.set(Some(seen));
+        begin_log(device(h.target), &seen)
+    };
+    for_each_record(header, opts.backup, buffer, &mut |h, mut buf| {
+        if h.target != Target::Log && !log_synced && tally[0].records > 0 {
             flush(Target::Log)?;
             report.step(format!(
                 "put back {} bytes of {}",
@@ -332,14 +358,15 @@ pub fn undo(
             ));
             log_synced = true;
         }
-        if is_log_buffer(r.target, r.offset, r.data.len()) {
-            return put_back_log(device(r.target), &r);
+        if let Some(seen) = reading.take() {
+            if crc32c::crc32c(buf.as_slice()) != seen.data_crc {
+                return Err(changed_while_read(opts.backup));
+            }
+            return put_back_log(device(h.target), &seen, &mut buf);
         }
-        let mut buf = AlignedBuf::zeroed(r.data.len());
-        buf.as_mut_slice().copy_from_slice(&r.data);
-        device(r.target)
-            .write_at(buf.as_slice(), r.offset)
-            .map_err(|e| io_error(r.target, legs, "writing", e))
+        device(h.target)
+            .write_at(buf.as_slice(), h.offset)
+            .map_err(|e| io_error(h.target, legs, "writing", e))
     })?;
     for &t in &targets {
         if t == Target::Log && log_synced {
@@ -363,39 +390,62 @@ fn is_log_buffer(target: Target, offset: u64, len: usize) -> bool {
     target == Target::Log && offset == 0 && len >= SECTOR
 }
 
-/// Writes the log's buffer `r.data` over what the log holds now (both from offset 0), each
-/// write flushed. When only the header's sector changes, one write, which lands whole or
-/// not at all. Otherwise the bits are rewritten under the undo's marker (a torn write of
-/// them, or one under either header, could have the kernel trust a bit neither log has it
-/// trust, and would leave bytes a second undo could not tell from a log changed since): the
-/// marker over the current bits, then over the backup's, then the backup's buffer whole;
-/// the first and last writes change only the header's sector. One buffer besides the
-/// record's bytes: it holds each write in turn.
-fn put_back_log(io: &dyn ByteIo, r: &Record) -> Result<(), LogError> {
-    let len = r.data.len() as u64;
-    let mut differ = false;
-    read_pieces(io, len, &mut |off, now| {
-        let from = crate::cast::index((SECTOR as u64).saturating_sub(off)).min(now.len());
-        let at = crate::cast::index(off);
-        differ |= now[from..] != r.data[at + from..at + now.len()];
-        Ok(())
-    })?;
-    let marker = undo_header(crc32c::crc32c(&r.data), r.new_crc);
-    let mut buf = if differ {
-        let mut now = read_prefix(io, len)?;
-        now.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
-        write_prefix(io, &now)?;
-        now
-    } else {
-        AlignedBuf::zeroed(r.data.len())
-    };
-    buf.as_mut_slice().copy_from_slice(&r.data);
-    if differ {
-        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&marker);
-        write_prefix(io, &buf)?;
-        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&r.data[..HEADER_SIZE]);
+/// A log buffer of the backup as pass 1 saw it: its head, the crc32c of its bytes, and
+/// whether the log holds other bytes than the backup's past the header's sector.
+#[derive(Clone, Copy)]
+struct LogBuffer {
+    head: RecordHead,
+    data_crc: u32,
+    differ: bool,
+}
+
+impl LogBuffer {
+    /// The header the log holds while the bits are rewritten.
+    fn marker(&self) -> [u8; HEADER_SIZE] {
+        undo_header(self.data_crc, self.head.new_crc)
     }
-    write_prefix(io, &buf)
+}
+
+/// The error of a backup whose records are not those pass 1 checked.
+fn changed_while_read(path: &Path) -> LogError {
+    about_backup(
+        path,
+        LogError::Invalid("the file changed while it was read".into()),
+    )
+}
+
+/// Puts a log buffer of the backup back over what the log holds now (both from offset 0),
+/// each write whole and flushed. When only the header's sector changes, one write, which
+/// lands whole or not at all. Otherwise the bits are rewritten under the undo's marker (a
+/// torn write of them, or one under either header, could have the kernel trust a bit
+/// neither log has it trust, and would leave bytes a second undo could not tell from a log
+/// changed since): the marker over the current bits, then over the backup's, then the
+/// backup's buffer whole; the first and last writes change only the header's sector.
+///
+/// One buffer for all three writes: [`begin_log`] makes the first of the buffer it then
+/// returns, the backup's bytes are read into that buffer, and [`put_back_log`] makes the
+/// other two.
+fn begin_log(io: &dyn ByteIo, seen: &LogBuffer) -> Result<AlignedBuf, LogError> {
+    if !seen.differ {
+        return Ok(AlignedBuf::zeroed(seen.head.len));
+    }
+    let mut now = read_prefix(io, seen.head.len as u64)?;
+    now.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&seen.marker());
+    write_prefix(io, &now)?;
+    Ok(now)
+}
+
+/// The last writes of [`begin_log`]'s: `buf`, the backup's bytes, under the marker when the
+/// bits change, then as they are.
+fn put_back_log(io: &dyn ByteIo, seen: &LogBuffer, buf: &mut AlignedBuf) -> Result<(), LogError> {
+    if seen.differ {
+        let mut header = [0u8; HEADER_SIZE];
+        header.copy_from_slice(&buf.as_slice()[..HEADER_SIZE]);
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&seen.marker());
+        write_prefix(io, buf)?;
+        buf.as_mut_slice()[..HEADER_SIZE].copy_from_slice(&header);
+    }
+    write_prefix(io, buf)
 }
 
 /// What a device holds where a record goes, against the record.
@@ -404,6 +454,8 @@ struct Now {
     crc: u32,
     /// Whether they are the backup's bytes already.
     backup: bool,
+    /// Whether those past the first sector are.
+    tail_backup: bool,
     /// The first 16 bytes (zeros past a shorter record).
     header: [u8; HEADER_SIZE],
 }
@@ -435,6 +487,7 @@ fn for_each_seen<'d>(
         let mut now = Now {
             crc: 0,
             backup: true,
+            tail_backup: true,
             header: [0; HEADER_SIZE],
         };
         let (mut data_crc, mut leg_data, mut failed) = (0, Vec::new(), None);
@@ -462,6 +515,8 @@ fn for_each_seen<'d>(
             }
             now.crc = crc32c::crc32c_append(now.crc, here);
             now.backup &= *here == *bytes;
+            let from = crate::cast::index((SECTOR as u64).saturating_sub(off)).min(here.len());
+            now.tail_backup &= here[from..] == bytes[from..];
         });
         let Some(head) = next.map_err(|e| about_backup(path, e))? else {
             return Ok(());
@@ -519,18 +574,33 @@ fn interrupted_copy(
         .all(|((n, w), b)| n == w || n == b))
 }
 
-/// Hands every record of the backup to `f`, in file order.
+/// Hands every record of the backup to `f`, in file order, its bytes read into the buffer
+/// `buffer` makes for its head (which may write: its errors are the devices', not the
+/// backup's).
 fn for_each_record(
     header: &BackupHeader,
     path: &Path,
-    f: &mut dyn FnMut(Record) -> Result<(), LogError>,
+    buffer: &mut dyn FnMut(&RecordHead) -> Result<AlignedBuf, LogError>,
+    f: &mut dyn FnMut(RecordHead, AlignedBuf) -> Result<(), LogError>,
 ) -> Result<(), LogError> {
     let mut input = reopen(header, path)?;
     let mut reader = BackupReader::new(&mut input as &mut dyn Read, header);
-    while let Some(r) = reader.next_record().map_err(|e| about_backup(path, e))? {
-        f(r)?;
+    loop {
+        let mut failed = None;
+        let next = reader.next_record(&mut |h| {
+            buffer(h).map_err(|e| {
+                failed = Some(e);
+                LogError::Invalid(String::new())
+            })
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match next.map_err(|e| about_backup(path, e))? {
+            Some((h, data)) => f(h, data)?,
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 /// The backup at `path` opened again, past its header, which must be `header` (checked by
