@@ -81,10 +81,28 @@ impl Invalidation {
 
     /// Writes the ranges, one `BEGIN END` line each (end exclusive).
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut buf = Vec::with_capacity(TEXT_BUFFER + 64);
-        for r in self.ranges() {
-            crate::text::put_u64_pair(&mut buf, r.start, b" ", r.end);
-            buf.push(b'\n');
+        self.write_ranges(out, b"", b" ", b"\n", b"")
+    }
+
+    /// Writes each range as `before`, its begin, `between`, its end and `after`, the
+    /// ranges separated by `separator`, through a buffer (millions of ranges, each a few
+    /// bytes).
+    fn write_ranges(
+        &self,
+        out: &mut dyn Write,
+        before: &[u8],
+        between: &[u8],
+        after: &[u8],
+        separator: &[u8],
+    ) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(TEXT_BUFFER + 128);
+        for (i, r) in self.ranges().enumerate() {
+            if i > 0 {
+                buf.extend_from_slice(separator);
+            }
+            buf.extend_from_slice(before);
+            crate::text::put_u64_pair(&mut buf, r.start, between, r.end);
+            buf.extend_from_slice(after);
             if buf.len() >= TEXT_BUFFER {
                 out.write_all(&buf)?;
                 buf.clear();
@@ -123,7 +141,6 @@ impl Invalidation {
     /// `metadata`: its block size and blocks, the ranges, how many blocks, and how many of
     /// the written origin blocks (of the cache's block size) it held and did not.
     pub fn write_json(&self, out: &mut dyn Write, metadata: &str) -> io::Result<()> {
-        let ranges = self.ranges().map(|r| crate::json::Range(r.start, r.end));
         let count: u64 = self.ranges().map(|r| r.end - r.start).sum();
         crate::json::Object::begin(out)?
             .field("metadata", metadata)?
@@ -132,7 +149,12 @@ impl Invalidation {
             .field("invalidated", count)?
             .field("written_origin_blocks", self.written_blocks)?
             .field("not_cached", self.not_cached_blocks())?
-            .list("ranges", ranges)?
+            .raw("ranges", |w| {
+                // As crate::json::Range writes each, at the speed of the text form.
+                w.write_all(b"[")?;
+                self.write_ranges(w, b"{\"begin\":", b",\"end\":", b"}", b",")?;
+                w.write_all(b"]")
+            })?
             .end()
     }
 }
