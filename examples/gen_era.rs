@@ -27,6 +27,9 @@ struct Args {
     /// Origin blocks (below 2^31)
     #[arg(long, default_value_t = 1_000_000)]
     nr_blocks: u32,
+    /// Origin block size in sectors (a multiple of 8)
+    #[arg(long, default_value_t = 128)]
+    block_size: u32,
     /// Undigested writesets
     #[arg(long, default_value_t = 4)]
     writesets: u32,
@@ -47,7 +50,7 @@ fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
     let current_era = 100 + args.writesets;
     let first_ws_era = current_era + 1 - args.writesets;
     sink.superblock_begin(&Summary {
-        block_size: 128,
+        block_size: args.block_size,
         nr_blocks: args.nr_blocks,
         current_era,
     })?;
@@ -91,6 +94,10 @@ fn generate(args: &Args, sink: &mut dyn EraSink) -> io::Result<()> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    anyhow::ensure!(
+        args.block_size >= 8 && args.block_size % 8 == 0,
+        "--block-size must be a multiple of 8 sectors"
+    );
     anyhow::ensure!(
         (args.nr_blocks as u64) < 1 << 31,
         "--nr-blocks must be below 2^31"

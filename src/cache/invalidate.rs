@@ -21,6 +21,12 @@ use super::reader::CacheMetadata;
 /// bits.
 pub const WINDOW_BLOCKS: u64 = 1 << 27;
 
+/// Mappings matched at once against the window.
+const BATCH: usize = 4096;
+
+/// Bytes of text written at once.
+const TEXT_BUFFER: usize = 1 << 16;
+
 /// Ranges per `invalidate_cblocks` message: the kernel takes long messages, but their time
 /// grows faster than their length (cache-metadata.md §10).
 pub const MESSAGE_RANGES: usize = 1000;
@@ -43,30 +49,28 @@ impl Invalidation {
     /// The cache blocks to invalidate as maximal half-open ranges, ascending (the ranges
     /// `invalidate_cblocks` takes, whose end is exclusive too).
     pub fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
-        let bit = |b: u64| {
-            let w = self.marked[crate::cast::index(b / 64)];
-            w & (1 << (b % 64)) != 0
-        };
-        let n = self.nr_cache_blocks;
         let mut b = 0;
         std::iter::from_fn(move || {
-            while b < n && !bit(b) {
-                // Whole clear words at once: a cache is mostly kept.
-                if b % 64 == 0 && self.marked[crate::cast::index(b / 64)] == 0 {
-                    b += 64;
-                } else {
-                    b += 1;
-                }
-            }
-            if b >= n {
-                return None;
-            }
-            let begin = b;
-            while b < n && bit(b) {
-                b += 1;
-            }
-            Some(begin..b)
+            let begin = self.next_with(b, true)?;
+            let end = self.next_with(begin, false).unwrap_or(self.nr_cache_blocks);
+            b = end;
+            Some(begin..end)
         })
+    }
+
+    /// The first cache block from `from` on whose mark is `set`, a word at a time (a cache
+    /// is mostly kept, or mostly invalidated); `None` when there is none.
+    fn next_with(&self, from: u64, set: bool) -> Option<u64> {
+        let flip = if set { 0 } else { u64::MAX };
+        let mut w = from / 64;
+        let mut word = (self.marked.get(crate::cast::index(w))? ^ flip) & (u64::MAX << (from % 64));
+        while word == 0 {
+            w += 1;
+            word = self.marked.get(crate::cast::index(w))? ^ flip;
+        }
+        // The bits past the last cache block are clear: flipped, they stop the search there.
+        let b = w * 64 + u64::from(word.trailing_zeros());
+        (b < self.nr_cache_blocks).then_some(b)
     }
 
     /// Written origin blocks (of the cache's block size) that no cache block held: nothing
@@ -77,10 +81,34 @@ impl Invalidation {
 
     /// Writes the ranges, one `BEGIN END` line each (end exclusive).
     pub fn write_text(&self, out: &mut dyn Write) -> io::Result<()> {
-        for r in self.ranges() {
-            writeln!(out, "{} {}", r.start, r.end)?;
+        self.write_ranges(out, b"", b" ", b"\n", b"")
+    }
+
+    /// Writes each range as `before`, its begin, `between`, its end and `after`, the
+    /// ranges separated by `separator`, through a buffer (millions of ranges, each a few
+    /// bytes).
+    fn write_ranges(
+        &self,
+        out: &mut dyn Write,
+        before: &[u8],
+        between: &[u8],
+        after: &[u8],
+        separator: &[u8],
+    ) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(TEXT_BUFFER + 128);
+        for (i, r) in self.ranges().enumerate() {
+            if i > 0 {
+                buf.extend_from_slice(separator);
+            }
+            buf.extend_from_slice(before);
+            crate::text::put_u64_pair(&mut buf, r.start, between, r.end);
+            buf.extend_from_slice(after);
+            if buf.len() >= TEXT_BUFFER {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
         }
-        Ok(())
+        out.write_all(&buf)
     }
 
     /// The messages that invalidate the blocks, at most [`MESSAGE_RANGES`] ranges each, as
@@ -125,7 +153,6 @@ impl Invalidation {
         source: (&str, &str),
         more: impl FnOnce(&mut crate::json::Object) -> io::Result<()>,
     ) -> io::Result<()> {
-        let ranges = self.ranges().map(|r| crate::json::Range(r.start, r.end));
         let mut o = crate::json::Object::begin(out)?;
         o.field(source.0, source.1)?
             .field("block_size_sectors", self.cache_block_sectors)?
@@ -134,7 +161,13 @@ impl Invalidation {
             .field("written_origin_blocks", self.written_blocks)?
             .field("not_cached", self.not_cached_blocks())?;
         more(&mut o)?;
-        o.list("ranges", ranges)?.end()
+        o.raw("ranges", |w| {
+            // As crate::json::Range writes each, at the speed of the text form.
+            w.write_all(b"[")?;
+            self.write_ranges(w, b"{\"begin\":", b",\"end\":", b"}", b",")?;
+            w.write_all(b"]")
+        })?
+        .end()
     }
 }
 
@@ -224,22 +257,37 @@ impl<'c> Matcher<'c> {
         if self.touched.is_empty() {
             return Ok(());
         }
-        for m in self.cache.mappings()? {
-            let m = m?;
-            let Some(b) = m.oblock.checked_sub(self.first) else {
-                continue;
-            };
-            if b >= WINDOW_BLOCKS {
-                continue;
+        let mut mappings = self.cache.mappings()?;
+        let mut block = Vec::new();
+        let mut batch = Vec::with_capacity(BATCH);
+        while mappings.next_block(&mut block)? {
+            for m in block.drain(..) {
+                let in_window = m.oblock.checked_sub(self.first);
+                if let Some(b) = in_window.filter(|&b| b < WINDOW_BLOCKS) {
+                    batch.push((m.cblock, b));
+                }
             }
-            if self.window[crate::cast::index(b / 64)] & (1 << (b % 64)) != 0 {
-                self.out.marked[crate::cast::index(m.cblock / 64)] |= 1 << (m.cblock % 64);
-                self.out.cached_blocks += 1;
+            if batch.len() >= BATCH {
+                self.match_batch(&batch);
+                batch.clear();
             }
         }
+        self.match_batch(&batch);
         self.window[self.touched.clone()].fill(0);
         self.touched = 0..0;
         Ok(())
+    }
+
+    /// Marks the cache blocks of `batch` (cache block, window bit) whose window bit is set.
+    /// A cache's origin blocks are scattered over the window, so each look-up is likely a
+    /// cache miss: without a branch on its outcome, the processor has many in flight at
+    /// once (more than twice as fast as a branch per mapping, at 16 Mi cache blocks).
+    fn match_batch(&mut self, batch: &[(u64, u64)]) {
+        for &(c, b) in batch {
+            let hit = self.window[crate::cast::index(b / 64)] >> (b % 64) & 1;
+            self.out.marked[crate::cast::index(c / 64)] |= hit << (c % 64);
+            self.out.cached_blocks += hit;
+        }
     }
 
     /// What the cache must invalidate, once every written range was given.
@@ -354,6 +402,18 @@ mod tests {
         );
         assert_eq!(lines[0].split(' ').count(), MESSAGE_RANGES + 1);
         assert_eq!(lines[2], "invalidate_cblocks 4000 4002 4004");
+    }
+
+    #[test]
+    fn ranges_run_across_words_and_to_the_last_cache_block() {
+        // 200 cache blocks, each holding its own number: blocks 3..130 and 190..200 written.
+        let oblocks: Vec<Option<u64>> = (0..200).map(Some).collect();
+        let c = cache(&oblocks);
+        let inv = invalidate(&c, &[3 * 64..130 * 64, 190 * 64..200 * 64]);
+        assert_eq!(pairs(&inv), [(3, 130), (190, 200)]);
+        // Ends on a word's last block, and a single block at a word's first.
+        let inv = invalidate(&c, &[0..64 * 64, 128 * 64..128 * 64 + 1]);
+        assert_eq!(pairs(&inv), [(0, 64), (128, 129)]);
     }
 
     #[test]

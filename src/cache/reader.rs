@@ -235,46 +235,89 @@ impl Iterator for Mappings<'_> {
 }
 
 impl Mappings<'_> {
+    /// Appends to `out` the valid mappings of the rest of the array block in hand, or of the
+    /// next one: the listing a block at a time, for a caller that handles millions of
+    /// mappings. `Ok(false)` past the last block; an error ends the listing, as with
+    /// [`Iterator::next`] (`out` then holds the valid mappings before it in the block).
+    pub fn next_block(&mut self, out: &mut Vec<Mapping>) -> Result<bool, CacheError> {
+        if self.done {
+            return Ok(false);
+        }
+        let filled = self.fill(out);
+        self.done = !matches!(filled, Ok(true));
+        filled.map_err(CacheError::from)
+    }
+
+    fn fill(&mut self, out: &mut Vec<Mapping>) -> Result<bool, Error> {
+        if self.pos == self.values.len() && !self.next_values()? {
+            return Ok(false);
+        }
+        while self.pos < self.values.len() {
+            if let Some(m) = self.entry()? {
+                out.push(m);
+            }
+        }
+        Ok(true)
+    }
+
     fn step(&mut self) -> Result<Option<Mapping>, Error> {
         loop {
             if self.pos == self.values.len() {
-                match self.map.next_block(&self.walker, &mut self.values)? {
-                    None => return Ok(None),
-                    Some(at) => {
-                        self.at = at;
-                        self.pos = 0;
-                        self.cover_dirty_bits(at.first)?;
-                    }
+                if !self.next_values()? {
+                    return Ok(None);
                 }
                 continue;
             }
-            let cblock = self.at.first + self.pos as u64;
-            let value = MappingValue::unpack(self.values[self.pos]);
-            self.pos += 1;
-            value
-                .check(self.version)
-                .map_err(|what| self.entry_fault(cblock, what))?;
-            if !value.is_valid() {
-                continue;
+            if let Some(m) = self.entry()? {
+                return Ok(Some(m));
             }
-            if let Some(bound) = self.origin_bound.filter(|&b| value.oblock >= b) {
-                let what = format!(
-                    "maps origin block {}, past the origin's {bound} blocks",
-                    value.oblock
-                );
-                return Err(self.entry_fault(cblock, what));
-            }
-            let recorded_dirty = match self.version {
-                VERSION_1 => value.flags & M_DIRTY != 0,
-                _ => self.dirty_bit(cblock)?,
-            };
-            return Ok(Some(Mapping {
-                cblock,
-                oblock: value.oblock,
-                dirty: recorded_dirty || !self.clean,
-                recorded_dirty,
-            }));
         }
+    }
+
+    /// Reads the next block of the mapping array, and the dirty bits that cover it; false
+    /// past the last.
+    fn next_values(&mut self) -> Result<bool, Error> {
+        match self.map.next_block(&self.walker, &mut self.values)? {
+            None => Ok(false),
+            Some(at) => {
+                self.at = at;
+                self.pos = 0;
+                self.cover_dirty_bits(at.first)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Checks the entry at `pos` and moves past it: its mapping when it is valid.
+    // Inlined into the loops over a block: a call per entry took a third of the listing.
+    #[inline(always)]
+    fn entry(&mut self) -> Result<Option<Mapping>, Error> {
+        let cblock = self.at.first + self.pos as u64;
+        let value = MappingValue::unpack(self.values[self.pos]);
+        self.pos += 1;
+        value
+            .check(self.version)
+            .map_err(|what| self.entry_fault(cblock, what))?;
+        if !value.is_valid() {
+            return Ok(None);
+        }
+        if let Some(bound) = self.origin_bound.filter(|&b| value.oblock >= b) {
+            let what = format!(
+                "maps origin block {}, past the origin's {bound} blocks",
+                value.oblock
+            );
+            return Err(self.entry_fault(cblock, what));
+        }
+        let recorded_dirty = match self.version {
+            VERSION_1 => value.flags & M_DIRTY != 0,
+            _ => self.dirty_bit(cblock)?,
+        };
+        Ok(Some(Mapping {
+            cblock,
+            oblock: value.oblock,
+            dirty: recorded_dirty || !self.clean,
+            recorded_dirty,
+        }))
     }
 
     fn entry_fault(&self, cblock: u64, what: String) -> Error {

@@ -30,7 +30,12 @@ fn synthetic(version: u32, cache_blocks: u32) -> Synthetic {
     }
 }
 
-fn image(s: &Synthetic, blocks: u64) -> MemIo {
+/// The metadata of `s` on a device of the blocks it needs.
+fn image(s: &Synthetic) -> MemIo {
+    image_on(s, s.metadata_blocks())
+}
+
+fn image_on(s: &Synthetic, blocks: u64) -> MemIo {
     let io = MemIo::new(blocks);
     s.write(&io, &mapped).unwrap();
     io
@@ -63,7 +68,7 @@ fn both_versions_list_every_valid_mapping_with_its_dirty_flag() {
     // (32,576 bits), so that both arrays span several blocks and end part-full.
     for version in [1, 2] {
         for n in [0u32, 1, 509, 510, 32_576, 70_001] {
-            let md = open(image(&synthetic(version, n), 200)).unwrap();
+            let md = open(image(&synthetic(version, n))).unwrap();
             assert_eq!(md.superblock().version, version);
             let got = list(&md).unwrap();
             assert!(
@@ -75,11 +80,30 @@ fn both_versions_list_every_valid_mapping_with_its_dirty_flag() {
 }
 
 #[test]
+fn the_listing_a_block_at_a_time_is_the_listing_one_by_one() {
+    for version in [1, 2] {
+        let md = open(image(&synthetic(version, 2_000))).unwrap();
+        let mut mappings = md.mappings().unwrap();
+        // One by one into the first block, then the rest of it and the others at once.
+        let mut got: Vec<Mapping> = mappings.by_ref().take(3).collect::<Result<_, _>>().unwrap();
+        let mut blocks = 0;
+        while mappings.next_block(&mut got).unwrap() {
+            blocks += 1;
+        }
+        assert_eq!(got, expected(2_000, true), "version {version}");
+        // 2,000 entries: the first of 4 blocks (509 each) finished, then 3 more.
+        assert_eq!(blocks, 4);
+        assert!(!mappings.next_block(&mut got).unwrap());
+        assert!(mappings.next().is_none());
+    }
+}
+
+#[test]
 fn after_an_unclean_shutdown_every_mapped_block_is_dirty_as_the_kernel_sees_it() {
     for version in [1, 2] {
         let mut s = synthetic(version, 600);
         s.flags = 0;
-        let md = open(image(&s, 40)).unwrap();
+        let md = open(image(&s)).unwrap();
         assert_eq!(
             list(&md).unwrap(),
             expected(600, false),
@@ -123,7 +147,7 @@ fn listing_error(md: &CacheMetadata) -> Error {
 
 #[test]
 fn a_damaged_superblock_is_one_error_naming_block_0() {
-    let io = image(&synthetic(2, 10), 20);
+    let io = image(&synthetic(2, 10));
     let mut b = io.read_new(0).unwrap();
     b[300] ^= 1;
     io.write(0, &b).unwrap();
@@ -150,7 +174,7 @@ fn wrong_magic_and_unsupported_version_are_refused() {
             "superblock at block 0: unsupported version 3 (dm-cache metadata is version 1 or 2)",
         ),
     ] {
-        let io = image(&synthetic(1, 10), 20);
+        let io = image(&synthetic(1, 10));
         edit_superblock(&io, change);
         assert_eq!(metadata_error(open(io)).to_string(), want);
     }
@@ -158,14 +182,14 @@ fn wrong_magic_and_unsupported_version_are_refused() {
 
 #[test]
 fn needs_check_is_refused_with_its_own_error() {
-    let io = image(&synthetic(2, 10), 20);
+    let io = image(&synthetic(2, 10));
     edit_superblock(&io, |sb| sb.flags |= NEEDS_CHECK);
     assert!(matches!(open(io), Err(CacheError::NeedsCheck)));
 }
 
 #[test]
 fn a_truncated_copy_is_refused_before_any_mapping_is_read() {
-    let io = image(&synthetic(2, 2000), 30);
+    let io = image_on(&synthetic(2, 2000), 30);
     let mut bytes = io.into_bytes();
     bytes.truncate(10 * 4096 + 100);
     let e = metadata_error(open(MemIo::from_bytes(bytes)));
@@ -181,15 +205,11 @@ fn a_truncated_copy_is_refused_before_any_mapping_is_read() {
 #[test]
 fn a_mapping_past_the_origin_is_an_error_naming_its_cache_block() {
     // Cache block 9 holds origin block 46, the highest.
-    let md = open(image(&synthetic(1, 10), 20))
+    let md = open(image(&synthetic(1, 10)))
         .unwrap()
         .with_origin_blocks(46);
     let e = listing_error(&md);
-    let loc = array_block(
-        &image(&synthetic(1, 10), 20),
-        md.superblock().mapping_root,
-        0,
-    );
+    let loc = array_block(&image(&synthetic(1, 10)), md.superblock().mapping_root, 0);
     assert_eq!(
         e.to_string(),
         format!(
@@ -197,7 +217,7 @@ fn a_mapping_past_the_origin_is_an_error_naming_its_cache_block() {
              past the origin's 46 blocks"
         )
     );
-    let md = open(image(&synthetic(1, 10), 20))
+    let md = open(image(&synthetic(1, 10)))
         .unwrap()
         .with_origin_blocks(47);
     assert_eq!(list(&md).unwrap(), expected(10, true));
@@ -206,22 +226,22 @@ fn a_mapping_past_the_origin_is_an_error_naming_its_cache_block() {
 #[test]
 fn the_discard_geometry_of_a_clean_shutdown_bounds_the_origin() {
     // 10 cache blocks: an origin of 51 blocks of 128 sectors, one discard block each.
-    let md = open(image(&synthetic(2, 10), 20)).unwrap();
+    let md = open(image(&synthetic(2, 10))).unwrap();
     assert_eq!(md.origin_bound(), Some(51));
     let mut s = synthetic(2, 10);
     s.origin_sectors = Some(128 * 46);
-    let e = listing_error(&open(image(&s, 20)).unwrap());
+    let e = listing_error(&open(image(&s)).unwrap());
     assert!(
         e.to_string()
             .ends_with("maps origin block 46, past the origin's 46 blocks"),
         "{e}"
     );
     s.flags = 0;
-    let md = open(image(&s, 20)).unwrap();
+    let md = open(image(&s)).unwrap();
     assert_eq!(md.origin_bound(), None, "not shut down cleanly: no bound");
     s.origin_sectors = None;
     s.flags = CLEAN_SHUTDOWN;
-    let md = open(image(&s, 20)).unwrap();
+    let md = open(image(&s)).unwrap();
     assert_eq!(
         md.origin_bound(),
         None,
@@ -241,7 +261,7 @@ fn a_damaged_array_block_is_named_with_its_structure_and_block() {
         (2, |sb: &Superblock| sb.dirty_root, "dirty bitset"),
     ] {
         // Two blocks of dirty bits: the second one's cache blocks start at 32,576.
-        let io = image(&synthetic(version, 40_000), 200);
+        let io = image(&synthetic(version, 40_000));
         let sb = Superblock::unpack(&io.read_new(0).unwrap());
         let loc = array_block(&io, root_of(&sb), 1);
         let mut b = io.read_new(loc).unwrap();
@@ -263,6 +283,30 @@ fn a_damaged_array_block_is_named_with_its_structure_and_block() {
 }
 
 #[test]
+fn the_listing_a_block_at_a_time_ends_at_the_first_damaged_block() {
+    let io = image(&synthetic(2, 2_000));
+    let sb = Superblock::unpack(&io.read_new(0).unwrap());
+    let loc = array_block(&io, sb.mapping_root, 1);
+    let mut b = io.read_new(loc).unwrap();
+    b[2000] ^= 0x10;
+    io.write(loc, &b).unwrap();
+    let md = open(io).unwrap();
+    let mut mappings = md.mappings().unwrap();
+    let mut got = Vec::new();
+    assert!(mappings.next_block(&mut got).unwrap());
+    assert_eq!(got, expected(509, true));
+    match mappings.next_block(&mut got) {
+        Err(CacheError::Read(ReadError::Metadata(e))) => assert_eq!(
+            e.to_string(),
+            format!("mapping array, array block at block {loc}: bad checksum")
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(!mappings.next_block(&mut got).unwrap());
+    assert!(mappings.next().is_none());
+}
+
+#[test]
 fn entries_only_corruption_can_make_are_errors() {
     for (version, value, want) in [
         (1, 0x5_0004u64, "flags 0x4 not defined in version 1"),
@@ -273,7 +317,7 @@ fn entries_only_corruption_can_make_are_errors() {
             "unmapped, yet holds origin block 5 and flags 0x0",
         ),
     ] {
-        let io = image(&synthetic(version, 10), 20);
+        let io = image(&synthetic(version, 10));
         let sb = Superblock::unpack(&io.read_new(0).unwrap());
         let loc = array_block(&io, sb.mapping_root, 0);
         let mut b = io.read_new(loc).unwrap();
@@ -301,7 +345,7 @@ fn an_array_shorter_or_longer_than_cache_blocks_is_refused_before_listing() {
             "mapping array: array block 1 is past the end of an array of 500 values",
         ),
     ] {
-        let io = image(&synthetic(1, 1500), 30);
+        let io = image(&synthetic(1, 1500));
         edit_superblock(&io, |sb| sb.cache_blocks = cache_blocks);
         let md = open(io).unwrap();
         match md.mappings() {
@@ -310,7 +354,7 @@ fn an_array_shorter_or_longer_than_cache_blocks_is_refused_before_listing() {
             Ok(_) => panic!("{cache_blocks}: listed"),
         }
     }
-    let io = image(&synthetic(1, 1500), 30);
+    let io = image(&synthetic(1, 1500));
     edit_superblock(&io, |sb| sb.cache_blocks = 1400);
     let e = listing_error(&open(io).unwrap());
     assert!(
@@ -321,7 +365,7 @@ fn an_array_shorter_or_longer_than_cache_blocks_is_refused_before_listing() {
 
 #[test]
 fn cache_blocks_beyond_what_the_metadata_can_hold_is_refused_at_open() {
-    let io = image(&synthetic(1, 10), 20);
+    let io = image_on(&synthetic(1, 10), 20);
     edit_superblock(&io, |sb| sb.cache_blocks = u32::MAX);
     assert_eq!(
         metadata_error(open(io)).to_string(),
@@ -332,7 +376,7 @@ fn cache_blocks_beyond_what_the_metadata_can_hold_is_refused_at_open() {
 
 #[test]
 fn a_root_pointing_at_another_kind_of_block_names_it() {
-    let io = image(&synthetic(2, 10), 20);
+    let io = image(&synthetic(2, 10));
     edit_superblock(&io, |sb| sb.mapping_root = 0);
     let md = open(io).unwrap();
     match md.mappings() {
@@ -377,7 +421,7 @@ fn hostile_values_behind_good_checksums_end_in_an_error_or_a_bounded_list() {
     let (mut errors, mut lists) = (0, 0);
     for round in 0..400u32 {
         let version = 1 + round % 2;
-        let io = image(&synthetic(version, 1500), 30);
+        let io = image_on(&synthetic(version, 1500), 30);
         for _ in 0..1 + rng.below(3) {
             let loc = rng.below(30);
             let mut b = io.read_new(loc).unwrap();
@@ -411,7 +455,7 @@ fn only_the_suspended_open_reads_past_a_writers_lock() {
     use crate::pdata::io::{FileIo, OpenMode};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cache.img");
-    std::fs::write(&path, image(&synthetic(2, 10), 20).into_bytes()).unwrap();
+    std::fs::write(&path, image(&synthetic(2, 10)).into_bytes()).unwrap();
     let _writer = FileIo::open(&path, OpenMode::Write).unwrap();
     match CacheMetadata::open(&path) {
         Err(CacheError::Read(ReadError::Open { source, .. })) => {

@@ -51,3 +51,36 @@ pub fn era_metadata(nr_blocks: u32, writesets: u32) -> tempfile::NamedTempFile {
     b.finish().expect("the metadata written");
     file
 }
+
+/// Cache metadata (version 2, blocks of 64 KiB, clean) of `cache_blocks` blocks, `mapped` of
+/// them holding origin blocks spread over an origin of `origin_blocks` (a tenth of those
+/// dirty), as `examples/gen_cache.rs` writes it.
+pub fn cache_metadata(
+    cache_blocks: u32,
+    mapped: u64,
+    origin_blocks: u64,
+) -> tempfile::NamedTempFile {
+    use era_log_tools::cache::example::{Spread, Synthetic};
+    use era_log_tools::cache::format::superblock::CLEAN_SHUTDOWN;
+    let spread = Spread::new(
+        u64::from(cache_blocks),
+        mapped,
+        mapped / 10,
+        origin_blocks,
+        1,
+    )
+    .expect("a possible mapping");
+    let synthetic = Synthetic {
+        version: 2,
+        flags: CLEAN_SHUTDOWN,
+        data_block_size: 128,
+        cache_blocks,
+        origin_sectors: Some(origin_blocks * 128),
+    };
+    let file = super::temp_zeroed(synthetic.metadata_blocks() * BLOCK_SIZE as u64);
+    let io = FileIo::open(file.path(), OpenMode::Write).expect("the image");
+    synthetic
+        .write(&io, &|c| spread.mapping(c))
+        .expect("the metadata written");
+    file
+}
