@@ -94,7 +94,7 @@ fn cases(m: &Value) -> Vec<Case> {
                 order: word(rest, "order").to_owned(),
                 era_bs: num(word(rest, "era_bs")),
                 cache_bs: num(word(rest, "cache_bs")),
-                metadata: num(word(rest, "metadata")) as u32,
+                metadata: word(rest, "metadata").parse().expect("metadata version"),
                 mode: word(rest, "mode").to_owned(),
                 sectors: num(word(rest, "sectors")),
                 era: 0,
@@ -133,8 +133,7 @@ fn cache_status(m: &Value, upto: u64) -> CacheStatus {
         .iter()
         .filter(|s| s["seq"].as_u64().unwrap() <= upto)
         .flat_map(|s| s["status"].as_array().into_iter().flatten())
-        .filter(|s| s["dm_name"] == "c")
-        .last()
+        .rfind(|s| s["dm_name"] == "c")
         .and_then(|s| s["line"].as_str())
         .expect("a status of the cache");
     // 0 <len> cache <md bs> <used>/<total> <bs> <mapped>/<cblocks> <rh> <rm> <wh> <wm>
@@ -236,22 +235,26 @@ fn states(dir: &Path, run: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// After a guarded run: both targets there and active (none left suspended), and the era
-/// target holds no metadata snapshot.
-fn left_clean(m: &Value, dir: &Path, run: &Run, name: &str) {
+/// After a guarded run: the cache and the era targets `eras` there and active (none left
+/// suspended), and no era target holds a metadata snapshot.
+fn left_clean(m: &Value, dir: &Path, run: &Run, name: &str, eras: &[&str]) {
     let st = states(dir, name);
+    let mut want = vec!["c"];
+    want.extend(eras);
     assert_eq!(
         st.keys().map(String::as_str).collect::<Vec<_>>(),
-        ["c", "e"],
+        want,
         "{name}: {st:?}"
     );
     assert!(st.values().all(|s| s == "ACTIVE"), "{name}: {st:?}");
-    let era = status_at(m, run.step, "e").expect("an era status after the run");
-    assert!(
-        era["parsed"]["held_metadata_root"].is_null(),
-        "{name}: a metadata snapshot is held: {}",
-        era["line"]
-    );
+    for e in eras {
+        let era = status_at(m, run.step, e).expect("an era status after the run");
+        assert!(
+            era["parsed"]["held_metadata_root"].is_null(),
+            "{name}: {e} holds a metadata snapshot: {}",
+            era["line"]
+        );
+    }
 }
 
 /// The `cache` object of a successful run, against what the case and the captured mapping
@@ -365,7 +368,7 @@ fn one_case(m: &Value, out: &str, case: &Case) {
             cached.len() as u64,
             "{name}: nothing invalidated"
         );
-        left_clean(m, &dir, &wb, &format!("{name}-writeback"));
+        left_clean(m, &dir, &wb, &format!("{name}-writeback"), &["e"]);
         println!("{name}: in writeback: {}", wb.stderr.trim_end());
     }
 
@@ -377,7 +380,21 @@ fn one_case(m: &Value, out: &str, case: &Case) {
             cached.len() as u64,
             "{name}: --dry-run invalidated blocks"
         );
-        left_clean(m, &dir, d, &format!("{name}-dry-run"));
+        left_clean(m, &dir, d, &format!("{name}-dry-run"), &["e"]);
+    }
+
+    if case.mode == "control" {
+        // A cache and an era target over different disks: refused, the cache as it was.
+        let ns = run("not-stacked");
+        assert_eq!(ns.code, 1, "{name}: {}{}", ns.stdout, ns.stderr);
+        assert_eq!(ns.stderr.lines().count(), 1, "{name}: {}", ns.stderr);
+        assert_eq!(
+            cache_status(m, ns.step).mapped,
+            cached.len() as u64,
+            "{name}: not stacked, yet blocks were invalidated"
+        );
+        left_clean(m, &dir, &ns, &format!("{name}-not-stacked"), &["e", "e2"]);
+        println!("{name}: not stacked: {}", ns.stderr.trim_end());
     }
 
     let (_, after) = mapping(&dir, &format!("{name}-after"));
@@ -385,7 +402,7 @@ fn one_case(m: &Value, out: &str, case: &Case) {
     if case.mode == "run" {
         let inv = run("invalidate");
         check_cache_json(case, &inv, &want, false);
-        left_clean(m, &dir, &inv, &format!("{name}-invalidate"));
+        left_clean(m, &dir, &inv, &format!("{name}-invalidate"), &["e"]);
         let st = cache_status(m, inv.step);
         assert_eq!(st.mode, "passthrough");
         assert_eq!(st.mapped, (cached.len() - stale.len()) as u64, "{name}");

@@ -6,8 +6,8 @@
 # tests/kernel_lab_cache.rs. Needs bash on the host: the checkpoint is taken by the README's
 # recipe examples/recipes/vendor-snapshot-era.sh, carried into the VM with bash to run it.
 TARGET=cache
-DESCRIPTION="Three cases on a 64 MiB origin, a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before; partial writes: not cached) and written back; the cache reloaded in passthrough (metadata captured while suspended); the snapshot copied back onto the origin disk underneath; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
-DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M"
+DESCRIPTION="Three cases on a 64 MiB origin, a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before; partial writes: not cached) and written back; the cache reloaded in passthrough (metadata captured while suspended); the snapshot copied back onto the origin disk underneath; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
+DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M"
 SAVE="cm1 cm2 cm3"
 CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh"
 
@@ -180,6 +180,13 @@ one_case() {
     if [ "$mode" = control ] || [ "$CASE" = ec2 ]; then
         guarded "$CASE-dry-run" era_invalidate --live e --written-since "$era" --cache c --dry-run
         cache_status
+    fi
+    if [ "$mode" = control ]; then
+        # An era target of the same length that the cache is not stacked on: refused.
+        dm_create e2 "0 $LEN era $(dev em4) $(dev snap) $EBS"
+        guarded "$CASE-not-stacked" era_invalidate --live e2 --written-since 1 --cache c
+        cache_status
+        dm_remove e2
     fi
     if [ "$mode" = run ]; then
         guarded "$CASE-invalidate" era_invalidate --live e --written-since "$era" --cache c
