@@ -15,7 +15,7 @@ use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use common::lab::{carried_in, run_lab_in, status_at, steps, target, Run};
+use common::lab::{carried_in, notes, run_lab_in, status_at, steps, target, Run};
 use era_log_tools::pdata::io::MemIo;
 use era_log_tools::{CacheMetadata, Mapping};
 use serde_json::Value;
@@ -235,17 +235,13 @@ fn states(dir: &Path, run: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// After a guarded run: the cache and the era targets `eras` there and active (none left
-/// suspended), and no era target holds a metadata snapshot.
+/// After a guarded run: the cache and the era targets `eras` there, every device active
+/// (none left suspended), and no era target holding a metadata snapshot.
 fn left_clean(m: &Value, dir: &Path, run: &Run, name: &str, eras: &[&str]) {
     let st = states(dir, name);
-    let mut want = vec!["c"];
-    want.extend(eras);
-    assert_eq!(
-        st.keys().map(String::as_str).collect::<Vec<_>>(),
-        want,
-        "{name}: {st:?}"
-    );
+    for d in std::iter::once(&"c").chain(eras) {
+        assert!(st.contains_key(*d), "{name}: no {d} in {st:?}");
+    }
     assert!(st.values().all(|s| s == "ACTIVE"), "{name}: {st:?}");
     for e in eras {
         let era = status_at(m, run.step, e).expect("an era status after the run");
@@ -300,6 +296,54 @@ fn check_cache_json(case: &Case, run: &Run, want: &[(u64, u64)], dry_run: bool) 
         if dry_run { " (dry run)" } else { "" }
     );
     v
+}
+
+/// The command killed while it held the cache suspended (the scenario's `kill -SIG` notes):
+/// the exit status 128 + the signal, one line, the cache resumed, no snapshot held, no block
+/// invalidated.
+fn interrupted(m: &Value, name: &str) {
+    let notes = notes(m);
+    assert!(
+        !notes.iter().any(|n| n.contains("the watcher never saw")),
+        "{name}: the command ended before the cache was suspended"
+    );
+    let before = notes
+        .iter()
+        .position(|n| n.starts_with("kill: "))
+        .expect("the interrupts ran");
+    let start = steps(m)
+        .iter()
+        .find(|s| s["command"] == notes[before])
+        .unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let mapped = cache_status(m, start).mapped;
+    for (sig, status) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let note = notes
+            .iter()
+            .find(|n| n.starts_with(&format!("kill -{sig}: exit ")))
+            .unwrap_or_else(|| panic!("{name}: no kill -{sig} note"));
+        println!("{name}: {note}");
+        assert!(note.contains(&format!("exit {status}; ")), "{note}");
+        let states = note
+            .split("states ")
+            .nth(1)
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        assert!(
+            states.split(' ').all(|s| s.ends_with("=ACTIVE")) && states.contains("c=ACTIVE"),
+            "{note}"
+        );
+        assert!(note.contains("; held -; "), "{note}");
+        assert!(note.contains(&format!("; mapped {mapped}; ")), "{note}");
+        let stderr = note.split("stderr (1 lines): ").nth(1).expect(note);
+        assert!(
+            stderr.contains(&format!("interrupted by SIG{sig}")),
+            "{note}"
+        );
+    }
 }
 
 fn one_case(m: &Value, out: &str, case: &Case) {
@@ -395,6 +439,10 @@ fn one_case(m: &Value, out: &str, case: &Case) {
         );
         left_clean(m, &dir, &ns, &format!("{name}-not-stacked"), &["e", "e2"]);
         println!("{name}: not stacked: {}", ns.stderr.trim_end());
+    }
+
+    if case.mode == "control" {
+        interrupted(m, name);
     }
 
     let (_, after) = mapping(&dir, &format!("{name}-after"));

@@ -6,7 +6,7 @@
 # tests/kernel_lab_cache.rs. Needs bash on the host: the checkpoint is taken by the README's
 # recipe examples/recipes/vendor-snapshot-era.sh, carried into the VM with bash to run it.
 TARGET=cache
-DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before; partial writes, one of them to the last 32 sectors: not cached) and written back; the cache reloaded in passthrough (metadata captured while suspended); the snapshot copied back onto the origin disk underneath; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
+DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before; partial writes, one of them to the last 32 sectors: not cached) and written back; the cache reloaded in passthrough (metadata captured while suspended); the snapshot copied back onto the origin disk underneath; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
 DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M"
 SAVE="cm1 cm2 cm3"
 CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh"
@@ -34,9 +34,9 @@ cache_status() {
 
 cache_table() { # ORIGIN_DEV IO_MODE
     if [ -n "$META2" ]; then
-        echo "0 $LEN cache $(dev "$CM") $(dev fast) $1 $CBS 2 $2 metadata2 smq 0"
+        echo "0 $LEN cache $CMDEV $(dev fast) $1 $CBS 2 $2 metadata2 smq 0"
     else
-        echo "0 $LEN cache $(dev "$CM") $(dev fast) $1 $CBS 1 $2 smq 0"
+        echo "0 $LEN cache $CMDEV $(dev fast) $1 $CBS 1 $2 smq 0"
     fi
 }
 
@@ -131,6 +131,12 @@ one_case() {
     local mode=$8 era version=1 whole_mib
     CASE=$1 ORDER=$2 EBS=$3 CBS=$4 CM=$6 META2=$7 LEN=${9:-$(blockdev --getsz "$(dev origin)")}
     [ -n "$META2" ] && version=2
+    CMDEV=$(dev "$CM")
+    if [ "$mode" = control ]; then
+        # The cache's metadata through dm-delay, to slow the tool's reads later (interrupts).
+        dm_create cmd "0 $(blockdev --getsz "$CMDEV") delay $CMDEV 0 0"
+        CMDEV=/dev/mapper/cmd
+    fi
     note "case $CASE order=$ORDER era_bs=$EBS cache_bs=$CBS metadata=$version mode=$mode sectors=$LEN"
     if [ "$ORDER" = ce ]; then
         dm_create e "0 $LEN era $(dev "$5") $(dev origin) $EBS"
@@ -202,8 +208,51 @@ one_case() {
     run_carried "$CASE-cmp" -- cmp /dev/mapper/$TOP /dev/mapper/s
     dm_remove s
     cache_status
+    [ "$mode" = control ] && interrupts "$era"
     dm_remove "$TOP"
     if [ "$TOP" = c ]; then dm_remove e; else dm_remove c; fi
+    [ "$mode" = control ] && dm_remove cmd
+    return 0
+}
+
+# interrupts ERA -- the command killed (SIGTERM, SIGINT, SIGHUP) while it holds the cache
+# suspended: reads of the cache's metadata take 300 ms each meanwhile, and a watcher sends
+# the signal as soon as `dmsetup info c` says SUSPENDED. Recorded as one note each:
+# `kill -SIG: exit RC; states c=...; held ROOT; mapped N; stderr (L lines): FIRST LINE`.
+interrupts() {
+    local sig rc watcher states table
+    cache_mode passthrough
+    table="0 $(blockdev --getsz "$(dev "$CM")") delay $(dev "$CM") 0 300 $(dev "$CM") 0 0"
+    step reload "dmsetup suspend cmd; dmsetup reload cmd --table '$table'; dmsetup resume cmd"
+    ev table "$SEQ" cmd "$table"
+    dmsetup suspend cmd && dmsetup reload cmd --table "$table" && dmsetup resume cmd ||
+        die_lab "reload of cmd failed"
+    cache_status
+    for sig in TERM INT HUP; do
+        rm -f /tmp/inv.pid
+        note "kill: era_invalidate --live e --written-since $1 --cache c in the foreground, kill -$sig once c is suspended"
+        # The watcher in the background, the tool in the foreground: a shell starts its
+        # background jobs with SIGINT ignored, and a tool keeps an ignored SIGINT ignored.
+        (
+            while [ ! -s /tmp/inv.pid ]; do sleep 0.01; done
+            n=0
+            until dmsetup info c | grep -q SUSPENDED; do
+                n=$((n + 1))
+                [ $n -ge 2000 ] || ! kill -0 "$(cat /tmp/inv.pid)" 2> /dev/null && exit 1
+            done
+            kill -"$sig" "$(cat /tmp/inv.pid)"
+        ) &
+        watcher=$!
+        sh -c 'echo $$ > /tmp/inv.pid; exec "$@"' sh era_invalidate --live e --written-since "$1" \
+            --cache c > "/tmp/kill-$sig.out" 2> "/tmp/kill-$sig.err"
+        rc=$?
+        wait "$watcher" || note "kill -$sig: the watcher never saw c suspended"
+        states=$(dmsetup info | awk '/^Name:/ { n = $2 } /^State:/ { printf "%s=%s ", n, $2 }')
+        for d in $(echo "$states" | tr ' ' '\n' | sed -n 's/=SUSPENDED$//p'); do dmsetup resume "$d"; done
+        cache_status
+        era_status e
+        note "kill -$sig: exit $rc; states ${states% }; held $HELD; mapped $MAPPED; stderr ($(wc -l < "/tmp/kill-$sig.err" | tr -d ' ') lines): $(head -n 1 "/tmp/kill-$sig.err")"
+    done
 }
 
 scenario() {
