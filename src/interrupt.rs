@@ -373,6 +373,80 @@ impl Drop for Watch {
     }
 }
 
+/// How long a [`watched`] run has to unwind after a signal before the watcher releases what
+/// it holds itself: reads are checked block by block, but a tool may spend a while between
+/// two reads formatting what it read (era_dump writes 32576 lines per bitset block).
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// Runs `work` while holding something outside the process (a metadata snapshot, a
+/// suspended device) that `release` gives back, saying what it did ("; metadata snapshot 7
+/// dropped", or "" when nothing was held). With `enabled`, a signal is stored in `signal`
+/// and stops [`Interruptible`] reads, so that `work` unwinds and its caller releases; if that
+/// has not happened within [`GRACE`] (or a second signal comes), the watcher releases,
+/// says so on behalf of `device`, and ends the process.
+pub fn watched<T>(
+    enabled: bool,
+    signal: &AtomicI32,
+    device: &dyn std::fmt::Display,
+    release: &(dyn Fn() -> String + Sync),
+    work: impl FnOnce() -> T,
+) -> T {
+    let watch = enabled.then(Watch::start);
+    let result = std::thread::scope(|s| {
+        // The watcher returns once the watch is finished; a guard finishes it however the
+        // work ends, a panic included, or the scope would wait for the watcher forever.
+        let _finish = FinishOnDrop(watch.as_ref());
+        if let Some(w) = &watch {
+            let device = device.to_string();
+            s.spawn(move || watch_signals(w, signal, &device, release));
+        }
+        work()
+    });
+    drop(watch);
+    result
+}
+
+/// Finishes a watch when dropped.
+struct FinishOnDrop<'w>(Option<&'w Watch>);
+
+impl Drop for FinishOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(w) = self.0 {
+            w.finish();
+        }
+    }
+}
+
+/// The watcher of [`watched`].
+fn watch_signals(w: &Watch, signal: &AtomicI32, device: &str, release: &dyn Fn() -> String) {
+    let sig = match w.wait(None) {
+        Some(0) | None => return,
+        Some(s) => s,
+    };
+    signal.store(sig, Ordering::SeqCst);
+    if w.wait(Some(GRACE)) == Some(0) {
+        return;
+    }
+    let msg = release();
+    let tool = std::env::args_os()
+        .next()
+        .map(|a| {
+            Path::new(&a)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .unwrap_or_default();
+    say(&format!(
+        "{tool}: {device}: error: interrupted by {}{msg}",
+        signal_name(sig)
+    ));
+    // SAFETY: ends the process at once; what it held outside, the only state that matters,
+    // was given back just above.
+    unsafe { libc::_exit(exit_status(sig).into()) };
+}
+
 /// A device whose reads fail once a signal has stopped the tool, so that a reader under a
 /// [`Watch`] stops at its next block. It never writes.
 pub struct Interruptible<'a> {

@@ -68,3 +68,64 @@ fn an_unreachable_target_is_one_line_and_exit_1() {
         "era_invalidate: /dev/null: error: not a block device"
     );
 }
+
+#[test]
+fn cache_options_go_together() {
+    let with = |args: &[&str]| {
+        let mut a = vec!["--written-since", "1"];
+        a.extend(args);
+        run("era_invalidate", &a)
+    };
+    // --cache needs --live; --dry-run needs --cache; the cache blocks are listed as json or
+    // text, by number; --messages is for the offline listing.
+    for args in [
+        &["--cache", "c0", "meta.img"][..],
+        &["--live", "era0", "--dry-run"],
+        &["--live", "era0", "--cache", "c0", "--format", "xml"],
+        &["--live", "era0", "--cache", "c0", "--units", "bytes"],
+        &["--live", "era0", "--cache", "c0", "--messages"],
+        &[
+            "--live",
+            "era0",
+            "--cache",
+            "c0",
+            "--cache-metadata",
+            "cm.img",
+        ],
+    ] {
+        let out = with(args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+    }
+    let out = with(&["--live", "era0", "--cache", "c0", "--format", "xml"]);
+    assert!(
+        out.stderr
+            .contains("--cache lists cache blocks as json or text"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn an_unreachable_era_target_with_a_cache_is_one_line_and_exit_1() {
+    let out = run(
+        "era_invalidate",
+        &[
+            "--live",
+            "era-log-tools-no-such-target",
+            "--cache",
+            "era-log-tools-no-such-cache",
+            "--written-since",
+            "1",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .starts_with("era_invalidate: era-log-tools-no-such-target: "),
+        "{}",
+        out.stderr
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    assert!(v["error"].is_string(), "{}", out.stdout);
+}

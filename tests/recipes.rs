@@ -18,6 +18,7 @@ const RECIPES: &[&str] = &[
     "incremental-backup.sh",
     "backup-held-snapshot.sh",
     "vendor-snapshot-era.sh",
+    "cache-passthrough.sh",
     "stale-after-rollback.sh",
 ];
 
@@ -376,39 +377,222 @@ fn the_vendor_snapshot_recipe_saves_the_era_after_a_checkpoint() {
     assert!(!other.exists());
 }
 
-/// After a rollback: the byte ranges written since the saved era, as era_invalidate lists
-/// them; a bad era file or a failed era_invalidate leaves no list behind.
+/// A `dmsetup` standing in for one cache target, `c0`, as far as the cache recipes see it:
+/// its live table in `DIR/table`, a table loaded by `reload` made live by `resume`, its dirty
+/// blocks in `DIR/dirty` (none once the cleaner policy is live), the kernel's refusal to
+/// resume into passthrough with dirty blocks recorded. Every call is logged; a call
+/// containing the text of `DIR/fail` fails.
+fn fake_cache_dmsetup(dir: &Path, table: &str, dirty: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    fs::write(dir.join("table"), format!("{table}\n")).unwrap();
+    fs::write(dir.join("dirty"), format!("{dirty}\n")).unwrap();
+    let d = dir.display();
+    let text = format!(
+        r#"#!/bin/bash
+echo "$*" >> '{d}/dmsetup.log'
+if [ -e '{d}/fail' ] && [[ "$*" == *"$(cat '{d}/fail')"* ]]; then exit 1; fi
+case $1 in
+table) cat '{d}/table' ;;
+status)
+    read -r -a t < '{d}/table'
+    mode=writeback
+    for w in "${{t[@]}}"; do case $w in writethrough|passthrough) mode=$w ;; esac; done
+    echo "0 ${{t[1]}} cache 8 27/4096 ${{t[6]}} 12/1024 0 0 0 0 0 0 $(cat '{d}/dirty') 1 $mode 2 migration_threshold 2048 smq 0 rw -"
+    ;;
+reload) echo "$4" > '{d}/inactive' ;;
+resume)
+    if [ -e '{d}/inactive' ]; then
+        mv '{d}/inactive' '{d}/table'
+        grep -q cleaner '{d}/table' && echo 0 > '{d}/dirty'
+        if grep -q passthrough '{d}/table' && [ "$(cat '{d}/dirty')" != 0 ]; then exit 1; fi
+    fi
+    ;;
+esac
+exit 0
+"#
+    );
+    fs::write(bin.join("dmsetup"), text).unwrap();
+    fs::set_permissions(bin.join("dmsetup"), fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+const WRITEBACK: &str = "0 131072 cache 254:1 254:2 254:3 128 2 metadata2 writeback smq 0";
+
+/// Before a rollback: the cache's table is saved, its dirty blocks written back with the
+/// cleaner policy, and the same table made live in passthrough mode.
 #[test]
-fn the_rollback_recipe_lists_the_stale_ranges_or_nothing() {
-    let s = Site::new();
-    let bin = fake_dmsetup(s.dir.path());
-    let era = s.dir.path().join("snap-1.era");
-    let stale = s.dir.path().join("stale.txt");
-    fs::write(&era, "3\n").unwrap();
-    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
+fn the_passthrough_recipe_cleans_the_cache_then_reloads_it_in_passthrough() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 7);
+    let saved = dir.path().join("c0.table");
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert!(o.success(), "{}", o.stderr);
-    let listed: Vec<String> = s
-        .listed_since(3)
-        .iter()
-        .map(|(b, e)| format!("{b} {e}"))
-        .collect();
-    assert!(!listed.is_empty());
     assert_eq!(
-        fs::read_to_string(&stale).unwrap(),
-        listed.join("\n") + "\n"
+        fs::read_to_string(&saved).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+    let reloads: Vec<String> = dmsetup_calls(dir.path())
+        .into_iter()
+        .filter(|c| c.starts_with("reload") || c.starts_with("suspend") || c.starts_with("resume"))
+        .collect();
+    assert_eq!(
+        reloads,
+        [
+            "suspend c0",
+            "reload c0 --table 0 131072 cache 254:1 254:2 254:3 128 2 metadata2 writeback cleaner 0",
+            "resume c0",
+            "suspend c0",
+            "reload c0 --table 0 131072 cache 254:1 254:2 254:3 128 2 metadata2 passthrough smq 0",
+            "resume c0",
+        ]
+    );
+    // Run again: already in passthrough, the saved table is kept.
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert!(o.success(), "{}", o.stderr);
+    assert!(
+        o.stdout.contains("already in passthrough mode"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(&saved).unwrap(),
+        format!("{WRITEBACK}\n")
     );
 
-    fs::remove_file(&stale).unwrap();
-    fs::write(&era, "").unwrap();
-    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &s.meta], &bin);
+    // A clean writethrough cache goes straight to passthrough.
+    let dir = tempfile::tempdir().unwrap();
+    let through = "0 8192 cache 254:1 254:2 254:3 64 1 writethrough smq 0";
+    let bin = fake_cache_dmsetup(dir.path(), through, 0);
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert!(o.success(), "{}", o.stderr);
+    assert_eq!(
+        fs::read_to_string(dir.path().join("table")).unwrap(),
+        "0 8192 cache 254:1 254:2 254:3 64 1  passthrough smq 0\n"
+    );
+}
+
+/// The kernel refuses passthrough (a block still dirty when the reload's suspend recorded
+/// it): the saved table is made live again; a target that is not one cache is refused
+/// before anything is saved or reloaded.
+#[test]
+fn the_passthrough_recipe_puts_the_table_back_when_the_kernel_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 0);
+    // Dirty again after the status read 0: the kernel's check at resume fails.
+    fs::write(dir.path().join("dirty"), "0\n").unwrap();
+    let saved = dir.path().join("c0.table");
+    let fake = bin.join("dmsetup");
+    let text = fs::read_to_string(&fake).unwrap().replace(
+        "reload) echo \"$4\"",
+        &format!(
+            "reload) echo 1 > '{}/dirty'; echo \"$4\"",
+            dir.path().display()
+        ),
+    );
+    fs::write(&fake, text).unwrap();
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("could not enter passthrough mode"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("table")).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+    assert_eq!(dmsetup_calls(dir.path()).last().unwrap(), "resume c0");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), "0 8192 linear 254:3 0", 0);
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert_eq!(o.code, 1);
-    assert!(!stale.exists());
+    assert!(o.stderr.contains("not one cache target"), "{}", o.stderr);
+    assert!(!dmsetup_calls(dir.path())
+        .iter()
+        .any(|c| c.starts_with("reload")));
+}
+
+/// After a rollback: era_invalidate invalidates the cache's stale blocks, then the saved
+/// table is made live again; when era_invalidate fails (here: no live targets), nothing is
+/// reloaded and the cache stays in passthrough mode; a bad era or table file is refused
+/// first.
+#[test]
+fn the_rollback_recipe_invalidates_then_reloads_or_leaves_passthrough() {
+    if !have_jq() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let passthrough = "0 131072 cache 254:1 254:2 254:3 128 2 metadata2 passthrough smq 0";
+    let bin = fake_cache_dmsetup(dir.path(), passthrough, 0);
+    let era = dir.path().join("snap-1.era");
     fs::write(&era, "3\n").unwrap();
-    let zeros = s.dir.path().join("zeros.img");
-    fs::write(&zeros, vec![0u8; 1 << 20]).unwrap();
-    let o = run_script("stale-after-rollback.sh", &[&era, &stale, &zeros], &bin);
-    assert!(!o.success());
-    assert!(!stale.exists());
+    let saved = dir.path().join("c0.table");
+    fs::write(&saved, format!("{WRITEBACK}\n")).unwrap();
+    let args = [era.as_path(), Path::new("era0"), Path::new("c0"), &saved];
+
+    // The real era_invalidate: no era target here.
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr.contains("era_invalidate: era0: error: "),
+        "{}",
+        o.stderr
+    );
+    assert!(
+        o.stderr.contains("the cache stays in passthrough mode"),
+        "{}",
+        o.stderr
+    );
+    assert!(!dmsetup_calls(dir.path())
+        .iter()
+        .any(|c| c.starts_with("reload")));
+
+    // A stand-in that answers as the tool does.
+    let log = dir.path().join("era_invalidate.args");
+    fs::write(
+        bin.join("era_invalidate"),
+        format!(
+            "#!/bin/bash\necho \"$*\" > '{}'\necho '{{\"cache\":{{\"invalidated\":4}}}}'\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(
+        bin.join("era_invalidate"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert!(o.success(), "{}", o.stderr);
+    assert_eq!(
+        fs::read_to_string(&log).unwrap(),
+        "--live era0 --written-since 3 --cache c0\n"
+    );
+    assert!(
+        o.stdout.contains("4 cache blocks invalidated"),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("table")).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+
+    // A bad era file, a table file that is no cache table: refused, era_invalidate not run.
+    fs::remove_file(&log).unwrap();
+    fs::write(&era, "").unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    fs::write(&era, "3\n").unwrap();
+    fs::write(&saved, "0 8192 linear 254:3 0\n").unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not a cache table"), "{}", o.stderr);
+    assert!(!log.exists());
 }
 
 /// The README shows each recipe script as it is, line for line.

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
-# After the storage array rolled an era target's origin back to a snapshot: list the byte
-# ranges of the origin that may be stale in a cache above it, every block written in the
-# era saved when the snapshot was taken (vendor-snapshot-era.sh) or later. Run it with the
-# cache in passthrough mode, after the rollback; the list is written whole or not at all.
+# After the storage array rolled an era target's origin back to a snapshot, under a dm-cache in
+# passthrough mode (cache-passthrough.sh): invalidate in the cache every block written in the
+# era saved with the snapshot (vendor-snapshot-era.sh) or later, then make the cache's saved
+# table live again. If the invalidation fails, the cache stays in passthrough mode, which reads
+# nothing stale: see what era_invalidate says, and run this again.
 #
-#   stale-after-rollback.sh ERA_FILE OUTPUT SOURCE...
+#   stale-after-rollback.sh ERA_FILE ERA_TARGET CACHE TABLE_FILE
 #
-#   ERA_FILE   the era saved with the snapshot
-#   OUTPUT     the list: one "BEGIN END" line of bytes per range (end exclusive)
-#   SOURCE...  what era_invalidate reads: --live NAME (a live target), or METADATA
+#   ERA_FILE    the era saved with the snapshot
+#   ERA_TARGET  the era target (dmsetup name)
+#   CACHE       the cache target stacked on it or under it (dmsetup name)
+#   TABLE_FILE  the cache's table saved by cache-passthrough.sh
 set -euo pipefail
 
-if [ "$#" -lt 3 ]; then
-    echo "usage: $0 ERA_FILE OUTPUT SOURCE..." >&2
+if [ "$#" -ne 4 ]; then
+    echo "usage: $0 ERA_FILE ERA_TARGET CACHE TABLE_FILE" >&2
     exit 2
 fi
-file=$1 output=$2
-shift 2
+file=$1 era_target=$2 cache=$3 saved=$4
 
 era=$(cat "$file")
 case $era in
@@ -25,5 +26,19 @@ case $era in
     exit 1
     ;;
 esac
-era_invalidate "$@" --written-since "$era" --format text --units bytes -o "$output"
-echo "$0: $(wc -l <"$output") ranges in $output; invalidate them in the cache, then resume it"
+table=$(cat "$saved")
+read -r -a t <<<"$table"
+if [ "${t[2]:-}" != cache ]; then
+    echo "$0: $saved: not a cache table: '$table'" >&2
+    exit 1
+fi
+
+if ! answer=$(era_invalidate --live "$era_target" --written-since "$era" --cache "$cache"); then
+    echo "$0: $cache: nothing reloaded; the cache stays in passthrough mode" >&2
+    exit 1
+fi
+echo "$0: $cache: $(jq '.cache.invalidated' <<<"$answer") cache blocks invalidated"
+dmsetup suspend "$cache"
+dmsetup reload "$cache" --table "$table"
+dmsetup resume "$cache"
+echo "$0: $cache: its table from $saved is live again"

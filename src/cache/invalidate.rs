@@ -83,47 +83,58 @@ impl Invalidation {
         Ok(())
     }
 
-    /// Writes the messages that invalidate the blocks, one a line, at most
-    /// [`MESSAGE_RANGES`] ranges each, as `dmsetup message CACHE 0` takes them:
-    /// `invalidate_cblocks 0-5 9 12-20` (a range's end is exclusive there too; a single
-    /// block is its number). Nothing when there is nothing to invalidate.
+    /// The messages that invalidate the blocks, at most [`MESSAGE_RANGES`] ranges each, as
+    /// the cache target takes them: `invalidate_cblocks 0-5 9 12-20` (a range's end is
+    /// exclusive there too; a single block is its number). None when there is nothing to
+    /// invalidate.
+    pub fn messages(&self) -> impl Iterator<Item = String> + '_ {
+        let mut ranges = self.ranges().peekable();
+        std::iter::from_fn(move || {
+            ranges.peek()?;
+            let mut line = String::from("invalidate_cblocks");
+            for r in ranges.by_ref().take(MESSAGE_RANGES) {
+                match r.end - r.start {
+                    1 => line.push_str(&format!(" {}", r.start)),
+                    _ => line.push_str(&format!(" {}-{}", r.start, r.end)),
+                }
+            }
+            Some(line)
+        })
+    }
+
+    /// Writes the [`messages`](Self::messages), one a line, for `dmsetup message CACHE 0`.
     pub fn write_messages(&self, out: &mut dyn Write) -> io::Result<()> {
-        let mut in_line = 0;
-        for r in self.ranges() {
-            if in_line == 0 {
-                out.write_all(b"invalidate_cblocks")?;
-            }
-            match r.end - r.start {
-                1 => write!(out, " {}", r.start)?,
-                _ => write!(out, " {}-{}", r.start, r.end)?,
-            }
-            in_line += 1;
-            if in_line == MESSAGE_RANGES {
-                out.write_all(b"\n")?;
-                in_line = 0;
-            }
-        }
-        if in_line > 0 {
-            out.write_all(b"\n")?;
+        for line in self.messages() {
+            writeln!(out, "{line}")?;
         }
         Ok(())
     }
 
-    /// Writes the JSON object that tells what to invalidate in the cache whose metadata is
-    /// `metadata`: its block size and blocks, the ranges, how many blocks, and how many of
-    /// the written origin blocks (of the cache's block size) it held and did not.
-    pub fn write_json(&self, out: &mut dyn Write, metadata: &str) -> io::Result<()> {
+    /// How many cache blocks are to be invalidated.
+    pub fn count(&self) -> u64 {
+        self.ranges().map(|r| r.end - r.start).sum()
+    }
+
+    /// Writes the JSON object that tells what to invalidate in the cache `source` names
+    /// (`("metadata", path)`, or `("device", name)` for a live cache): its block size and
+    /// blocks, the ranges, how many blocks, and how many of the written origin blocks (of
+    /// the cache's block size) it held and did not; `more` adds fields before the ranges.
+    pub fn write_json(
+        &self,
+        out: &mut dyn Write,
+        source: (&str, &str),
+        more: impl FnOnce(&mut crate::json::Object) -> io::Result<()>,
+    ) -> io::Result<()> {
         let ranges = self.ranges().map(|r| crate::json::Range(r.start, r.end));
-        let count: u64 = self.ranges().map(|r| r.end - r.start).sum();
-        crate::json::Object::begin(out)?
-            .field("metadata", metadata)?
+        let mut o = crate::json::Object::begin(out)?;
+        o.field(source.0, source.1)?
             .field("block_size_sectors", self.cache_block_sectors)?
             .field("cache_blocks", self.nr_cache_blocks)?
-            .field("invalidated", count)?
+            .field("invalidated", self.count())?
             .field("written_origin_blocks", self.written_blocks)?
-            .field("not_cached", self.not_cached_blocks())?
-            .list("ranges", ranges)?
-            .end()
+            .field("not_cached", self.not_cached_blocks())?;
+        more(&mut o)?;
+        o.list("ranges", ranges)?.end()
     }
 }
 
@@ -311,7 +322,8 @@ mod tests {
             "invalidate_cblocks 0-2 3-5\n"
         );
         let mut json = Vec::new();
-        inv.write_json(&mut json, "m").unwrap();
+        inv.write_json(&mut json, ("metadata", "m"), |_| Ok(()))
+            .unwrap();
         assert_eq!(
             String::from_utf8(json).unwrap(),
             "{\"metadata\":\"m\",\"block_size_sectors\":64,\"cache_blocks\":5,\

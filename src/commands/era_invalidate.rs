@@ -10,10 +10,13 @@ use clap::Parser;
 
 use super::era_files;
 use crate::cache::invalidate::Matcher;
+use crate::cache::live::{open_metadata, CacheLiveError, CacheOptions, LiveCache, Neighbour};
 use crate::cache::reader::CacheMetadata;
 use crate::cli::open::open_device;
 use crate::cli::report::{error_message, failure_json, finding_line, OnFileExt};
 use crate::cli::{self, EXIT_OK};
+use crate::dm::ioctl::Control;
+use crate::dm::{DeviceMapper, DmDevice, DmError};
 use crate::era::invalidate::listing::{write_live, Format, Offline, StreamError, Units};
 use crate::era::invalidate::ListError;
 use crate::era::live;
@@ -80,6 +83,8 @@ all of the above in one step:
 the cache blocks to invalidate after the origin was rolled back under a cache:
   era_invalidate --written-since 5 --cache-metadata /dev/vg/cache-meta \\
       --messages /dev/vg/era-meta
+and in a live cache, in passthrough mode, stacked on the era target:
+  era_invalidate --live era0 --written-since 5 --cache cache0
 
 --live prints JSON unless --format says otherwise; its next_written_since is the
 value for the next incremental run."
@@ -125,6 +130,25 @@ pub struct Args {
     /// 1000 ranges each, for `dmsetup message CACHE 0 LINE` (the cache in passthrough mode)
     #[arg(long, requires = "cache_metadata", conflicts_with = "format")]
     pub messages: bool,
+    /// With --live: invalidate, in the live dm-cache CACHE, the cache blocks that hold blocks
+    /// written in era N or later
+    ///
+    /// For the origin rolled back under the cache to a snapshot of era N. CACHE (a
+    /// device-mapper name or its node) must be stacked directly on the era target or under
+    /// it, in passthrough mode (the only one in which the kernel invalidates), its metadata
+    /// read-write and not flagged needs_check; it is refused otherwise, with nothing changed.
+    /// The era target's list is read through a snapshot as --live reads it; the cache is
+    /// then suspended while its mapping is read (its I/O waits meanwhile), resumed, sent
+    /// invalidate_cblocks for every cache block that holds a written sector (at most 1000
+    /// ranges a message), suspended once more to commit, its mapping read again to show that
+    /// no cache block holds a written block any more, and resumed: on every way out, SIGINT,
+    /// SIGTERM and SIGHUP included. Cache blocks that hold no written block stay cached.
+    #[arg(long, value_name = "CACHE", requires = "live")]
+    pub cache: Option<String>,
+    /// With --cache: read and match, list what would be invalidated, send nothing (the cache
+    /// is still suspended while its mapping is read)
+    #[arg(long, requires = "cache")]
+    pub dry_run: bool,
     /// Print nothing on stderr; report through the exit status only
     #[arg(short, long)]
     pub quiet: bool,
@@ -146,11 +170,11 @@ pub fn main() -> ExitCode {
 /// which unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Plan {
-    /// `--format`, or its default: XML, JSON for `--live`, text for cache blocks.
+    /// `--format`, or its default: XML, JSON for `--live`, text for `--cache-metadata`.
     pub format: Format,
     /// `--units`.
     pub units: Units,
-    /// With `--cache-metadata`: how its blocks are listed.
+    /// With `--cache-metadata` or `--cache`: how the cache blocks are listed.
     pub cache: Option<CacheList>,
 }
 
@@ -176,7 +200,13 @@ pub fn plan(args: &Args) -> Result<Plan, &'static str> {
     if format == Format::Xml && args.units != Units::Blocks {
         return Err("--units sectors|bytes needs --format text or json");
     }
-    let cache = match (args.cache_metadata.is_some(), format) {
+    // clap does not hold --messages to its `requires` when --live, which --cache-metadata
+    // conflicts with, is given.
+    if args.messages && args.cache_metadata.is_none() {
+        return Err("--messages prints the messages for --cache-metadata; --cache sends them");
+    }
+    let lists_cache = args.cache_metadata.is_some() || args.cache.is_some();
+    let cache = match (lists_cache, format) {
         (false, _) => None,
         (true, _) if args.units != Units::Blocks => {
             return Err("--units applies to origin blocks; cache blocks are listed by number")
@@ -184,6 +214,9 @@ pub fn plan(args: &Args) -> Result<Plan, &'static str> {
         (true, _) if args.messages => Some(CacheList::Messages),
         (true, Format::Text) => Some(CacheList::Text),
         (true, Format::Json) => Some(CacheList::Json),
+        (true, Format::Xml) if args.cache.is_some() => {
+            return Err("--cache lists cache blocks as json or text")
+        }
         (true, Format::Xml) => {
             return Err("--cache-metadata lists cache blocks as text, json or --messages")
         }
@@ -202,7 +235,11 @@ pub fn run(args: &Args, plan: Plan) -> ExitCode {
     let started = Cell::new(false);
     cli::run_quiet("era_invalidate", args.quiet, || {
         let result = match (&args.source.live, &args.cache_metadata, plan.cache) {
-            (Some(device), _, _) => live_run(args, plan, device, &started),
+            (Some(device), _, Some(list)) => match &args.cache {
+                Some(cache) => live_cache_run(args, list, device, cache, &started),
+                None => live_run(args, plan, device, &started),
+            },
+            (Some(device), _, None) => live_run(args, plan, device, &started),
             (None, Some(cache), Some(list)) => cache_run(args, cache, list, &started),
             _ => offline_run(args, plan, &started),
         };
@@ -243,6 +280,7 @@ fn live_run(args: &Args, plan: Plan, device: &str, started: &Cell<bool>) -> anyh
         plan.units,
         args.written_since,
         &info,
+        |_| Ok(()),
     )?;
     out.commit()?;
     if plan.format != Format::Json {
@@ -251,6 +289,100 @@ fn live_run(args: &Args, plan: Plan, device: &str, started: &Cell<bool>) -> anyh
             &format!(
                 "era_invalidate: {device}: note: metadata snapshot {}: read and dropped; \
                  next --written-since {}",
+                info.snapshot_root,
+                info.next_written_since()
+            ),
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// The run that invalidates, in a live cache, the blocks written since the era on a live
+/// era target (`--live` with `--cache`).
+fn live_cache_run(
+    args: &Args,
+    list: CacheList,
+    device: &str,
+    cache_name: &str,
+    started: &Cell<bool>,
+) -> anyhow::Result<u8> {
+    let era_fault = |e: DmError| {
+        era_files::live_error(live::LiveError {
+            device: device.to_string(),
+            fault: e.into(),
+        })
+    };
+    let dm = Control::open().map_err(era_fault)?;
+    let era_dev = DmDevice::parse(device).map_err(era_fault)?;
+    let cache_dev =
+        DmDevice::parse(cache_name).map_err(|e| cli::report::file_error(cache_name, e))?;
+    // The stacking is checked before the era target is touched: its own number and origin.
+    let era_table = live::target::EraTable::from_lines(&dm.table(&era_dev).map_err(era_fault)?)
+        .map_err(|e| cli::report::file_error(device, e))?;
+    let neighbour = Neighbour {
+        name: device.to_string(),
+        dev: dm.info(&era_dev).map_err(era_fault)?.dev,
+        origin: era_table.origin,
+    };
+    let cache_error = |e: CacheLiveError| cli::report::file_error(&e.device, e.what());
+    let cache = LiveCache::inspect(&dm, &cache_dev, &neighbour).map_err(cache_error)?;
+    let (set, info) = live::invalidate(device, &args.source.options(), args.written_since)
+        .map_err(era_files::live_error)?;
+    for w in &set.warnings {
+        say(args, &finding_line("era_invalidate", device, w));
+    }
+    let sectors = u64::from(info.table.block_size);
+    let feed = |m: &mut Matcher<'_>| {
+        set.runs()
+            .try_for_each(|(b, e)| m.written(b * sectors..e * sectors))
+    };
+    let opts = CacheOptions {
+        dry_run: args.dry_run,
+        handle_signals: true,
+    };
+    let outcome = cache
+        .invalidate(&dm, &neighbour, &opts, &open_metadata, &feed)
+        .map_err(cache_error)?;
+    let inv = &outcome.invalidation;
+    let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
+    started.set(true);
+    match list {
+        CacheList::Json => write_live(
+            &mut out,
+            &set,
+            Format::Json,
+            Units::Blocks,
+            args.written_since,
+            &info,
+            |o| {
+                o.raw("cache", |w| {
+                    inv.write_json(w, ("device", cache_name), |c| {
+                        c.field("dry_run", args.dry_run)?
+                            .field("messages", outcome.messages)?
+                            .field("verified", outcome.verified)?;
+                        Ok(())
+                    })
+                })?;
+                Ok(())
+            },
+        )?,
+        CacheList::Text | CacheList::Messages => inv.write_text(&mut out)?,
+    }
+    out.commit()?;
+    if list != CacheList::Json {
+        let done = if args.dry_run {
+            "would be invalidated (--dry-run: nothing sent)"
+        } else {
+            "invalidated"
+        };
+        say(
+            args,
+            &format!(
+                "era_invalidate: {cache_name}: note: {} cache blocks {done}; {} written \
+                 blocks were not cached; metadata snapshot {} of {device} read and dropped, \
+                 next --written-since {}",
+                inv.count(),
+                inv.not_cached_blocks(),
                 info.snapshot_root,
                 info.next_written_since()
             ),
@@ -326,7 +458,9 @@ fn cache_run(
                 .field("block_size_sectors", read.block_size)?
                 .field("nr_blocks", nr_blocks)?
                 .field("past_current_era", read.since > md.superblock().current_era)?
-                .raw("cache", |w| to_invalidate.write_json(w, &cache_name))?
+                .raw("cache", |w| {
+                    to_invalidate.write_json(w, ("metadata", &cache_name), |_| Ok(()))
+                })?
                 .end()?;
             out.write_all(b"\n")?;
         }

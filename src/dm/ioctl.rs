@@ -33,6 +33,7 @@ const TYPE_LEN: usize = 16;
 
 const VERSION: [u32; 3] = [4, 0, 0];
 
+const DM_DEV_SUSPEND: u32 = 6;
 const DM_DEV_STATUS: u32 = 7;
 const DM_TABLE_STATUS: u32 = 12;
 const DM_TARGET_MSG: u32 = 14;
@@ -40,6 +41,7 @@ const DM_TARGET_MSG: u32 = 14;
 const SUSPEND_FLAG: u32 = 1 << 1;
 const STATUS_TABLE_FLAG: u32 = 1 << 4;
 const ACTIVE_PRESENT_FLAG: u32 = 1 << 5;
+const INACTIVE_PRESENT_FLAG: u32 = 1 << 6;
 const BUFFER_FULL_FLAG: u32 = 1 << 8;
 
 /// Answers larger than this are refused rather than grown into.
@@ -132,6 +134,7 @@ impl DeviceMapper for Control {
             dev: DevId::from_rdev(buf.u64_at(OFF_DEV)),
             suspended: flags & SUSPEND_FLAG != 0,
             active_table: flags & ACTIVE_PRESENT_FLAG != 0,
+            inactive_table: flags & INACTIVE_PRESENT_FLAG != 0,
             target_count: buf.u32_at(OFF_TARGET_COUNT),
         })
     }
@@ -159,6 +162,16 @@ impl DeviceMapper for Control {
             0,
             &data,
         )?;
+        Ok(())
+    }
+
+    fn suspend(&self, dev: &DmDevice) -> Result<(), DmError> {
+        self.call(DM_DEV_SUSPEND, "suspend", dev, SUSPEND_FLAG, &[])?;
+        Ok(())
+    }
+
+    fn resume(&self, dev: &DmDevice) -> Result<(), DmError> {
+        self.call(DM_DEV_SUSPEND, "resume", dev, 0, &[])?;
         Ok(())
     }
 }
@@ -309,6 +322,7 @@ mod tests {
     #[test]
     fn request_numbers_are_those_of_the_kernel_header() {
         // DM_DEV_STATUS, DM_TABLE_STATUS and DM_TARGET_MSG as strace prints them.
+        assert_eq!(request(DM_DEV_SUSPEND), 0xc138fd06);
         assert_eq!(request(DM_DEV_STATUS), 0xc138fd07);
         assert_eq!(request(DM_TABLE_STATUS), 0xc138fd0c);
         assert_eq!(request(DM_TARGET_MSG), 0xc138fd0e);

@@ -76,7 +76,12 @@ impl MockDm {
     pub fn messages(&self) -> Vec<String> {
         self.requests()
             .into_iter()
-            .filter(|r| !matches!(r.as_str(), "info" | "table" | "status"))
+            .filter(|r| {
+                !matches!(
+                    r.as_str(),
+                    "info" | "table" | "status" | "suspend" | "resume"
+                )
+            })
             .collect()
     }
 
@@ -113,6 +118,7 @@ impl DeviceMapper for MockDm {
             },
             suspended: s.suspended,
             active_table: s.table.is_some(),
+            inactive_table: false,
             target_count: s.table.is_some() as u32,
         })
     }
@@ -170,6 +176,18 @@ impl DeviceMapper for MockDm {
             }
             _ => return einval,
         }
+        Ok(())
+    }
+
+    fn suspend(&self, _: &DmDevice) -> Result<(), DmError> {
+        self.enter("suspend")?;
+        self.state.lock().unwrap().suspended = true;
+        Ok(())
+    }
+
+    fn resume(&self, _: &DmDevice) -> Result<(), DmError> {
+        self.enter("resume")?;
+        self.state.lock().unwrap().suspended = false;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
-//! Talking to device-mapper: the few requests a live era session needs (is the device there
-//! and resumed, its table, its status, a message), behind one trait so that the session's
-//! logic is tested against a mock.
+//! Talking to device-mapper: the few requests a live session needs (is the device there and
+//! resumed, its table, its status, a message, and for a cache a suspend and a resume), behind
+//! one trait so that the sessions' logic is tested against mocks.
 //!
 //! The real implementation ([`ioctl::Control`]) issues the kernel's ioctls on
 //! `/dev/mapper/control` itself (`DM_DEV_STATUS`, `DM_TABLE_STATUS`, `DM_TARGET_MSG`), with
@@ -146,6 +146,8 @@ pub struct DeviceInfo {
     pub suspended: bool,
     /// Whether it has a live table.
     pub active_table: bool,
+    /// Whether a table is loaded but not yet made live: the next resume would make it live.
+    pub inactive_table: bool,
     /// Targets in the live table.
     pub target_count: u32,
 }
@@ -173,6 +175,10 @@ pub trait DeviceMapper: Send + Sync {
     fn status(&self, dev: &DmDevice) -> Result<Vec<TargetLine>, DmError>;
     /// Sends `message` to the target at `sector` (`dmsetup message`).
     fn message(&self, dev: &DmDevice, sector: u64, message: &str) -> Result<(), DmError>;
+    /// Suspends the device (`dmsetup suspend`: in-flight I/O is completed and flushed first).
+    fn suspend(&self, dev: &DmDevice) -> Result<(), DmError>;
+    /// Resumes the device (`dmsetup resume`).
+    fn resume(&self, dev: &DmDevice) -> Result<(), DmError>;
 }
 
 /// Why a device-mapper request failed. The OS errors are not sources: the messages quote

@@ -242,8 +242,10 @@ pub fn write_while_reading(
 ///  "block_size_sectors":S,"block_size_bytes":B,"nr_blocks":n,"origin_sectors":o,
 ///  "origin_bytes":O,"device":"era0","metadata_device":"/dev/vg/meta","checkpoint":true,
 ///  "snapshot_read":true,"snapshot_root":R,"snapshot_taken":true,"past_current_era":false,
-///  "ranges":[...]}
+///  ...,"ranges":[...]}
 /// ```
+///
+/// `more` writes further fields before the ranges (`...`).
 pub fn write_live(
     out: &mut dyn Write,
     set: &WrittenBlocks,
@@ -251,6 +253,7 @@ pub fn write_live(
     units: Units,
     since: u32,
     info: &SessionInfo,
+    more: impl FnOnce(&mut Object) -> io::Result<()>,
 ) -> io::Result<()> {
     let bs = info.table.block_size;
     // No conversion below overflows: the table was refused when read if its last block
@@ -277,7 +280,7 @@ pub fn write_live(
             .field("snapshot_root", info.snapshot_root)?
             .field("snapshot_taken", info.snapshot_taken)?
             .field("past_current_era", set.past_current_era)?;
-        Ok(())
+        more(o)
     })?;
     lister.span(out, set.span())?;
     write_tail(out, format)
@@ -497,6 +500,7 @@ mod tests {
             units,
             1,
             &info(),
+            |_| Ok(()),
         )
         .unwrap();
         String::from_utf8(out).unwrap()
@@ -519,6 +523,7 @@ mod tests {
             Units::Bytes,
             5,
             &info(),
+            |_| Ok(()),
         )
         .unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
@@ -552,6 +557,7 @@ mod tests {
             Units::Blocks,
             1,
             &info(),
+            |_| Ok(()),
         )
         .unwrap();
         assert_eq!(

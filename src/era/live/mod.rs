@@ -5,7 +5,7 @@
 //! checkpoint need not start a new era), sends `take_metadata_snap`, reads the held root
 //! from the status line, checks it against block 0's `metadata_snap`, lets a reader read
 //! through the snapshot (no `O_EXCL`, `O_DIRECT`), and sends `drop_metadata_snap` on every
-//! way out: success, error, panic, SIGINT/SIGTERM/SIGHUP (through a [`Watch`]). A snapshot someone
+//! way out: success, error, panic, SIGINT/SIGTERM/SIGHUP (through [`watched`]). A snapshot someone
 //! else holds is refused, naming its root, unless the caller asks to use it (and then it is
 //! left held). SIGKILL cannot be caught: a killed session leaves its snapshot held, and the
 //! next one refuses to start until it is dropped.
@@ -14,11 +14,10 @@ pub mod target;
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
 
 use self::target::{EraStatus, EraTable};
 use super::check::{check, CheckOptions};
@@ -28,14 +27,9 @@ use super::metadata::Metadata;
 use super::view::View;
 use crate::dm::ioctl::Control;
 use crate::dm::{DevId, DeviceMapper, DmDevice, DmError};
-use crate::interrupt::{exit_status, signal_name, Interruptible, Watch};
+use crate::interrupt::{signal_name, watched, Interruptible};
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 use crate::pdata::report::Problems;
-
-/// How long the watcher waits for the main thread to unwind before it drops the snapshot
-/// itself: reads are checked block by block, but a tool may spend a while between two
-/// reads formatting what it read (era_dump writes 32576 lines per bitset block).
-const GRACE: Duration = Duration::from_secs(5);
 
 /// How to run a session.
 #[derive(Debug, Clone, Copy, Default)]
@@ -308,21 +302,18 @@ where
             }
         }
 
-        let watch = opts.handle_signals.then(Watch::start);
         let signal = AtomicI32::new(0);
         let holder = Holder {
             dm,
             dev,
             root: Mutex::new(None),
         };
-        let result = std::thread::scope(|s| {
-            // The watcher returns once the watch is finished; a guard finishes it however the
-            // reads end, a panic included, or the scope would wait for the watcher forever.
-            let _finish = FinishOnDrop(watch.as_ref());
-            if let Some(w) = &watch {
-                let (signal, holder) = (&signal, &holder);
-                s.spawn(move || watch_signals(w, signal, holder, dev));
-            }
+        let release = || match holder.release() {
+            Ok(Some(root)) => format!("; metadata snapshot {root} dropped"),
+            Ok(None) => String::new(),
+            Err(e) => format!("; {e}"),
+        };
+        let result = watched(opts.handle_signals, &signal, dev, &release, || {
             hold_and_read(
                 dm,
                 dev,
@@ -336,7 +327,6 @@ where
                 read,
             )
         });
-        drop(watch);
         // The watcher may not have taken the signal yet when the reads stopped.
         let sig = match signal.load(Ordering::SeqCst) {
             0 if opts.handle_signals => crate::interrupt::stopped_by().unwrap_or(0),
@@ -357,53 +347,6 @@ where
         device: dev.to_string(),
         fault,
     })
-}
-
-/// Finishes a watch when dropped.
-struct FinishOnDrop<'w>(Option<&'w Watch>);
-
-impl Drop for FinishOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(w) = self.0 {
-            w.finish();
-        }
-    }
-}
-
-/// The signal watcher: on a signal, raise the flag for the reads; if the session has not
-/// unwound within [`GRACE`] (or a second signal comes), drop the snapshot and end the
-/// process.
-fn watch_signals(w: &Watch, signal: &AtomicI32, holder: &Holder<'_>, dev: &DmDevice) {
-    let sig = match w.wait(None) {
-        Some(0) | None => return,
-        Some(s) => s,
-    };
-    signal.store(sig, Ordering::SeqCst);
-    if w.wait(Some(GRACE)) == Some(0) {
-        return;
-    }
-    let msg = match holder.release() {
-        Ok(Some(root)) => format!("; metadata snapshot {root} dropped"),
-        Ok(None) => String::new(),
-        Err(e) => format!("; {e}"),
-    };
-    let tool = std::env::args_os()
-        .next()
-        .map(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
-    let _ = writeln!(
-        io::stderr().lock(),
-        "{tool}: {dev}: error: interrupted by {}{msg}",
-        signal_name(sig)
-    );
-    // SAFETY: ends the process at once; the snapshot, the only state outside it, is gone.
-    unsafe { libc::_exit(exit_status(sig).into()) };
 }
 
 /// The snapshot the session reads: the one held already (with `--use-held-snapshot`), or

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Before the storage array rolls an origin back under a dm-cache: put the cache in passthrough
+# mode, the only one in which the kernel invalidates cache blocks, and one that reads nothing
+# stale (every read goes to the origin). The kernel enters passthrough only with every block
+# clean, so dirty blocks are written back first, with the cleaner policy. The table in force
+# is saved, to be made live again once the cache is invalidated (stale-after-rollback.sh).
+#
+#   cache-passthrough.sh CACHE TABLE_FILE
+#
+#   CACHE       the cache target (dmsetup name)
+#   TABLE_FILE  where its table is saved
+set -euo pipefail
+
+if [ "$#" -ne 2 ]; then
+    echo "usage: $0 CACHE TABLE_FILE" >&2
+    exit 2
+fi
+name=$1 file=$2
+
+# 0 LENGTH cache META FAST ORIGIN BLOCK_SIZE #FEATURES FEATURE... POLICY #ARGS ARG...
+table=$(dmsetup table "$name")
+read -r -a t <<<"$table"
+if [ "$(wc -l <<<"$table")" -ne 1 ] || [ "${#t[@]}" -lt 10 ] || [ "${t[2]}" != cache ]; then
+    echo "$0: $name: not one cache target: $table" >&2
+    exit 1
+fi
+nf=${t[7]}
+mode=writeback others=()
+for f in "${t[@]:8:nf}"; do
+    case ${f,,} in
+    writeback | writethrough | passthrough) mode=${f,,} ;;
+    *) others+=("$f") ;;
+    esac
+done
+if [ "$mode" = passthrough ]; then
+    echo "$0: $name: already in passthrough mode; $file left as it is"
+    exit 0
+fi
+head=("${t[@]:0:7}")
+policy=("${t[@]:8+nf}")
+
+# live TABLE: makes TABLE live; the cache is resumed whatever happens.
+live() {
+    local rc=0
+    dmsetup suspend "$name"
+    dmsetup reload "$name" --table "$1" || rc=$?
+    dmsetup resume "$name" || rc=$?
+    return "$rc"
+}
+# dirty: the dirty blocks the status counts (its 14th field).
+dirty() { dmsetup status "$name" | awk '{ print $14 }'; }
+
+printf '%s\n' "$table" >"$file.new"
+sync "$file.new"
+mv -T "$file.new" "$file"
+
+if [ "$(dirty)" != 0 ]; then
+    echo "$0: $name: writing back $(dirty) dirty blocks with the cleaner policy"
+    live "${head[*]} $((${#others[@]} + 1)) ${others[*]} $mode cleaner 0"
+    while [ "$(dirty)" != 0 ]; do
+        sleep 1
+    done
+fi
+# The suspend of this reload records every block clean, which the resume checks.
+if ! live "${head[*]} $((${#others[@]} + 1)) ${others[*]} passthrough ${policy[*]}"; then
+    # A failed resume leaves the cache suspended without its mappings: the saved table
+    # brings them back.
+    dmsetup reload "$name" --table "$table" && dmsetup resume "$name"
+    echo "$0: $name: could not enter passthrough mode; its table is back as saved in $file" >&2
+    exit 1
+fi
+echo "$0: $name: in passthrough mode; roll the origin back, then run stale-after-rollback.sh"
