@@ -37,7 +37,9 @@ if ! answer=$(era_invalidate --live "$era_target" --written-since "$era" --cache
     echo "$0: $cache: nothing reloaded; the cache stays in passthrough mode" >&2
     exit 1
 fi
-echo "$0: $cache: $(jq '.cache.invalidated' <<<"$answer") cache blocks invalidated"
+# The one "invalidated" of era_invalidate's JSON is the cache object's count.
+count=${answer#*\"invalidated\":}
+echo "$0: $cache: ${count%%[!0-9]*} cache blocks invalidated"
 dmsetup suspend "$cache"
 dmsetup reload "$cache" --table "$table"
 dmsetup resume "$cache"

@@ -6,10 +6,10 @@
 # tests/kernel_lab_cache.rs. Needs bash on the host: the checkpoint is taken by the README's
 # recipe examples/recipes/vendor-snapshot-era.sh, carried into the VM with bash to run it.
 TARGET=cache
-DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
-DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M"
-SAVE="cm1 cm2 cm3"
-CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh"
+DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control), rcp (era over cache, era 128, cache 64, metadata version 1; the README's recipes cache-passthrough.sh and stale-after-rollback.sh in place of the reloads and the command, dirty blocks left for the first). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
+DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M em5:4M cm5:4M"
+SAVE="cm1 cm2 cm3 cm5"
+CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh ../../examples/recipes/cache-passthrough.sh ../../examples/recipes/stale-after-rollback.sh"
 
 # ---- guest side ----
 # Case settings (set by one_case): CASE, ORDER (ce: cache over era, ec: era over cache),
@@ -174,12 +174,19 @@ one_case() {
     whole after 15
     wr after $((12 * CBS + 8)) 8 8
     whole after 501
-    cache_wait_clean
-    if [ "$CASE" = ce1 ]; then
-        guarded "$CASE-writeback" era_invalidate --live e --written-since "$era" --cache c
+    if [ "$mode" = recipe ]; then
+        # The README's recipe, dirty blocks and all: it writes them back itself.
+        run_carried "$CASE-passthrough" -- bash /carry/cache-passthrough.sh c /tmp/c.table
         cache_status
+        [ "$MODE" = passthrough ] || die_lab "cache in $MODE mode after cache-passthrough.sh"
+    else
+        cache_wait_clean
+        if [ "$CASE" = ce1 ]; then
+            guarded "$CASE-writeback" era_invalidate --live e --written-since "$era" --cache c
+            cache_status
+        fi
+        cache_mode passthrough
     fi
-    cache_mode passthrough
     # Partial writes to blocks not cached, in passthrough: in writeback smq promotes some of
     # them some time later (seen with 64-sector blocks), in passthrough it promotes nothing.
     wr after $((600 * CBS + 8)) 8 8
@@ -204,8 +211,13 @@ one_case() {
         guarded "$CASE-invalidate" era_invalidate --live e --written-since "$era" --cache c
         cache_status
     fi
+    if [ "$mode" = recipe ]; then
+        # The README's recipe: the command, then the saved (writeback) table live again.
+        guarded "$CASE-invalidate" bash /carry/stale-after-rollback.sh "/tmp/$CASE.era" e c /tmp/c.table
+        cache_status
+    fi
     capture_meta after
-    cache_mode writeback
+    [ "$mode" = recipe ] || cache_mode writeback
     # The snapshot as long as the top device (busybox's cmp -n goes on past a difference).
     dm_create s "0 $LEN linear $(dev snap) 0"
     run_carried "$CASE-cmp" -- cmp /dev/mapper/$TOP /dev/mapper/s
@@ -266,4 +278,5 @@ scenario() {
     one_case ce1 ce 64 128 em1 cm1 "" run 131040
     one_case ec2 ec 128 64 em2 cm2 metadata2 run
     one_case ctl ce 128 64 em3 cm3 metadata2 control
+    one_case rcp ec 128 64 em5 cm5 "" recipe
 }
