@@ -48,18 +48,8 @@ while getopts "n:c:b:e:r:d:" opt; do
   esac
 done
 
-tpt=""
-if [ -d "$reference" ]; then
-  [ -x "$reference/target/release/pdata_tools" ] && tpt=$reference/target/release/pdata_tools
-elif [ -x "$reference" ]; then
-  tpt=$reference
-fi
-if [ -n "$tpt" ]; then
-  version=$("$tpt" cache_check -V 2>/dev/null || true)
-  [ "$version" = "1.3.3" ] || echo "warning: the reference says version '$version', not 1.3.3" >&2
-else
-  echo "warning: thin-provisioning-tools not found at '$reference' (set TPT or -r): ours only, unchecked" >&2
-fi
+. "$repo/benches/reference.sh"
+find_reference "$reference" cache_check
 
 # As in era_tools.sh: the tools built alone, the generators apart.
 cargo build --release --bins >/dev/null

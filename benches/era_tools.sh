@@ -40,18 +40,8 @@ while getopts "n:s:w:r:m:" opt; do
   esac
 done
 
-tpt=""
-if [ -d "$reference" ]; then
-  [ -x "$reference/target/release/pdata_tools" ] && tpt=$reference/target/release/pdata_tools
-elif [ -x "$reference" ]; then
-  tpt=$reference
-fi
-if [ -n "$tpt" ]; then
-  version=$("$tpt" era_check -V 2>/dev/null || true)
-  [ "$version" = "1.3.3" ] || echo "warning: the reference says version '$version', not 1.3.3" >&2
-else
-  echo "warning: thin-provisioning-tools not found at '$reference' (set TPT or -r): ours only" >&2
-fi
+. "$repo/benches/reference.sh"
+find_reference "$reference" era_check
 debian=""
 for d in /usr/sbin /sbin; do
   if [ -x "$d/era_check" ] && "$d/era_check" -V 2>/dev/null | grep -q '^0\.'; then debian=$d; fi

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::dm::{DevId, TargetLine};
+use crate::dm::{single_target, DevId, TargetLine};
 
 /// How a cache target handles I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl CacheTable {
     /// Reads the table of a device: exactly one `cache` target, starting at sector 0 (its
     /// origin blocks are then the device's own sectors divided by the block size).
     pub fn from_lines(lines: &[TargetLine]) -> Result<CacheTable, String> {
-        let line = one_cache_line(lines)?;
+        let line = single_target(lines, "cache")?;
         let bad = || format!("cannot read the cache table line '{}'", line.params);
         let f: Vec<&str> = line.params.split_whitespace().collect();
         let [meta, cache, origin, bs, n, rest @ ..] = f.as_slice() else {
@@ -87,32 +87,6 @@ impl CacheTable {
     }
 }
 
-/// The one line of a device holding one cache target at sector 0.
-fn one_cache_line(lines: &[TargetLine]) -> Result<&TargetLine, String> {
-    let line = match lines {
-        [] => return Err("the device has no table loaded".into()),
-        [one] => one,
-        more => {
-            let types: Vec<&str> = more.iter().map(|l| l.target_type.as_str()).collect();
-            return Err(format!(
-                "the table has {} targets ({}); expected one cache target",
-                more.len(),
-                types.join(", ")
-            ));
-        }
-    };
-    if line.target_type != "cache" {
-        return Err(format!("the target is '{}', not 'cache'", line.target_type));
-    }
-    if line.start != 0 {
-        return Err(format!(
-            "the cache target starts at sector {}, not 0",
-            line.start
-        ));
-    }
-    Ok(line)
-}
-
 /// What a cache target's status line says, as far as invalidating blocks needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStatus {
@@ -136,7 +110,7 @@ impl CacheStatus {
     /// Reads the status of a device holding one cache target. A target that failed (`Fail`,
     /// `Error`) is an error naming it.
     pub fn from_lines(lines: &[TargetLine]) -> Result<CacheStatus, String> {
-        let line = one_cache_line(lines)?;
+        let line = single_target(lines, "cache")?;
         let f: Vec<&str> = line.params.split_whitespace().collect();
         if let [word @ ("Fail" | "Error")] = f.as_slice() {
             return Err(format!(

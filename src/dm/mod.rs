@@ -165,6 +165,40 @@ pub struct TargetLine {
     pub params: String,
 }
 
+/// The one line of a table holding one target of type `target_type` at sector 0, or why
+/// not (a live session's target numbers its blocks by absolute sector, so it is only
+/// meaningful there).
+pub fn single_target<'a>(
+    lines: &'a [TargetLine],
+    target_type: &str,
+) -> Result<&'a TargetLine, String> {
+    let line = match lines {
+        [] => return Err("the device has no table loaded".into()),
+        [one] => one,
+        more => {
+            let types: Vec<&str> = more.iter().map(|l| l.target_type.as_str()).collect();
+            return Err(format!(
+                "the table has {} targets ({}); expected one {target_type} target",
+                more.len(),
+                types.join(", ")
+            ));
+        }
+    };
+    if line.target_type != target_type {
+        return Err(format!(
+            "the target is '{}', not '{target_type}'",
+            line.target_type
+        ));
+    }
+    if line.start != 0 {
+        return Err(format!(
+            "the {target_type} target starts at sector {}, not 0",
+            line.start
+        ));
+    }
+    Ok(line)
+}
+
 /// The requests a live session makes.
 pub trait DeviceMapper: Send + Sync {
     /// Whether the device exists, is suspended, has a table.

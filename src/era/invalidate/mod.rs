@@ -173,6 +173,18 @@ impl<'a> Span<'a> {
     }
 }
 
+/// Reports the era array values the walk did not reach, from block `next` to `first` (where
+/// the values it reached go on): a hole in the array's tree.
+fn report_gap(w: &mut Walker<'_>, name: &str, next: u64, first: u64) {
+    if first != next {
+        let what = format!("no values for blocks {next} to {first}");
+        w.report(
+            Severity::Error,
+            Error::structure(name, Fault::Invalid(what)),
+        );
+    }
+}
+
 /// Turns the era array's values, handed in order, into the words of the list: bit `b` set
 /// when block `b`'s era is `since` or later (`since` above 0). Whole words are built 64
 /// eras at a time, without a branch per block; the word the values end in waits for the
@@ -521,13 +533,7 @@ pub fn list_written_since<E: Send>(
                 view.nr_blocks(),
                 top,
                 &mut |w, first, v: &[u32]| {
-                    if first != words.next {
-                        let what = format!("no values for blocks {} to {first}", words.next);
-                        w.report(
-                            Severity::Error,
-                            Error::structure(&name, Fault::Invalid(what)),
-                        );
-                    }
+                    report_gap(w, &name, words.next, first);
                     let (at, done, above) = words.push(v);
                     // Published before the words that hold it.
                     if let Some(b) = above {
@@ -629,13 +635,7 @@ fn one_window<E>(
         view.nr_blocks(),
         top,
         &mut |w, first, v: &[u32]| {
-            if first != words.next {
-                let what = format!("no values for blocks {} to {first}", words.next);
-                w.report(
-                    Severity::Error,
-                    Error::structure(&name, Fault::Invalid(what)),
-                );
-            }
+            report_gap(w, &name, words.next, first);
             let (at, done, _) = words.push(v);
             list.or_words(at, done);
         },

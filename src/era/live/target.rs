@@ -1,6 +1,6 @@
 //! What device-mapper says about an era target: its table line and its status line.
 
-use crate::dm::{DevId, TargetLine};
+use crate::dm::{single_target, DevId, TargetLine};
 
 /// An era target's table: `era <metadata dev> <origin dev> <block size>`, as the kernel
 /// prints it (devices as `MAJOR:MINOR`).
@@ -20,27 +20,7 @@ impl EraTable {
     /// Reads the table of a device: exactly one `era` target, starting at sector 0 (the
     /// target tracks blocks by absolute sector, so it is only meaningful there).
     pub fn from_lines(lines: &[TargetLine]) -> Result<EraTable, String> {
-        let line = match lines {
-            [] => return Err("the device has no table loaded".into()),
-            [one] => one,
-            more => {
-                let types: Vec<&str> = more.iter().map(|l| l.target_type.as_str()).collect();
-                return Err(format!(
-                    "the table has {} targets ({}); expected one era target",
-                    more.len(),
-                    types.join(", ")
-                ));
-            }
-        };
-        if line.target_type != "era" {
-            return Err(format!("the target is '{}', not 'era'", line.target_type));
-        }
-        if line.start != 0 {
-            return Err(format!(
-                "the era target starts at sector {}, not 0",
-                line.start
-            ));
-        }
+        let line = single_target(lines, "era")?;
         let bad = || format!("cannot read the era table line '{}'", line.params);
         let f: Vec<&str> = line.params.split_whitespace().collect();
         let [meta, origin, bs] = f.as_slice() else {
