@@ -521,6 +521,29 @@ fn memory_does_not_grow_with_the_origin() {
     }
 }
 
+/// A `BEGIN END` line.
+fn pair(l: &str) -> (u64, u64) {
+    let (b, e) = l.split_once(' ').unwrap();
+    (b.parse().unwrap(), e.parse().unwrap())
+}
+
+/// What was written since era 1 in the era metadata `era`, in sectors, as era_invalidate
+/// lists it without a cache.
+fn written_sectors(era: &str) -> Vec<(u64, u64)> {
+    let args = [
+        "--written-since",
+        "1",
+        "--format",
+        "text",
+        "--units",
+        "sectors",
+        era,
+    ];
+    let origin = run("era_invalidate", &args);
+    assert!(origin.success(), "{origin:?}");
+    origin.stdout.lines().map(pair).collect()
+}
+
 /// The cache blocks any written sector falls in, found one by one from the cache reader's
 /// mapping (checked against the kernel's status in cache_fixtures); `written` in sectors.
 fn cache_blocks_holding(cache: &str, written: &[(u64, u64)]) -> Vec<u64> {
@@ -544,21 +567,7 @@ fn cache_blocks_holding(cache: &str, written: &[(u64, u64)]) -> Vec<u64> {
 fn every_kernel_cache_image_lists_the_blocks_its_mapping_holds() {
     let era = temp_image(&fixture("era-basic.meta.img.gz"));
     let era = path_str(&era);
-    let args = [
-        "--written-since",
-        "1",
-        "--format",
-        "text",
-        "--units",
-        "sectors",
-        era,
-    ];
-    let origin = run("era_invalidate", &args);
-    let pair = |l: &str| -> (u64, u64) {
-        let (b, e) = l.split_once(' ').unwrap();
-        (b.parse().unwrap(), e.parse().unwrap())
-    };
-    let written: Vec<(u64, u64)> = origin.stdout.lines().map(pair).collect();
+    let written = written_sectors(era);
     let mut images = 0;
     for dir in ["", "6.12/"] {
         for v in ["meta1", "meta2"] {
@@ -592,24 +601,7 @@ fn the_cache_blocks_holding_written_origin_sectors_are_listed() {
     let era = temp_image(&fixture("era-basic.meta.img.gz"));
     let cache = temp_image(&fixture("cache-fixtures.meta2.img.gz"));
     let (era, cache) = (path_str(&era), path_str(&cache));
-    // What was written, in sectors, as era_invalidate lists it without a cache.
-    let origin = run(
-        "era_invalidate",
-        &[
-            "--written-since",
-            "1",
-            "--format",
-            "text",
-            "--units",
-            "sectors",
-            era,
-        ],
-    );
-    let pair = |l: &str| -> (u64, u64) {
-        let (b, e) = l.split_once(' ').unwrap();
-        (b.parse().unwrap(), e.parse().unwrap())
-    };
-    let written: Vec<(u64, u64)> = origin.stdout.lines().map(pair).collect();
+    let written = written_sectors(era);
     // What the cache holds, as its reader says (checked against the kernel's status in
     // cache_fixtures): the blocks any written sector falls in, found one by one.
     let want = cache_blocks_holding(cache, &written);
