@@ -129,3 +129,32 @@ fn an_unreachable_era_target_with_a_cache_is_one_line_and_exit_1() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
     assert!(v["error"].is_string(), "{}", out.stdout);
 }
+
+/// The invalidation of a live cache cannot be undone: a -o that cannot be written is
+/// refused before any device is asked anything.
+#[test]
+fn a_wrong_output_is_refused_before_the_cache_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no-such-dir/answer.json");
+    let o = out.to_str().unwrap();
+    let r = run(
+        "era_invalidate",
+        &[
+            "--live",
+            "era-log-tools-no-such-target",
+            "--cache",
+            "era-log-tools-no-such-cache",
+            "--written-since",
+            "1",
+            "-o",
+            o,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with(&format!("era_invalidate: {o}: error: ")),
+        "{}",
+        r.stderr
+    );
+}

@@ -306,6 +306,12 @@ fn live_cache_run(
     cache_name: &str,
     started: &Cell<bool>,
 ) -> anyhow::Result<u8> {
+    // A wrong -o is refused before the cache is touched: the invalidation cannot be undone,
+    // and its answer must have somewhere to go.
+    let mut out = cli::Output::create(
+        args.output.as_deref(),
+        &[Path::new(device), Path::new(cache_name)],
+    )?;
     let era_fault = |e: DmError| {
         era_files::live_error(live::LiveError {
             device: device.to_string(),
@@ -344,7 +350,6 @@ fn live_cache_run(
         .invalidate(&dm, &neighbour, &opts, &open_metadata, &feed)
         .map_err(cache_error)?;
     let inv = &outcome.invalidation;
-    let mut out = cli::Output::create(args.output.as_deref(), &[Path::new(device)])?;
     started.set(true);
     match list {
         CacheList::Json => write_live(
