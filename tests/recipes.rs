@@ -515,6 +515,45 @@ fn the_passthrough_recipe_puts_the_table_back_when_the_kernel_refuses() {
         .any(|c| c.starts_with("reload")));
 }
 
+/// A run stopped while the cleaner policy wrote dirty blocks back, run again: the table it
+/// saved stays saved (not the cleaner's), and passthrough comes with the saved policy; with
+/// no saved table it is refused, nothing reloaded.
+#[test]
+fn the_passthrough_recipe_run_again_after_a_stop_keeps_the_saved_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let cleaner = "0 131072 cache 254:1 254:2 254:3 128 2 metadata2 writeback cleaner 0";
+    let bin = fake_cache_dmsetup(dir.path(), cleaner, 3);
+    let saved = dir.path().join("c0.table");
+    fs::write(&saved, format!("{WRITEBACK}\n")).unwrap();
+    // The blocks are written back while it waits.
+    let fake = bin.join("dmsetup");
+    let text = fs::read_to_string(&fake).unwrap().replace(
+        "status)\n",
+        &format!("status)\n    echo 0 > '{}/dirty'\n", dir.path().display()),
+    );
+    fs::write(&fake, text).unwrap();
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert!(o.success(), "{}", o.stderr);
+    assert_eq!(
+        fs::read_to_string(&saved).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+    assert_eq!(
+        fs::read_to_string(dir.path().join("table")).unwrap(),
+        "0 131072 cache 254:1 254:2 254:3 128 2 metadata2 passthrough smq 0\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), cleaner, 0);
+    let missing = dir.path().join("none.table");
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &missing], &bin);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("holds no saved table"), "{}", o.stderr);
+    assert!(!dmsetup_calls(dir.path())
+        .iter()
+        .any(|c| c.starts_with("reload") || c.starts_with("suspend")));
+}
+
 /// After a rollback: era_invalidate invalidates the cache's stale blocks, then the saved
 /// table is made live again; when era_invalidate fails (here: no live targets), nothing is
 /// reloaded and the cache stays in passthrough mode; a bad era or table file is refused
@@ -578,6 +617,14 @@ fn the_rollback_recipe_invalidates_then_reloads_or_leaves_passthrough() {
         fs::read_to_string(dir.path().join("table")).unwrap(),
         format!("{WRITEBACK}\n")
     );
+
+    // The saved table cannot be loaded: the cache is resumed, still in passthrough.
+    fs::write(dir.path().join("fail"), "reload").unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("could not be made live"), "{}", o.stderr);
+    assert_eq!(dmsetup_calls(dir.path()).last().unwrap(), "resume c0");
+    fs::remove_file(dir.path().join("fail")).unwrap();
 
     // A bad era file, a table file that is no cache table: refused, era_invalidate not run.
     fs::remove_file(&log).unwrap();

@@ -38,6 +38,18 @@ if [ "$mode" = passthrough ]; then
 fi
 head=("${t[@]:0:7}")
 policy=("${t[@]:8+nf}")
+# The cleaner policy live: a run of this script was stopped while it wrote dirty blocks back.
+# The table to go back to is the one that run saved, not this one.
+again=no
+if [ "${policy[0]}" = cleaner ]; then
+    if [ ! -s "$file" ]; then
+        echo "$0: $name: its policy is cleaner and $file holds no saved table" >&2
+        exit 1
+    fi
+    read -r -a saved <<<"$(cat "$file")"
+    policy=("${saved[@]:8+${saved[7]}}")
+    again=yes
+fi
 
 # live TABLE: makes TABLE live; the cache is resumed whatever happens.
 live() {
@@ -50,13 +62,15 @@ live() {
 # dirty: the dirty blocks the status counts (its 14th field).
 dirty() { dmsetup status "$name" | awk '{ print $14 }'; }
 
-printf '%s\n' "$table" >"$file.new"
-sync "$file.new"
-mv -T "$file.new" "$file"
+if [ "$again" = no ]; then
+    printf '%s\n' "$table" >"$file.new"
+    sync "$file.new"
+    mv -T "$file.new" "$file"
+fi
 
 if [ "$(dirty)" != 0 ]; then
     echo "$0: $name: writing back $(dirty) dirty blocks with the cleaner policy"
-    live "${head[*]} $((${#others[@]} + 1)) ${others[*]} $mode cleaner 0"
+    [ "$again" = yes ] || live "${head[*]} $((${#others[@]} + 1)) ${others[*]} $mode cleaner 0"
     while [ "$(dirty)" != 0 ]; do
         sleep 1
     done

@@ -40,7 +40,13 @@ fi
 # The one "invalidated" of era_invalidate's JSON is the cache object's count.
 count=${answer#*\"invalidated\":}
 echo "$0: $cache: ${count%%[!0-9]*} cache blocks invalidated"
+# The cache is resumed whatever happens; a table that cannot be loaded leaves passthrough.
+rc=0
 dmsetup suspend "$cache"
-dmsetup reload "$cache" --table "$table"
-dmsetup resume "$cache"
+dmsetup reload "$cache" --table "$table" || rc=$?
+dmsetup resume "$cache" || rc=$?
+if [ "$rc" -ne 0 ]; then
+    echo "$0: $cache: the table from $saved could not be made live; see dmsetup table $cache" >&2
+    exit 1
+fi
 echo "$0: $cache: its table from $saved is live again"
