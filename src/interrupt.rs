@@ -428,16 +428,7 @@ fn watch_signals(w: &Watch, signal: &AtomicI32, device: &str, release: &dyn Fn()
         return;
     }
     let msg = release();
-    let tool = std::env::args_os()
-        .next()
-        .map(|a| {
-            Path::new(&a)
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .unwrap_or_default();
+    let tool = state().tool;
     say(&format!(
         "{tool}: {device}: error: interrupted by {}{msg}",
         signal_name(sig)

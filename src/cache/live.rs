@@ -67,10 +67,9 @@ pub struct CacheOptions {
 pub struct Outcome {
     /// The cache blocks that held written blocks when the mapping was read.
     pub invalidation: Invalidation,
-    /// `invalidate_cblocks` messages sent.
+    /// `invalidate_cblocks` messages sent. Unless it was a dry run, the mapping was read
+    /// again after them and held no written block.
     pub messages: usize,
-    /// Whether the mapping was read again after the messages and held no written block.
-    pub verified: bool,
 }
 
 /// Why an invalidation was refused or failed.
@@ -375,7 +374,6 @@ impl LiveCache {
             return Ok(Outcome {
                 invalidation,
                 messages: 0,
-                verified: false,
             });
         }
         let messages: Vec<String> = invalidation.messages().collect();
@@ -397,7 +395,6 @@ impl LiveCache {
         Ok(Outcome {
             invalidation,
             messages: messages.len(),
-            verified: true,
         })
     }
 

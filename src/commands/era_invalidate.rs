@@ -364,7 +364,7 @@ fn live_cache_run(
                     inv.write_json(w, ("device", cache_name), |c| {
                         c.field("dry_run", args.dry_run)?
                             .field("messages", outcome.messages)?
-                            .field("verified", outcome.verified)?;
+                            .field("verified", !args.dry_run)?;
                         Ok(())
                     })
                 })?;

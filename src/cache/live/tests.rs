@@ -272,7 +272,7 @@ fn the_blocks_holding_written_sectors_are_invalidated_and_the_rest_stay() {
     let ranges: Vec<_> = o.invalidation.ranges().collect();
     assert_eq!(ranges, [0..2, 4..5]);
     assert_eq!(o.invalidation.not_cached_blocks(), 1);
-    assert_eq!((o.messages, o.verified), (1, true));
+    assert_eq!(o.messages, 1);
     assert_eq!(dm.state().map, [None, None, None, Some(4), None, Some(700)]);
     // Read suspended, messages resumed, then a suspend that commits them and a read that
     // shows them gone; the cache is left resumed.
@@ -298,7 +298,7 @@ fn a_dry_run_reads_and_matches_and_sends_nothing() {
     };
     let o = run(&dm, opts, &[20..21]).unwrap();
     assert_eq!(o.invalidation.ranges().collect::<Vec<_>>(), [0..1]);
-    assert_eq!((o.messages, o.verified), (0, false));
+    assert_eq!(o.messages, 0);
     assert_eq!(changes(&dm), ["suspend", "resume"]);
     assert_eq!(dm.state().map, [Some(10), Some(3)]);
 }
