@@ -14,7 +14,10 @@
 //! still holds a written block.
 //!
 //! Every refusal comes before the cache is touched; every way out (success, error, panic,
-//! SIGINT/SIGTERM/SIGHUP through [`watched`]) leaves the cache resumed.
+//! SIGINT/SIGTERM/SIGHUP through [`watched`]) leaves the cache resumed. After each resume,
+//! and when a message is refused, the cache must still run the table inspected: a table
+//! someone loaded while the run held the cache suspended goes live at the run's resume, and
+//! a read or messages meant for one table say nothing of another.
 
 use std::fmt;
 use std::io;
@@ -26,7 +29,7 @@ use super::error::CacheError;
 use super::invalidate::{Invalidation, Matcher};
 use super::reader::CacheMetadata;
 use super::target::{CacheStatus, CacheTable, IoMode};
-use crate::dm::{DevId, DeviceMapper, DmDevice, DmError};
+use crate::dm::{DevId, DeviceMapper, DmDevice, DmError, TargetLine};
 use crate::interrupt::{signal_name, watched};
 use crate::pdata::io::{BlockIo, FileIo, OpenMode};
 
@@ -126,6 +129,13 @@ pub enum CacheFault {
     },
     /// The cache could not be resumed.
     Resume(DmError),
+    /// The cache no longer runs the table inspected, after `sent` messages: someone loaded
+    /// another, which went live at a resume (this run's, if it was loaded while the run held
+    /// the cache suspended).
+    TableChanged {
+        /// Messages the kernel took before it was seen.
+        sent: usize,
+    },
 }
 
 impl CacheFault {
@@ -206,6 +216,21 @@ impl CacheFault {
                 f,
                 "could not resume the cache: {e}; resume it with dmsetup resume {device}"
             ),
+            CacheFault::TableChanged { sent } => {
+                f.write_str(
+                    "the cache's table changed during the run (a table loaded while the run \
+                     held the cache suspended goes live when the run resumes it); ",
+                )?;
+                match sent {
+                    0 => f.write_str("nothing was invalidated")?,
+                    n => write!(f, "{n} invalidate_cblocks messages had been sent")?,
+                }
+                write!(
+                    f,
+                    ": see dmsetup table {device} and dmsetup status {device} before running \
+                     again"
+                )
+            }
         }
     }
 }
@@ -281,6 +306,8 @@ pub struct LiveCache {
     pub status: CacheStatus,
     /// How it is stacked with its neighbour.
     pub stacking: Stacking,
+    /// Its table's lines as inspected: the table every step must still find live.
+    lines: Vec<TargetLine>,
 }
 
 impl LiveCache {
@@ -369,6 +396,7 @@ impl LiveCache {
             s => Err(CacheFault::Interrupted { signal: s, sent }),
         };
         let invalidation = suspension.while_suspended(|| self.read(open, feed))?;
+        self.unchanged(suspension.dm, 0)?;
         interrupted(0)?;
         if opts.dry_run {
             return Ok(Outcome {
@@ -379,16 +407,19 @@ impl LiveCache {
         let messages: Vec<String> = invalidation.messages().collect();
         for (sent, message) in messages.iter().enumerate() {
             interrupted(sent)?;
-            suspension
-                .dm
-                .message(suspension.dev, 0, message)
-                .map_err(|error| CacheFault::Message {
+            if let Err(error) = suspension.dm.message(suspension.dev, 0, message) {
+                // A refusal because another table went live is told as such: running again
+                // is not the answer to it.
+                self.unchanged(suspension.dm, sent)?;
+                return Err(CacheFault::Message {
                     error,
                     sent,
                     of: messages.len(),
-                })?;
+                });
+            }
         }
         let after = suspension.while_suspended(|| self.read(open, feed))?;
+        self.unchanged(suspension.dm, messages.len())?;
         if after.cached_blocks > 0 {
             return Err(CacheFault::Remaining(after.cached_blocks));
         }
@@ -396,6 +427,16 @@ impl LiveCache {
             invalidation,
             messages: messages.len(),
         })
+    }
+
+    /// Checks that the cache still runs the table inspected, `sent` messages into the run:
+    /// a read of the mapping and the messages mean something only for that table.
+    fn unchanged(&self, dm: &dyn DeviceMapper, sent: usize) -> Result<(), CacheFault> {
+        if dm.table(&self.device)? == self.lines {
+            Ok(())
+        } else {
+            Err(CacheFault::TableChanged { sent })
+        }
     }
 
     /// Reads the suspended cache's mapping and matches `feed`'s ranges against it.
@@ -450,7 +491,8 @@ fn inspect(
     if info.inactive_table {
         return Err(CacheFault::InactiveTable);
     }
-    let table = CacheTable::from_lines(&dm.table(device)?).map_err(CacheFault::Target)?;
+    let lines = dm.table(device)?;
+    let table = CacheTable::from_lines(&lines).map_err(CacheFault::Target)?;
     let status = CacheStatus::from_lines(&dm.status(device)?).map_err(CacheFault::Target)?;
     if status.needs_check {
         return Err(CacheFault::NeedsCheck);
@@ -483,6 +525,7 @@ fn inspect(
         table,
         status,
         stacking,
+        lines,
     })
 }
 

@@ -46,6 +46,10 @@ struct State {
     map: Vec<Option<u64>>,
     /// Whether invalidate_cblocks removes mappings (a kernel that says yes and does not).
     honours_invalidate: bool,
+    /// The mode of a table someone loaded and did not resume: the next resume makes it live.
+    loaded: Option<&'static str>,
+    /// The mode of a table someone loads and resumes just before the next message.
+    reload_before_message: Option<&'static str>,
 }
 
 /// A device-mapper holding one cache target, named `c`, that behaves as the kernel's does as
@@ -75,6 +79,8 @@ impl MockCache {
                 metadata_block_size: 64,
                 map,
                 honours_invalidate: true,
+                loaded: None,
+                reload_before_message: None,
             }),
             log: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
@@ -149,7 +155,7 @@ impl DeviceMapper for MockCache {
             dev: CACHE,
             suspended: s.suspended,
             active_table: true,
-            inactive_table: s.inactive,
+            inactive_table: s.inactive || s.loaded.is_some(),
             target_count: 1,
         })
     }
@@ -188,6 +194,10 @@ impl DeviceMapper for MockCache {
     }
 
     fn message(&self, _: &DmDevice, sector: u64, message: &str) -> Result<(), DmError> {
+        let reload = self.st.lock().unwrap().reload_before_message.take();
+        if let Some(mode) = reload {
+            self.set(|s| s.mode = mode);
+        }
         let s = self.enter(message)?;
         assert_eq!(sector, 0);
         let refuse = |errno| {
@@ -226,7 +236,11 @@ impl DeviceMapper for MockCache {
 
     fn resume(&self, _: &DmDevice) -> Result<(), DmError> {
         self.enter("resume")?;
-        self.st.lock().unwrap().suspended = false;
+        let mut s = self.st.lock().unwrap();
+        if let Some(mode) = s.loaded.take() {
+            s.mode = mode;
+        }
+        s.suspended = false;
         Ok(())
     }
 }
@@ -488,4 +502,93 @@ fn a_signal_while_suspended_resumes_the_cache_and_sends_nothing() {
     );
     assert_eq!(changes(&dm), ["suspend", "resume"]);
     assert!(!dm.state().suspended);
+}
+
+/// A feed that loads a table in writeback mode into the cache the first time it is called
+/// (while the run holds the cache suspended, as someone at another terminal could), or the
+/// second when `second`, and else lists era blocks 0 to 3 as written.
+fn loading_feed<'a>(
+    dm: &'a MockCache,
+    second: bool,
+) -> impl Fn(&mut Matcher<'_>) -> Result<(), CacheError> + 'a {
+    let calls = Mutex::new(0);
+    move |m| {
+        let mut n = calls.lock().unwrap();
+        *n += 1;
+        if *n == 1 + usize::from(second) {
+            dm.set(|s| s.loaded = Some("writeback"));
+        }
+        m.written(0..4 * 32)
+    }
+}
+
+#[test]
+fn a_table_loaded_while_the_run_held_the_cache_suspended_stops_it_before_any_message() {
+    let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
+    let dev = DmDevice::Name("c".into());
+    let cache = LiveCache::inspect(&dm, &dev, &era()).unwrap();
+    let feed = loading_feed(&dm, false);
+    let e = cache
+        .invalidate(&dm, &era(), &CacheOptions::default(), &dm.open(), &feed)
+        .unwrap_err();
+    assert_eq!(
+        e.what(),
+        "the cache's table changed during the run (a table loaded while the run held the \
+         cache suspended goes live when the run resumes it); nothing was invalidated: see \
+         dmsetup table c and dmsetup status c before running again"
+    );
+    // Resumed (which made the loaded table live), and no message sent.
+    assert_eq!(changes(&dm), ["suspend", "resume"]);
+    let s = dm.state();
+    assert!(!s.suspended && s.mode == "writeback");
+    assert_eq!(s.map, [Some(0), Some(1), Some(9)]);
+}
+
+#[test]
+fn a_table_loaded_during_the_last_read_voids_its_verdict() {
+    let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
+    let dev = DmDevice::Name("c".into());
+    let cache = LiveCache::inspect(&dm, &dev, &era()).unwrap();
+    let feed = loading_feed(&dm, true);
+    let e = cache
+        .invalidate(&dm, &era(), &CacheOptions::default(), &dm.open(), &feed)
+        .unwrap_err();
+    assert!(
+        e.what()
+            .contains("; 1 invalidate_cblocks messages had been sent: see"),
+        "{e}"
+    );
+    assert_eq!(
+        changes(&dm),
+        [
+            "suspend",
+            "resume",
+            "invalidate_cblocks 0-2",
+            "suspend",
+            "resume"
+        ]
+    );
+    assert!(!dm.state().suspended);
+}
+
+#[test]
+fn a_message_refused_because_another_table_went_live_says_so() {
+    let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
+    dm.set(|s| s.reload_before_message = Some("writeback"));
+    let e = run(&dm, CacheOptions::default(), &[0..4]).unwrap_err();
+    assert!(
+        e.what()
+            .starts_with("the cache's table changed during the run")
+            && e.what().contains("; nothing was invalidated: see"),
+        "{e}"
+    );
+    // Without the reload, the same refusal is the kernel's own, and running again is right.
+    let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
+    dm.fail_on("invalidate_cblocks", libc::EPERM);
+    let e = run(&dm, CacheOptions::default(), &[0..4]).unwrap_err();
+    assert!(
+        e.what()
+            .starts_with("invalidate_cblocks refused after 0 of 1"),
+        "{e}"
+    );
 }
