@@ -515,6 +515,84 @@ fn the_passthrough_recipe_puts_the_table_back_when_the_kernel_refuses() {
         .any(|c| c.starts_with("reload")));
 }
 
+/// The kernel refuses passthrough and then the table the cache had cannot be loaded again:
+/// the cache is resumed all the same, and the line says what is left to see to.
+#[test]
+fn the_passthrough_recipe_resumes_the_cache_when_its_table_cannot_be_put_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 0);
+    let saved = dir.path().join("c0.table");
+    let fake = bin.join("dmsetup");
+    let text = fs::read_to_string(&fake).unwrap().replace(
+        "reload) echo \"$4\"",
+        &format!(
+            "reload) echo 1 > '{}/dirty'; echo \"$4\"",
+            dir.path().display()
+        ),
+    );
+    fs::write(&fake, text).unwrap();
+    fs::write(dir.path().join("fail"), "writeback smq").unwrap();
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(
+        o.stderr
+            .contains("could not enter passthrough mode, nor make the table it had before"),
+        "{}",
+        o.stderr
+    );
+    let calls = dmsetup_calls(dir.path());
+    assert!(
+        calls.ends_with(&[
+            format!("reload c0 --table {WRITEBACK}"),
+            "resume c0".to_string()
+        ]),
+        "{calls:?}"
+    );
+    assert_eq!(
+        fs::read_to_string(&saved).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+}
+
+/// A cache whose status has no dirty count (a failed cache's says only Fail) while its
+/// dirty blocks are written back: the script stops at once, saying where the table is
+/// saved, rather than wait for a count. The stand-in gives a count again after three Fail
+/// lines, so that a script that waits finishes, and fails this test, instead of hanging.
+#[test]
+fn the_passthrough_recipe_stops_when_the_status_has_no_dirty_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 7);
+    let saved = dir.path().join("c0.table");
+    let d = dir.path().display();
+    let fake = bin.join("dmsetup");
+    let text = fs::read_to_string(&fake).unwrap().replace(
+        "status)\n",
+        &format!(
+            "status)\n    n=$(cat '{d}/fails' 2>/dev/null || echo 0)\n    \
+             if grep -q cleaner '{d}/table' && [ \"$n\" -lt 3 ]; then\n        \
+             echo $((n + 1)) > '{d}/fails'; echo '0 131072 cache Fail'; exit 0\n    fi\n"
+        ),
+    );
+    fs::write(&fake, text).unwrap();
+    let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
+    assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
+    assert!(
+        o.stderr
+            .contains("c0: no dirty count in its status: 0 131072 cache Fail"),
+        "{}",
+        o.stderr
+    );
+    assert!(o.stderr.contains("saved in"), "{}", o.stderr);
+    assert_eq!(fs::read_to_string(dir.path().join("fails")).unwrap(), "1\n");
+    assert_eq!(
+        fs::read_to_string(&saved).unwrap(),
+        format!("{WRITEBACK}\n")
+    );
+    assert!(!dmsetup_calls(dir.path())
+        .iter()
+        .any(|c| c.contains("passthrough")));
+}
+
 /// A run stopped while the cleaner policy wrote dirty blocks back, run again: the table it
 /// saved stays saved (not the cleaner's), and passthrough comes with the saved policy; with
 /// no saved table it is refused, nothing reloaded.

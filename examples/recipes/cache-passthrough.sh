@@ -59,8 +59,19 @@ live() {
     dmsetup resume "$name" || rc=$?
     return "$rc"
 }
-# dirty: the dirty blocks the status counts (its 14th field).
-dirty() { dmsetup status "$name" | awk '{ print $14 }'; }
+# dirty: the dirty blocks the status counts (its 14th field). A status without the count (a
+# failed cache's says only Fail) stops the script rather than wait for it forever.
+dirty() {
+    local s n
+    s=$(dmsetup status "$name")
+    n=$(awk '{ print $14 }' <<<"$s")
+    if ! [[ $n =~ ^[0-9]+$ ]]; then
+        echo "$0: $name: no dirty count in its status: $s" >&2
+        echo "$0: $name: its table before this script is saved in $file" >&2
+        exit 1
+    fi
+    echo "$n"
+}
 
 if [ "$again" = no ]; then
     printf '%s\n' "$table" >"$file.new"
@@ -68,19 +79,30 @@ if [ "$again" = no ]; then
     mv -T "$file.new" "$file"
 fi
 
-if [ "$(dirty)" != 0 ]; then
-    echo "$0: $name: writing back $(dirty) dirty blocks with the cleaner policy"
+n=$(dirty)
+if [ "$n" != 0 ]; then
+    echo "$0: $name: writing back $n dirty blocks with the cleaner policy"
     [ "$again" = yes ] || live "${head[*]} $((${#others[@]} + 1)) ${others[*]} $mode cleaner 0"
-    while [ "$(dirty)" != 0 ]; do
+    # Not in the loop's condition, where a failed dirty would not stop the script.
+    while :; do
+        n=$(dirty)
+        [ "$n" = 0 ] && break
         sleep 1
     done
 fi
 # The suspend of this reload records every block clean, which the resume checks.
 if ! live "${head[*]} $((${#others[@]} + 1)) ${others[*]} passthrough ${policy[*]}"; then
-    # A failed resume leaves the cache suspended without its mappings: the saved table
-    # brings them back.
-    dmsetup reload "$name" --table "$table" && dmsetup resume "$name"
-    echo "$0: $name: could not enter passthrough mode; its table is back as saved in $file" >&2
+    # A failed resume leaves the cache suspended without its mappings: the table it had
+    # when this script started brings them back.
+    if dmsetup reload "$name" --table "$table" && dmsetup resume "$name"; then
+        echo "$0: $name: could not enter passthrough mode; the table it had before is live" \
+            "again (its table before this script is saved in $file)" >&2
+    else
+        dmsetup resume "$name" || true
+        echo "$0: $name: could not enter passthrough mode, nor make the table it had before" \
+            "live again: see dmsetup info $name (it may still be suspended); its table" \
+            "before this script is saved in $file" >&2
+    fi
     exit 1
 fi
 echo "$0: $name: in passthrough mode; roll the origin back, then run stale-after-rollback.sh"
