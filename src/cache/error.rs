@@ -17,6 +17,20 @@ pub enum CacheError {
          check and repair the metadata before trusting its mappings"
     )]
     NeedsCheck,
+    /// Written ranges handed to the matcher out of order: a fault of the caller, refused
+    /// rather than leave the earlier sectors' cache blocks out of the answer.
+    #[error(
+        "era list: written sectors {start} to {end} come after sectors up to {after}: the \
+         ranges must ascend (a bug: please report it)"
+    )]
+    Unordered {
+        /// The range's first sector.
+        start: u64,
+        /// The sector after its last.
+        end: u64,
+        /// The sector after the last of the ranges before.
+        after: u64,
+    },
 }
 
 impl From<crate::pdata::error::Error> for CacheError {

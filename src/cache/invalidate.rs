@@ -180,8 +180,10 @@ pub struct Matcher<'c> {
     window: Vec<u64>,
     /// The words of `window` set since it was last cleared.
     touched: Range<usize>,
-    /// The last origin block marked written, so that ranges must ascend.
+    /// The last origin block marked written.
     last: Option<u64>,
+    /// The sector after the last range handed in, below which no range may start.
+    after: u64,
     out: Invalidation,
 }
 
@@ -197,6 +199,7 @@ impl<'c> Matcher<'c> {
             window: Vec::new(),
             touched: 0..0,
             last: None,
+            after: 0,
             out: Invalidation {
                 marked: vec![0; crate::cast::index(n.div_ceil(64))],
                 nr_cache_blocks: n,
@@ -207,12 +210,21 @@ impl<'c> Matcher<'c> {
         }
     }
 
-    /// Origin sectors `written` were written. Ranges come in ascending order; they may
-    /// touch or share a cache block with the one before.
+    /// Origin sectors `written` were written. Ranges come in ascending order (else an
+    /// error: the part below the last would be left out); they may touch or share a cache
+    /// block with the one before.
     pub fn written(&mut self, written: Range<u64>) -> Result<(), CacheError> {
         if written.is_empty() {
             return Ok(());
         }
+        if written.start < self.after {
+            return Err(CacheError::Unordered {
+                start: written.start,
+                end: written.end,
+                after: self.after,
+            });
+        }
+        self.after = written.end;
         let mut begin = written.start / self.sectors;
         let end = written.end.div_ceil(self.sectors);
         if let Some(last) = self.last {
@@ -354,6 +366,25 @@ mod tests {
         let inv = invalidate(&c, &[0..8, 8..16, 56..72]);
         assert_eq!(pairs(&inv), [(0, 2)]);
         assert_eq!((inv.written_blocks, inv.cached_blocks), (2, 2));
+    }
+
+    #[test]
+    fn ranges_out_of_order_are_refused_rather_than_left_out() {
+        let c = cache(&[Some(0), Some(1), Some(2)]);
+        let mut m = Matcher::new(&c);
+        m.written(64..80).unwrap();
+        // Touching the range before is in order; starting inside it or below it is not.
+        m.written(80..96).unwrap();
+        let e = m.written(90..200).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "era list: written sectors 90 to 200 come after sectors up to 96: the ranges \
+             must ascend (a bug: please report it)"
+        );
+        assert!(matches!(
+            m.written(0..8),
+            Err(CacheError::Unordered { after: 96, .. })
+        ));
     }
 
     #[test]
