@@ -420,6 +420,22 @@ exit 0
 
 const WRITEBACK: &str = "0 131072 cache 254:1 254:2 254:3 128 2 metadata2 writeback smq 0";
 
+/// Edits the stand-in `dmsetup` in `bin`: `from` in its script becomes `to`.
+fn patch_fake(bin: &Path, from: &str, to: &str) {
+    let fake = bin.join("dmsetup");
+    let text = fs::read_to_string(&fake).unwrap().replace(from, to);
+    fs::write(&fake, text).unwrap();
+}
+
+/// A clean cache in writeback mode (`fake_cache_dmsetup`) whose reloads leave a block
+/// dirty: the kernel's check at the resume into passthrough fails.
+fn cache_refusing_passthrough(dir: &Path) -> PathBuf {
+    let bin = fake_cache_dmsetup(dir, WRITEBACK, 0);
+    let dirty = format!("reload) echo 1 > '{}/dirty'; echo \"$4\"", dir.display());
+    patch_fake(&bin, "reload) echo \"$4\"", &dirty);
+    bin
+}
+
 /// Before a rollback: the cache's table is saved, its dirty blocks written back with the
 /// cleaner policy, and the same table made live in passthrough mode.
 #[test]
@@ -479,19 +495,9 @@ fn the_passthrough_recipe_cleans_the_cache_then_reloads_it_in_passthrough() {
 #[test]
 fn the_passthrough_recipe_puts_the_table_back_when_the_kernel_refuses() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 0);
-    // Dirty again after the status read 0: the kernel's check at resume fails.
-    fs::write(dir.path().join("dirty"), "0\n").unwrap();
+    // Dirty again after the status read 0.
+    let bin = cache_refusing_passthrough(dir.path());
     let saved = dir.path().join("c0.table");
-    let fake = bin.join("dmsetup");
-    let text = fs::read_to_string(&fake).unwrap().replace(
-        "reload) echo \"$4\"",
-        &format!(
-            "reload) echo 1 > '{}/dirty'; echo \"$4\"",
-            dir.path().display()
-        ),
-    );
-    fs::write(&fake, text).unwrap();
     let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(
@@ -520,17 +526,8 @@ fn the_passthrough_recipe_puts_the_table_back_when_the_kernel_refuses() {
 #[test]
 fn the_passthrough_recipe_resumes_the_cache_when_its_table_cannot_be_put_back() {
     let dir = tempfile::tempdir().unwrap();
-    let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 0);
+    let bin = cache_refusing_passthrough(dir.path());
     let saved = dir.path().join("c0.table");
-    let fake = bin.join("dmsetup");
-    let text = fs::read_to_string(&fake).unwrap().replace(
-        "reload) echo \"$4\"",
-        &format!(
-            "reload) echo 1 > '{}/dirty'; echo \"$4\"",
-            dir.path().display()
-        ),
-    );
-    fs::write(&fake, text).unwrap();
     fs::write(dir.path().join("fail"), "writeback smq").unwrap();
     let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert_eq!(o.code, 1, "{}", o.stderr);
@@ -564,16 +561,12 @@ fn the_passthrough_recipe_stops_when_the_status_has_no_dirty_count() {
     let bin = fake_cache_dmsetup(dir.path(), WRITEBACK, 7);
     let saved = dir.path().join("c0.table");
     let d = dir.path().display();
-    let fake = bin.join("dmsetup");
-    let text = fs::read_to_string(&fake).unwrap().replace(
-        "status)\n",
-        &format!(
-            "status)\n    n=$(cat '{d}/fails' 2>/dev/null || echo 0)\n    \
-             if grep -q cleaner '{d}/table' && [ \"$n\" -lt 3 ]; then\n        \
-             echo $((n + 1)) > '{d}/fails'; echo '0 131072 cache Fail'; exit 0\n    fi\n"
-        ),
+    let fail_three_times = format!(
+        "status)\n    n=$(cat '{d}/fails' 2>/dev/null || echo 0)\n    \
+         if grep -q cleaner '{d}/table' && [ \"$n\" -lt 3 ]; then\n        \
+         echo $((n + 1)) > '{d}/fails'; echo '0 131072 cache Fail'; exit 0\n    fi\n"
     );
-    fs::write(&fake, text).unwrap();
+    patch_fake(&bin, "status)\n", &fail_three_times);
     let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert_eq!(o.code, 1, "{}{}", o.stdout, o.stderr);
     assert!(
@@ -604,12 +597,8 @@ fn the_passthrough_recipe_run_again_after_a_stop_keeps_the_saved_table() {
     let saved = dir.path().join("c0.table");
     fs::write(&saved, format!("{WRITEBACK}\n")).unwrap();
     // The blocks are written back while it waits.
-    let fake = bin.join("dmsetup");
-    let text = fs::read_to_string(&fake).unwrap().replace(
-        "status)\n",
-        &format!("status)\n    echo 0 > '{}/dirty'\n", dir.path().display()),
-    );
-    fs::write(&fake, text).unwrap();
+    let written_back = format!("status)\n    echo 0 > '{}/dirty'\n", dir.path().display());
+    patch_fake(&bin, "status)\n", &written_back);
     let o = run_script("cache-passthrough.sh", &[Path::new("c0"), &saved], &bin);
     assert!(o.success(), "{}", o.stderr);
     assert_eq!(
