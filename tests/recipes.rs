@@ -653,6 +653,19 @@ fn the_rollback_recipe_invalidates_then_reloads_or_leaves_passthrough() {
     assert!(!dmsetup_calls(dir.path())
         .iter()
         .any(|c| c.starts_with("reload")));
+    // The same failure with the cache not in passthrough (cache-passthrough.sh not run, or
+    // another table loaded since): the script says so instead of claiming passthrough.
+    fs::write(dir.path().join("table"), format!("{WRITEBACK}\n")).unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("c0: nothing reloaded; the cache is not in passthrough mode and may read"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("stays in passthrough"), "{}", o.stderr);
+    fs::write(dir.path().join("table"), format!("{passthrough}\n")).unwrap();
 
     // A stand-in that answers as the tool does.
     let log = dir.path().join("era_invalidate.args");

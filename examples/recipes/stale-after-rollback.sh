@@ -2,8 +2,8 @@
 # After the storage array rolled an era target's origin back to a snapshot, under a dm-cache in
 # passthrough mode (cache-passthrough.sh): invalidate in the cache every block written in the
 # era saved with the snapshot (vendor-snapshot-era.sh) or later, then make the cache's saved
-# table live again. If the invalidation fails, the cache stays in passthrough mode, which reads
-# nothing stale: see what era_invalidate says, and run this again.
+# table live again. If the invalidation fails, nothing is reloaded: a cache left in passthrough
+# mode reads nothing stale; see what era_invalidate and this script say, and run this again.
 #
 #   stale-after-rollback.sh ERA_FILE ERA_TARGET CACHE TABLE_FILE
 #
@@ -34,7 +34,14 @@ if [ "${t[2]:-}" != cache ]; then
 fi
 
 if ! answer=$(era_invalidate --live "$era_target" --written-since "$era" --cache "$cache"); then
-    echo "$0: $cache: nothing reloaded; the cache stays in passthrough mode" >&2
+    # era_invalidate said why; the mode the cache is in is read, not assumed (the cache
+    # may not have been put in passthrough, or someone may have loaded another table).
+    if [[ " $(dmsetup table "$cache" 2>/dev/null) " == *" passthrough "* ]]; then
+        echo "$0: $cache: nothing reloaded; the cache stays in passthrough mode" >&2
+    else
+        echo "$0: $cache: nothing reloaded; the cache is not in passthrough mode and may" \
+            "read blocks the rollback made stale: see dmsetup table $cache" >&2
+    fi
     exit 1
 fi
 # The one "invalidated" of era_invalidate's JSON is the cache object's count.
