@@ -29,9 +29,11 @@ use super::error::CacheError;
 use super::invalidate::{Invalidation, Matcher};
 use super::reader::CacheMetadata;
 use super::target::{CacheStatus, CacheTable, IoMode};
-use crate::dm::{DevId, DeviceMapper, DmDevice, DmError, TargetLine};
+use crate::dm::{
+    self, DevId, DeviceError, DeviceFault, DeviceMapper, DmDevice, DmError, NodeError, TargetLine,
+};
 use crate::interrupt::{signal_name, watched};
-use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+use crate::pdata::io::BlockIo;
 
 /// The device a cache is stacked with, as the caller found it: the cache must sit directly
 /// on it, or it directly on the cache, for cache blocks and its sectors to be numbered
@@ -101,10 +103,8 @@ pub enum CacheFault {
         /// The neighbour.
         neighbour: Neighbour,
     },
-    /// No device node for the metadata device.
-    NoNode(DevId),
     /// The metadata device could not be opened.
-    Open(PathBuf, io::Error),
+    Node(NodeError),
     /// The metadata could not be read.
     Metadata(PathBuf, CacheError),
     /// The metadata does not agree with the table or the status.
@@ -138,8 +138,7 @@ pub enum CacheFault {
     },
 }
 
-impl CacheFault {
-    /// The fault in words; `device` is how commands to type name the cache.
+impl DeviceFault for CacheFault {
     fn describe(&self, f: &mut fmt::Formatter<'_>, device: &str) -> fmt::Result {
         match self {
             CacheFault::Dm(e) => write!(f, "{e}"),
@@ -181,10 +180,7 @@ impl CacheFault {
                  stacked directly on each other: their blocks cannot be matched",
                 neighbour.name, neighbour.dev, neighbour.origin
             ),
-            CacheFault::NoNode(dev) => {
-                write!(f, "no device node found for the metadata device {dev}")
-            }
-            CacheFault::Open(p, e) => write!(f, "{}: {e}", p.display()),
+            CacheFault::Node(e) => write!(f, "{e}"),
             CacheFault::Metadata(p, e) => write!(f, "{}: {e}", p.display()),
             CacheFault::Message { error, sent, of } => write!(
                 f,
@@ -250,34 +246,7 @@ impl From<DmError> for CacheFault {
 }
 
 /// An invalidation's failure, naming the cache.
-#[derive(Debug)]
-pub struct CacheLiveError {
-    /// The cache as the user named it.
-    pub device: String,
-    /// What went wrong.
-    pub fault: CacheFault,
-}
-
-impl CacheLiveError {
-    /// What went wrong, without the device's name in front (the reporter puts it there).
-    pub fn what(&self) -> String {
-        struct What<'a>(&'a CacheLiveError);
-        impl fmt::Display for What<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fault.describe(f, &self.0.device)
-            }
-        }
-        What(self).to_string()
-    }
-}
-
-impl fmt::Display for CacheLiveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.device, self.what())
-    }
-}
-
-impl std::error::Error for CacheLiveError {}
+pub type CacheLiveError = DeviceError<CacheFault>;
 
 /// Opens the metadata device of a suspended cache: its node, and the device read without
 /// `O_EXCL` (the kernel holds it).
@@ -286,9 +255,7 @@ pub type Opener<'a> =
 
 /// Opens a cache's metadata device by its number, shared, with `O_DIRECT`.
 pub fn open_metadata(dev: DevId) -> Result<(PathBuf, Box<dyn BlockIo + Send + Sync>), CacheFault> {
-    let path = dev.node().ok_or(CacheFault::NoNode(dev))?;
-    let io =
-        FileIo::open(&path, OpenMode::ReadShared).map_err(|e| CacheFault::Open(path.clone(), e))?;
+    let (path, io) = dm::open_metadata(dev).map_err(CacheFault::Node)?;
     Ok((path, Box::new(io)))
 }
 

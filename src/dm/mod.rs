@@ -11,9 +11,12 @@
 //! requests. Nor is `dmsetup` run as a fallback: it is a second way to fail (missing binary,
 //! locale-dependent output, udev waits) for no gain once the ioctls work.
 
+mod failure;
 pub mod ioctl;
 #[cfg(test)]
 pub mod mock;
+
+pub use failure::{open_metadata, DeviceError, DeviceFault, NodeError};
 
 use std::fmt;
 use std::io;

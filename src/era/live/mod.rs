@@ -26,9 +26,11 @@ use super::invalidate::{written_since, WrittenBlocks};
 use super::metadata::Metadata;
 use super::view::View;
 use crate::dm::ioctl::Control;
-use crate::dm::{DevId, DeviceMapper, DmDevice, DmError};
+use crate::dm::{
+    self, DevId, DeviceError, DeviceFault, DeviceMapper, DmDevice, DmError, NodeError,
+};
 use crate::interrupt::{signal_name, watched, Interruptible};
-use crate::pdata::io::{BlockIo, FileIo, OpenMode};
+use crate::pdata::io::BlockIo;
 use crate::pdata::report::Problems;
 
 /// How to run a session.
@@ -92,10 +94,8 @@ pub enum LiveFault {
     SnapshotHeld(u64),
     /// `--checkpoint` with a snapshot taken before it.
     CheckpointWithHeld(u64),
-    /// No device node for the metadata device.
-    NoNode(DevId),
     /// The metadata device could not be opened.
-    Open(PathBuf, io::Error),
+    Node(NodeError),
     /// The metadata does not agree with what device-mapper says.
     Mismatch(String),
     /// The metadata device could not be read.
@@ -121,8 +121,7 @@ impl fmt::Display for LiveFault {
     }
 }
 
-impl LiveFault {
-    /// The fault in words; `device` is how commands to type name the device.
+impl DeviceFault for LiveFault {
     fn describe(&self, f: &mut fmt::Formatter<'_>, device: &str) -> fmt::Result {
         match self {
             LiveFault::Dm(e) => write!(f, "{e}"),
@@ -142,10 +141,7 @@ impl LiveFault {
                 "--checkpoint cannot apply to the metadata snapshot already held (root \
                  {root}), which was taken before it"
             ),
-            LiveFault::NoNode(dev) => {
-                write!(f, "no device node found for the metadata device {dev}")
-            }
-            LiveFault::Open(p, e) => write!(f, "{}: {e}", p.display()),
+            LiveFault::Node(e) => write!(f, "{e}"),
             LiveFault::Mismatch(s) => f.write_str(s),
             LiveFault::Metadata(p, e) => write!(f, "{}: {e}", p.display()),
             LiveFault::Read(e) => write!(f, "{e}"),
@@ -168,45 +164,17 @@ impl LiveFault {
             ),
         }
     }
-}
 
-/// A session's failure, naming the device.
-#[derive(Debug)]
-pub struct LiveError {
-    /// The device as the user named it.
-    pub device: String,
-    /// What went wrong.
-    pub fault: LiveFault,
-}
-
-impl LiveError {
-    /// What went wrong, without the device's name in front (the reporter puts it there).
-    pub fn what(&self) -> String {
-        struct What<'a>(&'a LiveError);
-        impl fmt::Display for What<'_> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fault.describe(f, &self.0.device)
-            }
-        }
-        What(self).to_string()
-    }
-}
-
-impl fmt::Display for LiveError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.device)?;
-        self.fault.describe(f, &self.device)
-    }
-}
-
-impl StdError for LiveError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match &self.fault {
+        match self {
             LiveFault::Read(e) => e.source(),
             _ => None,
         }
     }
 }
+
+/// A session's failure, naming the device.
+pub type LiveError = DeviceError<LiveFault>;
 
 impl From<DmError> for LiveFault {
     fn from(e: DmError) -> LiveFault {
@@ -219,9 +187,7 @@ pub type Opener<'a> = &'a dyn Fn(DevId) -> Result<(PathBuf, Box<dyn BlockIo>), L
 
 /// Opens a metadata device by its number, for reading a held snapshot.
 pub fn open_metadata(dev: DevId) -> Result<(PathBuf, Box<dyn BlockIo>), LiveFault> {
-    let path = dev.node().ok_or(LiveFault::NoNode(dev))?;
-    let io =
-        FileIo::open(&path, OpenMode::ReadShared).map_err(|e| LiveFault::Open(path.clone(), e))?;
+    let (path, io) = dm::open_metadata(dev).map_err(LiveFault::Node)?;
     Ok((path, Box::new(io)))
 }
 

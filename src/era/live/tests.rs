@@ -199,8 +199,9 @@ fn refusals_come_before_any_message() {
     assert!(e.to_string().contains("Permission denied"), "{e}");
 
     let dm = target(2);
-    let no_node =
-        |d: DevId| -> Result<(PathBuf, Box<dyn BlockIo>), LiveFault> { Err(LiveFault::NoNode(d)) };
+    let no_node = |d: DevId| -> Result<(PathBuf, Box<dyn BlockIo>), LiveFault> {
+        Err(LiveFault::Node(NodeError::NoNode(d)))
+    };
     let e = run_with(&dm, &dev(), &opts(true, false), &no_node, since(1)).unwrap_err();
     assert_eq!(
         e.to_string(),
