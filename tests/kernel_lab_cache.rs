@@ -398,10 +398,11 @@ fn all_active(dir: &Path, run: &str) {
 }
 
 /// What the command refuses or stops at on the control case's devices (the scenario's
-/// `refusals`), each expected from what the scenario did and the kernel reported before the
-/// run: a metadata snapshot held by someone else, a table loaded while the command held the
-/// cache suspended, and cache metadata whose commit failed.
-fn refusals(m: &Value, out: &str, name: &str) {
+/// `refusals`), each expected from what the scenario did and the kernel reported: a metadata
+/// snapshot held by someone else, a table loaded while the command held the cache suspended,
+/// the cache metadata's writes failing from then on, and the cache the kernel left. `cached`
+/// blocks were cached, `stale` of them written since the era, in `ranges` of cache blocks.
+fn refusals(m: &Value, out: &str, name: &str, cached: u64, stale: u64, ranges: usize) {
     let dir = target().join(out);
     let notes = notes(m);
     let note = |prefix: &str| -> &str {
@@ -483,8 +484,41 @@ fn refusals(m: &Value, out: &str, name: &str) {
     );
     println!("{name}: table loaded meanwhile: {}", tc.stderr.trim_end());
 
-    // Metadata writes failing: the kernel's status after the failed commit says what the
-    // refusal must be.
+    // Metadata writes failing from the command's first suspend on: the kernel took the
+    // messages in memory (the mapped count drops by the stale blocks), its next commit failed,
+    // and the mapping read again from the device still maps every stale block.
+    assert!(
+        note("writes-fail: swapper exit ").starts_with("0 "),
+        "{name}: writes did not fail before the command resumed the cache"
+    );
+    let wf = run("writes-fail");
+    refused(&wf, name);
+    let after = cache_status(m, wf.step);
+    let flags = status_at(m, wf.step, "c").expect("a cache status")["line"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(flags, ["needs_check", "ro"], "{name}: the kernel's flags");
+    assert_eq!(after.mapped, cached - stale, "{name}: taken in memory");
+    assert!(
+        wf.stderr.contains(&format!(
+            "the kernel could not commit the cache's metadata during the run, after {} \
+             invalidate_cblocks messages, and now reports it read-only and flagged needs_check",
+            ranges.div_ceil(1000)
+        )) && wf.stderr.contains(&format!(
+            "still maps {stale} cache blocks to written blocks"
+        )) && !wf.stderr.contains("keep the cache in passthrough mode"),
+        "{name}: {}",
+        wf.stderr
+    );
+    all_active(&dir, &format!("{name}-writes-fail"));
+    assert!(held(wf.step).is_null(), "{name}: e holds a snapshot");
+    println!("{name}: metadata writes failing: {}", wf.stderr.trim_end());
+
+    // The cache as the kernel left it: its status says what the refusal must be.
     let status = note("needs-check: status before: ");
     let words: Vec<&str> = status.split_whitespace().collect();
     let want = if words.contains(&"Fail") {
@@ -602,7 +636,8 @@ fn one_case(m: &Value, out: &str, case: &Case) {
 
     if case.mode == "control" {
         interrupted(m, name);
-        refusals(m, out, name);
+        let (c, s) = (cached.len() as u64, stale.len() as u64);
+        refusals(m, out, name, c, s, want.len());
     }
 
     let (_, after) = mapping(&dir, &format!("{name}-after"));
