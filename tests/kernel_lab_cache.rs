@@ -7,7 +7,9 @@
 //! caches it at once, a partial one does not (but one to a cached block lands in it), a
 //! cache over dm-era writes cached blocks back whole, and dm-era marks whole era blocks. The cache
 //! blocks that hold those origin blocks come from the kernel's metadata captured before the
-//! command, whose mapping must itself agree with the writes and with `dmsetup status`.
+//! command, whose mapping must itself agree with the writes and with `dmsetup status`. The
+//! refusals (a held era snapshot, a table loaded meanwhile, metadata the kernel flagged after
+//! a failed commit) are expected from what the scenario did and the status the kernel gave.
 
 mod common;
 
@@ -388,6 +390,155 @@ fn interrupted(m: &Value, name: &str) {
     }
 }
 
+/// Every dm device ACTIVE after the guarded run `run` (none left suspended).
+fn all_active(dir: &Path, run: &str) {
+    let st = states(dir, run);
+    assert!(st.contains_key("c"), "{run}: no c in {st:?}");
+    assert!(st.values().all(|s| s == "ACTIVE"), "{run}: {st:?}");
+}
+
+/// What the command refuses or stops at on the control case's devices (the scenario's
+/// `refusals`), each expected from what the scenario did and the kernel reported: a metadata
+/// snapshot held by someone else, a table loaded while the command held the cache suspended,
+/// the cache metadata's writes failing from then on, and the cache the kernel left. `cached`
+/// blocks were cached, `stale` of them written since the era, in `ranges` of cache blocks.
+fn refusals(m: &Value, out: &str, name: &str, cached: u64, stale: u64, ranges: usize) {
+    let dir = target().join(out);
+    let notes = notes(m);
+    let note = |prefix: &str| -> &str {
+        notes
+            .iter()
+            .find_map(|n| n.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("{name}: no note '{prefix}...'"))
+    };
+    let run = |r: &str| carried_in(m, out, &format!("{name}-{r}"));
+    let untouched = |r: &str| {
+        assert_eq!(
+            note(&format!("{name}-{r}: c seen suspended during the run: ")),
+            "no",
+            "{name}-{r}: the cache was suspended"
+        );
+    };
+    let held = |step: u64| {
+        status_at(m, step, "e").expect("an era status after the run")["parsed"]
+            ["held_metadata_root"]
+            .clone()
+    };
+
+    // A snapshot held by someone else: the era session's refusal, the snapshot still held.
+    let root = note("snap-held: e holds metadata snapshot ");
+    let sh = run("snap-held");
+    refused(&sh, name);
+    assert!(
+        sh.stderr.contains(&format!(
+            "a metadata snapshot is already held (root {root}), by someone else"
+        )),
+        "{name}: {}",
+        sh.stderr
+    );
+    untouched("snap-held");
+    all_active(&dir, &format!("{name}-snap-held"));
+    assert_eq!(
+        held(sh.step).to_string(),
+        root,
+        "{name}: the snapshot is held"
+    );
+    assert_eq!(
+        cache_status(m, sh.step).mapped,
+        cache_status(m, sh.step - 1).mapped,
+        "{name}: snapshot held, yet blocks were invalidated"
+    );
+    println!("{name}: snapshot {root} held: {}", sh.stderr.trim_end());
+
+    // A writeback table loaded while the command held the cache suspended: live after the
+    // command's resume, which stops there.
+    assert!(
+        note("table-changed: loader exit ").starts_with("0 "),
+        "{name}: the table was not loaded while the command held the cache suspended"
+    );
+    let tc = run("table-changed");
+    refused(&tc, name);
+    assert!(
+        tc.stderr
+            .contains("the cache's table changed during the run")
+            && tc.stderr.contains("nothing was invalidated"),
+        "{name}: {}",
+        tc.stderr
+    );
+    all_active(&dir, &format!("{name}-table-changed"));
+    assert!(held(tc.step).is_null(), "{name}: e holds a snapshot");
+    let live = note("table-changed: live table: ");
+    assert!(
+        live.contains(" writeback ") && !live.contains("passthrough"),
+        "{name}: the loaded table is not live: {live}"
+    );
+    assert_eq!(note("table-changed: inactive table: "), "", "{name}");
+    let (before, after) = (cache_status(m, tc.step - 1), cache_status(m, tc.step));
+    assert_eq!(
+        (before.mode.as_str(), after.mode.as_str()),
+        ("passthrough", "writeback")
+    );
+    assert_eq!(
+        after.mapped, before.mapped,
+        "{name}: blocks invalidated after the table changed"
+    );
+    println!("{name}: table loaded meanwhile: {}", tc.stderr.trim_end());
+
+    // Metadata writes failing from the command's first suspend on: the kernel took the
+    // messages in memory (the mapped count drops by the stale blocks), its next commit failed,
+    // and the mapping read again from the device still maps every stale block.
+    assert!(
+        note("writes-fail: swapper exit ").starts_with("0 "),
+        "{name}: writes did not fail before the command resumed the cache"
+    );
+    let wf = run("writes-fail");
+    refused(&wf, name);
+    let after = cache_status(m, wf.step);
+    let flags = status_at(m, wf.step, "c").expect("a cache status")["line"]
+        .as_str()
+        .unwrap()
+        .split_whitespace()
+        .rev()
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(flags, ["needs_check", "ro"], "{name}: the kernel's flags");
+    assert_eq!(after.mapped, cached - stale, "{name}: taken in memory");
+    assert!(
+        wf.stderr.contains(&format!(
+            "the kernel could not commit the cache's metadata during the run, after {} \
+             invalidate_cblocks messages, and now reports it read-only and flagged needs_check",
+            ranges.div_ceil(1000)
+        )) && wf.stderr.contains(&format!(
+            "still maps {stale} cache blocks to written blocks"
+        )) && !wf.stderr.contains("keep the cache in passthrough mode"),
+        "{name}: {}",
+        wf.stderr
+    );
+    all_active(&dir, &format!("{name}-writes-fail"));
+    assert!(held(wf.step).is_null(), "{name}: e holds a snapshot");
+    println!("{name}: metadata writes failing: {}", wf.stderr.trim_end());
+
+    // The cache as the kernel left it: its status says what the refusal must be.
+    let status = note("needs-check: status before: ");
+    let words: Vec<&str> = status.split_whitespace().collect();
+    let want = if words.contains(&"Fail") {
+        "it has failed"
+    } else if words.contains(&"needs_check") {
+        "the cache's metadata is flagged needs_check"
+    } else if words.contains(&"ro") {
+        "the cache's metadata is read-only"
+    } else {
+        panic!("{name}: the kernel did not flag the cache: {status}")
+    };
+    let nc = run("needs-check");
+    refused(&nc, name);
+    assert!(nc.stderr.contains(want), "{name}: {}", nc.stderr);
+    untouched("needs-check");
+    all_active(&dir, &format!("{name}-needs-check"));
+    assert!(held(nc.step).is_null(), "{name}: e holds a snapshot");
+    println!("{name}: {status}: {}", nc.stderr.trim_end());
+}
+
 fn one_case(m: &Value, out: &str, case: &Case) {
     let name = case.name.as_str();
     let dir = target().join(out);
@@ -485,6 +636,8 @@ fn one_case(m: &Value, out: &str, case: &Case) {
 
     if case.mode == "control" {
         interrupted(m, name);
+        let (c, s) = (cached.len() as u64, stale.len() as u64);
+        refusals(m, out, name, c, s, want.len());
     }
 
     let (_, after) = mapping(&dir, &format!("{name}-after"));

@@ -17,7 +17,11 @@
 //! SIGINT/SIGTERM/SIGHUP through [`watched`]) leaves the cache resumed. After each resume,
 //! and when a message is refused, the cache must still run the table inspected: a table
 //! someone loaded while the run held the cache suspended goes live at the run's resume, and
-//! a read or messages meant for one table say nothing of another.
+//! a read or messages meant for one table say nothing of another. When a message is refused
+//! or blocks remain, a cache whose metadata the kernel could no longer commit (it then shows
+//! it read-only and flagged, or failed) is told as such: what the messages did lives in
+//! memory only (the kernel aborted the transaction that held it), and running again is
+//! refused until the metadata is repaired.
 
 use std::fmt;
 use std::io;
@@ -136,6 +140,18 @@ pub enum CacheFault {
         /// Messages the kernel took before it was seen.
         sent: usize,
     },
+    /// The kernel could not commit the cache's metadata during the run (a message was
+    /// refused, or cache blocks still held written blocks in the metadata read last), and now
+    /// shows it read-only, flagged or failed: running again is refused until it is repaired.
+    MetadataFailed {
+        /// What the status shows, in words.
+        state: String,
+        /// Messages the kernel took before.
+        sent: usize,
+        /// Cache blocks that still held written blocks in the metadata read last, if the
+        /// mapping was read after the messages.
+        remaining: Option<u64>,
+    },
 }
 
 impl DeviceFault for CacheFault {
@@ -225,6 +241,33 @@ impl DeviceFault for CacheFault {
                     f,
                     ": see dmsetup table {device} and dmsetup status {device} before running \
                      again"
+                )
+            }
+            CacheFault::MetadataFailed {
+                state,
+                sent,
+                remaining,
+            } => {
+                write!(
+                    f,
+                    "the kernel could not commit the cache's metadata during the run, after \
+                     {sent} invalidate_cblocks messages, and now reports it {state} (dmsetup \
+                     status {device}; see the kernel log): "
+                )?;
+                match remaining {
+                    Some(n) => write!(
+                        f,
+                        "the metadata on its device still maps {n} cache blocks to written \
+                         blocks"
+                    )?,
+                    None => f.write_str(
+                        "the metadata on its device may still map cache blocks to written \
+                         blocks",
+                    )?,
+                }
+                f.write_str(
+                    "; do not use the cache in writeback or writethrough mode with it: check \
+                     and repair the metadata, load the cache in passthrough mode and run again",
                 )
             }
         }
@@ -375,9 +418,10 @@ impl LiveCache {
         for (sent, message) in messages.iter().enumerate() {
             interrupted(sent)?;
             if let Err(error) = suspension.dm.message(suspension.dev, 0, message) {
-                // A refusal because another table went live is told as such: running again
-                // is not the answer to it.
+                // A refusal because another table went live, or because the kernel could not
+                // commit the metadata, is told as such: running again is not the answer to it.
                 self.unchanged(suspension.dm, sent)?;
+                self.committing(suspension.dm, sent, None)?;
                 return Err(CacheFault::Message {
                     error,
                     sent,
@@ -388,6 +432,7 @@ impl LiveCache {
         let after = suspension.while_suspended(|| self.read(open, feed))?;
         self.unchanged(suspension.dm, messages.len())?;
         if after.cached_blocks > 0 {
+            self.committing(suspension.dm, messages.len(), Some(after.cached_blocks))?;
             return Err(CacheFault::Remaining(after.cached_blocks));
         }
         Ok(Outcome {
@@ -404,6 +449,37 @@ impl LiveCache {
         } else {
             Err(CacheFault::TableChanged { sent })
         }
+    }
+
+    /// Checks, when the run went wrong `sent` messages into it, that the kernel still commits
+    /// the cache's metadata: a commit that failed (the kernel's log says which) leaves it
+    /// read-only and flagged `needs_check`, or the target failed, and the messages it took
+    /// then lived in memory only. A status that cannot be read says nothing more here.
+    fn committing(
+        &self,
+        dm: &dyn DeviceMapper,
+        sent: usize,
+        remaining: Option<u64>,
+    ) -> Result<(), CacheFault> {
+        let Ok(lines) = dm.status(&self.device) else {
+            return Ok(());
+        };
+        let failed = |l: &TargetLine| l.params.split_whitespace().eq(["Fail"]);
+        let state = if lines.iter().any(failed) {
+            "failed ('Fail')"
+        } else {
+            match CacheStatus::from_lines(&lines).map(|s| (s.read_only, s.needs_check)) {
+                Ok((true, true)) => "read-only and flagged needs_check ('ro needs_check')",
+                Ok((true, false)) => "read-only ('ro')",
+                Ok((false, true)) => "flagged needs_check",
+                Ok((false, false)) | Err(_) => return Ok(()),
+            }
+        };
+        Err(CacheFault::MetadataFailed {
+            state: state.to_string(),
+            sent,
+            remaining,
+        })
     }
 
     /// Reads the suspended cache's mapping and matches `feed`'s ranges against it.

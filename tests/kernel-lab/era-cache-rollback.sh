@@ -6,7 +6,7 @@
 # tests/kernel_lab_cache.rs. Needs bash on the host: the checkpoint is taken by the README's
 # recipe examples/recipes/vendor-snapshot-era.sh, carried into the VM with bash to run it.
 TARGET=cache
-DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control), rcp (era over cache, era 128, cache 64, metadata version 1; the README's recipes cache-passthrough.sh and stale-after-rollback.sh in place of the reloads and the command, dirty blocks left for the first). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
+DESCRIPTION="Three cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control), rcp (era over cache, era 128, cache 64, metadata version 1; the README's recipes cache-passthrough.sh and stale-after-rollback.sh in place of the reloads and the command, dirty blocks left for the first). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended; then, on the same devices, the command runs while the era target holds a metadata snapshot taken with take_metadata_snap (which must be refused before the cache is suspended, the snapshot left held, then dropped), while a writeback table is loaded into the cache as soon as the command has suspended it (metadata reads slowed to 1 s; the table goes live at the command's resume, which must stop it with nothing invalidated), while the cache metadata's device is replaced, as soon as the command has suspended the cache, by dm-flakey failing every write over dm-delay (reads 1 s each): the kernel takes the messages in memory, its next commit fails, it aborts the transaction and flags the metadata needs_check and read-only, and the command must say so (the metadata on the device still mapping the blocks) instead of asking to run again; then once more, which must be refused without suspending the cache; a poller records whether the cache was seen suspended during the first and the last. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
 DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M em5:4M cm5:4M"
 SAVE="cm1 cm2 cm3 cm5"
 CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh ../../examples/recipes/cache-passthrough.sh ../../examples/recipes/stale-after-rollback.sh"
@@ -223,10 +223,16 @@ one_case() {
     run_carried "$CASE-cmp" -- cmp /dev/mapper/$TOP /dev/mapper/s
     dm_remove s
     cache_status
-    [ "$mode" = control ] && interrupts "$era"
+    if [ "$mode" = control ]; then
+        interrupts "$era"
+        refusals "$era"
+    fi
     dm_remove "$TOP"
     if [ "$TOP" = c ]; then dm_remove e; else dm_remove c; fi
-    [ "$mode" = control ] && dm_remove cmd
+    if [ "$mode" = control ]; then
+        dm_remove cmd
+        dm_remove cms
+    fi
     return 0
 }
 
@@ -268,6 +274,108 @@ interrupts() {
         era_status e
         note "kill -$sig: exit $rc; states ${states% }; held $HELD; mapped $MAPPED; stderr ($(wc -l < "/tmp/kill-$sig.err" | tr -d ' ') lines): $(head -n 1 "/tmp/kill-$sig.err")"
     done
+}
+
+# cmd_table TABLE -- the cache metadata's device (cmd) reloaded with TABLE
+cmd_table() {
+    step reload "dmsetup suspend cmd; dmsetup reload cmd --table '$1'; dmsetup resume cmd"
+    ev table "$SEQ" cmd "$1"
+    dmsetup suspend cmd && dmsetup reload cmd --table "$1" && dmsetup resume cmd ||
+        die_lab "reload of cmd failed"
+}
+
+# unsuspended NAME COMMAND... -- a guarded run while a poller in the background reads
+# `dmsetup info c` again and again; noted as `NAME: c seen suspended during the run: yes|no`
+unsuspended() {
+    local name=$1 poller seen=no
+    shift
+    rm -f /tmp/poll.stop /tmp/poll.seen
+    (
+        until [ -e /tmp/poll.stop ]; do
+            dmsetup info c | grep -q SUSPENDED && : > /tmp/poll.seen
+        done
+    ) &
+    poller=$!
+    guarded "$name" "$@"
+    : > /tmp/poll.stop
+    wait "$poller"
+    [ -e /tmp/poll.seen ] && seen=yes
+    note "$name: c seen suspended during the run: $seen"
+}
+
+# refusals ERA -- what the command refuses or stops at, on the control case's devices (the
+# cache in passthrough, its metadata behind dm-delay): a metadata snapshot of the era target
+# held by someone else; a table loaded while the command holds the cache suspended; the
+# cache's metadata writes failing while the command holds it suspended; the cache's metadata
+# flagged needs_check after that (last: the cache stays so).
+refusals() {
+    local table rc loader flakey
+    cache_status
+    # 1. A snapshot held: the era session refuses before the cache is touched.
+    era_msg e take_metadata_snap
+    note "snap-held: e holds metadata snapshot $HELD"
+    unsuspended "$CASE-snap-held" era_invalidate --live e --written-since "$1" --cache c
+    era_status e
+    cache_status
+    era_msg e drop_metadata_snap
+    # 2. A writeback table loaded while the command reads the mapping (1 s a metadata read):
+    #    the kernel makes it live at the command's resume.
+    cmd_table "0 $(blockdev --getsz "$(dev "$CM")") delay $(dev "$CM") 0 1000 $(dev "$CM") 0 0"
+    cache_status
+    table=$(cache_table "$CORIGIN" writeback)
+    step reload "dmsetup load c --table '$table' once c is suspended by the command"
+    rm -f /tmp/cmd.ended
+    (
+        until dmsetup info c | grep -q SUSPENDED; do
+            [ -e /tmp/cmd.ended ] && exit 1
+        done
+        dmsetup load c --table "$table" || exit 2
+        # Loaded before the command resumed the cache: the next resume makes it live.
+        dmsetup info c | grep -q SUSPENDED || exit 3
+    ) &
+    loader=$!
+    guarded "$CASE-table-changed" era_invalidate --live e --written-since "$1" --cache c
+    : > /tmp/cmd.ended
+    wait "$loader"
+    rc=$?
+    note "table-changed: loader exit $rc (0: loaded while the command held c suspended)"
+    note "table-changed: live table: $(dmsetup table c)"
+    note "table-changed: inactive table: $(dmsetup table --inactive c)"
+    cache_status
+    era_status e
+    cache_mode passthrough
+    # 3. Metadata writes start failing while the command holds the cache suspended for its
+    #    first read (dm-flakey, always down, error_writes, over dm-delay: reads pass, 1 s
+    #    each): the cache's next commit fails, the kernel aborts the transaction, goes
+    #    read-only and flags needs_check; the messages it took before were in memory only.
+    dm_create cms "0 $(blockdev --getsz "$(dev "$CM")") delay $(dev "$CM") 0 1000"
+    flakey="0 $(blockdev --getsz "$(dev "$CM")") flakey /dev/mapper/cms 0 0 3600 1 error_writes"
+    cache_status
+    step reload "dmsetup suspend cmd; dmsetup reload cmd --table '$flakey'; dmsetup resume cmd once c is suspended by the command"
+    ev table "$SEQ" cmd "$flakey"
+    rm -f /tmp/cmd.ended
+    (
+        until dmsetup info c | grep -q SUSPENDED; do
+            [ -e /tmp/cmd.ended ] && exit 1
+        done
+        dmsetup suspend cmd && dmsetup reload cmd --table "$flakey" && dmsetup resume cmd ||
+            exit 2
+        dmsetup info c | grep -q SUSPENDED || exit 3
+    ) &
+    loader=$!
+    guarded "$CASE-writes-fail" era_invalidate --live e --written-since "$1" --cache c
+    : > /tmp/cmd.ended
+    wait "$loader"
+    rc=$?
+    note "writes-fail: swapper exit $rc (0: writes failing before the command resumed c)"
+    cache_status
+    era_status e
+    # 4. The cache as the kernel left it (a status read commits: if nothing had committed
+    #    since, this commit fails): refused untouched.
+    note "needs-check: status before: $(dmsetup status c)"
+    unsuspended "$CASE-needs-check" era_invalidate --live e --written-since "$1" --cache c
+    cache_status
+    era_status e
 }
 
 scenario() {

@@ -20,8 +20,8 @@ for b in era_check era_dump era_invalidate era_metadata_size era_restore log_dum
 done
 scenario=$name
 [ -f "tests/kernel-lab/$name.sh" ] && scenario="--scenario tests/kernel-lab/$name.sh"
-# era-cache-rollback puts a cache's metadata behind dm-delay.
-export KLAB_EXTRA_MODULES="${KLAB_EXTRA_MODULES:-} dm-delay"
+# era-cache-rollback puts a cache's metadata behind dm-delay, and behind dm-flakey to fail its writes.
+export KLAB_EXTRA_MODULES="${KLAB_EXTRA_MODULES:-} dm-delay dm-flakey"
 export KLAB_WORK=${KLAB_WORK:-target/kernel-lab/work} KLAB_OUT=${KLAB_OUT:-target/kernel-lab/out}
 mkdir -p "$KLAB_WORK" "$KLAB_OUT"
 # shellcheck disable=SC2086

@@ -50,11 +50,15 @@ struct State {
     loaded: Option<&'static str>,
     /// The mode of a table someone loads and resumes just before the next message.
     reload_before_message: Option<&'static str>,
+    /// The metadata's writes fail from the first message on: the kernel's next commit (its
+    /// worker's, just after the message) fails, and it goes read-only with needs_check.
+    writes_fail_at_message: bool,
 }
 
 /// A device-mapper holding one cache target, named `c`, that behaves as the kernel's does as
-/// far as an invalidation can see: its suspend commits the mapping to the metadata image,
-/// `invalidate_cblocks` works in passthrough mode only. Every request is logged; one can be
+/// far as an invalidation can see: its suspend commits the mapping to the metadata image
+/// (unless the metadata is read-only), `invalidate_cblocks` works in passthrough mode only,
+/// and not at all with read-only metadata. Every request is logged; one can be
 /// made to fail.
 struct MockCache {
     st: Mutex<State>,
@@ -81,6 +85,7 @@ impl MockCache {
                 honours_invalidate: true,
                 loaded: None,
                 reload_before_message: None,
+                writes_fail_at_message: false,
             }),
             log: Mutex::new(Vec::new()),
             fail: Mutex::new(None),
@@ -206,6 +211,9 @@ impl DeviceMapper for MockCache {
                 errno,
             })
         };
+        if s.read_only {
+            return refuse(libc::EOPNOTSUPP);
+        }
         if s.mode != "passthrough" {
             return refuse(libc::EPERM);
         }
@@ -224,12 +232,19 @@ impl DeviceMapper for MockCache {
                 st.map[b..e].fill(None);
             }
         }
+        if st.writes_fail_at_message {
+            // The commit fails; the kernel aborts the transaction and flags the metadata.
+            st.read_only = true;
+            st.needs_check = true;
+        }
         Ok(())
     }
 
     fn suspend(&self, _: &DmDevice) -> Result<(), DmError> {
         let s = self.enter("suspend")?;
-        self.commit(&s);
+        if !s.read_only {
+            self.commit(&s);
+        }
         self.st.lock().unwrap().suspended = true;
         Ok(())
     }
@@ -591,4 +606,39 @@ fn a_message_refused_because_another_table_went_live_says_so() {
             .starts_with("invalidate_cblocks refused after 0 of 1"),
         "{e}"
     );
+}
+
+#[test]
+fn metadata_the_kernel_could_not_commit_after_the_messages_is_told_as_such() {
+    // As the kernel did in the lab: the messages taken, the next commit failed, the metadata
+    // on its device (read again after the last suspend) still maps the blocks.
+    let dm = MockCache::new(vec![Some(0), Some(1), Some(5)]);
+    dm.set(|s| s.writes_fail_at_message = true);
+    let e = run(&dm, CacheOptions::default(), &[0..4]).unwrap_err();
+    assert_eq!(
+        e.what(),
+        "the kernel could not commit the cache's metadata during the run, after 1 \
+         invalidate_cblocks messages, and now reports it read-only and flagged needs_check ('ro \
+         needs_check') (dmsetup status c; see the kernel log): the metadata on its device still \
+         maps 2 cache blocks to written blocks; do not use the cache in writeback or \
+         writethrough mode with it: check and repair the metadata, load the cache in \
+         passthrough mode and run again"
+    );
+    assert!(!dm.state().suspended);
+    // A message refused by the read-only metadata: how many went before, the same advice.
+    // Every other cache block holds a written origin block: two messages.
+    let dm = MockCache::new((0..3000).map(Some).collect());
+    dm.set(|s| s.writes_fail_at_message = true);
+    let blocks: Vec<_> = (0..1500).map(|i| 4 * i..4 * i + 1).collect();
+    let e = run(&dm, CacheOptions::default(), &blocks).unwrap_err();
+    assert!(
+        e.what().starts_with(
+            "the kernel could not commit the cache's metadata during the run, after 1 \
+             invalidate_cblocks messages"
+        ) && e
+            .what()
+            .contains("the metadata on its device may still map cache blocks"),
+        "{e}"
+    );
+    assert!(!dm.state().suspended);
 }
