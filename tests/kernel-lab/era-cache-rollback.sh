@@ -32,6 +32,35 @@ cache_status() {
     done
 }
 
+# in_suspension COMMAND...: in the background, as soon as the command started next holds
+# the cache c suspended, runs COMMAND, then checks that c is still suspended. Its exit, put
+# in SUSPENSION_EXIT by suspension_ended once the command has ended: 0, 1 (the command
+# ended first, c never seen suspended), 2 (COMMAND failed), 3 (c was resumed before COMMAND
+# was done).
+in_suspension() {
+    rm -f /tmp/cmd.ended
+    (
+        until dmsetup info c | grep -q SUSPENDED; do
+            [ -e /tmp/cmd.ended ] && exit 1
+        done
+        "$@" || exit 2
+        dmsetup info c | grep -q SUSPENDED || exit 3
+    ) &
+    IN_SUSPENSION=$!
+}
+
+# suspension_ended: tells in_suspension's job that the command ended, and waits for it.
+suspension_ended() {
+    SUSPENSION_EXIT=0
+    : >/tmp/cmd.ended
+    wait "$IN_SUSPENSION" || SUSPENSION_EXIT=$?
+}
+
+# swap_table NAME TABLE: makes TABLE live in the device NAME.
+swap_table() {
+    dmsetup suspend "$1" && dmsetup reload "$1" --table "$2" && dmsetup resume "$1"
+}
+
 cache_table() { # ORIGIN_DEV IO_MODE
     if [ -n "$META2" ]; then
         echo "0 $LEN cache $CMDEV $(dev fast) $1 $CBS 2 $2 metadata2 smq 0"
@@ -324,20 +353,11 @@ refusals() {
     cache_status
     table=$(cache_table "$CORIGIN" writeback)
     step reload "dmsetup load c --table '$table' once c is suspended by the command"
-    rm -f /tmp/cmd.ended
-    (
-        until dmsetup info c | grep -q SUSPENDED; do
-            [ -e /tmp/cmd.ended ] && exit 1
-        done
-        dmsetup load c --table "$table" || exit 2
-        # Loaded before the command resumed the cache: the next resume makes it live.
-        dmsetup info c | grep -q SUSPENDED || exit 3
-    ) &
-    loader=$!
+    # Loaded before the command resumed the cache: the next resume makes it live.
+    in_suspension dmsetup load c --table "$table"
     guarded "$CASE-table-changed" era_invalidate --live e --written-since "$1" --cache c
-    : > /tmp/cmd.ended
-    wait "$loader"
-    rc=$?
+    suspension_ended
+    rc=$SUSPENSION_EXIT
     note "table-changed: loader exit $rc (0: loaded while the command held c suspended)"
     note "table-changed: live table: $(dmsetup table c)"
     note "table-changed: inactive table: $(dmsetup table --inactive c)"
@@ -353,20 +373,10 @@ refusals() {
     cache_status
     step reload "dmsetup suspend cmd; dmsetup reload cmd --table '$flakey'; dmsetup resume cmd once c is suspended by the command"
     ev table "$SEQ" cmd "$flakey"
-    rm -f /tmp/cmd.ended
-    (
-        until dmsetup info c | grep -q SUSPENDED; do
-            [ -e /tmp/cmd.ended ] && exit 1
-        done
-        dmsetup suspend cmd && dmsetup reload cmd --table "$flakey" && dmsetup resume cmd ||
-            exit 2
-        dmsetup info c | grep -q SUSPENDED || exit 3
-    ) &
-    loader=$!
+    in_suspension swap_table cmd "$flakey"
     guarded "$CASE-writes-fail" era_invalidate --live e --written-since "$1" --cache c
-    : > /tmp/cmd.ended
-    wait "$loader"
-    rc=$?
+    suspension_ended
+    rc=$SUSPENSION_EXIT
     note "writes-fail: swapper exit $rc (0: writes failing before the command resumed c)"
     cache_status
     era_status e
