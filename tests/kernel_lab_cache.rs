@@ -400,7 +400,8 @@ fn all_active(dir: &Path, run: &str) {
 /// What the command refuses or stops at on the control case's devices (the scenario's
 /// `refusals`), each expected from what the scenario did and the kernel reported: a metadata
 /// snapshot held by someone else, a table loaded while the command held the cache suspended,
-/// the cache metadata's writes failing from then on, and the cache the kernel left. `cached`
+/// the cache metadata's writes failing from then on, the cache the kernel left, and a cache
+/// the kernel failed (the scenario's `failed`). `cached`
 /// blocks were cached, `stale` of them written since the era, in `ranges` of cache blocks.
 fn refusals(m: &Value, out: &str, name: &str, cached: u64, stale: u64, ranges: usize) {
     let dir = target().join(out);
@@ -537,6 +538,33 @@ fn refusals(m: &Value, out: &str, name: &str, cached: u64, stale: u64, ranges: u
     all_active(&dir, &format!("{name}-needs-check"));
     assert!(held(nc.step).is_null(), "{name}: e holds a snapshot");
     println!("{name}: {status}: {}", nc.stderr.trim_end());
+
+    // The cache made again over fresh metadata whose device then failed every read and
+    // write: the kernel failed it (its status line is `Fail`, before the run and after it),
+    // and the command refuses it without suspending it.
+    let failed =
+        |line: &str| line.split_whitespace().skip(2).collect::<Vec<_>>() == ["cache", "Fail"];
+    let status = note("failed: status before: ");
+    assert!(
+        failed(status),
+        "{name}: the kernel did not fail the cache: {status}"
+    );
+    let fl = run("failed");
+    refused(&fl, name);
+    assert!(
+        fl.stderr
+            .contains("the cache target reports 'Fail': it has failed"),
+        "{name}: {}",
+        fl.stderr
+    );
+    untouched("failed");
+    all_active(&dir, &format!("{name}-failed"));
+    let after = status_at(m, fl.step, "c").expect("a cache status after the run")["line"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(failed(after), "{name}: after the run: {after}");
+    assert!(held(fl.step).is_null(), "{name}: e holds a snapshot");
+    println!("{name}: {status}: {}", fl.stderr.trim_end());
 }
 
 fn one_case(m: &Value, out: &str, case: &Case) {

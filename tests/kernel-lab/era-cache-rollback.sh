@@ -6,7 +6,7 @@
 # tests/kernel_lab_cache.rs. Needs bash on the host: the checkpoint is taken by the README's
 # recipe examples/recipes/vendor-snapshot-era.sh, carried into the VM with bash to run it.
 TARGET=cache
-DESCRIPTION="Four cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control), rcp (era over cache, era 128, cache 64, metadata version 1; the README's recipes cache-passthrough.sh and stale-after-rollback.sh in place of the reloads and the command, dirty blocks left for the first). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended; then, on the same devices, the command runs while the era target holds a metadata snapshot taken with take_metadata_snap (which must be refused before the cache is suspended, the snapshot left held, then dropped), while a writeback table is loaded into the cache as soon as the command has suspended it (metadata reads slowed to 1 s; the table goes live at the command's resume, which must stop it with nothing invalidated), while the cache metadata's device is replaced, as soon as the command has suspended the cache, by dm-flakey failing every write over dm-delay (reads 1 s each): the kernel takes the messages in memory, its next commit fails, it aborts the transaction and flags the metadata needs_check and read-only, and the command must say so (the metadata on the device still mapping the blocks) instead of asking to run again; then once more, which must be refused without suspending the cache; a poller records whether the cache was seen suspended during the first and the last. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
+DESCRIPTION="Four cases on a 64 MiB origin (ce1: the targets 131040 sectors long, so that the last era block and the last cache-sized origin block are partial), a 16 MiB cache device and a 64 MiB snapshot disk, each with fresh era and cache metadata: ce1 (cache over era, era blocks 64 sectors, cache blocks 128, metadata version 1), ec2 (era over cache, era 128, cache 64, metadata2), ctl (cache over era, era 128, cache 64, metadata2; the negative control), rcp (era over cache, era 128, cache 64, metadata version 1; the README's recipes cache-passthrough.sh and stale-after-rollback.sh in place of the reloads and the command, dirty blocks left for the first). Each: the cache created in passthrough (empty), the origin filled with random data through the stack, the cache reloaded in writeback; whole cache blocks written (cached) and written back; the era checkpointed by vendor-snapshot-era.sh; the origin disk copied to the snapshot disk; more random data written through the top device (whole cache blocks: cached; a whole and a partial rewrite of blocks cached before) and written back; the cache reloaded in passthrough; partial writes to blocks not cached, one of them to the last 32 sectors (in passthrough: in writeback smq promoted some of them a while later); the snapshot copied back onto the origin disk underneath; the metadata captured while suspended; then era_invalidate --live E --written-since ERA --cache C (ce1, ec2; ec2 runs --dry-run first; ce1 runs it once in writeback first, which must be refused) or only --dry-run (ctl, which also asks for a cache and an era target over another disk, which must be refused); the metadata captured again; the cache reloaded in writeback; the top device compared with the snapshot disk (cmp). At the end of ctl, its cache's metadata (behind dm-delay) is slowed to 300 ms a read and the command is killed with SIGTERM, SIGINT and SIGHUP as soon as the cache is suspended; then, on the same devices, the command runs while the era target holds a metadata snapshot taken with take_metadata_snap (which must be refused before the cache is suspended, the snapshot left held, then dropped), while a writeback table is loaded into the cache as soon as the command has suspended it (metadata reads slowed to 1 s; the table goes live at the command's resume, which must stop it with nothing invalidated), while the cache metadata's device is replaced, as soon as the command has suspended the cache, by dm-flakey failing every write over dm-delay (reads 1 s each): the kernel takes the messages in memory, its next commit fails, it aborts the transaction and flags the metadata needs_check and read-only, and the command must say so (the metadata on the device still mapping the blocks) instead of asking to run again; then once more, which must be refused without suspending the cache; last, the cache is removed and made again in passthrough over the same era target with fresh metadata (its superblock zeroed), its metadata's device is replaced by the error target, so that the kernel's next commit fails and so does its abort's reading of the metadata, and the kernel fails the cache (status Fail): the command must refuse it without suspending it; a poller records whether the cache was seen suspended during the snapshot-held run and the last two. Each carried run is wrapped so that the state of every dm device (dmsetup info) is recorded right after it, before any status read, and a device left suspended is resumed."
 DISKS="origin:64M fast:16M snap:64M em1:4M cm1:4M em2:4M cm2:4M em3:4M cm3:4M em4:4M em5:4M cm5:4M"
 SAVE="cm1 cm2 cm3 cm5"
 CARRY="bash ../../examples/recipes/vendor-snapshot-era.sh ../../examples/recipes/cache-passthrough.sh ../../examples/recipes/stale-after-rollback.sh"
@@ -255,6 +255,7 @@ one_case() {
     if [ "$mode" = control ]; then
         interrupts "$era"
         refusals "$era"
+        failed "$era"
     fi
     dm_remove "$TOP"
     if [ "$TOP" = c ]; then dm_remove e; else dm_remove c; fi
@@ -385,6 +386,45 @@ refusals() {
     note "needs-check: status before: $(dmsetup status c)"
     unsuspended "$CASE-needs-check" era_invalidate --live e --written-since "$1" --cache c
     cache_status
+    era_status e
+}
+
+# failed ERA -- a cache the kernel failed (status `Fail`): the control case's cache, stuck
+# read-only, is removed and made again over the same era target with fresh metadata (its
+# superblock zeroed); then its metadata's device is replaced by the error target, so that
+# the next commit fails and so does the reading of the superblock when the kernel aborts the
+# transaction. The command must refuse it without suspending it. The kernel's status lines
+# and log lines are noted (`failed: ...`); no status of c is recorded after the swap except
+# by the carried run's own reading of every device.
+failed() {
+    local size s t=0 logged
+    size=$(blockdev --getsz "$(dev "$CM")")
+    dm_remove c
+    cmd_table "0 $size delay $(dev "$CM") 0 0"
+    step write "dd if=/dev/zero of=$(dev "$CM") bs=4096 count=1 oflag=direct conv=notrunc"
+    dd if=/dev/zero of="$(dev "$CM")" bs=4096 count=1 oflag=direct conv=notrunc 2> /dev/null ||
+        die_lab "zeroing the superblock of $CM failed"
+    dm_create c "$(cache_table "$CORIGIN" passthrough)"
+    cache_status
+    [ "$MODE" = passthrough ] || die_lab "cache in $MODE mode after its creation"
+    logged=$(dmesg | wc -l)
+    cmd_table "0 $size error"
+    # A status read commits (every second the kernel does too): the first may come before.
+    note "failed: first status after the swap: $(dmsetup status c)"
+    s=$(dmsetup status c)
+    until [ "${s#* cache }" = Fail ] || [ $t -ge 50 ]; do
+        sleep 0.1
+        t=$((t + 1))
+        s=$(dmsetup status c)
+    done
+    note "failed: status before: $s"
+    # Not a pipe into the loop: note counts the steps, which a subshell would forget.
+    dmesg | tail -n +$((logged + 1)) | grep 'device-mapper' > /tmp/failed.log
+    while IFS= read -r s; do
+        note "failed: kernel: ${s#*] }"
+    done < /tmp/failed.log
+    unsuspended "$CASE-failed" era_invalidate --live e --written-since "$1" --cache c
+    note "failed: status after: $(dmsetup status c)"
     era_status e
 }
 
