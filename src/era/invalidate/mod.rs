@@ -11,7 +11,7 @@ use super::view::{View, WritesetRef};
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problem, Problems, Severity};
-use crate::pdata::walk::Walker;
+use crate::pdata::walk::{Parent, Walker};
 
 /// The answer: one bit per origin block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,26 +525,13 @@ pub fn list_written_since<E: Send>(
         let above_at = &above_at;
         readers.push(scope.spawn(move || {
             let mut w = view.walker(io);
-            let mut words = SinceWords::new(since, era);
-            let (name, root) = (view.era_array_name(), view.sb.era_array_root);
-            w.walk_array(
-                &name,
-                root,
-                view.nr_blocks(),
-                top,
-                &mut |w, first, v: &[u32]| {
-                    report_gap(w, &name, words.next, first);
-                    let (at, done, above) = words.push(v);
-                    // Published before the words that hold it.
-                    if let Some(b) = above {
-                        above_at.fetch_min(b, Ordering::Release);
-                    }
-                    supply_or_fail(&mut supply, w, at, done)
-                },
-            );
-            if let Some((at, word)) = words.last() {
-                supply_or_fail(&mut supply, &w, at, &[word]);
-            }
+            era_words(&mut w, view, since, top, &mut |w, at, done, above| {
+                // Published before the words that hold it.
+                if let Some(b) = above {
+                    above_at.fetch_min(b, Ordering::Release);
+                }
+                supply_or_fail(&mut supply, w, at, done)
+            });
             finish(supply, w)
         }));
         let mut merged: Result<Option<u64>, E> = Ok(None);
@@ -612,7 +599,6 @@ fn one_window<E>(
     windows: &mut Windows,
     each: &mut dyn FnMut(Span) -> Result<(), E>,
 ) -> Result<bool, E> {
-    let era = view.current_era();
     let Some(win) = windows.next_empty() else {
         return Ok(wrapped);
     };
@@ -627,22 +613,9 @@ fn one_window<E>(
         );
     }
     let top = w.top();
-    let mut words = SinceWords::new(since, era);
-    let (name, root) = (view.era_array_name(), view.sb.era_array_root);
-    w.walk_array(
-        &name,
-        root,
-        view.nr_blocks(),
-        top,
-        &mut |w, first, v: &[u32]| {
-            report_gap(w, &name, words.next, first);
-            let (at, done, _) = words.push(v);
-            list.or_words(at, done);
-        },
-    );
-    if let Some((at, word)) = words.last() {
-        list.or_words(at, &[word]);
-    }
+    let words = era_words(w, view, since, top, &mut |_, at, done, _| {
+        list.or_words(at, done)
+    });
     if w.problems().first_fatal().is_some() {
         return Ok(wrapped);
     }
@@ -651,6 +624,36 @@ fn one_window<E>(
         list.set_all();
     }
     each(win.span()).map(|()| wrapped)
+}
+
+/// Walks the era array below `top` with `w`, turning its values into the words of the list
+/// ([`SinceWords`]). `hand` takes each run of finished words as `(walker, first word, words,
+/// the first block of a word with an era above the current one, when the run holds one)`,
+/// and last the word the array ends in. Returns the words' tally.
+fn era_words<'w>(
+    w: &mut Walker<'w>,
+    view: &View,
+    since: u32,
+    top: Parent,
+    hand: &mut dyn FnMut(&Walker<'w>, u64, &[u64], Option<u64>),
+) -> SinceWords {
+    let mut words = SinceWords::new(since, view.current_era());
+    let (name, root) = (view.era_array_name(), view.sb.era_array_root);
+    w.walk_array(
+        &name,
+        root,
+        view.nr_blocks(),
+        top,
+        &mut |w, first, v: &[u32]| {
+            report_gap(w, &name, words.next, first);
+            let (at, done, above) = words.push(v);
+            hand(w, at, done, above);
+        },
+    );
+    if let Some((at, word)) = words.last() {
+        hand(w, at, &[word], None);
+    }
+    words
 }
 
 /// The end of a listing: the first fatal problem found, else what went wrong handing the
