@@ -626,6 +626,9 @@ fn one_window<E>(
     each(win.span()).map(|()| wrapped)
 }
 
+/// Takes the list's words as [`era_words`] hands them on.
+type WordsVisitor<'v, 'w> = dyn FnMut(&Walker<'w>, u64, &[u64], Option<u64>) + 'v;
+
 /// Walks the era array below `top` with `w`, turning its values into the words of the list
 /// ([`SinceWords`]). `hand` takes each run of finished words as `(walker, first word, words,
 /// the first block of a word with an era above the current one, when the run holds one)`,
@@ -635,7 +638,7 @@ fn era_words<'w>(
     view: &View,
     since: u32,
     top: Parent,
-    hand: &mut dyn FnMut(&Walker<'w>, u64, &[u64], Option<u64>),
+    hand: &mut WordsVisitor<'_, 'w>,
 ) -> SinceWords {
     let mut words = SinceWords::new(since, view.current_era());
     let (name, root) = (view.era_array_name(), view.sb.era_array_root);
