@@ -105,19 +105,19 @@ fn cache_options_go_together() {
     );
 }
 
+/// `era_invalidate` asked to invalidate in a cache, with neither target there.
+const NO_TARGETS: [&str; 6] = [
+    "--live",
+    "era-log-tools-no-such-target",
+    "--cache",
+    "era-log-tools-no-such-cache",
+    "--written-since",
+    "1",
+];
+
 #[test]
 fn an_unreachable_era_target_with_a_cache_is_one_line_and_exit_1() {
-    let out = run(
-        "era_invalidate",
-        &[
-            "--live",
-            "era-log-tools-no-such-target",
-            "--cache",
-            "era-log-tools-no-such-cache",
-            "--written-since",
-            "1",
-        ],
-    );
+    let out = run("era_invalidate", &NO_TARGETS);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert!(
@@ -137,19 +137,7 @@ fn a_wrong_output_is_refused_before_the_cache_is_touched() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("no-such-dir/answer.json");
     let o = out.to_str().unwrap();
-    let r = run(
-        "era_invalidate",
-        &[
-            "--live",
-            "era-log-tools-no-such-target",
-            "--cache",
-            "era-log-tools-no-such-cache",
-            "--written-since",
-            "1",
-            "-o",
-            o,
-        ],
-    );
+    let r = run("era_invalidate", &[&NO_TARGETS[..], &["-o", o]].concat());
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr
