@@ -51,12 +51,8 @@ done
 . "$repo/benches/reference.sh"
 find_reference "$reference" cache_check
 
-# As in era_tools.sh: the tools built alone, the generators apart.
-cargo build --release --bins >/dev/null
-cargo build --release --examples --target-dir "$repo/target/bench-gen" >/dev/null
-bin=$repo/target/release
-gens=$repo/target/bench-gen/release/examples
-timer=$gens/bench_timer
+build_ours "$repo"
+timer=$examples/bench_timer
 mkdir -p "$dir"
 
 cache_sectors=128
@@ -64,10 +60,10 @@ era_sectors=256
 origin_sectors=$((era_blocks * era_sectors))
 cache=$dir/cache-$cache_blocks.img
 era=$dir/era-$era_blocks-$era_sectors.img
-[ -s "$cache" ] || "$gens/gen_cache" --metadata-version 2 --block-size "$cache_sectors" \
+[ -s "$cache" ] || "$examples/gen_cache" --metadata-version 2 --block-size "$cache_sectors" \
   --cache-blocks "$cache_blocks" --mapped 0.9 --dirty 0.1 --origin-sectors "$origin_sectors" \
   --seed 1 -o "$cache"
-[ -s "$era" ] || "$gens/gen_era" --nr-blocks "$era_blocks" --block-size "$era_sectors" \
+[ -s "$era" ] || "$examples/gen_era" --nr-blocks "$era_blocks" --block-size "$era_sectors" \
   --writesets 4 --seed 1 --binary -o "$era"
 
 echo "# cache matching benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"

@@ -47,15 +47,9 @@ for d in /usr/sbin /sbin; do
   if [ -x "$d/era_check" ] && "$d/era_check" -V 2>/dev/null | grep -q '^0\.'; then debian=$d; fi
 done
 
-# The tools as `make install` builds them: alone. Built together with the examples, the
-# library is compiled again with the dev-dependencies' features unified in (clap's, here),
-# which changes its code generation; era_dump's inner loop came out 2.5 times slower so.
-# The generator is built apart, in a target directory of its own.
-cargo build --release --bins >/dev/null
-cargo build --release --examples --target-dir "$repo/target/bench-gen" >/dev/null
-bin=$repo/target/release
-gen=$repo/target/bench-gen/release/examples/gen_era
-timer=$repo/target/bench-gen/release/examples/bench_timer
+build_ours "$repo"
+gen=$examples/gen_era
+timer=$examples/bench_timer
 dir=$repo/target/bench
 mkdir -p "$dir"
 

@@ -1,4 +1,5 @@
-# Sourced by the benchmark scripts: finds thin-provisioning-tools 1.3.3, the reference.
+# Sourced by the benchmark scripts: finds thin-provisioning-tools 1.3.3, the reference, and
+# builds ours.
 #
 #   find_reference REFERENCE TOOL
 #
@@ -19,4 +20,16 @@ find_reference() {
   else
     echo "warning: thin-provisioning-tools not found at '$1' (set TPT or -r): ours only" >&2
   fi
+}
+
+# build_ours REPO: builds the tools as `make install` builds them, alone: built together
+# with the examples, the library is compiled again with the dev-dependencies' features
+# unified in (clap's, here), which changes its code generation (era_dump's inner loop came
+# out 2.5 times slower so). The examples (generators, bench_timer) are built apart, in a
+# target directory of their own. Sets `bin` (the tools' folder) and `examples`.
+build_ours() {
+  cargo build --release --bins >/dev/null
+  cargo build --release --examples --target-dir "$1/target/bench-gen" >/dev/null
+  bin=$1/target/release
+  examples=$1/target/bench-gen/release/examples
 }
