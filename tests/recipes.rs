@@ -665,6 +665,18 @@ fn the_rollback_recipe_invalidates_then_reloads_or_leaves_passthrough() {
         o.stderr
     );
     assert!(!o.stderr.contains("stays in passthrough"), "{}", o.stderr);
+    // Nor when the cache's table cannot be read (a wrong name, say): no mode is claimed.
+    fs::write(dir.path().join("fail"), "table c0").unwrap();
+    let o = run_script("stale-after-rollback.sh", &args, &bin);
+    assert_eq!(o.code, 1);
+    assert!(
+        o.stderr
+            .contains("c0: nothing reloaded; its table could not be read"),
+        "{}",
+        o.stderr
+    );
+    assert!(!o.stderr.contains("passthrough mode"), "{}", o.stderr);
+    fs::remove_file(dir.path().join("fail")).unwrap();
     fs::write(dir.path().join("table"), format!("{passthrough}\n")).unwrap();
 
     // A stand-in that answers as the tool does.

@@ -36,7 +36,9 @@ fi
 if ! answer=$(era_invalidate --live "$era_target" --written-since "$era" --cache "$cache"); then
     # era_invalidate said why; the mode the cache is in is read, not assumed (the cache
     # may not have been put in passthrough, or someone may have loaded another table).
-    if [[ " $(dmsetup table "$cache" 2>/dev/null) " == *" passthrough "* ]]; then
+    if ! live=$(dmsetup table "$cache"); then
+        echo "$0: $cache: nothing reloaded; its table could not be read" >&2
+    elif [[ " $live " == *" passthrough "* ]]; then
         echo "$0: $cache: nothing reloaded; the cache stays in passthrough mode" >&2
     else
         echo "$0: $cache: nothing reloaded; the cache is not in passthrough mode and may" \
