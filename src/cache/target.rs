@@ -113,8 +113,13 @@ impl CacheStatus {
         let line = single_target(lines, "cache")?;
         let f: Vec<&str> = line.params.split_whitespace().collect();
         if let [word @ ("Fail" | "Error")] = f.as_slice() {
+            // Nothing was invalidated: the metadata may still map cache blocks to blocks
+            // written since the era, which a reloaded cache would serve again.
             return Err(format!(
-                "the cache target reports '{word}': it has failed; it takes no message"
+                "the cache target reports '{word}': it has failed and takes no message (see \
+                 the kernel log); its metadata may still map cache blocks to written blocks: \
+                 do not use the cache in writeback or writethrough mode with it; check and \
+                 repair the metadata, load the cache in passthrough mode and run again"
             ));
         }
         let bad = || format!("cannot read the cache status line '{}'", line.params);
@@ -256,6 +261,10 @@ mod tests {
     fn a_failed_or_unreadable_status_is_an_error() {
         let e = CacheStatus::from_lines(&[line("cache", "Fail")]).unwrap_err();
         assert!(e.contains("'Fail'"), "{e}");
+        assert!(
+            e.contains("load the cache in passthrough mode and run again"),
+            "{e}"
+        );
         for bad in [
             "8 27/4096 128 512/8192",
             "8 27/4096 128 512/8192 1 2 3 4 5 6 7 1 sideways 2 migration_threshold 2048 smq 0 rw -",
