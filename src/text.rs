@@ -13,14 +13,18 @@ use rayon::prelude::*;
 pub fn put_u64(buf: &mut Vec<u8>, v: u64) {
     if v < E8 {
         put_significant(buf, digits8(v));
+    } else if v < E16 {
+        put_medium(buf, digits8(v / E8), digits8(v % E8));
     } else {
         put_large(buf, v);
     }
 }
 
 /// Appends `a`, `between` and `b`, the numbers in decimal. Two numbers below 10^8 (nearly
-/// every line of a list of runs) are converted together, one in each half of a vector
-/// register.
+/// every line of a list of runs in blocks) are converted together, one in each half of a
+/// vector register; two of 9 to 16 digits (block numbers past 10^8, and the byte and sector
+/// offsets of an incremental backup's list) in two such steps, their high and their low
+/// eight digits.
 #[inline(always)]
 pub fn put_u64_pair(buf: &mut Vec<u8>, a: u64, between: &[u8], b: u64) {
     if a < E8 && b < E8 {
@@ -28,6 +32,12 @@ pub fn put_u64_pair(buf: &mut Vec<u8>, a: u64, between: &[u8], b: u64) {
         put_significant(buf, da);
         buf.extend_from_slice(between);
         put_significant(buf, db);
+    } else if (E8..E16).contains(&a) && (E8..E16).contains(&b) {
+        let (ha, hb) = digits8_pair(a / E8, b / E8);
+        let (la, lb) = digits8_pair(a % E8, b % E8);
+        put_medium(buf, ha, la);
+        buf.extend_from_slice(between);
+        put_medium(buf, hb, lb);
     } else {
         put_u64(buf, a);
         buf.extend_from_slice(between);
@@ -46,25 +56,29 @@ fn put_significant(buf: &mut Vec<u8>, d: u64) {
     );
 }
 
+/// Appends a number of 9 to 16 digits, given as the [`digits8`] of its high eight digits
+/// (not all zeros) and of its low eight.
+#[inline(always)]
+fn put_medium(buf: &mut Vec<u8>, high: u64, low: u64) {
+    put_significant(buf, high);
+    buf.extend_from_slice(&(low | ASCII_ZEROS).to_le_bytes());
+}
+
 /// The numbers [`digits8`] converts are below this.
 const E8: u64 = 100_000_000;
+/// Numbers below this have at most sixteen digits: two [`digits8`].
+const E16: u64 = E8 * E8;
 /// `'0'` in each of eight bytes.
 const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
 
-/// Numbers of 9 to 20 digits: eight digits at a time.
+/// Numbers of 17 to 20 digits (at least [`E16`]): eight digits at a time.
 #[inline(never)]
 fn put_large(buf: &mut Vec<u8>, v: u64) {
-    let (top, rest) = (v / (E8 * E8), v % (E8 * E8));
-    let low16 = (digits8(rest / E8) | ASCII_ZEROS) as u128
-        | ((digits8(rest % E8) | ASCII_ZEROS) as u128) << 64;
-    if top == 0 {
-        let lead = leading_zero_digits(digits8(rest / E8));
-        put_prefix(buf, &(low16 >> (8 * lead)).to_le_bytes(), 16 - lead);
-    } else {
-        // At most four digits above the sixteen: 2^64 < 2 * 10^19.
-        put_significant(buf, digits8(top));
-        buf.extend_from_slice(&low16.to_le_bytes());
-    }
+    // At most four digits above the sixteen: 2^64 < 2 * 10^19.
+    let (top, rest) = (v / E16, v % E16);
+    put_significant(buf, digits8(top));
+    buf.extend_from_slice(&(digits8(rest / E8) | ASCII_ZEROS).to_le_bytes());
+    buf.extend_from_slice(&(digits8(rest % E8) | ASCII_ZEROS).to_le_bytes());
 }
 
 /// The eight decimal digits of `v` (below 10^8, with leading zeros) as byte values 0 to 9,
@@ -306,19 +320,28 @@ mod tests {
     #[test]
     fn pairs_are_converted_as_two_single_numbers() {
         // Each lane's arithmetic is exact only in its range: a stride through the whole
-        // range in both halves, the edges of every digit count, and numbers past 10^8.
-        let edges: Vec<u64> = (0..9)
+        // range in both halves, the edges of every digit count, and numbers of every length
+        // together.
+        let edges: Vec<u64> = (0..20)
             .flat_map(|k| {
                 let p = 10u64.pow(k);
-                [p - 1, p, p + 1]
+                [p - 1, p, p + 1, p + p / 3]
             })
-            .chain([E8 - 1, u64::MAX])
+            .chain([E8 - 1, 2_147_483_647, u64::MAX])
             .collect();
         let stride = (0..E8).step_by(89).map(|v| (v, E8 - 1 - v));
         let pairs = edges
             .iter()
             .flat_map(|&a| edges.iter().map(move |&b| (a, b)));
-        for (a, b) in stride.chain(pairs) {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut random = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s >> (s % 64)
+        };
+        let randoms: Vec<(u64, u64)> = (0..20_000).map(|_| (random(), random())).collect();
+        for (a, b) in stride.chain(pairs).chain(randoms) {
             if a < E8 && b < E8 {
                 assert_eq!(digits8_pair(a, b), (digits8(a), digits8(b)), "{a} {b}");
             }
