@@ -6,19 +6,27 @@ mod common;
 use common::*;
 use era_log_tools::era::format::superblock::Superblock;
 use era_log_tools::pdata::btree::node::{NodeHeader, NODE_HEADER_SIZE};
+use era_log_tools::pdata::checksum::BlockKind;
 
-/// The first key and value of the leftmost leaf under `root`.
-fn first_entry(img: &[u8], mut loc: u64) -> (u64, &[u8]) {
+/// The leftmost leaf under `root`, and the offset of its values.
+fn first_leaf(img: &[u8], mut loc: u64) -> (u64, usize) {
     loop {
         let h = NodeHeader::unpack(block(img, loc));
         let v = NODE_HEADER_SIZE + 8 * h.max_entries as usize;
         if h.flags == 2 {
             assert!(h.nr_entries > 0, "non-empty tree");
-            let key = le64(block(img, loc), NODE_HEADER_SIZE);
-            return (key, &block(img, loc)[v..v + h.value_size as usize]);
+            return (loc, v);
         }
         loc = le64(block(img, loc), v);
     }
+}
+
+/// The first key and value of the leftmost leaf under `root`.
+fn first_entry(img: &[u8], root: u64) -> (u64, &[u8]) {
+    let (loc, v) = first_leaf(img, root);
+    let size = NodeHeader::unpack(block(img, loc)).value_size as usize;
+    let key = le64(block(img, loc), NODE_HEADER_SIZE);
+    (key, &block(img, loc)[v..v + size])
 }
 
 fn first_value(img: &[u8], root: u64) -> &[u8] {
@@ -109,6 +117,56 @@ fn a_lost_writeset_block_is_reported_and_counts_as_written() {
         &["-q", "-i", path_str(&img), "-o", path_str(&out)],
     );
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
+}
+
+/// A writeset 100 times as long as the origin (as an archived one is after a shrink) whose
+/// bitset cannot be read at all: only the origin's blocks are taken as written. Blocks past
+/// it count for nothing, and a damaged length must not turn a few lost words into a list
+/// of its whole length (2^31 lines of XML for a few KiB of metadata).
+#[test]
+fn a_lost_writeset_counts_as_written_only_within_the_origin() {
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    let sb = Superblock::unpack(block(&bytes, 0));
+    let (leaf, v) = first_leaf(&bytes, sb.writeset_tree_root);
+    let key = le64(block(&bytes, leaf), NODE_HEADER_SIZE);
+    let nr_bits = sb.nr_blocks * 100 + 7;
+    put32(block_mut(&mut bytes, leaf), v, nr_bits);
+    // Its bitset's root on the space map's index block: no word of it can be read.
+    put64(block_mut(&mut bytes, leaf), v + 4, sb.sm_root.bitmap_root);
+    reseal(&mut bytes, leaf, BlockKind::BTREE_NODE);
+    let img = temp_image(&bytes);
+
+    let o = run("era_dump", &["--repair", path_str(&img)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let words = u64::from(nr_bits).div_ceil(64);
+    let said = format!(
+        "{words} of its {words} words could not be read; their {} blocks of the origin are \
+         taken as written in era {key}",
+        sb.nr_blocks
+    );
+    assert!(o.stderr.contains(&said), "{}", o.stderr);
+    let section = lines_with(
+        &o.stdout,
+        &format!("<writeset era=\"{key}\" nr_bits=\"{nr_bits}\">"),
+        "</writeset>",
+    );
+    let bits: Vec<&String> = section.iter().filter(|l| l.contains("<bit ")).collect();
+    assert_eq!(bits.len(), sb.nr_blocks as usize);
+    assert!(bits.iter().all(|l| l.contains("value=\"true\"")));
+    let last = format!("<bit block=\"{}\" value", sb.nr_blocks - 1);
+    assert!(
+        bits[bits.len() - 1].contains(&last),
+        "{}",
+        bits[bits.len() - 1]
+    );
+
+    let (o, out) = repair_to_file(&img, bytes.len() as u64);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(run("era_check", &[path_str(&out)]).code, 0);
+    assert_eq!(
+        run("era_dump", &[path_str(&out)]).stdout,
+        ok("era_dump", &["--repair", path_str(&img)])
+    );
 }
 
 #[test]

@@ -46,8 +46,8 @@ fn invalid(structure: &str, msg: String) -> Error {
 ///
 /// In repair mode, what cannot be read is filled in on the safe side for every consumer
 /// of era data (listing a block too many is harmless, missing one is not): lost bitset
-/// words read as all blocks written in that era, lost era-array entries as the current
-/// era. Writesets that cannot be restored (a repeated era, an era above the current one,
+/// words read as all the origin's blocks in them written in that era (bits past the origin
+/// count for nothing), lost era-array entries as the current era. Writesets that cannot be restored (a repeated era, an era above the current one,
 /// an impossible length) are dropped. Each such decision is recorded as a problem.
 pub struct Stream<'a> {
     view: View,
@@ -199,7 +199,7 @@ impl<'a> Stream<'a> {
                 readers.push(scope.spawn(move || {
                     let mut w = view.walker(io);
                     let mut next = 0;
-                    let r = read_bitset(&mut w, repair, ws, &mut |words| {
+                    let r = read_bitset(&mut w, repair, ws, view.nr_blocks(), &mut |words| {
                         supply.push(next, words);
                         next += words.len() as u64;
                         Ok(())
@@ -271,7 +271,8 @@ impl<'a> Stream<'a> {
         ws: &WritesetRef,
         f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
     ) -> Result<(), DumpError> {
-        read_bitset(&mut self.walker, self.repair, ws, f)
+        let nr_blocks = self.view.nr_blocks();
+        read_bitset(&mut self.walker, self.repair, ws, nr_blocks, f)
     }
 
     /// Hands the era array's values to `f` in order, with the index of the first one,
@@ -327,17 +328,24 @@ impl<'a> Stream<'a> {
 }
 
 /// Hands the words of `ws` to `f` in order, exactly `ceil(nr_bits / 64)` of them, read by
-/// `walker` (repairing or not, as [`Stream`] says).
+/// `walker` (repairing or not, as [`Stream`] says) in metadata of `nr_blocks` origin blocks.
 fn read_bitset(
     walker: &mut Walker,
     repair: bool,
     ws: &WritesetRef,
+    nr_blocks: u64,
     f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
 ) -> Result<(), DumpError> {
     let nr_bits = ws.disk.nr_bits as u64;
     let total = nr_words(nr_bits);
-    // A lost word may have held any bit: say every block was written.
-    let fill = if repair { u64::MAX } else { 0 };
+    // A lost word may have held any bit of the origin: say each of its blocks was written.
+    // Bits past the origin count for nothing (an archived writeset keeps its length across a
+    // shrink), and a damaged length must not turn a few lost words into billions of lines.
+    let (fill, below) = match repair {
+        true => (u64::MAX, nr_bits.min(nr_blocks)),
+        false => (0, 0),
+    };
+    let mut filled = 0;
     let mut at = Handed::default();
     walker.walk_bitset(
         &ws.name,
@@ -348,18 +356,19 @@ fn read_bitset(
             if at.stopped(w, repair) {
                 return;
             }
-            let r = fill_words(at.next, first, total, nr_bits, fill, f).and_then(|()| f(words));
+            let r = fill_words(at.next, first, below, fill, f)
+                .map(|n| filled += n)
+                .and_then(|()| f(words));
             at.handed(first, words.len(), r);
         },
     );
     let next = at.finish(total)?;
     fail_on_fatal(walker, repair)?;
-    fill_words(next, total, total, nr_bits, fill, f)?;
+    filled += fill_words(next, total, below, fill, f)?;
     let lost = at.lost;
     if lost > 0 {
         let msg = format!(
-            "{lost} of its {total} words could not be read; their {} blocks are taken as written in era {}",
-            lost * 64,
+            "{lost} of its {total} words could not be read; their {filled} blocks of the origin are taken as written in era {}",
             ws.era
         );
         walker.report(Severity::Warning, invalid(&ws.name, msg));
@@ -506,31 +515,31 @@ impl Handed {
     }
 }
 
-/// Hands words `from..to` of a bitset of `total` words (`nr_bits` bits), all equal to
-/// `fill` except that no bit at or past `nr_bits` is set.
+/// Hands words `from..to` of a bitset, each equal to `fill` but for its bits at or past
+/// bit `below`, which are clear. Returns how many bits it set.
 fn fill_words(
     from: u64,
     to: u64,
-    total: u64,
-    nr_bits: u64,
+    below: u64,
     fill: u64,
     f: &mut dyn FnMut(&[u64]) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut chunk = Vec::new();
+    let mut set = 0;
     let mut i = from;
     while i < to {
         let n = (to - i).min(FILL_CHUNK);
         chunk.clear();
-        chunk.resize(n as usize, fill);
-        if i + n == total && nr_bits % 64 != 0 {
-            if let Some(last) = chunk.last_mut() {
-                *last &= (1u64 << (nr_bits % 64)) - 1;
-            }
-        }
+        chunk.extend((i..i + n).map(|w| match below.saturating_sub(w * 64) {
+            0 => 0,
+            k if k >= 64 => fill,
+            k => fill & ((1u64 << k) - 1),
+        }));
+        set += chunk.iter().map(|w| u64::from(w.count_ones())).sum::<u64>();
         f(&chunk)?;
         i += n;
     }
-    Ok(())
+    Ok(set)
 }
 
 /// Dumps the metadata on `io` as XML into `out`. Returns what was found wrong but did not
