@@ -95,7 +95,9 @@ pub struct XmlWriter<W: Write> {
 
 /// `<bit>` lines for bits `first..` of `words`; past `nr_blocks`, only the set ones.
 fn bit_lines(b: &mut Vec<u8>, first: u64, words: &[u64], nr_blocks: u64) {
-    b.reserve(words.len() * 64 * (BIT.len() + 16 + 17));
+    // Room for the lines of the origin's blocks; past it, lines only for the set bits.
+    let inside = nr_blocks.saturating_sub(first).min(words.len() as u64 * 64);
+    b.reserve(crate::cast::index(inside) * (BIT.len() + 16 + 17));
     let mut c = Counter::new(first);
     for (i, &w) in words.iter().enumerate() {
         let base = first + i as u64 * 64;
@@ -107,13 +109,21 @@ fn bit_lines(b: &mut Vec<u8>, first: u64, words: &[u64], nr_blocks: u64) {
                 c.incr();
             }
         } else {
-            for j in 0..64 {
-                let set = w >> j & 1 != 0;
-                if base + j < nr_blocks || set {
-                    b.extend_from_slice(BIT);
-                    put_u64(b, base + j);
-                    value(b, set);
-                }
+            // The origin ends in this word or before it (fewer than 64 blocks left).
+            let left = nr_blocks.saturating_sub(base);
+            for j in 0..left {
+                b.extend_from_slice(BIT);
+                put_u64(b, base + j);
+                value(b, w >> j & 1 != 0);
+            }
+            // A set bit at a time: a writeset longer than the origin (after a shrink, or a
+            // damaged length) is mostly words of clear bits, which have no lines.
+            let mut past = w >> left << left;
+            while past != 0 {
+                b.extend_from_slice(BIT);
+                put_u64(b, base + u64::from(past.trailing_zeros()));
+                value(b, true);
+                past &= past - 1;
             }
         }
     }
@@ -307,6 +317,50 @@ impl<W: Write> EraSink for XmlWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What [`bit_lines`] writes, a line at a time.
+    fn plain_bit_lines(first: u64, words: &[u64], nr_blocks: u64) -> String {
+        let mut s = String::new();
+        for (i, &w) in words.iter().enumerate() {
+            for j in 0..64 {
+                let (block, set) = (first + i as u64 * 64 + j, w >> j & 1 != 0);
+                if block < nr_blocks || set {
+                    s += &format!("\n    <bit block=\"{block}\" value=\"{set}\"/>");
+                }
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn bit_lines_are_those_of_every_bit_before_the_end_and_of_set_bits_past_it() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let words: Vec<u64> = (0..40)
+            .map(|i| match i % 4 {
+                0 => 0,
+                1 => u64::MAX,
+                _ => random() & random(),
+            })
+            .collect();
+        for first in [0, 64, 99_999_936] {
+            for end in [0, 1, 63, 64, 65, 640, 1000, 2559, 2560, 4000] {
+                let nr_blocks = first + end;
+                let mut b = Vec::new();
+                bit_lines(&mut b, first, &words, nr_blocks);
+                assert_eq!(
+                    String::from_utf8(b).unwrap(),
+                    plain_bit_lines(first, &words, nr_blocks),
+                    "first {first}, nr_blocks {nr_blocks}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn bits_past_nr_blocks_print_only_when_set_and_short_writesets_are_padded() {
