@@ -333,12 +333,10 @@ mod tests {
         let pairs = edges
             .iter()
             .flat_map(|&a| edges.iter().map(move |&b| (a, b)));
-        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut rng = crate::pdata::seeded::SplitMix(24);
         let mut random = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s >> (s % 64)
+            let v = rng.next();
+            v >> (v % 64)
         };
         let randoms: Vec<(u64, u64)> = (0..20_000).map(|_| (random(), random())).collect();
         for (a, b) in stride.chain(pairs).chain(randoms) {

@@ -334,18 +334,12 @@ mod tests {
 
     #[test]
     fn bit_lines_are_those_of_every_bit_before_the_end_and_of_set_bits_past_it() {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut random = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut rng = crate::pdata::seeded::SplitMix(23);
         let words: Vec<u64> = (0..40)
             .map(|i| match i % 4 {
                 0 => 0,
                 1 => u64::MAX,
-                _ => random() & random(),
+                _ => rng.next() & rng.next(),
             })
             .collect();
         for first in [0, 64, 99_999_936] {
