@@ -47,8 +47,9 @@ fn invalid(structure: &str, msg: String) -> Error {
 /// In repair mode, what cannot be read is filled in on the safe side for every consumer
 /// of era data (listing a block too many is harmless, missing one is not): lost bitset
 /// words read as all the origin's blocks in them written in that era (bits past the origin
-/// count for nothing), lost era-array entries as the current era. Writesets that cannot be restored (a repeated era, an era above the current one,
-/// an impossible length) are dropped. Each such decision is recorded as a problem.
+/// count for nothing), lost era-array entries as the current era. Writesets that cannot be
+/// restored (a repeated era, an era above the current one, an impossible length) are
+/// dropped. Each such decision is recorded as a problem.
 pub struct Stream<'a> {
     view: View,
     writesets: Vec<WritesetRef>,
