@@ -119,46 +119,87 @@ fn a_lost_writeset_block_is_reported_and_counts_as_written() {
     assert_eq!((o.code, o.stderr.as_str()), (0, ""));
 }
 
+/// era-basic with its archived writeset's length set to `nr_bits` and, when given, its
+/// bitset's root moved to `root`; the writeset's era.
+fn with_writeset(bytes: &mut [u8], nr_bits: u32, root: Option<u64>) -> u64 {
+    let sb = Superblock::unpack(block(bytes, 0));
+    let (leaf, v) = first_leaf(bytes, sb.writeset_tree_root);
+    put32(block_mut(bytes, leaf), v, nr_bits);
+    if let Some(root) = root {
+        put64(block_mut(bytes, leaf), v + 4, root);
+    }
+    reseal(bytes, leaf, BlockKind::BTREE_NODE);
+    le64(block(bytes, leaf), NODE_HEADER_SIZE)
+}
+
+/// The `<bit>` lines of writeset `era` in a dump, with the writeset's opening line.
+fn bit_lines(xml: &str, era: u64) -> (String, Vec<String>) {
+    let section = lines_with(xml, &format!("<writeset era=\"{era}\""), "</writeset>");
+    let bits = section[1..].iter().filter(|l| l.contains("<bit ")).cloned();
+    (section[0].clone(), bits.collect())
+}
+
 /// A writeset 100 times as long as the origin (as an archived one is after a shrink) whose
-/// bitset cannot be read at all: only the origin's blocks are taken as written. Blocks past
-/// it count for nothing, and a damaged length must not turn a few lost words into a list
-/// of its whole length (2^31 lines of XML for a few KiB of metadata).
+/// bitset holds only the origin's words: the words past them are lost, and count as
+/// written only for the origin's blocks, that is not at all. Blocks past the origin count
+/// for nothing, and a damaged length must not turn a few lost words into a list of its
+/// whole length (2^31 lines of XML for a few KiB of metadata).
 #[test]
-fn a_lost_writeset_counts_as_written_only_within_the_origin() {
+fn lost_words_past_the_origin_are_not_taken_as_written() {
     let mut bytes = fixture("era-basic.meta.img.gz");
     let sb = Superblock::unpack(block(&bytes, 0));
-    let (leaf, v) = first_leaf(&bytes, sb.writeset_tree_root);
-    let key = le64(block(&bytes, leaf), NODE_HEADER_SIZE);
+    let before = ok("era_dump", &[path_str(&temp_image(&bytes))]);
     let nr_bits = sb.nr_blocks * 100 + 7;
-    put32(block_mut(&mut bytes, leaf), v, nr_bits);
-    // Its bitset's root on the space map's index block: no word of it can be read.
-    put64(block_mut(&mut bytes, leaf), v + 4, sb.sm_root.bitmap_root);
-    reseal(&mut bytes, leaf, BlockKind::BTREE_NODE);
+    let era = with_writeset(&mut bytes, nr_bits, None);
     let img = temp_image(&bytes);
 
     let o = run("era_dump", &["--repair", path_str(&img)]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    let words = u64::from(nr_bits).div_ceil(64);
-    let said = format!(
-        "{words} of its {words} words could not be read; their {} blocks of the origin are \
-         taken as written in era {key}",
-        sb.nr_blocks
-    );
-    assert!(o.stderr.contains(&said), "{}", o.stderr);
-    let section = lines_with(
-        &o.stdout,
-        &format!("<writeset era=\"{key}\" nr_bits=\"{nr_bits}\">"),
-        "</writeset>",
-    );
-    let bits: Vec<&String> = section.iter().filter(|l| l.contains("<bit ")).collect();
-    assert_eq!(bits.len(), sb.nr_blocks as usize);
-    assert!(bits.iter().all(|l| l.contains("value=\"true\"")));
-    let last = format!("<bit block=\"{}\" value", sb.nr_blocks - 1);
     assert!(
-        bits[bits.len() - 1].contains(&last),
+        o.stderr
+            .contains("their 0 blocks of the origin are taken as written"),
         "{}",
-        bits[bits.len() - 1]
+        o.stderr
     );
+    let (head, bits) = bit_lines(&o.stdout, era);
+    assert!(head.contains(&format!("nr_bits=\"{nr_bits}\"")), "{head}");
+    assert_eq!(bits, bit_lines(&before, era).1);
+    assert_eq!(bits.len(), sb.nr_blocks as usize);
+}
+
+/// The same length with a bitset whose root cannot be read: the writeset is cut to the
+/// origin (nothing is known past it), every block of the origin is taken as written, and
+/// the repair fits on a device of the input's size, where the length read would have asked
+/// for 130 MB.
+#[test]
+fn a_lost_bitset_longer_than_the_origin_is_cut_to_it() {
+    let mut bytes = fixture("era-basic.meta.img.gz");
+    let sb = Superblock::unpack(block(&bytes, 0));
+    let nr_bits = 1 << 30;
+    // Its bitset's root on the space map's index block.
+    let era = with_writeset(&mut bytes, nr_bits, Some(sb.sm_root.bitmap_root));
+    let img = temp_image(&bytes);
+
+    let o = run("era_dump", &["--repair", path_str(&img)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let n = sb.nr_blocks;
+    for said in [
+        format!(
+            "nr_bits {nr_bits} is past the origin's {n} blocks and its bitset's root cannot \
+             be read: taken as {n} bits"
+        ),
+        format!(
+            "{w} of its {w} words could not be read; their {n} blocks of the origin are taken \
+             as written in era {era}",
+            w = n.div_ceil(64)
+        ),
+    ] {
+        assert!(o.stderr.contains(&said), "{}", o.stderr);
+    }
+    let (head, bits) = bit_lines(&o.stdout, era);
+    assert!(head.contains(&format!("nr_bits=\"{n}\"")), "{head}");
+    assert_eq!(bits.len(), n as usize);
+    assert!(bits.iter().all(|l| l.contains("value=\"true\"")));
 
     let (o, out) = repair_to_file(&img, bytes.len() as u64);
     assert_eq!(o.code, 0, "{}", o.stderr);

@@ -8,6 +8,7 @@ use super::format::superblock::{check_data_block_size, MAX_NR_BLOCKS};
 use super::sink::{EraSink, Summary};
 use super::view::{View, WritesetRef};
 use crate::pdata::bitset::nr_words;
+use crate::pdata::checksum::BlockKind;
 use crate::pdata::error::{Error, Fault};
 use crate::pdata::io::BlockIo;
 use crate::pdata::report::{Problems, Severity};
@@ -49,7 +50,8 @@ fn invalid(structure: &str, msg: String) -> Error {
 /// words read as all the origin's blocks in them written in that era (bits past the origin
 /// count for nothing), lost era-array entries as the current era. Writesets that cannot be
 /// restored (a repeated era, an era above the current one, an impossible length) are
-/// dropped. Each such decision is recorded as a problem.
+/// dropped; one longer than the origin whose bitset's root cannot be read is cut to the
+/// origin's length. Each such decision is recorded as a problem.
 pub struct Stream<'a> {
     view: View,
     writesets: Vec<WritesetRef>,
@@ -148,11 +150,40 @@ impl<'a> Stream<'a> {
             match why {
                 Some(why) if self.repair => self.drop_note(&ws.name, why),
                 Some(why) => return Err(DumpError::Metadata(invalid(&ws.name, why))),
+                None if self.repair => kept.push(self.cut_to_origin(ws)),
                 None => kept.push(ws),
             }
         }
         self.writesets = kept;
         Ok(())
+    }
+
+    /// Repairing, a writeset longer than the origin whose bitset's root cannot be read is
+    /// cut to the origin's length: nothing is known past it, where bits count for nothing
+    /// anyway, and a damaged length would otherwise ask for a bitset of up to 256 MiB on
+    /// the repaired device.
+    fn cut_to_origin(&mut self, mut ws: WritesetRef) -> WritesetRef {
+        let nr_blocks = self.view.sb.nr_blocks;
+        if ws.disk.nr_bits <= nr_blocks {
+            return ws;
+        }
+        if self
+            .walker
+            .try_read(BlockKind::BTREE_NODE, ws.disk.root)
+            .is_ok()
+        {
+            return ws;
+        }
+        // The walk of the bitset says next why its root cannot be read.
+        let msg = format!(
+            "nr_bits {} is past the origin's {nr_blocks} blocks and its bitset's root cannot \
+             be read: taken as {nr_blocks} bits",
+            ws.disk.nr_bits
+        );
+        self.walker
+            .report(Severity::Warning, invalid(&ws.name, msg));
+        ws.disk.nr_bits = nr_blocks;
+        ws
     }
 
     /// Streams the metadata as it is: every writeset, then the era array.
