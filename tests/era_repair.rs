@@ -155,12 +155,8 @@ fn lost_words_past_the_origin_are_not_taken_as_written() {
 
     let o = run("era_dump", &["--repair", path_str(&img)]);
     assert_eq!(o.code, 0, "{}", o.stderr);
-    assert!(
-        o.stderr
-            .contains("their 0 blocks of the origin are taken as written"),
-        "{}",
-        o.stderr
-    );
+    let said = "their 0 blocks of the origin are taken as written";
+    assert!(o.stderr.contains(said), "{}", o.stderr);
     let (head, bits) = bit_lines(&o.stdout, era);
     assert!(head.contains(&format!("nr_bits=\"{nr_bits}\"")), "{head}");
     assert_eq!(bits, bit_lines(&before, era).1);
