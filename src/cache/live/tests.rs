@@ -537,15 +537,27 @@ fn loading_feed<'a>(
     }
 }
 
-#[test]
-fn a_table_loaded_while_the_run_held_the_cache_suspended_stops_it_before_any_message() {
+/// A run on a cache mapping origin blocks 0, 1 and 9 whose feed loads a table as
+/// [`loading_feed`] does: the cache after it, and the run's error.
+fn run_loading(second: bool) -> (MockCache, CacheLiveError) {
     let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
     let dev = DmDevice::Name("c".into());
     let cache = LiveCache::inspect(&dm, &dev, &era()).unwrap();
-    let feed = loading_feed(&dm, false);
     let e = cache
-        .invalidate(&dm, &era(), &CacheOptions::default(), &dm.open(), &feed)
+        .invalidate(
+            &dm,
+            &era(),
+            &CacheOptions::default(),
+            &dm.open(),
+            &loading_feed(&dm, second),
+        )
         .unwrap_err();
+    (dm, e)
+}
+
+#[test]
+fn a_table_loaded_while_the_run_held_the_cache_suspended_stops_it_before_any_message() {
+    let (dm, e) = run_loading(false);
     assert_eq!(
         e.what(),
         "the cache's table changed during the run (a table loaded while the run held the \
@@ -561,13 +573,7 @@ fn a_table_loaded_while_the_run_held_the_cache_suspended_stops_it_before_any_mes
 
 #[test]
 fn a_table_loaded_during_the_last_read_voids_its_verdict() {
-    let dm = MockCache::new(vec![Some(0), Some(1), Some(9)]);
-    let dev = DmDevice::Name("c".into());
-    let cache = LiveCache::inspect(&dm, &dev, &era()).unwrap();
-    let feed = loading_feed(&dm, true);
-    let e = cache
-        .invalidate(&dm, &era(), &CacheOptions::default(), &dm.open(), &feed)
-        .unwrap_err();
+    let (dm, e) = run_loading(true);
     assert!(
         e.what()
             .contains("; 1 invalidate_cblocks messages had been sent: see"),
